@@ -1,0 +1,625 @@
+//! The inventory document: nodes and edges in one JSON file, as `importInventory` and
+//! `nhigov import` take it.
+//!
+//! ```json
+//! { "nodes": [ { "type": "nhi", "ref": "deployer", "kind": "token", "name": "gh-deploy",
+//!                "environment": "production" } ],
+//!   "edges": [ { "type": "can_access", "from": "deployer", "to": "system:0190...",
+//!                "privilege": "admin" } ] }
+//! ```
+//!
+//! A node's `ref` names it inside the document; an edge's `from` and `to` are either such
+//! a ref or the id of a node already stored. Times are RFC 3339, or relative to the
+//! moment of import (`now`, `now-30d`, `now+12h`, `now-90m`), which keeps fixtures true
+//! to life whenever they are loaded.
+//!
+//! Parsing checks every item and reports every fault at once, each naming the item
+//! (`nodes[3]`), its ref and its field, so a user fixes a file in one pass.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::edges::{EdgeAttrs, EdgeKind, NewEdge};
+use super::ids::{NodeId, Table};
+use super::nodes::*;
+use super::values::*;
+
+/// At most this many nodes and edges in one document.
+pub const MAX_ITEMS: usize = 2_000_000;
+
+/// One fault in an inventory document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemError {
+    /// Where: `nodes[3]`, `edges[0]`, or `document`.
+    pub item: String,
+    /// The item's `ref`, when it has one.
+    pub reference: Option<String>,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ItemError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.item)?;
+        if let Some(r) = &self.reference {
+            write!(f, " ({r})")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A node of the document, validated, with the id it will be stored under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportNode {
+    pub item: String,
+    pub reference: String,
+    pub id: NodeId,
+    pub spec: NodeSpec,
+}
+
+/// What to create for a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeSpec {
+    Person(NewPerson),
+    Team(NewTeam),
+    Nhi(NewNhi),
+    Secret(NewSecret),
+    System(NewSystem),
+}
+
+/// An edge of the document, validated, with both ends resolved to ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportEdge {
+    pub item: String,
+    pub edge: NewEdge,
+    /// When the relation began (history); the import time when not given.
+    pub valid_from: Option<DateTime<Utc>>,
+    /// When the relation ended, for history that is already closed.
+    pub valid_to: Option<DateTime<Utc>>,
+}
+
+/// A whole document, validated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Inventory {
+    pub nodes: Vec<ImportNode>,
+    pub edges: Vec<ImportEdge>,
+    /// Ids that edges name but the document does not define: they must already exist.
+    pub external_ids: Vec<(String, NodeId)>,
+}
+
+impl Inventory {
+    /// Parse a document, relative times taken against `now`.
+    pub fn parse(doc: &Value, now: DateTime<Utc>) -> Result<Inventory, Vec<ItemError>> {
+        let mut errors = Vec::new();
+        let Some(obj) = doc.as_object() else {
+            return Err(vec![doc_error("an inventory document is a JSON object with `nodes` and `edges`")]);
+        };
+        for key in obj.keys() {
+            if key != "nodes" && key != "edges" {
+                errors.push(doc_error(format!("unknown key `{key}`; a document has `nodes` and `edges`")));
+            }
+        }
+        let list = |key: &str, errors: &mut Vec<ItemError>| -> Vec<Value> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) => items.clone(),
+                Some(_) => {
+                    errors.push(doc_error(format!("`{key}` must be an array")));
+                    Vec::new()
+                }
+            }
+        };
+        let raw_nodes = list("nodes", &mut errors);
+        let raw_edges = list("edges", &mut errors);
+        if raw_nodes.len() + raw_edges.len() > MAX_ITEMS {
+            return Err(vec![doc_error(format!("a document holds at most {MAX_ITEMS} nodes and edges"))]);
+        }
+
+        let mut inv = Inventory::default();
+        let mut refs: HashMap<String, NodeId> = HashMap::new();
+        let mut emails = HashSet::new();
+        let mut fingerprints = HashSet::new();
+        for (i, raw) in raw_nodes.iter().enumerate() {
+            let item = format!("nodes[{i}]");
+            match parse_node(&item, raw, now) {
+                Ok((reference, spec)) => {
+                    let dup_key = match &spec {
+                        NodeSpec::Person(p) => (!emails.insert(p.email.clone())).then_some("email"),
+                        NodeSpec::Secret(s) => (!fingerprints.insert(s.fingerprint.clone())).then_some("fingerprint"),
+                        _ => None,
+                    };
+                    if let Some(field) = dup_key {
+                        errors.push(item_error(&item, Some(&reference), Some(field), "appears twice in the document"));
+                        continue;
+                    }
+                    let id = NodeId::generate(spec.table());
+                    if refs.insert(reference.clone(), id.clone()).is_some() {
+                        errors.push(item_error(
+                            &item,
+                            Some(&reference),
+                            Some("ref"),
+                            "this ref is used by an earlier node",
+                        ));
+                        continue;
+                    }
+                    inv.nodes.push(ImportNode { item, reference, id, spec });
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+
+        let mut external = HashMap::new();
+        let mut open = HashSet::new();
+        for (i, raw) in raw_edges.iter().enumerate() {
+            let item = format!("edges[{i}]");
+            match parse_edge(&item, raw, now, &refs, &mut external) {
+                Ok(edge) => {
+                    let key = (edge.edge.kind, edge.edge.from.clone(), edge.edge.to.clone());
+                    if edge.valid_to.is_none() && !open.insert(key) {
+                        errors.push(item_error(&item, None, Some("to"), "an earlier edge already opens this relation"));
+                    } else {
+                        inv.edges.push(edge);
+                    }
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        let mut external: Vec<(String, NodeId)> = external.into_iter().collect();
+        external.sort_by(|a, b| a.0.cmp(&b.0));
+        inv.external_ids = external;
+
+        if errors.is_empty() { Ok(inv) } else { Err(errors) }
+    }
+}
+
+impl NodeSpec {
+    pub fn table(&self) -> Table {
+        match self {
+            NodeSpec::Person(_) => Table::Person,
+            NodeSpec::Team(_) => Table::Team,
+            NodeSpec::Nhi(_) => Table::Nhi,
+            NodeSpec::Secret(_) => Table::Secret,
+            NodeSpec::System(_) => Table::System,
+        }
+    }
+}
+
+fn doc_error(message: impl Into<String>) -> ItemError {
+    ItemError { item: "document".into(), reference: None, field: None, message: message.into() }
+}
+
+fn item_error(item: &str, reference: Option<&str>, field: Option<&str>, message: impl Into<String>) -> ItemError {
+    ItemError {
+        item: item.to_owned(),
+        reference: reference.map(str::to_owned),
+        field: field.map(str::to_owned),
+        message: message.into(),
+    }
+}
+
+/// Reads the fields of one item, collecting every fault.
+struct Fields<'a> {
+    item: &'a str,
+    reference: Option<String>,
+    obj: &'a Map<String, Value>,
+    used: HashSet<&'static str>,
+    errors: Vec<ItemError>,
+    now: DateTime<Utc>,
+}
+
+impl<'a> Fields<'a> {
+    fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(item_error(self.item, self.reference.as_deref(), Some(field), message));
+    }
+
+    fn text(&mut self, field: &'static str) -> Option<&'a str> {
+        self.used.insert(field);
+        match self.obj.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => {
+                self.fail(field, "must be a string");
+                None
+            }
+        }
+    }
+
+    fn required_text(&mut self, field: &'static str) -> Option<&'a str> {
+        let v = self.text(field);
+        if v.is_none() && !self.errors.iter().any(|e| e.field.as_deref() == Some(field)) {
+            self.fail(field, "is required");
+        }
+        v
+    }
+
+    fn parsed<T>(
+        &mut self,
+        field: &'static str,
+        required: bool,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+    ) -> Option<T> {
+        let raw = if required { self.required_text(field) } else { self.text(field) }?;
+        match parse(raw) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail(field, e.message);
+                None
+            }
+        }
+    }
+
+    fn time(&mut self, field: &'static str) -> Option<DateTime<Utc>> {
+        let now = self.now;
+        self.parsed(field, false, |s| parse_time(s, now))
+    }
+
+    fn boolean(&mut self, field: &'static str, default: bool) -> bool {
+        self.used.insert(field);
+        match self.obj.get(field) {
+            None | Some(Value::Null) => default,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.fail(field, "must be true or false");
+                default
+            }
+        }
+    }
+
+    fn integer(&mut self, field: &'static str) -> Option<i64> {
+        self.used.insert(field);
+        match self.obj.get(field) {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(n) => Some(n),
+                None => {
+                    self.fail(field, "must be a whole number");
+                    None
+                }
+            },
+        }
+    }
+
+    fn roles(&mut self) -> Vec<Role> {
+        self.used.insert("roles");
+        match self.obj.get("roles") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut roles = Vec::new();
+                for v in items {
+                    match v.as_str().map(Role::parse) {
+                        Some(Ok(r)) if !roles.contains(&r) => roles.push(r),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => self.fail("roles", e.message),
+                        None => self.fail("roles", "each role is a string"),
+                    }
+                }
+                roles
+            }
+            Some(_) => {
+                self.fail("roles", "must be an array of role names");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Report keys the item has but its type does not know, so typos are not dropped.
+    fn finish(mut self) -> Vec<ItemError> {
+        let mut unknown: Vec<&String> = self.obj.keys().filter(|k| !self.used.contains(k.as_str())).collect();
+        unknown.sort();
+        for key in unknown {
+            self.errors.push(item_error(self.item, self.reference.as_deref(), Some(key), "unknown field"));
+        }
+        self.errors
+    }
+}
+
+/// Parse a time as RFC 3339 or relative to `now` (`now`, `now-30d`, `now+2h`, `now-15m`).
+pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ValueError> {
+    let bad = || {
+        ValueError::new(
+            "time",
+            format!(
+                "`{}` is not an RFC 3339 time or a relative time such as now-30d",
+                s.chars().take(60).collect::<String>()
+            ),
+        )
+    };
+    if let Some(rest) = s.strip_prefix("now") {
+        if rest.is_empty() {
+            return Ok(now);
+        }
+        let (sign, rest) = match rest.as_bytes().first() {
+            Some(b'-') => (-1, &rest[1..]),
+            Some(b'+') => (1, &rest[1..]),
+            _ => return Err(bad()),
+        };
+        let unit = rest.chars().last().ok_or_else(bad)?;
+        let n: i64 = rest[..rest.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+        if !(0..=36_500 * 24 * 60).contains(&n) {
+            return Err(bad());
+        }
+        let d = match unit {
+            'd' => Duration::days(n),
+            'h' => Duration::hours(n),
+            'm' => Duration::minutes(n),
+            _ => return Err(bad()),
+        };
+        return Ok(if sign < 0 { now - d } else { now + d });
+    }
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| bad())
+}
+
+fn parse_node(item: &str, raw: &Value, now: DateTime<Utc>) -> Result<(String, NodeSpec), Vec<ItemError>> {
+    let Some(obj) = raw.as_object() else {
+        return Err(vec![item_error(item, None, None, "a node is a JSON object")]);
+    };
+    let reference = obj.get("ref").and_then(Value::as_str).map(str::to_owned);
+    let mut f = Fields { item, reference: reference.clone(), obj, used: HashSet::new(), errors: Vec::new(), now };
+    let reference = f.required_text("ref").map(str::to_owned);
+    if let Some(r) = &reference
+        && (r.is_empty() || r.len() > 200)
+    {
+        f.fail("ref", "a ref is 1 to 200 characters");
+    }
+    let kind = f.required_text("type");
+    let spec = match kind {
+        Some("person") => {
+            let name = f.parsed("name", true, Name::parse);
+            let email = f.parsed("email", true, Email::parse);
+            let roles = f.roles();
+            let active = f.boolean("active", true);
+            match (name, email) {
+                (Some(name), Some(email)) => Some(NodeSpec::Person(NewPerson { name, email, roles, active })),
+                _ => None,
+            }
+        }
+        Some("team") => {
+            let name = f.parsed("name", true, Name::parse);
+            let description = f.parsed("description", false, Text::parse);
+            name.map(|name| NodeSpec::Team(NewTeam { name, description }))
+        }
+        Some("nhi") => {
+            let kind = f.parsed("kind", true, NhiKind::parse);
+            let name = f.parsed("name", true, Name::parse);
+            let provider = f.parsed("provider", false, Label::parse);
+            let external_id = f.parsed("external_id", false, Label::parse);
+            let environment = f.parsed("environment", true, Environment::parse);
+            let status = f.parsed("status", false, NhiStatus::parse).unwrap_or(NhiStatus::Active);
+            let description = f.parsed("description", false, Text::parse);
+            let last_used_at = f.time("last_used_at");
+            match (kind, name, environment) {
+                (Some(kind), Some(name), Some(environment)) => Some(NodeSpec::Nhi(NewNhi {
+                    kind,
+                    name,
+                    provider,
+                    external_id,
+                    environment,
+                    status,
+                    description,
+                    last_used_at,
+                })),
+                _ => None,
+            }
+        }
+        Some("secret") => {
+            let kind = f.parsed("kind", true, SecretKind::parse);
+            let name = f.parsed("name", true, Name::parse);
+            let fingerprint = f.parsed("fingerprint", true, Fingerprint::parse);
+            let issued_at = f.time("issued_at");
+            let last_rotated_at = f.time("last_rotated_at");
+            let expires_at = f.time("expires_at");
+            let period = match f.integer("rotation_period_days").map(RotationDays::parse) {
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => {
+                    f.fail("rotation_period_days", e.message);
+                    None
+                }
+                None => None,
+            };
+            match (kind, name, fingerprint) {
+                (Some(kind), Some(name), Some(fingerprint)) => Some(NodeSpec::Secret(NewSecret {
+                    kind,
+                    name,
+                    fingerprint,
+                    issued_at,
+                    last_rotated_at,
+                    expires_at,
+                    rotation_period_days: period,
+                })),
+                _ => None,
+            }
+        }
+        Some("system") => {
+            let kind = f.parsed("kind", true, SystemKind::parse);
+            let name = f.parsed("name", true, Name::parse);
+            let environment = f.parsed("environment", true, Environment::parse);
+            let criticality = f.parsed("criticality", false, Criticality::parse).unwrap_or(Criticality::Tier3);
+            let description = f.parsed("description", false, Text::parse);
+            match (kind, name, environment) {
+                (Some(kind), Some(name), Some(environment)) => {
+                    Some(NodeSpec::System(NewSystem { kind, name, environment, criticality, description }))
+                }
+                _ => None,
+            }
+        }
+        Some(other) => {
+            f.fail("type", format!("`{other}` is not a node type; one of: person, team, nhi, secret, system"));
+            None
+        }
+        None => None,
+    };
+    let errors = f.finish();
+    match (errors.is_empty(), reference, spec) {
+        (true, Some(reference), Some(spec)) => Ok((reference, spec)),
+        _ => Err(errors),
+    }
+}
+
+fn parse_edge(
+    item: &str,
+    raw: &Value,
+    now: DateTime<Utc>,
+    refs: &HashMap<String, NodeId>,
+    external: &mut HashMap<String, NodeId>,
+) -> Result<ImportEdge, Vec<ItemError>> {
+    let Some(obj) = raw.as_object() else {
+        return Err(vec![item_error(item, None, None, "an edge is a JSON object")]);
+    };
+    let mut f = Fields { item, reference: None, obj, used: HashSet::new(), errors: Vec::new(), now };
+    let kind = f.parsed("type", true, EdgeKind::parse);
+    let end = |f: &mut Fields, field: &'static str| -> Option<(String, NodeId)> {
+        let raw = f.required_text(field)?;
+        if let Some(id) = refs.get(raw) {
+            return Some((raw.to_owned(), id.clone()));
+        }
+        match NodeId::parse(raw) {
+            Ok(id) => Some((raw.to_owned(), id)),
+            Err(_) => {
+                f.fail(
+                    field,
+                    format!(
+                        "`{}` is neither a ref defined in `nodes` nor a node id",
+                        raw.chars().take(80).collect::<String>()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let from = end(&mut f, "from");
+    let to = end(&mut f, "to");
+    let privilege = f.parsed("privilege", false, Privilege::parse);
+    let mechanism = f.parsed("mechanism", false, AssumeMechanism::parse);
+    let expires_at = f.time("expires_at");
+    let valid_from = f.time("valid_from");
+    let valid_to = f.time("valid_to");
+    if let (Some(a), Some(b)) = (valid_from, valid_to)
+        && b < a
+    {
+        f.fail("valid_to", "ends before valid_from");
+    }
+    let mut edge = None;
+    if let (Some(kind), Some((from_raw, from)), Some((to_raw, to))) = (kind, from, to) {
+        match NewEdge::parse(kind, from.clone(), to.clone(), EdgeAttrs { privilege, mechanism, expires_at }) {
+            Ok(e) => {
+                for (raw, id) in [(from_raw, from), (to_raw, to)] {
+                    if !refs.contains_key(&raw) {
+                        external.insert(raw, id);
+                    }
+                }
+                edge = Some(e);
+            }
+            Err(e) => f.fail(&e.field.clone(), e.message),
+        }
+    }
+    let errors = f.finish();
+    match (errors.is_empty(), edge) {
+        (true, Some(edge)) => Ok(ImportEdge { item: item.to_owned(), edge, valid_from, valid_to }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_valid_document_resolves_refs_to_generated_ids() {
+        let doc = json!({
+            "nodes": [
+                {"type": "person", "ref": "alice", "name": "Alice", "email": "alice@example.com", "roles": ["investigator"]},
+                {"type": "nhi", "ref": "bot", "kind": "service_account", "name": "ci-bot", "environment": "production", "last_used_at": "now-3d"},
+            ],
+            "edges": [{"type": "owns", "from": "alice", "to": "bot"}]
+        });
+        let inv = Inventory::parse(&doc, now()).unwrap();
+        assert_eq!(inv.nodes.len(), 2);
+        assert_eq!(inv.edges[0].edge.from, inv.nodes[0].id);
+        assert_eq!(inv.edges[0].edge.to, inv.nodes[1].id);
+        assert!(inv.external_ids.is_empty());
+        match &inv.nodes[1].spec {
+            NodeSpec::Nhi(n) => assert_eq!(n.last_used_at, Some(now() - Duration::days(3))),
+            other => panic!("expected an nhi, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_fault_is_reported_with_its_item_ref_and_field() {
+        let doc = json!({
+            "nodes": [
+                {"type": "nhi", "ref": "a", "kind": "robot", "name": "", "environment": "production"},
+                {"type": "person", "ref": "p", "name": "P", "email": "nope", "colour": "blue"},
+                {"type": "planet", "ref": "x"},
+            ],
+            "edges": [
+                {"type": "holds", "from": "a", "to": "nowhere"},
+                {"type": "can_access", "from": "p", "to": "p"}
+            ]
+        });
+        let errors = Inventory::parse(&doc, now()).unwrap_err();
+        let has = |item: &str, field: &str| errors.iter().any(|e| e.item == item && e.field.as_deref() == Some(field));
+        assert!(has("nodes[0]", "kind"), "{errors:?}");
+        assert!(has("nodes[0]", "name"));
+        assert!(has("nodes[1]", "email"));
+        assert!(has("nodes[1]", "colour"));
+        assert!(has("nodes[2]", "type"));
+        assert!(has("edges[0]", "from"), "`a` was refused so it is not a ref: {errors:?}");
+        assert!(has("edges[0]", "to"));
+        assert!(has("edges[1]", "from"), "{errors:?}");
+        assert_eq!(errors.iter().find(|e| e.item == "nodes[1]").unwrap().reference.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn edges_may_name_stored_nodes_by_id() {
+        let stored = NodeId::generate(Table::System);
+        let doc = json!({
+            "nodes": [{"type": "nhi", "ref": "bot", "kind": "token", "name": "t", "environment": "staging"}],
+            "edges": [{"type": "can_access", "from": "bot", "to": stored.to_string(), "privilege": "read"}]
+        });
+        let inv = Inventory::parse(&doc, now()).unwrap();
+        assert_eq!(inv.external_ids, vec![(stored.to_string(), stored)]);
+    }
+
+    #[test]
+    fn duplicate_refs_and_natural_keys_are_refused() {
+        let doc = json!({"nodes": [
+            {"type": "team", "ref": "t", "name": "A"},
+            {"type": "team", "ref": "t", "name": "B"},
+            {"type": "person", "ref": "p1", "name": "P", "email": "p@example.com"},
+            {"type": "person", "ref": "p2", "name": "P", "email": "P@example.com"},
+        ]});
+        let errors = Inventory::parse(&doc, now()).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].field.as_deref(), Some("ref"));
+        assert_eq!(errors[1].field.as_deref(), Some("email"));
+    }
+
+    #[test]
+    fn relative_and_absolute_times_parse() {
+        assert_eq!(parse_time("now", now()).unwrap(), now());
+        assert_eq!(parse_time("now+2h", now()).unwrap(), now() + Duration::hours(2));
+        assert_eq!(parse_time("now-90m", now()).unwrap(), now() - Duration::minutes(90));
+        assert_eq!(parse_time("2026-01-01T00:00:00Z", now()).unwrap().timestamp(), 1767225600);
+        for bad in ["yesterday", "now-3x", "now-", "now*3d", "2026-13-01"] {
+            assert!(parse_time(bad, now()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_document_that_is_not_an_object_is_refused() {
+        let errors = Inventory::parse(&json!([1, 2]), now()).unwrap_err();
+        assert_eq!(errors[0].item, "document");
+    }
+}

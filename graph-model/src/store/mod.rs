@@ -1,0 +1,396 @@
+//! The SurrealDB graph store: the one place that speaks SurrealQL.
+//!
+//! [`Store`] wraps a connection (embedded SurrealKV, `mem://`, or a remote server over
+//! `ws://`/`wss://`), applies the schema at open, and exposes typed operations. Results
+//! come back as JSON values and are read into the domain types with serde; writes bind
+//! typed SurrealDB values, so datetimes and record ids are stored as such.
+//!
+//! Every statement batch sent to the database counts one round trip in
+//! [`Store::round_trips`], which the API's tests use to prove that batch loaders keep the
+//! number of queries constant.
+
+mod edges;
+mod import;
+mod nodes;
+mod schema;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::de::DeserializeOwned;
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use surrealdb::opt::auth::Root;
+use surrealdb::types::{Object, RecordId, SurrealValue, Value};
+use tracing::{debug, info, warn};
+
+use crate::domain::inventory::ItemError;
+use crate::domain::{EdgeId, NodeId, ValueError};
+
+pub use edges::EdgeDirection;
+pub use import::ImportSummary;
+pub use nodes::{NodeFilter, NodeRecord, Page, PageRequest};
+pub use schema::SCHEMA_VERSION;
+
+/// Where the store lives and how to reach it.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `surrealkv://PATH` (embedded, the default), `mem://`, or `ws://HOST:PORT` /
+    /// `wss://HOST:PORT` for a SurrealDB server. A bare path means SurrealKV there.
+    pub url: String,
+    pub namespace: String,
+    pub database: String,
+    /// Credentials for a remote server (root user); embedded engines need none.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl StoreConfig {
+    /// An in-memory store, for tests.
+    pub fn memory() -> StoreConfig {
+        StoreConfig {
+            url: "mem://".into(),
+            namespace: "nhigov".into(),
+            database: "main".into(),
+            username: None,
+            password: None,
+        }
+    }
+
+    /// The URL the SurrealDB client is given: embedded SurrealKV syncs every commit to
+    /// disk before it returns, so an answered write survives a crash.
+    fn engine_url(&self) -> String {
+        let url = self.url.trim();
+        if url.starts_with("mem://") || url == "memory" || url.starts_with("ws://") || url.starts_with("wss://") {
+            return url.to_owned();
+        }
+        let path = url.strip_prefix("surrealkv://").unwrap_or(url);
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && !p.starts_with("sync=")).collect();
+        params.push("sync=every");
+        format!("surrealkv://{path}?{}", params.join("&"))
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.url.starts_with("ws://") || self.url.starts_with("wss://")
+    }
+}
+
+/// What can go wrong in the store, in terms the API maps to error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    #[error("the inventory document has {} fault(s)", .0.len())]
+    Import(Vec<ItemError>),
+    #[error(
+        "this database was written by a newer nhigov (schema version {found}; this build knows up to {supported}); upgrade nhigov"
+    )]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<surrealdb::Error> for StoreError {
+    fn from(e: surrealdb::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection to the graph store. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Store {
+    db: Surreal<Any>,
+    round_trips: Arc<AtomicU64>,
+    remote: bool,
+    /// The embedded engine's lock file, released once the engine has shut down.
+    lock_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("remote", &self.remote).finish()
+    }
+}
+
+impl Store {
+    /// Connect, select the namespace and database (creating them when missing), and
+    /// bring the schema up to this build's version.
+    pub async fn open(cfg: &StoreConfig) -> Result<Store> {
+        let url = cfg.engine_url();
+        let mut lock_file = None;
+        if let Some(path) = url.strip_prefix("surrealkv://") {
+            let dir = path.split('?').next().unwrap_or(path);
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Database(format!("cannot create the data directory {dir}: {e}")))?;
+            lock_file = Some(std::path::Path::new(dir).join("LOCK"));
+        }
+        let db = surrealdb::engine::any::connect(url.as_str()).await?;
+        if cfg.is_remote() {
+            let (Some(username), Some(password)) = (&cfg.username, &cfg.password) else {
+                return Err(StoreError::Database(
+                    "a remote SurrealDB needs a username and password (db.username, db.password)".into(),
+                ));
+            };
+            db.signin(Root { username: username.clone(), password: password.clone() }).await?;
+        }
+        let store = Store { db, round_trips: Arc::new(AtomicU64::new(0)), remote: cfg.is_remote(), lock_file };
+        let mut resp = store
+            .db
+            .query(format!(
+                "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db};",
+                ns = ident(&cfg.namespace)?,
+                db = ident(&cfg.database)?
+            ))
+            .await?;
+        check(&mut resp)?;
+        store.db.use_ns(cfg.namespace.clone()).use_db(cfg.database.clone()).await?;
+        schema::migrate(&store).await?;
+        info!(url = %redact(&cfg.url), schema_version = SCHEMA_VERSION, "store open");
+        Ok(store)
+    }
+
+    /// Is the database answering?
+    pub async fn ping(&self) -> Result<()> {
+        let mut resp = self.query("RETURN 1").await?;
+        check(&mut resp)
+    }
+
+    /// How many statement batches this store has sent to the database.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Release the store. Embedded engines sync every commit already; closing lets the
+    /// engine shut down and, once the last handle is gone, waits (up to ten seconds) for
+    /// it to release its directory, so the same directory can be opened again at once.
+    pub async fn close(self) {
+        if let Err(e) = self.db.invalidate().await {
+            debug!(error = %e, "invalidate on close");
+        }
+        let lock_file = self.lock_file.clone();
+        drop(self);
+        if let Some(lock) = lock_file {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let free = std::fs::File::open(&lock).map(|f| f.try_lock().is_ok()).unwrap_or(true);
+                if free {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    warn!(lock = %lock.display(), "the embedded store has not released its lock yet");
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        info!("store closed");
+    }
+
+    /// Run SurrealQL as it is and return the last statement's result. For maintenance
+    /// and for tests that tamper with records underneath the API; nothing in the API
+    /// reaches it.
+    pub async fn execute_raw(&self, sql: &str) -> Result<serde_json::Value> {
+        let mut resp = self.query(sql.to_owned()).await?;
+        check(&mut resp)?;
+        let last = resp.num_statements().saturating_sub(1);
+        take(&mut resp, last)
+    }
+
+    /// Send one batch of statements.
+    pub(crate) fn query(&self, sql: impl Into<String>) -> surrealdb::method::Query<'_, Any> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.db.query(sql.into())
+    }
+
+    /// Run a statement batch that writes, retrying the whole batch when the database
+    /// reports a transaction conflict (snapshot isolation: the loser must start over).
+    pub(crate) async fn write(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
+        const ATTEMPTS: u32 = 8;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut resp = self.query(sql.to_owned()).bind(vars.value()).await?;
+            match check(&mut resp) {
+                Err(StoreError::Conflict(msg)) if is_retryable(&msg) && attempt < ATTEMPTS => {
+                    warn!(attempt, "write conflict, retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(2u64 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(resp),
+            }
+        }
+    }
+
+    /// Run a read-only statement batch.
+    pub(crate) async fn read(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
+        let mut resp = self.query(sql.to_owned()).bind(vars.value()).await?;
+        check(&mut resp)?;
+        Ok(resp)
+    }
+}
+
+/// Errors a statement batch reported, as one [`StoreError`].
+///
+/// Errors thrown by our own `THROW` statements start with a code (`NOT_FOUND:`,
+/// `CONFLICT:`, `INVALID:field:`) and are mapped back to their variant; an index
+/// uniqueness violation is a conflict; anything else is a database error.
+fn check(resp: &mut surrealdb::IndexedResults) -> Result<()> {
+    let errors = resp.take_errors();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let mut errors: Vec<(usize, surrealdb::Error)> = errors.into_iter().collect();
+    errors.sort_by_key(|(i, _)| *i);
+    // A failed transaction reports the cause on one statement and "not executed" on
+    // the rest: report the cause.
+    let msg = errors
+        .iter()
+        .map(|(_, e)| e.to_string())
+        .find(|m| !m.contains("not executed") && !m.contains("cancelled transaction"))
+        .unwrap_or_else(|| errors[0].1.to_string());
+    Err(classify(&msg))
+}
+
+fn classify(msg: &str) -> StoreError {
+    let thrown = msg.split_once("An error occurred: ").map(|(_, rest)| rest).unwrap_or(msg);
+    if let Some(rest) = thrown.strip_prefix("NOT_FOUND:") {
+        return StoreError::NotFound(rest.trim().to_owned());
+    }
+    if let Some(rest) = thrown.strip_prefix("CONFLICT:") {
+        return StoreError::Conflict(rest.trim().to_owned());
+    }
+    if let Some(rest) = thrown.strip_prefix("INVALID:") {
+        let (field, message) = rest.split_once(':').unwrap_or(("input", rest));
+        return StoreError::Invalid(ValueError::new(field.trim(), message.trim()));
+    }
+    if msg.contains("already contains") {
+        return StoreError::Conflict(msg.to_owned());
+    }
+    if is_retryable(msg) {
+        return StoreError::Conflict(msg.to_owned());
+    }
+    StoreError::Database(msg.to_owned())
+}
+
+fn is_retryable(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("transaction conflict") || m.contains("write conflict") || m.contains("can be retried")
+}
+
+fn ident(s: &str) -> Result<&str> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(s)
+    } else {
+        Err(StoreError::Invalid(ValueError::new("namespace", "namespace and database names are letters, digits and _")))
+    }
+}
+
+/// A URL safe to log: credentials in it are hidden.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Bound variables for a statement batch.
+#[derive(Default)]
+pub(crate) struct Vars(Object);
+
+impl Vars {
+    pub fn new() -> Vars {
+        Vars(Object::new())
+    }
+
+    pub fn set(mut self, key: &str, value: impl SurrealValue) -> Vars {
+        self.0.insert(key.to_owned(), value.into_value());
+        self
+    }
+
+    fn value(&self) -> Value {
+        Value::Object(self.0.clone())
+    }
+}
+
+/// The SurrealDB record id of a node.
+pub(crate) fn rid(id: &NodeId) -> RecordId {
+    RecordId::new(id.table().as_str(), id.key().to_owned())
+}
+
+/// The SurrealDB record id of an edge.
+pub(crate) fn edge_rid(id: &EdgeId) -> RecordId {
+    RecordId::new(id.kind.as_str(), id.key.clone())
+}
+
+/// Read statement `index` of a response into `T`.
+pub(crate) fn take<T: DeserializeOwned>(resp: &mut surrealdb::IndexedResults, index: usize) -> Result<T> {
+    let value: Value = resp.take(index)?;
+    let json = value.into_json_value();
+    serde_json::from_value(json).map_err(|e| StoreError::Database(format!("unexpected result shape: {e}")))
+}
+
+/// Builds the object a record is written from, skipping absent optional fields (so the
+/// schema's NONE applies rather than a null).
+#[derive(Default)]
+pub(crate) struct Content(Object);
+
+impl Content {
+    pub fn new() -> Content {
+        Content(Object::new())
+    }
+
+    pub fn set(mut self, key: &str, value: impl SurrealValue) -> Content {
+        self.0.insert(key.to_owned(), value.into_value());
+        self
+    }
+
+    pub fn opt<T: SurrealValue>(self, key: &str, value: Option<T>) -> Content {
+        match value {
+            Some(v) => self.set(key, v),
+            None => self,
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_urls_always_sync_every_commit() {
+        let cfg = |url: &str| StoreConfig { url: url.into(), ..StoreConfig::memory() };
+        assert_eq!(cfg("data").engine_url(), "surrealkv://data?sync=every");
+        assert_eq!(cfg("surrealkv://./data?sync=never").engine_url(), "surrealkv://./data?sync=every");
+        assert_eq!(cfg("mem://").engine_url(), "mem://");
+        assert_eq!(cfg("ws://db:8000").engine_url(), "ws://db:8000");
+    }
+
+    #[test]
+    fn thrown_codes_map_to_store_errors() {
+        assert!(matches!(classify("An error occurred: NOT_FOUND: nhi:x"), StoreError::NotFound(_)));
+        assert!(matches!(classify("An error occurred: CONFLICT: open edge"), StoreError::Conflict(_)));
+        match classify("An error occurred: INVALID:to: not a vault") {
+            StoreError::Invalid(e) => assert_eq!((e.field.as_str(), e.message.as_str()), ("to", "not a vault")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(classify("Database index `person_email` already contains 'a@b.c'"), StoreError::Conflict(_)));
+        assert!(matches!(classify("something else"), StoreError::Database(_)));
+    }
+
+    #[test]
+    fn credentials_never_reach_the_logs() {
+        assert_eq!(redact("wss://root:pw@db:8000"), "wss://***@db:8000");
+        assert_eq!(redact("mem://"), "mem://");
+    }
+}

@@ -1,0 +1,407 @@
+//! Inventory nodes: create, change, fetch by id in batches, and list in pages.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use surrealdb::types::RecordId;
+
+use super::{Content, Result, Store, StoreError, Vars, rid, take};
+use crate::domain::inventory::NodeSpec;
+use crate::domain::*;
+
+/// A node type the store can read back.
+pub trait NodeRecord: DeserializeOwned + Send + Sync + 'static {
+    const TABLE: Table;
+    fn id(&self) -> &NodeId;
+}
+
+macro_rules! node_record {
+    ($($ty:ty => $table:expr),+) => {$(
+        impl NodeRecord for $ty {
+            const TABLE: Table = $table;
+            fn id(&self) -> &NodeId { &self.id }
+        }
+    )+};
+}
+node_record!(Person => Table::Person, Team => Table::Team, Nhi => Table::Nhi, Secret => Table::Secret, System => Table::System);
+
+/// Which page of a list: at most `first` items after the cursor `after`.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub first: usize,
+    pub after: Option<NodeId>,
+}
+
+/// One page of a list, in creation order, with the size of the whole filtered list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+    pub total: u64,
+}
+
+/// Filters an inventory screen needs. Fields that do not apply to a table are refused.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    pub kind: Option<&'static str>,
+    pub environment: Option<Environment>,
+    pub status: Option<NhiStatus>,
+    pub criticality: Option<Criticality>,
+    /// Only nodes owned by this person or team: directly, or (for a person) through a
+    /// team they belong to.
+    pub owner: Option<NodeId>,
+    /// Case-insensitive substring of the name (or e-mail, for people).
+    pub name_contains: Option<String>,
+    pub active: Option<bool>,
+    pub role: Option<Role>,
+}
+
+/// An open edge, in force now: not closed and not expired.
+pub(crate) const IN_FORCE: &str = "valid_to = NONE AND (expires_at = NONE OR expires_at > time::now())";
+
+impl Store {
+    /// Fetch nodes of one table by id; missing ids are simply absent from the map.
+    pub async fn nodes_by_id<T: NodeRecord>(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, T>> {
+        let rids: Vec<RecordId> = ids.iter().filter(|id| id.table() == T::TABLE).map(rid).collect();
+        if rids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
+        let rows: Vec<T> = take(&mut resp, 0)?;
+        Ok(rows.into_iter().map(|r| (r.id().clone(), r)).collect())
+    }
+
+    /// Fetch nodes of any inventory tables by id in one query; missing ids are absent.
+    pub async fn nodes_any(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, InventoryNode>> {
+        let rids: Vec<RecordId> = ids.iter().filter(|id| is_inventory(id.table())).map(rid).collect();
+        if rids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
+        let rows: Vec<serde_json::Value> = take(&mut resp, 0)?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let node = inventory_node(row)?;
+            out.insert(node.id().clone(), node);
+        }
+        Ok(out)
+    }
+
+    /// Fetch one node of any inventory table.
+    pub async fn node(&self, id: &NodeId) -> Result<Option<InventoryNode>> {
+        let ids = std::slice::from_ref(id);
+        Ok(match id.table() {
+            Table::Person => self.nodes_by_id::<Person>(ids).await?.into_values().next().map(InventoryNode::Person),
+            Table::Team => self.nodes_by_id::<Team>(ids).await?.into_values().next().map(InventoryNode::Team),
+            Table::Nhi => self.nodes_by_id::<Nhi>(ids).await?.into_values().next().map(InventoryNode::Nhi),
+            Table::Secret => self.nodes_by_id::<Secret>(ids).await?.into_values().next().map(InventoryNode::Secret),
+            Table::System => self.nodes_by_id::<System>(ids).await?.into_values().next().map(InventoryNode::System),
+            _ => None,
+        })
+    }
+
+    /// The person with this e-mail address.
+    pub async fn person_by_email(&self, email: &Email) -> Result<Option<Person>> {
+        let mut resp = self
+            .read("SELECT * FROM person WHERE email = $email LIMIT 1", &Vars::new().set("email", email.as_str()))
+            .await?;
+        let mut rows: Vec<Person> = take(&mut resp, 0)?;
+        Ok(rows.pop())
+    }
+
+    /// Whether the inventory holds no person, NHI, secret or system yet.
+    pub async fn inventory_is_empty(&self) -> Result<bool> {
+        let mut resp = self
+            .read(
+                "RETURN count(SELECT VALUE id FROM person LIMIT 1) + count(SELECT VALUE id FROM nhi LIMIT 1)
+                     + count(SELECT VALUE id FROM secret LIMIT 1) + count(SELECT VALUE id FROM system LIMIT 1) = 0",
+                &Vars::new(),
+            )
+            .await?;
+        take(&mut resp, 0)
+    }
+
+    /// One page of a table, filtered, with the filtered total.
+    pub async fn list<T: NodeRecord>(&self, filter: &NodeFilter, page: &PageRequest) -> Result<Page<T>> {
+        let table = T::TABLE;
+        let mut conds: Vec<&str> = Vec::new();
+        let mut vars = Vars::new();
+        let mut prelude = String::new();
+        let mut source = table.as_str().to_owned();
+        if let Some(kind) = filter.kind {
+            conds.push("kind = $kind");
+            vars = vars.set("kind", kind);
+        }
+        if let Some(env) = filter.environment {
+            refuse_unless(table, &[Table::Nhi, Table::System], "environment")?;
+            conds.push("environment = $environment");
+            vars = vars.set("environment", env.as_str());
+        }
+        if let Some(status) = filter.status {
+            refuse_unless(table, &[Table::Nhi], "status")?;
+            conds.push("status = $status");
+            vars = vars.set("status", status.as_str());
+        }
+        if let Some(c) = filter.criticality {
+            refuse_unless(table, &[Table::System], "criticality")?;
+            conds.push("criticality = $criticality");
+            vars = vars.set("criticality", c.as_str());
+        }
+        if let Some(active) = filter.active {
+            refuse_unless(table, &[Table::Person], "active")?;
+            conds.push("active = $active");
+            vars = vars.set("active", active);
+        }
+        if let Some(role) = filter.role {
+            refuse_unless(table, &[Table::Person], "role")?;
+            conds.push("$role IN roles");
+            vars = vars.set("role", role.as_str());
+        }
+        if let Some(q) = &filter.name_contains {
+            conds.push(if table == Table::Person {
+                "(string::contains(string::lowercase(name), $q) OR string::contains(email, $q))"
+            } else {
+                "string::contains(string::lowercase(name), $q)"
+            });
+            vars = vars.set("q", q.to_lowercase());
+        }
+        if let Some(owner) = &filter.owner {
+            refuse_unless(table, &[Table::Nhi, Table::Secret, Table::System], "owner")?;
+            if !matches!(owner.table(), Table::Person | Table::Team) {
+                return Err(StoreError::Invalid(ValueError::new("owner", "an owner is a person or a team")));
+            }
+            // Direct ownership, and ownership through the teams a person belongs to.
+            prelude = format!(
+                "LET $owned = array::distinct(array::concat(
+                    (SELECT VALUE out FROM $owner->owns WHERE {IN_FORCE}),
+                    array::flatten(SELECT VALUE (SELECT VALUE out FROM $parent.out->owns WHERE {IN_FORCE})
+                        FROM $owner->member_of WHERE {IN_FORCE})
+                 ));
+                 LET $owned = array::filter($owned, |$v| record::tb($v) = '{t}');",
+                t = table.as_str()
+            );
+            vars = vars.set("owner", rid(owner));
+            source = "$owned".into();
+        }
+        let filter_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        let mut page_conds = conds.clone();
+        if let Some(after) = &page.after {
+            if after.table() != table {
+                return Err(StoreError::Invalid(ValueError::new("after", "the cursor belongs to another list")));
+            }
+            page_conds.push("id > $after");
+            vars = vars.set("after", rid(after));
+        }
+        let page_sql =
+            if page_conds.is_empty() { String::new() } else { format!("WHERE {}", page_conds.join(" AND ")) };
+        let limit = page.first.min(1000) + 1;
+        let sql = format!(
+            "{prelude}
+             SELECT * FROM {source} {page_sql} ORDER BY id LIMIT {limit};
+             RETURN count(SELECT VALUE id FROM {source} {filter_sql});"
+        );
+        let statements_before = if prelude.is_empty() { 0 } else { 2 };
+        let mut resp = self.read(&sql, &vars).await?;
+        let mut items: Vec<T> = take(&mut resp, statements_before)?;
+        let total: u64 = take(&mut resp, statements_before + 1)?;
+        let has_next = items.len() > page.first;
+        items.truncate(page.first);
+        Ok(Page { items, has_next, total })
+    }
+
+    /// Create a node from a validated spec.
+    pub async fn create_node(&self, spec: &NodeSpec) -> Result<InventoryNode> {
+        let id = NodeId::generate(spec.table());
+        let content = node_content(spec, Utc::now());
+        let mut resp = self
+            .write(
+                "CREATE ONLY $id CONTENT $content RETURN AFTER",
+                &Vars::new().set("id", rid(&id)).set("content", content.into_value()),
+            )
+            .await
+            .map_err(|e| unique_conflict(e, spec))?;
+        read_node(id.table(), &mut resp, 0)?.ok_or_else(|| StoreError::Database("create returned nothing".into()))
+    }
+
+    /// Apply changes to a node; fields not in `changes` are kept.
+    async fn update_node(&self, id: &NodeId, changes: Content) -> Result<InventoryNode> {
+        let changes = changes.set("updated_at", surrealdb::types::Datetime::from(Utc::now()));
+        let mut resp = self
+            .write(
+                "IF !record::exists($id) { THROW 'NOT_FOUND: ' + <string>$id };
+                 UPDATE ONLY $id MERGE $changes RETURN AFTER;",
+                &Vars::new().set("id", rid(id)).set("changes", changes.into_value()),
+            )
+            .await?;
+        read_node(id.table(), &mut resp, 1)?.ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+}
+
+impl Store {
+    pub async fn update_person(&self, id: &NodeId, patch: &PersonPatch) -> Result<InventoryNode> {
+        self.update_node(&expect(id, Table::Person)?, person_changes(patch)).await
+    }
+
+    pub async fn update_team(&self, id: &NodeId, patch: &TeamPatch) -> Result<InventoryNode> {
+        self.update_node(&expect(id, Table::Team)?, team_changes(patch)).await
+    }
+
+    pub async fn update_nhi(&self, id: &NodeId, patch: &NhiPatch) -> Result<InventoryNode> {
+        self.update_node(&expect(id, Table::Nhi)?, nhi_changes(patch)).await
+    }
+
+    pub async fn update_secret(&self, id: &NodeId, patch: &SecretPatch) -> Result<InventoryNode> {
+        self.update_node(&expect(id, Table::Secret)?, secret_changes(patch)).await
+    }
+
+    pub async fn update_system(&self, id: &NodeId, patch: &SystemPatch) -> Result<InventoryNode> {
+        self.update_node(&expect(id, Table::System)?, system_changes(patch)).await
+    }
+}
+
+fn expect(id: &NodeId, table: Table) -> Result<NodeId> {
+    if id.table() == table {
+        Ok(id.clone())
+    } else {
+        Err(StoreError::Invalid(ValueError::new("id", format!("{id} is not a {table}"))))
+    }
+}
+
+fn is_inventory(t: Table) -> bool {
+    matches!(t, Table::Person | Table::Team | Table::Nhi | Table::Secret | Table::System)
+}
+
+/// Read a row of any inventory table into its type, by the table of its id.
+fn inventory_node(row: serde_json::Value) -> Result<InventoryNode> {
+    let shape = |e: serde_json::Error| StoreError::Database(format!("unexpected row shape: {e}"));
+    let id: NodeId = row
+        .get("id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| NodeId::parse(s).ok())
+        .ok_or_else(|| StoreError::Database("a row without a readable id".into()))?;
+    Ok(match id.table() {
+        Table::Person => InventoryNode::Person(serde_json::from_value(row).map_err(shape)?),
+        Table::Team => InventoryNode::Team(serde_json::from_value(row).map_err(shape)?),
+        Table::Nhi => InventoryNode::Nhi(serde_json::from_value(row).map_err(shape)?),
+        Table::Secret => InventoryNode::Secret(serde_json::from_value(row).map_err(shape)?),
+        Table::System => InventoryNode::System(serde_json::from_value(row).map_err(shape)?),
+        other => return Err(StoreError::Database(format!("{other} is not an inventory table"))),
+    })
+}
+
+fn refuse_unless(table: Table, allowed: &[Table], field: &str) -> Result<()> {
+    if allowed.contains(&table) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(ValueError::new(field, format!("a {table} list cannot be filtered by {field}"))))
+    }
+}
+
+/// A uniqueness violation, said in the user's terms.
+fn unique_conflict(e: StoreError, spec: &NodeSpec) -> StoreError {
+    match (e, spec) {
+        (StoreError::Conflict(m), NodeSpec::Person(p)) if m.contains("person_email") => {
+            StoreError::Conflict(format!("a person with e-mail {} already exists", p.email))
+        }
+        (StoreError::Conflict(m), NodeSpec::Secret(s)) if m.contains("secret_fingerprint") => {
+            StoreError::Conflict(format!("a secret with fingerprint {} already exists", s.fingerprint))
+        }
+        (e, _) => e,
+    }
+}
+
+fn read_node(table: Table, resp: &mut surrealdb::IndexedResults, index: usize) -> Result<Option<InventoryNode>> {
+    Ok(match table {
+        Table::Person => take::<Option<Person>>(resp, index)?.map(InventoryNode::Person),
+        Table::Team => take::<Option<Team>>(resp, index)?.map(InventoryNode::Team),
+        Table::Nhi => take::<Option<Nhi>>(resp, index)?.map(InventoryNode::Nhi),
+        Table::Secret => take::<Option<Secret>>(resp, index)?.map(InventoryNode::Secret),
+        Table::System => take::<Option<System>>(resp, index)?.map(InventoryNode::System),
+        _ => None,
+    })
+}
+
+fn dt(t: DateTime<Utc>) -> surrealdb::types::Datetime {
+    surrealdb::types::Datetime::from(t)
+}
+
+/// The fields a new node is written with.
+pub(crate) fn node_content(spec: &NodeSpec, now: DateTime<Utc>) -> Content {
+    let c = Content::new().set("created_at", dt(now)).set("updated_at", dt(now));
+    match spec {
+        NodeSpec::Person(p) => c
+            .set("name", p.name.as_str())
+            .set("email", p.email.as_str())
+            .set("roles", p.roles.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>())
+            .set("active", p.active),
+        NodeSpec::Team(t) => {
+            c.set("name", t.name.as_str()).opt("description", t.description.as_ref().map(Text::as_str))
+        }
+        NodeSpec::Nhi(n) => c
+            .set("kind", n.kind.as_str())
+            .set("name", n.name.as_str())
+            .opt("provider", n.provider.as_ref().map(Label::as_str))
+            .opt("external_id", n.external_id.as_ref().map(Label::as_str))
+            .set("environment", n.environment.as_str())
+            .set("status", n.status.as_str())
+            .opt("description", n.description.as_ref().map(Text::as_str))
+            .opt("last_used_at", n.last_used_at.map(dt)),
+        NodeSpec::Secret(s) => c
+            .set("kind", s.kind.as_str())
+            .set("name", s.name.as_str())
+            .set("fingerprint", s.fingerprint.as_str())
+            .opt("issued_at", s.issued_at.map(dt))
+            .opt("last_rotated_at", s.last_rotated_at.map(dt))
+            .opt("expires_at", s.expires_at.map(dt))
+            .opt("rotation_period_days", s.rotation_period_days.map(|d| i64::from(d.days()))),
+        NodeSpec::System(s) => c
+            .set("kind", s.kind.as_str())
+            .set("name", s.name.as_str())
+            .set("environment", s.environment.as_str())
+            .set("criticality", s.criticality.as_str())
+            .opt("description", s.description.as_ref().map(Text::as_str)),
+    }
+}
+
+/// The fields a patch changes.
+fn person_changes(p: &PersonPatch) -> Content {
+    Content::new()
+        .opt("name", p.name.as_ref().map(Name::as_str))
+        .opt("roles", p.roles.as_ref().map(|rs| rs.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>()))
+        .opt("active", p.active)
+}
+
+fn team_changes(p: &TeamPatch) -> Content {
+    Content::new()
+        .opt("name", p.name.as_ref().map(Name::as_str))
+        .opt("description", p.description.as_ref().map(Text::as_str))
+}
+
+fn nhi_changes(p: &NhiPatch) -> Content {
+    Content::new()
+        .opt("name", p.name.as_ref().map(Name::as_str))
+        .opt("provider", p.provider.as_ref().map(Label::as_str))
+        .opt("external_id", p.external_id.as_ref().map(Label::as_str))
+        .opt("environment", p.environment.map(Environment::as_str))
+        .opt("status", p.status.map(NhiStatus::as_str))
+        .opt("description", p.description.as_ref().map(Text::as_str))
+        .opt("last_used_at", p.last_used_at.map(dt))
+}
+
+fn secret_changes(p: &SecretPatch) -> Content {
+    Content::new()
+        .opt("name", p.name.as_ref().map(Name::as_str))
+        .opt("fingerprint", p.fingerprint.as_ref().map(Fingerprint::as_str))
+        .opt("last_rotated_at", p.last_rotated_at.map(dt))
+        .opt("expires_at", p.expires_at.map(dt))
+        .opt("rotation_period_days", p.rotation_period_days.map(|d| i64::from(d.days())))
+}
+
+fn system_changes(p: &SystemPatch) -> Content {
+    Content::new()
+        .opt("name", p.name.as_ref().map(Name::as_str))
+        .opt("environment", p.environment.map(Environment::as_str))
+        .opt("criticality", p.criticality.map(Criticality::as_str))
+        .opt("description", p.description.as_ref().map(Text::as_str))
+}

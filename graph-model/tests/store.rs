@@ -1,0 +1,251 @@
+//! The store against a real (in-memory) SurrealDB.
+
+use chrono::{Duration, Utc};
+use graph_model::inventory::{Inventory, NodeSpec};
+use graph_model::store::{EdgeDirection, NodeFilter, PageRequest, Store, StoreConfig, StoreError};
+use graph_model::*;
+use serde_json::json;
+
+async fn store() -> Store {
+    Store::open(&StoreConfig::memory()).await.expect("store opens")
+}
+
+fn nhi_spec(name: &str) -> NodeSpec {
+    NodeSpec::Nhi(NewNhi {
+        kind: NhiKind::Token,
+        name: Name::parse(name).unwrap(),
+        provider: None,
+        external_id: None,
+        environment: Environment::Production,
+        status: NhiStatus::Active,
+        description: None,
+        last_used_at: Some(Utc::now() - Duration::days(3)),
+    })
+}
+
+fn system_spec(name: &str, kind: SystemKind) -> NodeSpec {
+    NodeSpec::System(NewSystem {
+        kind,
+        name: Name::parse(name).unwrap(),
+        environment: Environment::Production,
+        criticality: Criticality::Tier0,
+        description: None,
+    })
+}
+
+async fn create(store: &Store, spec: NodeSpec) -> NodeId {
+    store.create_node(&spec).await.unwrap().id().clone()
+}
+
+#[tokio::test]
+async fn the_schema_applies_twice_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { url: dir.path().join("db").display().to_string(), ..StoreConfig::memory() };
+    let s = Store::open(&cfg).await.unwrap();
+    let id = create(&s, nhi_spec("kept")).await;
+    s.close().await;
+    let s = Store::open(&cfg).await.unwrap();
+    assert!(s.node(&id).await.unwrap().is_some(), "data survives a reopen and a schema re-apply");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { url: dir.path().join("db").display().to_string(), ..StoreConfig::memory() };
+    let s = Store::open(&cfg).await.unwrap();
+    s.execute_raw("UPSERT meta:schema SET version = 999").await.unwrap();
+    s.close().await;
+    match Store::open(&cfg).await {
+        Err(StoreError::SchemaTooNew { found: 999, supported }) => {
+            assert_eq!(supported, graph_model::store::SCHEMA_VERSION)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn nodes_round_trip_with_their_times() {
+    let s = store().await;
+    let node = s.create_node(&nhi_spec("ci")).await.unwrap();
+    let InventoryNode::Nhi(n) = node else { panic!("an nhi") };
+    assert_eq!(n.name, "ci");
+    assert!(n.last_used_at.unwrap() < Utc::now() - Duration::days(2));
+    let InventoryNode::Nhi(back) = s.node(&n.id).await.unwrap().unwrap() else { panic!() };
+    assert_eq!(back, n);
+    let patched =
+        s.update_nhi(&n.id, &NhiPatch { status: Some(NhiStatus::Revoked), ..Default::default() }).await.unwrap();
+    let InventoryNode::Nhi(p) = patched else { panic!() };
+    assert_eq!(p.status, NhiStatus::Revoked);
+    assert_eq!(p.name, "ci");
+    assert!(p.updated_at >= n.updated_at);
+}
+
+#[tokio::test]
+async fn relating_checks_ends_duplicates_and_vaults() {
+    let s = store().await;
+    let n = create(&s, nhi_spec("n")).await;
+    let db = create(&s, system_spec("db", SystemKind::Database)).await;
+    let grant = NewEdge::parse(
+        EdgeKind::CanAccess,
+        n.clone(),
+        db.clone(),
+        EdgeAttrs { privilege: Some(Privilege::Write), ..Default::default() },
+    )
+    .unwrap();
+    let e = s.relate(&grant).await.unwrap();
+    assert_eq!((e.from.clone(), e.to.clone(), e.privilege), (n.clone(), db.clone(), Some(Privilege::Write)));
+    assert!(matches!(s.relate(&grant).await, Err(StoreError::Conflict(_))));
+
+    let missing = NodeId::new(Table::System, "nope").unwrap();
+    let bad = NewEdge::parse(EdgeKind::CanAccess, n.clone(), missing, grant.attrs.clone()).unwrap();
+    assert!(matches!(s.relate(&bad).await, Err(StoreError::NotFound(_))));
+
+    let secret = create(
+        &s,
+        NodeSpec::Secret(NewSecret {
+            kind: SecretKind::Password,
+            name: Name::parse("pw").unwrap(),
+            fingerprint: Fingerprint::parse("0011223344556677").unwrap(),
+            issued_at: None,
+            last_rotated_at: None,
+            expires_at: None,
+            rotation_period_days: None,
+        }),
+    )
+    .await;
+    let into_db = NewEdge::parse(EdgeKind::StoredIn, secret.clone(), db.clone(), EdgeAttrs::default()).unwrap();
+    assert!(matches!(s.relate(&into_db).await, Err(StoreError::Invalid(e)) if e.field == "to"));
+    let vault = create(&s, system_spec("vault", SystemKind::Vault)).await;
+    let into_vault = NewEdge::parse(EdgeKind::StoredIn, secret, vault, EdgeAttrs::default()).unwrap();
+    s.relate(&into_vault).await.unwrap();
+}
+
+#[tokio::test]
+async fn closed_and_expired_edges_leave_the_present_but_not_the_past() {
+    let s = store().await;
+    let n = create(&s, nhi_spec("n")).await;
+    let a = create(&s, system_spec("a", SystemKind::Database)).await;
+    let b = create(&s, system_spec("b", SystemKind::Database)).await;
+    let read = |exp| EdgeAttrs { privilege: Some(Privilege::Read), expires_at: exp, ..Default::default() };
+    let ea = s.relate(&NewEdge::parse(EdgeKind::CanAccess, n.clone(), a.clone(), read(None)).unwrap()).await.unwrap();
+    let soon = Utc::now() + Duration::milliseconds(300);
+    s.relate(&NewEdge::parse(EdgeKind::CanAccess, n.clone(), b.clone(), read(Some(soon))).unwrap()).await.unwrap();
+
+    let now = s.edges_of(EdgeKind::CanAccess, EdgeDirection::Out, std::slice::from_ref(&n), None).await.unwrap();
+    assert_eq!(now[&n].len(), 2);
+    let before_close = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let closed = s.close_edge(&ea.id).await.unwrap();
+    assert!(closed.valid_to.is_some());
+    assert!(matches!(s.close_edge(&ea.id).await, Err(StoreError::Conflict(_))));
+
+    let now = s.edges_of(EdgeKind::CanAccess, EdgeDirection::Out, std::slice::from_ref(&n), None).await.unwrap();
+    assert!(now.get(&n).is_none_or(|v| v.is_empty()), "one closed, one expired: {now:?}");
+    let then = s
+        .edges_of(EdgeKind::CanAccess, EdgeDirection::Out, std::slice::from_ref(&n), Some(before_close))
+        .await
+        .unwrap();
+    assert_eq!(then[&n].len(), 2, "as of before the close, both were in force");
+    let incoming =
+        s.edges_of(EdgeKind::CanAccess, EdgeDirection::In, &[a.clone(), b.clone()], Some(before_close)).await.unwrap();
+    assert_eq!(incoming[&a][0].from, n);
+}
+
+#[tokio::test]
+async fn concurrent_relates_of_the_same_edge_open_it_once() {
+    let s = store().await;
+    let n = create(&s, nhi_spec("n")).await;
+    let db = create(&s, system_spec("db", SystemKind::Database)).await;
+    let edge = NewEdge::parse(EdgeKind::Holds, n.clone(), db.clone(), EdgeAttrs::default());
+    assert!(edge.is_err(), "holds ends at a secret");
+    let edge = NewEdge::parse(
+        EdgeKind::CanAccess,
+        n.clone(),
+        db.clone(),
+        EdgeAttrs { privilege: Some(Privilege::Read), ..Default::default() },
+    )
+    .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            let e = edge.clone();
+            tokio::spawn(async move { s.relate(&e).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let open = s.edges_of(EdgeKind::CanAccess, EdgeDirection::Out, std::slice::from_ref(&n), None).await.unwrap();
+    assert_eq!(open[&n].len(), 1);
+}
+
+#[tokio::test]
+async fn lists_filter_and_page() {
+    let s = store().await;
+    for i in 0..5 {
+        create(&s, nhi_spec(&format!("n{i}"))).await;
+    }
+    let page = s.list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 2, after: None }).await.unwrap();
+    assert_eq!((page.items.len(), page.has_next, page.total), (2, true, 5));
+    let next = s
+        .list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 10, after: Some(page.items[1].id.clone()) })
+        .await
+        .unwrap();
+    assert_eq!(next.items.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["n2", "n3", "n4"]);
+    assert!(!next.has_next);
+    let filtered = s
+        .list::<Nhi>(
+            &NodeFilter { name_contains: Some("N3".into()), ..Default::default() },
+            &PageRequest { first: 10, after: None },
+        )
+        .await
+        .unwrap();
+    assert_eq!(filtered.total, 1);
+    let refused = s
+        .list::<Team>(
+            &NodeFilter { criticality: Some(Criticality::Tier0), ..Default::default() },
+            &PageRequest { first: 1, after: None },
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::Invalid(_))));
+}
+
+#[tokio::test]
+async fn imports_land_whole() {
+    let s = store().await;
+    assert!(s.inventory_is_empty().await.unwrap());
+    let doc = json!({
+        "nodes": [
+            { "type": "person", "ref": "p", "name": "P", "email": "p@example.com" },
+            { "type": "nhi", "ref": "n", "kind": "token", "name": "t", "environment": "production" },
+            { "type": "secret", "ref": "s", "kind": "token", "name": "s", "fingerprint": "aabbccddeeff0011" },
+            { "type": "system", "ref": "v", "kind": "vault", "name": "v", "environment": "production" }
+        ],
+        "edges": [
+            { "type": "owns", "from": "p", "to": "n" },
+            { "type": "holds", "from": "n", "to": "s" },
+            { "type": "stored_in", "from": "s", "to": "v" }
+        ]
+    });
+    let inv = Inventory::parse(&doc, Utc::now()).unwrap();
+    let summary = s.import(&inv).await.unwrap();
+    assert_eq!((summary.nodes, summary.edges), (4, 3));
+    assert!(!s.inventory_is_empty().await.unwrap());
+    // The same document again collides on e-mail and fingerprint, and writes nothing.
+    let again = Inventory::parse(&doc, Utc::now()).unwrap();
+    match s.import(&again).await {
+        Err(StoreError::Import(items)) => {
+            let fields: Vec<_> = items.iter().filter_map(|i| i.field.as_deref()).collect();
+            assert!(fields.contains(&"email") && fields.contains(&"fingerprint"), "{items:?}");
+        }
+        other => panic!("expected item errors, got {other:?}"),
+    }
+    let people = s.list::<Person>(&NodeFilter::default(), &PageRequest { first: 10, after: None }).await.unwrap();
+    assert_eq!(people.total, 1);
+}
