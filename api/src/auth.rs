@@ -1,0 +1,264 @@
+//! Authentication: bearer JWTs whose subject is a person's e-mail address.
+//!
+//! Tokens are HS256 with the configured secret, or RS256 against a configured public
+//! key. A token is accepted only if its signature and expiry check out *and* its subject
+//! is a known, active person; anything else is `UNAUTHENTICATED`. The principal is
+//! looked up on every request, so deactivating a person takes effect at once.
+
+use std::path::Path;
+
+use chrono::{Duration, Utc};
+use graph_model::store::Store;
+use graph_model::{Email, Person};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use nhigov_schema::Principal;
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+
+use crate::config::{AuthConfig, Mode};
+
+/// The claims nhigov reads and writes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The person's e-mail address.
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Why a request is not authenticated. Deliberately coarse towards the client.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("unknown or inactive person")]
+    UnknownPerson,
+    #[error("store: {0}")]
+    Store(#[from] graph_model::store::StoreError),
+}
+
+/// Verifies tokens and, with the HS256 secret, mints them.
+#[derive(Clone)]
+pub struct Authenticator {
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl Authenticator {
+    /// Build from configuration. In development with no key configured, a secret is
+    /// generated once and kept in `secret_file` (beside the embedded store) so tokens
+    /// survive restarts; in production a key must be configured.
+    pub fn from_config(cfg: &AuthConfig, mode: Mode, secret_file: Option<&Path>) -> Result<Authenticator, String> {
+        let (decoding, encoding, alg) = if let Some(path) = &cfg.jwt_public_key_file {
+            let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let key = DecodingKey::from_rsa_pem(&pem)
+                .map_err(|e| format!("{} is not an RSA public key in PEM: {e}", path.display()))?;
+            (key, None, Algorithm::RS256)
+        } else {
+            let secret = match (&cfg.jwt_secret, mode, secret_file) {
+                (Some(s), _, _) => s.clone(),
+                (None, Mode::Development, Some(file)) => load_or_create_secret(file)?,
+                (None, Mode::Development, None) => random_secret(),
+                (None, Mode::Production, _) => {
+                    return Err(
+                        "production mode needs auth.jwt_secret (NHIGOV_JWT_SECRET) or auth.jwt_public_key_file".into(),
+                    );
+                }
+            };
+            (
+                DecodingKey::from_secret(secret.as_bytes()),
+                Some(EncodingKey::from_secret(secret.as_bytes())),
+                Algorithm::HS256,
+            )
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &cfg.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &cfg.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Authenticator { decoding, encoding, validation, issuer: cfg.issuer.clone(), audience: cfg.audience.clone() })
+    }
+
+    /// An authenticator with a known HS256 secret, for tests and tools.
+    pub fn with_secret(secret: &str) -> Authenticator {
+        let cfg =
+            AuthConfig { jwt_secret: Some(secret.to_owned()), jwt_public_key_file: None, issuer: None, audience: None };
+        Authenticator::from_config(&cfg, Mode::Production, None).expect("a secret is configured")
+    }
+
+    /// Mint a token for `subject`, valid for `ttl`.
+    pub fn mint(&self, subject: &Email, ttl: Duration) -> Result<String, String> {
+        let key = self.encoding.as_ref().ok_or("tokens can only be minted with an HS256 secret")?;
+        let now = Utc::now();
+        let claims = Claims {
+            sub: subject.as_str().to_owned(),
+            iat: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key).map_err(|e| e.to_string())
+    }
+
+    /// Check a token's signature and claims; return its subject.
+    pub fn verify(&self, token: &str) -> Result<Email, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        Email::parse(&data.claims.sub).map_err(|_| AuthError::Invalid("the subject is not an e-mail address".into()))
+    }
+
+    /// From an `Authorization` header value to the principal, or why not.
+    pub async fn authenticate(&self, header: Option<&str>, store: &Store) -> Result<Principal, AuthError> {
+        let token = bearer(header).ok_or(AuthError::Missing)?;
+        let email = self.verify(token)?;
+        let person: Person = store.person_by_email(&email).await?.ok_or(AuthError::UnknownPerson)?;
+        if !person.active {
+            debug!(person = %person.id, "token of an inactive person refused");
+            return Err(AuthError::UnknownPerson);
+        }
+        Ok(Principal { person })
+    }
+}
+
+/// The token in `Bearer <token>`, scheme case-insensitive.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    let h = header?.trim();
+    let (scheme, token) = h.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn load_or_create_secret(file: &Path) -> Result<String, String> {
+    if let Ok(s) = std::fs::read_to_string(file) {
+        let s = s.trim().to_owned();
+        if s.len() >= 32 {
+            return Ok(s);
+        }
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let secret = random_secret();
+    write_private(file, &secret).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(file: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(file)?;
+    f.write_all(content.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(file: &Path, content: &str) -> std::io::Result<()> {
+    std::fs::write(file, content)
+}
+
+/// Parse a token lifetime such as `90s`, `30m`, `1h`, `7d`.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a lifetime such as 30m, 1h or 7d");
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let d = match unit {
+        's' => Duration::seconds(n),
+        'm' => Duration::minutes(n),
+        'h' => Duration::hours(n),
+        'd' => Duration::days(n),
+        _ => return Err(bad()),
+    };
+    if n <= 0 || d > Duration::days(366) {
+        return Err("a token lives between 1 second and 366 days".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Authenticator {
+        Authenticator::with_secret(&"k".repeat(32))
+    }
+
+    #[test]
+    fn a_minted_token_verifies_to_its_subject() {
+        let email = Email::parse("ines@example.com").unwrap();
+        let token = auth().mint(&email, Duration::hours(1)).unwrap();
+        assert_eq!(auth().verify(&token).unwrap(), email);
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let email = Email::parse("ines@example.com").unwrap();
+        let token = Authenticator::with_secret(&"x".repeat(32)).mint(&email, Duration::hours(1)).unwrap();
+        assert!(matches!(auth().verify(&token), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let email = Email::parse("ines@example.com").unwrap();
+        let token = auth().mint(&email, Duration::seconds(-120)).unwrap();
+        assert!(matches!(auth().verify(&token), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn only_bearer_headers_carry_tokens() {
+        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(None), None);
+    }
+
+    #[test]
+    fn lifetimes_parse_and_are_bounded() {
+        assert_eq!(parse_ttl("1h").unwrap(), Duration::hours(1));
+        assert_eq!(parse_ttl("30m").unwrap(), Duration::minutes(30));
+        assert!(parse_ttl("0h").is_err());
+        assert!(parse_ttl("400d").is_err());
+        assert!(parse_ttl("soon").is_err());
+    }
+
+    #[test]
+    fn production_without_a_key_is_refused() {
+        let cfg = AuthConfig { jwt_secret: None, jwt_public_key_file: None, issuer: None, audience: None };
+        assert!(Authenticator::from_config(&cfg, Mode::Production, None).is_err());
+    }
+
+    #[test]
+    fn a_development_secret_is_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jwt-secret");
+        let cfg = AuthConfig { jwt_secret: None, jwt_public_key_file: None, issuer: None, audience: None };
+        let email = Email::parse("a@example.com").unwrap();
+        let token = Authenticator::from_config(&cfg, Mode::Development, Some(&file))
+            .unwrap()
+            .mint(&email, Duration::hours(1))
+            .unwrap();
+        let again = Authenticator::from_config(&cfg, Mode::Development, Some(&file)).unwrap();
+        assert_eq!(again.verify(&token).unwrap(), email);
+    }
+}

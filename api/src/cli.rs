@@ -1,0 +1,216 @@
+//! The command line: `serve`, `import`, `schema`, `token`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use graph_model::Email;
+use graph_model::inventory::Inventory;
+use graph_model::store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::auth::{Authenticator, parse_ttl};
+use crate::config::{Config, LogFormat, Mode};
+
+/// nhigov: governance of non-human identities over GraphQL.
+#[derive(Debug, Parser)]
+#[command(name = "nhigov", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./nhigov.toml when present.
+    #[arg(long, global = true, env = "NHIGOV_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the GraphQL server (POST/GET /graphql, /graphql/ws, /healthz, /readyz).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:8080.
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+        /// Store URL: a directory for the embedded store (default `data`), mem://,
+        /// ws://HOST:PORT or wss://HOST:PORT.
+        #[arg(long)]
+        db: Option<String>,
+        /// Load the demo graph into an empty store and print a token for its investigator.
+        #[arg(long)]
+        demo: bool,
+        /// Production mode: no GraphiQL, and a configured JWT key is required.
+        #[arg(long)]
+        production: bool,
+    },
+    /// Import an inventory document (JSON nodes and edges) in one transaction. Stop a
+    /// server using the same embedded store first, or use the importInventory mutation.
+    Import {
+        /// The document to import.
+        file: PathBuf,
+        #[arg(long)]
+        db: Option<String>,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Mint a bearer token for a person, signed with the configured HS256 secret.
+    Token {
+        /// The person's e-mail address.
+        #[arg(long)]
+        subject: String,
+        /// Lifetime, such as 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long)]
+        db: Option<String>,
+    },
+}
+
+/// Run a command to completion.
+pub async fn run(cli: Cli) -> Result<()> {
+    let mut cfg = Config::load(cli.config.as_deref()).map_err(|e| anyhow!(e))?;
+    match cli.command {
+        Command::Schema => {
+            print!("{}", nhigov_schema::sdl());
+            Ok(())
+        }
+        Command::Token { subject, ttl, db } => {
+            if let Some(db) = db {
+                cfg.db.url = db;
+            }
+            let email = Email::parse(&subject).map_err(|e| anyhow!("--subject: {}", e.message))?;
+            let ttl = parse_ttl(&ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
+            let auth = authenticator(&cfg)?;
+            println!("{}", auth.mint(&email, ttl).map_err(|e| anyhow!(e))?);
+            Ok(())
+        }
+        Command::Import { file, db } => {
+            if let Some(db) = db {
+                cfg.db.url = db;
+            }
+            import(&cfg, &file).await
+        }
+        Command::Serve { bind, db, demo, production } => {
+            if let Some(bind) = bind {
+                cfg.bind = bind;
+            }
+            if let Some(db) = db {
+                cfg.db.url = db;
+            }
+            if production {
+                cfg.mode = Mode::Production;
+            }
+            serve(cfg, demo).await
+        }
+    }
+}
+
+fn authenticator(cfg: &Config) -> Result<Authenticator> {
+    let secret_file = cfg.data_dir().map(|d| d.join("jwt-secret"));
+    Authenticator::from_config(&cfg.auth, cfg.mode, secret_file.as_deref()).map_err(|e| anyhow!(e))
+}
+
+async fn open_store(cfg: &Config) -> Result<Store> {
+    Store::open(&cfg.store_config()).await.map_err(|e| match e {
+        StoreError::SchemaTooNew { .. } => anyhow!("{e}"),
+        e => anyhow!("cannot open the store at {}: {e}", cfg.db.url),
+    })
+}
+
+async fn serve(cfg: Config, demo: bool) -> Result<()> {
+    let auth = authenticator(&cfg)?;
+    let store = open_store(&cfg).await?;
+    if demo {
+        match crate::demo::load(&store).await {
+            Ok(Some(s)) => info!(nodes = s.nodes, edges = s.edges, "demo graph loaded"),
+            Ok(None) => info!("store not empty; demo graph not loaded again"),
+            Err(e) => bail!("loading the demo graph: {e}"),
+        }
+        let token = auth.mint(&crate::demo::investigator(), chrono::Duration::hours(8)).map_err(|e| anyhow!(e))?;
+        println!("Demo investigator: {}", crate::demo::DEMO_INVESTIGATOR);
+        println!("Token (8h):        {token}");
+        println!("Try:  curl -s http://{}/graphql -H 'Authorization: Bearer {token}' \\", cfg.bind);
+        println!("        -H 'Content-Type: application/json' \\");
+        println!(
+            "        -d '{{\"query\":\"{{ nhis(first: 5) {{ totalCount edges {{ node {{ id name owners {{ ... on Person {{ name }} ... on Team {{ name }} }} }} }} }} }}\"}}'"
+        );
+        if cfg.mode == Mode::Development {
+            println!("GraphiQL: http://{}/  (headers: {{\"Authorization\": \"Bearer <token>\"}})", cfg.bind);
+        }
+    }
+    let listener = TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
+    let state = crate::app_state(&cfg, store.clone(), auth);
+    crate::server::run(listener, state, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!(signal = "SIGINT", "shutting down"),
+        _ = term => info!(signal = "SIGTERM", "shutting down"),
+    }
+}
+
+/// One line of progress on a terminal; nothing when piped.
+fn progress(msg: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("{msg}");
+    }
+}
+
+async fn import(cfg: &Config, file: &PathBuf) -> Result<()> {
+    let started = std::time::Instant::now();
+    let shown = file.display();
+    progress(&format!("reading {shown}"));
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {shown}"))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow!("{shown}:{}:{}: not JSON: {e}", e.line(), e.column()))?;
+    progress("validating");
+    let inv = match Inventory::parse(&doc, Utc::now()) {
+        Ok(inv) => inv,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{shown}: {e}");
+            }
+            bail!("{shown}: {} fault(s); nothing was imported", errors.len());
+        }
+    };
+    progress(&format!("writing {} nodes and {} edges in one transaction", inv.nodes.len(), inv.edges.len()));
+    let store = open_store(cfg).await?;
+    let result = store.import(&inv).await;
+    store.close().await;
+    match result {
+        Ok(s) => {
+            let secs = started.elapsed().as_secs_f64();
+            println!("imported {} nodes and {} edges from {shown} in {secs:.2}s", s.nodes, s.edges);
+            Ok(())
+        }
+        Err(StoreError::Import(errors)) => {
+            for e in &errors {
+                eprintln!("{shown}: {e}");
+            }
+            bail!("{shown}: {} fault(s); nothing was imported", errors.len())
+        }
+        Err(e) => Err(anyhow!("{shown}: {e}; nothing was imported")),
+    }
+}

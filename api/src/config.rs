@@ -1,0 +1,250 @@
+//! Configuration, read in one place.
+//!
+//! Built-in defaults run as they are (embedded store under `./data`, development mode);
+//! an optional TOML file (`--config FILE`, or `nhigov.toml` when present) and then
+//! `NHIGOV_*` environment variables override them, and command-line flags override all.
+//! Unknown keys are refused so a typo never silently falls back to a default. Secrets
+//! (`auth.jwt_secret`, `db.password`) are never printed: [`Config`]'s `Debug` hides them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Whether the server runs for development (GraphiQL served, a JWT secret generated
+/// when none is set) or production (neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the server listens on.
+    pub bind: SocketAddr,
+    pub mode: Mode,
+    pub log_format: LogFormat,
+    pub db: DbConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbConfig {
+    /// `data` (a SurrealKV directory), `surrealkv://PATH`, `mem://`, `ws://HOST:PORT`,
+    /// `wss://HOST:PORT`.
+    pub url: String,
+    pub namespace: String,
+    pub database: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret (at least 32 bytes). In development, when unset, one is generated
+    /// and kept in `<data dir>/jwt-secret`.
+    pub jwt_secret: Option<String>,
+    /// PEM file of an RS256 public key; when set, tokens are verified with it instead.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    pub audience: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_bytes: usize,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_secs: u64,
+    /// Operations in one batched request.
+    pub max_batch: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    /// Nesting of brackets in the query text.
+    pub max_nesting: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8080".parse().expect("a valid literal address"),
+            mode: Mode::Development,
+            log_format: LogFormat::Text,
+            db: DbConfig {
+                url: "data".into(),
+                namespace: "nhigov".into(),
+                database: "main".into(),
+                username: None,
+                password: None,
+            },
+            auth: AuthConfig { jwt_secret: None, jwt_public_key_file: None, issuer: None, audience: None },
+            limits: LimitsConfig {
+                body_bytes: 1024 * 1024,
+                request_timeout_secs: 30,
+                max_batch: 10,
+                max_depth: 16,
+                max_complexity: 2_000,
+                max_aliases: 64,
+                max_nesting: 48,
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("mode", &self.mode)
+            .field("db.url", &redact_url(&self.db.url))
+            .field("db.username", &self.db.username)
+            .field("db.password", &self.db.password.as_ref().map(|_| "***"))
+            .field("auth.jwt_secret", &self.auth.jwt_secret.as_ref().map(|_| "***"))
+            .field("auth.jwt_public_key_file", &self.auth.jwt_public_key_file)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Environment variables, mapped to keys: `NHIGOV_DB` is `db.url`, `NHIGOV_JWT_SECRET`
+/// is `auth.jwt_secret`, and `NHIGOV_A__B` is `a.b` for everything else.
+fn env_provider() -> Env {
+    Env::prefixed("NHIGOV_").ignore(&["config", "log"]).map(|key| match key.as_str().to_ascii_lowercase().as_str() {
+        "db" => "db.url".into(),
+        "jwt_secret" => "auth.jwt_secret".into(),
+        other => other.replace("__", ".").into(),
+    })
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(format!("configuration file {} does not exist", path.display()));
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None if Path::new("nhigov.toml").exists() => fig = fig.merge(Toml::file("nhigov.toml")),
+            None => {}
+        }
+        fig = fig.merge(env_provider());
+        let cfg: Config = fig.extract().map_err(|e| format!("configuration: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(s) = &self.auth.jwt_secret
+            && s.len() < 32
+        {
+            return Err("configuration: auth.jwt_secret must be at least 32 bytes".into());
+        }
+        if self.limits.body_bytes < 1024 || self.limits.max_batch == 0 || self.limits.request_timeout_secs == 0 {
+            return Err("configuration: limits must allow at least a 1 KiB body, one operation and one second".into());
+        }
+        Ok(())
+    }
+
+    /// The directory an embedded store lives in, if the store is embedded on disk.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        let url = self.db.url.trim();
+        if url.starts_with("mem://") || url == "memory" || url.starts_with("ws://") || url.starts_with("wss://") {
+            return None;
+        }
+        let path = url.strip_prefix("surrealkv://").unwrap_or(url);
+        Some(PathBuf::from(path.split('?').next().unwrap_or(path)))
+    }
+
+    pub fn store_config(&self) -> graph_model::store::StoreConfig {
+        graph_model::store::StoreConfig {
+            url: self.db.url.clone(),
+            namespace: self.db.namespace.clone(),
+            database: self.db.database.clone(),
+            username: self.db.username.clone(),
+            password: self.db.password.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_an_embedded_store_in_development() {
+        let cfg = Config::default();
+        assert_eq!(cfg.mode, Mode::Development);
+        assert_eq!(cfg.data_dir(), Some(PathBuf::from("data")));
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "bind = \"127.0.0.1:1\"\ncolour = \"blue\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(err.contains("colour"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[db]\nurl = \"from-file\"\n")?;
+            jail.set_env("NHIGOV_DB", "mem://");
+            jail.set_env("NHIGOV_LIMITS__MAX_BATCH", "3");
+            let cfg = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(cfg.db.url, "mem://");
+            assert_eq!(cfg.limits.max_batch, 3);
+            assert_eq!(cfg.data_dir(), None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_hidden_from_debug_output() {
+        let mut cfg = Config::default();
+        cfg.auth.jwt_secret = Some("s".repeat(40));
+        cfg.db.password = Some("hunter2".into());
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("sss") && !shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let mut cfg = Config::default();
+        cfg.auth.jwt_secret = Some("short".into());
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! The `nhigov` service: configuration, authentication, the HTTP server and the command
+//! line. `main.rs` only parses arguments, sets up logging and the runtime, and calls
+//! [`cli::run`].
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use graph_model::store::Store;
+use nhigov_schema::{Deps, EventBus, QueryLimits, build_schema};
+
+use crate::auth::Authenticator;
+use crate::config::{Config, Mode};
+use crate::server::{AppState, HttpLimits};
+
+/// The schema's document limits, from configuration.
+pub fn query_limits(cfg: &Config) -> QueryLimits {
+    QueryLimits {
+        max_query_chars: cfg.limits.body_bytes,
+        max_nesting: cfg.limits.max_nesting,
+        max_depth: cfg.limits.max_depth,
+        max_complexity: cfg.limits.max_complexity,
+        max_aliases: cfg.limits.max_aliases,
+    }
+}
+
+/// Everything the server needs, assembled from configuration and an open store.
+pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
+    let schema = build_schema(Deps { store: store.clone(), events: EventBus::default(), limits: query_limits(cfg) });
+    AppState {
+        schema,
+        auth: Arc::new(auth),
+        store,
+        limits: HttpLimits {
+            body_bytes: cfg.limits.body_bytes,
+            max_batch: cfg.limits.max_batch,
+            request_timeout: Duration::from_secs(cfg.limits.request_timeout_secs),
+        },
+        graphiql: cfg.mode == Mode::Development,
+    }
+}

@@ -1,0 +1,304 @@
+//! GraphQL over HTTP.
+//!
+//! Every request is checked in this order, each failure answered at once with a 4xx and
+//! a stable code, before anything reaches the GraphQL engine: method, `Accept`,
+//! `Content-Type`, body size, JSON shape, batch size, bearer token. The engine then
+//! applies the document limits (`nhigov_schema::limits`). A request refused before
+//! execution answers 400 without `data`; a request that executed answers 200, with
+//! field errors, if any, beside the data.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use nhigov_schema::limits::{PARSE_FAILED, QueryLimits, check_nesting};
+use serde_json::json;
+use tracing::{debug, instrument};
+
+use super::AppState;
+use super::respond::{Media, error, json};
+use crate::auth::AuthError;
+
+/// Choose the response media type from `Accept`; `None` when nothing acceptable.
+fn negotiate(headers: &HeaderMap) -> Option<Media> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(Media::Json);
+    };
+    let mut best: Option<(f32, Media)> = None;
+    for part in accept.split(',') {
+        let mut params = part.split(';');
+        let ty = params.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = params.filter_map(|p| p.trim().strip_prefix("q=")).find_map(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        let media = match ty.as_str() {
+            "application/graphql-response+json" => Media::GraphqlResponse,
+            "application/json" | "application/*" | "*/*" => Media::Json,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, bm)| q > bq || (q == bq && media == Media::GraphqlResponse && bm != media))
+        {
+            best = Some((q, media));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+fn not_acceptable() -> Response {
+    error(
+        StatusCode::NOT_ACCEPTABLE,
+        Media::Json,
+        "NOT_ACCEPTABLE",
+        "accept application/graphql-response+json or application/json",
+    )
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        .unwrap_or(false)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+/// Authenticate, or answer for why not.
+async fn principal(state: &AppState, headers: &HeaderMap, media: Media) -> Result<nhigov_schema::Principal, Response> {
+    match state.auth.authenticate(authorization(headers), &state.store).await {
+        Ok(p) => Ok(p),
+        Err(AuthError::Store(e)) => {
+            tracing::error!(error = %e, "authentication lookup failed");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                media,
+                "INTERNAL",
+                "the service cannot check credentials right now",
+            ))
+        }
+        Err(e) => {
+            debug!(reason = %e, "unauthenticated request");
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                media,
+                "UNAUTHENTICATED",
+                "authentication required: send a valid bearer token of an active person",
+            );
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Err(resp)
+        }
+    }
+}
+
+/// Whether a response is a request error: refused before execution, so without data.
+fn is_request_error(resp: &async_graphql::Response) -> bool {
+    resp.data == async_graphql::Value::Null && !resp.errors.is_empty() && resp.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn graphql_response(media: Media, resp: async_graphql::Response) -> Response {
+    if is_request_error(&resp) {
+        return json(StatusCode::BAD_REQUEST, media, &json!({ "errors": resp.errors }));
+    }
+    match serde_json::to_value(&resp) {
+        Ok(body) => json(StatusCode::OK, media, &body),
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, media, "INTERNAL", "internal error")
+        }
+    }
+}
+
+/// `POST /graphql`: one operation, or a batch of at most `limits.max_batch`.
+#[instrument(skip_all)]
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    if !is_json(&headers) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the request as application/json",
+        );
+    }
+    let limit = state.limits.body_bytes;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            media,
+            "PAYLOAD_TOO_LARGE",
+            &format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) if e.to_string().contains("length limit") => return too_large(),
+        Err(_) => return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "the request body could not be read"),
+    };
+    // serde_json refuses nesting past 128 levels, so deep variables cannot exhaust the stack.
+    let parsed = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        serde_json::from_slice::<Vec<Request>>(&bytes).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice::<Request>(&bytes).map(BatchRequest::Single)
+    };
+    let batch = match parsed {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                media,
+                "BAD_REQUEST",
+                &format!("the body is not a GraphQL request in JSON ({e})"),
+            );
+        }
+    };
+    if batch.iter().any(|r| r.query.trim().is_empty()) {
+        return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "every operation needs a non-empty `query`");
+    }
+    if let BatchRequest::Batch(items) = &batch {
+        if items.is_empty() || items.len() > state.limits.max_batch {
+            return error(
+                StatusCode::BAD_REQUEST,
+                media,
+                "BATCH_TOO_LARGE",
+                &format!("a batch holds 1 to {} operations", state.limits.max_batch),
+            );
+        }
+    }
+    let principal = match principal(&state, &headers, media).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match batch {
+        BatchRequest::Single(req) => graphql_response(media, state.schema.execute(req.data(principal)).await),
+        BatchRequest::Batch(reqs) => {
+            let reqs = reqs.into_iter().map(|r| r.data(principal.clone())).collect();
+            match state.schema.execute_batch(BatchRequest::Batch(reqs)).await {
+                BatchResponse::Batch(items) => match serde_json::to_value(&items) {
+                    Ok(body) => json(StatusCode::OK, media, &body),
+                    Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, media, "INTERNAL", "internal error"),
+                },
+                BatchResponse::Single(resp) => graphql_response(media, resp),
+            }
+        }
+    }
+}
+
+/// `GET /graphql?query=...`: queries only; a mutation is refused with 405.
+#[instrument(skip_all)]
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let Some(query) = params.get("query") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            media,
+            "BAD_REQUEST",
+            "a GET request carries the query in the `query` parameter",
+        );
+    };
+    let limits = QueryLimits::default();
+    if let Err(e) = check_nesting(query, &limits) {
+        return error(StatusCode::BAD_REQUEST, media, "QUERY_TOO_COMPLEX", &e.message);
+    }
+    let operation_name = params.get("operationName").filter(|s| !s.is_empty()).cloned();
+    let doc = match async_graphql::parser::parse_query(query) {
+        Ok(doc) => doc,
+        Err(e) => return error(StatusCode::BAD_REQUEST, media, PARSE_FAILED, &e.to_string()),
+    };
+    let op_type = doc
+        .operations
+        .iter()
+        .find(|(name, _)| match (&operation_name, name) {
+            (Some(wanted), Some(n)) => n.as_str() == wanted,
+            (None, _) => true,
+            (Some(_), None) => false,
+        })
+        .map(|(_, op)| op.node.ty);
+    if matches!(op_type, Some(OperationType::Mutation) | Some(OperationType::Subscription)) {
+        let mut resp = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "METHOD_NOT_ALLOWED",
+            "GET runs queries only; send mutations with POST",
+        );
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let mut req = Request::new(query.clone());
+    if let Some(name) = operation_name {
+        req = req.operation_name(name);
+    }
+    if let Some(vars) = params.get("variables").filter(|s| !s.is_empty()) {
+        match serde_json::from_str::<serde_json::Value>(vars) {
+            Ok(v @ serde_json::Value::Object(_)) => req = req.variables(async_graphql::Variables::from_json(v)),
+            _ => return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "`variables` must be a JSON object"),
+        }
+    }
+    let principal = match principal(&state, &headers, media).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    graphql_response(media, state.schema.execute(req.data(principal)).await)
+}
+
+/// Any other method on `/graphql`.
+pub async fn method_not_allowed() -> Response {
+    let mut resp =
+        error(StatusCode::METHOD_NOT_ALLOWED, Media::Json, "METHOD_NOT_ALLOWED", "use GET for queries or POST");
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    resp
+}
+
+/// GraphiQL, development only. Add `{"Authorization": "Bearer <token>"}` in its headers tab.
+pub async fn graphiql() -> impl IntoResponse {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("nhigov")
+            .finish(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn the_graphql_response_type_wins_when_both_are_acceptable() {
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json, application/json")),
+            Some(Media::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(&accept("application/json;q=0.9, application/graphql-response+json")),
+            Some(Media::GraphqlResponse)
+        );
+        assert_eq!(negotiate(&accept("application/json")), Some(Media::Json));
+        assert_eq!(negotiate(&accept("*/*")), Some(Media::Json));
+        assert_eq!(negotiate(&HeaderMap::new()), Some(Media::Json));
+        assert_eq!(negotiate(&accept("text/html")), None);
+    }
+}

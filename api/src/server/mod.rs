@@ -1,0 +1,78 @@
+//! The HTTP server: GraphQL over HTTP and WebSocket, health checks, and GraphiQL in
+//! development.
+//!
+//! [`run`] takes a bound listener and a shutdown future, so the binary binds its
+//! configured address while tests bind port 0, and both stop it the same way: in-flight
+//! requests finish, then the function returns.
+
+mod graphql;
+mod health;
+mod respond;
+mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use graph_model::store::Store;
+use nhigov_schema::NhigovSchema;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+use crate::auth::Authenticator;
+
+/// Limits the HTTP layer enforces before GraphQL sees a request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub body_bytes: usize,
+    pub max_batch: usize,
+    pub request_timeout: Duration,
+}
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: NhigovSchema,
+    pub auth: Arc<Authenticator>,
+    pub store: Store,
+    pub limits: HttpLimits,
+    /// Serve GraphiQL at `/` (development only).
+    pub graphiql: bool,
+}
+
+/// The routes of the service.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.limits.request_timeout;
+    let mut app = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post).fallback(graphql::method_not_allowed))
+        .route("/graphql/ws", get(ws::upgrade))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    if state.graphiql {
+        app = app.route("/", get(graphql::graphiql));
+    }
+    app.fallback(respond::not_found)
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(CatchPanicLayer::custom(respond::panic))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serve until `shutdown` resolves, then let in-flight requests finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    info!(%addr, "listening");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    info!("server stopped");
+    Ok(())
+}

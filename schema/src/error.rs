@@ -1,0 +1,147 @@
+//! The API's one error type and its stable codes.
+//!
+//! Every failure a resolver can meet becomes an [`ApiError`]; it is turned into a GraphQL
+//! error once, here, with its code in `extensions.code`. Internal causes are logged with
+//! an id and never sent: the client sees `INTERNAL` and the id to quote.
+
+use async_graphql::ErrorExtensions;
+use graph_model::ValueError;
+use graph_model::inventory::ItemError;
+use graph_model::store::StoreError;
+use tracing::error;
+
+/// A failure, in the terms a client can act on.
+///
+/// It deliberately does not implement `Display`: async-graphql converts any `Display`
+/// error into a GraphQL error without extensions, and every `ApiError` must keep its
+/// code. `?` in a resolver goes through the `From` below instead.
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthenticated,
+    Forbidden(String),
+    BadInput { field: String, message: String },
+    BadDocument(Vec<ItemError>),
+    NotFound(String),
+    Conflict(String),
+    Internal(String),
+}
+
+impl ApiError {
+    /// The message sent to the client.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Unauthenticated => "authentication required: send a valid bearer token".into(),
+            ApiError::Forbidden(why) => format!("forbidden: {why}"),
+            ApiError::BadInput { field, message } => format!("{field}: {message}"),
+            ApiError::BadDocument(items) => format!("the inventory document has {} fault(s)", items.len()),
+            ApiError::NotFound(what) => format!("not found: {what}"),
+            ApiError::Conflict(what) => format!("conflict: {what}"),
+            ApiError::Internal(reference) => format!("internal error (reference {reference})"),
+        }
+    }
+
+    /// The stable code carried in `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "UNAUTHENTICATED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::BadInput { .. } | ApiError::BadDocument(_) => "BAD_USER_INPUT",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Conflict(_) => "CONFLICT",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::BadInput { field: field.into(), message: message.into() }
+    }
+
+    /// Log an internal cause and return the error the client sees.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        error!(reference = %reference, cause = %cause, "internal error");
+        ApiError::Internal(reference)
+    }
+}
+
+impl From<ValueError> for ApiError {
+    fn from(e: ValueError) -> Self {
+        ApiError::BadInput { field: e.field, message: e.message }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::Invalid(v) => v.into(),
+            StoreError::Import(items) => ApiError::BadDocument(items),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.message()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            match self {
+                ApiError::BadInput { field, .. } => ext.set("field", field.as_str()),
+                ApiError::BadDocument(items) => {
+                    let items: Vec<async_graphql::Value> = items
+                        .iter()
+                        .map(|i| {
+                            let mut m = async_graphql::indexmap::IndexMap::new();
+                            m.insert(async_graphql::Name::new("item"), async_graphql::Value::from(i.item.as_str()));
+                            if let Some(r) = &i.reference {
+                                m.insert(async_graphql::Name::new("ref"), async_graphql::Value::from(r.as_str()));
+                            }
+                            if let Some(f) = &i.field {
+                                m.insert(async_graphql::Name::new("field"), async_graphql::Value::from(f.as_str()));
+                            }
+                            m.insert(
+                                async_graphql::Name::new("message"),
+                                async_graphql::Value::from(i.message.as_str()),
+                            );
+                            async_graphql::Value::Object(m)
+                        })
+                        .collect();
+                    ext.set("items", async_graphql::Value::List(items));
+                }
+                ApiError::Internal(reference) => ext.set("reference", reference.as_str()),
+                _ => {}
+            }
+        })
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(e: ApiError) -> Self {
+        e.extend()
+    }
+}
+
+/// Resolver results.
+pub type ApiResult<T> = Result<T, async_graphql::Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_messages_never_reach_the_client() {
+        let e: ApiError = StoreError::Database("index corrupted at key /x/y".into()).into();
+        let gql = e.extend();
+        assert!(!gql.message.contains("corrupted"));
+        assert_eq!(e.code(), "INTERNAL");
+    }
+
+    #[test]
+    fn each_store_error_has_its_code() {
+        assert_eq!(ApiError::from(StoreError::NotFound("x".into())).code(), "NOT_FOUND");
+        assert_eq!(ApiError::from(StoreError::Conflict("x".into())).code(), "CONFLICT");
+        assert_eq!(ApiError::from(StoreError::Invalid(ValueError::new("f", "m"))).code(), "BAD_USER_INPUT");
+        assert_eq!(ApiError::from(StoreError::Import(vec![])).code(), "BAD_USER_INPUT");
+    }
+}

@@ -1,0 +1,357 @@
+//! Input objects of the inventory mutations and filters, and their parsing into the
+//! domain's validated types. A field that fails names itself in `extensions.field`.
+
+use async_graphql::{ID, InputObject};
+use chrono::{DateTime, Utc};
+use graph_model as gm;
+use graph_model::{Label, Name, Text, ValueError};
+
+use crate::enums::*;
+
+fn opt<T>(
+    v: Option<String>,
+    field: &str,
+    parse: impl Fn(&str) -> Result<T, ValueError>,
+) -> Result<Option<T>, ValueError> {
+    v.map(|s| parse(&s).map_err(|e| e.at(field))).transpose()
+}
+
+fn req<T>(v: &str, field: &str, parse: impl Fn(&str) -> Result<T, ValueError>) -> Result<T, ValueError> {
+    parse(v).map_err(|e| e.at(field))
+}
+
+/// Parse a global id of one of the `tables`.
+pub fn node_id(id: &ID, field: &str, tables: &[gm::Table]) -> Result<gm::NodeId, ValueError> {
+    gm::NodeId::parse_in(id.as_str(), tables).map_err(|e| e.at(field))
+}
+
+/// A person to create.
+#[derive(InputObject)]
+pub struct CreatePersonInput {
+    pub name: String,
+    pub email: String,
+    #[graphql(default)]
+    pub roles: Vec<Role>,
+    #[graphql(default = true)]
+    pub active: bool,
+}
+
+impl CreatePersonInput {
+    pub fn parse(self) -> Result<gm::NewPerson, ValueError> {
+        let mut roles: Vec<gm::Role> = Vec::new();
+        for r in self.roles {
+            let r = r.into();
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+        Ok(gm::NewPerson {
+            name: req(&self.name, "name", Name::parse)?,
+            email: req(&self.email, "email", gm::Email::parse)?,
+            roles,
+            active: self.active,
+        })
+    }
+}
+
+/// Changes to a person; absent fields stay as they are.
+#[derive(InputObject, Default)]
+pub struct UpdatePersonInput {
+    pub name: Option<String>,
+    pub roles: Option<Vec<Role>>,
+    /// Set false when the person leaves: what they own becomes orphaned.
+    pub active: Option<bool>,
+}
+
+impl UpdatePersonInput {
+    pub fn parse(self) -> Result<gm::PersonPatch, ValueError> {
+        Ok(gm::PersonPatch {
+            name: opt(self.name, "name", Name::parse)?,
+            roles: self.roles.map(|rs| {
+                let mut out: Vec<gm::Role> = Vec::new();
+                for r in rs {
+                    let r = r.into();
+                    if !out.contains(&r) {
+                        out.push(r);
+                    }
+                }
+                out
+            }),
+            active: self.active,
+        })
+    }
+}
+
+/// A team to create.
+#[derive(InputObject)]
+pub struct CreateTeamInput {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+impl CreateTeamInput {
+    pub fn parse(self) -> Result<gm::NewTeam, ValueError> {
+        Ok(gm::NewTeam {
+            name: req(&self.name, "name", Name::parse)?,
+            description: opt(self.description, "description", Text::parse)?,
+        })
+    }
+}
+
+/// Changes to a team.
+#[derive(InputObject, Default)]
+pub struct UpdateTeamInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+impl UpdateTeamInput {
+    pub fn parse(self) -> Result<gm::TeamPatch, ValueError> {
+        Ok(gm::TeamPatch {
+            name: opt(self.name, "name", Name::parse)?,
+            description: opt(self.description, "description", Text::parse)?,
+        })
+    }
+}
+
+/// A non-human identity to create.
+#[derive(InputObject)]
+pub struct CreateNhiInput {
+    pub kind: NhiKind,
+    pub name: String,
+    pub provider: Option<String>,
+    pub external_id: Option<String>,
+    pub environment: Environment,
+    #[graphql(default_with = "NhiStatus::Active")]
+    pub status: NhiStatus,
+    pub description: Option<String>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl CreateNhiInput {
+    pub fn parse(self) -> Result<gm::NewNhi, ValueError> {
+        Ok(gm::NewNhi {
+            kind: self.kind.into(),
+            name: req(&self.name, "name", Name::parse)?,
+            provider: opt(self.provider, "provider", Label::parse)?,
+            external_id: opt(self.external_id, "externalId", Label::parse)?,
+            environment: self.environment.into(),
+            status: self.status.into(),
+            description: opt(self.description, "description", Text::parse)?,
+            last_used_at: self.last_used_at,
+        })
+    }
+}
+
+/// Changes to an NHI.
+#[derive(InputObject, Default)]
+pub struct UpdateNhiInput {
+    pub name: Option<String>,
+    pub provider: Option<String>,
+    pub external_id: Option<String>,
+    pub environment: Option<Environment>,
+    pub status: Option<NhiStatus>,
+    pub description: Option<String>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl UpdateNhiInput {
+    pub fn parse(self) -> Result<gm::NhiPatch, ValueError> {
+        Ok(gm::NhiPatch {
+            name: opt(self.name, "name", Name::parse)?,
+            provider: opt(self.provider, "provider", Label::parse)?,
+            external_id: opt(self.external_id, "externalId", Label::parse)?,
+            environment: self.environment.map(Into::into),
+            status: self.status.map(Into::into),
+            description: opt(self.description, "description", Text::parse)?,
+            last_used_at: self.last_used_at,
+        })
+    }
+}
+
+/// A secret's metadata to record. Send its fingerprint, never its value.
+#[derive(InputObject)]
+pub struct CreateSecretInput {
+    pub kind: SecretKind,
+    pub name: String,
+    pub fingerprint: String,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub last_rotated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rotation_period_days: Option<i32>,
+}
+
+impl CreateSecretInput {
+    pub fn parse(self) -> Result<gm::NewSecret, ValueError> {
+        Ok(gm::NewSecret {
+            kind: self.kind.into(),
+            name: req(&self.name, "name", Name::parse)?,
+            fingerprint: req(&self.fingerprint, "fingerprint", gm::Fingerprint::parse)?,
+            issued_at: self.issued_at,
+            last_rotated_at: self.last_rotated_at,
+            expires_at: self.expires_at,
+            rotation_period_days: self
+                .rotation_period_days
+                .map(|d| gm::RotationDays::parse(i64::from(d)).map_err(|e| e.at("rotationPeriodDays")))
+                .transpose()?,
+        })
+    }
+}
+
+/// Changes to a secret's metadata.
+#[derive(InputObject, Default)]
+pub struct UpdateSecretInput {
+    pub name: Option<String>,
+    pub fingerprint: Option<String>,
+    pub last_rotated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rotation_period_days: Option<i32>,
+}
+
+impl UpdateSecretInput {
+    pub fn parse(self) -> Result<gm::SecretPatch, ValueError> {
+        Ok(gm::SecretPatch {
+            name: opt(self.name, "name", Name::parse)?,
+            fingerprint: opt(self.fingerprint, "fingerprint", gm::Fingerprint::parse)?,
+            last_rotated_at: self.last_rotated_at,
+            expires_at: self.expires_at,
+            rotation_period_days: self
+                .rotation_period_days
+                .map(|d| gm::RotationDays::parse(i64::from(d)).map_err(|e| e.at("rotationPeriodDays")))
+                .transpose()?,
+        })
+    }
+}
+
+/// A system to create.
+#[derive(InputObject)]
+pub struct CreateSystemInput {
+    pub kind: SystemKind,
+    pub name: String,
+    pub environment: Environment,
+    #[graphql(default_with = "Criticality::Tier3")]
+    pub criticality: Criticality,
+    pub description: Option<String>,
+}
+
+impl CreateSystemInput {
+    pub fn parse(self) -> Result<gm::NewSystem, ValueError> {
+        Ok(gm::NewSystem {
+            kind: self.kind.into(),
+            name: req(&self.name, "name", Name::parse)?,
+            environment: self.environment.into(),
+            criticality: self.criticality.into(),
+            description: opt(self.description, "description", Text::parse)?,
+        })
+    }
+}
+
+/// Changes to a system.
+#[derive(InputObject, Default)]
+pub struct UpdateSystemInput {
+    pub name: Option<String>,
+    pub environment: Option<Environment>,
+    pub criticality: Option<Criticality>,
+    pub description: Option<String>,
+}
+
+impl UpdateSystemInput {
+    pub fn parse(self) -> Result<gm::SystemPatch, ValueError> {
+        Ok(gm::SystemPatch {
+            name: opt(self.name, "name", Name::parse)?,
+            environment: self.environment.map(Into::into),
+            criticality: self.criticality.map(Into::into),
+            description: opt(self.description, "description", Text::parse)?,
+        })
+    }
+}
+
+/// An edge to open between two nodes.
+#[derive(InputObject)]
+pub struct RelateInput {
+    pub kind: EdgeKind,
+    pub from: ID,
+    pub to: ID,
+    /// `CAN_ACCESS` only, and required there.
+    pub privilege: Option<Privilege>,
+    /// `ASSUMES` only; role assumption when absent.
+    pub mechanism: Option<AssumeMechanism>,
+    /// When the relation lapses by itself.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl RelateInput {
+    pub fn parse(self) -> Result<gm::NewEdge, ValueError> {
+        let kind: gm::EdgeKind = self.kind.into();
+        let from = node_id(&self.from, "from", kind.sources())?;
+        let to = node_id(&self.to, "to", kind.targets())?;
+        gm::NewEdge::parse(
+            kind,
+            from,
+            to,
+            gm::EdgeAttrs {
+                privilege: self.privilege.map(Into::into),
+                mechanism: self.mechanism.map(Into::into),
+                expires_at: self.expires_at,
+            },
+        )
+    }
+}
+
+/// Filters for `nhis`.
+#[derive(InputObject, Default)]
+pub struct NhiFilter {
+    pub kind: Option<NhiKind>,
+    pub environment: Option<Environment>,
+    pub status: Option<NhiStatus>,
+    /// A person or team id: what they own directly, or a person through their teams.
+    pub owner: Option<ID>,
+    /// Case-insensitive part of the name.
+    pub name_contains: Option<String>,
+}
+
+/// Filters for `secrets`.
+#[derive(InputObject, Default)]
+pub struct SecretFilter {
+    pub kind: Option<SecretKind>,
+    pub owner: Option<ID>,
+    pub name_contains: Option<String>,
+}
+
+/// Filters for `systems`.
+#[derive(InputObject, Default)]
+pub struct SystemFilter {
+    pub kind: Option<SystemKind>,
+    pub environment: Option<Environment>,
+    pub criticality: Option<Criticality>,
+    pub owner: Option<ID>,
+    pub name_contains: Option<String>,
+}
+
+/// Filters for `people`.
+#[derive(InputObject, Default)]
+pub struct PersonFilter {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    /// Case-insensitive part of the name or e-mail.
+    pub name_contains: Option<String>,
+}
+
+/// Filters for `teams`.
+#[derive(InputObject, Default)]
+pub struct TeamFilter {
+    pub name_contains: Option<String>,
+}
+
+/// Check a name search and an owner id.
+pub fn search(s: Option<String>) -> Result<Option<String>, ValueError> {
+    match s {
+        Some(s) if s.chars().count() > 200 => Err(ValueError::new("nameContains", "at most 200 characters")),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        other => Ok(other.map(|s| s.trim().to_owned())),
+    }
+}
+
+pub fn owner(id: Option<ID>) -> Result<Option<gm::NodeId>, ValueError> {
+    id.map(|id| node_id(&id, "owner", &[gm::Table::Person, gm::Table::Team])).transpose()
+}

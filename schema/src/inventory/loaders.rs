@@ -1,0 +1,89 @@
+//! Batch loaders for the inventory: every relation field of a page of nodes is resolved
+//! with one query per relation kind, and the nodes at the far end with one more, however
+//! long the page.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, ErrorExtensions};
+use graph_model::store::{EdgeDirection, Store};
+use graph_model::{Edge, EdgeKind, InventoryNode, NodeId};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Loads inventory nodes of any table by id.
+pub struct NodeLoader(pub Store);
+
+impl Loader<NodeId> for NodeLoader {
+    type Value = InventoryNode;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[NodeId]) -> Result<HashMap<NodeId, InventoryNode>, Self::Error> {
+        self.0.nodes_any(keys).await.map_err(|e| ApiError::from(e).extend())
+    }
+}
+
+/// The edges of one kind at one node, in one direction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EdgeKey {
+    pub kind: EdgeKind,
+    pub direction: EdgeDirection,
+    pub node: NodeId,
+}
+
+/// Loads the edges in force at many nodes: one query per (kind, direction) in a batch.
+pub struct EdgeLoader(pub Store);
+
+impl Loader<EdgeKey> for EdgeLoader {
+    type Value = Vec<Edge>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[EdgeKey]) -> Result<HashMap<EdgeKey, Vec<Edge>>, Self::Error> {
+        let mut groups: HashMap<(EdgeKind, EdgeDirection), Vec<NodeId>> = HashMap::new();
+        for k in keys {
+            groups.entry((k.kind, k.direction)).or_default().push(k.node.clone());
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((kind, direction), nodes) in groups {
+            let found = self.0.edges_of(kind, direction, &nodes, None).await.map_err(|e| ApiError::from(e).extend())?;
+            for node in nodes {
+                let edges = found.get(&node).cloned().unwrap_or_default();
+                out.insert(EdgeKey { kind, direction, node }, edges);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The edges of `kind` at `node` now, through the request's batch loader.
+pub async fn edges(ctx: &Context<'_>, kind: EdgeKind, direction: EdgeDirection, node: &NodeId) -> ApiResult<Vec<Edge>> {
+    let loader = ctx.data::<DataLoader<EdgeLoader>>()?;
+    Ok(loader.load_one(EdgeKey { kind, direction, node: node.clone() }).await?.unwrap_or_default())
+}
+
+/// Nodes by id, in the order asked, through the batch loader; ids that no longer
+/// resolve are left out.
+pub async fn nodes(ctx: &Context<'_>, ids: impl IntoIterator<Item = NodeId>) -> ApiResult<Vec<InventoryNode>> {
+    let ids: Vec<NodeId> = ids.into_iter().collect();
+    let loader = ctx.data::<DataLoader<NodeLoader>>()?;
+    let found = loader.load_many(ids.iter().cloned()).await?;
+    Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
+}
+
+/// The nodes at the other end of the edges of `kind` at `node`.
+pub async fn neighbours(
+    ctx: &Context<'_>,
+    kind: EdgeKind,
+    direction: EdgeDirection,
+    node: &NodeId,
+) -> ApiResult<Vec<InventoryNode>> {
+    let es = edges(ctx, kind, direction, node).await?;
+    nodes(
+        ctx,
+        es.into_iter().map(|e| match direction {
+            EdgeDirection::Out => e.to,
+            EdgeDirection::In => e.from,
+        }),
+    )
+    .await
+}

@@ -1,0 +1,183 @@
+//! Inventory mutations: create and change nodes, open and close edges, import a whole
+//! document. Each is one transaction, and each publishes what it changed.
+
+use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use chrono::Utc;
+use graph_model::inventory::{Inventory, NodeSpec};
+use graph_model::store::Store;
+use graph_model::{EdgeId, InventoryNode, NodeId, Table};
+
+use super::inputs::*;
+use super::types::*;
+use crate::error::{ApiError, ApiResult};
+use crate::events::{ChangeAction, EventBus};
+use crate::principal::{MANAGE_PEOPLE, RoleGuard, WRITE_INVENTORY};
+
+#[derive(Default)]
+pub struct InventoryMutation;
+
+/// What `importInventory` wrote.
+#[derive(SimpleObject)]
+pub struct ImportResult {
+    pub nodes: u32,
+    pub edges: u32,
+    /// The id each node `ref` was stored under.
+    pub ids: Vec<ImportedId>,
+}
+
+/// A document ref and the id it was stored under.
+#[derive(SimpleObject)]
+pub struct ImportedId {
+    #[graphql(name = "ref")]
+    pub reference: String,
+    pub id: ID,
+}
+
+async fn create(ctx: &Context<'_>, spec: NodeSpec) -> ApiResult<InventoryNode> {
+    let store = ctx.data::<Store>()?;
+    let node = store.create_node(&spec).await.map_err(ApiError::from)?;
+    ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Created, Some(node.id().to_string()));
+    Ok(node)
+}
+
+fn changed(ctx: &Context<'_>, node: &InventoryNode) -> ApiResult<()> {
+    ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Updated, Some(node.id().to_string()));
+    Ok(())
+}
+
+fn id_of(id: &ID, table: Table) -> Result<NodeId, ApiError> {
+    Ok(node_id(id, "id", &[table])?)
+}
+
+macro_rules! expect {
+    ($node:expr, $variant:ident) => {
+        match $node {
+            InventoryNode::$variant(x) => Ok($variant(x)),
+            other => Err(ApiError::internal(format!("expected a {}, got {}", stringify!($variant), other.id()))),
+        }
+    };
+}
+
+#[Object]
+impl InventoryMutation {
+    /// Add a person (admin).
+    #[graphql(guard = "RoleGuard(MANAGE_PEOPLE)")]
+    async fn create_person(&self, ctx: &Context<'_>, input: CreatePersonInput) -> ApiResult<Person> {
+        let node = create(ctx, NodeSpec::Person(input.parse().map_err(ApiError::from)?)).await?;
+        Ok(expect!(node, Person)?)
+    }
+
+    /// Change a person: name, roles, or `active: false` when they leave (admin).
+    #[graphql(guard = "RoleGuard(MANAGE_PEOPLE)")]
+    async fn update_person(&self, ctx: &Context<'_>, id: ID, input: UpdatePersonInput) -> ApiResult<Person> {
+        let id = id_of(&id, Table::Person)?;
+        let patch = input.parse().map_err(ApiError::from)?;
+        let node = ctx.data::<Store>()?.update_person(&id, &patch).await.map_err(ApiError::from)?;
+        changed(ctx, &node)?;
+        Ok(expect!(node, Person)?)
+    }
+
+    /// Add a team (admin).
+    #[graphql(guard = "RoleGuard(MANAGE_PEOPLE)")]
+    async fn create_team(&self, ctx: &Context<'_>, input: CreateTeamInput) -> ApiResult<Team> {
+        let node = create(ctx, NodeSpec::Team(input.parse().map_err(ApiError::from)?)).await?;
+        Ok(expect!(node, Team)?)
+    }
+
+    /// Change a team (admin).
+    #[graphql(guard = "RoleGuard(MANAGE_PEOPLE)")]
+    async fn update_team(&self, ctx: &Context<'_>, id: ID, input: UpdateTeamInput) -> ApiResult<Team> {
+        let id = id_of(&id, Table::Team)?;
+        let patch = input.parse().map_err(ApiError::from)?;
+        let node = ctx.data::<Store>()?.update_team(&id, &patch).await.map_err(ApiError::from)?;
+        changed(ctx, &node)?;
+        Ok(expect!(node, Team)?)
+    }
+
+    /// Record a non-human identity.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn create_nhi(&self, ctx: &Context<'_>, input: CreateNhiInput) -> ApiResult<Nhi> {
+        let node = create(ctx, NodeSpec::Nhi(input.parse().map_err(ApiError::from)?)).await?;
+        Ok(expect!(node, Nhi)?)
+    }
+
+    /// Change an NHI.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn update_nhi(&self, ctx: &Context<'_>, id: ID, input: UpdateNhiInput) -> ApiResult<Nhi> {
+        let id = id_of(&id, Table::Nhi)?;
+        let patch = input.parse().map_err(ApiError::from)?;
+        let node = ctx.data::<Store>()?.update_nhi(&id, &patch).await.map_err(ApiError::from)?;
+        changed(ctx, &node)?;
+        Ok(expect!(node, Nhi)?)
+    }
+
+    /// Record a secret's metadata (its fingerprint, never its value).
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn create_secret(&self, ctx: &Context<'_>, input: CreateSecretInput) -> ApiResult<Secret> {
+        let node = create(ctx, NodeSpec::Secret(input.parse().map_err(ApiError::from)?)).await?;
+        Ok(expect!(node, Secret)?)
+    }
+
+    /// Change a secret's metadata, e.g. after a rotation.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn update_secret(&self, ctx: &Context<'_>, id: ID, input: UpdateSecretInput) -> ApiResult<Secret> {
+        let id = id_of(&id, Table::Secret)?;
+        let patch = input.parse().map_err(ApiError::from)?;
+        let node = ctx.data::<Store>()?.update_secret(&id, &patch).await.map_err(ApiError::from)?;
+        changed(ctx, &node)?;
+        Ok(expect!(node, Secret)?)
+    }
+
+    /// Record a system.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn create_system(&self, ctx: &Context<'_>, input: CreateSystemInput) -> ApiResult<System> {
+        let node = create(ctx, NodeSpec::System(input.parse().map_err(ApiError::from)?)).await?;
+        Ok(expect!(node, System)?)
+    }
+
+    /// Change a system.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn update_system(&self, ctx: &Context<'_>, id: ID, input: UpdateSystemInput) -> ApiResult<System> {
+        let id = id_of(&id, Table::System)?;
+        let patch = input.parse().map_err(ApiError::from)?;
+        let node = ctx.data::<Store>()?.update_system(&id, &patch).await.map_err(ApiError::from)?;
+        changed(ctx, &node)?;
+        Ok(expect!(node, System)?)
+    }
+
+    /// Open an edge between two nodes. Refused when the same edge is already open.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn relate(&self, ctx: &Context<'_>, input: RelateInput) -> ApiResult<Relation> {
+        let edge = input.parse().map_err(ApiError::from)?;
+        let stored = ctx.data::<Store>()?.relate(&edge).await.map_err(ApiError::from)?;
+        ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Related, Some(stored.id.to_string()));
+        Ok(Relation(stored))
+    }
+
+    /// Close an open edge. It stays in history with `validTo` set.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn close_relation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Relation> {
+        let id = EdgeId::parse(id.as_str()).map_err(ApiError::from)?;
+        let closed = ctx.data::<Store>()?.close_edge(&id).await.map_err(ApiError::from)?;
+        ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Closed, Some(closed.id.to_string()));
+        Ok(Relation(closed))
+    }
+
+    /// Import a document of nodes and edges (the format of `nhigov import`), all or
+    /// nothing. Faults are listed in `extensions.items`, each naming its item and field.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn import_inventory(&self, ctx: &Context<'_>, document: Json<serde_json::Value>) -> ApiResult<ImportResult> {
+        let inv = Inventory::parse(&document.0, Utc::now()).map_err(ApiError::BadDocument)?;
+        let summary = ctx.data::<Store>()?.import(&inv).await.map_err(ApiError::from)?;
+        ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
+        Ok(ImportResult {
+            nodes: summary.nodes as u32,
+            edges: summary.edges as u32,
+            ids: summary
+                .ids
+                .into_iter()
+                .map(|(reference, id)| ImportedId { reference, id: ID(id.to_string()) })
+                .collect(),
+        })
+    }
+}

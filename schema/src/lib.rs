@@ -1,0 +1,68 @@
+//! nhigov's GraphQL schema.
+//!
+//! One folder per area (`inventory/`, later `cases/`, `decisions/`, `graph/`), each with
+//! its query, mutation, types, inputs and loaders; the roots below merge them. The
+//! schema is built once with its long-lived dependencies ([`Deps`]); the server adds the
+//! authenticated [`Principal`] to each request.
+//!
+//! Errors leave through [`error::ApiError`] with a stable `extensions.code`.
+
+pub mod enums;
+pub mod error;
+pub mod events;
+pub mod inventory;
+pub mod limits;
+pub mod principal;
+pub mod relay;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{MergedObject, Schema};
+use graph_model::store::Store;
+
+pub use error::{ApiError, ApiResult};
+pub use events::EventBus;
+pub use limits::QueryLimits;
+pub use principal::Principal;
+
+/// The query root: every area's queries.
+#[derive(MergedObject, Default)]
+pub struct Query(inventory::InventoryQuery);
+
+/// The mutation root.
+#[derive(MergedObject, Default)]
+pub struct Mutation(inventory::InventoryMutation);
+
+pub type NhigovSchema = Schema<Query, Mutation, events::Subscription>;
+
+/// What the schema needs for its whole life.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Store,
+    pub events: EventBus,
+    pub limits: QueryLimits,
+}
+
+/// How long a batch loader waits for more keys after the first. Resolving one level of a
+/// page of 100 nodes takes longer than async-graphql's default of 1 ms in a debug build,
+/// which would split a level into several queries.
+pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(3);
+
+/// Build the schema over its dependencies.
+pub fn build_schema(deps: Deps) -> NhigovSchema {
+    let limits = deps.limits;
+    Schema::build(Query::default(), Mutation::default(), events::Subscription)
+        .data(DataLoader::new(inventory::loaders::NodeLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
+        .data(DataLoader::new(inventory::loaders::EdgeLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
+        .data(deps.store)
+        .data(deps.events)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(8)
+        .extension(limits::Limits(limits))
+        .finish()
+}
+
+/// The schema's SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query::default(), Mutation::default(), events::Subscription).finish().sdl()
+}

@@ -1,0 +1,121 @@
+//! Test support: the real server on port 0 over its own in-memory store, and a client
+//! that talks to it as any GraphQL client does.
+
+use std::net::SocketAddr;
+
+use graph_model::inventory::NodeSpec;
+use graph_model::store::{Store, StoreConfig};
+use graph_model::{Email, InventoryNode, Name, NewPerson, NodeId, Role};
+use nhigov::auth::Authenticator;
+use nhigov::config::Config;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// The HS256 secret the test servers sign with.
+pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub auth: Authenticator,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Start with default configuration.
+    pub async fn start() -> TestServer {
+        TestServer::start_with(Config::default()).await
+    }
+
+    /// Start with the given configuration (its `db` and `bind` are replaced).
+    pub async fn start_with(mut cfg: Config) -> TestServer {
+        cfg.auth.jwt_secret = Some(SECRET.into());
+        let store = Store::open(&StoreConfig::memory()).await.expect("in-memory store opens");
+        let auth = Authenticator::with_secret(SECRET);
+        let state = nhigov::app_state(&cfg, store.clone(), auth.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("bound address");
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(nhigov::server::run(listener, state, async {
+            let _ = rx.await;
+        }));
+        TestServer { addr, store, auth, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Add a person straight to the store.
+    pub async fn person(&self, name: &str, email: &str, roles: &[Role]) -> NodeId {
+        let spec = NodeSpec::Person(NewPerson {
+            name: Name::parse(name).unwrap(),
+            email: Email::parse(email).unwrap(),
+            roles: roles.to_vec(),
+            active: true,
+        });
+        match self.store.create_node(&spec).await.expect("person created") {
+            InventoryNode::Person(p) => p.id,
+            other => panic!("expected a person, got {other:?}"),
+        }
+    }
+
+    /// A token for `email`, valid for an hour.
+    pub fn token(&self, email: &str) -> String {
+        self.auth.mint(&Email::parse(email).unwrap(), chrono::Duration::hours(1)).unwrap()
+    }
+
+    /// An admin, created once per server, and their token.
+    pub async fn admin(&self) -> String {
+        let email = "admin@test.example";
+        if self.store.person_by_email(&Email::parse(email).unwrap()).await.unwrap().is_none() {
+            self.person("Admin", email, &[Role::Admin]).await;
+        }
+        self.token(email)
+    }
+
+    /// POST a GraphQL request; the status and the JSON body.
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST a GraphQL request that must succeed without errors; its `data`.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.gql(token, query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Is the server still answering?
+    pub async fn healthy(&self) -> bool {
+        matches!(self.http.get(self.url("/healthz")).send().await, Ok(r) if r.status().is_success())
+    }
+
+    /// Stop the server and wait for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+/// The first error's code in a GraphQL response body.
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
+}
