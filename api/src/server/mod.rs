@@ -64,7 +64,11 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Serve until `shutdown` resolves, then let in-flight requests finish.
+/// How long in-flight requests and open WebSockets get to finish after shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serve until `shutdown` resolves, then let in-flight requests finish (for at most
+/// [`SHUTDOWN_GRACE`], so a subscription left open cannot hold the process).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -72,7 +76,20 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    };
+    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
+    let deadline = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = serve => result?,
+        _ = deadline => tracing::warn!("connections still open after the grace period; closing them"),
+    }
     info!("server stopped");
     Ok(())
 }

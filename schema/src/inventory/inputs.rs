@@ -25,6 +25,18 @@ pub fn node_id(id: &ID, field: &str, tables: &[gm::Table]) -> Result<gm::NodeId,
     gm::NodeId::parse_in(id.as_str(), tables).map_err(|e| e.at(field))
 }
 
+/// Roles in the order given, each once.
+fn distinct_roles(roles: Vec<Role>) -> Vec<gm::Role> {
+    let mut out: Vec<gm::Role> = Vec::new();
+    for r in roles {
+        let r = r.into();
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// A person to create.
 #[derive(InputObject)]
 pub struct CreatePersonInput {
@@ -38,17 +50,10 @@ pub struct CreatePersonInput {
 
 impl CreatePersonInput {
     pub fn parse(self) -> Result<gm::NewPerson, ValueError> {
-        let mut roles: Vec<gm::Role> = Vec::new();
-        for r in self.roles {
-            let r = r.into();
-            if !roles.contains(&r) {
-                roles.push(r);
-            }
-        }
         Ok(gm::NewPerson {
             name: req(&self.name, "name", Name::parse)?,
             email: req(&self.email, "email", gm::Email::parse)?,
-            roles,
+            roles: distinct_roles(self.roles),
             active: self.active,
         })
     }
@@ -67,16 +72,7 @@ impl UpdatePersonInput {
     pub fn parse(self) -> Result<gm::PersonPatch, ValueError> {
         Ok(gm::PersonPatch {
             name: opt(self.name, "name", Name::parse)?,
-            roles: self.roles.map(|rs| {
-                let mut out: Vec<gm::Role> = Vec::new();
-                for r in rs {
-                    let r = r.into();
-                    if !out.contains(&r) {
-                        out.push(r);
-                    }
-                }
-                out
-            }),
+            roles: self.roles.map(distinct_roles),
             active: self.active,
         })
     }
