@@ -165,8 +165,10 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
     if batch.iter().any(|r| r.query.trim().is_empty()) {
         return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "every operation needs a non-empty `query`");
     }
-    if let BatchRequest::Batch(items) = &batch {
-        if items.is_empty() || items.len() > state.limits.max_batch {
+    if let BatchRequest::Batch(items) = &batch
+        && (items.is_empty() || items.len() > state.limits.max_batch)
+    {
+        {
             return error(
                 StatusCode::BAD_REQUEST,
                 media,

@@ -121,14 +121,10 @@ impl EdgeKind {
     pub fn check_attrs(self, attrs: EdgeAttrs) -> Result<EdgeAttrs, ValueError> {
         let mut attrs = attrs;
         match self {
-            EdgeKind::CanAccess => {
-                if attrs.privilege.is_none() {
-                    return Err(ValueError::new(
-                        "privilege",
-                        "a can_access edge needs a privilege (read, write or admin)",
-                    ));
-                }
+            EdgeKind::CanAccess if attrs.privilege.is_none() => {
+                return Err(ValueError::new("privilege", "a can_access edge needs a privilege (read, write or admin)"));
             }
+            EdgeKind::CanAccess => {}
             _ if attrs.privilege.is_some() => {
                 return Err(ValueError::new("privilege", format!("a {self} edge has no privilege")));
             }
