@@ -41,6 +41,7 @@ pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
             max_batch: cfg.limits.max_batch,
             request_timeout: Duration::from_secs(cfg.limits.request_timeout_secs),
         },
+        query_limits: query_limits(cfg),
         graphiql: cfg.mode == Mode::Development,
     }
 }

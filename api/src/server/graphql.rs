@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use nhigov_schema::limits::{PARSE_FAILED, QueryLimits, check_nesting};
+use nhigov_schema::limits::{PARSE_FAILED, check_nesting};
 use serde_json::json;
 use tracing::{debug, instrument};
 
@@ -214,8 +214,7 @@ pub async fn get(
             "a GET request carries the query in the `query` parameter",
         );
     };
-    let limits = QueryLimits::default();
-    if let Err(e) = check_nesting(query, &limits) {
+    if let Err(e) = check_nesting(query, &state.query_limits) {
         return error(StatusCode::BAD_REQUEST, media, "QUERY_TOO_COMPLEX", &e.message);
     }
     let operation_name = params.get("operationName").filter(|s| !s.is_empty()).cloned();

@@ -42,6 +42,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub store: Store,
     pub limits: HttpLimits,
+    /// The document limits, checked by GET before it parses a query to refuse mutations.
+    pub query_limits: nhigov_schema::QueryLimits,
     /// Serve GraphiQL at `/` (development only).
     pub graphiql: bool,
 }
