@@ -28,7 +28,7 @@ impl ValueError {
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $field:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $name {
             $(#[serde(rename = $text)] $variant),+
         }
@@ -40,10 +40,10 @@ macro_rules! text_enum {
                 match self { $($name::$variant => $text),+ }
             }
 
-            pub fn parse(s: &str) -> Result<$name, ValueError> {
+            pub fn parse(s: &str) -> Result<$name, $crate::domain::values::ValueError> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(ValueError::new(
+                    _ => Err($crate::domain::values::ValueError::new(
                         $field,
                         format!(
                             "`{}` is not one of: {}",
@@ -55,8 +55,8 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
@@ -164,6 +164,8 @@ text_enum!(
         Ingest => "ingest",
     }
 );
+
+pub(crate) use text_enum;
 
 /// Trimmed text of bounded length with no control characters.
 fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, ValueError> {
