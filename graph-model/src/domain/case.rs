@@ -311,6 +311,9 @@ pub struct Case {
     pub description: Option<String>,
     pub status: CaseStatus,
     pub severity: Severity,
+    /// The NHIs, secrets and systems it concerns.
+    #[serde(default)]
+    pub subjects: Vec<NodeId>,
     pub assignee: Option<NodeId>,
     pub opened_by: NodeId,
     pub opened_at: DateTime<Utc>,
@@ -479,5 +482,53 @@ mod tests {
         assert!(base.check().is_ok());
         let e = NewEvidence { supersedes: Some(NodeId::generate(crate::domain::Table::Evidence)), ..base.clone() };
         assert_eq!(e.check().unwrap_err().field, "supersedeReason");
+    }
+}
+
+/// A validated request to open a case.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub title: Text,
+    pub description: Option<Text>,
+    /// Defaults to the highest severity among the alerts (or medium without any).
+    pub severity: Option<Severity>,
+    pub alerts: Vec<NodeId>,
+    /// NHIs, secrets and systems the case concerns, besides its alerts' subjects.
+    pub subjects: Vec<NodeId>,
+    pub assignee: Option<NodeId>,
+    pub refs: Vec<FrameworkRef>,
+}
+
+/// A validated request to close a case.
+#[derive(Debug, Clone)]
+pub struct CloseCase {
+    pub resolution: Resolution,
+    pub summary: Text,
+    /// Was the risk itself dealt with?
+    pub risk_remediated: bool,
+    /// Is the audit finding closed? Recorded separately from the risk.
+    pub finding_closed: bool,
+    /// The evidence that verifies the closure.
+    pub verification: NodeId,
+}
+
+/// A validated task to add to a case.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub kind: TaskKind,
+    pub title: Text,
+    pub assignee: Option<NodeId>,
+    pub mandatory: bool,
+}
+
+impl Severity {
+    /// Higher is worse.
+    pub fn rank(self) -> u8 {
+        match self {
+            Severity::Critical => 3,
+            Severity::High => 2,
+            Severity::Medium => 1,
+            Severity::Low => 0,
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! number of queries constant.
 
 mod edges;
+mod governance;
 mod import;
 mod nodes;
 mod schema;
@@ -28,6 +29,7 @@ use crate::domain::inventory::ItemError;
 use crate::domain::{EdgeId, NodeId, ValueError};
 
 pub use edges::EdgeDirection;
+pub use governance::*;
 pub use import::ImportSummary;
 pub use nodes::{NodeFilter, NodeRecord, Page, PageRequest};
 pub use schema::SCHEMA_VERSION;
@@ -91,6 +93,9 @@ pub enum StoreError {
         "this database was written by a newer nhigov (schema version {found}; this build knows up to {supported}); upgrade nhigov"
     )]
     SchemaTooNew { found: u32, supported: u32 },
+    /// A policy rule refused a decision; the refusal itself was recorded.
+    #[error("refused by {}: {}", .violation.rule, .violation.message)]
+    Refused { violation: crate::domain::Violation, decision: NodeId },
     #[error("database error: {0}")]
     Database(String),
 }
@@ -111,6 +116,8 @@ pub struct Store {
     remote: bool,
     /// The embedded engine's lock file, released once the engine has shut down.
     lock_file: Option<std::path::PathBuf>,
+    /// Decisions from this process take turns (see `governance`).
+    chain_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,7 +147,13 @@ impl Store {
             };
             db.signin(Root { username: username.clone(), password: password.clone() }).await?;
         }
-        let store = Store { db, round_trips: Arc::new(AtomicU64::new(0)), remote: cfg.is_remote(), lock_file };
+        let store = Store {
+            db,
+            round_trips: Arc::new(AtomicU64::new(0)),
+            remote: cfg.is_remote(),
+            lock_file,
+            chain_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
         let mut resp = store
             .db
             .query(format!(
@@ -152,6 +165,7 @@ impl Store {
         check(&mut resp)?;
         store.db.use_ns(cfg.namespace.clone()).use_db(cfg.database.clone()).await?;
         schema::migrate(&store).await?;
+        store.ensure_baseline_policy().await?;
         info!(url = %redact(&cfg.url), schema_version = SCHEMA_VERSION, "store open");
         Ok(store)
     }

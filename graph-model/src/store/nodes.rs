@@ -184,6 +184,20 @@ impl Store {
             vars = vars.set("owner", rid(owner));
             source = "$owned".into();
         }
+        self.page_of(table, &prelude, &source, conds, vars, page).await
+    }
+
+    /// One page of `source` (a table, or a variable the prelude sets) in id order, with
+    /// the total matching `conds`. Cursors are ids of `table`.
+    pub(crate) async fn page_of<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        prelude: &str,
+        source: &str,
+        conds: Vec<&str>,
+        mut vars: Vars,
+        page: &PageRequest,
+    ) -> Result<Page<T>> {
         let filter_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let mut page_conds = conds.clone();
         if let Some(after) = &page.after {
@@ -201,7 +215,7 @@ impl Store {
              SELECT * FROM {source} {page_sql} ORDER BY id LIMIT {limit};
              RETURN count(SELECT VALUE id FROM {source} {filter_sql});"
         );
-        let statements_before = if prelude.is_empty() { 0 } else { 2 };
+        let statements_before = prelude.matches(';').count();
         let mut resp = self.read(&sql, &vars).await?;
         let mut items: Vec<T> = take(&mut resp, statements_before)?;
         let total: u64 = take(&mut resp, statements_before + 1)?;

@@ -1,0 +1,234 @@
+//! Alerts: ingest with deduplication and enrichment, list, dismiss.
+
+use chrono::Utc;
+use serde::Deserialize;
+use surrealdb::types::RecordId;
+
+use super::{Plan, dt, refs_text};
+use crate::domain::*;
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, rid, take};
+
+/// Did an ingest create an alert or count a repeat of one?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Created,
+    Repeated,
+}
+
+/// Which alerts to list.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub status: Option<AlertStatus>,
+    pub severity: Option<Severity>,
+    pub subject: Option<NodeId>,
+    pub unknown_subject: Option<bool>,
+    pub source: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Reach {
+    systems: Vec<NodeId>,
+    last_used_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl Store {
+    /// Take in an alert. A repeat of a known dedupe key raises its count and
+    /// `last_seen`; a new one is linked to its subject (by id, external id or
+    /// fingerprint) and enriched with the subject's owners, the systems it reaches and
+    /// when it was last used. An alert whose subject cannot be found is kept, flagged
+    /// `unknown_subject`, with the reference the scanner gave.
+    pub async fn ingest_alert(&self, alert: &NewAlert) -> Result<(Alert, IngestOutcome)> {
+        let subject = self.resolve_subject(&alert.subject).await?;
+        let enrichment = match &subject {
+            Some(s) => self.enrich(s).await?,
+            None => Enrichment::default(),
+        };
+        let id = NodeId::generate(Table::Alert);
+        let now = Utc::now();
+        let content = Content::new()
+            .set("source", alert.source.as_str())
+            .set("rule", alert.rule.as_str())
+            .set("severity", alert.severity.as_str())
+            .set("title", alert.title.as_str())
+            .opt("detail", alert.detail.as_ref().map(|d| d.as_str().to_owned()))
+            .set("dedupe_key", alert.dedupe_key.as_str())
+            .set("status", AlertStatus::New.as_str())
+            .set("detected_at", dt(alert.detected_at))
+            .set("first_seen", dt(alert.detected_at))
+            .set("last_seen", dt(alert.detected_at))
+            .set("count", 1i64)
+            .opt("subject", subject.as_ref().map(rid))
+            .set("subject_ref", alert.subject.describe())
+            .set("unknown_subject", subject.is_none())
+            .set("enrichment", serde_json::to_value(&enrichment).unwrap_or_default())
+            .set("refs", refs_text(&alert.refs))
+            .set("created_at", dt(now))
+            .into_value();
+        let sql = "BEGIN;
+             LET $existing = (SELECT VALUE id FROM alert WHERE dedupe_key = $key LIMIT 1)[0];
+             IF $existing != NONE {
+                 UPDATE $existing SET count += 1, last_seen = array::max([last_seen, $detected]);
+             } ELSE {
+                 CREATE $id CONTENT $content;
+             };
+             COMMIT;
+             RETURN $existing;";
+        let vars = Vars::new()
+            .set("key", alert.dedupe_key.as_str())
+            .set("detected", dt(alert.detected_at))
+            .set("id", rid(&id))
+            .set("content", content);
+        // Two first sightings of one key racing: the unique index stops the second,
+        // which is then counted as a repeat.
+        let mut resp = match self.write(sql, &vars).await {
+            Err(StoreError::Conflict(m)) if m.contains("alert_dedupe") => self.write(sql, &vars).await?,
+            other => other?,
+        };
+        let existing: Option<NodeId> = take(&mut resp, 4)?;
+        let outcome = if existing.is_some() { IngestOutcome::Repeated } else { IngestOutcome::Created };
+        let mut resp = self
+            .read(
+                "SELECT * FROM alert WHERE dedupe_key = $key LIMIT 1",
+                &Vars::new().set("key", alert.dedupe_key.as_str()),
+            )
+            .await?;
+        let mut rows: Vec<Alert> = take(&mut resp, 0)?;
+        let alert = rows.pop().ok_or_else(|| StoreError::Database("ingested alert not found".into()))?;
+        Ok((alert, outcome))
+    }
+
+    async fn resolve_subject(&self, subject: &SubjectRef) -> Result<Option<NodeId>> {
+        let (sql, vars) = match subject {
+            SubjectRef::Id(id) => {
+                if !matches!(id.table(), Table::Nhi | Table::Secret) {
+                    return Err(StoreError::Invalid(ValueError::new(
+                        "subject",
+                        "an alert is about an nhi or a secret",
+                    )));
+                }
+                ("SELECT VALUE id FROM $id", Vars::new().set("id", vec![rid(id)]))
+            }
+            SubjectRef::ExternalId(x) => {
+                ("SELECT VALUE id FROM nhi WHERE external_id = $x LIMIT 1", Vars::new().set("x", x.as_str()))
+            }
+            SubjectRef::Fingerprint(f) => {
+                ("SELECT VALUE id FROM secret WHERE fingerprint = $f LIMIT 1", Vars::new().set("f", f.as_str()))
+            }
+        };
+        let mut resp = self.read(sql, &vars).await?;
+        let mut ids: Vec<NodeId> = take(&mut resp, 0)?;
+        Ok(ids.pop())
+    }
+
+    /// Owners, reached systems and last use of an NHI or secret.
+    async fn enrich(&self, subject: &NodeId) -> Result<Enrichment> {
+        let in_force = crate::store::nodes::IN_FORCE;
+        let owners = self.owner_facts(subject).await?.owners;
+        let sql = if subject.table() == Table::Nhi {
+            format!(
+                "RETURN {{
+                    systems: (SELECT VALUE out FROM $s->can_access WHERE {in_force}),
+                    last_used_at: $s.last_used_at,
+                 }};"
+            )
+        } else {
+            format!(
+                "LET $holders = (SELECT VALUE in FROM $s<-holds WHERE {in_force});
+                 RETURN {{
+                    systems: array::distinct(array::concat(
+                        (SELECT VALUE out FROM $s->authenticates_to WHERE {in_force}),
+                        array::flatten(SELECT VALUE (SELECT VALUE out FROM $parent.in->can_access WHERE {in_force})
+                            FROM $s<-holds WHERE {in_force})
+                    )),
+                    last_used_at: array::max((SELECT VALUE last_used_at FROM $holders WHERE last_used_at != NONE)),
+                 }};"
+            )
+        };
+        let mut resp = self.read(&sql, &Vars::new().set("s", rid(subject))).await?;
+        let last = resp.num_statements() - 1;
+        let reach: Reach = take(&mut resp, last)?;
+        Ok(Enrichment { owners, systems: reach.systems, last_used_at: reach.last_used_at })
+    }
+
+    pub async fn alerts_by_id(&self, ids: &[NodeId]) -> Result<Vec<Alert>> {
+        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Alert).map(rid).collect();
+        if rids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
+        take(&mut resp, 0)
+    }
+
+    pub async fn alert(&self, id: &NodeId) -> Result<Alert> {
+        self.alerts_by_id(std::slice::from_ref(id)).await?.pop().ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    pub async fn alerts(&self, f: &AlertFilter, page: &PageRequest) -> Result<Page<Alert>> {
+        let mut conds = Vec::new();
+        let mut vars = Vars::new();
+        if let Some(s) = f.status {
+            conds.push("status = $status");
+            vars = vars.set("status", s.as_str());
+        }
+        if let Some(s) = f.severity {
+            conds.push("severity = $severity");
+            vars = vars.set("severity", s.as_str());
+        }
+        if let Some(s) = &f.subject {
+            conds.push("subject = $subject");
+            vars = vars.set("subject", rid(s));
+        }
+        if let Some(u) = f.unknown_subject {
+            conds.push("unknown_subject = $unknown");
+            vars = vars.set("unknown", u);
+        }
+        if let Some(s) = &f.source {
+            conds.push("source = $source");
+            vars = vars.set("source", s.as_str());
+        }
+        self.page_of(Table::Alert, "", "alert", conds, vars, page).await
+    }
+
+    /// The alerts grouped into each of `cases`.
+    pub async fn alerts_of_cases(&self, cases: &[NodeId]) -> Result<Vec<Alert>> {
+        let rids: Vec<RecordId> = cases.iter().map(rid).collect();
+        let mut resp =
+            self.read("SELECT * FROM alert WHERE case IN $cases ORDER BY id", &Vars::new().set("cases", rids)).await?;
+        take(&mut resp, 0)
+    }
+
+    /// Dismiss a new alert, with a reason: a decision.
+    pub async fn dismiss_alert(&self, actor: &NodeId, id: &NodeId, reason: &Text) -> Result<Decision> {
+        self.decide(async || {
+            let alert = self.alert(id).await?;
+            if alert.status != AlertStatus::New {
+                return Err(StoreError::Conflict(format!("{id} is {} and can no longer be dismissed", alert.status)));
+            }
+            Ok(Plan {
+                draft: DecisionDraft {
+                    kind: DecisionKind::DismissAlert,
+                    outcome: Outcome::Dismissed,
+                    actor: actor.clone(),
+                    subject: id.clone(),
+                    case: None,
+                    rationale: reason.as_str().to_owned(),
+                    signals: vec![id.clone()],
+                    policy: Some(self.current_policy().await?.reference()),
+                    violation: None,
+                    refs: alert.refs.clone(),
+                    inputs: serde_json::json!({ "alert": alert }),
+                },
+                effects: format!(
+                    "IF $alert.status != 'new' {{ THROW '{STALE}' }};
+                     UPDATE $alert SET status = 'dismissed', dismissed_reason = $reason;"
+                ),
+                vars: Vars::new().set("alert", rid(id)).set("reason", reason.as_str()),
+            })
+        })
+        .await
+    }
+}
+
+/// Thrown by a decision's effects when what it was planned on changed underneath; the
+/// decision is planned again on fresh facts.
+pub(crate) const STALE: &str = "CONFLICT:chain moved: the subject changed while the decision was planned";

@@ -1,0 +1,209 @@
+//! Decision records and policies: writing a sealed record, reading and filtering them,
+//! verifying the chain, and publishing policy versions.
+
+use chrono::{DateTime, Utc};
+use surrealdb::types::{RecordId, Value};
+
+use super::{Plan, dt, refs_text};
+use crate::domain::*;
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, rid, take};
+
+/// The fields a sealed decision is written with.
+pub(super) fn content(d: &Decision) -> Value {
+    let ids = |v: &[NodeId]| v.iter().map(rid).collect::<Vec<RecordId>>();
+    Content::new()
+        .set("seq", d.seq as i64)
+        .set("kind", d.kind.as_str())
+        .set("outcome", d.outcome.as_str())
+        .set("actor", rid(&d.actor))
+        .set("subject", rid(&d.subject))
+        .opt("case", d.case.as_ref().map(rid))
+        .set("rationale", d.rationale.as_str())
+        .set("signals", ids(&d.signals))
+        .opt("policy", d.policy.as_ref().map(rid))
+        .opt("policy_version", d.policy_version.map(i64::from))
+        .opt("policy_sha256", d.policy_sha256.clone())
+        .opt("violation", d.violation.as_ref().map(|v| serde_json::to_value(v).unwrap_or_default()))
+        .set("refs", refs_text(&d.refs))
+        .set("inputs", d.inputs.as_str())
+        .set("at", dt(d.at))
+        .set("prev_hash", d.prev_hash.as_str())
+        .set("hash", d.hash.as_str())
+        .into_value()
+}
+
+/// Which decisions to list.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub subject: Option<NodeId>,
+    pub case: Option<NodeId>,
+    pub actor: Option<NodeId>,
+    pub kind: Option<DecisionKind>,
+    pub outcome: Option<Outcome>,
+    pub reference: Option<FrameworkRef>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Decisions by id; missing ids are absent.
+    pub async fn decisions_by_id(&self, ids: &[NodeId]) -> Result<Vec<Decision>> {
+        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Decision).map(rid).collect();
+        if rids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
+        take(&mut resp, 0)
+    }
+
+    pub async fn decision(&self, id: &NodeId) -> Result<Decision> {
+        self.decisions_by_id(std::slice::from_ref(id)).await?.pop().ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    /// A page of decisions, in chain order.
+    pub async fn decisions(&self, f: &DecisionFilter, page: &PageRequest) -> Result<Page<Decision>> {
+        let mut conds = Vec::new();
+        let mut vars = Vars::new();
+        if let Some(s) = &f.subject {
+            conds.push("subject = $subject");
+            vars = vars.set("subject", rid(s));
+        }
+        if let Some(c) = &f.case {
+            conds.push("case = $case");
+            vars = vars.set("case", rid(c));
+        }
+        if let Some(a) = &f.actor {
+            conds.push("actor = $actor");
+            vars = vars.set("actor", rid(a));
+        }
+        if let Some(k) = f.kind {
+            conds.push("kind = $kind");
+            vars = vars.set("kind", k.as_str());
+        }
+        if let Some(o) = f.outcome {
+            conds.push("outcome = $outcome");
+            vars = vars.set("outcome", o.as_str());
+        }
+        if let Some(r) = &f.reference {
+            conds.push("$ref IN refs");
+            vars = vars.set("ref", r.as_str());
+        }
+        if let Some(t) = f.from {
+            conds.push("at >= $from");
+            vars = vars.set("from", dt(t));
+        }
+        if let Some(t) = f.to {
+            conds.push("at < $to");
+            vars = vars.set("to", dt(t));
+        }
+        self.page_of(Table::Decision, "", "decision", conds, vars, page).await
+    }
+
+    /// Recompute the whole chain from the stored records and compare it with the head.
+    pub async fn verify_decision_chain(&self) -> Result<ChainReport> {
+        let head = self.chain_head().await?;
+        let mut resp = self.read("SELECT * FROM decision ORDER BY seq", &Vars::new()).await?;
+        let rows: Vec<serde_json::Value> = take(&mut resp, 0)?;
+        let mut records = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
+            let id = row.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+            match serde_json::from_value::<Decision>(row) {
+                Ok(d) => records.push(d),
+                // A record that no longer reads as a decision was tampered with as
+                // surely as one whose hash is off.
+                Err(e) => {
+                    return Ok(ChainReport {
+                        length: i as u64,
+                        head_hash: head.hash,
+                        first_broken: Some(BrokenLink {
+                            seq: i as u64 + 1,
+                            decision: NodeId::parse(&id).ok(),
+                            problem: format!("the record no longer reads as a decision: {e}"),
+                        }),
+                    });
+                }
+            }
+        }
+        Ok(verify_chain(&records, &head))
+    }
+
+    /// The policy in force: the latest published version.
+    pub async fn current_policy(&self) -> Result<Policy> {
+        let mut resp = self.read("SELECT * FROM policy ORDER BY version DESC LIMIT 1", &Vars::new()).await?;
+        let mut rows: Vec<Policy> = take(&mut resp, 0)?;
+        rows.pop().ok_or_else(|| StoreError::Database("no policy has been published".into()))
+    }
+
+    pub async fn policies(&self) -> Result<Vec<Policy>> {
+        let mut resp = self.read("SELECT * FROM policy ORDER BY version DESC", &Vars::new()).await?;
+        take(&mut resp, 0)
+    }
+
+    pub async fn policies_by_id(&self, ids: &[NodeId]) -> Result<Vec<Policy>> {
+        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Policy).map(rid).collect();
+        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
+        take(&mut resp, 0)
+    }
+
+    /// Write the baseline policy as version 1 when a database has none yet. It is not a
+    /// decision: nobody took it; the first decision records it like any later version.
+    pub(crate) async fn ensure_baseline_policy(&self) -> Result<()> {
+        let draft = PolicyDraft::baseline();
+        let id = NodeId::generate(Table::Policy);
+        let sql = "BEGIN;
+             IF count(SELECT VALUE id FROM policy LIMIT 1) = 0 { CREATE ONLY $id CONTENT $content };
+             COMMIT;";
+        let vars = Vars::new().set("id", rid(&id)).set("content", policy_content(&draft, 1, None));
+        self.write(sql, &vars).await?;
+        Ok(())
+    }
+
+    /// Publish a new immutable policy version, as a decision of `actor`.
+    pub async fn publish_policy(&self, actor: &NodeId, draft: &PolicyDraft, rationale: &Text) -> Result<Policy> {
+        draft.check()?;
+        let id = NodeId::generate(Table::Policy);
+        self.decide(async || {
+            let current = self.current_policy().await?;
+            let version = current.version + 1;
+            let reference = PolicyRef { id: id.clone(), version, sha256: draft.sha256(version) };
+            Ok(Plan {
+                draft: DecisionDraft {
+                    kind: DecisionKind::PublishPolicy,
+                    outcome: Outcome::Published,
+                    actor: actor.clone(),
+                    subject: id.clone(),
+                    case: None,
+                    rationale: rationale.as_str().to_owned(),
+                    signals: vec![],
+                    policy: Some(reference),
+                    violation: None,
+                    refs: draft.refs.clone(),
+                    inputs: serde_json::json!({
+                        "previous": { "id": current.id.to_string(), "version": current.version, "sha256": current.sha256 },
+                        "text": draft.canonical(version),
+                    }),
+                },
+                effects: "CREATE ONLY $policy_id CONTENT $policy;".into(),
+                vars: Vars::new().set("policy_id", rid(&id)).set("policy", policy_content(draft, version, Some(actor))),
+            })
+        })
+        .await?;
+        self.policies_by_id(std::slice::from_ref(&id))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Database("published policy not found".into()))
+    }
+}
+
+fn policy_content(draft: &PolicyDraft, version: u32, by: Option<&NodeId>) -> Value {
+    Content::new()
+        .set("name", draft.name.as_str())
+        .set("version", i64::from(version))
+        .set("description", draft.description.as_str())
+        .set("rules", serde_json::to_value(&draft.rules).unwrap_or_default())
+        .set("refs", refs_text(&draft.refs))
+        .set("sha256", draft.sha256(version))
+        .set("published_at", dt(Utc::now()))
+        .opt("published_by", by.map(rid))
+        .into_value()
+}

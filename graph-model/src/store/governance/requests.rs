@@ -1,0 +1,593 @@
+//! Requests, approvals, risk acceptances, emergency access and exceptions.
+//!
+//! Deciding a request gathers the facts the policy needs (the request as it is now, the
+//! actor's roles, who owns the subject, how critical the target is), lets the policy in
+//! force say yes or name the rule that says no, and then writes the decision and its
+//! effect in one transaction: an approved grant opens the access edge with its expiry,
+//! a revocation changes the NHI and closes its access, an exception is created, a
+//! rejected emergency access is closed again. A refusal writes only its own record.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use surrealdb::types::RecordId;
+
+use super::alerts::STALE;
+use super::{Plan, distinct, dt, refs_text};
+use crate::domain::*;
+use crate::store::edges::{edge_content, open_key};
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, edge_rid, rid, take};
+
+/// Which requests to list.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub status: Option<RequestStatus>,
+    pub kind: Option<RequestKind>,
+    pub requester: Option<NodeId>,
+    pub subject: Option<NodeId>,
+    pub case: Option<NodeId>,
+    /// Approved requests whose approval has lapsed and needs revalidation.
+    pub revalidation_due: bool,
+    /// Emergency access still unapproved past its window.
+    pub post_approval_overdue: bool,
+}
+
+/// The facts about a request's subject and target that rules look at.
+struct Stakes {
+    owners: super::OwnerFacts,
+    target: Option<TargetFacts>,
+}
+
+impl Store {
+    pub async fn requests_by_id(&self, ids: &[NodeId]) -> Result<Vec<Request>> {
+        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Request).map(rid).collect();
+        if rids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
+        take(&mut resp, 0)
+    }
+
+    pub async fn request(&self, id: &NodeId) -> Result<Request> {
+        self.requests_by_id(std::slice::from_ref(id)).await?.pop().ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    pub async fn requests(&self, f: &RequestFilter, page: &PageRequest) -> Result<Page<Request>> {
+        let mut conds = Vec::new();
+        let mut vars = Vars::new();
+        if let Some(s) = f.status {
+            conds.push("status = $status");
+            vars = vars.set("status", s.as_str());
+        }
+        if let Some(k) = f.kind {
+            conds.push("kind = $kind");
+            vars = vars.set("kind", k.as_str());
+        }
+        if let Some(r) = &f.requester {
+            conds.push("requester = $requester");
+            vars = vars.set("requester", rid(r));
+        }
+        if let Some(s) = &f.subject {
+            conds.push("subject = $subject");
+            vars = vars.set("subject", rid(s));
+        }
+        if let Some(c) = &f.case {
+            conds.push("case = $case");
+            vars = vars.set("case", rid(c));
+        }
+        if f.revalidation_due {
+            conds.push("status = 'approved' AND approval_expires_at != NONE AND approval_expires_at <= time::now()");
+        }
+        if f.post_approval_overdue {
+            conds
+                .push("status = 'emergency_active' AND post_approval_due != NONE AND post_approval_due <= time::now()");
+        }
+        self.page_of(Table::Request, "", "request", conds, vars, page).await
+    }
+
+    async fn stakes(&self, subject: &NodeId, target: Option<&NodeId>) -> Result<Stakes> {
+        let owners = self.owner_facts(subject).await?;
+        let target = match target {
+            Some(t) => {
+                let systems = self.nodes_by_id::<System>(std::slice::from_ref(t)).await?;
+                let s = systems
+                    .get(t)
+                    .ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {t}"))))?;
+                Some(TargetFacts { criticality: s.criticality, environment: s.environment })
+            }
+            None => None,
+        };
+        Ok(Stakes { owners, target })
+    }
+
+    /// File a request as `requester`. A grant the policy denies automatically (an NHI
+    /// without an active owner) is recorded as denied, with the decision that denied
+    /// it; emergency access is granted at once and must be approved afterwards.
+    pub async fn create_request(&self, requester: &NodeId, new: &NewRequest) -> Result<Request> {
+        new.check()?;
+        if self.nodes_any(std::slice::from_ref(&new.subject)).await?.is_empty() {
+            return Err(StoreError::Invalid(ValueError::new("subject", format!("no {}", new.subject))));
+        }
+        if let Some(c) = &new.case {
+            self.case(c).await.map_err(|_| StoreError::Invalid(ValueError::new("case", format!("no case {c}"))))?;
+        }
+        let id = NodeId::generate(Table::Request);
+        if new.kind == RequestKind::EmergencyAccess {
+            return self.emergency_access(requester, &id, new).await;
+        }
+        let policy = self.current_policy().await?;
+        let stakes = self.stakes(&new.subject, new.target.as_ref()).await?;
+        let high = stakes.target.is_some_and(|t| t.high_stakes(new.privilege));
+        let needed = policy.approvals_needed(new.kind, high);
+        let deny = policy.automated_deny(new.kind, stakes.owners.has_active_owner());
+        let status = if deny.is_some() { RequestStatus::Denied } else { RequestStatus::Pending };
+        let content = request_content(new, requester, status, needed, Utc::now())
+            .opt("denied_by_rule", deny.as_ref().map(|v| v.rule.as_str()))
+            .into_value();
+        match deny {
+            None => {
+                let sql = "CREATE ONLY $id CONTENT $content;";
+                self.write(sql, &Vars::new().set("id", rid(&id)).set("content", content)).await?;
+            }
+            Some(violation) => {
+                // The deny is a decision like any other: recorded, with the rule and
+                // policy version, so the override that may follow has something to cite.
+                let content = &content;
+                self.decide(async || {
+                    Ok(Plan {
+                        draft: DecisionDraft {
+                            kind: DecisionKind::AutomatedDeny,
+                            outcome: Outcome::Denied,
+                            actor: requester.clone(),
+                            subject: id.clone(),
+                            case: new.case.clone(),
+                            rationale: violation.message.clone(),
+                            signals: vec![],
+                            policy: Some(policy.reference()),
+                            violation: None,
+                            refs: new.refs.clone(),
+                            inputs: json!({
+                                "rule": violation.rule,
+                                "subject_owners": stakes.owners.owners,
+                                "policy_text": policy.text(),
+                            }),
+                        },
+                        effects: "CREATE ONLY $id CONTENT $content;".into(),
+                        vars: Vars::new().set("id", rid(&id)).set("content", content.clone()),
+                    })
+                })
+                .await?;
+            }
+        }
+        self.request(&id).await
+    }
+
+    /// Break-glass access: the access edge opens now, with the decision that opened
+    /// it, and the request waits for approval after the fact.
+    async fn emergency_access(&self, requester: &NodeId, id: &NodeId, new: &NewRequest) -> Result<Request> {
+        let (Some(target), Some(privilege)) = (&new.target, new.privilege) else {
+            return Err(ValueError::new("target", "emergency access names a system and a privilege").into());
+        };
+        self.decide(async || {
+            let policy = self.current_policy().await?;
+            let stakes = self.stakes(&new.subject, Some(target)).await?;
+            let high = stakes.target.is_some_and(|t| t.high_stakes(Some(privilege)));
+            let now = Utc::now();
+            let lifetime = policy.approval_lifetime(new.duration_days).unwrap_or(Duration::days(1));
+            let due = policy.emergency_window().map(|w| now + w);
+            let edge = NewEdge {
+                kind: EdgeKind::CanAccess,
+                from: new.subject.clone(),
+                to: target.clone(),
+                attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: Some(now + lifetime) },
+            };
+            let edge_id = EdgeId::generate(EdgeKind::CanAccess);
+            let content = request_content(
+                new,
+                requester,
+                RequestStatus::EmergencyActive,
+                policy.approvals_needed(new.kind, high),
+                now,
+            )
+            .opt("post_approval_due", due.map(dt))
+            .set("granted_edge", edge_id.to_string())
+            .into_value();
+            let mut vars = Vars::new().set("id", rid(id)).set("content", content);
+            let effects = grant_statements(&edge, &edge_id, now, &mut vars);
+            Ok(Plan {
+                draft: DecisionDraft {
+                    kind: DecisionKind::EmergencyAccess,
+                    outcome: Outcome::Granted,
+                    actor: requester.clone(),
+                    subject: id.clone(),
+                    case: new.case.clone(),
+                    rationale: new.justification.as_str().to_owned(),
+                    signals: vec![],
+                    policy: Some(policy.reference()),
+                    violation: None,
+                    refs: new.refs.clone(),
+                    inputs: json!({
+                        "subject": new.subject,
+                        "target": target,
+                        "privilege": privilege,
+                        "access_expires_at": now + lifetime,
+                        "post_approval_due": due,
+                        "policy_text": policy.text(),
+                    }),
+                },
+                effects: format!("CREATE ONLY $id CONTENT $content;\n{effects}"),
+                vars,
+            })
+        })
+        .await?;
+        self.request(id).await
+    }
+
+    /// Decide a request: approve, reject or escalate, with a rationale and the alerts
+    /// and evidence relied on. Every rule of the policy in force is checked first; a
+    /// refusal is recorded and answered with [`StoreError::Refused`].
+    pub async fn decide_request(
+        &self,
+        actor: &NodeId,
+        id: &NodeId,
+        outcome: DecideOutcome,
+        rationale: &Text,
+        signals: &[NodeId],
+    ) -> Result<(Decision, Request)> {
+        if id.table() != Table::Request {
+            return Err(ValueError::new("id", format!("{id} is not a request")).into());
+        }
+        self.check_signals(signals).await?;
+        let decision = self
+            .decide(async || {
+                let request = self.request(id).await?;
+                if !request.status.is_open() {
+                    return Err(StoreError::Conflict(format!("{id} is {} and can no longer be decided", request.status)));
+                }
+                let policy = self.current_policy().await?;
+                let person = self.person(actor).await?;
+                let stakes = self.stakes(&request.subject, request.target.as_ref()).await?;
+                let privileged = stakes.target.is_some_and(|t| t.privileged(request.privilege));
+                let high_stakes = stakes.target.is_some_and(|t| t.high_stakes(request.privilege));
+                let prior: Vec<NodeId> = request.approvals.iter().map(|a| a.approver.clone()).collect();
+                let facts = ApprovalFacts {
+                    outcome,
+                    kind: request.kind,
+                    requester: request.requester.clone(),
+                    actor: actor.clone(),
+                    actor_roles: person.roles.clone(),
+                    actor_owns_subject: stakes.owners.includes(actor),
+                    privileged,
+                    high_stakes,
+                    prior_approvers: prior.clone(),
+                    subject_has_active_owner: stakes.owners.has_active_owner(),
+                    risk_accepted: request.risk_accepted_by.is_some(),
+                };
+                let case_alerts: Vec<NodeId> = match &request.case {
+                    Some(c) => self.alerts_of_cases(std::slice::from_ref(c)).await?.into_iter().map(|a| a.id).collect(),
+                    None => vec![],
+                };
+                let draft = DecisionDraft {
+                    kind: DecisionKind::DecideRequest,
+                    outcome: match outcome {
+                        DecideOutcome::Approve => Outcome::Approved,
+                        DecideOutcome::Reject => Outcome::Rejected,
+                        DecideOutcome::Escalate => Outcome::Escalated,
+                    },
+                    actor: actor.clone(),
+                    subject: id.clone(),
+                    case: request.case.clone(),
+                    rationale: rationale.as_str().to_owned(),
+                    signals: distinct(signals.iter().cloned().chain(case_alerts)),
+                    policy: Some(policy.reference()),
+                    violation: None,
+                    refs: distinct_refs(&request.refs, &policy.refs),
+                    inputs: json!({
+                        "request": request,
+                        "actor_roles": person.roles,
+                        "actor_owns_subject": facts.actor_owns_subject,
+                        "subject_owners": stakes.owners.owners,
+                        "subject_has_active_owner": facts.subject_has_active_owner,
+                        "target": stakes.target.map(|t| json!({"criticality": t.criticality, "environment": t.environment})),
+                        "privileged": privileged,
+                        "high_stakes": high_stakes,
+                        "approvals_before": prior,
+                        "policy_text": policy.text(),
+                    }),
+                };
+                if let Err(violation) = policy.check_decision(&facts) {
+                    return Ok(Plan::refused(draft, violation));
+                }
+                let mut vars = Vars::new().set("request", rid(id)).set("rev", request.rev as i64);
+                let now = Utc::now();
+                let change = match outcome {
+                    DecideOutcome::Escalate => "status = 'escalated'".to_owned(),
+                    DecideOutcome::Reject => {
+                        let mut s = "status = 'rejected', decided_at = time::now()".to_owned();
+                        if let (RequestKind::EmergencyAccess, Some(edge)) = (request.kind, &request.granted_edge) {
+                            // Rolling back break-glass access closes the edge it opened.
+                            vars = vars.set("edge", edge_rid(&EdgeId::parse(edge)?));
+                            s = format!(
+                                "{s}{EXTRA}UPDATE $edge SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;"
+                            );
+                        }
+                        s
+                    }
+                    DecideOutcome::Approve => {
+                        let approvals = prior.len() as u32 + 1;
+                        let append = "approvals += { approver: $actor, at: time::now(), decision: $decision_id }".to_owned();
+                        vars = vars.set("actor", rid(actor));
+                        if approvals < request.approvals_needed {
+                            append
+                        } else {
+                            let expires = policy.approval_lifetime(request.duration_days).map(|d| now + d);
+                            vars = vars.set("expires", expires.map(dt));
+                            let effect = self.approval_effect(&request, &policy, expires, now, &mut vars)?;
+                            format!(
+                                "{append}, status = 'approved', decided_at = time::now(), approval_expires_at = $expires{effect}"
+                            )
+                        }
+                    }
+                };
+                let (set, extra) = split_effect(&change);
+                Ok(Plan {
+                    draft,
+                    effects: format!(
+                        "IF $request.rev != $rev {{ THROW '{STALE}' }};
+                         {extra}
+                         UPDATE $request SET {set}, rev += 1;"
+                    ),
+                    vars,
+                })
+            })
+            .await?;
+        Ok((decision, self.request(id).await?))
+    }
+
+    /// What a final approval changes besides the request. Returns extra `SET` clauses
+    /// (`, field = ...`) and, through `split_effect`, statements on other records.
+    fn approval_effect(
+        &self,
+        request: &Request,
+        policy: &Policy,
+        expires: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        vars: &mut Vars,
+    ) -> Result<String> {
+        let subject = rid(&request.subject);
+        Ok(match request.kind {
+            RequestKind::GrantAccess => {
+                let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
+                    return Err(StoreError::Database(format!("{} lacks its target", request.id)));
+                };
+                let edge = NewEdge {
+                    kind: EdgeKind::CanAccess,
+                    from: request.subject.clone(),
+                    to: target.clone(),
+                    attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: expires },
+                };
+                let edge_id = EdgeId::generate(EdgeKind::CanAccess);
+                let statements = grant_statements(&edge, &edge_id, now, vars);
+                *vars = std::mem::take(vars).set("granted_edge", edge_id.to_string());
+                format!(", granted_edge = $granted_edge{EXTRA}{statements}")
+            }
+            RequestKind::RevokeNhi | RequestKind::Offboard => {
+                let (status, kinds) = if request.kind == RequestKind::RevokeNhi {
+                    ("revoked", "->can_access")
+                } else {
+                    ("decommissioned", "->can_access, ->holds, ->assumes")
+                };
+                *vars = std::mem::take(vars).set("subject", subject).set("nhi_status", status);
+                format!(
+                    "{EXTRA}UPDATE $subject SET status = $nhi_status, updated_at = time::now();
+                     LET $open = array::flatten((SELECT VALUE [{kinds}] FROM ONLY $subject));
+                     UPDATE $open SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;"
+                )
+            }
+            RequestKind::RotateSecret => match &request.case {
+                // The rotation itself happens outside; the case gets a mandatory task to
+                // do it and verify it, so it cannot close until someone has.
+                Some(case) => {
+                    let task = Content::new()
+                        .set("case", rid(case))
+                        .set("kind", TaskKind::Rotate.as_str())
+                        .set("title", format!("Rotate {} as approved in {}", request.subject, request.id))
+                        .set("mandatory", true)
+                        .set("status", TaskStatus::Open.as_str())
+                        .set("created_by", rid(&request.requester))
+                        .set("created_at", dt(now))
+                        .into_value();
+                    *vars = std::mem::take(vars)
+                        .set("task", rid(&NodeId::generate(Table::Task)))
+                        .set("task_content", task)
+                        .set("task_case", rid(case));
+                    format!(
+                        "{EXTRA}CREATE ONLY $task CONTENT $task_content;
+                         UPDATE $task_case SET rev += 1, updated_at = time::now();"
+                    )
+                }
+                None => String::new(),
+            },
+            RequestKind::Exception => {
+                let expires = expires.unwrap_or(now + Duration::days(i64::from(request.duration_days.unwrap_or(30))));
+                let review =
+                    request.review_days.map(|d| now + Duration::days(i64::from(d))).unwrap_or(expires).min(expires);
+                let approvers: Vec<RecordId> = request.approvals.iter().map(|a| rid(&a.approver)).collect();
+                let exception = Content::new()
+                    .set("request", rid(&request.id))
+                    .set("subject", subject)
+                    .set("justification", request.justification.as_str())
+                    .set("compensating_controls", request.compensating_controls.clone())
+                    .set("status", ExceptionStatus::Active.as_str())
+                    .set("expires_at", dt(expires))
+                    .set("review_due", dt(review))
+                    .set("created_at", dt(now))
+                    .set("refs", refs_text(&distinct_refs(&request.refs, &policy.refs)))
+                    .into_value();
+                *vars = std::mem::take(vars)
+                    .set("exception", rid(&NodeId::generate(Table::Exception)))
+                    .set("exception_content", exception)
+                    .set("prior_approvers", approvers);
+                format!(
+                    "{EXTRA}CREATE ONLY $exception CONTENT $exception_content;
+                     UPDATE $exception SET approved_by = array::append($prior_approvers, $actor);"
+                )
+            }
+            // Already in force since it was granted; the approval makes it regular.
+            RequestKind::EmergencyAccess => String::new(),
+        })
+    }
+
+    /// The control owner accepts the risk of a denied grant, so approvers may approve
+    /// it despite the rule that denied it.
+    pub async fn accept_risk(&self, actor: &NodeId, id: &NodeId, rationale: &Text) -> Result<(Decision, Request)> {
+        let decision = self
+            .decide(async || {
+                let request = self.request(id).await?;
+                if request.status != RequestStatus::Denied {
+                    return Err(StoreError::Conflict(format!(
+                        "{id} is {}; only a request denied by an automated check takes a risk acceptance",
+                        request.status
+                    )));
+                }
+                let policy = self.current_policy().await?;
+                let control = request.target.clone().unwrap_or_else(|| request.subject.clone());
+                let control_owners = self.owner_facts(&control).await?;
+                let draft = DecisionDraft {
+                    kind: DecisionKind::AcceptRisk,
+                    outcome: Outcome::Accepted,
+                    actor: actor.clone(),
+                    subject: id.clone(),
+                    case: request.case.clone(),
+                    rationale: rationale.as_str().to_owned(),
+                    signals: vec![],
+                    policy: Some(policy.reference()),
+                    violation: None,
+                    refs: request.refs.clone(),
+                    inputs: json!({
+                        "request": request,
+                        "denied_by_rule": request.denied_by_rule,
+                        "control": control,
+                        "control_owners": control_owners.owners,
+                        "policy_text": policy.text(),
+                    }),
+                };
+                if let Err(v) = policy.check_risk_acceptance(control_owners.includes(actor)) {
+                    return Ok(Plan::refused(draft, v));
+                }
+                Ok(Plan {
+                    draft,
+                    effects: format!(
+                        "IF $request.rev != $rev {{ THROW '{STALE}' }};
+                         UPDATE $request SET status = 'pending', risk_accepted_by = $actor, rev += 1;"
+                    ),
+                    vars: Vars::new().set("request", rid(id)).set("rev", request.rev as i64).set("actor", rid(actor)),
+                })
+            })
+            .await?;
+        Ok((decision, self.request(id).await?))
+    }
+
+    /// Alerts and evidence cited as signals must exist.
+    async fn check_signals(&self, signals: &[NodeId]) -> Result<()> {
+        if let Some(bad) = signals.iter().find(|s| !matches!(s.table(), Table::Alert | Table::Evidence)) {
+            return Err(ValueError::new("signals", format!("{bad} is neither an alert nor evidence")).into());
+        }
+        let found: Vec<NodeId> = {
+            let rids: Vec<RecordId> = signals.iter().map(rid).collect();
+            let mut resp = self.read("SELECT VALUE id FROM $ids", &Vars::new().set("ids", rids)).await?;
+            take(&mut resp, 0)?
+        };
+        if let Some(missing) = signals.iter().find(|s| !found.contains(s)) {
+            return Err(ValueError::new("signals", format!("no {missing}")).into());
+        }
+        Ok(())
+    }
+
+    pub async fn exceptions_by_id(&self, ids: &[NodeId]) -> Result<Vec<Exception>> {
+        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Exception).map(rid).collect();
+        if rids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
+        take(&mut resp, 0)
+    }
+
+    /// Exceptions, optionally only those due for revalidation (expired or past review).
+    pub async fn exceptions(
+        &self,
+        subject: Option<&NodeId>,
+        revalidation_due: bool,
+        page: &PageRequest,
+    ) -> Result<Page<Exception>> {
+        let mut conds = Vec::new();
+        let mut vars = Vars::new();
+        if let Some(s) = subject {
+            conds.push("subject = $subject");
+            vars = vars.set("subject", rid(s));
+        }
+        if revalidation_due {
+            conds.push("status = 'active' AND (expires_at <= time::now() OR review_due <= time::now())");
+        }
+        self.page_of(Table::Exception, "", "exception", conds, vars, page).await
+    }
+}
+
+/// Marks where a final approval's effect moves from `SET` clauses to statements.
+const EXTRA: &str = "\u{1e}";
+
+/// Split an approval change into its `SET` clauses and the statements that run before.
+fn split_effect(change: &str) -> (String, String) {
+    match change.split_once(EXTRA) {
+        Some((set, extra)) => (set.to_owned(), extra.to_owned()),
+        None => (change.to_owned(), String::new()),
+    }
+}
+
+/// Statements that open an access edge, closing an open one between the same nodes
+/// first (a new grant replaces the old access, with its own privilege and expiry).
+fn grant_statements(edge: &NewEdge, id: &EdgeId, now: DateTime<Utc>, vars: &mut Vars) -> String {
+    let content = edge_content(id, edge, now, None, now).into_value();
+    *vars = std::mem::take(vars).set("grant_open_key", open_key(edge)).set("grant", content);
+    "UPDATE can_access SET valid_to = time::now(), open_key = NONE WHERE open_key = $grant_open_key;
+     INSERT RELATION INTO can_access $grant;"
+        .into()
+}
+
+fn request_content(
+    new: &NewRequest,
+    requester: &NodeId,
+    status: RequestStatus,
+    needed: u32,
+    now: DateTime<Utc>,
+) -> Content {
+    Content::new()
+        .set("kind", new.kind.as_str())
+        .set("status", status.as_str())
+        .set("requester", rid(requester))
+        .set("subject", rid(&new.subject))
+        .opt("target", new.target.as_ref().map(rid))
+        .opt("privilege", new.privilege.map(|p| p.as_str()))
+        .opt("duration_days", new.duration_days.map(i64::from))
+        .set("justification", new.justification.as_str())
+        .opt("ticket_ref", new.ticket_ref.as_ref().map(|t| t.as_str().to_owned()))
+        .opt("case", new.case.as_ref().map(rid))
+        .set(
+            "compensating_controls",
+            new.compensating_controls.iter().map(|c| c.as_str().to_owned()).collect::<Vec<_>>(),
+        )
+        .opt("review_days", new.review_days.map(i64::from))
+        .set("refs", refs_text(&new.refs))
+        .set("approvals_needed", i64::from(needed))
+        .set("requested_at", dt(now))
+        .set("rev", 0i64)
+}
+
+fn distinct_refs(a: &[FrameworkRef], b: &[FrameworkRef]) -> Vec<FrameworkRef> {
+    let mut out = a.to_vec();
+    for r in b {
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    out
+}

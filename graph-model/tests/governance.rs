@@ -1,0 +1,216 @@
+//! The governance record against a real (in-memory) SurrealDB: the chain, rule
+//! enforcement and effects, below the API.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use graph_model::inventory::Inventory;
+use graph_model::store::{Store, StoreConfig, StoreError};
+use graph_model::*;
+use serde_json::json;
+
+struct World {
+    store: Store,
+    ids: HashMap<String, NodeId>,
+}
+
+impl World {
+    fn id(&self, r: &str) -> NodeId {
+        self.ids[r].clone()
+    }
+}
+
+async fn world() -> World {
+    let store = Store::open(&StoreConfig::memory()).await.unwrap();
+    let doc = json!({
+        "nodes": [
+            {"type": "person", "ref": "req", "name": "Requester", "email": "req@x.example", "roles": ["investigator", "approver"]},
+            {"type": "person", "ref": "a1", "name": "Approver One", "email": "a1@x.example", "roles": ["approver"]},
+            {"type": "person", "ref": "a2", "name": "Approver Two", "email": "a2@x.example", "roles": ["approver"]},
+            {"type": "person", "ref": "owner", "name": "Owner", "email": "owner@x.example", "roles": ["approver"]},
+            {"type": "team", "ref": "team", "name": "Payments"},
+            {"type": "nhi", "ref": "bot", "kind": "service_account", "name": "deploy-bot", "environment": "production", "external_id": "bot-1"},
+            {"type": "nhi", "ref": "orphan", "kind": "token", "name": "orphan", "environment": "production"},
+            {"type": "secret", "ref": "key", "kind": "api_key", "name": "deploy key", "fingerprint": "fp-0123456789"},
+            {"type": "system", "ref": "db", "kind": "database", "name": "ledger", "environment": "production", "criticality": "tier1"},
+            {"type": "system", "ref": "vault", "kind": "vault", "name": "vault", "environment": "production", "criticality": "tier0"}
+        ],
+        "edges": [
+            {"type": "member_of", "from": "owner", "to": "team"},
+            {"type": "owns", "from": "team", "to": "bot"},
+            {"type": "owns", "from": "owner", "to": "vault"},
+            {"type": "holds", "from": "bot", "to": "key"},
+            {"type": "authenticates_to", "from": "key", "to": "db"},
+            {"type": "can_access", "from": "bot", "to": "db", "privilege": "read"}
+        ]
+    });
+    let inv = Inventory::parse(&doc, Utc::now()).unwrap();
+    let summary = store.import(&inv).await.unwrap();
+    World { store, ids: summary.ids.into_iter().collect() }
+}
+
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+
+fn grant(w: &World, subject: &str, target: &str, privilege: Privilege) -> NewRequest {
+    NewRequest {
+        kind: RequestKind::GrantAccess,
+        subject: w.id(subject),
+        target: Some(w.id(target)),
+        privilege: Some(privilege),
+        duration_days: Some(30),
+        justification: text("deploys need it"),
+        ticket_ref: None,
+        case: None,
+        compensating_controls: vec![],
+        review_days: None,
+        refs: vec![],
+    }
+}
+
+#[tokio::test]
+async fn an_alert_becomes_a_case_that_closes_with_a_verified_chain() {
+    let w = world().await;
+    let s = &w.store;
+    let alert = NewAlert {
+        source: Label::parse("gitleaks").unwrap(),
+        rule: Label::parse("generic-api-key").unwrap(),
+        severity: Severity::Critical,
+        title: text("deploy key committed"),
+        detail: None,
+        detected_at: Utc::now(),
+        subject: SubjectRef::Fingerprint("fp-0123456789".into()),
+        refs: vec![FrameworkRef::parse("NHI-02").unwrap()],
+        dedupe_key: "k1".into(),
+    };
+    let (a, outcome) = s.ingest_alert(&alert).await.unwrap();
+    assert_eq!(outcome, store_outcome_created());
+    assert_eq!(a.subject, Some(w.id("key")));
+    assert_eq!(a.enrichment.systems, vec![w.id("db")]);
+    assert!(a.enrichment.last_used_at.is_none());
+    let (again, outcome) = s.ingest_alert(&alert).await.unwrap();
+    assert_eq!((again.id.clone(), again.count), (a.id.clone(), 2));
+    assert_ne!(outcome, store_outcome_created());
+
+    let sla = SlaHours::default();
+    let case = s
+        .open_case(
+            &w.id("req"),
+            &NewCase {
+                title: text("leaked deploy key"),
+                description: None,
+                severity: None,
+                alerts: vec![a.id.clone()],
+                subjects: vec![],
+                assignee: Some(w.id("req")),
+                refs: vec![],
+            },
+            &sla,
+        )
+        .await
+        .unwrap();
+    assert_eq!(case.severity, Severity::Critical);
+    assert_eq!(case.subjects, vec![w.id("key")]);
+    let case = s.transition_case(&w.id("req"), &case.id, CaseStatus::Investigating, &text("looking")).await.unwrap();
+    assert_eq!(case.status, CaseStatus::Investigating);
+    let bad = s.transition_case(&w.id("req"), &case.id, CaseStatus::Open, &text("back")).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+
+    let ev = s
+        .attach_evidence(
+            &w.id("req"),
+            &case.id,
+            &NewEvidence {
+                kind: EvidenceKind::RotationStatus,
+                content: text("rotated at 10:00"),
+                source: Label::parse("vault").unwrap(),
+                collected_at: None,
+                supersedes: None,
+                supersede_reason: None,
+                refs: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(ev.intact());
+    let edit = s.execute_raw(&format!("UPDATE {} SET content = 'forged'", ev.id)).await;
+    assert!(edit.is_err(), "evidence cannot be edited");
+
+    let task = s
+        .add_task(
+            &w.id("req"),
+            &case.id,
+            &NewTask { kind: TaskKind::Rotate, title: text("rotate"), assignee: None, mandatory: true },
+        )
+        .await
+        .unwrap();
+    let close = CloseCase {
+        resolution: Resolution::TruePositive,
+        summary: text("rotated"),
+        risk_remediated: true,
+        finding_closed: true,
+        verification: ev.id.clone(),
+    };
+    let blocked = s.close_case(&w.id("req"), &case.id, &close).await;
+    assert!(matches!(&blocked, Err(StoreError::Invalid(e)) if e.field == "tasks"), "{blocked:?}");
+    s.finish_task(&w.id("req"), &task.id, TaskStatus::Done, None).await.unwrap();
+    let closed = s.close_case(&w.id("req"), &case.id, &close).await.unwrap();
+    assert_eq!(closed.status, CaseStatus::Closed);
+    assert_eq!(closed.finding_closed, Some(true));
+
+    let report = s.verify_decision_chain().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.length, 3, "open, transition, close");
+    let timeline = s.timeline(&case.id).await.unwrap();
+    assert!(timeline.len() >= 6, "{timeline:?}");
+}
+
+fn store_outcome_created() -> graph_model::store::IngestOutcome {
+    graph_model::store::IngestOutcome::Created
+}
+
+#[tokio::test]
+async fn approvals_follow_the_policy_and_change_the_graph() {
+    let w = world().await;
+    let s = &w.store;
+    let r = s.create_request(&w.id("req"), &grant(&w, "bot", "vault", Privilege::Admin)).await.unwrap();
+    assert_eq!((r.status, r.approvals_needed), (RequestStatus::Pending, 2));
+
+    let own = s.decide_request(&w.id("req"), &r.id, DecideOutcome::Approve, &text("mine"), &[]).await;
+    match own {
+        Err(StoreError::Refused { violation, .. }) => assert_eq!(violation.rule, RuleKind::RequesterCannotApprove),
+        other => panic!("{other:?}"),
+    }
+    let owner = s.decide_request(&w.id("owner"), &r.id, DecideOutcome::Approve, &text("mine"), &[]).await;
+    match owner {
+        Err(StoreError::Refused { violation, .. }) => assert_eq!(violation.rule, RuleKind::OwnerCannotApprove),
+        other => panic!("{other:?}"),
+    }
+    let (_, r1) = s.decide_request(&w.id("a1"), &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+    assert_eq!((r1.status, r1.approvals.len()), (RequestStatus::Pending, 1));
+    let twice = s.decide_request(&w.id("a1"), &r.id, DecideOutcome::Approve, &text("again"), &[]).await;
+    assert!(matches!(twice, Err(StoreError::Refused { .. })), "{twice:?}");
+    let (d, r2) = s.decide_request(&w.id("a2"), &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+    assert_eq!(r2.status, RequestStatus::Approved);
+    assert_eq!(d.outcome, Outcome::Approved);
+    let edge = EdgeId::parse(r2.granted_edge.as_deref().unwrap()).unwrap();
+    let edge = s.edge(&edge).await.unwrap().unwrap();
+    assert_eq!(
+        (edge.from.clone(), edge.to.clone(), edge.privilege),
+        (w.id("bot"), w.id("vault"), Some(Privilege::Admin))
+    );
+    assert!(edge.expires_at.is_some());
+    let late = s.decide_request(&w.id("owner"), &r.id, DecideOutcome::Approve, &text("late"), &[]).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+
+    // An NHI without an owner: denied at once, until the control owner accepts the risk.
+    let r = s.create_request(&w.id("req"), &grant(&w, "orphan", "db", Privilege::Read)).await.unwrap();
+    assert_eq!(r.status, RequestStatus::Denied);
+    let not_owner = s.accept_risk(&w.id("a1"), &r.id, &text("fine")).await;
+    assert!(matches!(not_owner, Err(StoreError::Refused { .. })), "{not_owner:?}");
+
+    let report = s.verify_decision_chain().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.length, 7, "2 refused, 2 approvals, 1 refused, deny, refused acceptance");
+}
