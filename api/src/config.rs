@@ -40,6 +40,15 @@ pub struct Config {
     pub db: DbConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub governance: GovernanceConfig,
+}
+
+/// Case handling.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GovernanceConfig {
+    /// Hours a case of each severity may stay open before it is overdue.
+    pub sla_hours: graph_model::SlaHours,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -107,6 +116,7 @@ impl Default for Config {
                 max_aliases: 64,
                 max_nesting: 48,
             },
+            governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default() },
         }
     }
 }

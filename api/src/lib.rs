@@ -31,7 +31,12 @@ pub fn query_limits(cfg: &Config) -> QueryLimits {
 
 /// Everything the server needs, assembled from configuration and an open store.
 pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
-    let schema = build_schema(Deps { store: store.clone(), events: EventBus::default(), limits: query_limits(cfg) });
+    let schema = build_schema(Deps {
+        store: store.clone(),
+        events: EventBus::default(),
+        limits: query_limits(cfg),
+        sla: cfg.governance.sla_hours,
+    });
     AppState {
         schema,
         auth: Arc::new(auth),

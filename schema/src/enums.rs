@@ -96,3 +96,71 @@ gql_enum!(
     /// The kinds of relation in the identity graph.
     EdgeKind => gm::EdgeKind { Owns, MemberOf, Holds, CanAccess, AuthenticatesTo, StoredIn, Assumes, DependsOn }
 );
+
+gql_enum!(
+    /// How bad a signal or a case is.
+    Severity => gm::Severity { Critical, High, Medium, Low }
+);
+gql_enum!(
+    /// Where an alert stands: new, promoted into a case, or dismissed with a reason.
+    AlertStatus => gm::AlertStatus { New, Promoted, Dismissed }
+);
+gql_enum!(
+    /// The states of a case. CLOSED is reached by `closeCase` and left by `reopenCase`.
+    CaseStatus => gm::CaseStatus { Open, Triage, Investigating, Escalated, Contained, Remediated, Closed }
+);
+gql_enum!(
+    /// How a case ended.
+    Resolution => gm::Resolution { TruePositive, FalsePositive, Benign, Duplicate, RiskAccepted }
+);
+gql_enum!(
+    /// Work inside a case.
+    TaskKind => gm::TaskKind { Contain, Rotate, Revoke, Verify, Notify, Investigate, Other }
+);
+gql_enum!(
+    TaskStatus => gm::TaskStatus { Open, Done, Cancelled }
+);
+gql_enum!(
+    /// What an exhibit is.
+    EvidenceKind => gm::EvidenceKind {
+        TokenMetadata, RotationStatus, VaultConfigSnapshot, AccessHistory, RepositoryHistory, TicketReference, Note,
+        GraphSnapshot
+    }
+);
+gql_enum!(
+    /// What a request proposes.
+    RequestKind => gm::RequestKind { GrantAccess, RotateSecret, RevokeNhi, Offboard, Exception, EmergencyAccess }
+);
+gql_enum!(
+    /// Where a request stands. DENIED: refused by an automated check, open to a risk
+    /// acceptance; EMERGENCY_ACTIVE: break-glass access in force, awaiting approval.
+    RequestStatus => gm::RequestStatus { Pending, Escalated, Denied, Approved, Rejected, EmergencyActive }
+);
+gql_enum!(
+    /// What an approver decides.
+    DecideOutcome => gm::DecideOutcome { Approve, Reject, Escalate }
+);
+gql_enum!(
+    ExceptionStatus => gm::ExceptionStatus { Active, Revoked }
+);
+gql_enum!(
+    /// The kinds of policy rule.
+    RuleKind => gm::RuleKind {
+        RequesterCannotApprove, OwnerCannotApprove, DistinctApprovers, ApproverRoleRequired, MaxApprovalLifetime,
+        EmergencyPostApproval, GrantNeedsActiveOwner, OverrideNeedsControlOwner
+    }
+);
+gql_enum!(
+    /// What was decided.
+    DecisionKind => gm::DecisionKind {
+        OpenCase, DismissAlert, MergeAlerts, AssignCase, TransitionCase, EscalateCase, CloseCase, ReopenCase,
+        DecideRequest, AutomatedDeny, EmergencyAccess, AcceptRisk, RevokeException, PublishPolicy
+    }
+);
+gql_enum!(
+    /// How a decision ended. REFUSED: a policy rule stopped it; nothing else was written.
+    Outcome => gm::Outcome {
+        Opened, Dismissed, Merged, Assigned, Transitioned, Escalated, Closed, Reopened, Approved, Rejected, Denied,
+        Granted, Accepted, Revoked, Published, Refused
+    }
+);

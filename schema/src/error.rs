@@ -19,10 +19,18 @@ use tracing::error;
 pub enum ApiError {
     Unauthenticated,
     Forbidden(String),
-    BadInput { field: String, message: String },
+    BadInput {
+        field: String,
+        message: String,
+    },
     BadDocument(Vec<ItemError>),
     NotFound(String),
     Conflict(String),
+    /// A policy rule refused a decision; the refused attempt is in the chain.
+    SodViolation {
+        violation: graph_model::Violation,
+        decision: graph_model::NodeId,
+    },
     Internal(String),
 }
 
@@ -36,6 +44,10 @@ impl ApiError {
             ApiError::BadDocument(items) => format!("the inventory document has {} fault(s)", items.len()),
             ApiError::NotFound(what) => format!("not found: {what}"),
             ApiError::Conflict(what) => format!("conflict: {what}"),
+            ApiError::SodViolation { violation, .. } => format!(
+                "refused by rule {} of policy version {}: {}",
+                violation.rule, violation.policy_version, violation.message
+            ),
             ApiError::Internal(reference) => format!("internal error (reference {reference})"),
         }
     }
@@ -48,6 +60,7 @@ impl ApiError {
             ApiError::BadInput { .. } | ApiError::BadDocument(_) => "BAD_USER_INPUT",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Conflict(_) => "CONFLICT",
+            ApiError::SodViolation { .. } => "SOD_VIOLATION",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -77,6 +90,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::Conflict(what),
             StoreError::Invalid(v) => v.into(),
             StoreError::Import(items) => ApiError::BadDocument(items),
+            StoreError::Refused { violation, decision } => ApiError::SodViolation { violation, decision },
             other => ApiError::internal(other),
         }
     }
@@ -108,6 +122,11 @@ impl ErrorExtensions for ApiError {
                         })
                         .collect();
                     ext.set("items", async_graphql::Value::List(items));
+                }
+                ApiError::SodViolation { violation, decision } => {
+                    ext.set("rule", violation.rule.as_str());
+                    ext.set("policyVersion", violation.policy_version);
+                    ext.set("decision", decision.to_string());
                 }
                 ApiError::Internal(reference) => ext.set("reference", reference.as_str()),
                 _ => {}

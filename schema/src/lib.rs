@@ -1,12 +1,14 @@
 //! nhigov's GraphQL schema.
 //!
-//! One folder per area (`inventory/`, later `cases/`, `decisions/`, `graph/`), each with
+//! One folder per area (`inventory/`, `cases/`, `decisions/`, later `graph/`), each with
 //! its query, mutation, types, inputs and loaders; the roots below merge them. The
 //! schema is built once with its long-lived dependencies ([`Deps`]); the server adds the
 //! authenticated [`Principal`] to each request.
 //!
 //! Errors leave through [`error::ApiError`] with a stable `extensions.code`.
 
+pub mod cases;
+pub mod decisions;
 pub mod enums;
 pub mod error;
 pub mod events;
@@ -26,11 +28,11 @@ pub use principal::Principal;
 
 /// The query root: every area's queries.
 #[derive(MergedObject, Default)]
-pub struct Query(inventory::InventoryQuery);
+pub struct Query(inventory::InventoryQuery, cases::CaseQuery, decisions::DecisionQuery);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(inventory::InventoryMutation);
+pub struct Mutation(inventory::InventoryMutation, cases::CaseMutation, decisions::DecisionMutation);
 
 pub type NhigovSchema = Schema<Query, Mutation, events::Subscription>;
 
@@ -40,6 +42,8 @@ pub struct Deps {
     pub store: Store,
     pub events: EventBus,
     pub limits: QueryLimits,
+    /// How long a case of each severity may stay open.
+    pub sla: graph_model::SlaHours,
 }
 
 /// How long a batch loader waits for more keys after the first. Resolving one level of a
@@ -53,6 +57,9 @@ pub fn build_schema(deps: Deps) -> NhigovSchema {
     Schema::build(Query::default(), Mutation::default(), events::Subscription)
         .data(DataLoader::new(inventory::loaders::NodeLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
         .data(DataLoader::new(inventory::loaders::EdgeLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
+        .data(DataLoader::new(cases::loaders::RecordLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
+        .data(DataLoader::new(cases::loaders::PartLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
+        .data(deps.sla)
         .data(deps.store)
         .data(deps.events)
         .limit_depth(limits.max_depth)

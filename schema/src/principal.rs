@@ -10,15 +10,24 @@ use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub person: Person,
+    /// The roles this request acts with: the person's roles, or for an API token the
+    /// person's roles limited to the token's scopes.
+    pub roles: Vec<Role>,
 }
 
 impl Principal {
+    /// A person acting with all their roles (a signed-in user).
+    pub fn person(person: Person) -> Principal {
+        let roles = person.roles.clone();
+        Principal { person, roles }
+    }
+
     pub fn id(&self) -> &NodeId {
         &self.person.id
     }
 
     pub fn has_role(&self, role: Role) -> bool {
-        self.person.has_role(role)
+        self.roles.contains(&role)
     }
 
     pub fn has_any(&self, roles: &[Role]) -> bool {
@@ -63,3 +72,21 @@ pub const READ_INVENTORY: &[Role] =
 pub const WRITE_INVENTORY: &[Role] = &[Role::Admin, Role::Ingest];
 /// Roles that may manage people and teams.
 pub const MANAGE_PEOPLE: &[Role] = &[Role::Admin];
+/// Roles that may see alerts, cases, tasks and requests.
+pub const READ_CASES: &[Role] = &[Role::Viewer, Role::Investigator, Role::Approver, Role::Admin, Role::Auditor];
+/// Roles that may see evidence content, decisions, their explanations and the chain.
+pub const READ_EVIDENCE: &[Role] = &[Role::Investigator, Role::Approver, Role::Admin, Role::Auditor];
+/// Roles that may push alerts.
+pub const INGEST_ALERTS: &[Role] = &[Role::Investigator, Role::Admin, Role::Ingest];
+/// Roles that work cases: promote, merge and dismiss alerts, move cases, add tasks and
+/// evidence.
+pub const WORK_CASES: &[Role] = &[Role::Investigator, Role::Admin];
+/// Roles that may file requests.
+pub const FILE_REQUESTS: &[Role] = &[Role::Investigator, Role::Approver, Role::Admin];
+/// Roles that may decide requests. The policy's own rules (approver role required,
+/// requester cannot approve...) apply on top and answer `SOD_VIOLATION`.
+pub const DECIDE_REQUESTS: &[Role] = &[Role::Approver, Role::Admin];
+/// Roles that may accept a risk; the policy then requires the control owner.
+pub const ACCEPT_RISK: &[Role] = &[Role::Viewer, Role::Investigator, Role::Approver, Role::Admin];
+/// Roles that may publish policy versions and manage API tokens.
+pub const ADMINISTER: &[Role] = &[Role::Admin];

@@ -37,13 +37,17 @@ async fn store_with(n: usize) -> (Store, Principal) {
     store.import(&inv).await.unwrap();
     let viewer =
         store.person_by_email(&graph_model::Email::parse("viewer@test.example").unwrap()).await.unwrap().unwrap();
-    (store, Principal { person: viewer })
+    (store, Principal::person(viewer))
 }
 
 async fn round_trips_for_page(n: usize) -> u64 {
     let (store, principal) = store_with(n).await;
-    let schema =
-        build_schema(Deps { store: store.clone(), events: EventBus::default(), limits: QueryLimits::default() });
+    let schema = build_schema(Deps {
+        store: store.clone(),
+        events: EventBus::default(),
+        limits: QueryLimits::default(),
+        sla: graph_model::SlaHours::default(),
+    });
     let before = store.round_trips();
     let resp = schema
         .execute(Request::new(PAGE).variables(async_graphql::Variables::from_json(json!({ "n": n }))).data(principal))

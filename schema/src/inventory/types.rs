@@ -57,7 +57,7 @@ pub enum Owned {
     System(System),
 }
 
-fn owners_of(found: Vec<InventoryNode>) -> Vec<Owner> {
+pub(crate) fn owners_of(found: Vec<InventoryNode>) -> Vec<Owner> {
     found
         .into_iter()
         .filter_map(|n| match n {
@@ -68,7 +68,7 @@ fn owners_of(found: Vec<InventoryNode>) -> Vec<Owner> {
         .collect()
 }
 
-fn owned(found: Vec<InventoryNode>) -> Vec<Owned> {
+pub(crate) fn owned(found: Vec<InventoryNode>) -> Vec<Owned> {
     found
         .into_iter()
         .filter_map(|n| match n {

@@ -199,30 +199,35 @@ impl Store {
 
     /// Dismiss a new alert, with a reason: a decision.
     pub async fn dismiss_alert(&self, actor: &NodeId, id: &NodeId, reason: &Text) -> Result<Decision> {
-        self.decide(async || {
-            let alert = self.alert(id).await?;
-            if alert.status != AlertStatus::New {
-                return Err(StoreError::Conflict(format!("{id} is {} and can no longer be dismissed", alert.status)));
-            }
-            Ok(Plan {
-                draft: DecisionDraft {
-                    kind: DecisionKind::DismissAlert,
-                    outcome: Outcome::Dismissed,
-                    actor: actor.clone(),
-                    subject: id.clone(),
-                    case: None,
-                    rationale: reason.as_str().to_owned(),
-                    signals: vec![id.clone()],
-                    policy: Some(self.current_policy().await?.reference()),
-                    violation: None,
-                    refs: alert.refs.clone(),
-                    inputs: serde_json::json!({ "alert": alert }),
-                },
-                effects: format!(
-                    "IF $alert.status != 'new' {{ THROW '{STALE}' }};
+        self.decide(|| {
+            Box::pin(async move {
+                let alert = self.alert(id).await?;
+                if alert.status != AlertStatus::New {
+                    return Err(StoreError::Conflict(format!(
+                        "{id} is {} and can no longer be dismissed",
+                        alert.status
+                    )));
+                }
+                Ok(Plan {
+                    draft: DecisionDraft {
+                        kind: DecisionKind::DismissAlert,
+                        outcome: Outcome::Dismissed,
+                        actor: actor.clone(),
+                        subject: id.clone(),
+                        case: None,
+                        rationale: reason.as_str().to_owned(),
+                        signals: vec![id.clone()],
+                        policy: Some(self.current_policy().await?.reference()),
+                        violation: None,
+                        refs: alert.refs.clone(),
+                        inputs: serde_json::json!({ "alert": alert }),
+                    },
+                    effects: format!(
+                        "IF $alert.status != 'new' {{ THROW '{STALE}' }};
                      UPDATE $alert SET status = 'dismissed', dismissed_reason = $reason;"
-                ),
-                vars: Vars::new().set("alert", rid(id)).set("reason", reason.as_str()),
+                    ),
+                    vars: Vars::new().set("alert", rid(id)).set("reason", reason.as_str()),
+                })
             })
         })
         .await

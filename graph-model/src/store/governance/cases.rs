@@ -10,7 +10,7 @@ use serde::Serialize;
 use surrealdb::types::RecordId;
 
 use super::alerts::STALE;
-use super::{Plan, distinct, dt, refs_text};
+use super::{Plan, PlanFuture, distinct, dt, refs_text};
 use crate::domain::*;
 use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, rid, take};
 
@@ -118,8 +118,8 @@ impl Store {
                 return Err(ValueError::new("subjects", format!("{s} is not an nhi, secret or system")).into());
             }
         }
-        let id = NodeId::generate(Table::Case);
-        self.decide(async || {
+        let id = &NodeId::generate(Table::Case);
+        self.decide(|| Box::pin(async move {
             let alerts = self.alerts_by_id(&new.alerts).await?;
             if let Some(missing) = new.alerts.iter().find(|a| !alerts.iter().any(|x| &x.id == *a)) {
                 return Err(StoreError::NotFound(missing.to_string()));
@@ -174,53 +174,57 @@ impl Store {
                 ),
                 vars: Vars::new()
                     .set("alerts", new.alerts.iter().map(rid).collect::<Vec<_>>())
-                    .set("case", rid(&id))
+                    .set("case", rid(id))
                     .set("content", content),
             })
-        })
+        }))
         .await?;
-        self.case(&id).await
+        self.case(id).await
     }
 
     /// A decision about a case: plan it on the case as it is now, refuse it if the
     /// case moved on underneath.
-    async fn case_decision(
-        &self,
-        actor: &NodeId,
-        id: &NodeId,
+    #[allow(clippy::too_many_arguments)]
+    async fn case_decision<'a>(
+        &'a self,
+        actor: &'a NodeId,
+        id: &'a NodeId,
         kind: DecisionKind,
         outcome: Outcome,
-        rationale: &str,
-        change: impl AsyncFn(&Case) -> Result<CaseChange>,
+        rationale: &'a str,
+        change: impl Fn(Case) -> PlanFuture<'a, CaseChange> + Send + Sync + 'a,
     ) -> Result<Case> {
+        let change = &change;
         if id.table() != Table::Case {
             return Err(ValueError::new("id", format!("{id} is not a case")).into());
         }
-        self.decide(async || {
-            let case = self.case(id).await?;
-            let CaseChange { set, extra, vars, inputs, signals } = change(&case).await?;
-            let alerts: Vec<NodeId> =
-                self.alerts_of_cases(std::slice::from_ref(id)).await?.into_iter().map(|a| a.id).collect();
-            Ok(Plan {
-                draft: DecisionDraft {
-                    kind,
-                    outcome,
-                    actor: actor.clone(),
-                    subject: id.clone(),
-                    case: Some(id.clone()),
-                    rationale: rationale.to_owned(),
-                    signals: distinct(alerts.into_iter().chain(signals)),
-                    policy: Some(self.current_policy().await?.reference()),
-                    violation: None,
-                    refs: case.refs.clone(),
-                    inputs: serde_json::json!({ "case": case, "change": inputs }),
-                },
-                effects: format!(
-                    "IF $case.rev != $rev {{ THROW '{STALE}' }};
+        self.decide(|| {
+            Box::pin(async move {
+                let case = self.case(id).await?;
+                let CaseChange { set, extra, vars, inputs, signals } = change(case.clone()).await?;
+                let alerts: Vec<NodeId> =
+                    self.alerts_of_cases(std::slice::from_ref(id)).await?.into_iter().map(|a| a.id).collect();
+                Ok(Plan {
+                    draft: DecisionDraft {
+                        kind,
+                        outcome,
+                        actor: actor.clone(),
+                        subject: id.clone(),
+                        case: Some(id.clone()),
+                        rationale: rationale.to_owned(),
+                        signals: distinct(alerts.into_iter().chain(signals)),
+                        policy: Some(self.current_policy().await?.reference()),
+                        violation: None,
+                        refs: case.refs.clone(),
+                        inputs: serde_json::json!({ "case": case, "change": inputs }),
+                    },
+                    effects: format!(
+                        "IF $case.rev != $rev {{ THROW '{STALE}' }};
                      {extra}
                      UPDATE $case SET {set}, rev += 1, updated_at = time::now();"
-                ),
-                vars: vars.set("case", rid(id)).set("rev", case.rev as i64),
+                    ),
+                    vars: vars.set("case", rid(id)).set("rev", case.rev as i64),
+                })
             })
         })
         .await?;
@@ -235,14 +239,16 @@ impl Store {
             DecisionKind::TransitionCase,
             Outcome::Transitioned,
             rationale.as_str(),
-            async |c: &Case| {
-                c.status.check_transition(to)?;
-                Ok(CaseChange {
-                    extra: String::new(),
-                    set: "status = $to, status_changed_at = time::now()".into(),
-                    vars: Vars::new().set("to", to.as_str()),
-                    inputs: serde_json::json!({ "from": c.status, "to": to }),
-                    signals: vec![],
+            move |c: Case| {
+                Box::pin(async move {
+                    c.status.check_transition(to)?;
+                    Ok(CaseChange {
+                        extra: String::new(),
+                        set: "status = $to, status_changed_at = time::now()".into(),
+                        vars: Vars::new().set("to", to.as_str()),
+                        inputs: serde_json::json!({ "from": c.status, "to": to }),
+                        signals: vec![],
+                    })
                 })
             },
         )
@@ -251,23 +257,25 @@ impl Store {
 
     /// Hand a case to a named person.
     pub async fn assign_case(&self, actor: &NodeId, id: &NodeId, assignee: &NodeId, rationale: &Text) -> Result<Case> {
-        let person = self.active_person(assignee, "assignee").await?;
+        let person = &self.active_person(assignee, "assignee").await?;
         self.case_decision(
             actor,
             id,
             DecisionKind::AssignCase,
             Outcome::Assigned,
             rationale.as_str(),
-            async |c: &Case| {
-                if c.status.is_closed() {
-                    return Err(ValueError::new("status", "the case is closed; reopen it first").into());
-                }
-                Ok(CaseChange {
-                    extra: String::new(),
-                    set: "assignee = $assignee".into(),
-                    vars: Vars::new().set("assignee", rid(&person.id)),
-                    inputs: serde_json::json!({ "from": c.assignee, "to": person.id }),
-                    signals: vec![],
+            move |c: Case| {
+                Box::pin(async move {
+                    if c.status.is_closed() {
+                        return Err(ValueError::new("status", "the case is closed; reopen it first").into());
+                    }
+                    Ok(CaseChange {
+                        extra: String::new(),
+                        set: "assignee = $assignee".into(),
+                        vars: Vars::new().set("assignee", rid(&person.id)),
+                        inputs: serde_json::json!({ "from": c.assignee, "to": person.id }),
+                        signals: vec![],
+                    })
                 })
             },
         )
@@ -276,8 +284,8 @@ impl Store {
 
     /// Escalate a case to someone, saying why.
     pub async fn escalate_case(&self, actor: &NodeId, id: &NodeId, to: &NodeId, reason: &Text) -> Result<Case> {
-        let person = self.active_person(to, "to").await?;
-        self.case_decision(actor, id, DecisionKind::EscalateCase, Outcome::Escalated, reason.as_str(), async |c: &Case| {
+        let person = &self.active_person(to, "to").await?;
+        self.case_decision(actor, id, DecisionKind::EscalateCase, Outcome::Escalated, reason.as_str(), move |c: Case| Box::pin(async move {
             if c.status != CaseStatus::Escalated {
                 c.status.check_transition(CaseStatus::Escalated)?;
             }
@@ -289,7 +297,7 @@ impl Store {
                 inputs: serde_json::json!({ "from": c.status, "escalated_to": person.id }),
                 signals: vec![],
             })
-        })
+        }))
         .await
     }
 
@@ -303,26 +311,27 @@ impl Store {
             DecisionKind::CloseCase,
             Outcome::Closed,
             close.summary.as_str(),
-            async |c: &Case| {
-                let tasks = self.tasks_of_cases(std::slice::from_ref(id)).await?;
-                let open_mandatory: Vec<NodeId> = tasks
-                    .iter()
-                    .filter(|t| t.mandatory && t.status == TaskStatus::Open)
-                    .map(|t| t.id.clone())
-                    .collect();
-                let evidence = self.evidence_by_id(std::slice::from_ref(&close.verification)).await?;
-                let verification = evidence
-                    .first()
-                    .map(|e| VerificationFacts { same_case: e.case == *id, superseded: e.superseded_by.is_some() });
-                check_close(&CloseFacts { status: c.status, verification, open_mandatory_tasks: open_mandatory })?;
-                let live: Vec<NodeId> = self
-                    .evidence_of_cases(std::slice::from_ref(id))
-                    .await?
-                    .into_iter()
-                    .filter(|e| e.superseded_by.is_none())
-                    .map(|e| e.id)
-                    .collect();
-                Ok(CaseChange {
+            move |c: Case| {
+                Box::pin(async move {
+                    let tasks = self.tasks_of_cases(std::slice::from_ref(id)).await?;
+                    let open_mandatory: Vec<NodeId> = tasks
+                        .iter()
+                        .filter(|t| t.mandatory && t.status == TaskStatus::Open)
+                        .map(|t| t.id.clone())
+                        .collect();
+                    let evidence = self.evidence_by_id(std::slice::from_ref(&close.verification)).await?;
+                    let verification = evidence
+                        .first()
+                        .map(|e| VerificationFacts { same_case: e.case == *id, superseded: e.superseded_by.is_some() });
+                    check_close(&CloseFacts { status: c.status, verification, open_mandatory_tasks: open_mandatory })?;
+                    let live: Vec<NodeId> = self
+                        .evidence_of_cases(std::slice::from_ref(id))
+                        .await?
+                        .into_iter()
+                        .filter(|e| e.superseded_by.is_none())
+                        .map(|e| e.id)
+                        .collect();
+                    Ok(CaseChange {
                 extra: String::new(),
                 set: "status = 'closed', status_changed_at = time::now(), resolution = $resolution, summary = $summary,
                       risk_remediated = $remediated, finding_closed = $finding_closed, closed_at = time::now(),
@@ -343,6 +352,7 @@ impl Store {
                 }),
                 signals: distinct(std::iter::once(close.verification.clone()).chain(live)),
             })
+                })
             },
         )
         .await
@@ -350,22 +360,24 @@ impl Store {
 
     /// Reopen a closed case, with a reason.
     pub async fn reopen_case(&self, actor: &NodeId, id: &NodeId, reason: &Text) -> Result<Case> {
-        self.case_decision(actor, id, DecisionKind::ReopenCase, Outcome::Reopened, reason.as_str(), async |c: &Case| {
-            if !c.status.is_closed() {
-                return Err(ValueError::new(
-                    "status",
-                    format!("only a closed case is reopened; this one is {}", c.status),
-                )
-                .into());
-            }
-            Ok(CaseChange {
-                extra: String::new(),
-                set: "status = 'investigating', status_changed_at = time::now(), reopen_reason = $reason,
+        self.case_decision(actor, id, DecisionKind::ReopenCase, Outcome::Reopened, reason.as_str(), move |c: Case| {
+            Box::pin(async move {
+                if !c.status.is_closed() {
+                    return Err(ValueError::new(
+                        "status",
+                        format!("only a closed case is reopened; this one is {}", c.status),
+                    )
+                    .into());
+                }
+                Ok(CaseChange {
+                    extra: String::new(),
+                    set: "status = 'investigating', status_changed_at = time::now(), reopen_reason = $reason,
                       resolution = NONE, closed_at = NONE, closed_by = NONE"
-                    .into(),
-                vars: Vars::new().set("reason", reason.as_str()),
-                inputs: serde_json::json!({ "previous_resolution": c.resolution, "previous_summary": c.summary }),
-                signals: vec![],
+                        .into(),
+                    vars: Vars::new().set("reason", reason.as_str()),
+                    inputs: serde_json::json!({ "previous_resolution": c.resolution, "previous_summary": c.summary }),
+                    signals: vec![],
+                })
             })
         })
         .await
@@ -379,13 +391,8 @@ impl Store {
         alert_ids: &[NodeId],
         rationale: &Text,
     ) -> Result<Case> {
-        self.case_decision(
-            actor,
-            id,
-            DecisionKind::MergeAlerts,
-            Outcome::Merged,
-            rationale.as_str(),
-            async |c: &Case| {
+        self.case_decision(actor, id, DecisionKind::MergeAlerts, Outcome::Merged, rationale.as_str(), move |c: Case| {
+            Box::pin(async move {
                 if c.status.is_closed() {
                     return Err(ValueError::new("status", "the case is closed; reopen it first").into());
                 }
@@ -409,8 +416,8 @@ impl Store {
                     inputs: serde_json::json!({ "alerts": alerts }),
                     signals: alert_ids.to_vec(),
                 })
-            },
-        )
+            })
+        })
         .await
     }
 }

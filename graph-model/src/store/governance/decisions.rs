@@ -99,6 +99,20 @@ impl Store {
         self.page_of(Table::Decision, "", "decision", conds, vars, page).await
     }
 
+    /// Every decision about a node of the graph, in chain order: on requests whose
+    /// subject or target it is, on cases that concern it, on alerts about it, and on
+    /// the node itself. The auditor's "who approved access to this, when, under which
+    /// policy, on what evidence" in one read.
+    pub async fn decisions_about(&self, node: &NodeId) -> Result<Vec<Decision>> {
+        let sql = "LET $requests = (SELECT VALUE id FROM request WHERE subject = $n OR target = $n);
+             LET $cases = (SELECT VALUE id FROM case WHERE $n IN subjects);
+             LET $alerts = (SELECT VALUE id FROM alert WHERE subject = $n);
+             LET $about = array::concat($requests, $cases, $alerts, [$n]);
+             SELECT * FROM decision WHERE subject IN $about OR case IN $cases ORDER BY seq;";
+        let mut resp = self.read(sql, &Vars::new().set("n", rid(node))).await?;
+        take(&mut resp, 4)
+    }
+
     /// Recompute the whole chain from the stored records and compare it with the head.
     pub async fn verify_decision_chain(&self) -> Result<ChainReport> {
         let head = self.chain_head().await?;
@@ -161,8 +175,8 @@ impl Store {
     /// Publish a new immutable policy version, as a decision of `actor`.
     pub async fn publish_policy(&self, actor: &NodeId, draft: &PolicyDraft, rationale: &Text) -> Result<Policy> {
         draft.check()?;
-        let id = NodeId::generate(Table::Policy);
-        self.decide(async || {
+        let id = &NodeId::generate(Table::Policy);
+        self.decide(|| Box::pin(async move {
             let current = self.current_policy().await?;
             let version = current.version + 1;
             let reference = PolicyRef { id: id.clone(), version, sha256: draft.sha256(version) };
@@ -184,11 +198,11 @@ impl Store {
                     }),
                 },
                 effects: "CREATE ONLY $policy_id CONTENT $policy;".into(),
-                vars: Vars::new().set("policy_id", rid(&id)).set("policy", policy_content(draft, version, Some(actor))),
+                vars: Vars::new().set("policy_id", rid(id)).set("policy", policy_content(draft, version, Some(actor))),
             })
-        })
+        }))
         .await?;
-        self.policies_by_id(std::slice::from_ref(&id))
+        self.policies_by_id(std::slice::from_ref(id))
             .await?
             .pop()
             .ok_or_else(|| StoreError::Database("published policy not found".into()))

@@ -29,7 +29,7 @@ pub use alerts::{AlertFilter, IngestOutcome};
 pub use cases::{CaseFilter, EvidenceFilter, TimelineEntry};
 pub use decisions::DecisionFilter;
 pub use requests::RequestFilter;
-pub use tokens::{ApiToken, TokenPrincipal};
+pub use tokens::{ApiToken, TOKEN_PREFIX, TokenPrincipal};
 
 /// A decision ready to commit: the record to seal, and the statements that carry out
 /// its effect in the same transaction (empty for a refused attempt).
@@ -47,6 +47,9 @@ impl Plan {
         Plan { draft, effects: String::new(), vars: Vars::new() }
     }
 }
+
+/// A boxed, sendable future of a plan (or of a part of one).
+pub(crate) type PlanFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// How many times a decision is re-planned when another process moved the chain.
 const PLAN_ATTEMPTS: u32 = 16;
@@ -80,7 +83,10 @@ impl Store {
     /// with its effects; it is called again if another process committed a decision
     /// in between. A plan that carries a violation is recorded as a refused attempt
     /// and answered with [`StoreError::Refused`].
-    pub(crate) async fn decide(&self, mut plan: impl AsyncFnMut() -> Result<Plan>) -> Result<Decision> {
+    pub(crate) async fn decide<'a>(
+        &'a self,
+        mut plan: impl FnMut() -> PlanFuture<'a, Plan> + Send,
+    ) -> Result<Decision> {
         let _turn = self.chain_lock.lock().await;
         for attempt in 1..=PLAN_ATTEMPTS {
             let head = self.chain_head().await?;

@@ -51,6 +51,15 @@ impl Store {
         self.requests_by_id(std::slice::from_ref(id)).await?.pop().ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 
+    /// The requests filed within each of `cases`.
+    pub async fn requests_of_cases(&self, cases: &[NodeId]) -> Result<Vec<Request>> {
+        let rids: Vec<RecordId> = cases.iter().map(rid).collect();
+        let mut resp = self
+            .read("SELECT * FROM request WHERE case IN $cases ORDER BY id", &Vars::new().set("cases", rids))
+            .await?;
+        take(&mut resp, 0)
+    }
+
     pub async fn requests(&self, f: &RequestFilter, page: &PageRequest) -> Result<Page<Request>> {
         let mut conds = Vec::new();
         let mut vars = Vars::new();
@@ -110,9 +119,9 @@ impl Store {
         if let Some(c) = &new.case {
             self.case(c).await.map_err(|_| StoreError::Invalid(ValueError::new("case", format!("no case {c}"))))?;
         }
-        let id = NodeId::generate(Table::Request);
+        let id = &NodeId::generate(Table::Request);
         if new.kind == RequestKind::EmergencyAccess {
-            return self.emergency_access(requester, &id, new).await;
+            return self.emergency_access(requester, id, new).await;
         }
         let policy = self.current_policy().await?;
         let stakes = self.stakes(&new.subject, new.target.as_ref()).await?;
@@ -126,39 +135,42 @@ impl Store {
         match deny {
             None => {
                 let sql = "CREATE ONLY $id CONTENT $content;";
-                self.write(sql, &Vars::new().set("id", rid(&id)).set("content", content)).await?;
+                self.write(sql, &Vars::new().set("id", rid(id)).set("content", content)).await?;
             }
-            Some(violation) => {
+            Some(ref violation) => {
+                let (policy, stakes) = (&policy, &stakes);
                 // The deny is a decision like any other: recorded, with the rule and
                 // policy version, so the override that may follow has something to cite.
                 let content = &content;
-                self.decide(async || {
-                    Ok(Plan {
-                        draft: DecisionDraft {
-                            kind: DecisionKind::AutomatedDeny,
-                            outcome: Outcome::Denied,
-                            actor: requester.clone(),
-                            subject: id.clone(),
-                            case: new.case.clone(),
-                            rationale: violation.message.clone(),
-                            signals: vec![],
-                            policy: Some(policy.reference()),
-                            violation: None,
-                            refs: new.refs.clone(),
-                            inputs: json!({
-                                "rule": violation.rule,
-                                "subject_owners": stakes.owners.owners,
-                                "policy_text": policy.text(),
-                            }),
-                        },
-                        effects: "CREATE ONLY $id CONTENT $content;".into(),
-                        vars: Vars::new().set("id", rid(&id)).set("content", content.clone()),
+                self.decide(|| {
+                    Box::pin(async move {
+                        Ok(Plan {
+                            draft: DecisionDraft {
+                                kind: DecisionKind::AutomatedDeny,
+                                outcome: Outcome::Denied,
+                                actor: requester.clone(),
+                                subject: id.clone(),
+                                case: new.case.clone(),
+                                rationale: violation.message.clone(),
+                                signals: vec![],
+                                policy: Some(policy.reference()),
+                                violation: None,
+                                refs: new.refs.clone(),
+                                inputs: json!({
+                                    "rule": violation.rule,
+                                    "subject_owners": stakes.owners.owners,
+                                    "policy_text": policy.text(),
+                                }),
+                            },
+                            effects: "CREATE ONLY $id CONTENT $content;".into(),
+                            vars: Vars::new().set("id", rid(id)).set("content", content.clone()),
+                        })
                     })
                 })
                 .await?;
             }
         }
-        self.request(&id).await
+        self.request(id).await
     }
 
     /// Break-glass access: the access edge opens now, with the decision that opened
@@ -167,55 +179,57 @@ impl Store {
         let (Some(target), Some(privilege)) = (&new.target, new.privilege) else {
             return Err(ValueError::new("target", "emergency access names a system and a privilege").into());
         };
-        self.decide(async || {
-            let policy = self.current_policy().await?;
-            let stakes = self.stakes(&new.subject, Some(target)).await?;
-            let high = stakes.target.is_some_and(|t| t.high_stakes(Some(privilege)));
-            let now = Utc::now();
-            let lifetime = policy.approval_lifetime(new.duration_days).unwrap_or(Duration::days(1));
-            let due = policy.emergency_window().map(|w| now + w);
-            let edge = NewEdge {
-                kind: EdgeKind::CanAccess,
-                from: new.subject.clone(),
-                to: target.clone(),
-                attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: Some(now + lifetime) },
-            };
-            let edge_id = EdgeId::generate(EdgeKind::CanAccess);
-            let content = request_content(
-                new,
-                requester,
-                RequestStatus::EmergencyActive,
-                policy.approvals_needed(new.kind, high),
-                now,
-            )
-            .opt("post_approval_due", due.map(dt))
-            .set("granted_edge", edge_id.to_string())
-            .into_value();
-            let mut vars = Vars::new().set("id", rid(id)).set("content", content);
-            let effects = grant_statements(&edge, &edge_id, now, &mut vars);
-            Ok(Plan {
-                draft: DecisionDraft {
-                    kind: DecisionKind::EmergencyAccess,
-                    outcome: Outcome::Granted,
-                    actor: requester.clone(),
-                    subject: id.clone(),
-                    case: new.case.clone(),
-                    rationale: new.justification.as_str().to_owned(),
-                    signals: vec![],
-                    policy: Some(policy.reference()),
-                    violation: None,
-                    refs: new.refs.clone(),
-                    inputs: json!({
-                        "subject": new.subject,
-                        "target": target,
-                        "privilege": privilege,
-                        "access_expires_at": now + lifetime,
-                        "post_approval_due": due,
-                        "policy_text": policy.text(),
-                    }),
-                },
-                effects: format!("CREATE ONLY $id CONTENT $content;\n{effects}"),
-                vars,
+        self.decide(|| {
+            Box::pin(async move {
+                let policy = self.current_policy().await?;
+                let stakes = self.stakes(&new.subject, Some(target)).await?;
+                let high = stakes.target.is_some_and(|t| t.high_stakes(Some(privilege)));
+                let now = Utc::now();
+                let lifetime = policy.approval_lifetime(new.duration_days).unwrap_or(Duration::days(1));
+                let due = policy.emergency_window().map(|w| now + w);
+                let edge = NewEdge {
+                    kind: EdgeKind::CanAccess,
+                    from: new.subject.clone(),
+                    to: target.clone(),
+                    attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: Some(now + lifetime) },
+                };
+                let edge_id = EdgeId::generate(EdgeKind::CanAccess);
+                let content = request_content(
+                    new,
+                    requester,
+                    RequestStatus::EmergencyActive,
+                    policy.approvals_needed(new.kind, high),
+                    now,
+                )
+                .opt("post_approval_due", due.map(dt))
+                .set("granted_edge", edge_id.to_string())
+                .into_value();
+                let mut vars = Vars::new().set("id", rid(id)).set("content", content);
+                let effects = grant_statements(&edge, &edge_id, now, &mut vars);
+                Ok(Plan {
+                    draft: DecisionDraft {
+                        kind: DecisionKind::EmergencyAccess,
+                        outcome: Outcome::Granted,
+                        actor: requester.clone(),
+                        subject: id.clone(),
+                        case: new.case.clone(),
+                        rationale: new.justification.as_str().to_owned(),
+                        signals: vec![],
+                        policy: Some(policy.reference()),
+                        violation: None,
+                        refs: new.refs.clone(),
+                        inputs: json!({
+                            "subject": new.subject,
+                            "target": target,
+                            "privilege": privilege,
+                            "access_expires_at": now + lifetime,
+                            "post_approval_due": due,
+                            "policy_text": policy.text(),
+                        }),
+                    },
+                    effects: format!("CREATE ONLY $id CONTENT $content;\n{effects}"),
+                    vars,
+                })
             })
         })
         .await?;
@@ -238,7 +252,7 @@ impl Store {
         }
         self.check_signals(signals).await?;
         let decision = self
-            .decide(async || {
+            .decide(|| Box::pin(async move {
                 let request = self.request(id).await?;
                 if !request.status.is_open() {
                     return Err(StoreError::Conflict(format!("{id} is {} and can no longer be decided", request.status)));
@@ -338,7 +352,7 @@ impl Store {
                     ),
                     vars,
                 })
-            })
+            }))
             .await?;
         Ok((decision, self.request(id).await?))
     }
@@ -441,46 +455,51 @@ impl Store {
     /// it despite the rule that denied it.
     pub async fn accept_risk(&self, actor: &NodeId, id: &NodeId, rationale: &Text) -> Result<(Decision, Request)> {
         let decision = self
-            .decide(async || {
-                let request = self.request(id).await?;
-                if request.status != RequestStatus::Denied {
-                    return Err(StoreError::Conflict(format!(
-                        "{id} is {}; only a request denied by an automated check takes a risk acceptance",
-                        request.status
-                    )));
-                }
-                let policy = self.current_policy().await?;
-                let control = request.target.clone().unwrap_or_else(|| request.subject.clone());
-                let control_owners = self.owner_facts(&control).await?;
-                let draft = DecisionDraft {
-                    kind: DecisionKind::AcceptRisk,
-                    outcome: Outcome::Accepted,
-                    actor: actor.clone(),
-                    subject: id.clone(),
-                    case: request.case.clone(),
-                    rationale: rationale.as_str().to_owned(),
-                    signals: vec![],
-                    policy: Some(policy.reference()),
-                    violation: None,
-                    refs: request.refs.clone(),
-                    inputs: json!({
-                        "request": request,
-                        "denied_by_rule": request.denied_by_rule,
-                        "control": control,
-                        "control_owners": control_owners.owners,
-                        "policy_text": policy.text(),
-                    }),
-                };
-                if let Err(v) = policy.check_risk_acceptance(control_owners.includes(actor)) {
-                    return Ok(Plan::refused(draft, v));
-                }
-                Ok(Plan {
-                    draft,
-                    effects: format!(
-                        "IF $request.rev != $rev {{ THROW '{STALE}' }};
+            .decide(|| {
+                Box::pin(async move {
+                    let request = self.request(id).await?;
+                    if request.status != RequestStatus::Denied {
+                        return Err(StoreError::Conflict(format!(
+                            "{id} is {}; only a request denied by an automated check takes a risk acceptance",
+                            request.status
+                        )));
+                    }
+                    let policy = self.current_policy().await?;
+                    let control = request.target.clone().unwrap_or_else(|| request.subject.clone());
+                    let control_owners = self.owner_facts(&control).await?;
+                    let draft = DecisionDraft {
+                        kind: DecisionKind::AcceptRisk,
+                        outcome: Outcome::Accepted,
+                        actor: actor.clone(),
+                        subject: id.clone(),
+                        case: request.case.clone(),
+                        rationale: rationale.as_str().to_owned(),
+                        signals: vec![],
+                        policy: Some(policy.reference()),
+                        violation: None,
+                        refs: request.refs.clone(),
+                        inputs: json!({
+                            "request": request,
+                            "denied_by_rule": request.denied_by_rule,
+                            "control": control,
+                            "control_owners": control_owners.owners,
+                            "policy_text": policy.text(),
+                        }),
+                    };
+                    if let Err(v) = policy.check_risk_acceptance(control_owners.includes(actor)) {
+                        return Ok(Plan::refused(draft, v));
+                    }
+                    Ok(Plan {
+                        draft,
+                        effects: format!(
+                            "IF $request.rev != $rev {{ THROW '{STALE}' }};
                          UPDATE $request SET status = 'pending', risk_accepted_by = $actor, rev += 1;"
-                    ),
-                    vars: Vars::new().set("request", rid(id)).set("rev", request.rev as i64).set("actor", rid(actor)),
+                        ),
+                        vars: Vars::new()
+                            .set("request", rid(id))
+                            .set("rev", request.rev as i64)
+                            .set("actor", rid(actor)),
+                    })
                 })
             })
             .await?;

@@ -1,0 +1,161 @@
+//! Case queries: alerts, cases (with overdue and queue views), evidence by reference
+//! and time window.
+
+use async_graphql::{Context, ID, InputObject, Object};
+use chrono::{DateTime, Utc};
+use graph_model::store::{AlertFilter, CaseFilter, EvidenceFilter, Store};
+
+use super::mutation::{label, node_id};
+use super::types::{Alert, Case, Evidence};
+use crate::enums::*;
+use crate::error::{ApiError, ApiResult};
+use crate::principal::{READ_CASES, READ_EVIDENCE, RoleGuard, principal};
+use crate::relay::{List, connection, page_request};
+
+#[derive(InputObject, Default)]
+pub struct AlertFilterInput {
+    pub status: Option<AlertStatus>,
+    pub severity: Option<Severity>,
+    pub subject_id: Option<ID>,
+    /// Only alerts whose identity could not be found (or only those that were).
+    pub unknown_subject: Option<bool>,
+    pub source: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct CaseFilterInput {
+    pub status: Option<CaseStatus>,
+    pub severity: Option<Severity>,
+    pub assignee_id: Option<ID>,
+    /// True: every status but CLOSED; false: only CLOSED.
+    pub open: Option<bool>,
+    /// Only open cases past their due time.
+    #[graphql(default = false)]
+    pub overdue: bool,
+    /// A framework reference (GV.OC-01, NHI-03...).
+    pub reference: Option<String>,
+    /// Cases concerning this NHI, secret or system.
+    pub subject_id: Option<ID>,
+}
+
+#[derive(InputObject, Default)]
+pub struct EvidenceFilterInput {
+    pub case_id: Option<ID>,
+    pub kind: Option<EvidenceKind>,
+    /// Evidence carrying this framework reference, or attached to a case that does.
+    pub reference: Option<String>,
+    /// Collected at or after.
+    pub collected_from: Option<DateTime<Utc>>,
+    /// Collected before.
+    pub collected_to: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn reference(r: Option<String>) -> Result<Option<graph_model::FrameworkRef>, ApiError> {
+    Ok(r.map(|r| graph_model::FrameworkRef::parse(&r).map_err(|e| e.at("reference"))).transpose()?)
+}
+
+#[derive(Default)]
+pub struct CaseQuery;
+
+#[Object]
+impl CaseQuery {
+    /// Alerts, oldest first.
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn alerts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AlertFilterInput>,
+    ) -> ApiResult<List<Alert>> {
+        let f = filter.unwrap_or_default();
+        let filter = AlertFilter {
+            status: f.status.map(Into::into),
+            severity: f.severity.map(Into::into),
+            subject: f.subject_id.map(|s| node_id(&s, "subjectId")).transpose()?,
+            unknown_subject: f.unknown_subject,
+            source: f.source.map(|s| label(&s, "source")).transpose()?.map(|l| l.into_inner()),
+        };
+        let had = after.is_some();
+        let page = page_request(first, after)?;
+        let found = ctx.data::<Store>()?.alerts(&filter, &page).await.map_err(ApiError::from)?;
+        Ok(connection(found, had, |a| a.id.clone(), Alert))
+    }
+
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn alert(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Alert>> {
+        let id = node_id(&id, "id")?;
+        Ok(ctx.data::<Store>()?.alerts_by_id(&[id]).await.map_err(ApiError::from)?.pop().map(Alert))
+    }
+
+    /// Cases, oldest first.
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn cases(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<CaseFilterInput>,
+    ) -> ApiResult<List<Case>> {
+        let f = filter.unwrap_or_default();
+        let filter = CaseFilter {
+            status: f.status.map(Into::into),
+            severity: f.severity.map(Into::into),
+            assignee: f.assignee_id.map(|a| node_id(&a, "assigneeId")).transpose()?,
+            open: f.open,
+            overdue: f.overdue,
+            reference: reference(f.reference)?,
+            subject: f.subject_id.map(|s| node_id(&s, "subjectId")).transpose()?,
+        };
+        cases(ctx, filter, first, after).await
+    }
+
+    /// The caller's queue: open cases assigned to them.
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn my_queue(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<List<Case>> {
+        let filter =
+            CaseFilter { assignee: Some(principal(ctx)?.id().clone()), open: Some(true), ..Default::default() };
+        cases(ctx, filter, first, after).await
+    }
+
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn case(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Case>> {
+        let id = node_id(&id, "id")?;
+        Ok(ctx.data::<Store>()?.cases_by_id(&[id]).await.map_err(ApiError::from)?.pop().map(Case))
+    }
+
+    /// Evidence by case, kind, framework reference and collection window.
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn evidence(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<EvidenceFilterInput>,
+    ) -> ApiResult<List<Evidence>> {
+        let f = filter.unwrap_or_default();
+        let filter = EvidenceFilter {
+            case: f.case_id.map(|c| node_id(&c, "caseId")).transpose()?,
+            kind: f.kind.map(Into::into),
+            reference: reference(f.reference)?,
+            collected_from: f.collected_from,
+            collected_to: f.collected_to,
+        };
+        let had = after.is_some();
+        let page = page_request(first, after)?;
+        let found = ctx.data::<Store>()?.evidence(&filter, &page).await.map_err(ApiError::from)?;
+        Ok(connection(found, had, |e| e.id.clone(), Evidence))
+    }
+}
+
+async fn cases(
+    ctx: &Context<'_>,
+    filter: CaseFilter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<List<Case>> {
+    let had = after.is_some();
+    let page = page_request(first, after)?;
+    let found = ctx.data::<Store>()?.cases(&filter, &page).await.map_err(ApiError::from)?;
+    Ok(connection(found, had, |c| c.id.clone(), Case))
+}

@@ -1,0 +1,200 @@
+//! Requests and their decisions, risk acceptances, policy versions and API tokens.
+//! No mutation takes "who approved" as an argument: the actor is the caller.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{Duration, Utc};
+use graph_model as gm;
+use graph_model::store::Store;
+
+use super::types::*;
+use crate::cases::mutation::{framework_refs, label, node_id, node_ids, text};
+use crate::enums::*;
+use crate::error::{ApiError, ApiResult};
+use crate::principal::{ACCEPT_RISK, ADMINISTER, DECIDE_REQUESTS, FILE_REQUESTS, RoleGuard, principal};
+
+/// A proposed change. What each kind needs: grants and emergency access name a
+/// target system and a privilege; exceptions name compensating controls and a
+/// duration; the others only a subject.
+#[derive(InputObject)]
+pub struct RequestInput {
+    pub kind: RequestKind,
+    /// The NHI (or, for rotation, the secret; for exceptions any node) concerned.
+    pub subject_id: ID,
+    pub target_id: Option<ID>,
+    pub privilege: Option<Privilege>,
+    /// How long the approval (and the access or exception) should last, capped by policy.
+    pub duration_days: Option<u32>,
+    pub justification: String,
+    pub ticket_ref: Option<String>,
+    pub case_id: Option<ID>,
+    pub compensating_controls: Option<Vec<String>>,
+    /// For exceptions: days until review (defaults to the expiry).
+    pub review_days: Option<u32>,
+    pub refs: Option<Vec<String>>,
+}
+
+/// A decision and the request as it stands after it.
+#[derive(SimpleObject)]
+pub struct RequestDecision {
+    pub decision: Decision,
+    pub request: Request,
+}
+
+/// One rule of a policy to publish. Parameters: `count` for DISTINCT_APPROVERS,
+/// `days` for MAX_APPROVAL_LIFETIME, `hours` for EMERGENCY_POST_APPROVAL.
+#[derive(InputObject)]
+pub struct RuleInput {
+    pub kind: RuleKind,
+    pub count: Option<u32>,
+    pub days: Option<u32>,
+    pub hours: Option<u32>,
+}
+
+#[derive(InputObject)]
+pub struct PolicyInput {
+    pub name: String,
+    #[graphql(default)]
+    pub description: String,
+    pub rules: Vec<RuleInput>,
+    pub refs: Option<Vec<String>>,
+}
+
+fn rule(r: RuleInput) -> Result<gm::Rule, ApiError> {
+    let need = |v: Option<u32>, p: &str| {
+        v.ok_or_else(|| ApiError::bad_input("rules", format!("{:?} needs `{p}`", r.kind).to_lowercase()))
+    };
+    Ok(match gm::RuleKind::from(r.kind) {
+        gm::RuleKind::RequesterCannotApprove => gm::Rule::RequesterCannotApprove,
+        gm::RuleKind::OwnerCannotApprove => gm::Rule::OwnerCannotApprove,
+        gm::RuleKind::DistinctApprovers => gm::Rule::DistinctApprovers { count: need(r.count, "count")? },
+        gm::RuleKind::ApproverRoleRequired => gm::Rule::ApproverRoleRequired,
+        gm::RuleKind::MaxApprovalLifetime => gm::Rule::MaxApprovalLifetime { days: need(r.days, "days")? },
+        gm::RuleKind::EmergencyPostApproval => gm::Rule::EmergencyPostApproval { hours: need(r.hours, "hours")? },
+        gm::RuleKind::GrantNeedsActiveOwner => gm::Rule::GrantNeedsActiveOwner,
+        gm::RuleKind::OverrideNeedsControlOwner => gm::Rule::OverrideNeedsControlOwner,
+    })
+}
+
+/// A new API token; `token` is shown only here.
+#[derive(SimpleObject)]
+pub struct NewApiToken {
+    pub token: String,
+    pub api_token: ApiToken,
+}
+
+#[derive(Default)]
+pub struct DecisionMutation;
+
+#[Object]
+impl DecisionMutation {
+    /// File a request as the caller. A grant to an NHI without an active owner is
+    /// denied at once (recorded); emergency access is granted at once and must be
+    /// approved within the policy's window.
+    #[graphql(guard = "RoleGuard(FILE_REQUESTS)")]
+    async fn create_request(&self, ctx: &Context<'_>, input: RequestInput) -> ApiResult<Request> {
+        let new = gm::NewRequest {
+            kind: input.kind.into(),
+            subject: node_id(&input.subject_id, "subjectId")?,
+            target: input.target_id.map(|t| node_id(&t, "targetId")).transpose()?,
+            privilege: input.privilege.map(Into::into),
+            duration_days: input.duration_days,
+            justification: text(&input.justification, "justification")?,
+            ticket_ref: input.ticket_ref.map(|t| label(&t, "ticketRef")).transpose()?,
+            case: input.case_id.map(|c| node_id(&c, "caseId")).transpose()?,
+            compensating_controls: input
+                .compensating_controls
+                .unwrap_or_default()
+                .iter()
+                .map(|c| text(c, "compensatingControls"))
+                .collect::<Result<_, _>>()?,
+            review_days: input.review_days,
+            refs: framework_refs(&input.refs)?,
+        };
+        let r = ctx.data::<Store>()?.create_request(principal(ctx)?.id(), &new).await.map_err(ApiError::from)?;
+        Ok(Request(r))
+    }
+
+    /// Approve, reject or escalate a request, citing the alerts and evidence relied on.
+    /// Every rule of the policy in force is checked first; a refusal answers
+    /// SOD_VIOLATION (naming the rule and policy version) and is itself recorded.
+    #[graphql(guard = "RoleGuard(DECIDE_REQUESTS)")]
+    async fn decide_request(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        outcome: DecideOutcome,
+        rationale: String,
+        signals: Option<Vec<ID>>,
+    ) -> ApiResult<RequestDecision> {
+        let id = node_id(&id, "id")?;
+        let rationale = text(&rationale, "rationale")?;
+        let signals = node_ids(signals.as_deref().unwrap_or_default(), "signals")?;
+        let (d, r) = ctx
+            .data::<Store>()?
+            .decide_request(principal(ctx)?.id(), &id, outcome.into(), &rationale, &signals)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(RequestDecision { decision: Decision(d), request: Request(r) })
+    }
+
+    /// The control owner accepts the risk of a request an automated check denied, so
+    /// approvers may decide it.
+    #[graphql(guard = "RoleGuard(ACCEPT_RISK)")]
+    async fn accept_risk(&self, ctx: &Context<'_>, request_id: ID, rationale: String) -> ApiResult<RequestDecision> {
+        let id = node_id(&request_id, "requestId")?;
+        let rationale = text(&rationale, "rationale")?;
+        let (d, r) =
+            ctx.data::<Store>()?.accept_risk(principal(ctx)?.id(), &id, &rationale).await.map_err(ApiError::from)?;
+        Ok(RequestDecision { decision: Decision(d), request: Request(r) })
+    }
+
+    /// Publish a new, immutable policy version; it governs every decision from now on.
+    #[graphql(guard = "RoleGuard(ADMINISTER)")]
+    async fn publish_policy(&self, ctx: &Context<'_>, input: PolicyInput, rationale: String) -> ApiResult<Policy> {
+        let draft = gm::PolicyDraft {
+            name: input.name,
+            description: input.description,
+            rules: input.rules.into_iter().map(rule).collect::<Result<_, _>>()?,
+            refs: framework_refs(&input.refs)?,
+        };
+        let rationale = text(&rationale, "rationale")?;
+        let p = ctx
+            .data::<Store>()?
+            .publish_policy(principal(ctx)?.id(), &draft, &rationale)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Policy(p))
+    }
+
+    /// Make an API token for a machine principal, limited to `scopes` (roles it holds).
+    #[graphql(guard = "RoleGuard(ADMINISTER)")]
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        principal_id: ID,
+        name: String,
+        scopes: Vec<Role>,
+        ttl_days: Option<u32>,
+    ) -> ApiResult<NewApiToken> {
+        let who = node_id(&principal_id, "principalId")?;
+        let name = gm::Name::parse(&name).map_err(|e| ApiError::from(e.at("name")))?;
+        let scopes: Vec<gm::Role> = scopes.into_iter().map(Into::into).collect();
+        let expires = match ttl_days {
+            Some(0) => return Err(ApiError::bad_input("ttlDays", "at least one day").into()),
+            Some(d) => Some(Utc::now() + Duration::days(i64::from(d.min(3650)))),
+            None => None,
+        };
+        let (t, token) = ctx
+            .data::<Store>()?
+            .create_api_token(principal(ctx)?.id(), &who, &name, &scopes, expires)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(NewApiToken { token, api_token: ApiToken(t) })
+    }
+
+    /// Revoke an API token at once.
+    #[graphql(guard = "RoleGuard(ADMINISTER)")]
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: String) -> ApiResult<ApiToken> {
+        Ok(ApiToken(ctx.data::<Store>()?.revoke_api_token(&id).await.map_err(ApiError::from)?))
+    }
+}

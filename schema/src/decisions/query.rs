@@ -1,0 +1,163 @@
+//! Decision queries: requests, exceptions, policies, decisions and their chain.
+
+use async_graphql::{Context, ID, InputObject, Object};
+use chrono::{DateTime, Utc};
+use graph_model::store::{DecisionFilter, RequestFilter, Store};
+
+use super::types::*;
+use crate::cases::mutation::node_id;
+use crate::cases::query::reference;
+use crate::enums::*;
+use crate::error::{ApiError, ApiResult};
+use crate::principal::{ADMINISTER, READ_CASES, READ_EVIDENCE, RoleGuard};
+use crate::relay::{List, connection, page_request};
+
+#[derive(InputObject, Default)]
+pub struct RequestFilterInput {
+    pub status: Option<RequestStatus>,
+    pub kind: Option<RequestKind>,
+    pub requester_id: Option<ID>,
+    pub subject_id: Option<ID>,
+    pub case_id: Option<ID>,
+    /// Only approved requests whose approval has lapsed.
+    #[graphql(default = false)]
+    pub revalidation_due: bool,
+    /// Only emergency access still unapproved past its window.
+    #[graphql(default = false)]
+    pub post_approval_overdue: bool,
+}
+
+#[derive(InputObject, Default)]
+pub struct DecisionFilterInput {
+    pub subject_id: Option<ID>,
+    pub case_id: Option<ID>,
+    pub actor_id: Option<ID>,
+    pub kind: Option<DecisionKind>,
+    pub outcome: Option<Outcome>,
+    /// A framework reference (GV.OC-01, NHI-03...).
+    pub reference: Option<String>,
+    /// Decided at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Decided before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct DecisionQuery;
+
+#[Object]
+impl DecisionQuery {
+    /// Requests, oldest first.
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn requests(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<RequestFilterInput>,
+    ) -> ApiResult<List<Request>> {
+        let f = filter.unwrap_or_default();
+        let filter = RequestFilter {
+            status: f.status.map(Into::into),
+            kind: f.kind.map(Into::into),
+            requester: f.requester_id.map(|i| node_id(&i, "requesterId")).transpose()?,
+            subject: f.subject_id.map(|i| node_id(&i, "subjectId")).transpose()?,
+            case: f.case_id.map(|i| node_id(&i, "caseId")).transpose()?,
+            revalidation_due: f.revalidation_due,
+            post_approval_overdue: f.post_approval_overdue,
+        };
+        let had = after.is_some();
+        let page = page_request(first, after)?;
+        let found = ctx.data::<Store>()?.requests(&filter, &page).await.map_err(ApiError::from)?;
+        Ok(connection(found, had, |r| r.id.clone(), Request))
+    }
+
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn request(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Request>> {
+        let id = node_id(&id, "id")?;
+        Ok(ctx.data::<Store>()?.requests_by_id(&[id]).await.map_err(ApiError::from)?.pop().map(Request))
+    }
+
+    /// Exceptions, optionally only those due for revalidation (expired or past review).
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn exceptions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        subject_id: Option<ID>,
+        #[graphql(default = false)] revalidation_due: bool,
+    ) -> ApiResult<List<Exception>> {
+        let subject = subject_id.map(|i| node_id(&i, "subjectId")).transpose()?;
+        let had = after.is_some();
+        let page = page_request(first, after)?;
+        let found =
+            ctx.data::<Store>()?.exceptions(subject.as_ref(), revalidation_due, &page).await.map_err(ApiError::from)?;
+        Ok(connection(found, had, |e| e.id.clone(), Exception))
+    }
+
+    /// The policy in force: the latest published version.
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn policy(&self, ctx: &Context<'_>) -> ApiResult<Policy> {
+        Ok(Policy(ctx.data::<Store>()?.current_policy().await.map_err(ApiError::from)?))
+    }
+
+    /// Every policy version, newest first.
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn policies(&self, ctx: &Context<'_>) -> ApiResult<Vec<Policy>> {
+        Ok(ctx.data::<Store>()?.policies().await.map_err(ApiError::from)?.into_iter().map(Policy).collect())
+    }
+
+    /// Decision records in chain order.
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn decisions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<DecisionFilterInput>,
+    ) -> ApiResult<List<Decision>> {
+        let f = filter.unwrap_or_default();
+        let filter = DecisionFilter {
+            subject: f.subject_id.map(|i| node_id(&i, "subjectId")).transpose()?,
+            case: f.case_id.map(|i| node_id(&i, "caseId")).transpose()?,
+            actor: f.actor_id.map(|i| node_id(&i, "actorId")).transpose()?,
+            kind: f.kind.map(Into::into),
+            outcome: f.outcome.map(Into::into),
+            reference: reference(f.reference)?,
+            from: f.from,
+            to: f.to,
+        };
+        let had = after.is_some();
+        let page = page_request(first, after)?;
+        let found = ctx.data::<Store>()?.decisions(&filter, &page).await.map_err(ApiError::from)?;
+        Ok(connection(found, had, |d| d.id.clone(), Decision))
+    }
+
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn decision(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Decision>> {
+        let id = node_id(&id, "id")?;
+        Ok(ctx.data::<Store>()?.decisions_by_id(&[id]).await.map_err(ApiError::from)?.pop().map(Decision))
+    }
+
+    /// Every decision about an NHI, secret or system: on requests for it, cases that
+    /// concern it and alerts about it, in chain order. Who approved access to it, when,
+    /// under which policy version, on what evidence.
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn decision_trail(&self, ctx: &Context<'_>, subject_id: ID) -> ApiResult<Vec<Decision>> {
+        let id = node_id(&subject_id, "subjectId")?;
+        Ok(ctx.data::<Store>()?.decisions_about(&id).await.map_err(ApiError::from)?.into_iter().map(Decision).collect())
+    }
+
+    /// Recompute the decision chain and report the first broken link.
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn verify_decision_chain(&self, ctx: &Context<'_>) -> ApiResult<ChainReport> {
+        Ok(ctx.data::<Store>()?.verify_decision_chain().await.map_err(ApiError::from)?.into())
+    }
+
+    /// API tokens of machine principals (never their secrets).
+    #[graphql(guard = "RoleGuard(ADMINISTER)")]
+    async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
+        Ok(ctx.data::<Store>()?.api_tokens().await.map_err(ApiError::from)?.into_iter().map(ApiToken).collect())
+    }
+}
