@@ -119,3 +119,71 @@ impl TestServer {
 pub fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
 }
+
+/// A small governed world: people with each role, an NHI owned through a team, an
+/// orphaned NHI, a secret, a tier1 database and a tier0 vault.
+pub struct World {
+    ids: std::collections::HashMap<String, String>,
+}
+
+impl World {
+    /// The id of a node of the world by its ref (`bot`, `vault`, `olga`...).
+    pub fn id(&self, r: &str) -> &str {
+        self.ids.get(r).unwrap_or_else(|| panic!("no {r} in the world"))
+    }
+}
+
+/// The people of [`World`]: ref, e-mail and roles.
+pub const PEOPLE: &[(&str, &str, &[&str])] = &[
+    ("ines", "ines@corp.example", &["investigator"]),
+    ("priya", "priya@corp.example", &["investigator", "approver"]),
+    ("jules", "jules@corp.example", &["approver"]),
+    ("kim", "kim@corp.example", &["approver"]),
+    ("olga", "olga@corp.example", &["approver"]),
+    ("ada", "ada@corp.example", &["auditor"]),
+    ("vic", "vic@corp.example", &["viewer"]),
+    ("scanner", "scanner@corp.example", &["ingest"]),
+    ("sam", "sam@corp.example", &["admin"]),
+];
+
+/// The fingerprint of the world's leaked key.
+pub const LEAKED_FINGERPRINT: &str = "fp-leaked-key-0001";
+
+impl TestServer {
+    /// Load [`World`] straight into the store.
+    pub async fn world(&self) -> World {
+        let mut nodes: Vec<Value> = PEOPLE
+            .iter()
+            .map(|(r, email, roles)| json!({ "type": "person", "ref": r, "name": r, "email": email, "roles": roles }))
+            .collect();
+        nodes.extend([
+            json!({"type": "team", "ref": "payments", "name": "Payments"}),
+            json!({"type": "nhi", "ref": "bot", "kind": "service_account", "name": "deploy-bot", "environment": "production", "external_id": "bot-1", "last_used_at": "now-1d"}),
+            json!({"type": "nhi", "ref": "orphan", "kind": "token", "name": "orphan-token", "environment": "production"}),
+            json!({"type": "secret", "ref": "key", "kind": "api_key", "name": "deploy key", "fingerprint": LEAKED_FINGERPRINT}),
+            json!({"type": "system", "ref": "db", "kind": "database", "name": "ledger-db", "environment": "production", "criticality": "tier1"}),
+            json!({"type": "system", "ref": "vault", "kind": "vault", "name": "prod-vault", "environment": "production", "criticality": "tier0"}),
+        ]);
+        let doc = json!({
+            "nodes": nodes,
+            "edges": [
+                {"type": "member_of", "from": "olga", "to": "payments"},
+                {"type": "owns", "from": "payments", "to": "bot"},
+                {"type": "owns", "from": "olga", "to": "vault"},
+                {"type": "owns", "from": "olga", "to": "db"},
+                {"type": "holds", "from": "bot", "to": "key"},
+                {"type": "authenticates_to", "from": "key", "to": "db"},
+                {"type": "can_access", "from": "bot", "to": "db", "privilege": "write"},
+            ]
+        });
+        let inv = graph_model::inventory::Inventory::parse(&doc, chrono::Utc::now()).expect("world parses");
+        let summary = self.store.import(&inv).await.expect("world imports");
+        World { ids: summary.ids.into_iter().map(|(r, id)| (r, id.to_string())).collect() }
+    }
+
+    /// A token for one of the world's people by ref.
+    pub fn as_(&self, who: &str) -> String {
+        let email = PEOPLE.iter().find(|(r, _, _)| *r == who).unwrap_or_else(|| panic!("no person {who}")).1;
+        self.token(email)
+    }
+}
