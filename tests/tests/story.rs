@@ -38,9 +38,13 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
     let alert_id = a["id"].as_str().unwrap().to_owned();
     // The next scan reports it again: counted, not filed twice.
     let d = s.ok(&scanner, ingest, alert).await;
-    assert_eq!((d["ingestAlert"]["created"].clone(), d["ingestAlert"]["alert"]["count"].clone()), (json!(false), json!(2)));
+    assert_eq!(
+        (d["ingestAlert"]["created"].clone(), d["ingestAlert"]["alert"]["count"].clone()),
+        (json!(false), json!(2))
+    );
     // The scanner's token carries only its scope: it cannot open cases.
-    let (_, body) = s.gql(&scanner, "mutation($a: ID!) { promoteAlert(id: $a) { id } }", json!({ "a": alert_id })).await;
+    let (_, body) =
+        s.gql(&scanner, "mutation($a: ID!) { promoteAlert(id: $a) { id } }", json!({ "a": alert_id })).await;
     assert_eq!(code(&body), "FORBIDDEN");
 
     // An investigator opens the case and works it.
@@ -53,7 +57,10 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
         )
         .await;
     let case = d["promoteAlert"]["id"].as_str().unwrap().to_owned();
-    assert_eq!((d["promoteAlert"]["status"].as_str(), d["promoteAlert"]["severity"].as_str()), (Some("OPEN"), Some("CRITICAL")));
+    assert_eq!(
+        (d["promoteAlert"]["status"].as_str(), d["promoteAlert"]["severity"].as_str()),
+        (Some("OPEN"), Some("CRITICAL"))
+    );
     assert_eq!(d["promoteAlert"]["overdue"], false);
     s.ok(
         &ines,
@@ -93,7 +100,8 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
     // Another approver's approval passes and revokes the NHI in the same transaction.
     let d = s.ok(&s.as_("jules"), decide, json!({ "r": request, "s": [history] })).await;
     assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
-    let d = s.ok(&admin, "query($n: ID!) { node(id: $n) { ... on Nhi { status } } }", json!({ "n": w.id("bot") })).await;
+    let d =
+        s.ok(&admin, "query($n: ID!) { node(id: $n) { ... on Nhi { status } } }", json!({ "n": w.id("bot") })).await;
     assert_eq!(d["node"]["status"], "REVOKED");
 
     // Closing needs verification evidence.
@@ -141,7 +149,9 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
     assert_eq!(approval["explain"]["policyMatchesRecord"], true);
     assert!(approval["explain"]["policyText"].as_str().unwrap().contains("cannot approve"));
     let signals = approval["signals"].as_array().unwrap();
-    assert!(signals.iter().any(|s| s["kind"] == "REPOSITORY_HISTORY" && s["collectedBy"]["email"] == "ines@corp.example"));
+    assert!(
+        signals.iter().any(|s| s["kind"] == "REPOSITORY_HISTORY" && s["collectedBy"]["email"] == "ines@corp.example")
+    );
     assert!(signals.iter().any(|s| s["source"] == "gitleaks"), "the case's alert is a signal too");
     assert_eq!(trail[0]["violation"]["rule"], "REQUESTER_CANNOT_APPROVE");
     assert_eq!(d["verifyDecisionChain"]["ok"], true);
@@ -150,7 +160,8 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
 
     // The case keeps its full timeline.
     let d = s.ok(&ines, "query($c: ID!) { case(id: $c) { timeline { event actor } } }", json!({ "c": case })).await;
-    let events: Vec<&str> = d["case"]["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<&str> =
+        d["case"]["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events.iter().filter(|e| **e == "decision").count(), 5, "{events:?}");
     assert_eq!(events.iter().filter(|e| **e == "evidence").count(), 2);
     s.stop().await;

@@ -188,6 +188,8 @@ pub struct Request {
     pub risk_accepted_by: Option<NodeId>,
     /// The access edge an approved grant or emergency access opened.
     pub granted_edge: Option<String>,
+    /// The access edge a grant replaced (restored if break-glass access is rejected).
+    pub replaced_edge: Option<String>,
     pub rev: u64,
 }
 

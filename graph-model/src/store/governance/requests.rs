@@ -227,7 +227,9 @@ impl Store {
                             "policy_text": policy.text(),
                         }),
                     },
-                    effects: format!("CREATE ONLY $id CONTENT $content;\n{effects}"),
+                    effects: format!(
+                        "CREATE ONLY $id CONTENT $content;\n{effects}\nUPDATE $id SET replaced_edge = $replaced;"
+                    ),
                     vars,
                 })
             })
@@ -319,9 +321,22 @@ impl Store {
                         let mut s = "status = 'rejected', decided_at = time::now()".to_owned();
                         if let (RequestKind::EmergencyAccess, Some(edge)) = (request.kind, &request.granted_edge) {
                             // Rolling back break-glass access closes the edge it opened.
-                            vars = vars.set("edge", edge_rid(&EdgeId::parse(edge)?));
+                            // Access it replaced is restored (as a new edge, so history
+                            // shows the gap).
+                            vars = vars
+                                .set("edge", edge_rid(&EdgeId::parse(edge)?))
+                                .set("restore_id", edge_rid(&EdgeId::generate(EdgeKind::CanAccess)))
+                                .set("restore_key", format!("{}|{}", request.subject, request.target.clone().unwrap_or_else(|| request.subject.clone())));
                             s = format!(
-                                "{s}{EXTRA}UPDATE $edge SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;"
+                                "{s}{EXTRA}UPDATE $edge SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;
+                                 LET $old = $request.replaced_edge;
+                                 IF $old != NONE {{
+                                     INSERT RELATION INTO can_access {{
+                                         id: $restore_id, in: $old.in, out: $old.out, privilege: $old.privilege,
+                                         expires_at: $old.expires_at, valid_from: time::now(), open_key: $restore_key,
+                                         created_at: time::now()
+                                     }};
+                                 }};"
                             );
                         }
                         s
@@ -382,7 +397,7 @@ impl Store {
                 let edge_id = EdgeId::generate(EdgeKind::CanAccess);
                 let statements = grant_statements(&edge, &edge_id, now, vars);
                 *vars = std::mem::take(vars).set("granted_edge", edge_id.to_string());
-                format!(", granted_edge = $granted_edge{EXTRA}{statements}")
+                format!(", granted_edge = $granted_edge, replaced_edge = $replaced{EXTRA}{statements}")
             }
             RequestKind::RevokeNhi | RequestKind::Offboard => {
                 let (status, kinds) = if request.kind == RequestKind::RevokeNhi {
@@ -506,6 +521,42 @@ impl Store {
         Ok((decision, self.request(id).await?))
     }
 
+    /// Raise one alert for each break-glass access past its post-approval window, once
+    /// per request (later sweeps find the alert and leave it). Returns how many were
+    /// raised. The server runs this periodically; queries flag such requests
+    /// (`postApprovalOverdue`) whether or not it has run.
+    pub async fn raise_overdue_emergency_alerts(&self) -> Result<usize> {
+        let filter = RequestFilter { post_approval_overdue: true, ..Default::default() };
+        let overdue = self.requests(&filter, &PageRequest { first: 1000, after: None }).await?.items;
+        let keys: Vec<String> = overdue.iter().map(|r| format!("emergency-overdue:{}", r.id)).collect();
+        let mut resp = self
+            .read("SELECT VALUE dedupe_key FROM alert WHERE dedupe_key IN $keys", &Vars::new().set("keys", keys))
+            .await?;
+        let known: Vec<String> = take(&mut resp, 0)?;
+        let mut raised = 0;
+        for r in overdue {
+            let key = format!("emergency-overdue:{}", r.id);
+            if known.contains(&key) {
+                continue;
+            }
+            let alert = NewAlert {
+                source: Label::parse("nhigov")?,
+                rule: Label::parse("emergency_access_unapproved")?,
+                severity: Severity::High,
+                title: Text::parse(&format!("emergency access {} was not approved within its window", r.id))?,
+                detail: Some(Text::parse(&r.justification)?),
+                detected_at: Utc::now(),
+                subject: SubjectRef::Id(r.subject.clone()),
+                refs: vec![FrameworkRef::parse("NHI-05")?],
+                dedupe_key: key,
+            };
+            if self.ingest_alert(&alert).await?.1 == super::IngestOutcome::Created {
+                raised += 1;
+            }
+        }
+        Ok(raised)
+    }
+
     /// Alerts and evidence cited as signals must exist.
     async fn check_signals(&self, signals: &[NodeId]) -> Result<()> {
         if let Some(bad) = signals.iter().find(|s| !matches!(s.table(), Table::Alert | Table::Evidence)) {
@@ -563,11 +614,13 @@ fn split_effect(change: &str) -> (String, String) {
 }
 
 /// Statements that open an access edge, closing an open one between the same nodes
-/// first (a new grant replaces the old access, with its own privilege and expiry).
+/// first (a new grant replaces the old access, with its own privilege and expiry);
+/// `$replaced` holds the edge it replaced, if any.
 fn grant_statements(edge: &NewEdge, id: &EdgeId, now: DateTime<Utc>, vars: &mut Vars) -> String {
     let content = edge_content(id, edge, now, None, now).into_value();
     *vars = std::mem::take(vars).set("grant_open_key", open_key(edge)).set("grant", content);
-    "UPDATE can_access SET valid_to = time::now(), open_key = NONE WHERE open_key = $grant_open_key;
+    "LET $replaced = (SELECT VALUE id FROM can_access WHERE open_key = $grant_open_key)[0];
+     UPDATE can_access SET valid_to = time::now(), open_key = NONE WHERE open_key = $grant_open_key;
      INSERT RELATION INTO can_access $grant;"
         .into()
 }

@@ -1,0 +1,242 @@
+//! Each rule of the baseline policy, tried by the person it must stop, through the API.
+//! A refusal answers SOD_VIOLATION naming the rule and the policy version, writes
+//! nothing to its subject, and is itself recorded in the chain.
+
+use nhigov_tests::{TestServer, World, code};
+use serde_json::{Value, json};
+
+const CREATE: &str = "mutation($i: RequestInput!) { createRequest(input: $i) {
+    id status approvalsNeeded approvalExpiresAt postApprovalDue postApprovalOverdue grantedEdge deniedByRule } }";
+const DECIDE: &str =
+    "mutation($r: ID!, $o: DecideOutcome!) { decideRequest(id: $r, outcome: $o, rationale: \"reviewed\") {
+    decision { id outcome } request { status approvals { approver { email } } approvalExpiresAt grantedEdge } } }";
+const REQUEST: &str = "query($r: ID!) { request(id: $r) { status approvals { approver { email } } grantedEdge } }";
+
+async fn file(s: &TestServer, who: &str, input: Value) -> Value {
+    s.ok(&s.as_(who), CREATE, json!({ "i": input })).await["createRequest"].clone()
+}
+
+fn grant(w: &World, subject: &str, target: &str, privilege: &str) -> Value {
+    json!({ "kind": "GRANT_ACCESS", "subjectId": w.id(subject), "targetId": w.id(target), "privilege": privilege,
+            "durationDays": 30, "justification": "the deploy pipeline needs it" })
+}
+
+/// Try a decision that must be refused by `rule`; check nothing moved and the attempt
+/// is on record.
+async fn refused(s: &TestServer, who: &str, request: &str, outcome: &str, rule: &str) {
+    let before = s.ok(&s.as_("ada"), REQUEST, json!({ "r": request })).await;
+    let (status, body) = s.gql(&s.as_(who), DECIDE, json!({ "r": request, "o": outcome })).await;
+    assert_eq!(status, 200);
+    assert_eq!(code(&body), "SOD_VIOLATION", "{body}");
+    let ext = &body["errors"][0]["extensions"];
+    assert_eq!(ext["rule"], rule);
+    assert_eq!(ext["policyVersion"], 1);
+    let after = s.ok(&s.as_("ada"), REQUEST, json!({ "r": request })).await;
+    assert_eq!(before, after, "a refused decision writes nothing to its subject");
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "query($id: ID!) { decision(id: $id) { outcome kind actor { email } violation { rule policyVersion } subject } }",
+            json!({ "id": ext["decision"] }),
+        )
+        .await;
+    assert_eq!(d["decision"]["outcome"], "REFUSED");
+    assert_eq!(d["decision"]["subject"], request);
+    assert_eq!(d["decision"]["violation"]["rule"], rule.to_uppercase());
+    assert!(d["decision"]["actor"]["email"].as_str().unwrap().starts_with(who));
+}
+
+async fn chain_ok(s: &TestServer) {
+    let d = s.ok(&s.as_("ada"), "{ verifyDecisionChain { ok firstBroken { problem } } }", json!({})).await;
+    assert_eq!(d["verifyDecisionChain"]["ok"], true, "{d}");
+}
+
+#[tokio::test]
+async fn requester_cannot_approve_own_request() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(&s, "priya", grant(&w, "bot", "db", "READ")).await;
+    refused(&s, "priya", r["id"].as_str().unwrap(), "APPROVE", "requester_cannot_approve").await;
+    // Someone else may.
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    chain_ok(&s).await;
+}
+
+#[tokio::test]
+async fn owner_cannot_approve_privileged_grant_to_what_their_team_owns() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    // olga owns deploy-bot through the payments team.
+    let r = file(&s, "priya", grant(&w, "bot", "db", "ADMIN")).await;
+    refused(&s, "olga", r["id"].as_str().unwrap(), "APPROVE", "owner_cannot_approve").await;
+    chain_ok(&s).await;
+}
+
+#[tokio::test]
+async fn owner_cannot_approve_own_subjects_exception() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(
+        &s,
+        "priya",
+        json!({ "kind": "EXCEPTION", "subjectId": w.id("bot"), "durationDays": 30, "reviewDays": 14,
+                "compensatingControls": ["egress restricted to ledger-db", "daily key-use review"],
+                "justification": "legacy integration cannot rotate yet" }),
+    )
+    .await;
+    let id = r["id"].as_str().unwrap();
+    refused(&s, "olga", id, "APPROVE", "owner_cannot_approve").await;
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": id, "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "query($n: ID!) { exceptions(subjectId: $n) { edges { node { status compensatingControls revalidationDue approvedBy { email } } } } }",
+            json!({ "n": w.id("bot") }),
+        )
+        .await;
+    let e = &d["exceptions"]["edges"][0]["node"];
+    assert_eq!(e["status"], "ACTIVE");
+    assert_eq!(e["revalidationDue"], false);
+    assert_eq!(e["approvedBy"], json!([{ "email": "jules@corp.example" }]));
+    chain_ok(&s).await;
+}
+
+#[tokio::test]
+async fn tier0_grants_need_two_distinct_approvers() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(&s, "priya", grant(&w, "bot", "vault", "READ")).await;
+    assert_eq!(r["approvalsNeeded"], 2);
+    let id = r["id"].as_str().unwrap();
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": id, "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "PENDING", "one approval of two");
+    assert_eq!(d["decideRequest"]["request"]["grantedEdge"], Value::Null, "no access yet");
+    refused(&s, "jules", id, "APPROVE", "distinct_approvers").await;
+    let d = s.ok(&s.as_("kim"), DECIDE, json!({ "r": id, "o": "APPROVE" })).await;
+    let req = &d["decideRequest"]["request"];
+    assert_eq!(req["status"], "APPROVED");
+    assert_eq!(req["approvals"].as_array().unwrap().len(), 2);
+    // The grant really changed the graph: an access edge with its expiry.
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "query($n: ID!) { node(id: $n) { ... on Nhi { access { system { name } privilege expiresAt } } } }",
+            json!({ "n": w.id("bot") }),
+        )
+        .await;
+    let vault = d["node"]["access"].as_array().unwrap().iter().find(|a| a["system"]["name"] == "prod-vault").cloned();
+    let vault = vault.expect("an access edge to the vault");
+    assert_eq!(vault["privilege"], "READ");
+    assert!(vault["expiresAt"].is_string());
+    chain_ok(&s).await;
+}
+
+#[tokio::test]
+async fn deciding_needs_the_approver_role_even_for_an_admin() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(&s, "priya", grant(&w, "bot", "db", "READ")).await;
+    refused(&s, "sam", r["id"].as_str().unwrap(), "APPROVE", "approver_role_required").await;
+    refused(&s, "sam", r["id"].as_str().unwrap(), "REJECT", "approver_role_required").await;
+    chain_ok(&s).await;
+}
+
+#[tokio::test]
+async fn approvals_last_no_longer_than_the_policy_allows() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let mut input = grant(&w, "bot", "db", "READ");
+    input["durationDays"] = json!(365);
+    let r = file(&s, "priya", input).await;
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;
+    let expires: chrono::DateTime<chrono::Utc> =
+        d["decideRequest"]["request"]["approvalExpiresAt"].as_str().unwrap().parse().unwrap();
+    let days = (expires - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((89.0..=90.0).contains(&days), "capped at 90 days, got {days}");
+}
+
+#[tokio::test]
+async fn a_grant_to_an_orphan_is_denied_until_the_control_owner_accepts_the_risk() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(&s, "priya", grant(&w, "orphan", "db", "READ")).await;
+    assert_eq!(r["status"], "DENIED");
+    assert_eq!(r["deniedByRule"], "grant_needs_active_owner");
+    let id = r["id"].as_str().unwrap();
+    // Denied requests cannot be approved directly.
+    let (_, body) = s.gql(&s.as_("jules"), DECIDE, json!({ "r": id, "o": "APPROVE" })).await;
+    assert_eq!(code(&body), "CONFLICT");
+    // jules does not own ledger-db: he cannot override.
+    let accept =
+        "mutation($r: ID!) { acceptRisk(requestId: $r, rationale: \"short-lived, monitored\") { request { status } } }";
+    let (_, body) = s.gql(&s.as_("jules"), accept, json!({ "r": id })).await;
+    assert_eq!(code(&body), "SOD_VIOLATION", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["rule"], "override_needs_control_owner");
+    // olga owns ledger-db: her risk acceptance re-opens the request for approvers.
+    let d = s.ok(&s.as_("olga"), accept, json!({ "r": id })).await;
+    assert_eq!(d["acceptRisk"]["request"]["status"], "PENDING");
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": id, "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    chain_ok(&s).await;
+}
+
+#[tokio::test]
+async fn emergency_access_works_at_once_and_must_be_approved_after_the_fact() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(
+        &s,
+        "priya",
+        json!({ "kind": "EMERGENCY_ACCESS", "subjectId": w.id("bot"), "targetId": w.id("db"), "privilege": "ADMIN",
+                "durationDays": 1, "justification": "ledger outage, restore needs admin" }),
+    )
+    .await;
+    assert_eq!(r["status"], "EMERGENCY_ACTIVE");
+    assert!(r["grantedEdge"].is_string(), "access is granted at once");
+    assert!(r["postApprovalDue"].is_string());
+    assert_eq!(r["postApprovalOverdue"], false);
+    let id = r["id"].as_str().unwrap();
+    refused(&s, "priya", id, "APPROVE", "requester_cannot_approve").await;
+
+    // Time passes beyond the window without an approval: flagged, and an alert raised.
+    s.store.execute_raw(&format!("UPDATE {id} SET post_approval_due = time::now() - 1h")).await.unwrap();
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "{ requests(filter: { postApprovalOverdue: true }) { totalCount edges { node { id postApprovalOverdue } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["requests"]["edges"][0]["node"]["id"], id);
+    assert_eq!(d["requests"]["edges"][0]["node"]["postApprovalOverdue"], true);
+    let raised = s.store.raise_overdue_emergency_alerts().await.unwrap();
+    assert_eq!(raised, 1);
+    assert_eq!(s.store.raise_overdue_emergency_alerts().await.unwrap(), 0, "raised once, not on every sweep");
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "{ alerts(filter: { source: \"nhigov\" }) { edges { node { rule subject { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["alerts"]["edges"][0]["node"]["rule"], "emergency_access_unapproved");
+    assert_eq!(d["alerts"]["edges"][0]["node"]["subject"]["id"], w.id("bot"));
+
+    // Rejected after the fact: the access it opened is closed in the same transaction.
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": id, "o": "REJECT" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "REJECTED");
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "query($n: ID!) { node(id: $n) { ... on Nhi { access { system { name } privilege } } } }",
+            json!({ "n": w.id("bot") }),
+        )
+        .await;
+    let admin_on_db = d["node"]["access"].as_array().unwrap().iter().any(|a| a["privilege"] == "ADMIN");
+    assert!(!admin_on_db, "the emergency access was rolled back: {d}");
+    let write_on_db = d["node"]["access"].as_array().unwrap().iter().any(|a| a["privilege"] == "WRITE");
+    assert!(write_on_db, "the access it replaced is restored: {d}");
+    chain_ok(&s).await;
+}
