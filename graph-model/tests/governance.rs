@@ -214,3 +214,38 @@ async fn approvals_follow_the_policy_and_change_the_graph() {
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.length, 7, "2 refused, 2 approvals, 1 refused, deny, refused acceptance");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_racing_on_one_request_cannot_both_approve() {
+    let w = world().await;
+    // Eight replicas of the API over one database, none sharing the in-process lock.
+    let replicas: Vec<Store> = (0..8).map(|_| w.store.as_replica()).collect();
+    for round in 0..5 {
+        let r = w.store.create_request(&w.id("req"), &grant(&w, "bot", "db", Privilege::Read)).await.unwrap();
+        let tasks: Vec<_> = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (s, id) = (s.clone(), r.id.clone());
+                let actor = if i % 2 == 0 { w.id("a1") } else { w.id("a2") };
+                tokio::spawn(async move {
+                    s.decide_request(&actor, &id, DecideOutcome::Approve, &Text::parse("race").unwrap(), &[]).await
+                })
+            })
+            .collect();
+        let mut approved = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok((d, _)) => approved.push(d),
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        assert_eq!(approved.len(), 1, "round {round}: exactly one approval commits");
+        let r = w.store.request(&r.id).await.unwrap();
+        assert_eq!((r.status, r.approvals.len()), (RequestStatus::Approved, 1));
+    }
+    let report = w.store.verify_decision_chain().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.length, 5);
+}

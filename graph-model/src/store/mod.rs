@@ -170,6 +170,14 @@ impl Store {
         Ok(store)
     }
 
+    /// A handle on the same database that takes no turns with this one's decisions, as
+    /// a second API replica would: only the chain head's compare-and-set keeps their
+    /// decisions apart. For tests of exactly that.
+    #[doc(hidden)]
+    pub fn as_replica(&self) -> Store {
+        Store { chain_lock: Arc::new(tokio::sync::Mutex::new(())), ..self.clone() }
+    }
+
     /// Is the database answering?
     pub async fn ping(&self) -> Result<()> {
         let mut resp = self.query("RETURN 1").await?;

@@ -1,0 +1,129 @@
+//! Tampering with decision records underneath the API, as someone with database root
+//! access would: the append-only guards are lifted first, then records are edited,
+//! deleted or reordered. `verifyDecisionChain` must catch each at the first broken link.
+
+use nhigov_tests::{TestServer, code};
+use serde_json::{Value, json};
+
+/// Five decisions through the API: a request refused once, then approved; a grant
+/// refused, approved, and a rejection.
+async fn five_decisions(s: &TestServer) -> Vec<(u64, String)> {
+    let w = s.world().await;
+    let create = "mutation($i: RequestInput!) { createRequest(input: $i) { id } }";
+    let decide = "mutation($r: ID!, $o: DecideOutcome!) { decideRequest(id: $r, outcome: $o, rationale: \"ok\") { decision { id } } }";
+    for _ in 0..2 {
+        let d = s
+            .ok(
+                &s.as_("priya"),
+                create,
+                json!({ "i": { "kind": "ROTATE_SECRET", "subjectId": w.id("key"), "justification": "old" } }),
+            )
+            .await;
+        let r = d["createRequest"]["id"].clone();
+        let (_, body) = s.gql(&s.as_("priya"), decide, json!({ "r": r, "o": "APPROVE" })).await;
+        assert_eq!(code(&body), "SOD_VIOLATION");
+        s.ok(&s.as_("jules"), decide, json!({ "r": r, "o": "APPROVE" })).await;
+    }
+    let d = s
+        .ok(
+            &s.as_("priya"),
+            create,
+            json!({ "i": { "kind": "REVOKE_NHI", "subjectId": w.id("bot"), "justification": "unused" } }),
+        )
+        .await;
+    s.ok(&s.as_("kim"), decide, json!({ "r": d["createRequest"]["id"], "o": "REJECT" })).await;
+    let d = s.ok(&s.as_("ada"), "{ decisions(first: 100) { edges { node { seq id } } } }", json!({})).await;
+    let out: Vec<(u64, String)> = d["decisions"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["node"]["seq"].as_u64().unwrap(), e["node"]["id"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(out.len(), 5);
+    assert!(verify(s).await["ok"].as_bool().unwrap());
+    out
+}
+
+async fn verify(s: &TestServer) -> Value {
+    let d = s
+        .ok(&s.as_("ada"), "{ verifyDecisionChain { ok length firstBroken { seq decision problem } } }", json!({}))
+        .await;
+    d["verifyDecisionChain"].clone()
+}
+
+/// Lift the guards a database administrator could lift.
+async fn unlock(s: &TestServer) {
+    s.store
+        .execute_raw(
+            "REMOVE EVENT decision_append_only ON decision;
+             DEFINE FIELD OVERWRITE rationale ON decision TYPE string;
+             DEFINE FIELD OVERWRITE seq ON decision TYPE int;
+             REMOVE INDEX decision_seq ON decision;",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn decisions_cannot_be_edited_through_the_database_while_the_guards_stand() {
+    let s = TestServer::start().await;
+    let ids = five_decisions(&s).await;
+    let edit = s.store.execute_raw(&format!("UPDATE {} SET rationale = 'forged'", ids[2].1)).await;
+    assert!(edit.is_err(), "READONLY fields refuse the edit");
+    let delete = s.store.execute_raw(&format!("DELETE {}", ids[2].1)).await;
+    assert!(delete.is_err(), "the append-only event refuses the delete");
+    assert!(verify(&s).await["ok"].as_bool().unwrap());
+}
+
+#[tokio::test]
+async fn an_edited_record_is_caught_where_it_was_edited() {
+    let s = TestServer::start().await;
+    let ids = five_decisions(&s).await;
+    unlock(&s).await;
+    s.store.execute_raw(&format!("UPDATE {} SET rationale = 'approved after review'", ids[2].1)).await.unwrap();
+    let v = verify(&s).await;
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["firstBroken"]["seq"], 3, "{v}");
+    assert_eq!(v["firstBroken"]["decision"], ids[2].1.as_str());
+    assert!(v["firstBroken"]["problem"].as_str().unwrap().contains("altered"));
+}
+
+#[tokio::test]
+async fn a_deleted_record_is_caught_in_the_middle_and_at_the_end() {
+    let s = TestServer::start().await;
+    let ids = five_decisions(&s).await;
+    unlock(&s).await;
+    s.store.execute_raw(&format!("DELETE {}", ids[4].1)).await.unwrap();
+    let v = verify(&s).await;
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["firstBroken"]["seq"], 5, "{v}");
+    assert!(v["firstBroken"]["problem"].as_str().unwrap().contains("deleted"));
+    s.store.execute_raw(&format!("DELETE {}", ids[1].1)).await.unwrap();
+    let v = verify(&s).await;
+    assert_eq!(v["firstBroken"]["seq"], 2, "{v}");
+    assert!(v["firstBroken"]["problem"].as_str().unwrap().contains("missing"));
+}
+
+#[tokio::test]
+async fn reordered_records_are_caught() {
+    let s = TestServer::start().await;
+    let ids = five_decisions(&s).await;
+    unlock(&s).await;
+    s.store.execute_raw(&format!("UPDATE {} SET seq = 4; UPDATE {} SET seq = 2;", ids[1].1, ids[3].1)).await.unwrap();
+    let v = verify(&s).await;
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["firstBroken"]["seq"], 2, "{v}");
+}
+
+#[tokio::test]
+async fn a_rewritten_chain_head_is_caught() {
+    let s = TestServer::start().await;
+    let ids = five_decisions(&s).await;
+    unlock(&s).await;
+    // Delete the last record and move the head back to cover it up: the head now
+    // names a hash no record has.
+    s.store.execute_raw(&format!("DELETE {}; UPDATE meta:chain SET seq = 4;", ids[4].1)).await.unwrap();
+    let v = verify(&s).await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["firstBroken"]["seq"], 4);
+}
