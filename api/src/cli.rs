@@ -1,4 +1,4 @@
-//! The command line: `serve`, `import`, `schema`, `token`.
+//! The command line: `serve`, `import`, `verify`, `schema`, `token`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -55,6 +55,12 @@ pub enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// Recompute the decision chain, policy digests and evidence digests of a store and
+    /// report the first broken link. Exits 1 when anything fails to verify.
+    Verify {
+        #[arg(long)]
+        db: Option<String>,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Mint a bearer token for a person, signed with the configured HS256 secret.
@@ -87,6 +93,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             let auth = authenticator(&cfg)?;
             println!("{}", auth.mint(&email, ttl).map_err(|e| anyhow!(e))?);
             Ok(())
+        }
+        Command::Verify { db } => {
+            if let Some(db) = db {
+                cfg.db.url = db;
+            }
+            verify(&cfg).await
         }
         Command::Import { file, db } => {
             if let Some(db) = db {
@@ -213,4 +225,38 @@ async fn import(cfg: &Config, file: &PathBuf) -> Result<()> {
         }
         Err(e) => Err(anyhow!("{shown}: {e}; nothing was imported")),
     }
+}
+
+async fn verify(cfg: &Config) -> Result<()> {
+    let started = std::time::Instant::now();
+    progress(&format!("opening {}", cfg.db.url));
+    let store = open_store(cfg).await?;
+    progress("recomputing the decision chain");
+    let chain = store.verify_decision_chain().await;
+    progress("checking policy and evidence digests");
+    let digests = store.verify_digests().await;
+    store.close().await;
+    let chain = chain?;
+    let digests = digests?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "decision chain: {} records, head {}{}",
+        chain.length,
+        &chain.head_hash[..16.min(chain.head_hash.len())],
+        if chain.ok() { ", intact" } else { "" }
+    );
+    println!("policies: {} versions, {} altered", digests.policies, digests.altered_policies.len());
+    println!("evidence: {} items, {} altered", digests.evidence, digests.altered_evidence.len());
+    for id in digests.altered_policies.iter().chain(&digests.altered_evidence) {
+        eprintln!("{id}: content no longer matches its SHA-256");
+    }
+    println!("checked in {secs:.2}s");
+    if let Some(b) = &chain.first_broken {
+        let at = b.decision.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
+        bail!("the decision chain is broken at #{}{at}: {}", b.seq, b.problem);
+    }
+    if !digests.altered_policies.is_empty() || !digests.altered_evidence.is_empty() {
+        bail!("stored records no longer match their digests");
+    }
+    Ok(())
 }

@@ -32,6 +32,15 @@ pub(super) fn content(d: &Decision) -> Value {
         .into_value()
 }
 
+/// What [`Store::verify_digests`] found.
+#[derive(Debug, Clone)]
+pub struct DigestReport {
+    pub policies: usize,
+    pub altered_policies: Vec<NodeId>,
+    pub evidence: usize,
+    pub altered_evidence: Vec<NodeId>,
+}
+
 /// Which decisions to list.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionFilter {
@@ -139,6 +148,29 @@ impl Store {
             }
         }
         Ok(verify_chain(&records, &head))
+    }
+
+    /// Recompute the SHA-256 of every policy version and every piece of evidence.
+    pub async fn verify_digests(&self) -> Result<DigestReport> {
+        let policies = self.policies().await?;
+        let mut resp = self.read("SELECT id, content, sha256 FROM evidence ORDER BY id", &Vars::new()).await?;
+        #[derive(serde::Deserialize)]
+        struct Row {
+            id: NodeId,
+            content: String,
+            sha256: String,
+        }
+        let evidence: Vec<Row> = take(&mut resp, 0)?;
+        Ok(DigestReport {
+            policies: policies.len(),
+            altered_policies: policies.iter().filter(|p| !p.intact()).map(|p| p.id.clone()).collect(),
+            evidence: evidence.len(),
+            altered_evidence: evidence
+                .iter()
+                .filter(|e| sha256_hex(e.content.as_bytes()) != e.sha256)
+                .map(|e| e.id.clone())
+                .collect(),
+        })
     }
 
     /// The policy in force: the latest published version.

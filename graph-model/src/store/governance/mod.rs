@@ -27,7 +27,7 @@ use crate::domain::*;
 
 pub use alerts::{AlertFilter, IngestOutcome};
 pub use cases::{CaseFilter, EvidenceFilter, TimelineEntry};
-pub use decisions::DecisionFilter;
+pub use decisions::{DecisionFilter, DigestReport};
 pub use requests::RequestFilter;
 pub use tokens::{ApiToken, TOKEN_PREFIX, TokenPrincipal};
 
