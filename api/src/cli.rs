@@ -156,7 +156,9 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     }
     let listener = TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
     let state = crate::app_state(&cfg, store.clone(), auth);
+    let sweeper = tokio::spawn(sweep(store.clone(), std::time::Duration::from_secs(cfg.governance.sweep_secs.max(1))));
     crate::server::run(listener, state, shutdown_signal()).await?;
+    sweeper.abort();
     store.close().await;
     Ok(())
 }
@@ -224,6 +226,20 @@ async fn import(cfg: &Config, file: &PathBuf) -> Result<()> {
             bail!("{shown}: {} fault(s); nothing was imported", errors.len())
         }
         Err(e) => Err(anyhow!("{shown}: {e}; nothing was imported")),
+    }
+}
+
+/// Raise alerts for break-glass access left unapproved past its window, every `every`.
+/// Queries flag such requests without it; the alert puts them in front of people.
+async fn sweep(store: Store, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match store.raise_overdue_emergency_alerts().await {
+            Ok(0) => {}
+            Ok(n) => info!(alerts = n, "emergency access past its approval window"),
+            Err(e) => tracing::warn!(error = %e, "sweep for overdue emergency access failed"),
+        }
     }
 }
 

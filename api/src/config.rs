@@ -49,6 +49,9 @@ pub struct Config {
 pub struct GovernanceConfig {
     /// Hours a case of each severity may stay open before it is overdue.
     pub sla_hours: graph_model::SlaHours,
+    /// How often the server looks for break-glass access past its approval window
+    /// (and raises an alert for each), in seconds.
+    pub sweep_secs: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -116,7 +119,7 @@ impl Default for Config {
                 max_aliases: 64,
                 max_nesting: 48,
             },
-            governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default() },
+            governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default(), sweep_secs: 60 },
         }
     }
 }

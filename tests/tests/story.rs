@@ -166,3 +166,36 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
     assert_eq!(events.iter().filter(|e| **e == "evidence").count(), 2);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_owner_leaving_raises_a_stale_ownership_alert() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    // olga is the only member of payments, which owns deploy-bot.
+    s.ok(
+        &s.as_("sam"),
+        "mutation($p: ID!) { updatePerson(id: $p, input: { active: false }) { active } }",
+        json!({ "p": w.id("olga") }),
+    )
+    .await;
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "{ alerts(filter: { source: \"nhigov\" }) { totalCount edges { node { rule refs subject { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["alerts"]["totalCount"], 1, "{d}");
+    let a = &d["alerts"]["edges"][0]["node"];
+    assert_eq!((a["rule"].as_str(), a["subject"]["id"].as_str()), (Some("ownership_stale"), Some(w.id("bot"))));
+    assert_eq!(a["refs"], json!(["NHI-01"]));
+    // Access can no longer be granted to it without a risk acceptance.
+    let d = s
+        .ok(
+            &s.as_("priya"),
+            "mutation($i: RequestInput!) { createRequest(input: $i) { status deniedByRule } }",
+            json!({ "i": { "kind": "GRANT_ACCESS", "subjectId": w.id("bot"), "targetId": w.id("db"), "privilege": "READ", "justification": "j" } }),
+        )
+        .await;
+    assert_eq!(d["createRequest"]["status"], "DENIED");
+}

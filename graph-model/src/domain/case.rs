@@ -134,6 +134,7 @@ impl CaseStatus {
 
 /// How long a case of each severity may stay open before it is overdue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SlaHours {
     pub critical: u32,
     pub high: u32,

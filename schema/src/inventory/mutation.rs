@@ -72,8 +72,19 @@ impl InventoryMutation {
     async fn update_person(&self, ctx: &Context<'_>, id: ID, input: UpdatePersonInput) -> ApiResult<Person> {
         let id = id_of(&id, Table::Person)?;
         let patch = input.parse().map_err(ApiError::from)?;
-        let node = ctx.data::<Store>()?.update_person(&id, &patch).await.map_err(ApiError::from)?;
+        let store = ctx.data::<Store>()?;
+        let node = store.update_person(&id, &patch).await.map_err(ApiError::from)?;
         changed(ctx, &node)?;
+        if patch.active == Some(false) {
+            // What they owned may now have no active owner: that is an alert. The
+            // alerts are idempotent (one per NHI): a failure here is logged, and
+            // sending the deactivation again raises them.
+            match store.raise_stale_ownership_alerts(&id).await {
+                Ok(n) if n > 0 => tracing::info!(person = %id, alerts = n, "ownership went stale"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(person = %id, error = %e, "raising stale-ownership alerts failed"),
+            }
+        }
         Ok(expect!(node, Person)?)
     }
 

@@ -150,6 +150,43 @@ impl Store {
         Ok(Enrichment { owners, systems: reach.systems, last_used_at: reach.last_used_at })
     }
 
+    /// After `person` left: raise an alert for every active NHI they owned (directly or
+    /// through a team) that now has no active owner. Once per NHI; returns how many.
+    pub async fn raise_stale_ownership_alerts(&self, person: &NodeId) -> Result<usize> {
+        let in_force = crate::store::nodes::IN_FORCE;
+        let sql = format!(
+            "LET $owned = array::distinct(array::concat(
+                (SELECT VALUE out FROM $p->owns WHERE {in_force}),
+                array::flatten(SELECT VALUE (SELECT VALUE out FROM $parent.out->owns WHERE {in_force})
+                    FROM $p->member_of WHERE {in_force})
+             ));
+             SELECT VALUE id FROM array::filter($owned, |$v| record::tb($v) = 'nhi') WHERE status = 'active';"
+        );
+        let mut resp = self.read(&sql, &Vars::new().set("p", rid(person))).await?;
+        let nhis: Vec<NodeId> = take(&mut resp, 1)?;
+        let mut raised = 0;
+        for nhi in nhis {
+            if self.owner_facts(&nhi).await?.has_active_owner() {
+                continue;
+            }
+            let alert = NewAlert {
+                source: Label::parse("nhigov")?,
+                rule: Label::parse("ownership_stale")?,
+                severity: Severity::Medium,
+                title: Text::parse(&format!("{nhi} has no active owner since {person} left"))?,
+                detail: None,
+                detected_at: Utc::now(),
+                subject: SubjectRef::Id(nhi.clone()),
+                refs: vec![FrameworkRef::parse("NHI-01")?],
+                dedupe_key: format!("ownership-stale:{nhi}"),
+            };
+            if self.ingest_alert(&alert).await?.1 == IngestOutcome::Created {
+                raised += 1;
+            }
+        }
+        Ok(raised)
+    }
+
     pub async fn alerts_by_id(&self, ids: &[NodeId]) -> Result<Vec<Alert>> {
         let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Alert).map(rid).collect();
         if rids.is_empty() {
