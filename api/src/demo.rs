@@ -1,10 +1,11 @@
 //! The demo graph (`fixtures/demo.json`), loaded by `nhigov serve --demo` into an empty
-//! store so a newcomer can query at once.
+//! store so a newcomer can query at once, with the alerts it raises: the stale ownership
+//! left by a person who has gone, and a scanner finding about a key nobody knows.
 
 use chrono::Utc;
-use graph_model::Email;
 use graph_model::inventory::Inventory;
 use graph_model::store::{ImportSummary, Store, StoreError};
+use graph_model::{Email, Label, NewAlert, Severity, SubjectRef, Text};
 
 /// The demo document, built into the binary so `--demo` works from any directory.
 pub const DEMO: &str = include_str!("../../fixtures/demo.json");
@@ -22,7 +23,27 @@ pub async fn load(store: &Store) -> Result<Option<ImportSummary>, StoreError> {
     let doc: serde_json::Value =
         serde_json::from_str(DEMO).map_err(|e| StoreError::Database(format!("fixtures/demo.json is not JSON: {e}")))?;
     let inv = Inventory::parse(&doc, Utc::now()).map_err(StoreError::Import)?;
-    store.import(&inv).await.map(Some)
+    let summary = store.import(&inv).await?;
+    // Lena has left: what she owned alone is flagged.
+    for (r, id) in &summary.ids {
+        if r == "lena" {
+            store.raise_stale_ownership_alerts(id).await?;
+        }
+    }
+    let label = |s: &str| Label::parse(s).map_err(StoreError::from);
+    let unknown = NewAlert {
+        source: label("trufflehog")?,
+        rule: label("AWS")?,
+        severity: Severity::High,
+        title: Text::parse("verified AWS key in a public gist").map_err(StoreError::from)?,
+        detail: None,
+        detected_at: Utc::now() - chrono::Duration::hours(3),
+        subject: SubjectRef::Fingerprint("b1946ac92492d2347c6235b4d2611184".into()),
+        refs: vec![],
+        dedupe_key: "demo-unknown-aws-key".into(),
+    };
+    store.ingest_alert(&unknown).await?;
+    Ok(Some(summary))
 }
 
 pub fn investigator() -> Email {

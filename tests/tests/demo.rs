@@ -54,3 +54,127 @@ async fn the_demo_holds_every_nhi_kind_and_its_risks() {
         d["secrets"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["rotationOverdue"] == true).count();
     assert!(overdue >= 3, "{overdue}");
 }
+
+/// The governance walk-through of the README, step by step, on the demo data.
+#[tokio::test]
+async fn the_readme_walkthrough_runs_on_the_demo() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let t = |who: &str| s.token(&format!("{who}@corvid.example"));
+    let (scanner, ines, priya, jules, ada) =
+        (t("scanner"), t("ines.ortega"), t("priya.raman"), t("jules.martin"), t("ada.lindqvist"));
+
+    // The demo starts with alerts of its own: stale ownership and an unknown key.
+    let d = s.ok(&ines, "{ alerts { edges { node { rule unknownSubject } } } }", json!({})).await;
+    let rules: Vec<&str> =
+        d["alerts"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["rule"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"ownership_stale") && rules.contains(&"AWS"), "{rules:?}");
+
+    // 1. The scanner reports the leaked PAT.
+    let d = s
+        .ok(
+            &scanner,
+            r#"mutation { ingestAlert(input: { source: "gitleaks", rule: "github-pat", severity: CRITICAL,
+                title: "gh-actions-deploy PAT committed to corvid/payments-api",
+                fingerprint: "5e5e44121d03e5b9d3440c464dfa30cd97e04e8ac611b165454ffef71485203d", refs: ["NHI-02"] }) {
+              created alert { id subject { ... on Secret { name } } owners { name } reaches { name environment } lastUsedAt } } }"#,
+            json!({}),
+        )
+        .await;
+    let alert = d["ingestAlert"]["alert"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(d["ingestAlert"]["alert"]["subject"]["name"], "gh-actions-deploy PAT");
+    assert_eq!(d["ingestAlert"]["alert"]["owners"], json!([{ "name": "Platform" }]));
+    assert!(d["ingestAlert"]["alert"]["lastUsedAt"].is_string());
+
+    // 2. Ines promotes it to a case assigned to herself, starts investigating, attaches evidence.
+    let d = s.ok(&ines, "{ me { id } }", json!({})).await;
+    let me = d["me"]["id"].clone();
+    let d = s
+        .ok(
+            &ines,
+            "mutation($a: ID!, $me: ID!) { promoteAlert(id: $a, assigneeId: $me) { id dueAt } }",
+            json!({ "a": alert, "me": me }),
+        )
+        .await;
+    let case = d["promoteAlert"]["id"].as_str().unwrap().to_owned();
+    s.ok(&ines, r#"mutation($c: ID!) { transitionCase(id: $c, to: INVESTIGATING, rationale: "token confirmed valid") { status } }"#, json!({ "c": case })).await;
+    let d = s
+        .ok(
+            &ines,
+            r#"mutation($c: ID!) { attachEvidence(caseId: $c, input: { kind: REPOSITORY_HISTORY, source: "github",
+                content: "commit 4f2a1c in corvid/payments-api exposed the PAT from 09:12 to 09:40 UTC" }) { id sha256 } }"#,
+            json!({ "c": case }),
+        )
+        .await;
+    let evidence = d["attachEvidence"]["id"].as_str().unwrap().to_owned();
+
+    // 3. Priya requests containment: revoke the token that holds the leaked secret.
+    let d = s
+        .ok(&priya, r#"{ nhis(filter: { nameContains: "gh-actions-deploy" }) { edges { node { id } } } }"#, json!({}))
+        .await;
+    let nhi = d["nhis"]["edges"][0]["node"]["id"].as_str().unwrap().to_owned();
+    let d = s
+        .ok(
+            &priya,
+            r#"mutation($n: ID!, $c: ID!) { createRequest(input: { kind: REVOKE_NHI, subjectId: $n, caseId: $c,
+                justification: "its PAT leaked", ticketRef: "SEC-1042" }) { id status } }"#,
+            json!({ "n": nhi, "c": case }),
+        )
+        .await;
+    let request = d["createRequest"]["id"].as_str().unwrap().to_owned();
+
+    // 4. Her own approval is refused; 5. Jules's passes and revokes the token.
+    let decide = r#"mutation($r: ID!, $e: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: "contain the leak", signals: [$e]) {
+        decision { seq outcome policyVersion } request { status } } }"#;
+    let (_, body) = s.gql(&priya, decide, json!({ "r": request, "e": evidence })).await;
+    assert_eq!(nhigov_tests::code(&body), "SOD_VIOLATION");
+    let d = s.ok(&jules, decide, json!({ "r": request, "e": evidence })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    let d = s
+        .ok(
+            &ines,
+            "query($n: ID!) { node(id: $n) { ... on Nhi { status access { system { name } } } } }",
+            json!({ "n": nhi }),
+        )
+        .await;
+    assert_eq!(d["node"], json!({ "status": "REVOKED", "access": [] }));
+
+    // 6. Ines verifies and closes.
+    let d = s
+        .ok(
+            &ines,
+            r#"mutation($c: ID!) { attachEvidence(caseId: $c, input: { kind: ROTATION_STATUS, source: "github",
+                content: "PAT revoked at 10:02 UTC; replaced by github-oidc-deployer; no use since" }) { id } }"#,
+            json!({ "c": case }),
+        )
+        .await;
+    let verification = d["attachEvidence"]["id"].clone();
+    let d = s
+        .ok(
+            &ines,
+            r#"mutation($c: ID!, $v: ID!) { closeCase(id: $c, input: { resolution: TRUE_POSITIVE,
+                summary: "PAT revoked and replaced by OIDC", riskRemediated: true, findingClosed: false,
+                verificationEvidenceId: $v }) { status closedAt } }"#,
+            json!({ "c": case, "v": verification }),
+        )
+        .await;
+    assert_eq!(d["closeCase"]["status"], "CLOSED");
+
+    // 7. The auditor's one query.
+    let d = s
+        .ok(
+            &ada,
+            r#"query($n: ID!) { decisionTrail(subjectId: $n) {
+                seq at kind outcome rationale actor { name } policyVersion policySha256 violation { rule }
+                signals { ... on Evidence { kind sha256 collectedBy { name } } ... on Alert { source rule } }
+              }
+              verifyDecisionChain { ok length } }"#,
+            json!({ "n": nhi }),
+        )
+        .await;
+    let trail = d["decisionTrail"].as_array().unwrap();
+    assert_eq!(trail.len(), 2, "{d}");
+    assert_eq!(trail[1]["actor"]["name"], "Jules Martin");
+    assert_eq!(trail[1]["outcome"], "APPROVED");
+    assert_eq!(d["verifyDecisionChain"]["ok"], true);
+}

@@ -33,7 +33,7 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
     let a = &d["ingestAlert"]["alert"];
     assert_eq!(d["ingestAlert"]["created"], true);
     assert_eq!(a["subject"]["id"], w.id("key"));
-    assert_eq!(a["owners"], json!([]), "the key itself has no owner; its holder does");
+    assert_eq!(a["owners"], json!([{ "name": "Payments" }]), "the owners of the identity holding the key");
     assert_eq!(a["reaches"], json!([{ "name": "ledger-db" }]));
     let alert_id = a["id"].as_str().unwrap().to_owned();
     // The next scan reports it again: counted, not filed twice.

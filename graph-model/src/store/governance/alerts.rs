@@ -123,7 +123,18 @@ impl Store {
     /// Owners, reached systems and last use of an NHI or secret.
     async fn enrich(&self, subject: &NodeId) -> Result<Enrichment> {
         let in_force = crate::store::nodes::IN_FORCE;
-        let owners = self.owner_facts(subject).await?.owners;
+        let mut owners = self.owner_facts(subject).await?.owners;
+        if subject.table() == Table::Secret {
+            // A secret's owners are, in practice, the owners of the identities holding it.
+            let mut resp = self
+                .read(&format!("SELECT VALUE in FROM $s<-holds WHERE {in_force}"), &Vars::new().set("s", rid(subject)))
+                .await?;
+            let holders: Vec<NodeId> = take(&mut resp, 0)?;
+            for h in holders {
+                owners.extend(self.owner_facts(&h).await?.owners);
+            }
+            owners = super::distinct(owners);
+        }
         let sql = if subject.table() == Table::Nhi {
             format!(
                 "RETURN {{
