@@ -113,6 +113,9 @@ fn call(op: &str, role: &str) -> (String, Value) {
             "mutation($i: ID!) { decideRequest(id: $i, outcome: APPROVE, rationale: \"r\") { decision { id } } }",
             json!({ "i": x("request") }),
         ),
+        "revokeException" => {
+            ("mutation($i: ID!) { revokeException(id: $i, rationale: \"r\") { id } }", json!({ "i": x("exception") }))
+        }
         "acceptRisk" => (
             "mutation($i: ID!) { acceptRisk(requestId: $i, rationale: \"r\") { decision { id } } }",
             json!({ "i": x("request") }),

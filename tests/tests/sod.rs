@@ -240,3 +240,109 @@ async fn emergency_access_works_at_once_and_must_be_approved_after_the_fact() {
     assert!(write_on_db, "the access it replaced is restored: {d}");
     chain_ok(&s).await;
 }
+
+#[tokio::test]
+async fn an_escalated_request_waits_for_a_senior_decision() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(&s, "priya", grant(&w, "bot", "db", "WRITE")).await;
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "ESCALATE" })).await;
+    assert_eq!(d["decideRequest"]["decision"]["outcome"], "ESCALATED");
+    assert_eq!(d["decideRequest"]["request"]["status"], "ESCALATED");
+    let d = s.ok(&s.as_("kim"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+}
+
+#[tokio::test]
+async fn a_new_policy_version_governs_from_then_on_and_decisions_name_their_version() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let before = file(&s, "priya", grant(&w, "bot", "db", "READ")).await;
+    // The admin publishes version 2 without the requester rule.
+    let d = s
+        .ok(
+            &s.as_("sam"),
+            "mutation { publishPolicy(input: { name: \"small team\", description: \"two approvers are not available\",
+                rules: [{ kind: APPROVER_ROLE_REQUIRED }, { kind: MAX_APPROVAL_LIFETIME, days: 30 }], refs: [\"GV.RM-03\"] },
+                rationale: \"team of three\") { version sha256 intact rules { kind days } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["publishPolicy"]["version"], 2);
+    assert_eq!(d["publishPolicy"]["intact"], true);
+    let d = s.ok(&s.as_("priya"), DECIDE, json!({ "r": before["id"], "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED", "version 2 has no requester rule");
+    let d = s
+        .ok(&s.as_("ada"), "{ policies { version } decisions { edges { node { kind policyVersion } } } }", json!({}))
+        .await;
+    assert_eq!(d["policies"], json!([{ "version": 2 }, { "version": 1 }]));
+    let kinds: Vec<(String, u64)> = d["decisions"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["node"]["kind"].as_str().unwrap().to_owned(), e["node"]["policyVersion"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("PUBLISH_POLICY".to_owned(), 2), ("DECIDE_REQUEST".to_owned(), 2)]);
+    // A policy version cannot be changed in the database.
+    let edit = s.store.execute_raw("UPDATE policy SET description = 'x' WHERE version = 1").await;
+    assert!(edit.is_err());
+    // And an invalid one is refused.
+    let (_, body) = s
+        .gql(
+            &s.as_("sam"),
+            "mutation { publishPolicy(input: { name: \"bad\", rules: [{ kind: DISTINCT_APPROVERS, count: 1 }] }, rationale: \"r\") { version } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn an_exception_ends_by_revocation_or_falls_due_for_revalidation() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let exception = json!({ "kind": "EXCEPTION", "subjectId": w.id("key"), "durationDays": 30,
+        "compensatingControls": ["IP allow-list"], "justification": "vendor cannot rotate before Q3" });
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = file(&s, "priya", exception.clone()).await;
+        s.ok(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;
+    }
+    let d = s.ok(&s.as_("ada"), "{ exceptions { edges { node { id } } } }", json!({})).await;
+    for e in d["exceptions"]["edges"].as_array().unwrap() {
+        ids.push(e["node"]["id"].as_str().unwrap().to_owned());
+    }
+    let revoke = "mutation($e: ID!) { revokeException(id: $e, rationale: \"vendor rotated early\") { status } }";
+    let d = s.ok(&s.as_("kim"), revoke, json!({ "e": ids[0] })).await;
+    assert_eq!(d["revokeException"]["status"], "REVOKED");
+    let (_, body) = s.gql(&s.as_("kim"), revoke, json!({ "e": ids[0] })).await;
+    assert_eq!(code(&body), "CONFLICT");
+    // The other one passes its expiry: due for revalidation, with nobody running a job.
+    s.store.execute_raw(&format!("UPDATE {} SET expires_at = time::now() - 1d", ids[1])).await.unwrap();
+    let d = s
+        .ok(
+            &s.as_("vic"),
+            "{ exceptions(revalidationDue: true) { edges { node { id expired revalidationDue } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        d["exceptions"]["edges"],
+        json!([{ "node": { "id": ids[1], "expired": true, "revalidationDue": true } }])
+    );
+    // Lapsed approvals show the same way.
+    let r = file(&s, "priya", grant(&w, "bot", "db", "READ")).await;
+    s.ok(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;
+    s.store
+        .execute_raw(&format!("UPDATE {} SET approval_expires_at = time::now() - 1h", r["id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    let d = s
+        .ok(
+            &s.as_("vic"),
+            "{ requests(filter: { revalidationDue: true }) { edges { node { id revalidationDue } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["requests"]["edges"][0]["node"]["id"], r["id"]);
+}

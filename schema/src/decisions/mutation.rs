@@ -148,6 +148,20 @@ impl DecisionMutation {
         Ok(RequestDecision { decision: Decision(d), request: Request(r) })
     }
 
+    /// End an active exception before its expiry (approvers and admins), with a
+    /// rationale. The revocation is a decision.
+    #[graphql(guard = "RoleGuard(DECIDE_REQUESTS)")]
+    async fn revoke_exception(&self, ctx: &Context<'_>, id: ID, rationale: String) -> ApiResult<Exception> {
+        let id = node_id(&id, "id")?;
+        let rationale = text(&rationale, "rationale")?;
+        let (_, e) = ctx
+            .data::<Store>()?
+            .revoke_exception(principal(ctx)?.id(), &id, &rationale)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Exception(e))
+    }
+
     /// Publish a new, immutable policy version; it governs every decision from now on.
     #[graphql(guard = "RoleGuard(ADMINISTER)")]
     async fn publish_policy(&self, ctx: &Context<'_>, input: PolicyInput, rationale: String) -> ApiResult<Policy> {

@@ -573,6 +573,58 @@ impl Store {
         Ok(())
     }
 
+    /// End an active exception before its expiry, with a rationale: a decision.
+    pub async fn revoke_exception(
+        &self,
+        actor: &NodeId,
+        id: &NodeId,
+        rationale: &Text,
+    ) -> Result<(Decision, Exception)> {
+        if id.table() != Table::Exception {
+            return Err(ValueError::new("id", format!("{id} is not an exception")).into());
+        }
+        let decision = self
+            .decide(|| {
+                Box::pin(async move {
+                    let exception = self
+                        .exceptions_by_id(std::slice::from_ref(id))
+                        .await?
+                        .pop()
+                        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+                    if exception.status != ExceptionStatus::Active {
+                        return Err(StoreError::Conflict(format!("{id} is already {}", exception.status)));
+                    }
+                    Ok(Plan {
+                        draft: DecisionDraft {
+                            kind: DecisionKind::RevokeException,
+                            outcome: Outcome::Revoked,
+                            actor: actor.clone(),
+                            subject: id.clone(),
+                            case: None,
+                            rationale: rationale.as_str().to_owned(),
+                            signals: vec![],
+                            policy: Some(self.current_policy().await?.reference()),
+                            violation: None,
+                            refs: exception.refs.clone(),
+                            inputs: json!({ "exception": exception }),
+                        },
+                        effects: format!(
+                            "IF $exception.status != 'active' {{ THROW '{STALE}' }};
+                             UPDATE $exception SET status = 'revoked';"
+                        ),
+                        vars: Vars::new().set("exception", rid(id)),
+                    })
+                })
+            })
+            .await?;
+        let exception = self
+            .exceptions_by_id(std::slice::from_ref(id))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        Ok((decision, exception))
+    }
+
     pub async fn exceptions_by_id(&self, ids: &[NodeId]) -> Result<Vec<Exception>> {
         let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Exception).map(rid).collect();
         if rids.is_empty() {
