@@ -12,7 +12,7 @@ use crate::enums::*;
 use crate::error::ApiResult;
 use crate::inventory::loaders::nodes;
 use crate::inventory::types::{Owned, Owner, Person, System, owned, owners_of};
-use crate::principal::{READ_EVIDENCE, RoleGuard};
+use crate::principal::{READ_CASES, READ_EVIDENCE, RoleGuard};
 
 pub(crate) fn gid(id: &NodeId) -> ID {
     ID(id.to_string())
@@ -118,6 +118,8 @@ impl Alert {
     async fn last_used_at(&self) -> Option<DateTime<Utc>> {
         self.0.enrichment.last_used_at
     }
+    /// The case it was promoted into (not shown to scanners pushing alerts).
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
     async fn case(&self, ctx: &Context<'_>) -> ApiResult<Option<Case>> {
         Ok(super::loaders::case(ctx, self.0.case.as_ref()).await?.map(Case))
     }

@@ -199,12 +199,7 @@ impl Store {
     }
 
     pub async fn alerts_by_id(&self, ids: &[NodeId]) -> Result<Vec<Alert>> {
-        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Alert).map(rid).collect();
-        if rids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
-        take(&mut resp, 0)
+        self.records_by_id(Table::Alert, ids).await
     }
 
     pub async fn alert(&self, id: &NodeId) -> Result<Alert> {

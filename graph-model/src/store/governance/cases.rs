@@ -62,12 +62,7 @@ struct CaseChange {
 
 impl Store {
     pub async fn cases_by_id(&self, ids: &[NodeId]) -> Result<Vec<Case>> {
-        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Case).map(rid).collect();
-        if rids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
-        take(&mut resp, 0)
+        self.records_by_id(Table::Case, ids).await
     }
 
     pub async fn case(&self, id: &NodeId) -> Result<Case> {
@@ -445,12 +440,7 @@ const EVIDENCE_FIELDS: &str =
 
 impl Store {
     pub async fn tasks_by_id(&self, ids: &[NodeId]) -> Result<Vec<Task>> {
-        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Task).map(rid).collect();
-        if rids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
-        take(&mut resp, 0)
+        self.records_by_id(Table::Task, ids).await
     }
 
     pub async fn tasks_of_cases(&self, cases: &[NodeId]) -> Result<Vec<Task>> {

@@ -57,12 +57,7 @@ pub struct DecisionFilter {
 impl Store {
     /// Decisions by id; missing ids are absent.
     pub async fn decisions_by_id(&self, ids: &[NodeId]) -> Result<Vec<Decision>> {
-        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Decision).map(rid).collect();
-        if rids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
-        take(&mut resp, 0)
+        self.records_by_id(Table::Decision, ids).await
     }
 
     pub async fn decision(&self, id: &NodeId) -> Result<Decision> {

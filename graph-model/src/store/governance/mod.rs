@@ -134,6 +134,20 @@ impl Store {
         Ok(head.unwrap_or_else(ChainHead::genesis))
     }
 
+    /// Records of one table by id, in one query; missing ids are absent.
+    pub(crate) async fn records_by_id<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        ids: &[NodeId],
+    ) -> Result<Vec<T>> {
+        let rids: Vec<surrealdb::types::RecordId> = ids.iter().filter(|i| i.table() == table).map(rid).collect();
+        if rids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
+        take(&mut resp, 0)
+    }
+
     /// Who owns `node`, in force now.
     pub(crate) async fn owner_facts(&self, node: &NodeId) -> Result<OwnerFacts> {
         let in_force = super::nodes::IN_FORCE;

@@ -39,12 +39,7 @@ struct Stakes {
 
 impl Store {
     pub async fn requests_by_id(&self, ids: &[NodeId]) -> Result<Vec<Request>> {
-        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Request).map(rid).collect();
-        if rids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
-        take(&mut resp, 0)
+        self.records_by_id(Table::Request, ids).await
     }
 
     pub async fn request(&self, id: &NodeId) -> Result<Request> {
@@ -626,12 +621,7 @@ impl Store {
     }
 
     pub async fn exceptions_by_id(&self, ids: &[NodeId]) -> Result<Vec<Exception>> {
-        let rids: Vec<RecordId> = ids.iter().filter(|i| i.table() == Table::Exception).map(rid).collect();
-        if rids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut resp = self.read("SELECT * FROM $ids", &Vars::new().set("ids", rids)).await?;
-        take(&mut resp, 0)
+        self.records_by_id(Table::Exception, ids).await
     }
 
     /// Exceptions, optionally only those due for revalidation (expired or past review).
