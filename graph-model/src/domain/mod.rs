@@ -11,6 +11,7 @@ pub mod case;
 pub mod decision;
 pub mod edges;
 pub mod framework;
+pub mod graph;
 pub mod ids;
 pub mod inventory;
 pub mod nodes;

@@ -1,0 +1,471 @@
+//! The in-process adjacency index of the identity graph and its traversals.
+//!
+//! SurrealDB is the system of record, but its recursive traversals cost tens of
+//! microseconds per node reached, and investigators ask exactly the questions that reach
+//! the most nodes ("who can reach the production vault?"). The index keeps every edge of
+//! the five traversed kinds, closed ones included (so `asOf` works), as adjacency lists
+//! over interned node numbers, and answers with a breadth-first search: shortest hop
+//! distance, one witness path, the highest privilege on it. It is pure: the store fills
+//! it and keeps it in step; nothing here touches the database.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+
+use super::edges::{Edge, EdgeKind};
+use super::ids::{EdgeId, NodeId, Table};
+use super::values::{Criticality, Environment, Privilege};
+
+/// The edge kinds a blast radius follows: identities to their secrets, secrets and
+/// identities to systems, identities to the identities they assume, systems to the
+/// systems they depend on.
+pub const TRAVERSED: [EdgeKind; 5] =
+    [EdgeKind::Holds, EdgeKind::AuthenticatesTo, EdgeKind::CanAccess, EdgeKind::Assumes, EdgeKind::DependsOn];
+
+/// Which way to walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// What the origin can reach.
+    Forward,
+    /// Who can reach the origin.
+    Reverse,
+}
+
+/// What the index knows of a node, for totals and filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeMeta {
+    pub table: Table,
+    pub environment: Option<Environment>,
+    pub criticality: Option<Criticality>,
+}
+
+#[derive(Debug, Clone)]
+struct IndexedEdge {
+    id: EdgeId,
+    from: u32,
+    to: u32,
+    privilege: Option<Privilege>,
+    valid_from: DateTime<Utc>,
+    valid_to: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl IndexedEdge {
+    fn in_force_at(&self, t: DateTime<Utc>) -> bool {
+        self.valid_from <= t && self.valid_to.is_none_or(|v| v > t) && self.expires_at.is_none_or(|e| e > t)
+    }
+}
+
+/// One edge of a witness path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub edge: EdgeId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub privilege: Option<Privilege>,
+}
+
+/// A node reached, how far, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reached {
+    pub node: NodeId,
+    pub meta: NodeMeta,
+    pub hops: u32,
+    /// A shortest path from the origin (forward) or to the target (reverse), in walking
+    /// order from the origin.
+    pub path: Vec<Step>,
+    /// The highest privilege on the witness path.
+    pub max_privilege: Option<Privilege>,
+}
+
+/// The result of a bounded traversal.
+#[derive(Debug, Clone)]
+pub struct Traversal {
+    pub reached: Vec<Reached>,
+    /// The node cap stopped the walk before every node within the hop cap was found.
+    pub truncated: bool,
+}
+
+/// The adjacency index.
+#[derive(Debug, Default, Clone)]
+pub struct GraphIndex {
+    ids: Vec<NodeId>,
+    number: HashMap<NodeId, u32>,
+    meta: Vec<Option<NodeMeta>>,
+    edges: Vec<IndexedEdge>,
+    edge_number: HashMap<EdgeId, u32>,
+    out: Vec<Vec<u32>>,
+    inn: Vec<Vec<u32>>,
+}
+
+impl GraphIndex {
+    pub fn new() -> GraphIndex {
+        GraphIndex::default()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn intern(&mut self, id: &NodeId) -> u32 {
+        if let Some(n) = self.number.get(id) {
+            return *n;
+        }
+        let n = self.ids.len() as u32;
+        self.ids.push(id.clone());
+        self.number.insert(id.clone(), n);
+        self.meta.push(None);
+        self.out.push(Vec::new());
+        self.inn.push(Vec::new());
+        n
+    }
+
+    /// Record or refresh what is known of a node.
+    pub fn set_meta(&mut self, id: &NodeId, meta: NodeMeta) {
+        let n = self.intern(id) as usize;
+        self.meta[n] = Some(meta);
+    }
+
+    /// Add an edge, or refresh one already known (it was closed, say). Edges of kinds
+    /// that are not traversed are ignored.
+    pub fn upsert_edge(&mut self, e: &Edge) {
+        if !TRAVERSED.contains(&e.id.kind) {
+            return;
+        }
+        let (from, to) = (self.intern(&e.from), self.intern(&e.to));
+        let edge = IndexedEdge {
+            id: e.id.clone(),
+            from,
+            to,
+            privilege: e.privilege,
+            valid_from: e.valid_from,
+            valid_to: e.valid_to,
+            expires_at: e.expires_at,
+        };
+        match self.edge_number.get(&e.id) {
+            Some(&n) => self.edges[n as usize] = edge,
+            None => {
+                let n = self.edges.len() as u32;
+                self.edges.push(edge);
+                self.edge_number.insert(e.id.clone(), n);
+                self.out[from as usize].push(n);
+                self.inn[to as usize].push(n);
+            }
+        }
+    }
+
+    fn meta_of(&self, n: u32) -> NodeMeta {
+        self.meta[n as usize].unwrap_or(NodeMeta {
+            table: self.ids[n as usize].table(),
+            environment: None,
+            criticality: None,
+        })
+    }
+
+    /// Walk from `origin` up to `max_hops`, stopping once `node_cap` nodes are found,
+    /// over the edges in force at `at`. `None` when the origin is not in the graph.
+    pub fn traverse(
+        &self,
+        origin: &NodeId,
+        direction: Direction,
+        max_hops: u32,
+        node_cap: usize,
+        at: DateTime<Utc>,
+    ) -> Option<Traversal> {
+        let start = *self.number.get(origin)?;
+        // parent[n] = the edge by which n was first reached; u32::MAX: not reached.
+        let mut parent: HashMap<u32, u32> = HashMap::new();
+        let mut hops: HashMap<u32, u32> = HashMap::from([(start, 0)]);
+        let mut order: Vec<u32> = Vec::new();
+        let mut queue = VecDeque::from([start]);
+        let mut truncated = false;
+        'walk: while let Some(n) = queue.pop_front() {
+            let h = hops[&n];
+            if h == max_hops {
+                continue;
+            }
+            let adjacent = match direction {
+                Direction::Forward => &self.out[n as usize],
+                Direction::Reverse => &self.inn[n as usize],
+            };
+            for &e in adjacent {
+                let edge = &self.edges[e as usize];
+                if !edge.in_force_at(at) {
+                    continue;
+                }
+                let next = match direction {
+                    Direction::Forward => edge.to,
+                    Direction::Reverse => edge.from,
+                };
+                if hops.contains_key(&next) {
+                    continue;
+                }
+                if order.len() >= node_cap {
+                    truncated = true;
+                    break 'walk;
+                }
+                hops.insert(next, h + 1);
+                parent.insert(next, e);
+                order.push(next);
+                queue.push_back(next);
+            }
+        }
+        let reached = order
+            .into_iter()
+            .map(|n| {
+                let mut path = Vec::new();
+                let mut at_node = n;
+                while at_node != start {
+                    let e = &self.edges[parent[&at_node] as usize];
+                    path.push(self.step(e));
+                    at_node = match direction {
+                        Direction::Forward => e.from,
+                        Direction::Reverse => e.to,
+                    };
+                }
+                // Forward paths were collected target-first; reverse ones already run
+                // from the reaching node towards the origin.
+                if direction == Direction::Forward {
+                    path.reverse();
+                }
+                let max_privilege = path.iter().filter_map(|s| s.privilege).max();
+                Reached { node: self.ids[n as usize].clone(), meta: self.meta_of(n), hops: hops[&n], path, max_privilege }
+            })
+            .collect();
+        Some(Traversal { reached, truncated })
+    }
+
+    fn step(&self, e: &IndexedEdge) -> Step {
+        Step {
+            edge: e.id.clone(),
+            from: self.ids[e.from as usize].clone(),
+            to: self.ids[e.to as usize].clone(),
+            privilege: e.privilege,
+        }
+    }
+
+    /// A shortest path from `from` to `to` over edges in force at `at`, within
+    /// `max_hops`; `None` when there is none. A node's path to itself is empty.
+    pub fn shortest_path(&self, from: &NodeId, to: &NodeId, max_hops: u32, at: DateTime<Utc>) -> Option<Vec<Step>> {
+        if from == to {
+            return self.number.contains_key(from).then(Vec::new);
+        }
+        let t = self.traverse(from, Direction::Forward, max_hops, usize::MAX, at)?;
+        t.reached.into_iter().find(|r| &r.node == to).map(|r| r.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashSet};
+
+    use chrono::Duration;
+
+    use super::*;
+
+    /// A small deterministic generator, so failures reproduce.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    const TABLES: [Table; 3] = [Table::Nhi, Table::Secret, Table::System];
+
+    /// A random graph: hubs (low-numbered nodes get most edges), cycles, closed and
+    /// expired edges, and edges opened after `t0`.
+    fn random_graph(seed: u64, nodes: usize, edges: usize, t0: DateTime<Utc>) -> (Vec<NodeId>, Vec<Edge>) {
+        let mut rng = Lcg(seed);
+        let ids: Vec<NodeId> = (0..nodes).map(|i| NodeId::generate(TABLES[i % 3])).collect();
+        let mut out = Vec::new();
+        for _ in 0..edges {
+            let hub = |r: &mut Lcg| if r.next(3) == 0 { r.next(3) as usize } else { r.next(nodes as u64) as usize };
+            let (a, b) = (hub(&mut rng), hub(&mut rng));
+            let kind = TRAVERSED[rng.next(5) as usize];
+            let valid_from = t0 - Duration::hours(10) + Duration::hours(rng.next(20) as i64);
+            let valid_to = (rng.next(4) == 0).then(|| valid_from + Duration::hours(1 + rng.next(10) as i64));
+            let expires_at = (rng.next(6) == 0).then(|| t0 - Duration::hours(5) + Duration::hours(rng.next(10) as i64));
+            out.push(Edge {
+                id: EdgeId::generate(kind),
+                from: ids[a].clone(),
+                to: ids[b].clone(),
+                privilege: [None, Some(Privilege::Read), Some(Privilege::Write), Some(Privilege::Admin)]
+                    [rng.next(4) as usize],
+                mechanism: None,
+                expires_at,
+                valid_from,
+                valid_to,
+                created_at: valid_from,
+            });
+        }
+        (ids, out)
+    }
+
+    fn in_force(e: &Edge, t: DateTime<Utc>) -> bool {
+        e.valid_from <= t && e.valid_to.is_none_or(|v| v > t) && e.expires_at.is_none_or(|x| x > t)
+    }
+
+    /// Brute force: every walk of up to `max_hops` edges in force, by depth-first
+    /// enumeration; the shortest length at which each node first appears.
+    fn brute(edges: &[Edge], origin: &NodeId, dir: Direction, max_hops: u32, t: DateTime<Utc>) -> BTreeMap<NodeId, u32> {
+        let live: Vec<&Edge> = edges.iter().filter(|e| in_force(e, t)).collect();
+        let mut best: BTreeMap<NodeId, u32> = BTreeMap::new();
+        fn walk(
+            live: &[&Edge],
+            at: &NodeId,
+            depth: u32,
+            max: u32,
+            dir: Direction,
+            origin: &NodeId,
+            best: &mut BTreeMap<NodeId, u32>,
+        ) {
+            if depth == max {
+                return;
+            }
+            for e in live {
+                let (here, there) = match dir {
+                    Direction::Forward => (&e.from, &e.to),
+                    Direction::Reverse => (&e.to, &e.from),
+                };
+                if here != at || there == origin {
+                    continue;
+                }
+                let d = depth + 1;
+                if best.get(there).is_some_and(|b| *b <= d) {
+                    continue;
+                }
+                best.insert(there.clone(), d);
+                walk(live, there, d, max, dir, origin, best);
+            }
+        }
+        walk(&live, origin, 0, max_hops, dir, origin, &mut best);
+        best
+    }
+
+    fn index(edges: &[Edge]) -> GraphIndex {
+        let mut g = GraphIndex::new();
+        for e in edges {
+            g.upsert_edge(e);
+        }
+        g
+    }
+
+    fn check_path(edges: &[Edge], r: &Reached, origin: &NodeId, dir: Direction, t: DateTime<Utc>) {
+        assert_eq!(r.path.len() as u32, r.hops, "the witness path is as long as the distance");
+        let by_id: HashMap<&EdgeId, &Edge> = edges.iter().map(|e| (&e.id, e)).collect();
+        for s in &r.path {
+            assert!(in_force(by_id[&s.edge], t), "the witness path uses only edges in force");
+        }
+        let (first, last) = (r.path.first().unwrap(), r.path.last().unwrap());
+        match dir {
+            Direction::Forward => assert_eq!((&first.from, &last.to), (origin, &r.node)),
+            Direction::Reverse => assert_eq!((&first.from, &last.to), (&r.node, origin)),
+        }
+        for w in r.path.windows(2) {
+            assert_eq!(w[0].to, w[1].from, "the witness path is connected");
+        }
+        assert_eq!(r.max_privilege, r.path.iter().filter_map(|s| s.privilege).max());
+    }
+
+    #[test]
+    fn traversals_match_brute_force_on_random_graphs() {
+        let t0 = Utc::now();
+        for seed in 0..60 {
+            let (ids, edges) = random_graph(seed, 12 + (seed as usize % 20), 10 + seed as usize * 2, t0);
+            let g = index(&edges);
+            for at in [t0, t0 - Duration::hours(6), t0 + Duration::hours(6)] {
+                for origin in ids.iter().take(6) {
+                    for dir in [Direction::Forward, Direction::Reverse] {
+                        for max_hops in 1..=4 {
+                            let expected = brute(&edges, origin, dir, max_hops, at);
+                            let got = g.traverse(origin, dir, max_hops, usize::MAX, at);
+                            let got: Vec<Reached> = got.map(|t| t.reached).unwrap_or_default();
+                            let got_map: BTreeMap<NodeId, u32> = got.iter().map(|r| (r.node.clone(), r.hops)).collect();
+                            assert_eq!(got_map, expected, "seed {seed} hops {max_hops} {dir:?}");
+                            for r in &got {
+                                check_path(&edges, r, origin, dir, at);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shortest_paths_match_brute_force() {
+        let t0 = Utc::now();
+        for seed in 0..40 {
+            let (ids, edges) = random_graph(seed, 15, 40, t0);
+            let g = index(&edges);
+            for a in ids.iter().take(5) {
+                let dist = brute(&edges, a, Direction::Forward, 5, t0);
+                for b in &ids {
+                    if a == b {
+                        continue;
+                    }
+                    let p = g.shortest_path(a, b, 5, t0);
+                    assert_eq!(p.as_ref().map(|p| p.len() as u32), dist.get(b).copied(), "seed {seed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_node_cap_truncates_and_says_so() {
+        let t0 = Utc::now();
+        let hub = NodeId::generate(Table::System);
+        let edges: Vec<Edge> = (0..50)
+            .map(|_| Edge {
+                id: EdgeId::generate(EdgeKind::CanAccess),
+                from: NodeId::generate(Table::Nhi),
+                to: hub.clone(),
+                privilege: Some(Privilege::Read),
+                mechanism: None,
+                expires_at: None,
+                valid_from: t0 - Duration::hours(1),
+                valid_to: None,
+                created_at: t0,
+            })
+            .collect();
+        let g = index(&edges);
+        let t = g.traverse(&hub, Direction::Reverse, 3, 10, t0).unwrap();
+        assert_eq!(t.reached.len(), 10);
+        assert!(t.truncated);
+        let t = g.traverse(&hub, Direction::Reverse, 3, 50, t0).unwrap();
+        assert_eq!(t.reached.len(), 50);
+        assert!(!t.truncated);
+        let distinct: HashSet<&NodeId> = t.reached.iter().map(|r| &r.node).collect();
+        assert_eq!(distinct.len(), 50);
+    }
+
+    #[test]
+    fn a_closed_edge_is_history_and_asof_sees_it() {
+        let t0 = Utc::now();
+        let (a, b) = (NodeId::generate(Table::Nhi), NodeId::generate(Table::System));
+        let mut e = Edge {
+            id: EdgeId::generate(EdgeKind::CanAccess),
+            from: a.clone(),
+            to: b.clone(),
+            privilege: Some(Privilege::Admin),
+            mechanism: None,
+            expires_at: None,
+            valid_from: t0 - Duration::hours(2),
+            valid_to: None,
+            created_at: t0,
+        };
+        let mut g = index(std::slice::from_ref(&e));
+        assert!(g.shortest_path(&a, &b, 3, t0).is_some());
+        e.valid_to = Some(t0 - Duration::hours(1));
+        g.upsert_edge(&e);
+        assert_eq!(g.edge_count(), 1, "an update replaces, it does not add");
+        assert!(g.shortest_path(&a, &b, 3, t0).is_none(), "closed now");
+        assert!(g.shortest_path(&a, &b, 3, t0 - Duration::minutes(90)).is_some(), "open then");
+    }
+}
