@@ -249,3 +249,43 @@ async fn replicas_racing_on_one_request_cannot_both_approve() {
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.length, 5);
 }
+
+#[tokio::test]
+async fn a_replicas_graph_index_sees_the_others_writes() {
+    use graph_model::graph::Direction;
+    let w = world().await;
+    let other = w.store.as_replica();
+    let reach = |s: Store, from: NodeId, at: Option<chrono::DateTime<Utc>>| async move {
+        let t = s.traverse(&from, Direction::Forward, 3, 1000, at).await.unwrap().unwrap();
+        t.reached.into_iter().map(|r| (r.node, r.hops)).collect::<Vec<_>>()
+    };
+    // bot -> key -> db, bot -> db: the db at one hop, the key at one.
+    let before = reach(other.clone(), w.id("bot"), None).await;
+    assert!(before.contains(&(w.id("db"), 1)) && before.contains(&(w.id("key"), 1)), "{before:?}");
+    assert!(!before.iter().any(|(n, _)| *n == w.id("vault")));
+    // A grant through the first handle shows on the replica's next traversal.
+    let edge = w
+        .store
+        .relate(&NewEdge {
+            kind: EdgeKind::CanAccess,
+            from: w.id("bot"),
+            to: w.id("vault"),
+            attrs: EdgeAttrs { privilege: Some(Privilege::Admin), mechanism: None, expires_at: None },
+        })
+        .await
+        .unwrap();
+    let opened = Utc::now();
+    let after = reach(other.clone(), w.id("bot"), None).await;
+    assert!(after.contains(&(w.id("vault"), 1)), "{after:?}");
+    // Closed through the first handle: gone now, still there as of before.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    w.store.close_edge(&edge.id).await.unwrap();
+    let now = reach(other.clone(), w.id("bot"), None).await;
+    assert!(!now.iter().any(|(n, _)| *n == w.id("vault")), "{now:?}");
+    let then = reach(other.clone(), w.id("bot"), Some(opened)).await;
+    assert!(then.contains(&(w.id("vault"), 1)), "asOf sees the closed edge: {then:?}");
+    // Who can reach the vault, in reverse, as of then.
+    let t = other.traverse(&w.id("vault"), Direction::Reverse, 3, 1000, Some(opened)).await.unwrap().unwrap();
+    assert_eq!(t.reached.iter().map(|r| r.node.clone()).collect::<Vec<_>>(), vec![w.id("bot")]);
+    assert_eq!(t.reached[0].max_privilege, Some(Privilege::Admin));
+}

@@ -233,7 +233,13 @@ impl GraphIndex {
                     path.reverse();
                 }
                 let max_privilege = path.iter().filter_map(|s| s.privilege).max();
-                Reached { node: self.ids[n as usize].clone(), meta: self.meta_of(n), hops: hops[&n], path, max_privilege }
+                Reached {
+                    node: self.ids[n as usize].clone(),
+                    meta: self.meta_of(n),
+                    hops: hops[&n],
+                    path,
+                    max_privilege,
+                }
             })
             .collect();
         Some(Traversal { reached, truncated })
@@ -313,7 +319,13 @@ mod tests {
 
     /// Brute force: every walk of up to `max_hops` edges in force, by depth-first
     /// enumeration; the shortest length at which each node first appears.
-    fn brute(edges: &[Edge], origin: &NodeId, dir: Direction, max_hops: u32, t: DateTime<Utc>) -> BTreeMap<NodeId, u32> {
+    fn brute(
+        edges: &[Edge],
+        origin: &NodeId,
+        dir: Direction,
+        max_hops: u32,
+        t: DateTime<Utc>,
+    ) -> BTreeMap<NodeId, u32> {
         let live: Vec<&Edge> = edges.iter().filter(|e| in_force(e, t)).collect();
         let mut best: BTreeMap<NodeId, u32> = BTreeMap::new();
         fn walk(

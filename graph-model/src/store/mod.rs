@@ -11,6 +11,7 @@
 
 mod edges;
 mod governance;
+mod graph;
 mod import;
 mod nodes;
 mod schema;
@@ -118,6 +119,8 @@ pub struct Store {
     lock_file: Option<std::path::PathBuf>,
     /// Decisions from this process take turns (see `governance`).
     chain_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The in-process adjacency index (see `graph`).
+    graph: Arc<graph::LiveGraph>,
 }
 
 impl std::fmt::Debug for Store {
@@ -153,6 +156,7 @@ impl Store {
             remote: cfg.is_remote(),
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(())),
+            graph: Store::new_live_graph(),
         };
         let mut resp = store
             .db
@@ -170,12 +174,13 @@ impl Store {
         Ok(store)
     }
 
-    /// A handle on the same database that takes no turns with this one's decisions, as
-    /// a second API replica would: only the chain head's compare-and-set keeps their
-    /// decisions apart. For tests of exactly that.
+    /// A handle on the same database that shares nothing in process with this one, as a
+    /// second API replica would: only the chain head's compare-and-set keeps their
+    /// decisions apart, and its graph index learns of writes from the database alone.
+    /// For tests of exactly that.
     #[doc(hidden)]
     pub fn as_replica(&self) -> Store {
-        Store { chain_lock: Arc::new(tokio::sync::Mutex::new(())), ..self.clone() }
+        Store { chain_lock: Arc::new(tokio::sync::Mutex::new(())), graph: Store::new_live_graph(), ..self.clone() }
     }
 
     /// Is the database answering?

@@ -1,0 +1,131 @@
+//! Keeps the in-process [`GraphIndex`] in step with the store.
+//!
+//! The first traversal loads every edge of the traversed kinds and the meta of every
+//! NHI, secret and system. Before each later traversal the index reads what changed
+//! since its last look (edges created or closed, nodes updated), by indexed range
+//! queries in one round trip, and applies it. Reading the changes from the database,
+//! rather than hearing of this process's own writes, is what lets several API replicas
+//! over one SurrealDB each see the others' writes. Changes are re-read with a margin
+//! (`SYNC_MARGIN`) so a transaction that committed a little after the timestamp it
+//! wrote, or a replica whose clock runs behind, is not missed; applying a change twice
+//! is harmless.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::{Result, Store, StoreError, Vars, take};
+use crate::domain::graph::{Direction, GraphIndex, NodeMeta, Step, TRAVERSED, Traversal};
+use crate::domain::*;
+
+/// How far back each sync re-reads changes.
+const SYNC_MARGIN: i64 = 30;
+
+/// The index and the time up to which it has read the store.
+#[derive(Default)]
+pub(crate) struct LiveGraph {
+    index: RwLock<GraphIndex>,
+    synced_to: tokio::sync::Mutex<Option<DateTime<Utc>>>,
+}
+
+#[derive(Deserialize)]
+struct MetaRow {
+    id: NodeId,
+    environment: Option<Environment>,
+    criticality: Option<Criticality>,
+}
+
+impl Store {
+    pub(crate) fn new_live_graph() -> Arc<LiveGraph> {
+        Arc::new(LiveGraph::default())
+    }
+
+    /// Bring the index up to date with the store.
+    pub async fn sync_graph(&self) -> Result<()> {
+        let mut synced_to = self.graph.synced_to.lock().await;
+        let since = synced_to.map(|t| t - Duration::seconds(SYNC_MARGIN));
+        let mut sql = String::from("RETURN time::now();\n");
+        for kind in TRAVERSED {
+            match since {
+                None => sql.push_str(&format!("SELECT * FROM {};\n", kind.as_str())),
+                Some(_) => sql.push_str(&format!(
+                    "SELECT * FROM {k} WHERE created_at >= $since;\nSELECT * FROM {k} WHERE valid_to >= $since;\n",
+                    k = kind.as_str()
+                )),
+            }
+        }
+        for table in ["nhi", "secret", "system"] {
+            let fields = match table {
+                "nhi" => "id, environment",
+                "secret" => "id",
+                _ => "id, environment, criticality",
+            };
+            match since {
+                None => sql.push_str(&format!("SELECT {fields} FROM {table};\n")),
+                Some(_) => sql.push_str(&format!("SELECT {fields} FROM {table} WHERE updated_at >= $since;\n")),
+            }
+        }
+        let mut vars = Vars::new();
+        if let Some(s) = since {
+            vars = vars.set("since", surrealdb::types::Datetime::from(s));
+        }
+        let mut resp = self.read(&sql, &vars).await?;
+        let now: DateTime<Utc> = take(&mut resp, 0)?;
+        let edge_statements = if since.is_none() { TRAVERSED.len() } else { TRAVERSED.len() * 2 };
+        let mut edges: Vec<Edge> = Vec::new();
+        for i in 0..edge_statements {
+            edges.extend(take::<Vec<Edge>>(&mut resp, 1 + i)?);
+        }
+        let mut metas: Vec<MetaRow> = Vec::new();
+        for i in 0..3 {
+            metas.extend(take::<Vec<MetaRow>>(&mut resp, 1 + edge_statements + i)?);
+        }
+        {
+            let mut index =
+                self.graph.index.write().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+            for m in metas {
+                let meta = NodeMeta { table: m.id.table(), environment: m.environment, criticality: m.criticality };
+                index.set_meta(&m.id, meta);
+            }
+            for e in &edges {
+                index.upsert_edge(e);
+            }
+        }
+        *synced_to = Some(now);
+        Ok(())
+    }
+
+    /// Walk the graph from `origin` (see [`GraphIndex::traverse`]) over the edges in
+    /// force at `at` (now when absent), after syncing the index.
+    pub async fn traverse(
+        &self,
+        origin: &NodeId,
+        direction: Direction,
+        max_hops: u32,
+        node_cap: usize,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Traversal>> {
+        self.sync_graph().await?;
+        let index = self.graph.index.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+        Ok(index.traverse(origin, direction, max_hops, node_cap, at.unwrap_or_else(Utc::now)))
+    }
+
+    /// A shortest path, after syncing the index.
+    pub async fn shortest_path(
+        &self,
+        from: &NodeId,
+        to: &NodeId,
+        max_hops: u32,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Vec<Step>>> {
+        self.sync_graph().await?;
+        let index = self.graph.index.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+        Ok(index.shortest_path(from, to, max_hops, at.unwrap_or_else(Utc::now)))
+    }
+
+    /// How many edges and nodes the index holds.
+    pub fn graph_size(&self) -> (usize, usize) {
+        self.graph.index.read().map(|g| (g.edge_count(), g.node_count())).unwrap_or_default()
+    }
+}
