@@ -41,6 +41,17 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub governance: GovernanceConfig,
+    pub graph: GraphConfig,
+}
+
+/// Bounds on graph traversals.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// The largest `maxHops` a traversal may ask for; more is refused.
+    pub max_hops: u32,
+    /// The most nodes one traversal returns; beyond it the answer is `truncated`.
+    pub node_cap: usize,
 }
 
 /// Case handling.
@@ -120,6 +131,7 @@ impl Default for Config {
                 max_nesting: 48,
             },
             governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default(), sweep_secs: 60 },
+            graph: GraphConfig { max_hops: 6, node_cap: 10_000 },
         }
     }
 }

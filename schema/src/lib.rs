@@ -1,6 +1,6 @@
 //! nhigov's GraphQL schema.
 //!
-//! One folder per area (`inventory/`, `cases/`, `decisions/`, later `graph/`), each with
+//! One folder per area (`inventory/`, `cases/`, `decisions/`, `graph/`), each with
 //! its query, mutation, types, inputs and loaders; the roots below merge them. The
 //! schema is built once with its long-lived dependencies ([`Deps`]); the server adds the
 //! authenticated [`Principal`] to each request.
@@ -12,6 +12,7 @@ pub mod decisions;
 pub mod enums;
 pub mod error;
 pub mod events;
+pub mod graph;
 pub mod inventory;
 pub mod limits;
 pub mod principal;
@@ -28,7 +29,7 @@ pub use principal::Principal;
 
 /// The query root: every area's queries.
 #[derive(MergedObject, Default)]
-pub struct Query(inventory::InventoryQuery, cases::CaseQuery, decisions::DecisionQuery);
+pub struct Query(inventory::InventoryQuery, cases::CaseQuery, decisions::DecisionQuery, graph::GraphQuery);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
@@ -44,6 +45,8 @@ pub struct Deps {
     pub limits: QueryLimits,
     /// How long a case of each severity may stay open.
     pub sla: graph_model::SlaHours,
+    /// Hop and node caps of traversals.
+    pub graph: graph::GraphLimits,
 }
 
 /// How long a batch loader waits for more keys after the first. Resolving one level of a
@@ -60,6 +63,7 @@ pub fn build_schema(deps: Deps) -> NhigovSchema {
         .data(DataLoader::new(cases::loaders::RecordLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
         .data(DataLoader::new(cases::loaders::PartLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
         .data(deps.sla)
+        .data(deps.graph)
         .data(deps.store)
         .data(deps.events)
         .limit_depth(limits.max_depth)

@@ -47,6 +47,7 @@ async fn round_trips_for_page(n: usize) -> u64 {
         events: EventBus::default(),
         limits: QueryLimits::default(),
         sla: graph_model::SlaHours::default(),
+        graph: Default::default(),
     });
     let before = store.round_trips();
     let resp = schema

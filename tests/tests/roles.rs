@@ -30,6 +30,11 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "systems" => ("{ systems { totalCount } }", json!({})),
         "people" => ("{ people { totalCount } }", json!({})),
         "teams" => ("{ teams { totalCount } }", json!({})),
+        "blastRadius" => ("query($i: ID!) { blastRadius(from: $i) { truncated } }", json!({ "i": x("nhi") })),
+        "whoCanReach" => ("query($i: ID!) { whoCanReach(target: $i) { truncated } }", json!({ "i": x("system") })),
+        "path" => {
+            ("query($a: ID!, $b: ID!) { path(from: $a, to: $b) { kind } }", json!({ "a": x("nhi"), "b": x("system") }))
+        }
         "createNhi" => {
             ("mutation { createNhi(input: { kind: TOKEN, name: \"matrix\", environment: TEST }) { id } }", json!({}))
         }

@@ -1,0 +1,158 @@
+//! GraphQL objects of traversals.
+
+use std::collections::BTreeMap;
+
+use async_graphql::{Context, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use graph_model::graph::{Reached, Step, Traversal};
+
+use crate::enums::*;
+use crate::error::ApiResult;
+use crate::inventory::loaders::nodes;
+use crate::inventory::types::{Owned, owned};
+
+/// One edge of a witness path.
+#[derive(SimpleObject)]
+pub struct PathStep {
+    /// The edge's id (`can_access:...`).
+    pub edge: ID,
+    pub kind: EdgeKind,
+    pub from: ID,
+    pub to: ID,
+    pub privilege: Option<Privilege>,
+}
+
+impl PathStep {
+    pub fn of(s: &Step) -> PathStep {
+        PathStep {
+            edge: ID(s.edge.to_string()),
+            kind: s.edge.kind.into(),
+            from: ID(s.from.to_string()),
+            to: ID(s.to.to_string()),
+            privilege: s.privilege.map(Into::into),
+        }
+    }
+}
+
+/// A node a traversal reached.
+pub struct ReachedNode(pub Reached);
+
+#[Object]
+impl ReachedNode {
+    async fn id(&self) -> ID {
+        ID(self.0.node.to_string())
+    }
+    /// The NHI, secret or system itself.
+    async fn node(&self, ctx: &Context<'_>) -> ApiResult<Option<Owned>> {
+        Ok(owned(nodes(ctx, [self.0.node.clone()]).await?).pop())
+    }
+    /// Edges between the origin and this node on the shortest way.
+    async fn hops(&self) -> u32 {
+        self.0.hops
+    }
+    /// One shortest path, in walking order.
+    async fn path(&self) -> Vec<PathStep> {
+        self.0.path.iter().map(PathStep::of).collect()
+    }
+    /// The highest privilege on the witness path.
+    async fn max_privilege(&self) -> Option<Privilege> {
+        self.0.max_privilege.map(Into::into)
+    }
+    async fn environment(&self) -> Option<Environment> {
+        self.0.meta.environment.map(Into::into)
+    }
+    async fn criticality(&self) -> Option<Criticality> {
+        self.0.meta.criticality.map(Into::into)
+    }
+}
+
+/// A count under one key.
+#[derive(SimpleObject)]
+pub struct Count {
+    pub key: String,
+    pub count: u64,
+}
+
+/// Totals of a traversal.
+#[derive(SimpleObject)]
+pub struct Totals {
+    pub nodes: u64,
+    /// By table: nhi, secret, system.
+    pub by_kind: Vec<Count>,
+    pub by_environment: Vec<Count>,
+    pub by_criticality: Vec<Count>,
+    pub by_max_privilege: Vec<Count>,
+}
+
+/// What a traversal found.
+pub struct Reach {
+    pub origin: ID,
+    pub max_hops: u32,
+    pub as_of: Option<DateTime<Utc>>,
+    pub traversal: Traversal,
+}
+
+fn counts(keys: impl Iterator<Item = String>) -> Vec<Count> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for k in keys {
+        *m.entry(k).or_default() += 1;
+    }
+    m.into_iter().map(|(key, count)| Count { key, count }).collect()
+}
+
+#[Object]
+impl Reach {
+    async fn origin(&self) -> &ID {
+        &self.origin
+    }
+    async fn max_hops(&self) -> u32 {
+        self.max_hops
+    }
+    /// The time the graph was read as of; null for now.
+    async fn as_of(&self) -> Option<DateTime<Utc>> {
+        self.as_of
+    }
+    /// The node cap stopped the walk: there is more within the hop cap.
+    async fn truncated(&self) -> bool {
+        self.traversal.truncated
+    }
+    async fn totals(&self) -> Totals {
+        let r = &self.traversal.reached;
+        Totals {
+            nodes: r.len() as u64,
+            by_kind: counts(r.iter().map(|n| n.meta.table.as_str().to_owned())),
+            by_environment: counts(r.iter().filter_map(|n| n.meta.environment).map(|e| e.as_str().to_owned())),
+            by_criticality: counts(r.iter().filter_map(|n| n.meta.criticality).map(|c| c.as_str().to_owned())),
+            by_max_privilege: counts(r.iter().filter_map(|n| n.max_privilege).map(|p| p.as_str().to_owned())),
+        }
+    }
+    /// The nodes reached, nearest first, at most `first` of them (up to 1000).
+    async fn reached(&self, #[graphql(default = 100)] first: u32, kind: Option<ReachKind>) -> Vec<ReachedNode> {
+        self.traversal
+            .reached
+            .iter()
+            .filter(|r| kind.is_none_or(|k| k.table() == r.meta.table))
+            .take(first.min(1000) as usize)
+            .cloned()
+            .map(ReachedNode)
+            .collect()
+    }
+}
+
+/// The kinds of node a traversal reaches.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReachKind {
+    Nhi,
+    Secret,
+    System,
+}
+
+impl ReachKind {
+    fn table(self) -> graph_model::Table {
+        match self {
+            ReachKind::Nhi => graph_model::Table::Nhi,
+            ReachKind::Secret => graph_model::Table::Secret,
+            ReachKind::System => graph_model::Table::System,
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Investigating the graph through the API: blast radius, who can reach, path, as of a
+//! time, checked against a brute-force walk of the same edges.
+
+use std::collections::{BTreeMap, HashMap};
+
+use nhigov_tests::{TestServer, code};
+use serde_json::{Value, json};
+
+const BLAST: &str = "query($f: ID!, $h: Int!, $at: DateTime) { blastRadius(from: $f, maxHops: $h, asOf: $at) {
+    truncated totals { nodes byKind { key count } }
+    reached(first: 1000) { id hops maxPrivilege path { edge kind from to privilege } } } }";
+
+#[tokio::test]
+async fn blast_radius_who_can_reach_and_path_on_a_small_world() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let t = s.as_("ines");
+    let d = s.ok(&t, BLAST, json!({ "f": w.id("bot"), "h": 3 })).await;
+    let reached: HashMap<&str, u64> = d["blastRadius"]["reached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["hops"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(reached, HashMap::from([(w.id("key"), 1), (w.id("db"), 1)]));
+    assert_eq!(d["blastRadius"]["totals"]["nodes"], 2);
+    let d = s
+        .ok(
+            &t,
+            "query($t: ID!) { whoCanReach(target: $t) { reached { id hops maxPrivilege node { ... on Nhi { name } } } } }",
+            json!({ "t": w.id("db") }),
+        )
+        .await;
+    let who: Vec<&str> =
+        d["whoCanReach"]["reached"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(who.contains(&w.id("bot")) && who.contains(&w.id("key")), "{who:?}");
+    let d = s
+        .ok(
+            &t,
+            "query($a: ID!, $b: ID!) { path(from: $a, to: $b) { kind from to } }",
+            json!({ "a": w.id("bot"), "b": w.id("db") }),
+        )
+        .await;
+    assert_eq!(d["path"], json!([{ "kind": "CAN_ACCESS", "from": w.id("bot"), "to": w.id("db") }]));
+    let d = s
+        .ok(
+            &t,
+            "query($a: ID!, $b: ID!) { path(from: $a, to: $b) { kind } }",
+            json!({ "a": w.id("db"), "b": w.id("bot") }),
+        )
+        .await;
+    assert_eq!(d["path"], Value::Null, "no path against the edges");
+    // Over the hop cap: refused, not slow. From a system: refused.
+    let (_, body) = s.gql(&t, BLAST, json!({ "f": w.id("bot"), "h": 7 })).await;
+    assert_eq!((code(&body), body["errors"][0]["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("maxHops")));
+    let (_, body) = s.gql(&t, BLAST, json!({ "f": w.id("db"), "h": 2 })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn an_approved_grant_widens_the_blast_radius_and_as_of_shows_before() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let before = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let d = s
+        .ok(
+            &s.as_("priya"),
+            "mutation($i: RequestInput!) { createRequest(input: $i) { id } }",
+            json!({ "i": { "kind": "GRANT_ACCESS", "subjectId": w.id("bot"), "targetId": w.id("vault"), "privilege": "ADMIN", "justification": "j" } }),
+        )
+        .await;
+    let r = d["createRequest"]["id"].clone();
+    for who in ["jules", "kim"] {
+        s.ok(
+            &s.as_(who),
+            "mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: \"ok\") { request { status } } }",
+            json!({ "r": r }),
+        )
+        .await;
+    }
+    let ids = |d: &Value| -> Vec<String> {
+        d["blastRadius"]["reached"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let now = s.ok(&s.as_("ines"), BLAST, json!({ "f": w.id("bot"), "h": 3 })).await;
+    assert!(ids(&now).contains(&w.id("vault").to_owned()));
+    let vault =
+        now["blastRadius"]["reached"].as_array().unwrap().iter().find(|r| r["id"] == w.id("vault")).unwrap().clone();
+    assert_eq!(vault["maxPrivilege"], "ADMIN");
+    let then = s.ok(&s.as_("ines"), BLAST, json!({ "f": w.id("bot"), "h": 3, "at": before.to_rfc3339() })).await;
+    assert!(!ids(&then).contains(&w.id("vault").to_owned()), "as of before the grant: {then}");
+}
+
+/// A small deterministic generator.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Shortest hop counts by depth-first enumeration of every walk.
+fn brute(edges: &[(String, String)], origin: &str, max: u64) -> BTreeMap<String, u64> {
+    fn walk(
+        edges: &[(String, String)],
+        at: &str,
+        depth: u64,
+        max: u64,
+        origin: &str,
+        best: &mut BTreeMap<String, u64>,
+    ) {
+        if depth == max {
+            return;
+        }
+        for (a, b) in edges {
+            if a != at || b == origin || best.get(b).is_some_and(|d| *d <= depth + 1) {
+                continue;
+            }
+            best.insert(b.clone(), depth + 1);
+            walk(edges, b, depth + 1, max, origin, best);
+        }
+    }
+    let mut best = BTreeMap::new();
+    walk(edges, origin, 0, max, origin, &mut best);
+    best
+}
+
+#[tokio::test]
+async fn answers_equal_a_brute_force_walk_on_a_random_graph_before_and_after_closing_edges() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let mut rng = Lcg(7);
+    // 12 NHIs, 8 secrets, 10 systems; hubs (the first few of each) get most edges.
+    let mut nodes = Vec::new();
+    for i in 0..12 {
+        nodes.push(json!({ "type": "nhi", "ref": format!("n{i}"), "kind": "token", "name": format!("n{i}"), "environment": "production" }));
+    }
+    for i in 0..8 {
+        nodes.push(json!({ "type": "secret", "ref": format!("s{i}"), "kind": "token", "name": format!("s{i}"), "fingerprint": format!("fingerprint-{i:04}") }));
+    }
+    for i in 0..10 {
+        nodes.push(json!({ "type": "system", "ref": format!("y{i}"), "kind": "database", "name": format!("y{i}"), "environment": "production" }));
+    }
+    let pick = |rng: &mut Lcg, prefix: &str, n: u64| -> String {
+        let i = if rng.next(3) == 0 { rng.next(2) } else { rng.next(n) };
+        format!("{prefix}{i}")
+    };
+    let mut edges = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..90 {
+        let (kind, from, to) = match rng.next(5) {
+            0 => ("holds", pick(&mut rng, "n", 12), pick(&mut rng, "s", 8)),
+            1 => ("authenticates_to", pick(&mut rng, "s", 8), pick(&mut rng, "y", 10)),
+            2 => ("can_access", pick(&mut rng, "n", 12), pick(&mut rng, "y", 10)),
+            3 => ("assumes", pick(&mut rng, "n", 12), pick(&mut rng, "n", 12)),
+            _ => ("depends_on", pick(&mut rng, "y", 10), pick(&mut rng, "y", 10)),
+        };
+        if from == to || !seen.insert((kind, from.clone(), to.clone())) {
+            continue;
+        }
+        let mut e = json!({ "type": kind, "from": from, "to": to });
+        if kind == "can_access" {
+            e["privilege"] = json!("read");
+        }
+        edges.push(e);
+    }
+    let d = s
+        .ok(
+            &admin,
+            "mutation($d: JSON!) { importInventory(document: $d) { ids { ref id } } }",
+            json!({ "d": { "nodes": nodes, "edges": edges } }),
+        )
+        .await;
+    let id_of: HashMap<String, String> = d["importInventory"]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["ref"].as_str().unwrap().to_owned(), r["id"].as_str().unwrap().to_owned()))
+        .collect();
+    let pairs = |list: &[Value]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|e| (id_of[e["from"].as_str().unwrap()].clone(), id_of[e["to"].as_str().unwrap()].clone()))
+            .collect()
+    };
+    let check = |all: Vec<(String, String)>, at: Option<String>| {
+        let s = &s;
+        let admin = admin.clone();
+        let id_of = id_of.clone();
+        async move {
+            for i in 0..12 {
+                let origin = id_of[&format!("n{i}")].clone();
+                for h in 1..=4u64 {
+                    let d = s.ok(&admin, BLAST, json!({ "f": origin, "h": h, "at": at })).await;
+                    let got: BTreeMap<String, u64> = d["blastRadius"]["reached"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| (r["id"].as_str().unwrap().to_owned(), r["hops"].as_u64().unwrap()))
+                        .collect();
+                    assert_eq!(got, brute(&all, &origin, h), "n{i} within {h} hops as of {at:?}");
+                }
+            }
+        }
+    };
+    let all = pairs(&edges);
+    check(all.clone(), None).await;
+
+    // Close a third of the can_access and assumes edges underneath, then compare now
+    // (without them) and as of before (with them).
+    let before = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let closed: Vec<Value> = s
+        .store
+        .execute_raw(
+            "LET $gone = array::concat((SELECT VALUE id FROM can_access LIMIT 6), (SELECT VALUE id FROM assumes LIMIT 4));
+             UPDATE $gone SET valid_to = time::now(), open_key = NONE RETURN in, out;",
+        )
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!closed.is_empty());
+    let gone: Vec<(String, String)> =
+        closed.iter().map(|e| (e["in"].as_str().unwrap().to_owned(), e["out"].as_str().unwrap().to_owned())).collect();
+    let mut remaining = all.clone();
+    for g in &gone {
+        if let Some(p) = remaining.iter().position(|e| e == g) {
+            remaining.remove(p);
+        }
+    }
+    check(remaining, None).await;
+    check(all, Some(before)).await;
+}
