@@ -123,7 +123,7 @@ async fn an_alert_becomes_a_case_that_closes_with_a_verified_chain() {
             &case.id,
             &NewEvidence {
                 kind: EvidenceKind::RotationStatus,
-                content: text("rotated at 10:00"),
+                content: EvidenceContent::parse("rotated at 10:00").unwrap(),
                 source: Label::parse("vault").unwrap(),
                 collected_at: None,
                 supersedes: None,

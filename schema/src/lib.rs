@@ -33,7 +33,12 @@ pub struct Query(inventory::InventoryQuery, cases::CaseQuery, decisions::Decisio
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(inventory::InventoryMutation, cases::CaseMutation, decisions::DecisionMutation);
+pub struct Mutation(
+    inventory::InventoryMutation,
+    cases::CaseMutation,
+    decisions::DecisionMutation,
+    graph::GraphMutation,
+);
 
 pub type NhigovSchema = Schema<Query, Mutation, events::Subscription>;
 

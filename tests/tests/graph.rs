@@ -233,3 +233,104 @@ async fn answers_equal_a_brute_force_walk_on_a_random_graph_before_and_after_clo
     check(remaining, None).await;
     check(all, Some(before)).await;
 }
+
+#[tokio::test]
+async fn a_case_keeps_its_traversals_snapshots_and_what_changed_since_it_opened() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let ines = s.as_("ines");
+    let d = s
+        .ok(
+            &ines,
+            "mutation($n: ID!) { openCase(input: { title: \"bot\", subjectIds: [$n] }) { id } }",
+            json!({ "n": w.id("bot") }),
+        )
+        .await;
+    let case = d["openCase"]["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    // A snapshot is evidence with its digest, and the traversal is on the case.
+    let d = s
+        .ok(
+            &ines,
+            "mutation($c: ID!, $n: ID!) { snapshotBlastRadius(caseId: $c, from: $n) { kind sha256 content intact } }",
+            json!({ "c": case, "n": w.id("bot") }),
+        )
+        .await;
+    let snap = &d["snapshotBlastRadius"];
+    assert_eq!(snap["kind"], "GRAPH_SNAPSHOT");
+    assert_eq!(snap["intact"], true);
+    let content: Value = serde_json::from_str(snap["content"].as_str().unwrap()).unwrap();
+    let nodes: Vec<&str> = content["reached"].as_array().unwrap().iter().map(|r| r["node"].as_str().unwrap()).collect();
+    assert!(nodes.contains(&w.id("db")), "{content}");
+
+    // The graph changes while the case is open: the vault is granted.
+    s.store
+        .relate(&graph_model::NewEdge {
+            kind: graph_model::EdgeKind::CanAccess,
+            from: graph_model::NodeId::parse(w.id("bot")).unwrap(),
+            to: graph_model::NodeId::parse(w.id("vault")).unwrap(),
+            attrs: graph_model::EdgeAttrs {
+                privilege: Some(graph_model::Privilege::Admin),
+                mechanism: None,
+                expires_at: None,
+            },
+        })
+        .await
+        .unwrap();
+    let d = s
+        .ok(
+            &ines,
+            "query($c: ID!, $n: ID!) { case(id: $c) { blastRadius(from: $n) { added removed atOpening { totals { nodes } } now { totals { nodes } } } } }",
+            json!({ "c": case, "n": w.id("bot") }),
+        )
+        .await;
+    let br = &d["case"]["blastRadius"];
+    assert_eq!(br["added"], json!([w.id("vault")]));
+    assert_eq!(br["removed"], json!([]));
+    assert_eq!(
+        br["atOpening"]["totals"]["nodes"].as_u64().unwrap() + 1,
+        br["now"]["totals"]["nodes"].as_u64().unwrap()
+    );
+
+    // A traversal asked for the case by another reader is recorded; a scanner may walk
+    // the graph but not write on cases.
+    s.ok(
+        &s.as_("vic"),
+        "query($c: ID!, $t: ID!) { whoCanReach(target: $t, caseId: $c) { truncated } }",
+        json!({ "c": case, "t": w.id("vault") }),
+    )
+    .await;
+    let (_, body) = s
+        .gql(
+            &s.as_("scanner"),
+            "query($c: ID!, $t: ID!) { whoCanReach(target: $t, caseId: $c) { truncated } }",
+            json!({ "c": case, "t": w.id("vault") }),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "query($c: ID!) { case(id: $c) { traversals { query actor asOf } timeline { event } } }",
+            json!({ "c": case }),
+        )
+        .await;
+    let queries: Vec<(&str, &str, bool)> = d["case"]["traversals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["query"].as_str().unwrap(), t["actor"].as_str().unwrap(), t["asOf"].is_string()))
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            ("blast_radius", "ines@corp.example", false),
+            ("blast_radius", "ines@corp.example", true),
+            ("blast_radius", "ines@corp.example", false),
+            ("who_can_reach", "vic@corp.example", false),
+        ]
+    );
+    let traversals = d["case"]["timeline"].as_array().unwrap().iter().filter(|e| e["event"] == "traversal").count();
+    assert_eq!(traversals, 4);
+}

@@ -35,6 +35,10 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "path" => {
             ("query($a: ID!, $b: ID!) { path(from: $a, to: $b) { kind } }", json!({ "a": x("nhi"), "b": x("system") }))
         }
+        "snapshotBlastRadius" => (
+            "mutation($c: ID!, $n: ID!) { snapshotBlastRadius(caseId: $c, from: $n) { id } }",
+            json!({ "c": x("case"), "n": x("nhi") }),
+        ),
         "createNhi" => {
             ("mutation { createNhi(input: { kind: TOKEN, name: \"matrix\", environment: TEST }) { id } }", json!({}))
         }

@@ -359,11 +359,34 @@ pub struct Task {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+/// The content of an exhibit: non-empty text of at most 4 MiB (a graph snapshot of a
+/// large blast radius is big; a client's request is bounded by the body limit first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceContent(String);
+
+impl EvidenceContent {
+    pub const MAX_BYTES: usize = 4 * 1024 * 1024;
+
+    pub fn parse(raw: &str) -> Result<EvidenceContent, ValueError> {
+        if raw.trim().is_empty() {
+            return Err(ValueError::new("content", "must not be empty"));
+        }
+        if raw.len() > Self::MAX_BYTES {
+            return Err(ValueError::new("content", "must be at most 4 MiB"));
+        }
+        Ok(EvidenceContent(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A validated exhibit to attach.
 #[derive(Debug, Clone)]
 pub struct NewEvidence {
     pub kind: EvidenceKind,
-    pub content: Text,
+    pub content: EvidenceContent,
     pub source: Label,
     /// When the exhibit was collected at its source; defaults to now.
     pub collected_at: Option<DateTime<Utc>>,
@@ -473,7 +496,7 @@ mod tests {
     fn superseding_needs_a_reason() {
         let base = NewEvidence {
             kind: EvidenceKind::Note,
-            content: Text::parse("x").unwrap(),
+            content: EvidenceContent::parse("x").unwrap(),
             source: Label::parse("analyst").unwrap(),
             collected_at: None,
             supersedes: None,

@@ -129,3 +129,55 @@ impl Store {
         self.graph.index.read().map(|g| (g.edge_count(), g.node_count())).unwrap_or_default()
     }
 }
+
+/// A traversal run for a case, as recorded on it.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+pub struct TraversalRecord {
+    pub case: NodeId,
+    pub actor: NodeId,
+    /// `blast_radius`, `who_can_reach` or `path`.
+    pub query: String,
+    pub origin: NodeId,
+    pub target: Option<NodeId>,
+    pub max_hops: u32,
+    pub as_of: Option<DateTime<Utc>>,
+    /// How many nodes it reached (path: its length).
+    pub reached: u64,
+    pub truncated: bool,
+    pub at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Record a traversal on its case. The case must exist.
+    pub async fn record_traversal(&self, t: &TraversalRecord) -> Result<()> {
+        use super::{Content, rid};
+        let content = Content::new()
+            .set("case", rid(&t.case))
+            .set("actor", rid(&t.actor))
+            .set("query", t.query.as_str())
+            .set("origin", rid(&t.origin))
+            .opt("target", t.target.as_ref().map(rid))
+            .set("max_hops", i64::from(t.max_hops))
+            .opt("as_of", t.as_of.map(surrealdb::types::Datetime::from))
+            .set("reached", t.reached as i64)
+            .set("truncated", t.truncated)
+            .set("at", surrealdb::types::Datetime::from(t.at))
+            .into_value();
+        let id = surrealdb::types::RecordId::new("traversal", uuid::Uuid::now_v7().simple().to_string());
+        let sql = "BEGIN;
+             IF !record::exists($case) { THROW 'NOT_FOUND: ' + <string>$case };
+             CREATE ONLY $id CONTENT $content;
+             COMMIT;";
+        let vars = Vars::new().set("case", rid(&t.case)).set("id", id).set("content", content);
+        self.write(sql, &vars).await?;
+        Ok(())
+    }
+
+    /// The traversals recorded on `case`, oldest first.
+    pub async fn traversals_of(&self, case: &NodeId) -> Result<Vec<TraversalRecord>> {
+        let mut resp = self
+            .read("SELECT * FROM traversal WHERE case = $case ORDER BY at", &Vars::new().set("case", super::rid(case)))
+            .await?;
+        take(&mut resp, 0)
+    }
+}

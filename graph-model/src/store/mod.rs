@@ -31,6 +31,7 @@ use crate::domain::{EdgeId, NodeId, ValueError};
 
 pub use edges::EdgeDirection;
 pub use governance::*;
+pub use graph::TraversalRecord;
 pub use import::ImportSummary;
 pub use nodes::{NodeFilter, NodeRecord, Page, PageRequest};
 pub use schema::SCHEMA_VERSION;

@@ -318,7 +318,7 @@ impl CaseMutation {
         let case = node_id(&case_id, "caseId")?;
         let new = gm::NewEvidence {
             kind: input.kind.into(),
-            content: text(&input.content, "content")?,
+            content: gm::EvidenceContent::parse(&input.content)?,
             source: label(&input.source, "source")?,
             collected_at: input.collected_at,
             supersedes: input.supersedes.map(|s| node_id(&s, "supersedes")).transpose()?,

@@ -252,7 +252,55 @@ impl Case {
         let found = store.decisions(&filter, &page).await.map_err(crate::ApiError::from)?;
         Ok(found.items.into_iter().map(Decision).collect())
     }
-    /// The case's history, oldest first: decisions, evidence and tasks, each attributed.
+    /// What an NHI or secret of the case reaches now, what it reached when the case
+    /// opened, and what changed in between. Recorded on the case like any traversal.
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn blast_radius(
+        &self,
+        ctx: &Context<'_>,
+        from: ID,
+        #[graphql(default = 3)] max_hops: u32,
+    ) -> ApiResult<CaseBlastRadius> {
+        use crate::graph::query::reach;
+        use graph_model::graph::Direction::Forward;
+        let tables = [gm::Table::Nhi, gm::Table::Secret];
+        let case = Some(gid(&self.0.id));
+        let then = reach(ctx, &from, "from", &tables, Forward, max_hops, Some(self.0.opened_at), case.as_ref()).await?;
+        let now = reach(ctx, &from, "from", &tables, Forward, max_hops, None, case.as_ref()).await?;
+        let ids = |r: &crate::graph::types::Reach| -> std::collections::BTreeSet<String> {
+            r.traversal.reached.iter().map(|n| n.node.to_string()).collect()
+        };
+        let (a, b) = (ids(&then), ids(&now));
+        Ok(CaseBlastRadius {
+            added: b.difference(&a).cloned().map(ID).collect(),
+            removed: a.difference(&b).cloned().map(ID).collect(),
+            at_opening: then,
+            now,
+        })
+    }
+    /// The traversals investigators ran for this case.
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn traversals(&self, ctx: &Context<'_>) -> ApiResult<Vec<CaseTraversal>> {
+        let store = ctx.data::<graph_model::store::Store>()?;
+        let found = store.traversals_of(&self.0.id).await.map_err(crate::ApiError::from)?;
+        let actors = people(ctx, found.iter().map(|t| t.actor.clone())).await?;
+        Ok(found
+            .into_iter()
+            .map(|t| CaseTraversal {
+                actor: actors.iter().find(|p| p.0.id == t.actor).map(|p| p.0.email.clone()).unwrap_or_default(),
+                query: t.query,
+                origin: gid(&t.origin),
+                target: t.target.as_ref().map(gid),
+                max_hops: t.max_hops,
+                as_of: t.as_of,
+                reached: t.reached,
+                truncated: t.truncated,
+                at: t.at,
+            })
+            .collect())
+    }
+    /// The case's history, oldest first: decisions, evidence, tasks and traversals, each
+    /// attributed.
     #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineEntry>> {
         let store = ctx.data::<graph_model::store::Store>()?;
@@ -269,6 +317,34 @@ impl Case {
             })
             .collect())
     }
+}
+
+/// A case's blast radius at its opening and now.
+#[derive(SimpleObject)]
+pub struct CaseBlastRadius {
+    pub at_opening: crate::graph::types::Reach,
+    pub now: crate::graph::types::Reach,
+    /// Reached now but not when the case opened.
+    pub added: Vec<ID>,
+    /// Reached when the case opened but not now.
+    pub removed: Vec<ID>,
+}
+
+/// A traversal run for a case.
+#[derive(SimpleObject)]
+pub struct CaseTraversal {
+    /// The e-mail of who ran it.
+    pub actor: String,
+    /// blast_radius, who_can_reach or path.
+    pub query: String,
+    pub origin: ID,
+    pub target: Option<ID>,
+    pub max_hops: u32,
+    pub as_of: Option<DateTime<Utc>>,
+    /// Nodes reached (for a path, its length).
+    pub reached: u64,
+    pub truncated: bool,
+    pub at: DateTime<Utc>,
 }
 
 /// One line of a case's history.

@@ -4,9 +4,11 @@
 //! store keeps in step with the database before every query; hop and node caps come
 //! from configuration, and a request over the hop cap is refused rather than slow.
 
+pub mod mutation;
 pub mod query;
 pub mod types;
 
+pub use mutation::GraphMutation;
 pub use query::GraphQuery;
 
 /// Bounds on traversals.

@@ -10,7 +10,7 @@ use super::GraphLimits;
 use super::types::{PathStep, Reach};
 use crate::cases::mutation::node_id;
 use crate::error::{ApiError, ApiResult};
-use crate::principal::{READ_INVENTORY, RoleGuard};
+use crate::principal::{READ_CASES, READ_INVENTORY, RoleGuard, principal};
 
 #[derive(Default)]
 pub struct GraphQuery;
@@ -23,7 +23,42 @@ fn hops(ctx: &Context<'_>, asked: u32) -> Result<u32, ApiError> {
     Ok(asked)
 }
 
-async fn reach(
+/// Record a traversal made for a case on that case; the caller must be able to see cases.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    ctx: &Context<'_>,
+    case: Option<&ID>,
+    query: &str,
+    origin: &NodeId,
+    target: Option<&NodeId>,
+    max_hops: u32,
+    as_of: Option<DateTime<Utc>>,
+    reached: u64,
+    truncated: bool,
+) -> ApiResult<()> {
+    let Some(case) = case else { return Ok(()) };
+    let p = principal(ctx)?;
+    if !p.has_any(READ_CASES) {
+        return Err(ApiError::Forbidden("recording a traversal on a case needs a role that sees cases".into()).into());
+    }
+    let t = graph_model::store::TraversalRecord {
+        case: node_id(case, "caseId")?,
+        actor: p.id().clone(),
+        query: query.into(),
+        origin: origin.clone(),
+        target: target.cloned(),
+        max_hops,
+        as_of,
+        reached,
+        truncated,
+        at: Utc::now(),
+    };
+    ctx.data::<Store>()?.record_traversal(&t).await.map_err(ApiError::from)?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn reach(
     ctx: &Context<'_>,
     origin: &ID,
     field: &str,
@@ -31,6 +66,7 @@ async fn reach(
     direction: Direction,
     max_hops: u32,
     as_of: Option<DateTime<Utc>>,
+    case: Option<&ID>,
 ) -> ApiResult<Reach> {
     let id: NodeId = node_id(origin, field)?;
     if !tables.contains(&id.table()) {
@@ -45,6 +81,9 @@ async fn reach(
         .await
         .map_err(ApiError::from)?
         .unwrap_or(graph_model::graph::Traversal { reached: vec![], truncated: false });
+    let query = if direction == Direction::Forward { "blast_radius" } else { "who_can_reach" };
+    let (n, truncated) = (traversal.reached.len() as u64, traversal.truncated);
+    record(ctx, case, query, &id, None, max_hops, as_of, n, truncated).await?;
     Ok(Reach { origin: origin.clone(), max_hops, as_of, traversal })
 }
 
@@ -53,7 +92,8 @@ impl GraphQuery {
     /// Everything an NHI or a secret can reach within `maxHops` through holds,
     /// authenticates_to, can_access, assumes and depends_on: each node with its hop
     /// distance, one witness path and the highest privilege on it, and totals. With
-    /// `asOf`, the graph as it was then.
+    /// `asOf`, the graph as it was then. With `caseId`, the traversal is recorded on
+    /// that case.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
     async fn blast_radius(
         &self,
@@ -61,11 +101,14 @@ impl GraphQuery {
         from: ID,
         #[graphql(default = 3)] max_hops: u32,
         as_of: Option<DateTime<Utc>>,
+        case_id: Option<ID>,
     ) -> ApiResult<Reach> {
-        reach(ctx, &from, "from", &[Table::Nhi, Table::Secret], Direction::Forward, max_hops, as_of).await
+        let tables = [Table::Nhi, Table::Secret];
+        reach(ctx, &from, "from", &tables, Direction::Forward, max_hops, as_of, case_id.as_ref()).await
     }
 
     /// Who can reach a system, secret or NHI within `maxHops`, and by which paths.
+    /// With `caseId`, the traversal is recorded on that case.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
     async fn who_can_reach(
         &self,
@@ -73,12 +116,14 @@ impl GraphQuery {
         target: ID,
         #[graphql(default = 3)] max_hops: u32,
         as_of: Option<DateTime<Utc>>,
+        case_id: Option<ID>,
     ) -> ApiResult<Reach> {
-        reach(ctx, &target, "target", &[Table::System, Table::Secret, Table::Nhi], Direction::Reverse, max_hops, as_of)
-            .await
+        let tables = [Table::System, Table::Secret, Table::Nhi];
+        reach(ctx, &target, "target", &tables, Direction::Reverse, max_hops, as_of, case_id.as_ref()).await
     }
 
-    /// A shortest path from one node to another within `maxHops`, or null.
+    /// A shortest path from one node to another within `maxHops`, or null. With
+    /// `caseId`, the traversal is recorded on that case.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
     async fn path(
         &self,
@@ -87,10 +132,13 @@ impl GraphQuery {
         to: ID,
         #[graphql(default = 3)] max_hops: u32,
         as_of: Option<DateTime<Utc>>,
+        case_id: Option<ID>,
     ) -> ApiResult<Option<Vec<PathStep>>> {
         let (a, b) = (node_id(&from, "from")?, node_id(&to, "to")?);
         let max_hops = hops(ctx, max_hops)?;
         let p = ctx.data::<Store>()?.shortest_path(&a, &b, max_hops, as_of).await.map_err(ApiError::from)?;
+        let len = p.as_ref().map(|p| p.len() as u64).unwrap_or(0);
+        record(ctx, case_id.as_ref(), "path", &a, Some(&b), max_hops, as_of, len, false).await?;
         Ok(p.map(|p| p.iter().map(PathStep::of).collect()))
     }
 }

@@ -44,7 +44,7 @@ pub struct EvidenceFilter {
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub actor: NodeId,
-    /// `decision`, `evidence`, `task_added`, `task_done`, `task_cancelled`.
+    /// `decision`, `evidence`, `task_added`, `task_done`, `task_cancelled`, `traversal`.
     pub event: &'static str,
     pub record: NodeId,
     pub summary: String,
@@ -627,6 +627,24 @@ impl Store {
                 event: "evidence",
                 summary: format!("{} from {} (sha256 {})", e.kind, e.source, e.sha256),
                 record: e.id,
+            });
+        }
+        for t in self.traversals_of(case).await? {
+            out.push(TimelineEntry {
+                at: t.at,
+                actor: t.actor.clone(),
+                event: "traversal",
+                summary: format!(
+                    "{} from {}{} within {} hops{}: {} reached{}",
+                    t.query,
+                    t.origin,
+                    t.target.as_ref().map(|x| format!(" to {x}")).unwrap_or_default(),
+                    t.max_hops,
+                    t.as_of.map(|a| format!(" as of {a}")).unwrap_or_default(),
+                    t.reached,
+                    if t.truncated { " (truncated)" } else { "" }
+                ),
+                record: t.case.clone(),
             });
         }
         for t in tasks {
