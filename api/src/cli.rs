@@ -1,4 +1,4 @@
-//! The command line: `serve`, `import`, `verify`, `schema`, `token`.
+//! The command line: `serve`, `import`, `verify`, `fixtures generate`, `schema`, `token`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -61,6 +61,11 @@ pub enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// Synthetic data for benchmarks and load tests.
+    Fixtures {
+        #[command(subcommand)]
+        action: FixturesCommand,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Mint a bearer token for a person, signed with the configured HS256 secret.
@@ -73,6 +78,23 @@ pub enum Command {
         ttl: String,
         #[arg(long)]
         db: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Write a synthetic identity graph (an inventory document) of realistic shape:
+    /// power-law degrees with hub systems and shared secrets, about ten edges per NHI.
+    Generate {
+        /// How many NHIs (100000 gives about a million edges).
+        #[arg(long)]
+        nhis: usize,
+        /// The same seed always gives the same graph.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to write the document; `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
     },
 }
 
@@ -94,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", auth.mint(&email, ttl).map_err(|e| anyhow!(e))?);
             Ok(())
         }
+        Command::Fixtures { action: FixturesCommand::Generate { nhis, seed, out } } => generate(nhis, seed, &out),
         Command::Verify { db } => {
             if let Some(db) = db {
                 cfg.db.url = db;
@@ -274,5 +297,35 @@ async fn verify(cfg: &Config) -> Result<()> {
     if !digests.altered_policies.is_empty() || !digests.altered_evidence.is_empty() {
         bail!("stored records no longer match their digests");
     }
+    Ok(())
+}
+
+fn generate(nhis: usize, seed: u64, out: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    if nhis == 0 {
+        bail!("--nhis: at least 1");
+    }
+    let started = std::time::Instant::now();
+    progress(&format!("generating {nhis} NHIs (seed {seed})"));
+    let (doc, shape) = crate::generate::generate(nhis, seed);
+    let shown = out.display();
+    progress(&format!("writing {} nodes and {} edges to {shown}", shape.nodes, shape.edges));
+    let write = |w: &mut dyn Write| -> std::io::Result<()> {
+        serde_json::to_writer(&mut *w, &doc)?;
+        w.write_all(b"\n")?;
+        w.flush()
+    };
+    if out.as_os_str() == "-" {
+        write(&mut std::io::BufWriter::new(std::io::stdout().lock())).context("writing to standard output")?;
+    } else {
+        let file = std::fs::File::create(out).with_context(|| format!("cannot create {shown}"))?;
+        write(&mut std::io::BufWriter::new(file)).with_context(|| format!("cannot write {shown}"))?;
+    }
+    eprintln!(
+        "generated {} nodes and {} edges ({nhis} NHIs, seed {seed}) in {:.2}s",
+        shape.nodes,
+        shape.edges,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod generate;
 pub mod server;
 
 use std::sync::Arc;
