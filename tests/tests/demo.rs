@@ -178,3 +178,33 @@ async fn the_readme_walkthrough_runs_on_the_demo() {
     assert_eq!(trail[1]["outcome"], "APPROVED");
     assert_eq!(d["verifyDecisionChain"]["ok"], true);
 }
+
+/// Risk facts on the demo's identities: stale, orphaned, over-privileged.
+#[tokio::test]
+async fn the_demo_shows_its_risks_as_fields_and_filters() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let t = s.token(nhigov::demo::DEMO_INVESTIGATOR);
+    let q = "query($n: String!) { nhis(filter: { nameContains: $n }) { edges { node { stale orphaned overPrivileged expiringSoon(days: 3650) } } } }";
+    let d = s.ok(&t, q, json!({ "n": "etl-runner" })).await;
+    assert_eq!(d["nhis"]["edges"][0]["node"]["orphaned"], true, "its only owner has left");
+    let d = s.ok(&t, q, json!({ "n": "gh-actions-deploy" })).await;
+    let n = &d["nhis"]["edges"][0]["node"];
+    assert_eq!(
+        (n["overPrivileged"].clone(), n["orphaned"].clone(), n["stale"].clone()),
+        (json!(true), json!(false), json!(false))
+    );
+    // The filter agrees with the field, page by page.
+    let d = s.ok(&t, "{ all: nhis(first: 100) { edges { node { name stale } } } stale: nhis(first: 100, filter: { staleDays: 90 }) { edges { node { name } } } }", json!({})).await;
+    let by_field: Vec<&str> = d["all"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["stale"] == true)
+        .map(|e| e["node"]["name"].as_str().unwrap())
+        .collect();
+    let by_filter: Vec<&str> =
+        d["stale"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].as_str().unwrap()).collect();
+    assert!(!by_filter.is_empty());
+    assert_eq!(by_field, by_filter);
+}

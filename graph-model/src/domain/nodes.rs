@@ -55,6 +55,14 @@ pub struct Nhi {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Nhi {
+    /// Unused for more than `days` (or, never used, created more than `days` ago).
+    pub fn stale_at(&self, now: DateTime<Utc>, days: u32) -> bool {
+        let since = self.last_used_at.unwrap_or(self.created_at);
+        now - since > chrono::Duration::days(i64::from(days))
+    }
+}
+
 /// Metadata about a credential. The value itself is never stored, only its fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Secret {

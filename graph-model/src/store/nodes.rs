@@ -55,6 +55,8 @@ pub struct NodeFilter {
     pub name_contains: Option<String>,
     pub active: Option<bool>,
     pub role: Option<Role>,
+    /// Only NHIs unused (or, never used, created) longer ago than this.
+    pub stale_before: Option<DateTime<Utc>>,
 }
 
 /// An open edge, in force now: not closed and not expired.
@@ -157,6 +159,11 @@ impl Store {
             refuse_unless(table, &[Table::Person], "role")?;
             conds.push("$role IN roles");
             vars = vars.set("role", role.as_str());
+        }
+        if let Some(t) = filter.stale_before {
+            refuse_unless(table, &[Table::Nhi], "staleDays")?;
+            conds.push("(last_used_at < $stale_before OR (last_used_at = NONE AND created_at < $stale_before))");
+            vars = vars.set("stale_before", dt(t));
         }
         if let Some(q) = &filter.name_contains {
             conds.push(if table == Table::Person {

@@ -304,6 +304,8 @@ pub struct NhiFilter {
     pub owner: Option<ID>,
     /// Case-insensitive part of the name.
     pub name_contains: Option<String>,
+    /// Only NHIs unused for more than this many days (never used: created that long ago).
+    pub stale_days: Option<u32>,
 }
 
 /// Filters for `secrets`.

@@ -44,6 +44,7 @@ impl InventoryQuery {
             status: filter.status.map(Into::into),
             owner: inputs::owner(filter.owner).map_err(ApiError::from)?,
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
+            stale_before: filter.stale_days.map(|d| chrono::Utc::now() - chrono::Duration::days(i64::from(d))),
             ..Default::default()
         };
         list(ctx, filter, first, after, Nhi).await

@@ -220,6 +220,54 @@ impl Nhi {
     async fn assumed_by(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Assumption>> {
         Ok(edges(ctx, K::Assumes, In, &self.0.id).await?.into_iter().map(Assumption).collect())
     }
+    /// Unused for more than `days` days (never used: created that long ago).
+    async fn stale(&self, #[graphql(default = 90)] days: u32) -> bool {
+        self.0.stale_at(Utc::now(), days)
+    }
+    /// No active owner: no active person owns it directly, and no owning team has an
+    /// active member.
+    async fn orphaned(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<bool> {
+        for owner in neighbours(ctx, K::Owns, In, &self.0.id).await? {
+            match owner {
+                InventoryNode::Person(p) if p.active => return Ok(false),
+                InventoryNode::Team(t) => {
+                    let members = neighbours(ctx, K::MemberOf, In, &t.id).await?;
+                    if members.iter().any(|m| matches!(m, InventoryNode::Person(p) if p.active)) {
+                        return Ok(false);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(true)
+    }
+    /// Admin access to a tier0 system or to anything in production.
+    async fn over_privileged(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<bool> {
+        let admin: Vec<gm::NodeId> = edges(ctx, K::CanAccess, Out, &self.0.id)
+            .await?
+            .into_iter()
+            .filter(|e| e.privilege == Some(gm::Privilege::Admin))
+            .map(|e| e.to)
+            .collect();
+        Ok(nodes(ctx, admin).await?.iter().any(|n| {
+            matches!(n, InventoryNode::System(s)
+                if s.criticality == gm::Criticality::Tier0 || s.environment == gm::Environment::Production)
+        }))
+    }
+    /// A held secret or an access grant expires within `days` days.
+    async fn expiring_soon(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        #[graphql(default = 30)] days: u32,
+    ) -> ApiResult<bool> {
+        let horizon = Utc::now() + chrono::Duration::days(i64::from(days));
+        let grants = edges(ctx, K::CanAccess, Out, &self.0.id).await?;
+        if grants.iter().any(|e| e.expires_at.is_some_and(|t| t <= horizon)) {
+            return Ok(true);
+        }
+        let secrets = neighbours(ctx, K::Holds, Out, &self.0.id).await?;
+        Ok(secrets.iter().any(|n| matches!(n, InventoryNode::Secret(s) if s.expires_at.is_some_and(|t| t <= horizon))))
+    }
 }
 
 /// Metadata about a credential. The value itself is never stored, only its fingerprint.
