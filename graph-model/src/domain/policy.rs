@@ -153,7 +153,7 @@ impl PolicyDraft {
                 Rule::GrantNeedsActiveOwner,
                 Rule::OverrideNeedsControlOwner,
             ],
-            refs: vec![FrameworkRef::parse("GV.OC-01").unwrap_or_else(|_| unreachable!())],
+            refs: FrameworkRef::parse("GV.OC-01").into_iter().collect(),
         }
     }
 
@@ -473,6 +473,7 @@ mod tests {
     fn drafts_are_checked_and_hashed_canonically() {
         let mut d = PolicyDraft::baseline();
         assert!(d.check().is_ok());
+        assert_eq!(d.refs.len(), 1, "the baseline carries its framework reference");
         assert_eq!(d.sha256(1), d.clone().sha256(1));
         assert_ne!(d.sha256(1), d.sha256(2), "the version is part of what is hashed");
         d.rules.push(Rule::ApproverRoleRequired);

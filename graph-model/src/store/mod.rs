@@ -364,6 +364,13 @@ pub(crate) fn take<T: DeserializeOwned>(resp: &mut surrealdb::IndexedResults, in
     serde_json::from_value(json).map_err(|e| StoreError::Database(format!("unexpected result shape: {e}")))
 }
 
+/// A domain value as a SurrealDB value, through its serde form.
+pub(crate) fn json_value<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v)
+        .map(SurrealValue::into_value)
+        .map_err(|e| StoreError::Database(format!("cannot encode a record field: {e}")))
+}
+
 /// Builds the object a record is written from, skipping absent optional fields (so the
 /// schema's NONE applies rather than a null).
 #[derive(Default)]

@@ -6,7 +6,7 @@ use surrealdb::types::RecordId;
 
 use super::{Plan, dt, refs_text};
 use crate::domain::*;
-use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, rid, take};
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, json_value, rid, take};
 
 /// Did an ingest create an alert or count a repeat of one?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl Store {
             .opt("subject", subject.as_ref().map(rid))
             .set("subject_ref", alert.subject.describe())
             .set("unknown_subject", subject.is_none())
-            .set("enrichment", serde_json::to_value(&enrichment).unwrap_or_default())
+            .set("enrichment", json_value(&enrichment)?)
             .set("refs", refs_text(&alert.refs))
             .set("created_at", dt(now))
             .into_value();

@@ -6,12 +6,12 @@ use surrealdb::types::{RecordId, Value};
 
 use super::{Plan, dt, refs_text};
 use crate::domain::*;
-use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, rid, take};
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, json_value, rid, take};
 
 /// The fields a sealed decision is written with.
-pub(super) fn content(d: &Decision) -> Value {
+pub(super) fn content(d: &Decision) -> Result<Value> {
     let ids = |v: &[NodeId]| v.iter().map(rid).collect::<Vec<RecordId>>();
-    Content::new()
+    Ok(Content::new()
         .set("seq", d.seq as i64)
         .set("kind", d.kind.as_str())
         .set("outcome", d.outcome.as_str())
@@ -23,13 +23,13 @@ pub(super) fn content(d: &Decision) -> Value {
         .opt("policy", d.policy.as_ref().map(rid))
         .opt("policy_version", d.policy_version.map(i64::from))
         .opt("policy_sha256", d.policy_sha256.clone())
-        .opt("violation", d.violation.as_ref().map(|v| serde_json::to_value(v).unwrap_or_default()))
+        .opt("violation", d.violation.as_ref().map(json_value).transpose()?)
         .set("refs", refs_text(&d.refs))
         .set("inputs", d.inputs.as_str())
         .set("at", dt(d.at))
         .set("prev_hash", d.prev_hash.as_str())
         .set("hash", d.hash.as_str())
-        .into_value()
+        .into_value())
 }
 
 /// What [`Store::verify_digests`] found.
@@ -194,7 +194,7 @@ impl Store {
         let sql = "BEGIN;
              IF count(SELECT VALUE id FROM policy LIMIT 1) = 0 { CREATE ONLY $id CONTENT $content };
              COMMIT;";
-        let vars = Vars::new().set("id", rid(&id)).set("content", policy_content(&draft, 1, None));
+        let vars = Vars::new().set("id", rid(&id)).set("content", policy_content(&draft, 1, None)?);
         self.write(sql, &vars).await?;
         Ok(())
     }
@@ -225,7 +225,7 @@ impl Store {
                     }),
                 },
                 effects: "CREATE ONLY $policy_id CONTENT $policy;".into(),
-                vars: Vars::new().set("policy_id", rid(id)).set("policy", policy_content(draft, version, Some(actor))),
+                vars: Vars::new().set("policy_id", rid(id)).set("policy", policy_content(draft, version, Some(actor))?),
             })
         }))
         .await?;
@@ -236,15 +236,15 @@ impl Store {
     }
 }
 
-fn policy_content(draft: &PolicyDraft, version: u32, by: Option<&NodeId>) -> Value {
-    Content::new()
+fn policy_content(draft: &PolicyDraft, version: u32, by: Option<&NodeId>) -> Result<Value> {
+    Ok(Content::new()
         .set("name", draft.name.as_str())
         .set("version", i64::from(version))
         .set("description", draft.description.as_str())
-        .set("rules", serde_json::to_value(&draft.rules).unwrap_or_default())
+        .set("rules", json_value(&draft.rules)?)
         .set("refs", refs_text(&draft.refs))
         .set("sha256", draft.sha256(version))
         .set("published_at", dt(Utc::now()))
         .opt("published_by", by.map(rid))
-        .into_value()
+        .into_value())
 }

@@ -108,7 +108,7 @@ impl Store {
                 .set("expected_seq", head.seq as i64)
                 .set("expected_hash", head.hash.as_str())
                 .set("decision_id", rid(&decision.id))
-                .set("decision", decisions::content(&decision))
+                .set("decision", decisions::content(&decision)?)
                 .set("seq", decision.seq as i64)
                 .set("hash", decision.hash.as_str());
             match self.write(&sql, &vars).await {

@@ -310,155 +310,60 @@ impl Store {
                 }
                 let mut vars = Vars::new().set("request", rid(id)).set("rev", request.rev as i64);
                 let now = Utc::now();
-                let change = match outcome {
-                    DecideOutcome::Escalate => "status = 'escalated'".to_owned(),
+                // What the decision changes on the request, and the statements on other
+                // records that run before that update in the same transaction.
+                let mut change = RequestChange::default();
+                match outcome {
+                    DecideOutcome::Escalate => change.set.push("status = 'escalated'".into()),
                     DecideOutcome::Reject => {
-                        let mut s = "status = 'rejected', decided_at = time::now()".to_owned();
+                        change.set.push("status = 'rejected', decided_at = time::now()".into());
                         if let (RequestKind::EmergencyAccess, Some(edge)) = (request.kind, &request.granted_edge) {
-                            // Rolling back break-glass access closes the edge it opened.
-                            // Access it replaced is restored (as a new edge, so history
-                            // shows the gap).
+                            // Rolling back break-glass access closes the edge it opened;
+                            // access it replaced is restored as a new edge, so history
+                            // shows the gap.
+                            let target = request.target.clone().unwrap_or_else(|| request.subject.clone());
                             vars = vars
                                 .set("edge", edge_rid(&EdgeId::parse(edge)?))
                                 .set("restore_id", edge_rid(&EdgeId::generate(EdgeKind::CanAccess)))
-                                .set("restore_key", format!("{}|{}", request.subject, request.target.clone().unwrap_or_else(|| request.subject.clone())));
-                            s = format!(
-                                "{s}{EXTRA}UPDATE $edge SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;
+                                .set("restore_key", format!("{}|{target}", request.subject));
+                            change.before.push_str(
+                                "UPDATE $edge SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;
                                  LET $old = $request.replaced_edge;
-                                 IF $old != NONE {{
-                                     INSERT RELATION INTO can_access {{
+                                 IF $old != NONE {
+                                     INSERT RELATION INTO can_access {
                                          id: $restore_id, in: $old.in, out: $old.out, privilege: $old.privilege,
                                          expires_at: $old.expires_at, valid_from: time::now(), open_key: $restore_key,
                                          created_at: time::now()
-                                     }};
-                                 }};"
+                                     };
+                                 };",
                             );
                         }
-                        s
                     }
                     DecideOutcome::Approve => {
-                        let approvals = prior.len() as u32 + 1;
-                        let append = "approvals += { approver: $actor, at: time::now(), decision: $decision_id }".to_owned();
+                        change.set.push("approvals += { approver: $actor, at: time::now(), decision: $decision_id }".into());
                         vars = vars.set("actor", rid(actor));
-                        if approvals < request.approvals_needed {
-                            append
-                        } else {
+                        if prior.len() as u32 + 1 >= request.approvals_needed {
                             let expires = policy.approval_lifetime(request.duration_days).map(|d| now + d);
                             vars = vars.set("expires", expires.map(dt));
-                            let effect = self.approval_effect(&request, &policy, expires, now, &mut vars)?;
-                            format!(
-                                "{append}, status = 'approved', decided_at = time::now(), approval_expires_at = $expires{effect}"
-                            )
+                            change.set.push("status = 'approved', decided_at = time::now(), approval_expires_at = $expires".into());
+                            approval_effect(&request, &policy, expires, now, &mut vars, &mut change)?;
                         }
                     }
-                };
-                let (set, extra) = split_effect(&change);
+                }
+                let RequestChange { set, before } = change;
                 Ok(Plan {
                     draft,
                     effects: format!(
                         "IF $request.rev != $rev {{ THROW '{STALE}' }};
-                         {extra}
-                         UPDATE $request SET {set}, rev += 1;"
+                         {before}
+                         UPDATE $request SET {}, rev += 1;",
+                        set.join(", ")
                     ),
                     vars,
                 })
             }))
             .await?;
         Ok((decision, self.request(id).await?))
-    }
-
-    /// What a final approval changes besides the request. Returns extra `SET` clauses
-    /// (`, field = ...`) and, through `split_effect`, statements on other records.
-    fn approval_effect(
-        &self,
-        request: &Request,
-        policy: &Policy,
-        expires: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-        vars: &mut Vars,
-    ) -> Result<String> {
-        let subject = rid(&request.subject);
-        Ok(match request.kind {
-            RequestKind::GrantAccess => {
-                let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
-                    return Err(StoreError::Database(format!("{} lacks its target", request.id)));
-                };
-                let edge = NewEdge {
-                    kind: EdgeKind::CanAccess,
-                    from: request.subject.clone(),
-                    to: target.clone(),
-                    attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: expires },
-                };
-                let edge_id = EdgeId::generate(EdgeKind::CanAccess);
-                let statements = grant_statements(&edge, &edge_id, now, vars);
-                *vars = std::mem::take(vars).set("granted_edge", edge_id.to_string());
-                format!(", granted_edge = $granted_edge, replaced_edge = $replaced{EXTRA}{statements}")
-            }
-            RequestKind::RevokeNhi | RequestKind::Offboard => {
-                let (status, kinds) = if request.kind == RequestKind::RevokeNhi {
-                    ("revoked", "->can_access")
-                } else {
-                    ("decommissioned", "->can_access, ->holds, ->assumes")
-                };
-                *vars = std::mem::take(vars).set("subject", subject).set("nhi_status", status);
-                format!(
-                    "{EXTRA}UPDATE $subject SET status = $nhi_status, updated_at = time::now();
-                     LET $open = array::flatten((SELECT VALUE [{kinds}] FROM ONLY $subject));
-                     UPDATE $open SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;"
-                )
-            }
-            RequestKind::RotateSecret => match &request.case {
-                // The rotation itself happens outside; the case gets a mandatory task to
-                // do it and verify it, so it cannot close until someone has.
-                Some(case) => {
-                    let task = Content::new()
-                        .set("case", rid(case))
-                        .set("kind", TaskKind::Rotate.as_str())
-                        .set("title", format!("Rotate {} as approved in {}", request.subject, request.id))
-                        .set("mandatory", true)
-                        .set("status", TaskStatus::Open.as_str())
-                        .set("created_by", rid(&request.requester))
-                        .set("created_at", dt(now))
-                        .into_value();
-                    *vars = std::mem::take(vars)
-                        .set("task", rid(&NodeId::generate(Table::Task)))
-                        .set("task_content", task)
-                        .set("task_case", rid(case));
-                    format!(
-                        "{EXTRA}CREATE ONLY $task CONTENT $task_content;
-                         UPDATE $task_case SET rev += 1, updated_at = time::now();"
-                    )
-                }
-                None => String::new(),
-            },
-            RequestKind::Exception => {
-                let expires = expires.unwrap_or(now + Duration::days(i64::from(request.duration_days.unwrap_or(30))));
-                let review =
-                    request.review_days.map(|d| now + Duration::days(i64::from(d))).unwrap_or(expires).min(expires);
-                let approvers: Vec<RecordId> = request.approvals.iter().map(|a| rid(&a.approver)).collect();
-                let exception = Content::new()
-                    .set("request", rid(&request.id))
-                    .set("subject", subject)
-                    .set("justification", request.justification.as_str())
-                    .set("compensating_controls", request.compensating_controls.clone())
-                    .set("status", ExceptionStatus::Active.as_str())
-                    .set("expires_at", dt(expires))
-                    .set("review_due", dt(review))
-                    .set("created_at", dt(now))
-                    .set("refs", refs_text(&distinct_refs(&request.refs, &policy.refs)))
-                    .into_value();
-                *vars = std::mem::take(vars)
-                    .set("exception", rid(&NodeId::generate(Table::Exception)))
-                    .set("exception_content", exception)
-                    .set("prior_approvers", approvers);
-                format!(
-                    "{EXTRA}CREATE ONLY $exception CONTENT $exception_content;
-                     UPDATE $exception SET approved_by = array::append($prior_approvers, $actor);"
-                )
-            }
-            // Already in force since it was granted; the approval makes it regular.
-            RequestKind::EmergencyAccess => String::new(),
-        })
     }
 
     /// The control owner accepts the risk of a denied grant, so approvers may approve
@@ -644,15 +549,107 @@ impl Store {
     }
 }
 
-/// Marks where a final approval's effect moves from `SET` clauses to statements.
-const EXTRA: &str = "\u{1e}";
+/// What a decision writes on its request (`SET` clauses) and the statements on other
+/// records that run before that update.
+#[derive(Default)]
+struct RequestChange {
+    set: Vec<String>,
+    before: String,
+}
 
-/// Split an approval change into its `SET` clauses and the statements that run before.
-fn split_effect(change: &str) -> (String, String) {
-    match change.split_once(EXTRA) {
-        Some((set, extra)) => (set.to_owned(), extra.to_owned()),
-        None => (change.to_owned(), String::new()),
+/// What a final approval changes besides the request's status: more `SET` clauses on
+/// the request and statements on other records, added to `change`.
+fn approval_effect(
+    request: &Request,
+    policy: &Policy,
+    expires: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    vars: &mut Vars,
+    change: &mut RequestChange,
+) -> Result<()> {
+    let subject = rid(&request.subject);
+    match request.kind {
+        RequestKind::GrantAccess => {
+            let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
+                return Err(StoreError::Database(format!("{} lacks its target", request.id)));
+            };
+            let edge = NewEdge {
+                kind: EdgeKind::CanAccess,
+                from: request.subject.clone(),
+                to: target.clone(),
+                attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: expires },
+            };
+            let edge_id = EdgeId::generate(EdgeKind::CanAccess);
+            let statements = grant_statements(&edge, &edge_id, now, vars);
+            *vars = std::mem::take(vars).set("granted_edge", edge_id.to_string());
+            change.set.push("granted_edge = $granted_edge, replaced_edge = $replaced".into());
+            change.before.push_str(&statements);
+        }
+        RequestKind::RevokeNhi | RequestKind::Offboard => {
+            let (status, kinds) = if request.kind == RequestKind::RevokeNhi {
+                ("revoked", "->can_access")
+            } else {
+                ("decommissioned", "->can_access, ->holds, ->assumes")
+            };
+            *vars = std::mem::take(vars).set("subject", subject).set("nhi_status", status);
+            change.before.push_str(&format!(
+                "UPDATE $subject SET status = $nhi_status, updated_at = time::now();
+                     LET $open = array::flatten((SELECT VALUE [{kinds}] FROM ONLY $subject));
+                     UPDATE $open SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;"
+            ));
+        }
+        // The rotation itself happens outside; the case gets a mandatory task to do it and
+        // verify it, so it cannot close until someone has.
+        RequestKind::RotateSecret => {
+            if let Some(case) = &request.case {
+                let task = Content::new()
+                    .set("case", rid(case))
+                    .set("kind", TaskKind::Rotate.as_str())
+                    .set("title", format!("Rotate {} as approved in {}", request.subject, request.id))
+                    .set("mandatory", true)
+                    .set("status", TaskStatus::Open.as_str())
+                    .set("created_by", rid(&request.requester))
+                    .set("created_at", dt(now))
+                    .into_value();
+                *vars = std::mem::take(vars)
+                    .set("task", rid(&NodeId::generate(Table::Task)))
+                    .set("task_content", task)
+                    .set("task_case", rid(case));
+                change.before.push_str(
+                    "CREATE ONLY $task CONTENT $task_content;
+                     UPDATE $task_case SET rev += 1, updated_at = time::now();",
+                );
+            }
+        }
+        RequestKind::Exception => {
+            let expires = expires.unwrap_or(now + Duration::days(i64::from(request.duration_days.unwrap_or(30))));
+            let review =
+                request.review_days.map(|d| now + Duration::days(i64::from(d))).unwrap_or(expires).min(expires);
+            let approvers: Vec<RecordId> = request.approvals.iter().map(|a| rid(&a.approver)).collect();
+            let exception = Content::new()
+                .set("request", rid(&request.id))
+                .set("subject", subject)
+                .set("justification", request.justification.as_str())
+                .set("compensating_controls", request.compensating_controls.clone())
+                .set("status", ExceptionStatus::Active.as_str())
+                .set("expires_at", dt(expires))
+                .set("review_due", dt(review))
+                .set("created_at", dt(now))
+                .set("refs", refs_text(&distinct_refs(&request.refs, &policy.refs)))
+                .into_value();
+            *vars = std::mem::take(vars)
+                .set("exception", rid(&NodeId::generate(Table::Exception)))
+                .set("exception_content", exception)
+                .set("prior_approvers", approvers);
+            change.before.push_str(
+                "CREATE ONLY $exception CONTENT $exception_content;
+                     UPDATE $exception SET approved_by = array::append($prior_approvers, $actor);",
+            );
+        }
+        // Already in force since it was granted; the approval makes it regular.
+        RequestKind::EmergencyAccess => {}
     }
+    Ok(())
 }
 
 /// Statements that open an access edge, closing an open one between the same nodes
