@@ -328,6 +328,41 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The conditions of a filtered list and the variables they bind.
+#[derive(Default)]
+pub(crate) struct Where {
+    pub conds: Vec<String>,
+    pub vars: Vars,
+}
+
+impl Where {
+    /// `field = $field`, when a value is given.
+    pub fn eq(mut self, field: &str, value: Option<impl SurrealValue>) -> Where {
+        if let Some(v) = value {
+            self.conds.push(format!("{field} = ${field}"));
+            self.vars = self.vars.set(field, v);
+        }
+        self
+    }
+
+    /// A condition over one bound variable, when a value is given.
+    pub fn when(mut self, cond: &str, var: &str, value: Option<impl SurrealValue>) -> Where {
+        if let Some(v) = value {
+            self.conds.push(cond.to_owned());
+            self.vars = self.vars.set(var, v);
+        }
+        self
+    }
+
+    /// A condition that binds nothing, when `on`.
+    pub fn flag(mut self, on: bool, cond: &str) -> Where {
+        if on {
+            self.conds.push(cond.to_owned());
+        }
+        self
+    }
+}
+
 /// Bound variables for a statement batch.
 #[derive(Default)]
 pub(crate) struct Vars(Object);

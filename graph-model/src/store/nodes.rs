@@ -194,6 +194,18 @@ impl Store {
         self.page_of(table, &prelude, &source, conds, vars, page).await
     }
 
+    /// One page of a table under the conditions of `w`.
+    pub(crate) async fn page_where<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        source: &str,
+        w: super::Where,
+        page: &PageRequest,
+    ) -> Result<Page<T>> {
+        let conds: Vec<&str> = w.conds.iter().map(String::as_str).collect();
+        self.page_of(table, "", source, conds, w.vars, page).await
+    }
+
     /// One page of `source` (a table, or a variable the prelude sets) in id order, with
     /// the total matching `conds`. Cursors are ids of `table`.
     pub(crate) async fn page_of<T: DeserializeOwned>(

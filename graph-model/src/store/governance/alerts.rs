@@ -6,7 +6,7 @@ use surrealdb::types::RecordId;
 
 use super::{Plan, dt, refs_text};
 use crate::domain::*;
-use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, json_value, rid, take};
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, json_value, rid, take};
 
 /// Did an ingest create an alert or count a repeat of one?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,29 +207,13 @@ impl Store {
     }
 
     pub async fn alerts(&self, f: &AlertFilter, page: &PageRequest) -> Result<Page<Alert>> {
-        let mut conds = Vec::new();
-        let mut vars = Vars::new();
-        if let Some(s) = f.status {
-            conds.push("status = $status");
-            vars = vars.set("status", s.as_str());
-        }
-        if let Some(s) = f.severity {
-            conds.push("severity = $severity");
-            vars = vars.set("severity", s.as_str());
-        }
-        if let Some(s) = &f.subject {
-            conds.push("subject = $subject");
-            vars = vars.set("subject", rid(s));
-        }
-        if let Some(u) = f.unknown_subject {
-            conds.push("unknown_subject = $unknown");
-            vars = vars.set("unknown", u);
-        }
-        if let Some(s) = &f.source {
-            conds.push("source = $source");
-            vars = vars.set("source", s.as_str());
-        }
-        self.page_of(Table::Alert, "", "alert", conds, vars, page).await
+        let w = Where::default()
+            .eq("status", f.status.map(|s| s.as_str()))
+            .eq("severity", f.severity.map(|s| s.as_str()))
+            .eq("subject", f.subject.as_ref().map(rid))
+            .eq("unknown_subject", f.unknown_subject)
+            .eq("source", f.source.clone());
+        self.page_where(Table::Alert, "alert", w, page).await
     }
 
     /// The alerts grouped into each of `cases`.

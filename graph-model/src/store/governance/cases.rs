@@ -12,7 +12,7 @@ use surrealdb::types::RecordId;
 use super::alerts::STALE;
 use super::{Plan, PlanFuture, distinct, dt, refs_text};
 use crate::domain::*;
-use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, rid, take};
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, rid, take};
 
 /// Which cases to list.
 #[derive(Debug, Clone, Default)]
@@ -70,37 +70,16 @@ impl Store {
     }
 
     pub async fn cases(&self, f: &CaseFilter, page: &PageRequest) -> Result<Page<Case>> {
-        let mut conds = Vec::new();
-        let mut vars = Vars::new();
-        if let Some(s) = f.status {
-            conds.push("status = $status");
-            vars = vars.set("status", s.as_str());
-        }
-        if let Some(s) = f.severity {
-            conds.push("severity = $severity");
-            vars = vars.set("severity", s.as_str());
-        }
-        if let Some(a) = &f.assignee {
-            conds.push("assignee = $assignee");
-            vars = vars.set("assignee", rid(a));
-        }
-        match f.open {
-            Some(true) => conds.push("status != 'closed'"),
-            Some(false) => conds.push("status = 'closed'"),
-            None => {}
-        }
-        if f.overdue {
-            conds.push("status != 'closed' AND due_at < time::now()");
-        }
-        if let Some(r) = &f.reference {
-            conds.push("$ref IN refs");
-            vars = vars.set("ref", r.as_str());
-        }
-        if let Some(s) = &f.subject {
-            conds.push("$subject IN subjects");
-            vars = vars.set("subject", rid(s));
-        }
-        self.page_of(Table::Case, "", "case", conds, vars, page).await
+        let w = Where::default()
+            .eq("status", f.status.map(|s| s.as_str()))
+            .eq("severity", f.severity.map(|s| s.as_str()))
+            .eq("assignee", f.assignee.as_ref().map(rid))
+            .flag(f.open == Some(true), "status != 'closed'")
+            .flag(f.open == Some(false), "status = 'closed'")
+            .flag(f.overdue, "status != 'closed' AND due_at < time::now()")
+            .when("$ref IN refs", "ref", f.reference.as_ref().map(|r| r.as_str().to_owned()))
+            .when("$subject IN subjects", "subject", f.subject.as_ref().map(rid));
+        self.page_where(Table::Case, "case", w, page).await
     }
 
     /// Open a case from alerts (promote, or merge several into one), as a decision.

@@ -6,7 +6,7 @@ use surrealdb::types::{RecordId, Value};
 
 use super::{Plan, dt, refs_text};
 use crate::domain::*;
-use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, json_value, rid, take};
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, json_value, rid, take};
 
 /// The fields a sealed decision is written with.
 pub(super) fn content(d: &Decision) -> Result<Value> {
@@ -66,41 +66,16 @@ impl Store {
 
     /// A page of decisions, in chain order.
     pub async fn decisions(&self, f: &DecisionFilter, page: &PageRequest) -> Result<Page<Decision>> {
-        let mut conds = Vec::new();
-        let mut vars = Vars::new();
-        if let Some(s) = &f.subject {
-            conds.push("subject = $subject");
-            vars = vars.set("subject", rid(s));
-        }
-        if let Some(c) = &f.case {
-            conds.push("case = $case");
-            vars = vars.set("case", rid(c));
-        }
-        if let Some(a) = &f.actor {
-            conds.push("actor = $actor");
-            vars = vars.set("actor", rid(a));
-        }
-        if let Some(k) = f.kind {
-            conds.push("kind = $kind");
-            vars = vars.set("kind", k.as_str());
-        }
-        if let Some(o) = f.outcome {
-            conds.push("outcome = $outcome");
-            vars = vars.set("outcome", o.as_str());
-        }
-        if let Some(r) = &f.reference {
-            conds.push("$ref IN refs");
-            vars = vars.set("ref", r.as_str());
-        }
-        if let Some(t) = f.from {
-            conds.push("at >= $from");
-            vars = vars.set("from", dt(t));
-        }
-        if let Some(t) = f.to {
-            conds.push("at < $to");
-            vars = vars.set("to", dt(t));
-        }
-        self.page_of(Table::Decision, "", "decision", conds, vars, page).await
+        let w = Where::default()
+            .eq("subject", f.subject.as_ref().map(rid))
+            .eq("case", f.case.as_ref().map(rid))
+            .eq("actor", f.actor.as_ref().map(rid))
+            .eq("kind", f.kind.map(|k| k.as_str()))
+            .eq("outcome", f.outcome.map(|o| o.as_str()))
+            .when("$ref IN refs", "ref", f.reference.as_ref().map(|r| r.as_str().to_owned()))
+            .when("at >= $from", "from", f.from.map(dt))
+            .when("at < $to", "to", f.to.map(dt));
+        self.page_where(Table::Decision, "decision", w, page).await
     }
 
     /// Every decision about a node of the graph, in chain order: on requests whose

@@ -15,7 +15,7 @@ use super::alerts::STALE;
 use super::{Plan, distinct, dt, refs_text};
 use crate::domain::*;
 use crate::store::edges::{edge_content, open_key};
-use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, edge_rid, rid, take};
+use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, edge_rid, rid, take};
 
 /// Which requests to list.
 #[derive(Debug, Clone, Default)]
@@ -56,36 +56,21 @@ impl Store {
     }
 
     pub async fn requests(&self, f: &RequestFilter, page: &PageRequest) -> Result<Page<Request>> {
-        let mut conds = Vec::new();
-        let mut vars = Vars::new();
-        if let Some(s) = f.status {
-            conds.push("status = $status");
-            vars = vars.set("status", s.as_str());
-        }
-        if let Some(k) = f.kind {
-            conds.push("kind = $kind");
-            vars = vars.set("kind", k.as_str());
-        }
-        if let Some(r) = &f.requester {
-            conds.push("requester = $requester");
-            vars = vars.set("requester", rid(r));
-        }
-        if let Some(s) = &f.subject {
-            conds.push("subject = $subject");
-            vars = vars.set("subject", rid(s));
-        }
-        if let Some(c) = &f.case {
-            conds.push("case = $case");
-            vars = vars.set("case", rid(c));
-        }
-        if f.revalidation_due {
-            conds.push("status = 'approved' AND approval_expires_at != NONE AND approval_expires_at <= time::now()");
-        }
-        if f.post_approval_overdue {
-            conds
-                .push("status = 'emergency_active' AND post_approval_due != NONE AND post_approval_due <= time::now()");
-        }
-        self.page_of(Table::Request, "", "request", conds, vars, page).await
+        let w = Where::default()
+            .eq("status", f.status.map(|s| s.as_str()))
+            .eq("kind", f.kind.map(|k| k.as_str()))
+            .eq("requester", f.requester.as_ref().map(rid))
+            .eq("subject", f.subject.as_ref().map(rid))
+            .eq("case", f.case.as_ref().map(rid))
+            .flag(
+                f.revalidation_due,
+                "status = 'approved' AND approval_expires_at != NONE AND approval_expires_at <= time::now()",
+            )
+            .flag(
+                f.post_approval_overdue,
+                "status = 'emergency_active' AND post_approval_due != NONE AND post_approval_due <= time::now()",
+            );
+        self.page_where(Table::Request, "request", w, page).await
     }
 
     async fn stakes(&self, subject: &NodeId, target: Option<&NodeId>) -> Result<Stakes> {
