@@ -1,7 +1,10 @@
 //! The command line: `serve`, `import`, `verify`, `fixtures generate`, `schema`, `token`.
 
 use std::io::IsTerminal;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
@@ -47,11 +50,18 @@ pub enum Command {
         #[arg(long)]
         production: bool,
     },
-    /// Import an inventory document (JSON nodes and edges) in one transaction. Stop a
-    /// server using the same embedded store first, or use the importInventory mutation.
+    /// Import an inventory document (JSON nodes and edges). Every item is checked first
+    /// and nothing is written when one fails; then the document is written in batches,
+    /// one transaction each (a document smaller than a batch is one transaction). A load
+    /// that stopped resumes after its last committed batch when run again on the same
+    /// file. Stop a server using the same embedded store first, or use the
+    /// importInventory mutation.
     Import {
         /// The document to import.
         file: PathBuf,
+        /// Items (nodes and edges) per transaction.
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
         #[arg(long)]
         db: Option<String>,
     },
@@ -123,11 +133,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             verify(&cfg).await
         }
-        Command::Import { file, db } => {
+        Command::Import { file, batch, db } => {
             if let Some(db) = db {
                 cfg.db.url = db;
             }
-            import(&cfg, &file).await
+            if batch == 0 {
+                bail!("--batch: at least 1");
+            }
+            import(&cfg, &file, batch).await.map(|_| ())
         }
         Command::Serve { bind, db, demo, production } => {
             if let Some(bind) = bind {
@@ -215,15 +228,55 @@ fn progress(msg: &str) {
     }
 }
 
-async fn import(cfg: &Config, file: &PathBuf) -> Result<()> {
+/// What `nhigov import` did, for the benchmark's report.
+#[derive(Debug, Clone, Copy)]
+pub struct Imported {
+    pub nodes: usize,
+    pub edges: usize,
+    /// Writing only, after reading, parsing and checking.
+    pub write_secs: f64,
+}
+
+/// Import the document at `file` into the configured store; see [`Command::Import`].
+pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Result<Imported> {
     let started = std::time::Instant::now();
     let shown = file.display();
     progress(&format!("reading {shown}"));
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {shown}"))?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {shown}"))?;
+    let digest = graph_model::domain::sha256_hex(&bytes);
+    let store = open_store(cfg).await?;
+    let result = import_into(&store, &shown.to_string(), &bytes, &digest, batch).await;
+    store.close().await;
+    let Some(imported) = result? else {
+        return Ok(Imported { nodes: 0, edges: 0, write_secs: 0.0 });
+    };
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {} nodes and {} edges from {shown} in {secs:.2}s (writing {:.2}s, {:.0} items/s)",
+        imported.nodes,
+        imported.edges,
+        imported.write_secs,
+        (imported.nodes + imported.edges) as f64 / imported.write_secs.max(1e-9)
+    );
+    Ok(imported)
+}
+
+/// Import, or `None` when this document was imported before.
+async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, batch: usize) -> Result<Option<Imported>> {
+    let run = store.import_run(digest).await?;
+    if let Some(run) = &run
+        && let Some(at) = run.finished_at
+    {
+        println!("{shown}: this document (SHA-256 {}) was imported at {at}; nothing to do", &digest[..16]);
+        return Ok(None);
+    }
     let doc: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| anyhow!("{shown}:{}:{}: not JSON: {e}", e.line(), e.column()))?;
+        serde_json::from_slice(bytes).map_err(|e| anyhow!("{shown}:{}:{}: not JSON: {e}", e.line(), e.column()))?;
     progress("validating");
-    let inv = match Inventory::parse(&doc, Utc::now()) {
+    // A resumed load parses relative times against the first attempt's clock, so every
+    // item comes out as it did then.
+    let parsed_at = run.as_ref().map_or_else(Utc::now, |r| r.parsed_at);
+    let inv = match Inventory::parse_keyed(&doc, parsed_at, Some(digest)) {
         Ok(inv) => inv,
         Err(errors) => {
             for e in &errors {
@@ -232,23 +285,65 @@ async fn import(cfg: &Config, file: &PathBuf) -> Result<()> {
             bail!("{shown}: {} fault(s); nothing was imported", errors.len());
         }
     };
-    progress(&format!("writing {} nodes and {} edges in one transaction", inv.nodes.len(), inv.edges.len()));
-    let store = open_store(cfg).await?;
-    let result = store.import(&inv).await;
-    store.close().await;
+    drop(doc);
+    if let Some(run) = &run {
+        progress(&format!(
+            "resuming the load begun at {}: {} of {} batches are stored",
+            run.started_at, run.done, run.batches
+        ));
+    } else {
+        progress(&format!("writing {} nodes and {} edges in batches of {batch}", inv.nodes.len(), inv.edges.len()));
+    }
+    let writing = std::time::Instant::now();
+    let live = std::io::stderr().is_terminal();
+    // Ctrl-C stops the load after the batch in flight; running it again resumes there.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::SeqCst);
+            }
+        })
+    };
+    let total = inv.nodes.len() + inv.edges.len();
+    let before = run.as_ref().map_or(0, |r| (r.done * r.batch_size).min(total));
+    let result = store
+        .import_bulk(digest, shown, parsed_at, &inv, batch, |p| {
+            if live {
+                let secs = writing.elapsed().as_secs_f64().max(1e-9);
+                eprint!(
+                    "\rbatch {}/{}: {}/{} nodes, {}/{} edges, {:.0} items/s   ",
+                    p.batch,
+                    p.batches,
+                    p.nodes,
+                    p.total_nodes,
+                    p.edges,
+                    p.total_edges,
+                    (p.nodes + p.edges - before) as f64 / secs
+                );
+            }
+            if interrupted.load(Ordering::SeqCst) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .await;
+    watcher.abort();
+    if live {
+        eprintln!();
+    }
     match result {
-        Ok(s) => {
-            let secs = started.elapsed().as_secs_f64();
-            println!("imported {} nodes and {} edges from {shown} in {secs:.2}s", s.nodes, s.edges);
-            Ok(())
-        }
+        Ok(s) if s.stopped => bail!(
+            "{shown}: interrupted; {} of {} batches are stored; run the same import again to resume",
+            s.done,
+            s.batches
+        ),
+        Ok(s) => Ok(Some(Imported { nodes: s.nodes, edges: s.edges, write_secs: writing.elapsed().as_secs_f64() })),
         Err(StoreError::Import(errors)) => {
             for e in &errors {
                 eprintln!("{shown}: {e}");
             }
             bail!("{shown}: {} fault(s); nothing was imported", errors.len())
         }
-        Err(e) => Err(anyhow!("{shown}: {e}; nothing was imported")),
+        Err(e) => Err(anyhow!("{shown}: {e}")),
     }
 }
 

@@ -52,6 +52,9 @@ pub struct GraphConfig {
     pub max_hops: u32,
     /// The most nodes one traversal returns; beyond it the answer is `truncated`.
     pub node_cap: usize,
+    /// How long, in milliseconds, the in-process graph index may go without re-reading
+    /// other replicas' writes from the database. This server's own writes are seen at once.
+    pub refresh_ms: u64,
 }
 
 /// Case handling.
@@ -131,7 +134,7 @@ impl Default for Config {
                 max_nesting: 48,
             },
             governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default(), sweep_secs: 60 },
-            graph: GraphConfig { max_hops: 6, node_cap: 10_000 },
+            graph: GraphConfig { max_hops: 6, node_cap: 10_000, refresh_ms: 500 },
         }
     }
 }
@@ -217,6 +220,7 @@ impl Config {
             database: self.db.database.clone(),
             username: self.db.username.clone(),
             password: self.db.password.clone(),
+            graph_refresh: std::time::Duration::from_millis(self.graph.refresh_ms),
         }
     }
 }

@@ -8,9 +8,13 @@ use nhigov::cli::{Cli, run};
 use nhigov::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
+/// Our own information, and only warnings from the storage engine, which otherwise
+/// describes its configuration at length on every start.
+const DEFAULT_LOG: &str = "info,surrealdb=warn,surrealkv=warn";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("NHIGOV_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("NHIGOV_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -88,6 +88,12 @@ impl NodeId {
         NodeId { table, key: uuid::Uuid::now_v7().simple().to_string() }
     }
 
+    /// The id `name` always gets under `seed` (a bulk load keyed by its document's
+    /// digest), so a load that stopped half-way can be resumed with the same ids.
+    pub fn derived(table: Table, seed: &str, name: &str) -> NodeId {
+        NodeId { table, key: derived_key(seed, name) }
+    }
+
     /// An id from parts already known to be valid (read back from the store).
     pub fn new(table: Table, key: impl Into<String>) -> Result<NodeId, ValueError> {
         let key = key.into();
@@ -191,6 +197,18 @@ impl EdgeId {
     pub fn generate(kind: super::edges::EdgeKind) -> EdgeId {
         EdgeId { kind, key: uuid::Uuid::now_v7().simple().to_string() }
     }
+
+    /// The id the edge `name` always gets under `seed`; see [`NodeId::derived`].
+    pub fn derived(kind: super::edges::EdgeKind, seed: &str, name: &str) -> EdgeId {
+        EdgeId { kind, key: derived_key(seed, name) }
+    }
+}
+
+/// 128 bits of SHA-256 over seed and name, in hex: a valid key, stable across runs.
+fn derived_key(seed: &str, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(seed).chain_update([0u8]).chain_update(name).finalize();
+    hex::encode(&digest[..16])
 }
 
 impl fmt::Display for EdgeId {

@@ -97,6 +97,12 @@ pub struct Inventory {
 impl Inventory {
     /// Parse a document, relative times taken against `now`.
     pub fn parse(doc: &Value, now: DateTime<Utc>) -> Result<Inventory, Vec<ItemError>> {
+        Self::parse_keyed(doc, now, None)
+    }
+
+    /// Parse a document whose node ids derive from `seed` and each node's ref (see
+    /// [`NodeId::derived`]) when a seed is given, or are fresh otherwise.
+    pub fn parse_keyed(doc: &Value, now: DateTime<Utc>, seed: Option<&str>) -> Result<Inventory, Vec<ItemError>> {
         let mut errors = Vec::new();
         let Some(obj) = doc.as_object() else {
             return Err(vec![doc_error("an inventory document is a JSON object with `nodes` and `edges`")]);
@@ -139,7 +145,10 @@ impl Inventory {
                         errors.push(item_error(&item, Some(&reference), Some(field), "appears twice in the document"));
                         continue;
                     }
-                    let id = NodeId::generate(spec.table());
+                    let id = match seed {
+                        Some(seed) => NodeId::derived(spec.table(), seed, &reference),
+                        None => NodeId::generate(spec.table()),
+                    };
                     if refs.insert(reference.clone(), id.clone()).is_some() {
                         errors.push(item_error(
                             &item,

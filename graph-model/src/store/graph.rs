@@ -1,16 +1,23 @@
 //! Keeps the in-process [`GraphIndex`] in step with the store.
 //!
 //! The first traversal loads every edge of the traversed kinds and the meta of every
-//! NHI, secret and system. Before each later traversal the index reads what changed
-//! since its last look (edges created or closed, nodes updated), by indexed range
-//! queries in one round trip, and applies it. Reading the changes from the database,
-//! rather than hearing of this process's own writes, is what lets several API replicas
-//! over one SurrealDB each see the others' writes. Changes are re-read with a margin
-//! (`SYNC_MARGIN`) so a transaction that committed a little after the timestamp it
-//! wrote, or a replica whose clock runs behind, is not missed; applying a change twice
-//! is harmless.
+//! NHI, secret and system. Later, the index reads what changed since its last look
+//! (edges created or closed, nodes updated), by indexed range queries in one round trip,
+//! and applies it. Reading the changes from the database, rather than hearing of this
+//! process's own writes, is what lets several API replicas over one SurrealDB each see
+//! the others' writes. Changes are re-read with a margin (`SYNC_MARGIN`) so a
+//! transaction that committed a little after the timestamp it wrote, or a replica whose
+//! clock runs behind, is not missed; applying a change twice is harmless.
+//!
+//! When to look: before a traversal, if this process has written anything since the
+//! last look (so a client always sees its own writes), or if the last look is older
+//! than the refresh interval (`StoreConfig::graph_refresh`; other replicas' writes).
+//! Otherwise a traversal costs no database round trip at all. Concurrent traversals
+//! that need a look share one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -20,13 +27,29 @@ use crate::domain::graph::{Direction, GraphIndex, NodeMeta, Step, TRAVERSED, Tra
 use crate::domain::*;
 
 /// How far back each sync re-reads changes.
-const SYNC_MARGIN: i64 = 30;
+const SYNC_MARGIN: i64 = 10;
 
 /// The index and the time up to which it has read the store.
-#[derive(Default)]
 pub(crate) struct LiveGraph {
     index: RwLock<GraphIndex>,
-    synced_to: tokio::sync::Mutex<Option<DateTime<Utc>>>,
+    synced_to: tokio::sync::Mutex<Synced>,
+    /// This process wrote since the last look.
+    dirty: AtomicBool,
+    pub(crate) refresh: std::time::Duration,
+}
+
+#[derive(Default)]
+struct Synced {
+    /// The database's clock at the last look.
+    to: Option<DateTime<Utc>>,
+    /// This process's clock at the last look.
+    at: Option<Instant>,
+}
+
+impl LiveGraph {
+    pub(crate) fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
 }
 
 #[derive(Deserialize)]
@@ -37,14 +60,37 @@ struct MetaRow {
 }
 
 impl Store {
-    pub(crate) fn new_live_graph() -> Arc<LiveGraph> {
-        Arc::new(LiveGraph::default())
+    pub(crate) fn new_live_graph(refresh: std::time::Duration) -> Arc<LiveGraph> {
+        Arc::new(LiveGraph {
+            index: RwLock::default(),
+            synced_to: tokio::sync::Mutex::default(),
+            dirty: AtomicBool::new(true),
+            refresh,
+        })
     }
 
-    /// Bring the index up to date with the store.
+    /// Bring the index up to date with the store now.
     pub async fn sync_graph(&self) -> Result<()> {
-        let mut synced_to = self.graph.synced_to.lock().await;
-        let since = synced_to.map(|t| t - Duration::seconds(SYNC_MARGIN));
+        let mut synced = self.graph.synced_to.lock().await;
+        self.sync_locked(&mut synced).await
+    }
+
+    /// Bring the index up to date if this process wrote since the last look or the last
+    /// look is older than the refresh interval.
+    async fn refresh_graph(&self) -> Result<()> {
+        let needed = |s: &Synced| {
+            self.graph.dirty.load(Ordering::Acquire) || s.at.is_none_or(|at| at.elapsed() >= self.graph.refresh)
+        };
+        let mut synced = self.graph.synced_to.lock().await;
+        // Whoever held the lock before may have just looked.
+        if needed(&synced) { self.sync_locked(&mut synced).await } else { Ok(()) }
+    }
+
+    async fn sync_locked(&self, synced: &mut Synced) -> Result<()> {
+        // Cleared before reading: a write that lands during the read marks it again.
+        self.graph.dirty.store(false, Ordering::Release);
+        let started = Instant::now();
+        let since = synced.to.map(|t| t - Duration::seconds(SYNC_MARGIN));
         let mut sql = String::from("RETURN time::now();\n");
         for kind in TRAVERSED {
             match since {
@@ -92,12 +138,13 @@ impl Store {
                 index.upsert_edge(e);
             }
         }
-        *synced_to = Some(now);
+        synced.to = Some(now);
+        synced.at = Some(started);
         Ok(())
     }
 
     /// Walk the graph from `origin` (see [`GraphIndex::traverse`]) over the edges in
-    /// force at `at` (now when absent), after syncing the index.
+    /// force at `at` (now when absent), after refreshing the index when it needs it.
     pub async fn traverse(
         &self,
         origin: &NodeId,
@@ -106,12 +153,12 @@ impl Store {
         node_cap: usize,
         at: Option<DateTime<Utc>>,
     ) -> Result<Option<Traversal>> {
-        self.sync_graph().await?;
+        self.refresh_graph().await?;
         let index = self.graph.index.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
         Ok(index.traverse(origin, direction, max_hops, node_cap, at.unwrap_or_else(Utc::now)))
     }
 
-    /// A shortest path, after syncing the index.
+    /// A shortest path, after refreshing the index when it needs it.
     pub async fn shortest_path(
         &self,
         from: &NodeId,
@@ -119,7 +166,7 @@ impl Store {
         max_hops: u32,
         at: Option<DateTime<Utc>>,
     ) -> Result<Option<Vec<Step>>> {
-        self.sync_graph().await?;
+        self.refresh_graph().await?;
         let index = self.graph.index.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
         Ok(index.shortest_path(from, to, max_hops, at.unwrap_or_else(Utc::now)))
     }

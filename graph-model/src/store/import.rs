@@ -4,14 +4,55 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, Value};
 
 use super::edges::{edge_content, open_key};
 use super::nodes::node_content;
-use super::{Result, Store, StoreError, Vars, rid, take};
-use crate::domain::inventory::{Inventory, ItemError, NodeSpec};
+use super::{Content, Result, Store, StoreError, Vars, rid, take};
+use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, ItemError, NodeSpec};
 use crate::domain::*;
+
+/// The record of a bulk load (`import_run:<SHA-256 of the document>`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ImportRun {
+    pub source: String,
+    pub parsed_at: DateTime<Utc>,
+    pub batch_size: usize,
+    pub batches: usize,
+    /// Batches committed.
+    pub done: usize,
+    pub nodes: usize,
+    pub edges: usize,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Where a bulk load stands after a batch; counts include batches of earlier attempts.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkProgress {
+    pub batch: usize,
+    pub batches: usize,
+    pub nodes: usize,
+    pub edges: usize,
+    pub total_nodes: usize,
+    pub total_edges: usize,
+}
+
+/// What one call of [`Store::import_bulk`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BulkSummary {
+    pub batches: usize,
+    /// The batch this call started at (0 for a fresh load).
+    pub resumed_at: usize,
+    /// Batches stored once this call returned, earlier attempts' included.
+    pub done: usize,
+    /// The progress callback asked to stop before the last batch; running the load
+    /// again resumes it.
+    pub stopped: bool,
+    pub nodes: usize,
+    pub edges: usize,
+}
 
 /// What an import wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -39,35 +80,9 @@ struct ExternalNode {
 impl Store {
     /// Write a validated inventory in one transaction.
     pub async fn import(&self, inv: &Inventory) -> Result<ImportSummary> {
-        self.check_against_store(inv).await?;
-        let now = Utc::now();
-        let mut by_table: HashMap<Table, Vec<Value>> = HashMap::new();
-        for node in &inv.nodes {
-            let content = node_content(&node.spec, now).set("id", rid(&node.id));
-            by_table.entry(node.spec.table()).or_default().push(content.into_value());
-        }
-        let mut by_kind: HashMap<EdgeKind, Vec<Value>> = HashMap::new();
-        for e in &inv.edges {
-            let id = EdgeId::generate(e.edge.kind);
-            let content = edge_content(&id, &e.edge, e.valid_from.unwrap_or(now), e.valid_to, now);
-            by_kind.entry(e.edge.kind).or_default().push(content.into_value());
-        }
-        let mut sql = String::from("BEGIN;\n");
-        let mut vars = Vars::new();
-        for table in Table::ALL {
-            if let Some(rows) = by_table.remove(&table) {
-                sql.push_str(&format!("INSERT INTO {table} $n_{table} RETURN NONE;\n"));
-                vars = vars.set(&format!("n_{table}"), rows);
-            }
-        }
-        for kind in EdgeKind::ALL {
-            if let Some(rows) = by_kind.remove(&kind) {
-                sql.push_str(&format!("INSERT RELATION INTO {kind} $e_{kind} RETURN NONE;\n"));
-                vars = vars.set(&format!("e_{kind}"), rows);
-            }
-        }
-        sql.push_str("COMMIT;");
-        self.write(&sql, &vars).await?;
+        self.check_against_store(&inv.nodes, &inv.edges, &inv.external_ids).await?;
+        let (body, vars) = insert_statements(&inv.nodes, &inv.edges, Utc::now(), |e| EdgeId::generate(e.edge.kind));
+        self.write(&format!("BEGIN;\n{body}COMMIT;"), &vars).await?;
         Ok(ImportSummary {
             nodes: inv.nodes.len(),
             edges: inv.edges.len(),
@@ -75,21 +90,128 @@ impl Store {
         })
     }
 
+    /// The record of a bulk load of the document with this SHA-256, if one began.
+    pub async fn import_run(&self, digest: &str) -> Result<Option<ImportRun>> {
+        let mut resp = self.read("SELECT * OMIT id FROM ONLY $run;", &Vars::new().set("run", run_id(digest))).await?;
+        take(&mut resp, 0)
+    }
+
+    /// Load a large document in batches of `batch_size` items (nodes, then edges),
+    /// each batch one transaction that also advances the run record
+    /// `import_run:<digest>`. `inv` must have been parsed with
+    /// [`Inventory::parse_keyed`] under the same digest and, when resuming, the run's
+    /// `parsed_at`: then the ids are the same as in the first attempt and the load goes on
+    /// after the last batch that committed. Everything still to be written is checked
+    /// against the store before the first batch; nothing is written when it fails.
+    /// `progress` hears of each committed batch and may stop the load there.
+    pub async fn import_bulk(
+        &self,
+        digest: &str,
+        source: &str,
+        parsed_at: DateTime<Utc>,
+        inv: &Inventory,
+        batch_size: usize,
+        mut progress: impl FnMut(&BulkProgress) -> std::ops::ControlFlow<()>,
+    ) -> Result<BulkSummary> {
+        let run = run_id(digest);
+        let previous = self.import_run(digest).await?;
+        let batch_size = previous.as_ref().map_or(batch_size, |r| r.batch_size).max(1);
+        // Nodes then edges, one sequence cut into batches: a document smaller than a batch
+        // is one transaction, and a batch's nodes are written before its edges.
+        let (n, e) = (inv.nodes.len(), inv.edges.len());
+        let batches = (n + e).div_ceil(batch_size).max(1);
+        let slices = |k: usize| {
+            let (from, to) = (k * batch_size, (k + 1) * batch_size);
+            (&inv.nodes[from.min(n)..to.min(n)], &inv.edges[from.saturating_sub(n).min(e)..to.saturating_sub(n).min(e)])
+        };
+        let start = previous.as_ref().map_or(0, |r| r.done);
+        if let Some(r) = &previous
+            && (r.batches != batches || r.nodes != inv.nodes.len() || r.edges != inv.edges.len())
+        {
+            return Err(StoreError::Conflict(format!(
+                "a load of this document began with a different plan ({} batches of {}); it cannot be resumed",
+                r.batches, r.batch_size
+            )));
+        }
+        // What the batches from `start` on will write.
+        let from = start * batch_size;
+        self.check_against_store(
+            &inv.nodes[from.min(n)..],
+            &inv.edges[from.saturating_sub(n).min(e)..],
+            &inv.external_ids,
+        )
+        .await?;
+        if previous.is_none() {
+            let content = Content::new()
+                .set("source", source)
+                .set("parsed_at", surrealdb::types::Datetime::from(parsed_at))
+                .set("batch_size", batch_size as i64)
+                .set("batches", batches as i64)
+                .set("done", 0_i64)
+                .set("nodes", inv.nodes.len() as i64)
+                .set("edges", inv.edges.len() as i64)
+                .set("started_at", surrealdb::types::Datetime::from(Utc::now()));
+            self.write(
+                "CREATE $run CONTENT $content RETURN NONE;",
+                &Vars::new().set("run", run.clone()).set("content", content.into_value()),
+            )
+            .await?;
+        }
+        let mut summary = BulkSummary { batches, resumed_at: start, done: start, ..BulkSummary::default() };
+        for k in start..batches {
+            let (nodes, edges) = slices(k);
+            let now = Utc::now();
+            let (body, vars) = insert_statements(nodes, edges, now, |e| EdgeId::derived(e.edge.kind, digest, &e.item));
+            let sql = format!(
+                "BEGIN;
+                 IF $run.done != $k {{ THROW 'CONFLICT: another load of this document is running' }};
+                 {body}
+                 UPDATE $run SET done = $k + 1, finished_at = IF $k + 1 = $batches {{ time::now() }} ELSE {{ NONE }} RETURN NONE;
+                 COMMIT;"
+            );
+            let vars = vars.set("run", run.clone()).set("k", k as i64).set("batches", batches as i64);
+            self.write(&sql, &vars).await.map_err(|e| StoreError::Database(format!(
+                "batch {} of {batches} ({}) failed: {e}; the {k} batches before it are stored, and running the same import again resumes at this batch",
+                k + 1,
+                batch_items(nodes, edges)
+            )))?;
+            summary.done = k + 1;
+            summary.nodes += nodes.len();
+            summary.edges += edges.len();
+            let next = progress(&BulkProgress {
+                batch: k + 1,
+                batches,
+                nodes: ((k + 1) * batch_size).min(n),
+                edges: ((k + 1) * batch_size).saturating_sub(n).min(e),
+                total_nodes: inv.nodes.len(),
+                total_edges: inv.edges.len(),
+            });
+            if next.is_break() && k + 1 < batches {
+                summary.stopped = true;
+                break;
+            }
+        }
+        Ok(summary)
+    }
+
     /// Find what the store makes wrong in a document that is valid on its own: edges to
     /// ids that do not exist, e-mails and fingerprints already taken, edges already open,
     /// `stored_in` edges to systems that are not vaults.
-    async fn check_against_store(&self, inv: &Inventory) -> Result<()> {
-        let external: Vec<RecordId> = inv.external_ids.iter().map(|(_, id)| rid(id)).collect();
-        let emails: Vec<String> = inv
-            .nodes
+    async fn check_against_store(
+        &self,
+        nodes: &[ImportNode],
+        edges: &[ImportEdge],
+        external_ids: &[(String, NodeId)],
+    ) -> Result<()> {
+        let external: Vec<RecordId> = external_ids.iter().map(|(_, id)| rid(id)).collect();
+        let emails: Vec<String> = nodes
             .iter()
             .filter_map(|n| match &n.spec {
                 NodeSpec::Person(p) => Some(p.email.as_str().to_owned()),
                 _ => None,
             })
             .collect();
-        let fingerprints: Vec<String> = inv
-            .nodes
+        let fingerprints: Vec<String> = nodes
             .iter()
             .filter_map(|n| match &n.spec {
                 NodeSpec::Secret(s) => Some(s.fingerprint.as_str().to_owned()),
@@ -97,9 +219,9 @@ impl Store {
             })
             .collect();
         // Only edges between stored nodes can collide with an edge already open.
-        let stored: HashSet<&NodeId> = inv.external_ids.iter().map(|(_, id)| id).collect();
+        let stored: HashSet<&NodeId> = external_ids.iter().map(|(_, id)| id).collect();
         let mut candidate_keys: HashMap<EdgeKind, Vec<String>> = HashMap::new();
-        for e in &inv.edges {
+        for e in edges {
             if e.valid_to.is_none() && stored.contains(&e.edge.from) && stored.contains(&e.edge.to) {
                 candidate_keys.entry(e.edge.kind).or_default().push(open_key(&e.edge));
             }
@@ -137,7 +259,7 @@ impl Store {
             field: Some(field.to_owned()),
             message,
         };
-        for n in &inv.nodes {
+        for n in nodes {
             match &n.spec {
                 NodeSpec::Person(p) if emails.contains(p.email.as_str()) => errors.push(fail(
                     &n.item,
@@ -154,8 +276,8 @@ impl Store {
                 _ => {}
             }
         }
-        let kinds: HashMap<&NodeId, &NodeSpec> = inv.nodes.iter().map(|n| (&n.id, &n.spec)).collect();
-        for e in &inv.edges {
+        let kinds: HashMap<&NodeId, &NodeSpec> = nodes.iter().map(|n| (&n.id, &n.spec)).collect();
+        for e in edges {
             for (field, id) in [("from", &e.edge.from), ("to", &e.edge.to)] {
                 if stored.contains(id) && !found.contains_key(id) {
                     errors.push(fail(&e.item, None, field, format!("{id} does not exist")));
@@ -182,4 +304,54 @@ impl Store {
         }
         if errors.is_empty() { Ok(()) } else { Err(StoreError::Import(errors)) }
     }
+}
+
+/// The id of the run record of a bulk load.
+fn run_id(digest: &str) -> RecordId {
+    RecordId::new("import_run", digest)
+}
+
+/// `INSERT` statements (no transaction around them) for nodes and edges, grouped by table.
+fn insert_statements(
+    nodes: &[ImportNode],
+    edges: &[ImportEdge],
+    now: DateTime<Utc>,
+    edge_id: impl Fn(&ImportEdge) -> EdgeId,
+) -> (String, Vars) {
+    let mut by_table: HashMap<Table, Vec<Value>> = HashMap::new();
+    for node in nodes {
+        let content = node_content(&node.spec, now).set("id", rid(&node.id));
+        by_table.entry(node.spec.table()).or_default().push(content.into_value());
+    }
+    let mut by_kind: HashMap<EdgeKind, Vec<Value>> = HashMap::new();
+    for e in edges {
+        let content = edge_content(&edge_id(e), &e.edge, e.valid_from.unwrap_or(now), e.valid_to, now);
+        by_kind.entry(e.edge.kind).or_default().push(content.into_value());
+    }
+    let mut sql = String::new();
+    let mut vars = Vars::new();
+    for table in Table::ALL {
+        if let Some(rows) = by_table.remove(&table) {
+            sql.push_str(&format!("INSERT INTO {table} $n_{table} RETURN NONE;\n"));
+            vars = vars.set(&format!("n_{table}"), rows);
+        }
+    }
+    for kind in EdgeKind::ALL {
+        if let Some(rows) = by_kind.remove(&kind) {
+            sql.push_str(&format!("INSERT RELATION INTO {kind} $e_{kind} RETURN NONE;\n"));
+            vars = vars.set(&format!("e_{kind}"), rows);
+        }
+    }
+    (sql, vars)
+}
+
+/// "nodes[10]..nodes[19]" for the items of a batch.
+fn batch_items(nodes: &[ImportNode], edges: &[ImportEdge]) -> String {
+    let first_last = |first: Option<&String>, last: Option<&String>| match (first, last) {
+        (Some(a), Some(b)) => format!("{a}..{b}"),
+        _ => "no items".to_owned(),
+    };
+    let first = nodes.first().map(|n| &n.item).or(edges.first().map(|e| &e.item));
+    let last = edges.last().map(|e| &e.item).or(nodes.last().map(|n| &n.item));
+    first_last(first, last)
 }

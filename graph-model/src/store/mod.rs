@@ -32,7 +32,7 @@ use crate::domain::{EdgeId, NodeId, ValueError};
 pub use edges::EdgeDirection;
 pub use governance::*;
 pub use graph::TraversalRecord;
-pub use import::ImportSummary;
+pub use import::{BulkProgress, BulkSummary, ImportRun, ImportSummary};
 pub use nodes::{NodeFilter, NodeRecord, Page, PageRequest};
 pub use schema::SCHEMA_VERSION;
 
@@ -47,6 +47,10 @@ pub struct StoreConfig {
     /// Credentials for a remote server (root user); embedded engines need none.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// How stale the graph index may be about other processes' writes: a traversal
+    /// re-reads the store's changes when this much time has passed since the last look.
+    /// This process's own writes are seen by the next traversal regardless.
+    pub graph_refresh: std::time::Duration,
 }
 
 impl StoreConfig {
@@ -58,6 +62,7 @@ impl StoreConfig {
             database: "main".into(),
             username: None,
             password: None,
+            graph_refresh: std::time::Duration::from_millis(500),
         }
     }
 
@@ -157,7 +162,7 @@ impl Store {
             remote: cfg.is_remote(),
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(())),
-            graph: Store::new_live_graph(),
+            graph: Store::new_live_graph(cfg.graph_refresh),
         };
         let mut resp = store
             .db
@@ -181,7 +186,11 @@ impl Store {
     /// For tests of exactly that.
     #[doc(hidden)]
     pub fn as_replica(&self) -> Store {
-        Store { chain_lock: Arc::new(tokio::sync::Mutex::new(())), graph: Store::new_live_graph(), ..self.clone() }
+        Store {
+            chain_lock: Arc::new(tokio::sync::Mutex::new(())),
+            graph: Store::new_live_graph(self.graph.refresh),
+            ..self.clone()
+        }
     }
 
     /// Is the database answering?
@@ -226,6 +235,7 @@ impl Store {
     /// reaches it.
     pub async fn execute_raw(&self, sql: &str) -> Result<serde_json::Value> {
         let mut resp = self.query(sql.to_owned()).await?;
+        self.graph.mark_dirty();
         check(&mut resp)?;
         let last = resp.num_statements().saturating_sub(1);
         take(&mut resp, last)
@@ -245,6 +255,8 @@ impl Store {
         loop {
             attempt += 1;
             let mut resp = self.query(sql.to_owned()).bind(vars.value()).await?;
+            // Whatever it wrote, the next traversal from this process must see it.
+            self.graph.mark_dirty();
             match check(&mut resp) {
                 Err(StoreError::Conflict(msg)) if is_retryable(&msg) && attempt < ATTEMPTS => {
                     warn!(attempt, "write conflict, retrying");

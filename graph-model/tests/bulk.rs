@@ -1,0 +1,125 @@
+//! Bulk loads: batched, checked before anything is written, and resumable exactly after
+//! the last committed batch.
+
+use std::ops::ControlFlow;
+
+use chrono::Utc;
+use graph_model::inventory::Inventory;
+use graph_model::store::{Store, StoreConfig, StoreError};
+use serde_json::{Value, json};
+
+/// People, NHIs, secrets, a system, and edges between them: `n` of each node kind.
+fn document(n: usize) -> Value {
+    let mut nodes = vec![json!({ "type": "system", "ref": "db", "name": "db", "kind": "database",
+        "environment": "production", "criticality": "tier1" })];
+    let mut edges = Vec::new();
+    for i in 0..n {
+        nodes.push(json!({ "type": "person", "ref": format!("p{i}"), "name": format!("p {i}"),
+            "email": format!("p{i}@bulk.example") }));
+        nodes.push(
+            json!({ "type": "nhi", "ref": format!("n{i}"), "name": format!("svc-{i}"), "kind": "service_account",
+            "provider": "aws", "environment": "production" }),
+        );
+        nodes.push(json!({ "type": "secret", "ref": format!("s{i}"), "name": format!("key {i}"), "kind": "api_key",
+            "fingerprint": format!("fp-{i:04}-bulk-test") }));
+        edges.push(json!({ "type": "owns", "from": format!("p{i}"), "to": format!("n{i}") }));
+        edges.push(json!({ "type": "holds", "from": format!("n{i}"), "to": format!("s{i}") }));
+        edges.push(json!({ "type": "authenticates_to", "from": format!("s{i}"), "to": "db" }));
+    }
+    json!({ "nodes": nodes, "edges": edges })
+}
+
+async fn count(store: &Store, table: &str) -> u64 {
+    let v = store.execute_raw(&format!("RETURN count(SELECT VALUE id FROM {table});")).await.unwrap();
+    v.as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_stopped_load_resumes_after_its_last_batch_with_the_same_ids() {
+    let store = Store::open(&StoreConfig::memory()).await.unwrap();
+    let doc = document(10); // 31 nodes, 30 edges
+    let digest = graph_model::sha256_hex(doc.to_string().as_bytes());
+    let parsed_at = Utc::now();
+    let inv = Inventory::parse_keyed(&doc, parsed_at, Some(&digest)).unwrap();
+    assert_eq!((inv.nodes.len(), inv.edges.len()), (31, 30));
+
+    // Stop after two batches of 8.
+    let mut seen = Vec::new();
+    let first = store
+        .import_bulk(&digest, "doc.json", parsed_at, &inv, 8, |p| {
+            seen.push((p.batch, p.batches, p.nodes, p.edges));
+            if p.batch == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .await
+        .unwrap();
+    assert!(first.stopped);
+    assert_eq!((first.done, first.batches, first.nodes, first.edges), (2, 8, 16, 0));
+    assert_eq!(seen, vec![(1, 8, 8, 0), (2, 8, 16, 0)]);
+    let run = store.import_run(&digest).await.unwrap().expect("run recorded");
+    assert_eq!((run.done, run.batches, run.batch_size), (2, 8, 8));
+    assert!(run.finished_at.is_none());
+    let stored = count(&store, "person").await + count(&store, "nhi").await + count(&store, "secret").await;
+    assert_eq!(stored + count(&store, "system").await, 16, "exactly the first two batches are stored");
+
+    // Parsed again under the same digest and clock, as `nhigov import` does on a rerun:
+    // same ids, so edges of later batches find the nodes of earlier ones. A different
+    // batch size asked for now is ignored in favour of the run's.
+    let again = Inventory::parse_keyed(&doc, run.parsed_at, Some(&digest)).unwrap();
+    assert_eq!(
+        again.nodes.iter().map(|n| &n.id).collect::<Vec<_>>(),
+        inv.nodes.iter().map(|n| &n.id).collect::<Vec<_>>()
+    );
+    let rest = store
+        .import_bulk(&digest, "doc.json", run.parsed_at, &again, 100, |_| ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    assert_eq!((rest.resumed_at, rest.done, rest.nodes, rest.edges, rest.stopped), (2, 8, 15, 30, false));
+    for (table, n) in [
+        ("person", 10),
+        ("nhi", 10),
+        ("secret", 10),
+        ("system", 1),
+        ("owns", 10),
+        ("holds", 10),
+        ("authenticates_to", 10),
+    ] {
+        assert_eq!(count(&store, table).await, n, "{table}");
+    }
+    assert!(store.import_run(&digest).await.unwrap().unwrap().finished_at.is_some());
+
+    // The whole graph is walkable: every NHI reaches the db through its key.
+    let n0 = &inv.nodes.iter().find(|n| n.reference == "n0").unwrap().id;
+    let t = store.traverse(n0, graph_model::graph::Direction::Forward, 2, 100, None).await.unwrap().unwrap();
+    assert_eq!(t.reached.len(), 2);
+}
+
+#[tokio::test]
+async fn a_load_that_fails_its_checks_writes_nothing_and_names_the_item() {
+    let store = Store::open(&StoreConfig::memory()).await.unwrap();
+    let first = document(3);
+    let d1 = graph_model::sha256_hex(first.to_string().as_bytes());
+    let now = Utc::now();
+    let inv = Inventory::parse_keyed(&first, now, Some(&d1)).unwrap();
+    store.import_bulk(&d1, "a.json", now, &inv, 4, |_| ControlFlow::Continue(())).await.unwrap();
+
+    // A second document reusing an e-mail deep in its last batch.
+    let mut second = document(6);
+    second["nodes"][16]["email"] = json!("p0@bulk.example");
+    for (i, n) in second["nodes"].as_array_mut().unwrap().iter_mut().enumerate() {
+        if n["type"] == "secret" {
+            n["fingerprint"] = json!(format!("fp-second-{i:04}"));
+        }
+        if n["type"] == "person" && i != 16 {
+            n["email"] = json!(format!("second{i}@bulk.example"));
+        }
+    }
+    let d2 = graph_model::sha256_hex(second.to_string().as_bytes());
+    let inv2 = Inventory::parse_keyed(&second, now, Some(&d2)).unwrap();
+    let before = count(&store, "person").await;
+    let err = store.import_bulk(&d2, "b.json", now, &inv2, 4, |_| ControlFlow::Continue(())).await.unwrap_err();
+    let StoreError::Import(items) = err else { panic!("expected item errors, got {err:?}") };
+    assert_eq!(items.len(), 1);
+    assert_eq!((items[0].item.as_str(), items[0].field.as_deref()), ("nodes[16]", Some("email")));
+    assert_eq!(count(&store, "person").await, before, "nothing written");
+    assert!(store.import_run(&d2).await.unwrap().is_none(), "no run begun");
+}
