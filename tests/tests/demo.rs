@@ -207,4 +207,29 @@ async fn the_demo_shows_its_risks_as_fields_and_filters() {
         d["stale"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].as_str().unwrap()).collect();
     assert!(!by_filter.is_empty());
     assert_eq!(by_field, by_filter);
+
+    // So do the orphaned and over-privileged filters, both ways.
+    for (field, filter) in [("orphaned", "orphaned"), ("overPrivileged", "overPrivileged")] {
+        let q = format!(
+            "{{ all: nhis(first: 100) {{ edges {{ node {{ name {field} }} }} }}
+               yes: nhis(first: 100, filter: {{ {filter}: true }}) {{ edges {{ node {{ name }} }} }}
+               no: nhis(first: 100, filter: {{ {filter}: false }}) {{ edges {{ node {{ name }} }} }} }}"
+        );
+        let d = s.ok(&t, &q, json!({})).await;
+        let names = |key: &str| -> Vec<String> {
+            d[key]["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].as_str().unwrap().to_owned()).collect()
+        };
+        let by_field = |v: bool| -> Vec<String> {
+            d["all"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["node"][field] == v)
+                .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert!(!names("yes").is_empty(), "{field}: the demo has some");
+        assert_eq!(names("yes"), by_field(true), "{field} = true");
+        assert_eq!(names("no"), by_field(false), "{field} = false");
+    }
 }

@@ -123,8 +123,9 @@ pub struct Store {
     remote: bool,
     /// The embedded engine's lock file, released once the engine has shut down.
     lock_file: Option<std::path::PathBuf>,
-    /// Decisions from this process take turns (see `governance`).
-    chain_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Decisions from this process take turns (see `governance`); the lock holds the
+    /// chain head as this process last committed it, when nothing has cast doubt on it.
+    chain_lock: Arc<tokio::sync::Mutex<Option<crate::domain::ChainHead>>>,
     /// The in-process adjacency index (see `graph`).
     graph: Arc<graph::LiveGraph>,
 }
@@ -161,7 +162,7 @@ impl Store {
             round_trips: Arc::new(AtomicU64::new(0)),
             remote: cfg.is_remote(),
             lock_file,
-            chain_lock: Arc::new(tokio::sync::Mutex::new(())),
+            chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             graph: Store::new_live_graph(cfg.graph_refresh),
         };
         let mut resp = store
@@ -187,7 +188,7 @@ impl Store {
     #[doc(hidden)]
     pub fn as_replica(&self) -> Store {
         Store {
-            chain_lock: Arc::new(tokio::sync::Mutex::new(())),
+            chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             graph: Store::new_live_graph(self.graph.refresh),
             ..self.clone()
         }

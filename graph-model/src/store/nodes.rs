@@ -57,6 +57,28 @@ pub struct NodeFilter {
     pub role: Option<Role>,
     /// Only NHIs unused (or, never used, created) longer ago than this.
     pub stale_before: Option<DateTime<Utc>>,
+    /// NHIs with (true) or without (false) an active owner: no active person owns it
+    /// directly, and no owning team has an active member.
+    pub orphaned: Option<bool>,
+    /// NHIs that do (true) or do not (false) hold admin access to a tier0 system or to
+    /// anything in production.
+    pub over_privileged: Option<bool>,
+}
+
+/// An NHI has no active owner (ownership and membership edges in force). Evaluated per
+/// row: a filter on it reads the graph around every NHI of the table.
+macro_rules! orphaned {
+    () => {
+        "(count(<-owns[WHERE valid_to = NONE AND (expires_at = NONE OR expires_at > time::now())]<-person[WHERE active = true]) = 0
+    AND count(<-owns[WHERE valid_to = NONE AND (expires_at = NONE OR expires_at > time::now())]<-team<-member_of[WHERE valid_to = NONE AND (expires_at = NONE OR expires_at > time::now())]<-person[WHERE active = true]) = 0)"
+    };
+}
+
+/// An NHI holds admin access, in force, to a tier0 or production system.
+macro_rules! over_privileged {
+    () => {
+        "(count(->can_access[WHERE privilege = 'admin' AND valid_to = NONE AND (expires_at = NONE OR expires_at > time::now())]->system[WHERE criticality = 'tier0' OR environment = 'production']) > 0)"
+    };
 }
 
 /// An open edge, in force now: not closed and not expired.
@@ -164,6 +186,14 @@ impl Store {
             refuse_unless(table, &[Table::Nhi], "staleDays")?;
             conds.push("(last_used_at < $stale_before OR (last_used_at = NONE AND created_at < $stale_before))");
             vars = vars.set("stale_before", dt(t));
+        }
+        if let Some(o) = filter.orphaned {
+            refuse_unless(table, &[Table::Nhi], "orphaned")?;
+            conds.push(if o { orphaned!() } else { concat!("!", orphaned!()) });
+        }
+        if let Some(o) = filter.over_privileged {
+            refuse_unless(table, &[Table::Nhi], "overPrivileged")?;
+            conds.push(if o { over_privileged!() } else { concat!("!", over_privileged!()) });
         }
         if let Some(q) = &filter.name_contains {
             conds.push(if table == Table::Person {

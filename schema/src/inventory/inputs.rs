@@ -306,6 +306,12 @@ pub struct NhiFilter {
     pub name_contains: Option<String>,
     /// Only NHIs unused for more than this many days (never used: created that long ago).
     pub stale_days: Option<u32>,
+    /// Only NHIs without (true) or with (false) an active owner; see `Nhi.orphaned`.
+    /// Evaluated per NHI: on a large inventory, combine it with narrower filters.
+    pub orphaned: Option<bool>,
+    /// Only NHIs with (true) or without (false) admin access to tier0 or production;
+    /// see `Nhi.overPrivileged`.
+    pub over_privileged: Option<bool>,
 }
 
 /// Filters for `secrets`.

@@ -45,6 +45,8 @@ impl InventoryQuery {
             owner: inputs::owner(filter.owner).map_err(ApiError::from)?,
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
             stale_before: filter.stale_days.map(|d| chrono::Utc::now() - chrono::Duration::days(i64::from(d))),
+            orphaned: filter.orphaned,
+            over_privileged: filter.over_privileged,
             ..Default::default()
         };
         list(ctx, filter, first, after, Nhi).await

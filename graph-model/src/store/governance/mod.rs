@@ -8,7 +8,9 @@
 //! decision is planned (facts read, rules evaluated, effects written as statements)
 //! against the head it read; if the head moved, the plan is thrown away and made again
 //! on fresh facts. This is what makes snapshot isolation safe here: two approvals of the
-//! same request cannot both commit, because both write the head.
+//! same request cannot both commit, because both write the head. The head this process
+//! committed last is kept under the lock, so a decision usually costs no extra read of
+//! it; a stale copy only makes the compare-and-set fail and the head be read again.
 
 mod alerts;
 mod cases;
@@ -87,9 +89,15 @@ impl Store {
         &'a self,
         mut plan: impl FnMut() -> PlanFuture<'a, Plan> + Send,
     ) -> Result<Decision> {
-        let _turn = self.chain_lock.lock().await;
+        let mut known_head = self.chain_lock.lock().await;
         for attempt in 1..=PLAN_ATTEMPTS {
-            let head = self.chain_head().await?;
+            // The head this process committed last saves a round trip; if another
+            // process has moved the chain since, the compare-and-set below fails and the
+            // head is read afresh.
+            let head = match known_head.take() {
+                Some(head) => head,
+                None => self.chain_head().await?,
+            };
             let Plan { draft, effects, vars } = plan().await?;
             let decision = draft.seal(NodeId::generate(Table::Decision), &head, Utc::now());
             let sql = format!(
@@ -113,6 +121,7 @@ impl Store {
                 .set("hash", decision.hash.as_str());
             match self.write(&sql, &vars).await {
                 Ok(_) => {
+                    *known_head = Some(ChainHead { seq: decision.seq, hash: decision.hash.clone() });
                     return match &decision.violation {
                         Some(v) => Err(StoreError::Refused { violation: v.clone(), decision: decision.id.clone() }),
                         None => Ok(decision),

@@ -1,0 +1,654 @@
+//! `nhigov-bench`: the figures in BENCHMARKS.md.
+//!
+//! Generates a synthetic graph (`nhigov fixtures generate`), bulk-imports it into an
+//! embedded store (`nhigov import`), measures traversals in-process (SurrealDB's own
+//! recursive query and the store's graph index), then starts the real `nhigov` binary
+//! on that store and measures through HTTP with concurrent clients: blast radius,
+//! reverse reach from hub systems, shortest paths, a page of NHIs with their relations,
+//! and approvals by concurrent writers (SoD checks and the decision chain). Ends with
+//! the server's peak memory and `nhigov verify` over the chain the writers built.
+//!
+//! Every latency is printed as min / p50 / p99 / max over its samples. Run it through
+//! `bench/run`, which builds in release first.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use graph_model::graph::Direction;
+use graph_model::inventory::NodeSpec;
+use graph_model::store::{Store, StoreConfig};
+use graph_model::{Email, InventoryNode, Name, NewPerson, NewRequest, NodeId, Privilege, RequestKind, Role, Text};
+use nhigov::auth::Authenticator;
+use nhigov::config::Config;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const SECRET: &str = "bench-secret-bench-secret-bench-secret";
+const WRITERS: usize = 8;
+
+struct Args {
+    nhis: usize,
+    seed: u64,
+    samples: usize,
+    requests: usize,
+    dir: Option<PathBuf>,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args { nhis: 100_000, seed: 1, samples: 300, requests: 800, dir: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| anyhow!("{flag} needs a value"));
+        match flag.as_str() {
+            "--nhis" => a.nhis = value()?.parse().context("--nhis")?,
+            "--seed" => a.seed = value()?.parse().context("--seed")?,
+            "--samples" => a.samples = value()?.parse().context("--samples")?,
+            "--requests" => a.requests = value()?.parse().context("--requests")?,
+            "--dir" => a.dir = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => {
+                println!(
+                    "nhigov-bench [--nhis 100000] [--seed 1] [--samples 300] [--requests 800] [--dir DIR]\n\
+                     Generates, imports and measures; see BENCHMARKS.md. DIR (default: a temporary\n\
+                     directory) must be empty or absent; it keeps the graph, the store and the server log."
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}; see --help"),
+        }
+    }
+    ensure!(a.nhis >= 100, "--nhis: at least 100");
+    ensure!(a.samples >= 10, "--samples: at least 10");
+    Ok(a)
+}
+
+fn main() -> Result<()> {
+    let args = args()?;
+    tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(16 << 20).build()?.block_on(run(args))
+}
+
+/// Latencies of one measurement.
+struct Sample {
+    name: String,
+    clients: usize,
+    times: Vec<Duration>,
+    wall: Duration,
+    note: String,
+}
+
+impl Sample {
+    fn ms(d: Duration) -> String {
+        format!("{:.2}", d.as_secs_f64() * 1e3)
+    }
+
+    fn quantile(sorted: &[Duration], q: f64) -> Duration {
+        let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted[i.min(sorted.len() - 1)]
+    }
+
+    fn p(&self, q: f64) -> Duration {
+        let mut t = self.times.clone();
+        t.sort();
+        Sample::quantile(&t, q)
+    }
+
+    fn row(&self) -> String {
+        let mut t = self.times.clone();
+        t.sort();
+        let rate = self.times.len() as f64 / self.wall.as_secs_f64().max(1e-9);
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0}/s | {} |",
+            self.name,
+            self.clients,
+            t.len(),
+            Sample::ms(t[0]),
+            Sample::ms(Sample::quantile(&t, 0.5)),
+            Sample::ms(Sample::quantile(&t, 0.99)),
+            Sample::ms(t[t.len() - 1]),
+            rate,
+            self.note
+        )
+    }
+}
+
+struct Report {
+    lines: Vec<String>,
+    samples: Vec<Sample>,
+}
+
+impl Report {
+    fn say(&mut self, line: String) {
+        eprintln!("{line}");
+        self.lines.push(line);
+    }
+
+    fn add(&mut self, s: Sample) {
+        eprintln!("{}", s.row());
+        self.samples.push(s);
+    }
+
+    fn get(&self, name: &str, clients: usize) -> Option<&Sample> {
+        self.samples.iter().find(|s| s.name == name && s.clients == clients)
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let temp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            ensure!(std::fs::read_dir(d)?.next().is_none(), "{} is not empty", d.display());
+            d.clone()
+        }
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_owned()
+        }
+    };
+    let mut report = Report { lines: Vec::new(), samples: Vec::new() };
+    report.say(format!(
+        "nhigov-bench: {} NHIs, seed {}, {} samples per measurement, {} requests for {WRITERS} writers",
+        args.nhis, args.seed, args.samples, args.requests
+    ));
+    report.say(format!("machine: {}", machine()));
+
+    // ---- generate and import
+    let graph = dir.join("graph.json");
+    let started = Instant::now();
+    let (doc, shape) = nhigov::generate::generate(args.nhis, args.seed);
+    {
+        let file = std::fs::File::create(&graph)?;
+        serde_json::to_writer(std::io::BufWriter::new(file), &doc)?;
+    }
+    drop(doc);
+    report.say(format!(
+        "generate: {} nodes, {} edges in {:.2}s",
+        shape.nodes,
+        shape.edges,
+        started.elapsed().as_secs_f64()
+    ));
+    let data = dir.join("data");
+    let mut cfg = Config::default();
+    cfg.db.url = data.display().to_string();
+    let imported = nhigov::cli::import(&cfg, &graph, 5000).await?;
+    report.say(format!(
+        "import: {} nodes and {} edges written in {:.2}s: {:.0} edges/s, {:.0} items/s (batches of 5000, SurrealKV, fsync per batch)",
+        imported.nodes,
+        imported.edges,
+        imported.write_secs,
+        imported.edges as f64 / imported.write_secs,
+        (imported.nodes + imported.edges) as f64 / imported.write_secs
+    ));
+
+    // ---- in-process
+    let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let nhis = ids(&store, "SELECT VALUE id FROM nhi").await?;
+    let hubs = ids(
+        &store,
+        "SELECT VALUE id FROM (SELECT id, count(<-can_access) + count(<-authenticates_to) + count(<-depends_on) AS degree
+           FROM system ORDER BY degree DESC LIMIT 10)",
+    )
+    .await?;
+    let systems = ids(&store, "SELECT VALUE id FROM system").await?;
+    let origins: Vec<NodeId> = nhis.choose_multiple(&mut rng, args.samples).cloned().collect();
+
+    let t = Instant::now();
+    store.sync_graph().await?;
+    let (edges, nodes) = store.graph_size();
+    report.say(format!("graph index: loaded {edges} edges and {nodes} nodes in {:.2}s", t.elapsed().as_secs_f64()));
+
+    let mut times = Vec::new();
+    let mut reached_total = 0usize;
+    let wall = Instant::now();
+    for o in &origins {
+        let t = Instant::now();
+        let r =
+            store.traverse(o, Direction::Forward, 3, 10_000, None).await?.ok_or_else(|| anyhow!("{o} not found"))?;
+        times.push(t.elapsed());
+        reached_total += r.reached.len();
+    }
+    let avg_reached = reached_total / origins.len();
+    report.add(Sample {
+        name: "in-process: graph index, blast radius 3 hops".into(),
+        clients: 1,
+        times,
+        wall: wall.elapsed(),
+        note: format!("{avg_reached} nodes reached on average"),
+    });
+
+    let mut times = Vec::new();
+    let mut surreal_reached = 0usize;
+    let wall = Instant::now();
+    for o in &origins {
+        let t = Instant::now();
+        let v = store
+            .execute_raw(&format!(
+                "RETURN array::len({o}.{{1..3+collect}}->(holds, authenticates_to, can_access, assumes, depends_on)->?);"
+            ))
+            .await?;
+        times.push(t.elapsed());
+        surreal_reached += v.as_u64().unwrap_or(0) as usize;
+    }
+    report.add(Sample {
+        name: "in-process: SurrealQL {1..3+collect}, ids only".into(),
+        clients: 1,
+        times,
+        wall: wall.elapsed(),
+        note: format!("{} nodes reached on average", surreal_reached / origins.len()),
+    });
+
+    let mut times = Vec::new();
+    let mut hub_reached = Vec::new();
+    let wall = Instant::now();
+    for h in &hubs {
+        let t = Instant::now();
+        let r = store.traverse(h, Direction::Reverse, 3, usize::MAX, None).await?.ok_or_else(|| anyhow!("{h}"))?;
+        times.push(t.elapsed());
+        hub_reached.push(r.reached.len());
+    }
+    report.add(Sample {
+        name: "in-process: graph index, who can reach the 10 largest hubs, 3 hops, no cap".into(),
+        clients: 1,
+        times,
+        wall: wall.elapsed(),
+        note: format!("{} nodes reached from the largest", hub_reached.iter().max().unwrap_or(&0)),
+    });
+    let biggest = &hubs[0];
+    let t = Instant::now();
+    let v = store
+        .execute_raw(&format!(
+            "RETURN array::len({biggest}.{{1..3+collect}}<-(holds, authenticates_to, can_access, assumes, depends_on)<-?);"
+        ))
+        .await?;
+    report.say(format!(
+        "in-process: SurrealQL reverse 3 hops from the largest hub: {} nodes in {:.0} ms",
+        v.as_u64().unwrap_or(0),
+        t.elapsed().as_secs_f64() * 1e3
+    ));
+
+    // Pairs for `path`: an NHI and a system it reaches within 3 hops, or a random
+    // system (often unreachable: the search then exhausts the hop limit).
+    let mut pairs = Vec::new();
+    for o in origins.iter().take(args.samples) {
+        let r = store.traverse(o, Direction::Forward, 3, 10_000, None).await?.unwrap();
+        let sys: Vec<&NodeId> =
+            r.reached.iter().map(|n| &n.node).filter(|n| n.table() == graph_model::Table::System).collect();
+        let to = match sys.choose(&mut rng) {
+            Some(s) if rng.random_bool(0.8) => (*s).clone(),
+            _ => systems.choose(&mut rng).unwrap().clone(),
+        };
+        pairs.push((o.clone(), to));
+    }
+
+    // Requests for the writers: grants of read access on systems below tier0, to NHIs
+    // with an active owner (the others are denied automatically, which is a decision
+    // but not the one measured here).
+    let requester = person(&store, "Bench Requester", "requester@bench.example", &[Role::Investigator]).await?;
+    for i in 0..WRITERS {
+        person(&store, &format!("Bench Approver {i}"), &format!("approver{i}@bench.example"), &[Role::Approver])
+            .await?;
+    }
+    let targets = ids(&store, "SELECT VALUE id FROM system WHERE criticality != 'tier0' AND kind != 'vault'").await?;
+    let mut requests = Vec::new();
+    let mut used = HashSet::new();
+    let t = Instant::now();
+    while requests.len() < args.requests {
+        let subject = nhis.choose(&mut rng).unwrap().clone();
+        let target = targets.choose(&mut rng).unwrap().clone();
+        if !used.insert((subject.clone(), target.clone())) {
+            continue;
+        }
+        let r = store
+            .create_request(
+                &requester,
+                &NewRequest {
+                    kind: RequestKind::GrantAccess,
+                    subject,
+                    target: Some(target),
+                    privilege: Some(Privilege::Read),
+                    duration_days: Some(30),
+                    justification: Text::parse("benchmark grant").unwrap(),
+                    ticket_ref: None,
+                    case: None,
+                    compensating_controls: Vec::new(),
+                    review_days: None,
+                    refs: Vec::new(),
+                },
+            )
+            .await?;
+        if r.status == graph_model::RequestStatus::Pending {
+            requests.push(r.id.to_string());
+        }
+        ensure!(t.elapsed() < Duration::from_secs(600), "could not file {} pending requests", args.requests);
+    }
+    report.say(format!("filed {} pending requests in {:.2}s", requests.len(), t.elapsed().as_secs_f64()));
+    store.close().await;
+
+    // ---- through HTTP
+    let server = Server::start(&dir, &data).await?;
+    let auth = Authenticator::with_secret(SECRET);
+    let investigator =
+        auth.mint(&Email::parse("requester@bench.example").unwrap(), chrono::Duration::hours(4)).unwrap();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let client = Client { http, url: format!("http://{}/graphql", server.addr), token: investigator };
+
+    let t = Instant::now();
+    client.post(BLAST, json!({ "f": origins[0].to_string(), "h": 3 })).await?;
+    report.say(format!(
+        "http: first blast radius (loads the graph index in the server) {:.2}s",
+        t.elapsed().as_secs_f64()
+    ));
+    // Warm the connection pool and the allocator.
+    for o in origins.iter().take(20) {
+        client.post(BLAST, json!({ "f": o.to_string(), "h": 2 })).await?;
+    }
+
+    for hops in [2, 3] {
+        for clients in [1, WRITERS] {
+            let work: Vec<Value> = origins.iter().map(|o| json!({ "f": o.to_string(), "h": hops })).collect();
+            let s = client
+                .measure(&format!("http: blastRadius {hops} hops, paths and totals"), clients, BLAST, work)
+                .await?;
+            report.add(s);
+        }
+    }
+    let mut work: Vec<Value> = hubs.iter().map(|h| json!({ "t": h.to_string() })).collect();
+    work.extend(
+        systems
+            .choose_multiple(&mut rng, args.samples - hubs.len().min(args.samples))
+            .map(|s| json!({ "t": s.to_string() })),
+    );
+    for clients in [1, WRITERS] {
+        let s = client
+            .measure(
+                "http: whoCanReach 3 hops, totals + first 50 (10 hubs + random systems)",
+                clients,
+                REACH,
+                work.clone(),
+            )
+            .await?;
+        report.add(s);
+    }
+    let hub_work: Vec<Value> = (0..3).flat_map(|_| hubs.iter().map(|h| json!({ "t": h.to_string() }))).collect();
+    let s = client.measure("http: whoCanReach 3 hops from the 10 largest hubs only", 1, REACH, hub_work).await?;
+    report.add(s);
+    let work: Vec<Value> = pairs.iter().map(|(f, t)| json!({ "f": f.to_string(), "t": t.to_string() })).collect();
+    for clients in [1, WRITERS] {
+        let s = client.measure("http: path, up to 4 hops", clients, PATH, work.clone()).await?;
+        report.add(s);
+    }
+
+    // Pages of 100 NHIs with owners, secrets and systems, walking the connection.
+    let mut times = Vec::new();
+    let mut after: Option<String> = None;
+    let wall = Instant::now();
+    for _ in 0..(args.samples / 3).max(10) {
+        let t = Instant::now();
+        let d = client.post(PAGE, json!({ "after": after })).await?;
+        times.push(t.elapsed());
+        let conn = &d["nhis"];
+        ensure!(conn["edges"].as_array().is_some_and(|e| e.len() == 100), "a page of 100: {d}");
+        after = conn["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    report.add(Sample {
+        name: "http: page of 100 NHIs with owners, secrets, systems".into(),
+        clients: 1,
+        times,
+        wall: wall.elapsed(),
+        note: String::new(),
+    });
+
+    // Approvals by concurrent writers, each a distinct approver.
+    let requests = Arc::new(requests);
+    let wall = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..WRITERS {
+        let token = auth
+            .mint(&Email::parse(&format!("approver{w}@bench.example")).unwrap(), chrono::Duration::hours(4))
+            .unwrap();
+        let c = Client { http: client.http.clone(), url: client.url.clone(), token };
+        let requests = requests.clone();
+        handles.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            for id in requests.iter().skip(w).step_by(WRITERS) {
+                let t = Instant::now();
+                let d = c.post(DECIDE, json!({ "r": id })).await?;
+                ensure!(d["decideRequest"]["decision"]["outcome"] == "APPROVED", "{id}: {d}");
+                times.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(times)
+        }));
+    }
+    let mut times = Vec::new();
+    for h in handles {
+        times.extend(h.await??);
+    }
+    let wall = wall.elapsed();
+    let decisions = times.len();
+    report.add(Sample {
+        name: "http: decideRequest (approve a grant: SoD checks, chain, new edge)".into(),
+        clients: WRITERS,
+        times,
+        wall,
+        note: format!("{decisions} decisions"),
+    });
+    let peak = server.peak_rss()?;
+    report.say(format!("server peak memory (VmHWM): {:.0} MiB", peak as f64 / 1024.0 / 1024.0));
+    server.stop()?;
+
+    let t = Instant::now();
+    let out = Command::new(nhigov_binary()?).args(["verify", "--db"]).arg(&data).output()?;
+    ensure!(out.status.success(), "nhigov verify failed: {}", String::from_utf8_lossy(&out.stderr));
+    report.say(format!(
+        "nhigov verify after the writers: {} ({:.2}s)",
+        String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or(""),
+        t.elapsed().as_secs_f64()
+    ));
+
+    // ---- summary
+    let in_process = report.get("in-process: graph index, blast radius 3 hops", 1).map(|s| s.p(0.5));
+    let http = report.get("http: blastRadius 3 hops, paths and totals", 1).map(|s| s.p(0.5));
+    if let (Some(a), Some(b)) = (in_process, http) {
+        report.say(format!(
+            "blast radius 3 hops, p50: in-process {:.2} ms, through GraphQL and HTTP {:.2} ms (the latter also renders paths, nodes and totals as JSON)",
+            a.as_secs_f64() * 1e3,
+            b.as_secs_f64() * 1e3
+        ));
+    }
+    println!("\n{}\n", report.lines.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"));
+    println!("| measurement | clients | n | min ms | p50 ms | p99 ms | max ms | rate | note |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for s in &report.samples {
+        println!("{}", s.row());
+    }
+    Ok(())
+}
+
+const BLAST: &str = "query($f: ID!, $h: Int!) { blastRadius(from: $f, maxHops: $h) {
+  truncated
+  totals { nodes byKind { key count } byEnvironment { key count } byCriticality { key count } byMaxPrivilege { key count } }
+  reached(first: 100) { id hops maxPrivilege environment criticality path { edge kind from to privilege } }
+} }";
+
+const REACH: &str = "query($t: ID!) { whoCanReach(target: $t, maxHops: 3) {
+  truncated
+  totals { nodes byKind { key count } byEnvironment { key count } byMaxPrivilege { key count } }
+  reached(first: 50) { id hops maxPrivilege path { kind from to } }
+} }";
+
+const PATH: &str = "query($f: ID!, $t: ID!) { path(from: $f, to: $t, maxHops: 4) { edge kind from to privilege } }";
+
+const PAGE: &str = "query($after: String) { nhis(first: 100, after: $after) {
+  pageInfo { endCursor hasNextPage }
+  edges { node { id name kind environment
+    owners { ... on Person { id name } ... on Team { id name } }
+    secrets { id name kind }
+    access { privilege system { id name criticality } } } }
+} }";
+
+const DECIDE: &str = "mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: \"benchmark\") {
+  decision { id outcome } } }";
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    /// POST a query; its data, or an error naming what the server said.
+    async fn post(&self, query: &str, variables: Value) -> Result<Value> {
+        let resp = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        if !status.is_success() || body.get("errors").is_some() {
+            bail!("HTTP {status}: {body}");
+        }
+        Ok(body["data"].clone())
+    }
+
+    /// Run `query` once per variables in `work`, spread over `clients` concurrent clients.
+    async fn measure(&self, name: &str, clients: usize, query: &'static str, work: Vec<Value>) -> Result<Sample> {
+        let work = Arc::new(work);
+        let wall = Instant::now();
+        let mut handles = Vec::new();
+        for c in 0..clients {
+            let me = self.clone();
+            let work = work.clone();
+            handles.push(tokio::spawn(async move {
+                let mut times = Vec::new();
+                for v in work.iter().skip(c).step_by(clients) {
+                    let t = Instant::now();
+                    me.post(query, v.clone()).await?;
+                    times.push(t.elapsed());
+                }
+                Ok::<_, anyhow::Error>(times)
+            }));
+        }
+        let mut times = Vec::new();
+        for h in handles {
+            times.extend(h.await??);
+        }
+        Ok(Sample { name: name.into(), clients, times, wall: wall.elapsed(), note: String::new() })
+    }
+}
+
+/// The `nhigov` binary beside this one (the same build).
+fn nhigov_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let bin = me.with_file_name(format!("nhigov{}", std::env::consts::EXE_SUFFIX));
+    ensure!(bin.exists(), "{} is missing: build the nhigov binary too (bench/run does)", bin.display());
+    Ok(bin)
+}
+
+/// `nhigov serve` as a child process, so its memory is its own.
+struct Server {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Server {
+    async fn start(dir: &Path, data: &Path) -> Result<Server> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let child = Command::new(nhigov_binary()?)
+            .args(["serve", "--bind", &addr.to_string(), "--db"])
+            .arg(data)
+            .env("NHIGOV_JWT_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting nhigov serve")?;
+        let mut server = Server { child, addr };
+        let ready = format!("http://{addr}/readyz");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Ok(r) = reqwest::get(&ready).await
+                && r.status().is_success()
+            {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                bail!("nhigov serve exited with {status}; see {}", dir.join("server.log").display());
+            }
+            ensure!(Instant::now() < deadline, "nhigov serve not ready after 300s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The resident set's high-water mark, in bytes (Linux).
+    fn peak_rss(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).ok_or_else(|| anyhow!("no VmHWM"))?;
+        let kb: u64 = line.split_whitespace().nth(1).ok_or_else(|| anyhow!("VmHWM: {line}"))?.parse()?;
+        Ok(kb * 1024)
+    }
+
+    fn stop(mut self) -> Result<()> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait()?;
+        ensure!(status.success(), "nhigov serve exited with {status}");
+        Ok(())
+    }
+}
+
+async fn ids(store: &Store, sql: &str) -> Result<Vec<NodeId>> {
+    let v = store.execute_raw(&format!("RETURN ({sql});")).await?;
+    v.as_array()
+        .ok_or_else(|| anyhow!("{sql}: not a list"))?
+        .iter()
+        .map(|id| NodeId::parse(id.as_str().unwrap_or_default()).map_err(|e| anyhow!("{id}: {}", e.message)))
+        .collect()
+}
+
+async fn person(store: &Store, name: &str, email: &str, roles: &[Role]) -> Result<NodeId> {
+    let spec = NodeSpec::Person(NewPerson {
+        name: Name::parse(name).unwrap(),
+        email: Email::parse(email).unwrap(),
+        roles: roles.to_vec(),
+        active: true,
+    });
+    match store.create_node(&spec).await? {
+        InventoryNode::Person(p) => Ok(p.id),
+        other => bail!("expected a person, got {other:?}"),
+    }
+}
+
+/// CPU model, cores and memory, from /proc.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = mem
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<u64>().ok())
+        .unwrap_or(0);
+    format!(
+        "{model}, {} cores, {:.0} GiB RAM, {} {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        total as f64 / 1024.0 / 1024.0,
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
