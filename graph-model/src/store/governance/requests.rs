@@ -74,17 +74,13 @@ impl Store {
     }
 
     async fn stakes(&self, subject: &NodeId, target: Option<&NodeId>) -> Result<Stakes> {
-        let owners = self.owner_facts(subject).await?;
-        let target = match target {
-            Some(t) => {
-                let systems = self.nodes_by_id::<System>(std::slice::from_ref(t)).await?;
-                let s = systems
-                    .get(t)
-                    .ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {t}"))))?;
-                Some(TargetFacts { criticality: s.criticality, environment: s.environment })
-            }
-            None => None,
+        let target_facts = async {
+            let Some(t) = target else { return Ok(None) };
+            let systems = self.nodes_by_id::<System>(std::slice::from_ref(t)).await?;
+            let s = systems.get(t).ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {t}"))))?;
+            Ok(Some(TargetFacts { criticality: s.criticality, environment: s.environment }))
         };
+        let (owners, target) = futures::try_join!(self.owner_facts(subject), target_facts)?;
         Ok(Stakes { owners, target })
     }
 
@@ -239,9 +235,12 @@ impl Store {
                 if !request.status.is_open() {
                     return Err(StoreError::Conflict(format!("{id} is {} and can no longer be decided", request.status)));
                 }
-                let policy = self.current_policy().await?;
-                let person = self.person(actor).await?;
-                let stakes = self.stakes(&request.subject, request.target.as_ref()).await?;
+                // Independent reads, at once: this runs while other decisions wait.
+                let (policy, person, stakes) = futures::try_join!(
+                    self.current_policy(),
+                    self.person(actor),
+                    self.stakes(&request.subject, request.target.as_ref())
+                )?;
                 let privileged = stakes.target.is_some_and(|t| t.privileged(request.privilege));
                 let high_stakes = stakes.target.is_some_and(|t| t.high_stakes(request.privilege));
                 let prior: Vec<NodeId> = request.approvals.iter().map(|a| a.approver.clone()).collect();
