@@ -49,6 +49,7 @@ pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
             request_timeout: Duration::from_secs(cfg.limits.request_timeout_secs),
         },
         query_limits: query_limits(cfg),
+        persisted: Arc::default(),
         graphiql: cfg.mode == Mode::Development,
     }
 }

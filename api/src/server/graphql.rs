@@ -20,6 +20,7 @@ use serde_json::json;
 use tracing::{debug, instrument};
 
 use super::AppState;
+use super::persisted::PersistedError;
 use super::respond::{Media, error, json};
 use crate::auth::AuthError;
 
@@ -162,8 +163,13 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
             );
         }
     };
-    if batch.iter().any(|r| r.query.trim().is_empty()) {
-        return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "every operation needs a non-empty `query`");
+    if batch.iter().any(|r| r.query.trim().is_empty() && !r.extensions.0.contains_key("persistedQuery")) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            media,
+            "BAD_REQUEST",
+            "every operation needs a non-empty `query`, or a persisted query's hash",
+        );
     }
     if let BatchRequest::Batch(items) = &batch
         && (items.is_empty() || items.len() > state.limits.max_batch)
@@ -181,6 +187,12 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
         Ok(p) => p,
         Err(resp) => return resp,
     };
+    let mut batch = batch;
+    for req in batch.iter_mut() {
+        if let Err(e) = state.persisted.resolve(req) {
+            return persisted_error(media, &e);
+        }
+    }
     match batch {
         BatchRequest::Single(req) => graphql_response(media, state.schema.execute(req.data(principal)).await),
         BatchRequest::Batch(reqs) => {
@@ -206,19 +218,41 @@ pub async fn get(
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let Some(query) = params.get("query") else {
+    let mut req = Request::new(params.get("query").cloned().unwrap_or_default());
+    if let Some(ext) = params.get("extensions").filter(|s| !s.is_empty()) {
+        match serde_json::from_str::<serde_json::Value>(ext) {
+            Ok(v @ serde_json::Value::Object(_)) => match serde_json::from_value(v) {
+                Ok(ext) => req.extensions = ext,
+                Err(_) => return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "`extensions` is not valid"),
+            },
+            _ => return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "`extensions` must be a JSON object"),
+        }
+    }
+    // A persisted query is looked up, or registered, for an authenticated caller only.
+    let mut principal_now = None;
+    if req.extensions.0.contains_key("persistedQuery") {
+        match principal(&state, &headers, media).await {
+            Ok(p) => principal_now = Some(p),
+            Err(resp) => return resp,
+        }
+        if let Err(e) = state.persisted.resolve(&mut req) {
+            return persisted_error(media, &e);
+        }
+    }
+    if req.query.trim().is_empty() {
         return error(
             StatusCode::BAD_REQUEST,
             media,
             "BAD_REQUEST",
-            "a GET request carries the query in the `query` parameter",
+            "a GET request carries the query in the `query` parameter, or a persisted query's hash in `extensions`",
         );
-    };
-    if let Err(e) = check_nesting(query, &state.query_limits) {
+    }
+    let query = req.query.clone();
+    if let Err(e) = check_nesting(&query, &state.query_limits) {
         return error(StatusCode::BAD_REQUEST, media, "QUERY_TOO_COMPLEX", &e.message);
     }
     let operation_name = params.get("operationName").filter(|s| !s.is_empty()).cloned();
-    let doc = match async_graphql::parser::parse_query(query) {
+    let doc = match async_graphql::parser::parse_query(&query) {
         Ok(doc) => doc,
         Err(e) => return error(StatusCode::BAD_REQUEST, media, PARSE_FAILED, &e.to_string()),
     };
@@ -241,7 +275,6 @@ pub async fn get(
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
-    let mut req = Request::new(query.clone());
     if let Some(name) = operation_name {
         req = req.operation_name(name);
     }
@@ -251,11 +284,21 @@ pub async fn get(
             _ => return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "`variables` must be a JSON object"),
         }
     }
-    let principal = match principal(&state, &headers, media).await {
-        Ok(p) => p,
-        Err(resp) => return resp,
+    let principal = match principal_now {
+        Some(p) => p,
+        None => match principal(&state, &headers, media).await {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        },
     };
     graphql_response(media, state.schema.execute(req.data(principal)).await)
+}
+
+/// A persisted query that cannot be used. Not registered answers 200 with the error, as
+/// Apollo's protocol expects (the client then sends the query); the others are 400.
+fn persisted_error(media: Media, e: &PersistedError) -> Response {
+    let status = if *e == PersistedError::NotFound { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    error(status, media, e.code(), e.message())
 }
 
 /// Any other method on `/graphql`.

@@ -7,6 +7,7 @@
 
 mod graphql;
 mod health;
+pub mod persisted;
 mod respond;
 mod ws;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub limits: HttpLimits,
     /// The document limits, checked by GET before it parses a query to refuse mutations.
     pub query_limits: nhigov_schema::QueryLimits,
+    /// Documents registered by hash (see `persisted`).
+    pub persisted: Arc<persisted::PersistedQueries>,
     /// Serve GraphiQL at `/` (development only).
     pub graphiql: bool,
 }

@@ -77,7 +77,9 @@ impl Store {
         let target_facts = async {
             let Some(t) = target else { return Ok(None) };
             let systems = self.nodes_by_id::<System>(std::slice::from_ref(t)).await?;
-            let s = systems.get(t).ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {t}"))))?;
+            let s = systems
+                .get(t)
+                .ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {t}"))))?;
             Ok(Some(TargetFacts { criticality: s.criticality, environment: s.environment }))
         };
         let (owners, target) = futures::try_join!(self.owner_facts(subject), target_facts)?;
