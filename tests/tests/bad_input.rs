@@ -1,4 +1,6 @@
-//! Every kind of bad request is answered at once with a 4xx and a stable code, and the
+//! Every kind of bad request is answered at once with a stable code (a 4xx for a bad
+//! HTTP request; for a GraphQL request error, 200 under `application/json` and 400 under
+//! `application/graphql-response+json`, as the GraphQL-over-HTTP specification asks), and the
 //! server goes on answering.
 
 use nhigov_tests::{TestServer, code};
@@ -87,7 +89,7 @@ async fn deeply_nested_list_literals_do_not_crash_the_parser() {
     let depth = 100_000;
     let query = format!("{{ node(id: {}\"x\"{}) {{ id }} }}", "[".repeat(depth), "]".repeat(depth));
     let (status, resp) = post_raw(&s, &t, "application/json", json!({ "query": query }).to_string()).await;
-    assert_eq!(status, 400, "{resp}");
+    assert_eq!(status, 200, "{resp}");
     assert_eq!(code(&resp), "QUERY_TOO_COMPLEX");
     still_serving(&s, &t).await;
 }
@@ -99,7 +101,7 @@ async fn deeply_nested_object_literals_do_not_crash_the_parser() {
     let depth = 50_000;
     let query = format!("{{ nhis(filter: {}) {{ totalCount }} }}", "{a: ".repeat(depth) + "1" + &"}".repeat(depth));
     let (status, resp) = post_raw(&s, &t, "application/json", json!({ "query": query }).to_string()).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 200);
     assert_eq!(code(&resp), "QUERY_TOO_COMPLEX");
     still_serving(&s, &t).await;
 }
@@ -129,7 +131,7 @@ async fn queries_that_nest_too_deep_are_refused() {
         q = format!("teams {{ members {{ {q} }} }}");
     }
     let (status, body) = s.gql(&t, &format!("{{ me {{ {q} }} }}"), json!({})).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 200, "{body}");
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
     still_serving(&s, &t).await;
 }
@@ -140,7 +142,7 @@ async fn queries_over_the_complexity_limit_are_refused() {
     let t = s.admin().await;
     let fields: String = (0..2100).map(|_| "email ").collect();
     let (status, body) = s.gql(&t, &format!("{{ me {{ {fields} }} }}"), json!({})).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 200, "{body}");
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX");
     still_serving(&s, &t).await;
 }
@@ -151,7 +153,7 @@ async fn too_many_aliases_are_refused() {
     let t = s.admin().await;
     let fields: String = (0..100).map(|i| format!("a{i}: me {{ email }} ")).collect();
     let (status, body) = s.gql(&t, &format!("{{ {fields} }}"), json!({})).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 200, "{body}");
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX");
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("aliases"));
     still_serving(&s, &t).await;
@@ -177,10 +179,10 @@ async fn a_syntax_error_is_a_parse_failure() {
     let s = TestServer::start().await;
     let t = s.admin().await;
     let (status, body) = s.gql(&t, "{ me { email ", json!({})).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 200);
     assert_eq!(code(&body), "GRAPHQL_PARSE_FAILED");
     let (status, body) = s.gql(&t, "{ me { shoeSize } }", json!({})).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 200);
     assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED");
     still_serving(&s, &t).await;
 }
@@ -241,4 +243,30 @@ async fn unknown_paths_and_methods_get_coded_errors() {
     assert_eq!(resp.status(), 404);
     let resp = s.http.delete(s.url("/graphql")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
+}
+
+#[tokio::test]
+async fn graphql_request_errors_are_400_for_graphql_response_json_and_200_for_json() {
+    let s = TestServer::start().await;
+    let t = s.admin().await;
+    for (doc, expected) in
+        [("{ me { email ", "GRAPHQL_PARSE_FAILED"), ("{ me { shoeSize } }", "GRAPHQL_VALIDATION_FAILED")]
+    {
+        for (accept, status) in [("application/graphql-response+json", 400), ("application/json", 200)] {
+            let resp = s
+                .http
+                .post(s.url("/graphql"))
+                .bearer_auth(&t)
+                .header("accept", accept)
+                .json(&json!({ "query": doc }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), status, "{doc} as {accept}");
+            assert!(resp.headers()["content-type"].to_str().unwrap().starts_with(accept));
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(code(&body), expected);
+            assert!(body.get("data").is_none(), "no data on a request error");
+        }
+    }
 }

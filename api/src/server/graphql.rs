@@ -3,8 +3,10 @@
 //! Every request is checked in this order, each failure answered at once with a 4xx and
 //! a stable code, before anything reaches the GraphQL engine: method, `Accept`,
 //! `Content-Type`, body size, JSON shape, batch size, bearer token. The engine then
-//! applies the document limits (`nhigov_schema::limits`). A request refused before
-//! execution answers 400 without `data`; a request that executed answers 200, with
+//! applies the document limits (`nhigov_schema::limits`). A GraphQL request error (the
+//! document does not parse, validate or stay within the limits) answers without `data`,
+//! with 400 for `application/graphql-response+json` and 200 for `application/json`, as
+//! the GraphQL-over-HTTP specification asks; a request that executed answers 200, with
 //! field errors, if any, beside the data.
 
 use std::collections::HashMap;
@@ -100,9 +102,17 @@ fn is_request_error(resp: &async_graphql::Response) -> bool {
     resp.data == async_graphql::Value::Null && !resp.errors.is_empty() && resp.errors.iter().all(|e| e.path.is_empty())
 }
 
+/// The status of a GraphQL request error (a document that does not parse, validate, stay
+/// within the limits, or whose variables do not coerce) in a well-formed HTTP request:
+/// 400 for `application/graphql-response+json`; 200 for `application/json`, which the
+/// GraphQL-over-HTTP specification keeps for clients that read errors only from 200s.
+fn request_error_status(media: Media) -> StatusCode {
+    if media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK }
+}
+
 fn graphql_response(media: Media, resp: async_graphql::Response) -> Response {
     if is_request_error(&resp) {
-        return json(StatusCode::BAD_REQUEST, media, &json!({ "errors": resp.errors }));
+        return json(request_error_status(media), media, &json!({ "errors": resp.errors }));
     }
     match serde_json::to_value(&resp) {
         Ok(body) => json(StatusCode::OK, media, &body),
@@ -249,12 +259,12 @@ pub async fn get(
     }
     let query = req.query.clone();
     if let Err(e) = check_nesting(&query, &state.query_limits) {
-        return error(StatusCode::BAD_REQUEST, media, "QUERY_TOO_COMPLEX", &e.message);
+        return error(request_error_status(media), media, "QUERY_TOO_COMPLEX", &e.message);
     }
     let operation_name = params.get("operationName").filter(|s| !s.is_empty()).cloned();
     let doc = match async_graphql::parser::parse_query(&query) {
         Ok(doc) => doc,
-        Err(e) => return error(StatusCode::BAD_REQUEST, media, PARSE_FAILED, &e.to_string()),
+        Err(e) => return error(request_error_status(media), media, PARSE_FAILED, &e.to_string()),
     };
     let op_type = doc
         .operations
