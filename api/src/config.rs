@@ -42,6 +42,16 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub governance: GovernanceConfig,
     pub graph: GraphConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `GET /metrics`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` answers only requests bearing this token; otherwise anyone
+    /// who reaches the port can scrape it.
+    pub token: Option<String>,
 }
 
 /// Bounds on graph traversals.
@@ -135,6 +145,7 @@ impl Default for Config {
             },
             governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default(), sweep_secs: 60 },
             graph: GraphConfig { max_hops: 6, node_cap: 10_000, refresh_ms: 500 },
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -148,6 +159,7 @@ impl std::fmt::Debug for Config {
             .field("db.username", &self.db.username)
             .field("db.password", &self.db.password.as_ref().map(|_| "***"))
             .field("auth.jwt_secret", &self.auth.jwt_secret.as_ref().map(|_| "***"))
+            .field("metrics.token", &self.metrics.token.as_ref().map(|_| "***"))
             .field("auth.jwt_public_key_file", &self.auth.jwt_public_key_file)
             .field("limits", &self.limits)
             .finish()

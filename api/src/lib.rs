@@ -50,6 +50,8 @@ pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
         },
         query_limits: query_limits(cfg),
         persisted: Arc::default(),
+        http_metrics: Arc::default(),
+        metrics_token: cfg.metrics.token.clone(),
         graphiql: cfg.mode == Mode::Development,
     }
 }

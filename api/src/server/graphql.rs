@@ -22,6 +22,7 @@ use serde_json::json;
 use tracing::{debug, instrument};
 
 use super::AppState;
+use super::metrics::Label;
 use super::persisted::PersistedError;
 use super::respond::{Media, error, json};
 use crate::auth::AuthError;
@@ -110,17 +111,46 @@ fn request_error_status(media: Media) -> StatusCode {
     if media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK }
 }
 
-fn graphql_response(media: Media, resp: async_graphql::Response) -> Response {
-    if is_request_error(&resp) {
-        return json(request_error_status(media), media, &json!({ "errors": resp.errors }));
-    }
-    match serde_json::to_value(&resp) {
-        Ok(body) => json(StatusCode::OK, media, &body),
-        Err(e) => {
-            tracing::error!(error = %e, "response serialisation failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, media, "INTERNAL", "internal error")
+fn graphql_response(media: Media, operation: &str, resp: async_graphql::Response) -> Response {
+    let outcome = if is_request_error(&resp) {
+        "request_error"
+    } else if resp.errors.is_empty() {
+        "ok"
+    } else {
+        "field_error"
+    };
+    let mut http = if outcome == "request_error" {
+        json(request_error_status(media), media, &json!({ "errors": resp.errors }))
+    } else {
+        match serde_json::to_value(&resp) {
+            Ok(body) => json(StatusCode::OK, media, &body),
+            Err(e) => {
+                tracing::error!(error = %e, "response serialisation failed");
+                error(StatusCode::INTERNAL_SERVER_ERROR, media, "INTERNAL", "internal error")
+            }
         }
-    }
+    };
+    http.extensions_mut().insert(Label { operation: operation.to_owned(), outcome });
+    http
+}
+
+/// The name a request's operation is counted under in `/metrics`: `operationName`, or
+/// the name of the document's first operation, or `anonymous`.
+fn operation_label(req: &Request) -> String {
+    let name = req.operation_name.clone().filter(|n| !n.is_empty()).or_else(|| first_operation_name(&req.query));
+    name.map(|n| n.chars().take(64).collect()).unwrap_or_else(|| "anonymous".to_owned())
+}
+
+/// `Name` in `query Name`, `mutation Name(...)`, without parsing the whole document.
+fn first_operation_name(doc: &str) -> Option<String> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let start = doc.trim_start();
+    let keyword = ["query", "mutation", "subscription"]
+        .into_iter()
+        .find(|k| start.starts_with(k) && !start[k.len()..].starts_with(is_ident))?;
+    let rest = start[keyword.len()..].trim_start();
+    let name: String = rest.chars().take_while(|c| is_ident(*c)).collect();
+    (!name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit())).then_some(name)
 }
 
 /// `POST /graphql`: one operation, or a batch of at most `limits.max_batch`.
@@ -204,15 +234,23 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
         }
     }
     match batch {
-        BatchRequest::Single(req) => graphql_response(media, state.schema.execute(req.data(principal)).await),
+        BatchRequest::Single(req) => {
+            let op = operation_label(&req);
+            graphql_response(media, &op, state.schema.execute(req.data(principal)).await)
+        }
         BatchRequest::Batch(reqs) => {
             let reqs = reqs.into_iter().map(|r| r.data(principal.clone())).collect();
             match state.schema.execute_batch(BatchRequest::Batch(reqs)).await {
                 BatchResponse::Batch(items) => match serde_json::to_value(&items) {
-                    Ok(body) => json(StatusCode::OK, media, &body),
+                    Ok(body) => {
+                        let outcome = if items.iter().all(|r| r.errors.is_empty()) { "ok" } else { "field_error" };
+                        let mut resp = json(StatusCode::OK, media, &body);
+                        resp.extensions_mut().insert(Label { operation: "batch".to_owned(), outcome });
+                        resp
+                    }
                     Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, media, "INTERNAL", "internal error"),
                 },
-                BatchResponse::Single(resp) => graphql_response(media, resp),
+                BatchResponse::Single(resp) => graphql_response(media, "batch", resp),
             }
         }
     }
@@ -301,7 +339,8 @@ pub async fn get(
             Err(resp) => return resp,
         },
     };
-    graphql_response(media, state.schema.execute(req.data(principal)).await)
+    let op = operation_label(&req);
+    graphql_response(media, &op, state.schema.execute(req.data(principal)).await)
 }
 
 /// A persisted query that cannot be used. Not registered answers 200 with the error, as
@@ -338,6 +377,16 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
         h
+    }
+
+    #[test]
+    fn operations_are_named_from_the_document_when_the_request_does_not_say() {
+        assert_eq!(first_operation_name("query Me { me { id } }").as_deref(), Some("Me"));
+        assert_eq!(first_operation_name("  mutation Decide($r: ID!) { x }").as_deref(), Some("Decide"));
+        assert_eq!(first_operation_name("{ query { x } }"), None);
+        assert_eq!(first_operation_name("query { me { id } }"), None);
+        assert_eq!(first_operation_name("query($a: Int) { me { id } }"), None);
+        assert_eq!(first_operation_name("queryX { a }"), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod graphql;
 mod health;
+pub mod metrics;
 pub mod persisted;
 mod respond;
 mod ws;
@@ -45,6 +46,10 @@ pub struct AppState {
     pub limits: HttpLimits,
     /// The document limits, checked by GET before it parses a query to refuse mutations.
     pub query_limits: nhigov_schema::QueryLimits,
+    /// Request counts and latencies for `/metrics`.
+    pub http_metrics: Arc<metrics::HttpMetrics>,
+    /// The bearer token `/metrics` requires, when configured.
+    pub metrics_token: Option<String>,
     /// Documents registered by hash (see `persisted`).
     pub persisted: Arc<persisted::PersistedQueries>,
     /// Serve GraphiQL at `/` (development only).
@@ -55,8 +60,15 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let timeout = state.limits.request_timeout;
     let mut app = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post).fallback(graphql::method_not_allowed))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .fallback(graphql::method_not_allowed)
+                .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track)),
+        )
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/metrics", get(metrics::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if state.graphiql {

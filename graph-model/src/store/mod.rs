@@ -13,6 +13,7 @@ mod edges;
 mod governance;
 mod graph;
 mod import;
+pub mod metrics;
 mod nodes;
 mod schema;
 
@@ -120,6 +121,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     db: Surreal<Any>,
     round_trips: Arc<AtomicU64>,
+    metrics: Arc<metrics::StoreMetrics>,
     remote: bool,
     /// The embedded engine's lock file, released once the engine has shut down.
     lock_file: Option<std::path::PathBuf>,
@@ -160,6 +162,7 @@ impl Store {
         let store = Store {
             db,
             round_trips: Arc::new(AtomicU64::new(0)),
+            metrics: Arc::default(),
             remote: cfg.is_remote(),
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
@@ -203,6 +206,24 @@ impl Store {
     /// How many statement batches this store has sent to the database.
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Database latency and decisions recorded, for `/metrics`.
+    pub fn metrics(&self) -> &metrics::StoreMetrics {
+        &self.metrics
+    }
+
+    /// Cases not closed, and those of them past their due time, across all replicas.
+    pub async fn case_counts(&self) -> Result<(u64, u64)> {
+        let mut resp = self
+            .read(
+                "RETURN [count(SELECT VALUE id FROM case WHERE status != 'closed'),
+                         count(SELECT VALUE id FROM case WHERE status != 'closed' AND due_at < time::now())];",
+                &Vars::new(),
+            )
+            .await?;
+        let [open, overdue]: [u64; 2] = take(&mut resp, 0)?;
+        Ok((open, overdue))
     }
 
     /// Release the store. Embedded engines sync every commit already; closing lets the
@@ -255,7 +276,10 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut resp = self.query(sql.to_owned()).bind(vars.value()).await?;
+            let started = std::time::Instant::now();
+            let sent = self.query(sql.to_owned()).bind(vars.value()).await;
+            self.metrics.db_latency.observe(started.elapsed());
+            let mut resp = sent?;
             // Whatever it wrote, the next traversal from this process must see it.
             self.graph.mark_dirty();
             match check(&mut resp) {
@@ -271,7 +295,10 @@ impl Store {
 
     /// Run a read-only statement batch.
     pub(crate) async fn read(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
-        let mut resp = self.query(sql.to_owned()).bind(vars.value()).await?;
+        let started = std::time::Instant::now();
+        let sent = self.query(sql.to_owned()).bind(vars.value()).await;
+        self.metrics.db_latency.observe(started.elapsed());
+        let mut resp = sent?;
         check(&mut resp)?;
         Ok(resp)
     }

@@ -122,6 +122,8 @@ impl Store {
             match self.write(&sql, &vars).await {
                 Ok(_) => {
                     *known_head = Some(ChainHead { seq: decision.seq, hash: decision.hash.clone() });
+                    self.metrics
+                        .decision(decision.outcome.as_str(), decision.violation.as_ref().map(|v| v.rule.as_str()));
                     return match &decision.violation {
                         Some(v) => Err(StoreError::Refused { violation: v.clone(), decision: decision.id.clone() }),
                         None => Ok(decision),
