@@ -15,6 +15,19 @@ async fn post(s: &TestServer, token: &str, body: Value) -> (u16, Value) {
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
+/// GET with only the persisted query's `extensions`.
+async fn get(s: &TestServer, token: &str, ext: &Value) -> (u16, Value) {
+    let resp = s
+        .http
+        .get(s.url("/graphql"))
+        .bearer_auth(token)
+        .query(&[("extensions", ext.to_string())])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test]
 async fn a_hash_is_answered_once_its_query_is_registered() {
     let s = TestServer::start().await;
@@ -34,16 +47,8 @@ async fn a_hash_is_answered_once_its_query_is_registered() {
     assert_eq!((status, body["data"]["me"]["email"].as_str()), (200, Some("admin@test.example")), "{body}");
 
     // And over GET, by URL.
-    let resp = s
-        .http
-        .get(s.url("/graphql"))
-        .bearer_auth(&token)
-        .query(&[("extensions", ext.to_string())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = get(&s, &token, &ext).await;
+    assert_eq!(status, 200);
     assert_eq!(body["data"]["me"]["email"], "admin@test.example", "{body}");
 }
 
@@ -70,14 +75,6 @@ async fn a_wrong_hash_an_anonymous_caller_and_a_persisted_mutation_over_get_are_
     let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash(m) } });
     let (status, _) = post(&s, &token, json!({ "query": m, "extensions": ext })).await;
     assert_eq!(status, 200);
-    let resp = s
-        .http
-        .get(s.url("/graphql"))
-        .bearer_auth(&token)
-        .query(&[("extensions", ext.to_string())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
+    assert_eq!(get(&s, &token, &ext).await.0, 405);
     assert!(s.healthy().await);
 }

@@ -276,12 +276,13 @@ async fn run(args: Args) -> Result<()> {
     // system (often unreachable: the search then exhausts the hop limit).
     let mut pairs = Vec::new();
     for o in origins.iter().take(args.samples) {
-        let r = store.traverse(o, Direction::Forward, 3, 10_000, None).await?.unwrap();
+        let r =
+            store.traverse(o, Direction::Forward, 3, 10_000, None).await?.ok_or_else(|| anyhow!("{o} not found"))?;
         let sys: Vec<&NodeId> =
             r.reached.iter().map(|n| &n.node).filter(|n| n.table() == graph_model::Table::System).collect();
         let to = match sys.choose(&mut rng) {
             Some(s) if rng.random_bool(0.8) => (*s).clone(),
-            _ => systems.choose(&mut rng).unwrap().clone(),
+            _ => systems.choose(&mut rng).ok_or_else(|| anyhow!("the graph has no systems"))?.clone(),
         };
         pairs.push((o.clone(), to));
     }
@@ -299,8 +300,9 @@ async fn run(args: Args) -> Result<()> {
     let mut used = HashSet::new();
     let t = Instant::now();
     while requests.len() < args.requests {
-        let subject = nhis.choose(&mut rng).unwrap().clone();
-        let target = targets.choose(&mut rng).unwrap().clone();
+        let subject = nhis.choose(&mut rng).ok_or_else(|| anyhow!("the graph has no NHIs"))?.clone();
+        let target =
+            targets.choose(&mut rng).ok_or_else(|| anyhow!("no system below tier0 to grant access to"))?.clone();
         if !used.insert((subject.clone(), target.clone())) {
             continue;
         }
@@ -313,7 +315,7 @@ async fn run(args: Args) -> Result<()> {
                     target: Some(target),
                     privilege: Some(Privilege::Read),
                     duration_days: Some(30),
-                    justification: Text::parse("benchmark grant").unwrap(),
+                    justification: Text::parse("benchmark grant").map_err(|e| anyhow!(e.message))?,
                     ticket_ref: None,
                     case: None,
                     compensating_controls: Vec::new(),
@@ -333,8 +335,7 @@ async fn run(args: Args) -> Result<()> {
     // ---- through HTTP
     let server = Server::start(&dir, &data).await?;
     let auth = Authenticator::with_secret(SECRET);
-    let investigator =
-        auth.mint(&Email::parse("requester@bench.example").unwrap(), chrono::Duration::hours(4)).unwrap();
+    let investigator = token(&auth, "requester@bench.example")?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     let client = Client { http, url: format!("http://{}/graphql", server.addr), token: investigator };
 
@@ -409,9 +410,7 @@ async fn run(args: Args) -> Result<()> {
     let wall = Instant::now();
     let mut handles = Vec::new();
     for w in 0..WRITERS {
-        let token = auth
-            .mint(&Email::parse(&format!("approver{w}@bench.example")).unwrap(), chrono::Duration::hours(4))
-            .unwrap();
+        let token = token(&auth, &format!("approver{w}@bench.example"))?;
         let c = Client { http: client.http.clone(), url: client.url.clone(), token };
         let requests = requests.clone();
         handles.push(tokio::spawn(async move {
@@ -614,10 +613,16 @@ async fn ids(store: &Store, sql: &str) -> Result<Vec<NodeId>> {
         .collect()
 }
 
+/// A bearer token for `email`, valid for the run.
+fn token(auth: &Authenticator, email: &str) -> Result<String> {
+    let email = Email::parse(email).map_err(|e| anyhow!("{email}: {}", e.message))?;
+    auth.mint(&email, chrono::Duration::hours(4)).map_err(|e| anyhow!("minting a token: {e}"))
+}
+
 async fn person(store: &Store, name: &str, email: &str, roles: &[Role]) -> Result<NodeId> {
     let spec = NodeSpec::Person(NewPerson {
-        name: Name::parse(name).unwrap(),
-        email: Email::parse(email).unwrap(),
+        name: Name::parse(name).map_err(|e| anyhow!("{name}: {}", e.message))?,
+        email: Email::parse(email).map_err(|e| anyhow!("{email}: {}", e.message))?,
         roles: roles.to_vec(),
         active: true,
     });
