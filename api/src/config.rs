@@ -118,6 +118,11 @@ pub struct LimitsConfig {
     pub max_aliases: usize,
     /// Nesting of brackets in the query text.
     pub max_nesting: usize,
+    /// How long a WebSocket client may take to send `connection_init`, in milliseconds.
+    pub ws_init_timeout_ms: u64,
+    /// How often the server pings WebSocket clients and re-checks their credentials,
+    /// in seconds.
+    pub ws_keepalive_secs: u64,
 }
 
 impl Default for Config {
@@ -142,6 +147,8 @@ impl Default for Config {
                 max_complexity: 2_000,
                 max_aliases: 64,
                 max_nesting: 48,
+                ws_init_timeout_ms: 10_000,
+                ws_keepalive_secs: 30,
             },
             governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default(), sweep_secs: 60 },
             graph: GraphConfig { max_hops: 6, node_cap: 10_000, refresh_ms: 500 },
@@ -208,6 +215,9 @@ impl Config {
             && s.len() < 32
         {
             return Err("configuration: auth.jwt_secret must be at least 32 bytes".into());
+        }
+        if self.limits.ws_init_timeout_ms == 0 || self.limits.ws_keepalive_secs == 0 {
+            return Err("configuration: limits.ws_init_timeout_ms and limits.ws_keepalive_secs must be positive".into());
         }
         if self.limits.body_bytes < 1024 || self.limits.max_batch == 0 || self.limits.request_timeout_secs == 0 {
             return Err("configuration: limits must allow at least a 1 KiB body, one operation and one second".into());

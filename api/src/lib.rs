@@ -47,6 +47,8 @@ pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
             body_bytes: cfg.limits.body_bytes,
             max_batch: cfg.limits.max_batch,
             request_timeout: Duration::from_secs(cfg.limits.request_timeout_secs),
+            ws_init_timeout: Duration::from_millis(cfg.limits.ws_init_timeout_ms),
+            ws_keepalive: Duration::from_secs(cfg.limits.ws_keepalive_secs),
         },
         query_limits: query_limits(cfg),
         persisted: Arc::default(),

@@ -31,9 +31,15 @@ impl TestServer {
     }
 
     /// Start with the given configuration (its `db` and `bind` are replaced).
-    pub async fn start_with(mut cfg: Config) -> TestServer {
-        cfg.auth.jwt_secret = Some(SECRET.into());
+    pub async fn start_with(cfg: Config) -> TestServer {
         let store = Store::open(&StoreConfig::memory()).await.expect("in-memory store opens");
+        TestServer::start_on(cfg, store).await
+    }
+
+    /// Start over an open store: a second server over `first.store.as_replica()` is a
+    /// second API replica sharing the first one's database.
+    pub async fn start_on(mut cfg: Config, store: Store) -> TestServer {
+        cfg.auth.jwt_secret = Some(SECRET.into());
         let auth = Authenticator::with_secret(SECRET);
         let state = nhigov::app_state(&cfg, store.clone(), auth.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");

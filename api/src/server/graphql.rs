@@ -99,7 +99,7 @@ async fn principal(state: &AppState, headers: &HeaderMap, media: Media) -> Resul
 }
 
 /// Whether a response is a request error: refused before execution, so without data.
-fn is_request_error(resp: &async_graphql::Response) -> bool {
+pub(super) fn is_request_error(resp: &async_graphql::Response) -> bool {
     resp.data == async_graphql::Value::Null && !resp.errors.is_empty() && resp.errors.iter().all(|e| e.path.is_empty())
 }
 

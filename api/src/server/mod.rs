@@ -35,6 +35,10 @@ pub struct HttpLimits {
     pub body_bytes: usize,
     pub max_batch: usize,
     pub request_timeout: Duration,
+    /// How long a WebSocket may take to send `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// How often the server pings a WebSocket client and re-checks its credentials.
+    pub ws_keepalive: Duration,
 }
 
 /// Everything a request handler needs.

@@ -10,12 +10,14 @@
 //! number of queries constant.
 
 mod edges;
+pub(crate) mod events;
 mod governance;
 mod graph;
 mod import;
 pub mod metrics;
 mod nodes;
 mod schema;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +38,7 @@ pub use graph::TraversalRecord;
 pub use import::{BulkProgress, BulkSummary, ImportRun, ImportSummary};
 pub use nodes::{NodeFilter, NodeRecord, Page, PageRequest};
 pub use schema::SCHEMA_VERSION;
+pub use webhooks::{Attempt, Delivery, DeliveryCounts};
 
 /// Where the store lives and how to reach it.
 #[derive(Debug, Clone)]
@@ -130,6 +133,8 @@ pub struct Store {
     chain_lock: Arc<tokio::sync::Mutex<Option<crate::domain::ChainHead>>>,
     /// The in-process adjacency index (see `graph`).
     graph: Arc<graph::LiveGraph>,
+    /// Events for this process's subscribers (see `events`).
+    feed: Arc<events::Feed>,
 }
 
 impl std::fmt::Debug for Store {
@@ -167,6 +172,7 @@ impl Store {
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             graph: Store::new_live_graph(cfg.graph_refresh),
+            feed: Arc::default(),
         };
         let mut resp = store
             .db
@@ -193,6 +199,7 @@ impl Store {
         Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             graph: Store::new_live_graph(self.graph.refresh),
+            feed: Arc::default(),
             ..self.clone()
         }
     }
@@ -280,8 +287,10 @@ impl Store {
             let sent = self.query(sql.to_owned()).bind(vars.value()).await;
             self.metrics.db_latency.observe(started.elapsed());
             let mut resp = sent?;
-            // Whatever it wrote, the next traversal from this process must see it.
+            // Whatever it wrote, the next traversal from this process must see it, and
+            // this process's subscribers should hear of it without waiting for a tick.
             self.graph.mark_dirty();
+            self.feed.poke();
             match check(&mut resp) {
                 Err(StoreError::Conflict(msg)) if is_retryable(&msg) && attempt < ATTEMPTS => {
                     warn!(attempt, "write conflict, retrying");

@@ -6,6 +6,7 @@ use surrealdb::types::RecordId;
 
 use super::{Plan, dt, refs_text};
 use crate::domain::*;
+use crate::store::events::{EventDraft, RECORD_EVENT};
 use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, json_value, rid, take};
 
 /// Did an ingest create an alert or count a repeat of one?
@@ -64,24 +65,44 @@ impl Store {
             .set("refs", refs_text(&alert.refs))
             .set("created_at", dt(now))
             .into_value();
-        let sql = "BEGIN;
+        let sql = format!(
+            "BEGIN;
              LET $existing = (SELECT VALUE id FROM alert WHERE dedupe_key = $key LIMIT 1)[0];
-             IF $existing != NONE {
+             IF $existing != NONE {{
                  UPDATE $existing SET count += 1, last_seen = array::max([last_seen, $detected]);
-             } ELSE {
+             }} ELSE {{
                  CREATE $id CONTENT $content;
-             };
+                 {RECORD_EVENT}
+             }};
              COMMIT;
-             RETURN $existing;";
-        let vars = Vars::new()
-            .set("key", alert.dedupe_key.as_str())
-            .set("detected", dt(alert.detected_at))
-            .set("id", rid(&id))
-            .set("content", content);
+             RETURN $existing;"
+        );
+        let event = EventDraft {
+            kind: EventKind::AlertRaised,
+            case: None,
+            record: id.clone(),
+            actor: None,
+            also: None,
+            summary: format!(
+                "{} alert from {} ({}): {}",
+                alert.severity,
+                alert.source.as_str(),
+                alert.subject.describe(),
+                alert.title.as_str()
+            ),
+            detail: Some(alert.severity.as_str().to_owned()),
+        };
+        let vars = event.bind(
+            Vars::new()
+                .set("key", alert.dedupe_key.as_str())
+                .set("detected", dt(alert.detected_at))
+                .set("id", rid(&id))
+                .set("content", content),
+        );
         // Two first sightings of one key racing: the unique index stops the second,
         // which is then counted as a repeat.
-        let mut resp = match self.write(sql, &vars).await {
-            Err(StoreError::Conflict(m)) if m.contains("alert_dedupe") => self.write(sql, &vars).await?,
+        let mut resp = match self.write(&sql, &vars).await {
+            Err(StoreError::Conflict(m)) if m.contains("alert_dedupe") => self.write(&sql, &vars).await?,
             other => other?,
         };
         let existing: Option<NodeId> = take(&mut resp, 4)?;

@@ -12,6 +12,7 @@ use surrealdb::types::RecordId;
 use super::alerts::STALE;
 use super::{Plan, PlanFuture, distinct, dt, refs_text};
 use crate::domain::*;
+use crate::store::events::{EventDraft, RECORD_EVENT};
 use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, rid, take};
 
 /// Which cases to list.
@@ -494,25 +495,44 @@ impl Store {
             .opt("supersede_reason", new.supersede_reason.as_ref().map(|r| r.as_str().to_owned()))
             .set("refs", refs_text(&new.refs))
             .into_value();
-        let sql = "BEGIN;
-             IF !record::exists($case) { THROW 'NOT_FOUND: ' + <string>$case };
-             IF $case.status = 'closed' { THROW 'INVALID:case: the case is closed; reopen it to add evidence' };
-             IF $old != NONE {
-                 IF !record::exists($old) { THROW 'INVALID:supersedes: no evidence ' + <string>$old };
-                 IF $old.case != $case { THROW 'INVALID:supersedes: the evidence belongs to another case' };
-                 IF count(SELECT VALUE id FROM evidence WHERE supersedes = $old) > 0 {
+        let sql = format!(
+            "BEGIN;
+             IF !record::exists($case) {{ THROW 'NOT_FOUND: ' + <string>$case }};
+             IF $case.status = 'closed' {{ THROW 'INVALID:case: the case is closed; reopen it to add evidence' }};
+             IF $old != NONE {{
+                 IF !record::exists($old) {{ THROW 'INVALID:supersedes: no evidence ' + <string>$old }};
+                 IF $old.case != $case {{ THROW 'INVALID:supersedes: the evidence belongs to another case' }};
+                 IF count(SELECT VALUE id FROM evidence WHERE supersedes = $old) > 0 {{
                      THROW 'CONFLICT: ' + <string>$old + ' has already been superseded'
-                 };
-             };
+                 }};
+             }};
              CREATE ONLY $id CONTENT $content;
              UPDATE $case SET rev += 1, updated_at = time::now();
-             COMMIT;";
-        let vars = Vars::new()
-            .set("case", rid(&expect_case(case)?))
-            .set("old", new.supersedes.as_ref().map(rid))
-            .set("id", rid(&id))
-            .set("content", content);
-        self.write(sql, &vars).await?;
+             {RECORD_EVENT}
+             COMMIT;"
+        );
+        let event = EventDraft {
+            kind: EventKind::Evidence,
+            case: Some(case.clone()),
+            record: id.clone(),
+            actor: Some(actor.clone()),
+            also: None,
+            summary: format!(
+                "{} from {} (sha256 {})",
+                new.kind,
+                new.source.as_str(),
+                sha256_hex(new.content.as_str().as_bytes())
+            ),
+            detail: Some(new.kind.as_str().to_owned()),
+        };
+        let vars = event.bind(
+            Vars::new()
+                .set("case", rid(&expect_case(case)?))
+                .set("old", new.supersedes.as_ref().map(rid))
+                .set("id", rid(&id))
+                .set("content", content),
+        );
+        self.write(&sql, &vars).await?;
         self.evidence_by_id(std::slice::from_ref(&id))
             .await?
             .pop()
@@ -535,14 +555,32 @@ impl Store {
             .set("created_by", rid(actor))
             .set("created_at", dt(Utc::now()))
             .into_value();
-        let sql = "BEGIN;
-             IF !record::exists($case) { THROW 'NOT_FOUND: ' + <string>$case };
-             IF $case.status = 'closed' { THROW 'INVALID:case: the case is closed; reopen it to add tasks' };
+        let sql = format!(
+            "BEGIN;
+             IF !record::exists($case) {{ THROW 'NOT_FOUND: ' + <string>$case }};
+             IF $case.status = 'closed' {{ THROW 'INVALID:case: the case is closed; reopen it to add tasks' }};
              CREATE ONLY $id CONTENT $content;
              UPDATE $case SET rev += 1, updated_at = time::now();
-             COMMIT;";
-        let vars = Vars::new().set("case", rid(&expect_case(case)?)).set("id", rid(&id)).set("content", content);
-        self.write(sql, &vars).await?;
+             {RECORD_EVENT}
+             COMMIT;"
+        );
+        let event = EventDraft {
+            kind: EventKind::TaskAdded,
+            case: Some(case.clone()),
+            record: id.clone(),
+            actor: Some(actor.clone()),
+            also: new.assignee.clone(),
+            summary: format!(
+                "{} task{}: {}",
+                new.kind,
+                if new.mandatory { " (mandatory)" } else { "" },
+                new.title.as_str()
+            ),
+            detail: Some(new.kind.as_str().to_owned()),
+        };
+        let vars =
+            event.bind(Vars::new().set("case", rid(&expect_case(case)?)).set("id", rid(&id)).set("content", content));
+        self.write(&sql, &vars).await?;
         self.tasks_by_id(std::slice::from_ref(&id)).await?.pop().ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 
@@ -560,21 +598,39 @@ impl Store {
         if status == TaskStatus::Cancelled && note.is_none() {
             return Err(ValueError::new("note", "say why the task is cancelled").into());
         }
-        let sql = "BEGIN;
-             IF !record::exists($id) { THROW 'NOT_FOUND: ' + <string>$id };
-             IF $id.status != 'open' { THROW 'CONFLICT: ' + <string>$id + ' is already ' + $id.status };
+        // The event's case and the task's assignee are read in the transaction.
+        let sql = format!(
+            "BEGIN;
+             IF !record::exists($id) {{ THROW 'NOT_FOUND: ' + <string>$id }};
+             IF $id.status != 'open' {{ THROW 'CONFLICT: ' + <string>$id + ' is already ' + $id.status }};
              UPDATE $id SET status = $status, note = $note, completed_by = $actor, completed_at = time::now();
              UPDATE $id.case SET rev += 1, updated_at = time::now();
-             COMMIT;";
+             LET $ev_case = $id.case;
+             LET $ev_also = $id.assignee;
+             LET $ev_summary = $id.title + ': ' + $status + (IF $note != NONE {{ ' (' + $note + ')' }} ELSE {{ '' }});
+             {RECORD_EVENT}
+             COMMIT;"
+        );
         if id.table() != Table::Task {
             return Err(ValueError::new("id", format!("{id} is not a task")).into());
         }
-        let vars = Vars::new()
-            .set("id", rid(id))
-            .set("status", status.as_str())
-            .set("note", note.map(|n| n.as_str().to_owned()))
-            .set("actor", rid(actor));
-        self.write(sql, &vars).await?;
+        let event = EventDraft {
+            kind: EventKind::TaskFinished,
+            case: None,
+            record: id.clone(),
+            actor: Some(actor.clone()),
+            also: None,
+            summary: String::new(),
+            detail: Some(status.as_str().to_owned()),
+        };
+        let vars = event.bind(
+            Vars::new()
+                .set("id", rid(id))
+                .set("status", status.as_str())
+                .set("note", note.map(|n| n.as_str().to_owned()))
+                .set("actor", rid(actor)),
+        );
+        self.write(&sql, &vars).await?;
         self.tasks_by_id(std::slice::from_ref(id)).await?.pop().ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tracing::warn;
 
+use super::events::{EventDraft, RECORD_EVENT};
 use super::{Result, Store, StoreError, Vars, rid, take};
 use crate::domain::*;
 
@@ -109,9 +110,23 @@ impl Store {
                  {effects}
                  CREATE ONLY $decision_id CONTENT $decision;
                  UPSERT meta:chain SET seq = $seq, hash = $hash;
+                 {RECORD_EVENT}
                  COMMIT;"
             );
-            let vars = vars
+            let event = EventDraft {
+                kind: EventKind::Decision,
+                case: decision
+                    .case
+                    .clone()
+                    .or_else(|| (decision.subject.table() == Table::Case).then(|| decision.subject.clone())),
+                record: decision.id.clone(),
+                actor: Some(decision.actor.clone()),
+                also: None,
+                summary: format!("{} {}: {}", decision.kind, decision.outcome, decision.rationale),
+                detail: Some(format!("{} {}", decision.kind, decision.outcome)),
+            };
+            let vars = event
+                .bind(vars)
                 .set("genesis", GENESIS_HASH)
                 .set("expected_seq", head.seq as i64)
                 .set("expected_hash", head.hash.as_str())
