@@ -43,6 +43,50 @@ pub struct Config {
     pub governance: GovernanceConfig,
     pub graph: GraphConfig,
     pub metrics: MetricsConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Outbound webhooks (see `crate::webhooks`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Attempts per event and endpoint before the delivery is marked failed.
+    pub max_attempts: u32,
+    /// The first retry's delay, in milliseconds; each next one doubles (up to an hour).
+    pub retry_base_ms: u64,
+    /// How long one attempt may take, in seconds.
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub endpoints: Vec<WebhookEndpoint>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig { max_attempts: 8, retry_base_ms: 1_000, timeout_secs: 10, endpoints: vec![] }
+    }
+}
+
+/// One receiver of events.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    /// Names the endpoint in delivery records and the `X-Nhigov-Webhook` header:
+    /// 1 to 32 of `a-z`, `0-9`, `-`, `_`.
+    pub name: String,
+    /// `https://...` (or `http://` for a receiver on a private network).
+    pub url: String,
+    /// The HMAC-SHA256 key of the `X-Nhigov-Signature` header; at least 16 bytes.
+    pub secret: String,
+    /// Event kinds to send (`decision`, `evidence`, `task_added`, `task_finished`,
+    /// `alert_raised`); empty sends all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Decision outcomes to send (`refused`, `approved`, `closed`...); empty sends all.
+    #[serde(default)]
+    pub outcomes: Vec<String>,
+    /// The least severity of alerts to send (`critical`, `high`, `medium`, `low`).
+    #[serde(default)]
+    pub min_severity: Option<String>,
 }
 
 /// `GET /metrics`.
@@ -153,6 +197,7 @@ impl Default for Config {
             governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default(), sweep_secs: 60 },
             graph: GraphConfig { max_hops: 6, node_cap: 10_000, refresh_ms: 500 },
             metrics: MetricsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -169,6 +214,10 @@ impl std::fmt::Debug for Config {
             .field("metrics.token", &self.metrics.token.as_ref().map(|_| "***"))
             .field("auth.jwt_public_key_file", &self.auth.jwt_public_key_file)
             .field("limits", &self.limits)
+            .field(
+                "webhooks",
+                &self.webhooks.endpoints.iter().map(|e| (&e.name, redact_url(&e.url))).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -211,6 +260,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        crate::webhooks::Filter::check_config(&self.webhooks)?;
         if let Some(s) = &self.auth.jwt_secret
             && s.len() < 32
         {
@@ -281,6 +331,34 @@ mod tests {
             assert_eq!(cfg.db.url, "mem://");
             assert_eq!(cfg.limits.max_batch, 3);
             assert_eq!(cfg.data_dir(), None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn webhook_endpoints_are_checked_when_loaded() {
+        figment::Jail::expect_with(|jail| {
+            let endpoint = |name: &str, url: &str, secret: &str, extra: &str| {
+                format!("[[webhooks.endpoints]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"{secret}\"\n{extra}")
+            };
+            let good = endpoint("grc", "https://grc.example/hook", "0123456789abcdef", "kinds = [\"decision\"]\n");
+            jail.create_file("ok.toml", &good)?;
+            let cfg = Config::load(Some(Path::new("ok.toml"))).unwrap();
+            assert_eq!(cfg.webhooks.endpoints.len(), 1);
+            assert!(!format!("{cfg:?}").contains("0123456789abcdef"), "the secret stays out of logs");
+            for (bad, says) in [
+                (endpoint("Bad Name", "https://x.example", "0123456789abcdef", ""), "not a name"),
+                (endpoint("grc", "ftp://x.example", "0123456789abcdef", ""), "url"),
+                (endpoint("grc", "https://x.example", "short", ""), "secret"),
+                (endpoint("grc", "https://x.example", "0123456789abcdef", "kinds = [\"everything\"]\n"), "kinds"),
+                (endpoint("grc", "https://x.example", "0123456789abcdef", "outcomes = [\"maybe\"]\n"), "outcomes"),
+                (endpoint("grc", "https://x.example", "0123456789abcdef", "min_severity = \"dire\"\n"), "min_severity"),
+                (format!("{good}{good}"), "used twice"),
+            ] {
+                jail.create_file("bad.toml", &bad)?;
+                let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+                assert!(err.contains(says), "{says}: {err}");
+            }
             Ok(())
         });
     }

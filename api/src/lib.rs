@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod generate;
 pub mod server;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,5 +56,6 @@ pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
         http_metrics: Arc::default(),
         metrics_token: cfg.metrics.token.clone(),
         graphiql: cfg.mode == Mode::Development,
+        webhooks: Arc::new(cfg.webhooks.clone()),
     }
 }

@@ -187,6 +187,19 @@ impl TestServer {
         World { ids: summary.ids.into_iter().map(|(r, id)| (r, id.to_string())).collect() }
     }
 
+    /// The world's scanner reports a new finding about the leaked key; the alert's id.
+    pub async fn raise_alert(&self, rule: &str, severity: &str) -> String {
+        let input = json!({ "source": "scanner", "rule": rule, "severity": severity, "title": rule, "fingerprint": LEAKED_FINGERPRINT });
+        let d = self
+            .ok(
+                &self.as_("scanner"),
+                "mutation($i: AlertInput!) { ingestAlert(input: $i) { alert { id } } }",
+                json!({ "i": input }),
+            )
+            .await;
+        d["ingestAlert"]["alert"]["id"].as_str().expect("an alert id").to_owned()
+    }
+
     /// A token for one of the world's people by ref.
     pub fn as_(&self, who: &str) -> String {
         let email = PEOPLE.iter().find(|(r, _, _)| *r == who).unwrap_or_else(|| panic!("no person {who}")).1;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nhigov_tests::{LEAKED_FINGERPRINT, TestServer};
+use nhigov_tests::TestServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -87,13 +87,7 @@ async fn graphql_ws_client_queries_and_subscribes() {
     assert_eq!(next_line(&mut lines).await, json!({ "event": "subscribed" }));
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (rule, severity) in [("first", "LOW"), ("second", "CRITICAL")] {
-        let input = json!({ "source": "scanner", "rule": rule, "severity": severity, "title": rule, "fingerprint": LEAKED_FINGERPRINT });
-        s.ok(
-            &s.as_("scanner"),
-            "mutation($i: AlertInput!) { ingestAlert(input: $i) { alert { id } } }",
-            json!({ "i": input }),
-        )
-        .await;
+        s.raise_alert(rule, severity).await;
     }
     for (title, severity) in [("first", "LOW"), ("second", "CRITICAL")] {
         let m = next_line(&mut lines).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use nhigov::config::Config;
-use nhigov_tests::{LEAKED_FINGERPRINT, TestServer, World};
+use nhigov_tests::{TestServer, World};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -85,12 +85,9 @@ const CASE_EVENTS: &str =
 const QUEUE: &str = "subscription { queueEvents { kind detail caseId case { title assignee { email } } } }";
 const ALERTS: &str =
     "subscription($m: Severity) { alertRaised(minSeverity: $m) { kind detail alert { title severity } } }";
-const INGEST: &str = "mutation($i: AlertInput!) { ingestAlert(input: $i) { alert { id } } }";
 
 async fn alert(s: &TestServer, rule: &str, severity: &str) -> String {
-    let input = json!({ "source": "scanner", "rule": rule, "severity": severity, "title": rule, "fingerprint": LEAKED_FINGERPRINT });
-    let d = s.ok(&s.as_("scanner"), INGEST, json!({ "i": input })).await;
-    d["ingestAlert"]["alert"]["id"].as_str().unwrap().to_owned()
+    s.raise_alert(rule, severity).await
 }
 
 async fn open_case(s: &TestServer, w: &World, assignee: &str) -> String {

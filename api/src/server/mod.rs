@@ -58,6 +58,8 @@ pub struct AppState {
     pub persisted: Arc<persisted::PersistedQueries>,
     /// Serve GraphiQL at `/` (development only).
     pub graphiql: bool,
+    /// Outbound webhooks, started and stopped with the server.
+    pub webhooks: Arc<crate::config::WebhooksConfig>,
 }
 
 /// The routes of the service.
@@ -97,6 +99,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
+    let webhooks = crate::webhooks::Webhooks::start(state.store.clone(), &state.webhooks);
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;
@@ -110,6 +113,9 @@ pub async fn run(
     tokio::select! {
         result = serve => result?,
         _ = deadline => tracing::warn!("connections still open after the grace period; closing them"),
+    }
+    if let Some(w) = webhooks {
+        w.stop().await;
     }
     info!("server stopped");
     Ok(())

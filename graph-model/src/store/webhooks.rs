@@ -122,6 +122,22 @@ impl Store {
         Ok(())
     }
 
+    /// The time of the last event the webhook enqueuer has handled, if it ever ran.
+    pub async fn webhook_cursor(&self) -> Result<Option<DateTime<Utc>>> {
+        let mut resp = self.read("RETURN (SELECT VALUE cursor FROM ONLY meta:webhooks);", &Vars::new()).await?;
+        take(&mut resp, 0)
+    }
+
+    /// Move the enqueuer's cursor forward to `at` (never back: replicas share it).
+    pub async fn set_webhook_cursor(&self, at: DateTime<Utc>) -> Result<()> {
+        self.write(
+            "UPSERT meta:webhooks SET cursor = IF cursor = NONE OR cursor < $at { $at } ELSE { cursor } RETURN NONE;",
+            &Vars::new().set("at", dt(at)),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Deliveries of `webhook` by state.
     pub async fn delivery_counts(&self, webhook: &str) -> Result<DeliveryCounts> {
         let mut resp = self
