@@ -1,4 +1,5 @@
-//! The command line: `serve`, `import`, `verify`, `fixtures generate`, `schema`, `token`.
+//! The command line: `serve`, `import`, `verify`, `export`, `verify-bundle`, `fixtures
+//! generate`, `schema`, `token`.
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -71,6 +72,38 @@ pub enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// Export for auditors: a case's evidence bundle (`--case ID --out DIR`), or decisions
+    /// or evidence as CSV (`--csv decisions|evidence`), filtered by framework reference
+    /// and time window.
+    Export {
+        /// The case whose evidence bundle to write.
+        #[arg(long, conflicts_with = "csv", required_unless_present = "csv")]
+        case: Option<String>,
+        /// Write this table as CSV instead.
+        #[arg(long, value_enum)]
+        csv: Option<CsvTable>,
+        /// For a bundle, the directory to create (default: bundle-<case key>); for CSV, the
+        /// file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only rows carrying this framework reference (CSV).
+        #[arg(long, requires = "csv")]
+        framework: Option<String>,
+        /// Only rows at or after this time, RFC 3339 (CSV).
+        #[arg(long, requires = "csv")]
+        from: Option<chrono::DateTime<Utc>>,
+        /// Only rows before this time, RFC 3339 (CSV).
+        #[arg(long, requires = "csv")]
+        to: Option<chrono::DateTime<Utc>>,
+        #[arg(long)]
+        db: Option<String>,
+    },
+    /// Check an evidence bundle offline: every file against the manifest, evidence and
+    /// policy digests, decision hashes. Exits 1 naming each file at fault.
+    VerifyBundle {
+        /// The bundle's directory.
+        dir: PathBuf,
+    },
     /// Synthetic data for benchmarks and load tests.
     Fixtures {
         #[command(subcommand)]
@@ -89,6 +122,13 @@ pub enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+}
+
+/// Tables `export --csv` writes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CsvTable {
+    Decisions,
+    Evidence,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +173,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             verify(&cfg).await
         }
+        Command::Export { case, csv, out, framework, from, to, db } => {
+            if let Some(db) = db {
+                cfg.db.url = db;
+            }
+            match (case, csv) {
+                (Some(case), _) => export_bundle(&cfg, &case, out).await,
+                (None, Some(table)) => export_csv(&cfg, table, framework, from, to, out).await,
+                (None, None) => bail!("give --case ID or --csv decisions|evidence"),
+            }
+        }
+        Command::VerifyBundle { dir } => verify_bundle(&dir),
         Command::Import { file, batch, db } => {
             if let Some(db) = db {
                 cfg.db.url = db;
@@ -391,6 +442,107 @@ async fn verify(cfg: &Config) -> Result<()> {
     }
     if !digests.altered_policies.is_empty() || !digests.altered_evidence.is_empty() {
         bail!("stored records no longer match their digests");
+    }
+    Ok(())
+}
+
+async fn export_bundle(cfg: &Config, case: &str, out: Option<PathBuf>) -> Result<()> {
+    let case = graph_model::NodeId::parse(case).map_err(|e| anyhow!("--case: {}", e.message))?;
+    let dir = out.unwrap_or_else(|| PathBuf::from(format!("bundle-{}", case.key())));
+    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        bail!("{}: exists and is not empty; name a new directory with --out", dir.display());
+    }
+    progress(&format!("opening {}", cfg.db.url));
+    let store = open_store(cfg).await?;
+    progress(&format!("collecting {case}"));
+    let files = store.evidence_bundle(&case).await;
+    store.close().await;
+    let files = files.map_err(|e| anyhow!("{case}: {e}"))?;
+    let total = files.len();
+    for (i, f) in files.iter().enumerate() {
+        let path = dir.join(&f.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, &f.bytes).with_context(|| format!("writing {}", path.display()))?;
+        progress(&format!("wrote {}/{total} files", i + 1));
+    }
+    let bytes: usize = files.iter().map(|f| f.bytes.len()).sum();
+    println!("{}: {total} files, {bytes} bytes; check it with `nhigov verify-bundle {}`", dir.display(), dir.display());
+    Ok(())
+}
+
+async fn export_csv(
+    cfg: &Config,
+    table: CsvTable,
+    framework: Option<String>,
+    from: Option<chrono::DateTime<Utc>>,
+    to: Option<chrono::DateTime<Utc>>,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    let reference = framework
+        .map(|f| graph_model::FrameworkRef::parse(&f))
+        .transpose()
+        .map_err(|e| anyhow!("--framework: {}", e.message))?;
+    let store = open_store(cfg).await?;
+    let csv = match table {
+        CsvTable::Decisions => {
+            let f = graph_model::store::DecisionFilter { reference, from, to, ..Default::default() };
+            store.decisions_csv(&f).await
+        }
+        CsvTable::Evidence => {
+            let f = graph_model::store::EvidenceFilter {
+                reference,
+                collected_from: from,
+                collected_to: to,
+                ..Default::default()
+            };
+            store.evidence_csv(&f).await
+        }
+    };
+    store.close().await;
+    let csv = csv?;
+    let rows = csv.lines().count().saturating_sub(1);
+    match out {
+        Some(path) => {
+            std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{}: {rows} rows", path.display());
+        }
+        None => print!("{csv}"),
+    }
+    Ok(())
+}
+
+fn verify_bundle(dir: &std::path::Path) -> Result<()> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            files.insert(rel, bytes);
+        }
+    }
+    let report = graph_model::bundle::verify(&files);
+    for p in &report.problems {
+        eprintln!("{}: {p}", dir.display());
+    }
+    println!(
+        "{}: {} files, {} decisions, {} pieces of evidence, {} policy versions{}",
+        dir.display(),
+        report.files,
+        report.decisions,
+        report.evidence,
+        report.policies,
+        if report.ok() { ": intact" } else { "" }
+    );
+    if !report.ok() {
+        bail!("the bundle does not verify ({} problems)", report.problems.len());
     }
     Ok(())
 }

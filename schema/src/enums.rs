@@ -164,3 +164,9 @@ gql_enum!(
         Granted, Accepted, Revoked, Published, Refused
     }
 );
+
+gql_enum!(
+    /// A secret scanner's report format: gitleaks JSON, TruffleHog JSON lines,
+    /// detect-secrets JSON.
+    ScannerFormat => gm::scanners::ScannerFormat { Gitleaks, Trufflehog, DetectSecrets }
+);

@@ -51,6 +51,12 @@ fn call(op: &str, role: &str) -> (String, Value) {
         ),
         "closeRelation" => ("mutation { closeRelation(id: \"can_access:doesnotexist\") { id } }", json!({})),
         "importInventory" => ("mutation { importInventory(document: { nodes: [], edges: [] }) { nodes } }", json!({})),
+        "importOpenGraph" => {
+            ("mutation { importOpenGraph(document: { graph: { nodes: [], edges: [] } }) { nodes } }", json!({}))
+        }
+        "ingestScannerReport" => {
+            ("mutation { ingestScannerReport(format: GITLEAKS, report: \"[]\") { findings } }", json!({}))
+        }
         "createPerson" => (
             "mutation($e: String!) { createPerson(input: { name: \"M\", email: $e }) { id } }",
             json!({ "e": format!("matrix-{role}@corp.example") }),
@@ -74,6 +80,9 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "decision" => ("query($i: ID!) { decision(id: $i) { id } }", json!({ "i": x("decision") })),
         "decisionTrail" => ("query($i: ID!) { decisionTrail(subjectId: $i) { id } }", json!({ "i": x("nhi") })),
         "verifyDecisionChain" => ("{ verifyDecisionChain { ok } }", json!({})),
+        "decisionsCsv" => ("{ decisionsCsv }", json!({})),
+        "evidenceCsv" => ("{ evidenceCsv }", json!({})),
+        "evidenceBundle" => ("query($c: ID!) { evidenceBundle(caseId: $c) { manifest } }", json!({ "c": x("case") })),
         "ingestAlert" => (
             "mutation { ingestAlert(input: { source: \"matrix\", rule: \"r\", severity: LOW, title: \"t\", fingerprint: \"fp-unknown-000\" }) { created } }",
             json!({}),

@@ -6,6 +6,7 @@
 //! is unit-tested with plain values. Input is parsed into these types once, at the edge
 //! (`Name::parse`, `EdgeKind::check_endpoints`...), and everything past that trusts them.
 
+pub mod bundle;
 pub mod canonical;
 pub mod case;
 pub mod decision;
@@ -16,8 +17,10 @@ pub mod graph;
 pub mod ids;
 pub mod inventory;
 pub mod nodes;
+pub mod opengraph;
 pub mod policy;
 pub mod request;
+pub mod scanners;
 pub mod values;
 
 pub use case::*;

@@ -11,6 +11,7 @@
 
 mod edges;
 pub(crate) mod events;
+mod export;
 mod governance;
 mod graph;
 mod import;

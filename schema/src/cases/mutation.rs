@@ -155,6 +155,19 @@ fn store<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Store> {
     ctx.data::<Store>()
 }
 
+/// What a scanner report became.
+#[derive(async_graphql::SimpleObject)]
+pub struct ScanResult {
+    pub findings: i32,
+    /// New alerts.
+    pub created: i32,
+    /// Findings an earlier run already reported, counted on their alert.
+    pub repeated: i32,
+    /// Findings whose secret the inventory knows; the others are alerts with
+    /// `unknownSubject`.
+    pub matched: i32,
+}
+
 #[Object]
 impl CaseMutation {
     /// Take in an alert from a scanner or rule: deduplicated by key, linked to its NHI
@@ -164,6 +177,31 @@ impl CaseMutation {
         let alert = input.parse()?;
         let (a, outcome) = store(ctx)?.ingest_alert(&alert).await.map_err(ApiError::from)?;
         Ok(IngestResult { alert: Alert(a), created: outcome == IngestOutcome::Created })
+    }
+
+    /// Take in a secret scanner's report (gitleaks JSON, TruffleHog JSON lines, or
+    /// detect-secrets JSON) as alerts: each finding matched to a secret by the hash of
+    /// its value, deduplicated across runs (the same secret in the same file is a repeat).
+    /// The report is checked whole first: a malformed finding is named and nothing is
+    /// taken in.
+    #[graphql(guard = "RoleGuard(INGEST_ALERTS)")]
+    async fn ingest_scanner_report(
+        &self,
+        ctx: &Context<'_>,
+        format: ScannerFormat,
+        report: String,
+    ) -> ApiResult<ScanResult> {
+        let findings = gm::scanners::parse_report(format.into(), &report).map_err(|e| {
+            let field = format!("report{}{}", if e.field.starts_with('[') { "" } else { "." }, e.field);
+            ApiError::from(e.at(field))
+        })?;
+        let s = store(ctx)?.ingest_findings(&findings).await.map_err(ApiError::from)?;
+        Ok(ScanResult {
+            findings: s.findings as i32,
+            created: s.created as i32,
+            repeated: s.repeated as i32,
+            matched: s.matched as i32,
+        })
     }
 
     /// Open a case, promoting new alerts into it (one alert, or several merged).

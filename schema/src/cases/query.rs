@@ -1,7 +1,7 @@
 //! Case queries: alerts, cases (with overdue and queue views), evidence by reference
 //! and time window.
 
-use async_graphql::{Context, ID, InputObject, Object};
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use graph_model::store::{AlertFilter, CaseFilter, EvidenceFilter, Store};
 
@@ -133,19 +133,74 @@ impl CaseQuery {
         after: Option<String>,
         filter: Option<EvidenceFilterInput>,
     ) -> ApiResult<List<Evidence>> {
-        let f = filter.unwrap_or_default();
-        let filter = EvidenceFilter {
-            case: f.case_id.map(|c| node_id(&c, "caseId")).transpose()?,
-            kind: f.kind.map(Into::into),
-            reference: reference(f.reference)?,
-            collected_from: f.collected_from,
-            collected_to: f.collected_to,
-        };
+        let filter = evidence_filter(filter)?;
         let had = after.is_some();
         let page = page_request(first, after)?;
         let found = ctx.data::<Store>()?.evidence(&filter, &page).await.map_err(ApiError::from)?;
         Ok(connection(found, had, |e| e.id.clone(), Evidence))
     }
+
+    /// Every piece of evidence the filter matches as CSV (RFC 4180, a header row), oldest
+    /// first: what it is, who collected it when, and its SHA-256 (not its content).
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn evidence_csv(&self, ctx: &Context<'_>, filter: Option<EvidenceFilterInput>) -> ApiResult<String> {
+        let filter = evidence_filter(filter)?;
+        Ok(ctx.data::<Store>()?.evidence_csv(&filter).await.map_err(ApiError::from)?)
+    }
+
+    /// A case's evidence bundle, as `nhigov export --case` writes it: the case, its
+    /// timeline, evidence, decisions with their place in the chain, the policy versions
+    /// they used, the traversals made for it, and a manifest of SHA-256 digests. Write
+    /// each file's `content` to its `path` and `nhigov verify-bundle` checks it offline.
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn evidence_bundle(&self, ctx: &Context<'_>, case_id: ID) -> ApiResult<EvidenceBundle> {
+        let case = node_id(&case_id, "caseId")?;
+        let files = ctx.data::<Store>()?.evidence_bundle(&case).await.map_err(ApiError::from)?;
+        let manifest = files
+            .iter()
+            .find(|f| f.path == graph_model::bundle::MANIFEST)
+            .and_then(|f| serde_json::from_slice(&f.bytes).ok())
+            .unwrap_or_default();
+        Ok(EvidenceBundle {
+            manifest: Json(manifest),
+            files: files
+                .into_iter()
+                .map(|f| BundleFile {
+                    sha256: graph_model::sha256_hex(&f.bytes),
+                    path: f.path,
+                    content: String::from_utf8_lossy(&f.bytes).into_owned(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// An evidence bundle: its files and, parsed, its manifest.
+#[derive(SimpleObject)]
+pub struct EvidenceBundle {
+    pub manifest: Json<serde_json::Value>,
+    pub files: Vec<BundleFile>,
+}
+
+/// One file of a bundle.
+#[derive(SimpleObject)]
+pub struct BundleFile {
+    /// Its path inside the bundle, such as `evidence/0197....json`.
+    pub path: String,
+    pub sha256: String,
+    /// The file's text (JSON).
+    pub content: String,
+}
+
+fn evidence_filter(filter: Option<EvidenceFilterInput>) -> Result<EvidenceFilter, ApiError> {
+    let f = filter.unwrap_or_default();
+    Ok(EvidenceFilter {
+        case: f.case_id.map(|c| node_id(&c, "caseId")).transpose()?,
+        kind: f.kind.map(Into::into),
+        reference: reference(f.reference)?,
+        collected_from: f.collected_from,
+        collected_to: f.collected_to,
+    })
 }
 
 async fn cases(

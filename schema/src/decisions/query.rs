@@ -117,21 +117,20 @@ impl DecisionQuery {
         after: Option<String>,
         filter: Option<DecisionFilterInput>,
     ) -> ApiResult<List<Decision>> {
-        let f = filter.unwrap_or_default();
-        let filter = DecisionFilter {
-            subject: f.subject_id.map(|i| node_id(&i, "subjectId")).transpose()?,
-            case: f.case_id.map(|i| node_id(&i, "caseId")).transpose()?,
-            actor: f.actor_id.map(|i| node_id(&i, "actorId")).transpose()?,
-            kind: f.kind.map(Into::into),
-            outcome: f.outcome.map(Into::into),
-            reference: reference(f.reference)?,
-            from: f.from,
-            to: f.to,
-        };
+        let filter = decision_filter(filter)?;
         let had = after.is_some();
         let page = page_request(first, after)?;
         let found = ctx.data::<Store>()?.decisions(&filter, &page).await.map_err(ApiError::from)?;
         Ok(connection(found, had, |d| d.id.clone(), Decision))
+    }
+
+    /// Every decision the filter matches as CSV (RFC 4180, a header row), in chain order,
+    /// for spreadsheets: seq, time, kind, outcome, actor, subject, case, rationale, policy
+    /// version and digest, violated rule, references, and the chain hashes.
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn decisions_csv(&self, ctx: &Context<'_>, filter: Option<DecisionFilterInput>) -> ApiResult<String> {
+        let filter = decision_filter(filter)?;
+        Ok(ctx.data::<Store>()?.decisions_csv(&filter).await.map_err(ApiError::from)?)
     }
 
     #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
@@ -160,4 +159,18 @@ impl DecisionQuery {
     async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
         Ok(ctx.data::<Store>()?.api_tokens().await.map_err(ApiError::from)?.into_iter().map(ApiToken).collect())
     }
+}
+
+fn decision_filter(filter: Option<DecisionFilterInput>) -> Result<DecisionFilter, ApiError> {
+    let f = filter.unwrap_or_default();
+    Ok(DecisionFilter {
+        subject: f.subject_id.map(|i| node_id(&i, "subjectId")).transpose()?,
+        case: f.case_id.map(|i| node_id(&i, "caseId")).transpose()?,
+        actor: f.actor_id.map(|i| node_id(&i, "actorId")).transpose()?,
+        kind: f.kind.map(Into::into),
+        outcome: f.outcome.map(Into::into),
+        reference: reference(f.reference)?,
+        from: f.from,
+        to: f.to,
+    })
 }

@@ -9,6 +9,7 @@ use graph_model::{EdgeId, InventoryNode, NodeId, Table};
 
 use super::inputs::*;
 use super::types::*;
+use crate::enums::Environment;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{ChangeAction, EventBus};
 use crate::principal::{MANAGE_PEOPLE, RoleGuard, WRITE_INVENTORY};
@@ -23,6 +24,8 @@ pub struct ImportResult {
     pub edges: u32,
     /// The id each node `ref` was stored under.
     pub ids: Vec<ImportedId>,
+    /// What an OpenGraph import left out, and why (always empty for `importInventory`).
+    pub skipped: Vec<String>,
 }
 
 /// A document ref and the id it was stored under.
@@ -181,14 +184,36 @@ impl InventoryMutation {
         let inv = Inventory::parse(&document.0, Utc::now()).map_err(ApiError::BadDocument)?;
         let summary = ctx.data::<Store>()?.import(&inv).await.map_err(ApiError::from)?;
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
-        Ok(ImportResult {
-            nodes: summary.nodes as u32,
-            edges: summary.edges as u32,
-            ids: summary
-                .ids
-                .into_iter()
-                .map(|(reference, id)| ImportedId { reference, id: ID(id.to_string()) })
-                .collect(),
-        })
+        Ok(import_result(summary, vec![]))
+    }
+
+    /// Import a BloodHound OpenGraph document (nodes with kinds and properties, edges
+    /// matched by id or name), all or nothing. Nodes and edges that map to nothing in the
+    /// inventory are listed in `skipped` with why; the rest is checked as
+    /// `importInventory` checks a document. `environment` applies to NHIs and systems
+    /// whose properties name none.
+    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
+    async fn import_open_graph(
+        &self,
+        ctx: &Context<'_>,
+        document: Json<serde_json::Value>,
+        #[graphql(default_with = "Environment::Production")] environment: Environment,
+    ) -> ApiResult<ImportResult> {
+        let env: graph_model::Environment = environment.into();
+        let converted = graph_model::opengraph::convert(&document.0, env.as_str())
+            .map_err(|m| ApiError::BadInput { field: "document".into(), message: m })?;
+        let inv = Inventory::parse(&converted.document, Utc::now()).map_err(ApiError::BadDocument)?;
+        let summary = ctx.data::<Store>()?.import(&inv).await.map_err(ApiError::from)?;
+        ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
+        Ok(import_result(summary, converted.skipped))
+    }
+}
+
+fn import_result(summary: graph_model::store::ImportSummary, skipped: Vec<String>) -> ImportResult {
+    ImportResult {
+        nodes: summary.nodes as u32,
+        edges: summary.edges as u32,
+        ids: summary.ids.into_iter().map(|(reference, id)| ImportedId { reference, id: ID(id.to_string()) }).collect(),
+        skipped,
     }
 }

@@ -16,6 +16,18 @@ pub enum IngestOutcome {
     Repeated,
 }
 
+/// What a scanner report became.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    pub findings: usize,
+    /// New alerts.
+    pub created: usize,
+    /// Findings already alerted on (by an earlier run), counted again.
+    pub repeated: usize,
+    /// Findings whose secret the inventory knows.
+    pub matched: usize,
+}
+
 /// Which alerts to list.
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
@@ -116,6 +128,37 @@ impl Store {
         let mut rows: Vec<Alert> = take(&mut resp, 0)?;
         let alert = rows.pop().ok_or_else(|| StoreError::Database("ingested alert not found".into()))?;
         Ok((alert, outcome))
+    }
+
+    /// Turn a scanner's findings into alerts: each matched to a secret by the first of
+    /// its fingerprints the inventory knows, deduplicated against earlier runs.
+    pub async fn ingest_findings(&self, findings: &[crate::domain::scanners::Finding]) -> Result<ScanSummary> {
+        let candidates: Vec<&str> = findings
+            .iter()
+            .flat_map(|f| f.fingerprints.iter().map(String::as_str))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut resp = self
+            .read(
+                "SELECT VALUE fingerprint FROM secret WHERE fingerprint IN $fps",
+                &Vars::new().set("fps", candidates.iter().map(|c| c.to_string()).collect::<Vec<String>>()),
+            )
+            .await?;
+        let known: std::collections::HashSet<String> = take::<Vec<String>>(&mut resp, 0)?.into_iter().collect();
+        let now = Utc::now();
+        let mut summary = ScanSummary { findings: findings.len(), ..Default::default() };
+        for f in findings {
+            let found = f.fingerprints.iter().find(|fp| known.contains(*fp));
+            let chosen = found.or(f.fingerprints.first()).map(String::as_str).unwrap_or_default();
+            let alert = f.alert(chosen, now)?;
+            match self.ingest_alert(&alert).await?.1 {
+                IngestOutcome::Created => summary.created += 1,
+                IngestOutcome::Repeated => summary.repeated += 1,
+            }
+            summary.matched += usize::from(found.is_some());
+        }
+        Ok(summary)
     }
 
     async fn resolve_subject(&self, subject: &SubjectRef) -> Result<Option<NodeId>> {

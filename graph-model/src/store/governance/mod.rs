@@ -28,7 +28,7 @@ use super::events::{EventDraft, RECORD_EVENT};
 use super::{Result, Store, StoreError, Vars, rid, take};
 use crate::domain::*;
 
-pub use alerts::{AlertFilter, IngestOutcome};
+pub use alerts::{AlertFilter, IngestOutcome, ScanSummary};
 pub use cases::{CaseFilter, EvidenceFilter, TimelineEntry};
 pub use decisions::{DecisionFilter, DigestReport};
 pub use requests::RequestFilter;

@@ -1,0 +1,190 @@
+//! Exports for auditors: a case's evidence bundle (`domain::bundle`), and decisions and
+//! evidence as CSV for spreadsheets, filtered by framework reference and time window.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{SecondsFormat, Utc};
+
+use super::governance::{DecisionFilter, EvidenceFilter, refs_text};
+use super::nodes::{Page, PageRequest};
+use super::{Result, Store, StoreError};
+use crate::domain::bundle::{self, BundleFile};
+use crate::domain::*;
+
+/// Rows read per query while exporting.
+const PAGE: usize = 500;
+
+/// A boxed, sendable future of one page (async closures are not `Send` here).
+type PageFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<Page<T>>> + Send + 'a>>;
+
+/// Every page of a list, in creation order.
+async fn all<'a, T, F>(mut page: F) -> Result<Vec<T>>
+where
+    T: HasId,
+    F: FnMut(PageRequest) -> PageFuture<'a, T>,
+{
+    let mut out: Vec<T> = Vec::new();
+    let mut after = None;
+    loop {
+        let p = page(PageRequest { first: PAGE, after: after.clone() }).await?;
+        let more = p.has_next;
+        out.extend(p.items);
+        if !more {
+            return Ok(out);
+        }
+        after = out.last().map(|x| x.node_id().clone());
+    }
+}
+
+/// Records listed page by page.
+trait HasId {
+    fn node_id(&self) -> &NodeId;
+}
+
+impl HasId for Decision {
+    fn node_id(&self) -> &NodeId {
+        &self.id
+    }
+}
+
+impl HasId for Evidence {
+    fn node_id(&self) -> &NodeId {
+        &self.id
+    }
+}
+
+fn time(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn csv_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(format!("writing CSV: {e}"))
+}
+
+impl Store {
+    /// The evidence bundle of `case`: its files, the manifest last.
+    pub async fn evidence_bundle(&self, case: &NodeId) -> Result<Vec<BundleFile>> {
+        if case.table() != Table::Case {
+            return Err(ValueError::new("case", format!("{case} is not a case")).into());
+        }
+        let record = self.case(case).await?;
+        let filter = &DecisionFilter { case: Some(case.clone()), ..Default::default() };
+        let mut decisions = all(|p| Box::pin(async move { self.decisions(filter, &p).await })).await?;
+        decisions.sort_by_key(|d| d.seq);
+        // Read after the decisions, so every decision in the bundle is within it.
+        let head = self.chain_head().await?;
+        let evidence = self.evidence_of_cases(std::slice::from_ref(case)).await?;
+        let timeline = self.timeline(case).await?;
+        let traversals = self.traversals_of(case).await?;
+        let policy_ids: Vec<NodeId> =
+            decisions.iter().filter_map(|d| d.policy.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let policies = self.policies_by_id(&policy_ids).await?;
+        let people_ids: Vec<NodeId> = decisions
+            .iter()
+            .map(|d| d.actor.clone())
+            .chain(evidence.iter().map(|e| e.collected_by.clone()))
+            .chain([record.opened_by.clone()])
+            .chain(record.assignee.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let people: HashMap<NodeId, Person> = self.nodes_by_id(&people_ids).await?;
+        let mut people: Vec<&Person> = people.values().collect();
+        people.sort_by(|a, b| a.id.cmp(&b.id));
+
+        let mut files = vec![
+            BundleFile::json("case.json", &record),
+            BundleFile::json("timeline.json", &timeline),
+            BundleFile::json("decisions.json", &decisions),
+            BundleFile::json("traversals.json", &traversals),
+            BundleFile::json("people.json", &people),
+        ];
+        files.extend(evidence.iter().map(|e| BundleFile::json(format!("evidence/{}.json", e.id.key()), e)));
+        files.extend(policies.iter().map(|p| BundleFile::json(format!("policies/{}-v{}.json", p.name, p.version), p)));
+        let counts = (decisions.len(), evidence.len(), policies.len());
+        Ok(bundle::seal(case, head, Utc::now(), counts, files))
+    }
+
+    /// Decisions as CSV, in chain order: one row each, with its place in the chain.
+    pub async fn decisions_csv(&self, filter: &DecisionFilter) -> Result<String> {
+        let mut decisions = all(|p| Box::pin(async move { self.decisions(filter, &p).await })).await?;
+        decisions.sort_by_key(|d| d.seq);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "seq",
+            "at",
+            "kind",
+            "outcome",
+            "actor",
+            "subject",
+            "case",
+            "rationale",
+            "policy_version",
+            "policy_sha256",
+            "violated_rule",
+            "refs",
+            "prev_hash",
+            "hash",
+        ])
+        .map_err(csv_error)?;
+        for d in &decisions {
+            w.write_record([
+                d.seq.to_string(),
+                time(d.at),
+                d.kind.to_string(),
+                d.outcome.to_string(),
+                d.actor.to_string(),
+                d.subject.to_string(),
+                d.case.as_ref().map(ToString::to_string).unwrap_or_default(),
+                d.rationale.clone(),
+                d.policy_version.map(|v| v.to_string()).unwrap_or_default(),
+                d.policy_sha256.clone().unwrap_or_default(),
+                d.violation.as_ref().map(|v| v.rule.to_string()).unwrap_or_default(),
+                refs_text(&d.refs).join(";"),
+                d.prev_hash.clone(),
+                d.hash.clone(),
+            ])
+            .map_err(csv_error)?;
+        }
+        String::from_utf8(w.into_inner().map_err(csv_error)?).map_err(csv_error)
+    }
+
+    /// Evidence as CSV, oldest first: what it is and its digest (not its content).
+    pub async fn evidence_csv(&self, filter: &EvidenceFilter) -> Result<String> {
+        let evidence = all(|p| Box::pin(async move { self.evidence(filter, &p).await })).await?;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "id",
+            "case",
+            "kind",
+            "source",
+            "collected_at",
+            "recorded_at",
+            "collected_by",
+            "sha256",
+            "intact",
+            "supersedes",
+            "superseded_by",
+            "refs",
+        ])
+        .map_err(csv_error)?;
+        for e in &evidence {
+            w.write_record([
+                e.id.to_string(),
+                e.case.to_string(),
+                e.kind.to_string(),
+                e.source.clone(),
+                time(e.collected_at),
+                time(e.recorded_at),
+                e.collected_by.to_string(),
+                e.sha256.clone(),
+                e.intact().to_string(),
+                e.supersedes.as_ref().map(ToString::to_string).unwrap_or_default(),
+                e.superseded_by.as_ref().map(ToString::to_string).unwrap_or_default(),
+                refs_text(&e.refs).join(";"),
+            ])
+            .map_err(csv_error)?;
+        }
+        String::from_utf8(w.into_inner().map_err(csv_error)?).map_err(csv_error)
+    }
+}
