@@ -100,7 +100,11 @@ impl Store {
             BundleFile::json("people.json", &people),
         ];
         files.extend(evidence.iter().map(|e| BundleFile::json(format!("evidence/{}.json", e.id.key()), e)));
-        files.extend(policies.iter().map(|p| BundleFile::json(format!("policies/{}-v{}.json", p.name, p.version), p)));
+        files.extend(policies.iter().map(|p| {
+            let name: String =
+                p.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' }).collect();
+            BundleFile::json(format!("policies/{name}-v{}.json", p.version), p)
+        }));
         let counts = (decisions.len(), evidence.len(), policies.len());
         Ok(bundle::seal(case, head, Utc::now(), counts, files))
     }
