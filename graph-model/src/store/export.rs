@@ -101,8 +101,11 @@ impl Store {
         ];
         files.extend(evidence.iter().map(|e| BundleFile::json(format!("evidence/{}.json", e.id.key()), e)));
         files.extend(policies.iter().map(|p| {
-            let name: String =
-                p.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' }).collect();
+            let name: String = p
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+                .collect();
             BundleFile::json(format!("policies/{name}-v{}.json", p.version), p)
         }));
         let counts = (decisions.len(), evidence.len(), policies.len());
