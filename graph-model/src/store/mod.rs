@@ -225,8 +225,8 @@ impl Store {
     pub async fn case_counts(&self) -> Result<(u64, u64)> {
         let mut resp = self
             .read(
-                "RETURN [count(SELECT VALUE id FROM case WHERE status != 'closed'),
-                         count(SELECT VALUE id FROM case WHERE status != 'closed' AND due_at < time::now())];",
+                "RETURN [(SELECT count() FROM case WHERE status != 'closed' GROUP ALL)[0].count ?? 0,
+                         (SELECT count() FROM case WHERE status != 'closed' AND due_at < time::now() GROUP ALL)[0].count ?? 0];",
                 &Vars::new(),
             )
             .await?;

@@ -259,10 +259,18 @@ impl Store {
         let page_sql =
             if page_conds.is_empty() { String::new() } else { format!("WHERE {}", page_conds.join(" AND ")) };
         let limit = page.first.min(1000) + 1;
+        // Over a table, `count() ... GROUP ALL` is counted by the engine (by the table's
+        // COUNT index when unfiltered: 0.6 ms for 100,000 rows, against 270 ms for
+        // counting the selected ids). SurrealDB 3.3 refuses that form over a variable.
+        let total = if source.starts_with('$') {
+            format!("count(SELECT VALUE id FROM {source} {filter_sql})")
+        } else {
+            format!("(SELECT count() FROM {source} {filter_sql} GROUP ALL)[0].count ?? 0")
+        };
         let sql = format!(
             "{prelude}
              SELECT * FROM {source} {page_sql} ORDER BY id LIMIT {limit};
-             RETURN count(SELECT VALUE id FROM {source} {filter_sql});"
+             RETURN {total};"
         );
         let statements_before = prelude.matches(';').count();
         let mut resp = self.read(&sql, &vars).await?;

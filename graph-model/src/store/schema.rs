@@ -7,7 +7,7 @@ use tracing::info;
 use super::{Result, Store, StoreError, Vars, take};
 
 /// The version of `schema.surql`. Raise it with every change to the definitions.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const SCHEMA: &str = include_str!("schema.surql");
 
