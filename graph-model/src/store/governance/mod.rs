@@ -1,18 +1,21 @@
 //! The governance record in the store: alerts, cases, requests, policies and the
 //! decision chain.
 //!
-//! Every decision goes through [`Store::decide`], which serialises decisions twice over:
-//! an in-process lock keeps this process's decisions in single file, and each decision
-//! transaction compares and rewrites the chain head (`meta:chain`), so decisions from
-//! other processes sharing the database conflict instead of forking the chain. A
-//! decision is planned (facts read, rules evaluated, effects written as statements)
-//! against the head it read; if the head moved, the plan is thrown away and made again
-//! on fresh facts. This is what makes snapshot isolation safe here: two approvals of the
+//! Every decision goes through [`Store::decide`], which serialises the writing of
+//! decisions twice over: an in-process lock keeps this process's commits in single file,
+//! and each decision transaction compares and rewrites the chain head (`meta:chain`), so
+//! decisions from other processes sharing the database conflict instead of forking the
+//! chain. A decision is planned (facts read, rules evaluated, effects written as
+//! statements) before it takes the lock, so plans overlap; the effects check the facts
+//! they relied on (a record's `rev`, an alert's status) and throw `STALE` if another
+//! decision changed them first, and a stale plan, like one whose chain head moved, is
+//! thrown away and made again on fresh facts. This is what makes snapshot isolation safe here: two approvals of the
 //! same request cannot both commit, because both write the head. The head this process
 //! committed last is kept under the lock, so a decision usually costs no extra read of
 //! it; a stale copy only makes the compare-and-set fail and the head be read again.
 
 mod alerts;
+use alerts::STALE;
 mod cases;
 mod decisions;
 mod requests;
@@ -22,7 +25,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::events::{EventDraft, RECORD_EVENT};
 use super::{Result, Store, StoreError, Vars, rid, take};
@@ -90,8 +93,12 @@ impl Store {
         &'a self,
         mut plan: impl FnMut() -> PlanFuture<'a, Plan> + Send,
     ) -> Result<Decision> {
-        let mut known_head = self.chain_lock.lock().await;
         for attempt in 1..=PLAN_ATTEMPTS {
+            // Planning reads facts only, so it runs outside the lock, beside other
+            // decisions being planned or written; a plan whose facts changed before it
+            // committed fails its own checks (`STALE`) and is made again.
+            let Plan { draft, effects, vars } = plan().await?;
+            let mut known_head = self.chain_lock.lock().await;
             // The head this process committed last saves a round trip; if another
             // process has moved the chain since, the compare-and-set below fails and the
             // head is read afresh.
@@ -99,7 +106,6 @@ impl Store {
                 Some(head) => head,
                 None => self.chain_head().await?,
             };
-            let Plan { draft, effects, vars } = plan().await?;
             let decision = draft.seal(NodeId::generate(Table::Decision), &head, Utc::now());
             let sql = format!(
                 "BEGIN;
@@ -143,6 +149,11 @@ impl Store {
                         Some(v) => Err(StoreError::Refused { violation: v.clone(), decision: decision.id.clone() }),
                         None => Ok(decision),
                     };
+                }
+                Err(StoreError::Conflict(msg)) if STALE.strip_prefix("CONFLICT:") == Some(msg.as_str()) => {
+                    // The facts moved, not the chain: the head is still good.
+                    *known_head = Some(head);
+                    debug!(attempt, "a decision's facts changed while it was planned; planning again");
                 }
                 Err(StoreError::Conflict(msg)) if msg.starts_with("chain moved") => {
                     warn!(attempt, "decision chain moved; planning again");
