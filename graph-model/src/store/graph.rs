@@ -28,6 +28,8 @@ use crate::domain::*;
 
 /// How far back each sync re-reads changes.
 const SYNC_MARGIN: i64 = 10;
+/// Edges read per query when the index is first loaded.
+const LOAD_PAGE: usize = 20_000;
 
 /// The index and the time up to which it has read the store.
 pub(crate) struct LiveGraph {
@@ -90,35 +92,25 @@ impl Store {
         // Cleared before reading: a write that lands during the read marks it again.
         self.graph.dirty.store(false, Ordering::Release);
         let started = Instant::now();
-        let since = synced.to.map(|t| t - Duration::seconds(SYNC_MARGIN));
+        let Some(since) = synced.to.map(|t| t - Duration::seconds(SYNC_MARGIN)) else {
+            return self.load_graph(synced, started, LOAD_PAGE).await;
+        };
         let mut sql = String::from("RETURN time::now();\n");
         for kind in TRAVERSED {
-            match since {
-                None => sql.push_str(&format!("SELECT * FROM {};\n", kind.as_str())),
-                Some(_) => sql.push_str(&format!(
-                    "SELECT * FROM {k} WHERE created_at >= $since;\nSELECT * FROM {k} WHERE valid_to >= $since;\n",
-                    k = kind.as_str()
-                )),
-            }
+            sql.push_str(&format!(
+                "SELECT * FROM {k} WHERE created_at >= $since;\nSELECT * FROM {k} WHERE valid_to >= $since;\n",
+                k = kind.as_str()
+            ));
         }
-        for table in ["nhi", "secret", "system"] {
-            let fields = match table {
-                "nhi" => "id, environment",
-                "secret" => "id",
-                _ => "id, environment, criticality",
-            };
-            match since {
-                None => sql.push_str(&format!("SELECT {fields} FROM {table};\n")),
-                Some(_) => sql.push_str(&format!("SELECT {fields} FROM {table} WHERE updated_at >= $since;\n")),
-            }
+        for (table, fields) in
+            [("nhi", "id, environment"), ("secret", "id"), ("system", "id, environment, criticality")]
+        {
+            sql.push_str(&format!("SELECT {fields} FROM {table} WHERE updated_at >= $since;\n"));
         }
-        let mut vars = Vars::new();
-        if let Some(s) = since {
-            vars = vars.set("since", surrealdb::types::Datetime::from(s));
-        }
+        let vars = Vars::new().set("since", surrealdb::types::Datetime::from(since));
         let mut resp = self.read(&sql, &vars).await?;
         let now: DateTime<Utc> = take(&mut resp, 0)?;
-        let edge_statements = if since.is_none() { TRAVERSED.len() } else { TRAVERSED.len() * 2 };
+        let edge_statements = TRAVERSED.len() * 2;
         let mut edges: Vec<Edge> = Vec::new();
         for i in 0..edge_statements {
             edges.extend(take::<Vec<Edge>>(&mut resp, 1 + i)?);
@@ -138,6 +130,57 @@ impl Store {
                 index.upsert_edge(e);
             }
         }
+        synced.to = Some(now);
+        synced.at = Some(started);
+        Ok(())
+    }
+
+    /// The first look: every node's meta, then every traversed edge, read in pages of
+    /// `LOAD_PAGE` so that the peak memory of a large graph's load stays bounded (one
+    /// response holding 900,000 edges is several times their size in the index).
+    async fn load_graph(&self, synced: &mut Synced, started: Instant, page: usize) -> Result<()> {
+        let mut resp = self
+            .read(
+                "RETURN time::now();
+                 SELECT id, environment FROM nhi;
+                 SELECT id FROM secret;
+                 SELECT id, environment, criticality FROM system;",
+                &Vars::new(),
+            )
+            .await?;
+        // Read before the edges: what commits while they load is read again next time.
+        let now: DateTime<Utc> = take(&mut resp, 0)?;
+        let mut metas: Vec<MetaRow> = Vec::new();
+        for i in 1..=3 {
+            metas.extend(take::<Vec<MetaRow>>(&mut resp, i)?);
+        }
+        let mut index = GraphIndex::default();
+        for m in metas {
+            index.set_meta(
+                &m.id,
+                NodeMeta { table: m.id.table(), environment: m.environment, criticality: m.criticality },
+            );
+        }
+        for kind in TRAVERSED {
+            let mut after: Option<EdgeId> = None;
+            loop {
+                let (cond, vars) = match &after {
+                    None => ("", Vars::new()),
+                    Some(a) => ("WHERE id > $after", Vars::new().set("after", super::edge_rid(a))),
+                };
+                let sql = format!("SELECT * FROM {} {cond} ORDER BY id LIMIT {page}", kind.as_str());
+                let mut resp = self.read(&sql, &vars).await?;
+                let edges: Vec<Edge> = take(&mut resp, 0)?;
+                for e in &edges {
+                    index.upsert_edge(e);
+                }
+                if edges.len() < page {
+                    break;
+                }
+                after = edges.last().map(|e| e.id.clone());
+            }
+        }
+        *self.graph.index.write().map_err(|_| StoreError::Database("graph index poisoned".into()))? = index;
         synced.to = Some(now);
         synced.at = Some(started);
         Ok(())
@@ -226,5 +269,36 @@ impl Store {
             .read("SELECT * FROM traversal WHERE case = $case ORDER BY at", &Vars::new().set("case", super::rid(case)))
             .await?;
         take(&mut resp, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::inventory::Inventory;
+    use crate::store::StoreConfig;
+
+    /// A load in pages of 2 reads the same graph as one in a single page.
+    #[tokio::test]
+    async fn a_paged_first_load_reads_every_edge() {
+        let store = Store::open(&StoreConfig::memory()).await.unwrap();
+        let mut nodes = vec![
+            serde_json::json!({"type": "system", "ref": "s", "kind": "database", "name": "s", "environment": "production"}),
+        ];
+        let mut edges = Vec::new();
+        for i in 0..7 {
+            nodes.push(serde_json::json!({"type": "nhi", "ref": format!("n{i}"), "kind": "token", "name": format!("n{i}"), "environment": "test"}));
+            edges.push(
+                serde_json::json!({"type": "can_access", "from": format!("n{i}"), "to": "s", "privilege": "read"}),
+            );
+        }
+        let doc = serde_json::json!({ "nodes": nodes, "edges": edges });
+        store.import(&Inventory::parse(&doc, Utc::now()).unwrap()).await.unwrap();
+        for page in [2, 7, 1000] {
+            let mut synced = Synced::default();
+            store.load_graph(&mut synced, Instant::now(), page).await.unwrap();
+            assert_eq!(store.graph_size(), (7, 8), "page size {page}");
+            assert!(synced.to.is_some());
+        }
     }
 }
