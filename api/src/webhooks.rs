@@ -142,34 +142,39 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// Start enqueuing and sending, if any endpoint is configured.
-    pub fn start(store: Store, cfg: &WebhooksConfig) -> Option<Webhooks> {
+    /// Start enqueuing and sending, if any endpoint is configured. A configuration that
+    /// does not hold (it is checked when loaded, so only one built in code) is an error.
+    pub fn start(store: Store, cfg: &WebhooksConfig) -> std::io::Result<Option<Webhooks>> {
         if cfg.endpoints.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let endpoints: Vec<Endpoint> = cfg
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        Filter::check_config(cfg).map_err(invalid)?;
+        let endpoints = cfg
             .endpoints
             .iter()
-            .map(|e| Endpoint {
-                name: e.name.clone(),
-                url: e.url.clone(),
-                secret: e.secret.clone(),
-                // Checked when the configuration was loaded.
-                filter: Filter::of(e).unwrap_or_default(),
+            .map(|e| {
+                Ok(Endpoint {
+                    name: e.name.clone(),
+                    url: e.url.clone(),
+                    secret: e.secret.clone(),
+                    filter: Filter::of(e)?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Endpoint>, String>>()
+            .map_err(invalid)?;
         let endpoints = Arc::new(endpoints);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_secs))
             .user_agent(concat!("nhigov/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
+            .map_err(|e| invalid(format!("webhooks: cannot build the HTTP client: {e}")))?;
         let wake = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         tasks.spawn(enqueue(store.clone(), endpoints.clone(), wake.clone()));
         tasks.spawn(send(store, endpoints, http, wake, cfg.max_attempts, Duration::from_millis(cfg.retry_base_ms)));
         info!(endpoints = cfg.endpoints.len(), "webhooks started");
-        Some(Webhooks { tasks })
+        Ok(Some(Webhooks { tasks }))
     }
 
     /// Stop both tasks. Leased deliveries in flight are retried by whoever leases them
@@ -301,6 +306,7 @@ async fn send(
 
 /// The signature header for `body` sent at `t`.
 pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+    // HMAC accepts a key of any length (longer keys are hashed), so this cannot fail.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");

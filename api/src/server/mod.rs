@@ -99,7 +99,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
-    let webhooks = crate::webhooks::Webhooks::start(state.store.clone(), &state.webhooks);
+    let webhooks = crate::webhooks::Webhooks::start(state.store.clone(), &state.webhooks)?;
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;

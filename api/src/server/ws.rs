@@ -64,11 +64,7 @@ pub async fn upgrade(
     let max = state.limits.body_bytes;
     ws.max_message_size(max).max_frame_size(max).protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(
         move |socket| async move {
-            if transport_ws {
-                Connection::new(state).serve(socket).await
-            } else {
-                legacy(state, socket, protocol).await
-            }
+            if transport_ws { Connection::serve(state, socket).await } else { legacy(state, socket, protocol).await }
         },
     )
 }
@@ -121,32 +117,26 @@ struct Connection {
     principal: Option<(Principal, String)>,
     operations: HashMap<String, JoinHandle<()>>,
     out: mpsc::Sender<Message>,
-    out_rx: Option<mpsc::Receiver<Message>>,
     /// Operations report here when they end by themselves.
     done: mpsc::UnboundedSender<String>,
-    done_rx: Option<mpsc::UnboundedReceiver<String>>,
 }
 
 impl Connection {
-    fn new(state: AppState) -> Connection {
+    /// Serve one socket until either side closes it.
+    async fn serve(state: AppState, socket: WebSocket) {
         let (out, out_rx) = mpsc::channel(OUTGOING);
         let (done, done_rx) = mpsc::unbounded_channel();
-        Connection {
-            state,
-            init: false,
-            principal: None,
-            operations: HashMap::new(),
-            out,
-            out_rx: Some(out_rx),
-            done,
-            done_rx: Some(done_rx),
-        }
+        let this = Connection { state, init: false, principal: None, operations: HashMap::new(), out, done };
+        this.run(socket, out_rx, done_rx).await;
     }
 
-    async fn serve(mut self, socket: WebSocket) {
+    async fn run(
+        mut self,
+        socket: WebSocket,
+        mut out_rx: mpsc::Receiver<Message>,
+        mut done_rx: mpsc::UnboundedReceiver<String>,
+    ) {
         let (mut sink, mut incoming) = socket.split();
-        let mut out_rx = self.out_rx.take().expect("taken once");
-        let mut done_rx = self.done_rx.take().expect("taken once");
         // One writer, so operations and the reader never interleave frames.
         let writer = tokio::spawn(async move {
             while let Some(msg) = out_rx.recv().await {

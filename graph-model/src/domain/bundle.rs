@@ -38,10 +38,10 @@ pub struct BundleFile {
 
 impl BundleFile {
     /// A file holding `value` as pretty JSON.
-    pub fn json(path: impl Into<String>, value: &impl Serialize) -> BundleFile {
-        let mut bytes = serde_json::to_vec_pretty(value).expect("domain values serialise");
+    pub fn json(path: impl Into<String>, value: &impl Serialize) -> Result<BundleFile, serde_json::Error> {
+        let mut bytes = serde_json::to_vec_pretty(value)?;
         bytes.push(b'\n');
-        BundleFile { path: path.into(), bytes }
+        Ok(BundleFile { path: path.into(), bytes })
     }
 }
 
@@ -74,7 +74,7 @@ pub fn seal(
     exported_at: DateTime<Utc>,
     counts: (usize, usize, usize),
     mut files: Vec<BundleFile>,
-) -> Vec<BundleFile> {
+) -> Result<Vec<BundleFile>, serde_json::Error> {
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -89,8 +89,8 @@ pub fn seal(
             .map(|f| ManifestEntry { path: f.path.clone(), sha256: sha256_hex(&f.bytes), bytes: f.bytes.len() as u64 })
             .collect(),
     };
-    files.push(BundleFile::json(MANIFEST, &manifest));
-    files
+    files.push(BundleFile::json(MANIFEST, &manifest)?);
+    Ok(files)
 }
 
 /// The outcome of checking a bundle.

@@ -55,6 +55,11 @@ fn of_value(value: &str) -> Vec<String> {
     vec![sha256_hex(value.as_bytes()), sha1_hex(value.as_bytes())]
 }
 
+/// ` @` and the first 12 characters of a commit id (a report's text: not assumed ASCII).
+fn short_commit(c: &str) -> String {
+    format!(" @{}", c.chars().take(12).collect::<String>())
+}
+
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
@@ -88,7 +93,7 @@ fn gitleaks(report: &str) -> Result<Vec<Finding>, ValueError> {
             let secret = required(f, "Secret", &at)?;
             let file = required(f, "File", &at)?.to_owned();
             let line = f.get("StartLine").and_then(Value::as_u64).unwrap_or(0);
-            let commit = text(f, "Commit").map(|c| format!(" @{}", &c[..c.len().min(12)])).unwrap_or_default();
+            let commit = text(f, "Commit").map(short_commit).unwrap_or_default();
             Ok(Finding {
                 format: ScannerFormat::Gitleaks,
                 rule: required(f, "RuleID", &at)?.to_owned(),
@@ -119,8 +124,7 @@ fn trufflehog(report: &str) -> Result<Vec<Finding>, ValueError> {
         let place = data.and_then(|d| d.values().next());
         let file = place.and_then(|p| text(p, "file")).unwrap_or("(unknown)").to_owned();
         let line_no = place.and_then(|p| p.get("line")).and_then(Value::as_u64).unwrap_or(0);
-        let commit =
-            place.and_then(|p| text(p, "commit")).map(|c| format!(" @{}", &c[..c.len().min(12)])).unwrap_or_default();
+        let commit = place.and_then(|p| text(p, "commit")).map(short_commit).unwrap_or_default();
         let verified = f.get("Verified").and_then(Value::as_bool).unwrap_or(false);
         out.push(Finding {
             format: ScannerFormat::Trufflehog,
@@ -241,6 +245,14 @@ mod tests {
         let shown = format!("{alert:?}");
         assert!(!shown.contains(KEY), "the value leaked into the alert: {shown}");
         assert_eq!(alert.severity, Severity::High);
+    }
+
+    #[test]
+    fn a_commit_id_of_any_text_is_shortened_without_splitting_a_character() {
+        let r = serde_json::json!([{ "RuleID": "r", "Secret": KEY, "File": "a.py", "Commit": "ééééééééééééééé" }])
+            .to_string();
+        let f = parse_report(ScannerFormat::Gitleaks, &r).unwrap().remove(0);
+        assert_eq!(f.location, "a.py:0 @éééééééééééé");
     }
 
     #[test]

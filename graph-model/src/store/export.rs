@@ -57,6 +57,10 @@ fn time(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+fn bundle_error(e: serde_json::Error) -> StoreError {
+    StoreError::Database(format!("writing the bundle: {e}"))
+}
+
 fn csv_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("writing CSV: {e}"))
 }
@@ -108,8 +112,9 @@ impl Store {
                 .collect();
             BundleFile::json(format!("policies/{name}-v{}.json", p.version), p)
         }));
+        let files = files.into_iter().collect::<std::result::Result<Vec<_>, _>>().map_err(bundle_error)?;
         let counts = (decisions.len(), evidence.len(), policies.len());
-        Ok(bundle::seal(case, head, Utc::now(), counts, files))
+        bundle::seal(case, head, Utc::now(), counts, files).map_err(bundle_error)
     }
 
     /// Decisions as CSV, in chain order: one row each, with its place in the chain.
