@@ -33,6 +33,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The telemetry settings of `serve`, for `main` to start the exporter before it
+    /// sets up logging; `None` for other commands, and when the configuration does not
+    /// load (`run` reports why).
+    pub fn telemetry_config(&self) -> Option<crate::telemetry::TelemetryConfig> {
+        match self.command {
+            Command::Serve { .. } => Config::load(self.config.as_deref()).ok().map(|c| c.telemetry),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the GraphQL server (POST/GET /graphql, /graphql/ws, /healthz, /readyz).
@@ -312,6 +324,38 @@ pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Resul
     Ok(imported)
 }
 
+/// A document that matches what is stored, written in one transaction (see
+/// `Store::import`): a refresh from a collector rather than a first load.
+async fn refresh_into(store: &Store, shown: &str, inv: &Inventory) -> Result<Imported> {
+    progress(&format!(
+        "refreshing the store from {} nodes and {} edges{} (one transaction)",
+        inv.nodes.len(),
+        inv.edges.len(),
+        if inv.complete { ", a complete run of its source" } else { "" }
+    ));
+    let writing = std::time::Instant::now();
+    match store.import(inv).await {
+        Ok(s) => {
+            println!(
+                "{shown}: {} nodes created, {} refreshed; {} edges opened, {} kept, {} closed",
+                s.nodes, s.nodes_updated, s.edges, s.edges_kept, s.edges_closed
+            );
+            Ok(Imported {
+                nodes: s.nodes + s.nodes_updated,
+                edges: s.edges,
+                write_secs: writing.elapsed().as_secs_f64(),
+            })
+        }
+        Err(StoreError::Import(errors)) => {
+            for e in &errors {
+                eprintln!("{shown}: {e}");
+            }
+            bail!("{shown}: {} fault(s); nothing was imported", errors.len())
+        }
+        Err(e) => Err(anyhow!("{shown}: {e}")),
+    }
+}
+
 /// Import, or `None` when this document was imported before.
 async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, batch: usize) -> Result<Option<Imported>> {
     let run = store.import_run(digest).await?;
@@ -337,6 +381,18 @@ async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, bat
         }
     };
     drop(doc);
+    if run.is_none() {
+        let refresh = store.import_is_refresh(&inv).await;
+        if let Err(StoreError::Import(errors)) = &refresh {
+            for e in errors {
+                eprintln!("{shown}: {e}");
+            }
+            bail!("{shown}: {} fault(s); nothing was imported", errors.len());
+        }
+        if refresh.map_err(|e| anyhow!("{shown}: {e}"))? {
+            return refresh_into(store, shown, &inv).await.map(Some);
+        }
+    }
     if let Some(run) = &run {
         progress(&format!(
             "resuming the load begun at {}: {} of {} batches are stored",

@@ -44,6 +44,7 @@ pub struct Config {
     pub graph: GraphConfig,
     pub metrics: MetricsConfig,
     pub webhooks: WebhooksConfig,
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// Outbound webhooks (see `crate::webhooks`).
@@ -198,6 +199,7 @@ impl Default for Config {
             graph: GraphConfig { max_hops: 6, node_cap: 10_000, refresh_ms: 500 },
             metrics: MetricsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            telemetry: crate::telemetry::TelemetryConfig::default(),
         }
     }
 }
@@ -261,6 +263,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         crate::webhooks::Filter::check_config(&self.webhooks)?;
+        self.telemetry.validate()?;
         if let Some(s) = &self.auth.jwt_secret
             && s.len() < 32
         {

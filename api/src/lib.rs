@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod generate;
 pub mod server;
+pub mod telemetry;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use nhigov::cli::{Cli, run};
 use nhigov::config::LogFormat;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// Our own information, and only warnings from the storage engine, which otherwise
 /// describes its configuration at length on every start.
@@ -14,15 +15,6 @@ const DEFAULT_LOG: &str = "info,surrealdb=warn,surrealkv=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("NHIGOV_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
     // Embedded SurrealDB runs queries on the runtime's threads and recurses deeply.
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(16 << 20).build() {
         Ok(rt) => rt,
@@ -31,7 +23,35 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async { tokio::spawn(run(cli)).await });
+    // Traces, when `serve` is configured to export them: the exporter needs the runtime,
+    // and its layer must be on the registry from the start.
+    let telemetry = match cli.telemetry_config() {
+        Some(cfg) => match runtime.block_on(async { nhigov::telemetry::start(&cfg) }) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let filter = EnvFilter::try_from_env("NHIGOV_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let fmt = match cli.log_format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    tracing_subscriber::registry().with(telemetry.as_ref().map(|t| t.layer())).with(fmt).with(filter).init();
+    if let Some(t) = &telemetry {
+        tracing::info!(endpoint = t.endpoint(), "exporting traces over OTLP");
+    }
+    let outcome = runtime.block_on(async {
+        let outcome = tokio::spawn(run(cli)).await;
+        if let Some(t) = telemetry {
+            t.shutdown().await;
+        }
+        outcome
+    });
     match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

@@ -2,7 +2,7 @@
 //! written from an embedded store and checked offline, then tampered with in each way
 //! the check must catch; decisions and evidence as CSV; and the sample bundle committed
 //! in `fixtures/evidence-bundle/` (rewritten by `UPDATE_SAMPLE_BUNDLE=1 cargo test -p
-//! nhigov --test export`).
+//! nhigov --test cli export::`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

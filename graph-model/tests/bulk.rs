@@ -36,7 +36,7 @@ async fn count(store: &Store, table: &str) -> u64 {
 
 #[tokio::test]
 async fn a_stopped_load_resumes_after_its_last_batch_with_the_same_ids() {
-    let store = Store::open(&StoreConfig::memory()).await.unwrap();
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
     let doc = document(10); // 31 nodes, 30 edges
     let digest = graph_model::sha256_hex(doc.to_string().as_bytes());
     let parsed_at = Utc::now();
@@ -95,7 +95,7 @@ async fn a_stopped_load_resumes_after_its_last_batch_with_the_same_ids() {
 
 #[tokio::test]
 async fn a_load_that_fails_its_checks_writes_nothing_and_names_the_item() {
-    let store = Store::open(&StoreConfig::memory()).await.unwrap();
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
     let first = document(3);
     let d1 = graph_model::sha256_hex(first.to_string().as_bytes());
     let now = Utc::now();

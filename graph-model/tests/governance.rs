@@ -21,7 +21,7 @@ impl World {
 }
 
 async fn world() -> World {
-    let store = Store::open(&StoreConfig::memory()).await.unwrap();
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
     let doc = json!({
         "nodes": [
             {"type": "person", "ref": "req", "name": "Requester", "email": "req@x.example", "roles": ["investigator", "approver"]},

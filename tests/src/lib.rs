@@ -32,7 +32,7 @@ impl TestServer {
 
     /// Start with the given configuration (its `db` and `bind` are replaced).
     pub async fn start_with(cfg: Config) -> TestServer {
-        let store = Store::open(&StoreConfig::memory()).await.expect("in-memory store opens");
+        let store = Store::open(&StoreConfig::for_tests()).await.expect("the test store opens");
         TestServer::start_on(cfg, store).await
     }
 

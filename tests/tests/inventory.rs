@@ -243,19 +243,28 @@ async fn an_import_is_all_or_nothing_with_every_fault_named() {
 }
 
 #[tokio::test]
-async fn an_import_that_collides_with_the_store_writes_nothing() {
+async fn an_import_matches_stored_nodes_by_natural_key_instead_of_duplicating_them() {
     let s = TestServer::start().await;
     let t = s.admin().await;
-    let doc = json!({ "nodes": [
+    let doc = json!({ "source": "hr-feed", "nodes": [
         { "type": "team", "ref": "t", "name": "New team" },
-        { "type": "person", "ref": "dup", "name": "Dup", "email": "admin@test.example" }
-    ] });
-    let (_, body) =
-        s.gql(&t, "mutation($d: JSON!) { importInventory(document: $d) { nodes } }", json!({ "d": doc })).await;
-    assert_eq!(code(&body), "BAD_USER_INPUT");
-    assert_eq!(body["errors"][0]["extensions"]["items"][0]["field"], "email");
-    let d = s.ok(&t, "{ teams { totalCount } }", json!({})).await;
-    assert_eq!(d["teams"]["totalCount"], 0);
+        { "type": "person", "ref": "me", "name": "Admin Renamed", "email": "admin@test.example", "roles": ["viewer"] }
+    ], "edges": [ { "type": "member_of", "from": "me", "to": "t" } ] });
+    let m = "mutation($d: JSON!) { importInventory(document: $d) { nodes nodesUpdated edges edgesKept edgesClosed } }";
+    let d = s.ok(&t, m, json!({ "d": doc.clone() })).await;
+    assert_eq!(
+        d["importInventory"],
+        json!({ "nodes": 1, "nodesUpdated": 1, "edges": 1, "edgesKept": 0, "edgesClosed": 0 })
+    );
+    let d = s.ok(&t, m, json!({ "d": doc })).await;
+    assert_eq!(
+        d["importInventory"],
+        json!({ "nodes": 0, "nodesUpdated": 2, "edges": 0, "edgesKept": 1, "edgesClosed": 0 })
+    );
+    let d = s.ok(&t, "{ me { name roles } people { totalCount } teams { totalCount } }", json!({})).await;
+    assert_eq!(d["me"]["name"], "Admin Renamed");
+    assert_eq!(d["me"]["roles"], json!(["ADMIN"]), "a feed refreshes a person's name, never their roles");
+    assert_eq!((d["people"]["totalCount"].as_u64(), d["teams"]["totalCount"].as_u64()), (Some(1), Some(1)));
 }
 
 #[tokio::test]

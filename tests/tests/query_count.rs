@@ -15,7 +15,7 @@ const PAGE: &str = "query($n: Int!) { nhis(first: $n) { totalCount edges { node 
 /// A store holding `n` NHIs, each owned by a person and a team, holding two secrets
 /// and able to access a system.
 async fn store_with(n: usize) -> (Store, Principal) {
-    let store = Store::open(&StoreConfig::memory()).await.unwrap();
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
     let mut nodes = vec![
         json!({ "type": "person", "ref": "viewer", "name": "Viewer", "email": "viewer@test.example", "roles": ["viewer"] }),
         json!({ "type": "team", "ref": "team", "name": "Platform" }),

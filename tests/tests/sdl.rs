@@ -10,6 +10,6 @@ fn committed_sdl_matches_the_code() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == sdl,
-        "schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p nhigov-tests --test sdl` and commit it"
+        "schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p nhigov-tests --test e2e sdl::` and commit it"
     );
 }

@@ -130,6 +130,9 @@ fn graphql_response(media: Media, operation: &str, resp: async_graphql::Response
             }
         }
     };
+    let span = tracing::Span::current();
+    span.record("graphql.operation", operation);
+    span.record("graphql.outcome", outcome);
     http.extensions_mut().insert(Label { operation: operation.to_owned(), outcome });
     http
 }
@@ -154,7 +157,7 @@ fn first_operation_name(doc: &str) -> Option<String> {
 }
 
 /// `POST /graphql`: one operation, or a batch of at most `limits.max_batch`.
-#[instrument(skip_all)]
+#[instrument(name = "graphql", skip_all, fields(graphql.operation = tracing::field::Empty, graphql.outcome = tracing::field::Empty))]
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
@@ -257,7 +260,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
 }
 
 /// `GET /graphql?query=...`: queries only; a mutation is refused with 405.
-#[instrument(skip_all)]
+#[instrument(name = "graphql", skip_all, fields(graphql.operation = tracing::field::Empty, graphql.outcome = tracing::field::Empty))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,

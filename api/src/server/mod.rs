@@ -84,7 +84,26 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(respond::panic))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(record_status))
+}
+
+/// The span of one HTTP request, at INFO so that it is exported as a trace's root (or as
+/// the child of the caller's, from `traceparent`). The path only: a query string can
+/// carry a whole document.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "request",
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::adopt_parent(&span, req.headers());
+    span
+}
+
+fn record_status<B>(resp: &axum::http::Response<B>, _latency: Duration, span: &tracing::Span) {
+    span.record("http.response.status_code", resp.status().as_u16());
 }
 
 /// How long in-flight requests and open WebSockets get to finish after shutdown starts.

@@ -15,6 +15,18 @@
 //!
 //! Parsing checks every item and reports every fault at once, each naming the item
 //! (`nodes[3]`), its ref and its field, so a user fixes a file in one pass.
+//!
+//! A document is also a refresh of what the store holds. Its nodes are matched to stored
+//! ones by natural key (a person's e-mail, a secret's fingerprint, an NHI's provider and
+//! external id, a team's name, a system's name and environment) and update them; its
+//! edges that are already open are kept. A collector that feeds the graph names itself
+//! with `"source"`, and the edges it opens are marked with that source. Only a run that
+//! says `"complete": true` closes that source's open edges the document no longer holds,
+//! so a partial or failed collection never takes away what it did not see:
+//!
+//! ```json
+//! { "source": "github-collector", "complete": true, "nodes": [ ... ], "edges": [ ... ] }
+//! ```
 
 use std::collections::{HashMap, HashSet};
 
@@ -92,6 +104,11 @@ pub struct Inventory {
     pub edges: Vec<ImportEdge>,
     /// Ids that edges name but the document does not define: they must already exist.
     pub external_ids: Vec<(String, NodeId)>,
+    /// The collector that produced the document; the edges it opens carry this source.
+    pub source: Option<Label>,
+    /// The document holds everything its source sees: the source's open edges that it
+    /// does not hold are closed by the import.
+    pub complete: bool,
 }
 
 impl Inventory {
@@ -108,9 +125,41 @@ impl Inventory {
             return Err(vec![doc_error("an inventory document is a JSON object with `nodes` and `edges`")]);
         };
         for key in obj.keys() {
-            if key != "nodes" && key != "edges" {
-                errors.push(doc_error(format!("unknown key `{key}`; a document has `nodes` and `edges`")));
+            if !["nodes", "edges", "source", "complete"].contains(&key.as_str()) {
+                errors.push(doc_error(format!(
+                    "unknown key `{key}`; a document has `nodes`, `edges`, `source` and `complete`"
+                )));
             }
+        }
+        let source = match obj.get("source") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match Label::parse(s) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    errors.push(item_error("document", None, Some("source"), e.message));
+                    None
+                }
+            },
+            Some(_) => {
+                errors.push(item_error("document", None, Some("source"), "must be a string naming the collector"));
+                None
+            }
+        };
+        let complete = match obj.get("complete") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                errors.push(item_error("document", None, Some("complete"), "must be true or false"));
+                false
+            }
+        };
+        if complete && source.is_none() && !obj.get("source").is_some_and(|v| !v.is_null()) {
+            errors.push(item_error(
+                "document",
+                None,
+                Some("complete"),
+                "a complete run names its `source`: only that source's edges can be closed by it",
+            ));
         }
         let list = |key: &str, errors: &mut Vec<ItemError>| -> Vec<Value> {
             match obj.get(key) {
@@ -128,7 +177,7 @@ impl Inventory {
             return Err(vec![doc_error(format!("a document holds at most {MAX_ITEMS} nodes and edges"))]);
         }
 
-        let mut inv = Inventory::default();
+        let mut inv = Inventory { source, complete, ..Inventory::default() };
         let mut refs: HashMap<String, NodeId> = HashMap::new();
         let mut emails = HashSet::new();
         let mut fingerprints = HashSet::new();

@@ -252,7 +252,13 @@ pub fn convert(doc: &Value, environment: &str) -> Result<Converted, String> {
         }
         out_edges.push(edge);
     }
-    Ok(Converted { document: json!({ "nodes": out_nodes, "edges": out_edges }), skipped })
+    // The edges it opens carry the collector's name, so a later document from the same
+    // collector recognises them; an OpenGraph document never says it is complete, so a
+    // refresh from it closes nothing.
+    Ok(Converted {
+        document: json!({ "source": format!("opengraph:{source}"), "nodes": out_nodes, "edges": out_edges }),
+        skipped,
+    })
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
-//! Importing an inventory document: every item is checked against the store first, and
-//! reported by item when it fails; then everything is written in one transaction, so a
-//! document lands whole or not at all.
+//! Importing an inventory document: the document is read against the store (see
+//! `reconcile`: stored nodes matched by natural key, open edges kept, a complete run's
+//! absent edges closed), every item is checked and reported by item when it fails, and
+//! then everything is written in one transaction, so a document lands whole or not at
+//! all. A bulk load (`import_bulk`) writes a first load of a large document in batches.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, Value};
 
+use tracing::warn;
+
 use super::edges::{edge_content, open_key};
 use super::nodes::node_content;
+use super::reconcile::refresh_content;
 use super::{Content, Result, Store, StoreError, Vars, rid, take};
 use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, ItemError, NodeSpec};
 use crate::domain::*;
@@ -57,8 +62,17 @@ pub struct BulkSummary {
 /// What an import wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportSummary {
+    /// Nodes created.
     pub nodes: usize,
+    /// Nodes already stored (matched by natural key) and refreshed.
+    pub nodes_updated: usize,
+    /// Edges opened (and closed history recorded).
     pub edges: usize,
+    /// Open edges the document holds as they are.
+    pub edges_kept: usize,
+    /// Open edges closed: replaced by the document's with other attributes, or absent
+    /// from a complete run of their source.
+    pub edges_closed: usize,
     /// The id each node ref was stored under, in document order.
     pub ids: Vec<(String, NodeId)>,
 }
@@ -78,15 +92,83 @@ struct ExternalNode {
 }
 
 impl Store {
-    /// Write a validated inventory in one transaction.
+    /// Write a validated inventory in one transaction: new nodes created, stored ones
+    /// refreshed, open edges kept, new ones opened, and, for a complete run, the source's
+    /// absent edges closed. When the store changes between the plan and the write (an
+    /// edge kept was closed meanwhile, a node appeared), the import is planned again.
     pub async fn import(&self, inv: &Inventory) -> Result<ImportSummary> {
-        self.check_against_store(&inv.nodes, &inv.edges, &inv.external_ids).await?;
-        let (body, vars) = insert_statements(&inv.nodes, &inv.edges, Utc::now(), |e| EdgeId::generate(e.edge.kind));
-        self.write(&format!("BEGIN;\n{body}COMMIT;"), &vars).await?;
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.import_once(inv).await {
+                Err(StoreError::Conflict(m))
+                    if attempt < ATTEMPTS && (m.contains(STALE) || m.contains("already contains")) =>
+                {
+                    warn!(attempt, "the store changed while an import was planned; planning it again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Does writing `inv` touch what is stored (a node matched by natural key, an edge
+    /// already open, a complete run that may close edges)? A document that does not is a
+    /// first load, which [`Store::import_bulk`] writes in batches; one that does is a
+    /// refresh, which [`Store::import`] writes in one transaction.
+    pub async fn import_is_refresh(&self, inv: &Inventory) -> Result<bool> {
+        let plan = self.plan_import(inv).await?;
+        Ok(inv.complete || !plan.update.is_empty() || !plan.kept.is_empty() || !plan.close.is_empty())
+    }
+
+    async fn import_once(&self, inv: &Inventory) -> Result<ImportSummary> {
+        let plan = self.plan_import(inv).await?;
+        // Nodes matched by key are stored nodes too: edges to them are checked as such.
+        let mut stored = inv.external_ids.clone();
+        stored.extend(plan.update.iter().map(|n| (n.reference.clone(), n.id.clone())));
+        self.check_against_store(&plan.create, &plan.open, &stored, false).await?;
+        let now = Utc::now();
+        let source = inv.source.as_ref().map(|s| s.as_str());
+        let (body, vars) = insert_statements(&plan.create, &plan.open, now, source, |e| EdgeId::generate(e.edge.kind));
+        let updates: Vec<Value> = plan
+            .update
+            .iter()
+            .map(|n| {
+                Content::new()
+                    .set("id", rid(&n.id))
+                    .set("content", refresh_content(&n.spec, now).into_value())
+                    .into_value()
+            })
+            .collect();
+        let mut sql = String::from("BEGIN;\n");
+        if !plan.kept.is_empty() {
+            sql.push_str(&format!(
+                "IF array::len(SELECT VALUE id FROM $kept WHERE valid_to = NONE) != $n_kept {{ THROW 'CONFLICT: {STALE}' }};\n"
+            ));
+        }
+        if !plan.close.is_empty() {
+            sql.push_str(
+                "UPDATE $close SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE RETURN NONE;\n",
+            );
+        }
+        if !updates.is_empty() {
+            sql.push_str("FOR $u IN $updates { UPDATE $u.id MERGE $u.content RETURN NONE; };\n");
+        }
+        sql.push_str(&body);
+        sql.push_str("COMMIT;");
+        let vars = vars
+            .set("n_kept", plan.kept.len() as i64)
+            .set("kept", plan.kept.clone())
+            .set("close", plan.close.clone())
+            .set("updates", updates);
+        self.write(&sql, &vars).await?;
         Ok(ImportSummary {
-            nodes: inv.nodes.len(),
-            edges: inv.edges.len(),
-            ids: inv.nodes.iter().map(|n| (n.reference.clone(), n.id.clone())).collect(),
+            nodes: plan.create.len(),
+            nodes_updated: plan.update.len(),
+            edges: plan.open.len(),
+            edges_kept: plan.kept.len(),
+            edges_closed: plan.close.len(),
+            ids: plan.ids,
         })
     }
 
@@ -139,6 +221,7 @@ impl Store {
             &inv.nodes[from.min(n)..],
             &inv.edges[from.saturating_sub(n).min(e)..],
             &inv.external_ids,
+            true,
         )
         .await?;
         if previous.is_none() {
@@ -161,7 +244,9 @@ impl Store {
         for k in start..batches {
             let (nodes, edges) = slices(k);
             let now = Utc::now();
-            let (body, vars) = insert_statements(nodes, edges, now, |e| EdgeId::derived(e.edge.kind, digest, &e.item));
+            let source = inv.source.as_ref().map(|s| s.as_str());
+            let (body, vars) =
+                insert_statements(nodes, edges, now, source, |e| EdgeId::derived(e.edge.kind, digest, &e.item));
             let sql = format!(
                 "BEGIN;
                  IF $run.done != $k {{ THROW 'CONFLICT: another load of this document is running' }};
@@ -195,13 +280,15 @@ impl Store {
     }
 
     /// Find what the store makes wrong in a document that is valid on its own: edges to
-    /// ids that do not exist, e-mails and fingerprints already taken, edges already open,
-    /// `stored_in` edges to systems that are not vaults.
+    /// ids that do not exist, e-mails and fingerprints already taken, `stored_in` edges to
+    /// systems that are not vaults, and, with `open_check`, edges already open (a planned
+    /// import has settled those already).
     async fn check_against_store(
         &self,
         nodes: &[ImportNode],
         edges: &[ImportEdge],
         external_ids: &[(String, NodeId)],
+        open_check: bool,
     ) -> Result<()> {
         let external: Vec<RecordId> = external_ids.iter().map(|(_, id)| rid(id)).collect();
         let emails: Vec<String> = nodes
@@ -222,7 +309,7 @@ impl Store {
         let stored: HashSet<&NodeId> = external_ids.iter().map(|(_, id)| id).collect();
         let mut candidate_keys: HashMap<EdgeKind, Vec<String>> = HashMap::new();
         for e in edges {
-            if e.valid_to.is_none() && stored.contains(&e.edge.from) && stored.contains(&e.edge.to) {
+            if open_check && e.valid_to.is_none() && stored.contains(&e.edge.from) && stored.contains(&e.edge.to) {
                 candidate_keys.entry(e.edge.kind).or_default().push(open_key(&e.edge));
             }
         }
@@ -253,12 +340,7 @@ impl Store {
         let fingerprints: HashSet<String> = existing.fingerprints.into_iter().collect();
         let open: HashSet<String> = existing.open.into_iter().collect();
         let mut errors = Vec::new();
-        let fail = |item: &str, reference: Option<&str>, field: &str, message: String| ItemError {
-            item: item.to_owned(),
-            reference: reference.map(str::to_owned),
-            field: Some(field.to_owned()),
-            message,
-        };
+        let fail = item_fault;
         for n in nodes {
             match &n.spec {
                 NodeSpec::Person(p) if emails.contains(p.email.as_str()) => errors.push(fail(
@@ -306,6 +388,14 @@ impl Store {
     }
 }
 
+/// A fault of one item of a document, at a field.
+pub(super) fn item_fault(item: &str, reference: Option<&str>, field: &str, message: String) -> ItemError {
+    ItemError { item: item.to_owned(), reference: reference.map(str::to_owned), field: Some(field.to_owned()), message }
+}
+
+/// What a conflict says when the store changed between an import's plan and its write.
+const STALE: &str = "the store changed while the import was planned";
+
 /// The id of the run record of a bulk load.
 fn run_id(digest: &str) -> RecordId {
     RecordId::new("import_run", digest)
@@ -316,6 +406,7 @@ fn insert_statements(
     nodes: &[ImportNode],
     edges: &[ImportEdge],
     now: DateTime<Utc>,
+    source: Option<&str>,
     edge_id: impl Fn(&ImportEdge) -> EdgeId,
 ) -> (String, Vars) {
     let mut by_table: HashMap<Table, Vec<Value>> = HashMap::new();
@@ -325,7 +416,8 @@ fn insert_statements(
     }
     let mut by_kind: HashMap<EdgeKind, Vec<Value>> = HashMap::new();
     for e in edges {
-        let content = edge_content(&edge_id(e), &e.edge, e.valid_from.unwrap_or(now), e.valid_to, now);
+        let content =
+            edge_content(&edge_id(e), &e.edge, e.valid_from.unwrap_or(now), e.valid_to, now).opt("source", source);
         by_kind.entry(e.edge.kind).or_default().push(content.into_value());
     }
     let mut sql = String::new();

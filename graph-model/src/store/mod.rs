@@ -17,6 +17,7 @@ mod graph;
 mod import;
 pub mod metrics;
 mod nodes;
+mod reconcile;
 mod schema;
 mod webhooks;
 
@@ -28,7 +29,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
 use surrealdb::types::{Object, RecordId, SurrealValue, Value};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::domain::inventory::ItemError;
 use crate::domain::{EdgeId, NodeId, ValueError};
@@ -68,6 +69,26 @@ impl StoreConfig {
             username: None,
             password: None,
             graph_refresh: std::time::Duration::from_millis(500),
+        }
+    }
+
+    /// The store a test runs on: in memory, or, when `NHIGOV_TEST_STORE` names a SurrealDB
+    /// server (`ws://127.0.0.1:8000`), a database of its own on that server, so one suite
+    /// runs against both. The server's root credentials come from
+    /// `NHIGOV_TEST_STORE_USER` and `NHIGOV_TEST_STORE_PASS` (default `root`/`root`).
+    pub fn for_tests() -> StoreConfig {
+        let memory = StoreConfig::memory();
+        let Some(url) = std::env::var("NHIGOV_TEST_STORE").ok().filter(|u| !u.trim().is_empty()) else {
+            return memory;
+        };
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "root".into());
+        StoreConfig {
+            url,
+            namespace: "nhigov_test".into(),
+            database: format!("t{}", uuid::Uuid::new_v4().simple()),
+            username: Some(var("NHIGOV_TEST_STORE_USER")),
+            password: Some(var("NHIGOV_TEST_STORE_PASS")),
+            ..memory
         }
     }
 
@@ -285,7 +306,8 @@ impl Store {
         loop {
             attempt += 1;
             let started = std::time::Instant::now();
-            let sent = self.query(sql.to_owned()).bind(vars.value()).await;
+            let span = tracing::info_span!("db", db.system.name = "surrealdb", db.operation.name = "write", attempt);
+            let sent = self.query(sql.to_owned()).bind(vars.value()).into_future().instrument(span).await;
             self.metrics.db_latency.observe(started.elapsed());
             let mut resp = sent?;
             // Whatever it wrote, the next traversal from this process must see it, and
@@ -306,7 +328,8 @@ impl Store {
     /// Run a read-only statement batch.
     pub(crate) async fn read(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
         let started = std::time::Instant::now();
-        let sent = self.query(sql.to_owned()).bind(vars.value()).await;
+        let span = tracing::info_span!("db", db.system.name = "surrealdb", db.operation.name = "read");
+        let sent = self.query(sql.to_owned()).bind(vars.value()).into_future().instrument(span).await;
         self.metrics.db_latency.observe(started.elapsed());
         let mut resp = sent?;
         check(&mut resp)?;
@@ -476,6 +499,12 @@ impl Content {
             Some(v) => self.set(key, v),
             None => self,
         }
+    }
+
+    /// Only the fields named.
+    pub fn keep(mut self, keys: &[&str]) -> Content {
+        self.0.retain(|k, _| keys.contains(&k.as_str()));
+        self
     }
 
     pub fn into_value(self) -> Value {

@@ -9,7 +9,7 @@ use tracing::{debug, info};
 use super::{Result, Store, StoreError, Vars, take};
 
 /// The version of `schema.surql`. Raise it with every change to the definitions.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 const SCHEMA: &str = include_str!("schema.surql");
 

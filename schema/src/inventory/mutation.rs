@@ -20,8 +20,18 @@ pub struct InventoryMutation;
 /// What `importInventory` wrote.
 #[derive(SimpleObject)]
 pub struct ImportResult {
+    /// Nodes created.
     pub nodes: u32,
+    /// Nodes already stored (matched by e-mail, fingerprint, provider and external id,
+    /// or name) and refreshed with what the document says of them.
+    pub nodes_updated: u32,
+    /// Edges opened, closed history included.
     pub edges: u32,
+    /// Open edges the document holds as they are.
+    pub edges_kept: u32,
+    /// Open edges closed: replaced by the document's with other attributes, or, in a
+    /// complete run, edges of its `source` it no longer holds.
+    pub edges_closed: u32,
     /// The id each node `ref` was stored under.
     pub ids: Vec<ImportedId>,
     /// What an OpenGraph import left out, and why (always empty for `importInventory`).
@@ -178,7 +188,10 @@ impl InventoryMutation {
     }
 
     /// Import a document of nodes and edges (the format of `nhigov import`), all or
-    /// nothing. Faults are listed in `extensions.items`, each naming its item and field.
+    /// nothing. Nodes already stored are matched by natural key and refreshed; open
+    /// edges it holds are kept; with `"source"` and `"complete": true`, that source's
+    /// open edges it no longer holds are closed (a partial run closes nothing). Faults
+    /// are listed in `extensions.items`, each naming its item and field.
     #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
     async fn import_inventory(&self, ctx: &Context<'_>, document: Json<serde_json::Value>) -> ApiResult<ImportResult> {
         let inv = Inventory::parse(&document.0, Utc::now()).map_err(ApiError::BadDocument)?;
@@ -212,7 +225,10 @@ impl InventoryMutation {
 fn import_result(summary: graph_model::store::ImportSummary, skipped: Vec<String>) -> ImportResult {
     ImportResult {
         nodes: summary.nodes as u32,
+        nodes_updated: summary.nodes_updated as u32,
         edges: summary.edges as u32,
+        edges_kept: summary.edges_kept as u32,
+        edges_closed: summary.edges_closed as u32,
         ids: summary.ids.into_iter().map(|(reference, id)| ImportedId { reference, id: ID(id.to_string()) }).collect(),
         skipped,
     }

@@ -1,0 +1,6 @@
+//! The store's integration tests, one binary: each module opens its own store.
+
+mod bulk;
+mod governance;
+mod reimport;
+mod store;

@@ -1,0 +1,25 @@
+//! The end-to-end suite, one binary: every module starts the real server (or the
+//! CLI) and talks to it as a client would. One binary links the engine once, not once
+//! per file, which keeps the build small on disk and quick to link.
+
+mod auth;
+mod bad_input;
+mod cases;
+mod concurrency;
+mod demo;
+mod export;
+mod graph;
+mod inventory;
+mod metrics;
+mod node_clients;
+mod opengraph;
+mod persisted;
+mod query_count;
+mod roles;
+mod scanners;
+mod sdl;
+mod sod;
+mod story;
+mod subscriptions;
+mod tamper;
+mod webhooks;
