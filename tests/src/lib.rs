@@ -39,6 +39,10 @@ impl TestServer {
     /// Start over an open store: a second server over `first.store.as_replica()` is a
     /// second API replica sharing the first one's database.
     pub async fn start_on(mut cfg: Config, store: Store) -> TestServer {
+        // NHIGOV_TEST_LOG=warn (any filter) shows the servers' logs in a test's output.
+        if let Ok(filter) = std::env::var("NHIGOV_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         cfg.auth.jwt_secret = Some(SECRET.into());
         let auth = Authenticator::with_secret(SECRET);
         let state = nhigov::app_state(&cfg, store.clone(), auth.clone());

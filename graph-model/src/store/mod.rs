@@ -144,7 +144,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A connection to the graph store. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct Store {
-    db: Surreal<Any>,
+    /// Shared, not cloned: cloning a `Surreal` handle opens a new server session and
+    /// replays `attach`, `use` and `signin` on it (and `detach` when it drops), a round
+    /// trip per clone over `ws://` that can also fail under load.
+    db: Arc<Surreal<Any>>,
     round_trips: Arc<AtomicU64>,
     metrics: Arc<metrics::StoreMetrics>,
     remote: bool,
@@ -187,7 +190,7 @@ impl Store {
             db.signin(Root { username: username.clone(), password: password.clone() }).await?;
         }
         let store = Store {
-            db,
+            db: Arc::new(db),
             round_trips: Arc::new(AtomicU64::new(0)),
             metrics: Arc::default(),
             remote: cfg.is_remote(),
@@ -196,15 +199,18 @@ impl Store {
             graph: Store::new_live_graph(cfg.graph_refresh),
             feed: Arc::default(),
         };
-        let mut resp = store
-            .db
-            .query(format!(
-                "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db};",
-                ns = ident(&cfg.namespace)?,
-                db = ident(&cfg.database)?
-            ))
+        // Retried on conflict: stores opening side by side on one server race to define
+        // the namespace they share.
+        store
+            .write(
+                &format!(
+                    "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db};",
+                    ns = ident(&cfg.namespace)?,
+                    db = ident(&cfg.database)?
+                ),
+                &Vars::new(),
+            )
             .await?;
-        check(&mut resp)?;
         store.db.use_ns(cfg.namespace.clone()).use_db(cfg.database.clone()).await?;
         schema::migrate(&store).await?;
         store.ensure_baseline_policy().await?;
