@@ -153,7 +153,7 @@ impl Inventory {
                 false
             }
         };
-        if complete && source.is_none() && !obj.get("source").is_some_and(|v| !v.is_null()) {
+        if complete && source.is_none() && obj.get("source").is_none_or(|v| v.is_null()) {
             errors.push(item_error(
                 "document",
                 None,

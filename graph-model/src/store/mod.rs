@@ -218,10 +218,11 @@ impl Store {
         Ok(store)
     }
 
-    /// A handle on the same database that shares nothing in process with this one, as a
-    /// second API replica would: only the chain head's compare-and-set keeps their
-    /// decisions apart, and its graph index learns of writes from the database alone.
-    /// For tests of exactly that.
+    /// A handle on the same database that shares none of this one's state in process
+    /// (chain lock, graph index, event feed; only the connection), as a second API
+    /// replica would: only the chain head's compare-and-set keeps their decisions apart,
+    /// and its graph index learns of writes from the database alone. For tests of
+    /// exactly that.
     #[doc(hidden)]
     pub fn as_replica(&self) -> Store {
         Store {
