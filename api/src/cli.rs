@@ -12,7 +12,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use graph_model::Email;
 use graph_model::inventory::Inventory;
-use graph_model::store::{Store, StoreError};
+use graph_model::store::{ImportPlan, Store, StoreError};
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -326,7 +326,7 @@ pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Resul
 
 /// A document that matches what is stored, written in one transaction (see
 /// `Store::import`): a refresh from a collector rather than a first load.
-async fn refresh_into(store: &Store, shown: &str, inv: &Inventory) -> Result<Imported> {
+async fn refresh_into(store: &Store, shown: &str, inv: &Inventory, plan: ImportPlan) -> Result<Imported> {
     progress(&format!(
         "refreshing the store from {} nodes and {} edges{} (one transaction)",
         inv.nodes.len(),
@@ -334,7 +334,7 @@ async fn refresh_into(store: &Store, shown: &str, inv: &Inventory) -> Result<Imp
         if inv.complete { ", a complete run of its source" } else { "" }
     ));
     let writing = std::time::Instant::now();
-    match store.import(inv).await {
+    match store.import_planned(inv, plan).await {
         Ok(s) => {
             println!(
                 "{shown}: {} nodes created, {} refreshed; {} edges opened, {} kept, {} closed",
@@ -382,15 +382,18 @@ async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, bat
     };
     drop(doc);
     if run.is_none() {
-        let refresh = store.import_is_refresh(&inv).await;
-        if let Err(StoreError::Import(errors)) = &refresh {
-            for e in errors {
-                eprintln!("{shown}: {e}");
+        let plan = match store.plan_inventory(&inv).await {
+            Ok(plan) => plan,
+            Err(StoreError::Import(errors)) => {
+                for e in &errors {
+                    eprintln!("{shown}: {e}");
+                }
+                bail!("{shown}: {} fault(s); nothing was imported", errors.len());
             }
-            bail!("{shown}: {} fault(s); nothing was imported", errors.len());
-        }
-        if refresh.map_err(|e| anyhow!("{shown}: {e}"))? {
-            return refresh_into(store, shown, &inv).await.map(Some);
+            Err(e) => bail!("{shown}: {e}"),
+        };
+        if plan.is_refresh(&inv) {
+            return refresh_into(store, shown, &inv, plan).await.map(Some);
         }
     }
     if let Some(run) = &run {

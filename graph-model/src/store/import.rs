@@ -13,7 +13,7 @@ use tracing::warn;
 
 use super::edges::{edge_content, open_key};
 use super::nodes::node_content;
-use super::reconcile::refresh_content;
+use super::reconcile::{Plan, refresh_content};
 use super::{Content, Result, Store, StoreError, Vars, rid, take};
 use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, ItemError, NodeSpec};
 use crate::domain::*;
@@ -59,6 +59,21 @@ pub struct BulkSummary {
     pub edges: usize,
 }
 
+/// What importing a document will do, read from the store before the write.
+#[derive(Debug)]
+pub struct ImportPlan(Plan);
+
+impl ImportPlan {
+    /// Does the document touch what is stored (a node matched by natural key, an edge
+    /// already open, a complete run that may close edges)? One that does not is a first
+    /// load, which [`Store::import_bulk`] writes in batches; one that does is a refresh,
+    /// which [`Store::import_planned`] writes in one transaction.
+    pub fn is_refresh(&self, inv: &Inventory) -> bool {
+        let p = &self.0;
+        inv.complete || !p.update.is_empty() || !p.kept.is_empty() || !p.close.is_empty()
+    }
+}
+
 /// What an import wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportSummary {
@@ -97,11 +112,29 @@ impl Store {
     /// absent edges closed. When the store changes between the plan and the write (an
     /// edge kept was closed meanwhile, a node appeared), the import is planned again.
     pub async fn import(&self, inv: &Inventory) -> Result<ImportSummary> {
+        let plan = self.plan_import(inv).await?;
+        self.import_planned(inv, ImportPlan(plan)).await
+    }
+
+    /// Read `inv` against the store: what [`Store::import_planned`] will write, and
+    /// whether it is a refresh (see [`ImportPlan::is_refresh`]).
+    pub async fn plan_inventory(&self, inv: &Inventory) -> Result<ImportPlan> {
+        Ok(ImportPlan(self.plan_import(inv).await?))
+    }
+
+    /// [`Store::import`] with a plan already made by [`Store::plan_inventory`], so a
+    /// caller that looked at the plan does not pay for it twice.
+    pub async fn import_planned(&self, inv: &Inventory, plan: ImportPlan) -> Result<ImportSummary> {
         const ATTEMPTS: u32 = 3;
+        let mut plan = Some(plan.0);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.import_once(inv).await {
+            let current = match plan.take() {
+                Some(p) => p,
+                None => self.plan_import(inv).await?,
+            };
+            match self.import_once(inv, current).await {
                 Err(StoreError::Conflict(m))
                     if attempt < ATTEMPTS && (m.contains(STALE) || m.contains("already contains")) =>
                 {
@@ -112,17 +145,7 @@ impl Store {
         }
     }
 
-    /// Does writing `inv` touch what is stored (a node matched by natural key, an edge
-    /// already open, a complete run that may close edges)? A document that does not is a
-    /// first load, which [`Store::import_bulk`] writes in batches; one that does is a
-    /// refresh, which [`Store::import`] writes in one transaction.
-    pub async fn import_is_refresh(&self, inv: &Inventory) -> Result<bool> {
-        let plan = self.plan_import(inv).await?;
-        Ok(inv.complete || !plan.update.is_empty() || !plan.kept.is_empty() || !plan.close.is_empty())
-    }
-
-    async fn import_once(&self, inv: &Inventory) -> Result<ImportSummary> {
-        let plan = self.plan_import(inv).await?;
+    async fn import_once(&self, inv: &Inventory, plan: Plan) -> Result<ImportSummary> {
         // Nodes matched by key are stored nodes too: edges to them are checked as such.
         let mut stored = inv.external_ids.clone();
         stored.extend(plan.update.iter().map(|n| (n.reference.clone(), n.id.clone())));

@@ -37,7 +37,7 @@ use crate::domain::{EdgeId, NodeId, ValueError};
 pub use edges::EdgeDirection;
 pub use governance::*;
 pub use graph::TraversalRecord;
-pub use import::{BulkProgress, BulkSummary, ImportRun, ImportSummary};
+pub use import::{BulkProgress, BulkSummary, ImportPlan, ImportRun, ImportSummary};
 pub use nodes::{NodeFilter, NodeRecord, Page, PageRequest};
 pub use schema::SCHEMA_VERSION;
 pub use webhooks::{Attempt, Delivery, DeliveryCounts};
