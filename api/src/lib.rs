@@ -40,6 +40,7 @@ pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
         limits: query_limits(cfg),
         sla: cfg.governance.sla_hours,
         graph: nhigov_schema::graph::GraphLimits { max_hops: cfg.graph.max_hops, node_cap: cfg.graph.node_cap },
+        batch_window: nhigov_schema::BATCH_WINDOW,
     });
     AppState {
         schema,

@@ -118,7 +118,7 @@ async fn requests_are_traced_over_otlp_under_the_callers_trace() {
         .post(format!("http://{addr}/graphql"))
         .bearer_auth(&token)
         .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
-        .json(&json!({ "query": "query Probe { nhis(first: 2) { totalCount edges { node { name } } } }" }))
+        .json(&json!({ "query": "query Probe { nhis(first: 2) { totalCount edges { node { name owners { name } } } } }" }))
         .send()
         .await
         .unwrap();
@@ -130,7 +130,7 @@ async fn requests_are_traced_over_otlp_under_the_callers_trace() {
         let ours: Vec<(String, Span)> =
             collector.spans().into_iter().filter(|(_, s)| hex(&s.trace_id) == trace_id).collect();
         let names: Vec<&str> = ours.iter().map(|(_, s)| s.name.as_str()).collect();
-        if ["request", "graphql", "db"].iter().all(|n| names.contains(n)) {
+        if ["request", "graphql", "db", "load"].iter().all(|n| names.contains(n)) {
             break ours;
         }
         assert!(
@@ -156,6 +156,15 @@ async fn requests_are_traced_over_otlp_under_the_callers_trace() {
         s.start_time_unix_nano >= graphql.start_time_unix_nano && s.end_time_unix_nano <= graphql.end_time_unix_nano
     };
     assert!(db.iter().any(|s| inside(s)), "a database round trip inside the operation");
+    // The owners come through the batch loaders, whose batches run on tasks of their
+    // own: still inside the operation's trace, their round trips under them.
+    let load = ours
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.name == "load" && attr(s, "loader").as_deref() == Some("edges"))
+        .expect("the edges loader's batch is in the request's trace");
+    assert_eq!(load.parent_span_id, graphql.span_id, "a batch belongs to the operation that asked for it");
+    assert!(db.iter().any(|s| s.parent_span_id == load.span_id), "the batch's round trip is under it");
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -52,6 +52,9 @@ pub struct Deps {
     pub sla: graph_model::SlaHours,
     /// Hop and node caps of traversals.
     pub graph: graph::GraphLimits,
+    /// How long each batch loader gathers keys before it queries: [`BATCH_WINDOW`]
+    /// unless a caller has reason to choose otherwise.
+    pub batch_window: std::time::Duration,
 }
 
 /// How long a batch loader waits for more keys after the first. Resolving one level of a
@@ -59,14 +62,22 @@ pub struct Deps {
 /// which would split a level into several queries.
 pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(3);
 
+/// Runs a loader's batch on its own task, inside the span of the resolver that started
+/// it, so its database round trips belong to the request's trace.
+fn spawn_in_span(batch: futures::future::BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> {
+    use tracing::Instrument;
+    tokio::spawn(batch.in_current_span())
+}
+
 /// Build the schema over its dependencies.
 pub fn build_schema(deps: Deps) -> NhigovSchema {
     let limits = deps.limits;
+    let window = deps.batch_window;
     Schema::build(Query::default(), Mutation::default(), events::Subscription)
-        .data(DataLoader::new(inventory::loaders::NodeLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
-        .data(DataLoader::new(inventory::loaders::EdgeLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
-        .data(DataLoader::new(cases::loaders::RecordLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
-        .data(DataLoader::new(cases::loaders::PartLoader(deps.store.clone()), tokio::spawn).delay(BATCH_WINDOW))
+        .data(DataLoader::new(inventory::loaders::NodeLoader(deps.store.clone()), spawn_in_span).delay(window))
+        .data(DataLoader::new(inventory::loaders::EdgeLoader(deps.store.clone()), spawn_in_span).delay(window))
+        .data(DataLoader::new(cases::loaders::RecordLoader(deps.store.clone()), spawn_in_span).delay(window))
+        .data(DataLoader::new(cases::loaders::PartLoader(deps.store.clone()), spawn_in_span).delay(window))
         .data(deps.sla)
         .data(deps.graph)
         .data(deps.store)

@@ -28,6 +28,7 @@ impl Loader<NodeId> for RecordLoader {
     type Value = Record;
     type Error = async_graphql::Error;
 
+    #[tracing::instrument(name = "load", skip_all, fields(loader = "records", keys = keys.len()))]
     async fn load(&self, keys: &[NodeId]) -> Result<HashMap<NodeId, Record>, Self::Error> {
         let s = &self.0;
         let of = |t: Table| keys.iter().filter(|k| k.table() == t).cloned().collect::<Vec<_>>();
@@ -130,6 +131,7 @@ impl Loader<PartKey> for PartLoader {
     type Value = Parts;
     type Error = async_graphql::Error;
 
+    #[tracing::instrument(name = "load", skip_all, fields(loader = "case_parts", keys = keys.len()))]
     async fn load(&self, keys: &[PartKey]) -> Result<HashMap<PartKey, Parts>, Self::Error> {
         let s = &self.0;
         let fail = |e| ApiError::from(e).extend();

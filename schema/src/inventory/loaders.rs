@@ -18,6 +18,7 @@ impl Loader<NodeId> for NodeLoader {
     type Value = InventoryNode;
     type Error = async_graphql::Error;
 
+    #[tracing::instrument(name = "load", skip_all, fields(loader = "nodes", keys = keys.len()))]
     async fn load(&self, keys: &[NodeId]) -> Result<HashMap<NodeId, InventoryNode>, Self::Error> {
         self.0.nodes_any(keys).await.map_err(|e| ApiError::from(e).extend())
     }
@@ -38,6 +39,7 @@ impl Loader<EdgeKey> for EdgeLoader {
     type Value = Vec<Edge>;
     type Error = async_graphql::Error;
 
+    #[tracing::instrument(name = "load", skip_all, fields(loader = "edges", keys = keys.len()))]
     async fn load(&self, keys: &[EdgeKey]) -> Result<HashMap<EdgeKey, Vec<Edge>>, Self::Error> {
         let mut groups: HashMap<(EdgeKind, EdgeDirection), Vec<NodeId>> = HashMap::new();
         for k in keys {
