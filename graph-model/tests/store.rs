@@ -64,6 +64,41 @@ async fn a_database_from_a_newer_version_is_refused() {
 }
 
 #[tokio::test]
+async fn a_store_from_before_page_keys_lists_every_record_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { url: dir.path().join("db").display().to_string(), ..StoreConfig::memory() };
+    let s = Store::open(&cfg).await.unwrap();
+    let mut made = Vec::new();
+    for i in 0..23 {
+        made.push(create(&s, nhi_spec(&format!("n{i}"))).await);
+    }
+    // As the store was at schema version 6: no page key, no index on it.
+    s.execute_raw(
+        "REMOVE INDEX nhi_page ON nhi; REMOVE FIELD page_key ON nhi; UPDATE nhi UNSET page_key RETURN NONE;
+         UPDATE meta:schema SET version = 6, backfilled = NONE;",
+    )
+    .await
+    .unwrap();
+    s.close().await;
+
+    let s = Store::open(&cfg).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page =
+            s.list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 5, after: after.clone() }).await.unwrap();
+        assert_eq!(page.total, 23);
+        seen.extend(page.items.iter().map(|n| n.id.clone()));
+        if !page.has_next {
+            break;
+        }
+        after = Some(page.items.last().unwrap().id.clone());
+    }
+    made.sort();
+    assert_eq!(seen, made, "every NHI once, in id order, across pages");
+}
+
+#[tokio::test]
 async fn nodes_round_trip_with_their_times() {
     let s = store().await;
     let node = s.create_node(&nhi_spec("ci")).await.unwrap();

@@ -249,12 +249,24 @@ impl Store {
     ) -> Result<Page<T>> {
         let filter_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let mut page_conds = conds.clone();
+        // After a cursor, a table keyed for paging is read from its `page_key` index (the
+        // same order as its ids) at a cost that does not grow with the cursor's position;
+        // a first page, or a variable's rows, in id order, which for a table is a scan
+        // from its start (0.3 ms for 100 NHIs, where the index costs 7 ms: it reads
+        // each record on its own).
+        let by_key = page.after.is_some() && !source.starts_with('$') && paged_by_key(table);
+        let order = if by_key { "page_key" } else { "id" };
         if let Some(after) = &page.after {
             if after.table() != table {
                 return Err(StoreError::Invalid(ValueError::new("after", "the cursor belongs to another list")));
             }
-            page_conds.push("id > $after");
-            vars = vars.set("after", rid(after));
+            if by_key {
+                page_conds.push("page_key > $after");
+                vars = vars.set("after", after.key());
+            } else {
+                page_conds.push("id > $after");
+                vars = vars.set("after", rid(after));
+            }
         }
         let page_sql =
             if page_conds.is_empty() { String::new() } else { format!("WHERE {}", page_conds.join(" AND ")) };
@@ -269,7 +281,7 @@ impl Store {
         };
         let sql = format!(
             "{prelude}
-             SELECT * FROM {source} {page_sql} ORDER BY id LIMIT {limit};
+             SELECT * FROM {source} {page_sql} ORDER BY {order} LIMIT {limit};
              RETURN {total};"
         );
         let statements_before = prelude.matches(';').count();
@@ -475,4 +487,23 @@ fn system_changes(p: &SystemPatch) -> Content {
         .opt("environment", p.environment.map(Environment::as_str))
         .opt("criticality", p.criticality.map(Criticality::as_str))
         .opt("description", p.description.as_ref().map(Text::as_str))
+}
+
+/// Whether a table's lists page by its indexed `page_key`: every table a list reads
+/// directly, but the append-only ones (decisions, evidence), whose guards refuse the
+/// update that would fill the key in on records written before it existed. See
+/// "paging" in `schema.surql`.
+fn paged_by_key(table: Table) -> bool {
+    matches!(
+        table,
+        Table::Person
+            | Table::Team
+            | Table::Nhi
+            | Table::Secret
+            | Table::System
+            | Table::Alert
+            | Table::Case
+            | Table::Request
+            | Table::Exception
+    )
 }
