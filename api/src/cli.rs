@@ -254,10 +254,14 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         }
     }
     let listener = TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
+    // Traversals answer from the graph index; load it now, while /readyz says so,
+    // rather than in the first investigator's request.
+    let warming = store.warm_graph();
     let state = crate::app_state(&cfg, store.clone(), auth);
     let sweeper = tokio::spawn(sweep(store.clone(), std::time::Duration::from_secs(cfg.governance.sweep_secs.max(1))));
     crate::server::run(listener, state, shutdown_signal()).await?;
     sweeper.abort();
+    warming.abort();
     store.close().await;
     Ok(())
 }

@@ -13,8 +13,15 @@ pub async fn healthz() -> Response {
     json(StatusCode::OK, Media::Json, &json!({ "status": "ok" }))
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its graph index is loaded and its database answers.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.store.graph_warming() {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Media::Json,
+            &json!({ "status": "unavailable", "reason": "graph index loading" }),
+        );
+    }
     match tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ping()).await {
         Ok(Ok(())) => json(StatusCode::OK, Media::Json, &json!({ "status": "ready" })),
         Ok(Err(e)) => {

@@ -1,7 +1,9 @@
 //! Keeps the in-process [`GraphIndex`] in step with the store.
 //!
 //! The first traversal loads every edge of the traversed kinds and the meta of every
-//! NHI, secret and system. Later, the index reads what changed since its last look
+//! NHI, secret and system, unless [`Store::warm_graph`] loaded them before (the server
+//! does at start, and is not ready until it has: on a million edges the load takes
+//! tens of seconds, longer than a request may). Later, the index reads what changed since its last look
 //! (edges created or closed, nodes updated), by indexed range queries in one round trip,
 //! and applies it. Reading the changes from the database, rather than hearing of this
 //! process's own writes, is what lets several API replicas over one SurrealDB each see
@@ -37,6 +39,8 @@ pub(crate) struct LiveGraph {
     synced_to: tokio::sync::Mutex<Synced>,
     /// This process wrote since the last look.
     dirty: AtomicBool,
+    /// A load started by [`Store::warm_graph`] is running.
+    warming: AtomicBool,
     pub(crate) refresh: std::time::Duration,
 }
 
@@ -67,8 +71,33 @@ impl Store {
             index: RwLock::default(),
             synced_to: tokio::sync::Mutex::default(),
             dirty: AtomicBool::new(true),
+            warming: AtomicBool::new(false),
             refresh,
         })
+    }
+
+    /// Load the graph index in the background now, rather than in the first traversal
+    /// that needs it. [`Store::graph_warming`] is true from this call until the load has
+    /// finished (or failed: the next traversal then tries again).
+    pub fn warm_graph(&self) -> tokio::task::JoinHandle<()> {
+        self.graph.warming.store(true, Ordering::Release);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match store.sync_graph().await {
+                Ok(()) => {
+                    let (nodes, edges) = store.graph_size();
+                    tracing::info!(nodes, edges, secs = started.elapsed().as_secs_f64(), "graph index loaded");
+                }
+                Err(e) => tracing::warn!(error = %e, "loading the graph index failed; the first traversal loads it"),
+            }
+            store.graph.warming.store(false, Ordering::Release);
+        })
+    }
+
+    /// Whether a load started by [`Store::warm_graph`] is still running.
+    pub fn graph_warming(&self) -> bool {
+        self.graph.warming.load(Ordering::Acquire)
     }
 
     /// Bring the index up to date with the store now.

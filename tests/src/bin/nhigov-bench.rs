@@ -333,7 +333,9 @@ async fn run(args: Args) -> Result<()> {
     store.close().await;
 
     // ---- through HTTP
+    let t = Instant::now();
     let server = Server::start(&dir, &data).await?;
+    report.say(format!("http: server ready (store opened, graph index loaded) in {:.2}s", t.elapsed().as_secs_f64()));
     let auth = Authenticator::with_secret(SECRET);
     let investigator = token(&auth, "requester@bench.example")?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
@@ -341,10 +343,7 @@ async fn run(args: Args) -> Result<()> {
 
     let t = Instant::now();
     client.post(BLAST, json!({ "f": origins[0].to_string(), "h": 3 })).await?;
-    report.say(format!(
-        "http: first blast radius (loads the graph index in the server) {:.2}s",
-        t.elapsed().as_secs_f64()
-    ));
+    report.say(format!("http: first blast radius {:.2}s", t.elapsed().as_secs_f64()));
     // Warm the connection pool and the allocator.
     for o in origins.iter().take(20) {
         client.post(BLAST, json!({ "f": o.to_string(), "h": 2 })).await?;
@@ -573,7 +572,7 @@ impl Server {
             .context("starting nhigov serve")?;
         let mut server = Server { child, addr };
         let ready = format!("http://{addr}/readyz");
-        let deadline = Instant::now() + Duration::from_secs(300);
+        let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             if let Ok(r) = reqwest::get(&ready).await
                 && r.status().is_success()
@@ -583,7 +582,7 @@ impl Server {
             if let Some(status) = server.child.try_wait()? {
                 bail!("nhigov serve exited with {status}; see {}", dir.join("server.log").display());
             }
-            ensure!(Instant::now() < deadline, "nhigov serve not ready after 300s");
+            ensure!(Instant::now() < deadline, "nhigov serve not ready after 600s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
