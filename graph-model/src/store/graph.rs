@@ -3,9 +3,9 @@
 //! The first traversal loads every edge of the traversed kinds and the meta of every
 //! NHI, secret and system, unless [`Store::warm_graph`] loaded them before (the server
 //! does at start, and is not ready until it has: on a million edges the load takes
-//! tens of seconds, longer than a request may). Later, the index reads what changed since its last look
-//! (edges created or closed, nodes updated), by indexed range queries in one round trip,
-//! and applies it. Reading the changes from the database, rather than hearing of this
+//! tens of seconds, longer than a request may). Later, the index reads what changed
+//! since its last look (edges created or closed, nodes updated), by indexed range
+//! queries in one round trip, and applies it. Reading the changes from the database, rather than hearing of this
 //! process's own writes, is what lets several API replicas over one SurrealDB each see
 //! the others' writes. Changes are re-read with a margin (`SYNC_MARGIN`) so a
 //! transaction that committed a little after the timestamp it wrote, or a replica whose
