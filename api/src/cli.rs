@@ -3,16 +3,16 @@
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
-use graph_model::Email;
-use graph_model::inventory::Inventory;
+use graph_model::inventory::{Inventory, NodeSpec};
 use graph_model::store::{ImportPlan, Store, StoreError};
+use graph_model::{Email, Name, NewPerson, Role, Text};
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -123,7 +123,24 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
-    /// Mint a bearer token for a person, signed with the configured HS256 secret.
+    /// Give the first people their roles: one genesis decision, the first record of the
+    /// decision chain, allowed only while the chain is empty. People not stored yet are
+    /// created, named after their e-mail. After it, roles change only through governed
+    /// changes (`updatePerson`), where admin, approver and auditor grants need a second
+    /// admin: in production mode at least two admins are required, or no such grant
+    /// could ever be approved.
+    Bootstrap {
+        /// An administrator's e-mail; repeat it for each (two or more in production).
+        #[arg(long = "admin", required = true)]
+        admins: Vec<String>,
+        /// A JSON file of other people's first roles: {"e-mail": ["investigator", ...]}.
+        #[arg(long)]
+        roles: Option<PathBuf>,
+        #[arg(long)]
+        db: Option<String>,
+    },
+    /// Mint a bearer token for a person, signed with the configured HS256 secret
+    /// (development mode only: in production, tokens come from the identity provider).
     Token {
         /// The person's e-mail address.
         #[arg(long)]
@@ -168,9 +185,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             print!("{}", nhigov_schema::sdl());
             Ok(())
         }
+        Command::Bootstrap { admins, roles, db } => {
+            if let Some(db) = db {
+                cfg.db.url = db;
+            }
+            bootstrap(&cfg, &admins, roles.as_deref()).await
+        }
         Command::Token { subject, ttl, db } => {
             if let Some(db) = db {
                 cfg.db.url = db;
+            }
+            if cfg.mode == Mode::Production {
+                bail!(
+                    "`nhigov token` works in development mode only: in production, tokens come from the identity provider"
+                );
             }
             let email = Email::parse(&subject).map_err(|e| anyhow!("--subject: {}", e.message))?;
             let ttl = parse_ttl(&ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
@@ -223,6 +251,60 @@ pub async fn run(cli: Cli) -> Result<()> {
 fn authenticator(cfg: &Config) -> Result<Authenticator> {
     let secret_file = cfg.data_dir().map(|d| d.join("jwt-secret"));
     Authenticator::from_config(&cfg.auth, cfg.mode, secret_file.as_deref()).map_err(|e| anyhow!(e))
+}
+
+/// The genesis: every initial role in one decision (see `Command::Bootstrap`).
+async fn bootstrap(cfg: &Config, admins: &[String], roles: Option<&Path>) -> Result<()> {
+    if cfg.mode == Mode::Production && admins.len() < 2 {
+        bail!("production needs at least two --admin: a role grant waits for a second admin");
+    }
+    let mut wanted: Vec<(String, Vec<Role>)> = admins.iter().map(|a| (a.clone(), vec![Role::Admin])).collect();
+    if let Some(file) = roles {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let map: std::collections::BTreeMap<String, Vec<String>> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: expected {{\"e-mail\": [\"role\", ...]}}", file.display()))?;
+        for (email, names) in map {
+            let mut roles = Vec::new();
+            for n in names {
+                roles.push(Role::parse(&n).map_err(|e| anyhow!("{}: {email}: {}", file.display(), e.message))?);
+            }
+            match wanted.iter_mut().find(|(e, _)| *e == email) {
+                Some((_, held)) => held.extend(roles.into_iter().filter(|r| *r != Role::Admin)),
+                None => wanted.push((email, roles)),
+            }
+        }
+    }
+    let store = open_store(cfg).await?;
+    // Checked before anyone is created, so a refused bootstrap leaves nothing behind;
+    // the genesis checks it again as it commits.
+    if store.chain_head().await?.seq != 0 {
+        bail!("the decision chain has begun: roles are now granted by governed changes (updatePerson)");
+    }
+    let mut grants = Vec::new();
+    for (email, roles) in wanted {
+        let parsed = Email::parse(&email).map_err(|e| anyhow!("{email}: {}", e.message))?;
+        let id = match store.person_by_email(&parsed).await? {
+            Some(p) => p.id,
+            None => {
+                let name = email.split('@').next().unwrap_or(&email).to_owned();
+                let spec = NodeSpec::Person(NewPerson {
+                    name: Name::parse(&name).map_err(|e| anyhow!("{email}: {}", e.message))?,
+                    email: parsed,
+                    active: true,
+                });
+                store.create_node(&spec).await?.id().clone()
+            }
+        };
+        grants.push((id, roles));
+    }
+    let rationale = Text::parse("the first roles, given at bootstrap").map_err(|e| anyhow!(e.message))?;
+    let decision = store.genesis(&grants, &rationale).await.map_err(|e| match e {
+        StoreError::Conflict(m) => anyhow!("{m}"),
+        e => anyhow!("the genesis failed: {e}"),
+    })?;
+    println!("genesis recorded as {} (seq {}): {} people given their roles", decision.id, decision.seq, grants.len());
+    store.close().await;
+    Ok(())
 }
 
 async fn open_store(cfg: &Config) -> Result<Store> {

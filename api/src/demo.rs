@@ -3,7 +3,6 @@
 //! left by a person who has gone, and a scanner finding about a key nobody knows.
 
 use chrono::Utc;
-use graph_model::inventory::Inventory;
 use graph_model::store::{ImportSummary, Store, StoreError};
 use graph_model::{Email, Label, NewAlert, Severity, SubjectRef, Text};
 
@@ -22,8 +21,10 @@ pub async fn load(store: &Store) -> Result<Option<ImportSummary>, StoreError> {
     }
     let doc: serde_json::Value =
         serde_json::from_str(DEMO).map_err(|e| StoreError::Database(format!("fixtures/demo.json is not JSON: {e}")))?;
-    let inv = Inventory::parse(&doc, Utc::now()).map_err(StoreError::Import)?;
-    let summary = store.import(&inv).await?;
+    // The demo company's people get their roles the way any deployment's first people
+    // do: one genesis decision, the first record of the chain.
+    let rationale = Text::parse("the demo company's first roles").map_err(StoreError::from)?;
+    let (summary, _) = store.bootstrap(&doc, Utc::now(), &rationale).await?;
     // Lena has left: what she owned alone is flagged.
     for (r, id) in &summary.ids {
         if r == "lena" {

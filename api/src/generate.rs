@@ -76,7 +76,7 @@ pub fn generate(nhis: usize, seed: u64) -> (Value, Shape) {
         // About one person in twenty has left.
         let active = !rng.chance(5);
         nodes.push(json!({ "type": "person", "ref": format!("p{p}"), "name": format!("person {p}"),
-            "email": format!("person{p}@synthetic.example"), "roles": ["viewer"], "active": active }));
+            "email": format!("person{p}@synthetic.example"), "active": active }));
         edges.push(json!({ "type": "member_of", "from": format!("p{p}"), "to": format!("t{}", rng.below(teams)) }));
     }
     for y in 0..systems {

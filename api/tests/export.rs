@@ -29,7 +29,7 @@ async fn worked_case(db: &Path) -> NodeId {
     let store = Store::open(&cfg).await.unwrap();
     let doc = json!({
         "nodes": [
-            {"type": "person", "ref": "ines", "name": "Ines", "email": "ines@x.example", "roles": ["investigator"]},
+            {"type": "person", "ref": "ines", "name": "Ines", "email": "ines@x.example"},
             {"type": "secret", "ref": "key", "kind": "api_key", "name": "deploy key", "fingerprint": "fp-export-1"}
         ],
         "edges": []

@@ -3,8 +3,7 @@
 use std::process::Command;
 
 use chrono::Utc;
-use graph_model::inventory::Inventory;
-use graph_model::store::{Store, StoreConfig};
+use graph_model::store::{Actor, Store, StoreConfig};
 use graph_model::*;
 use serde_json::json;
 
@@ -32,8 +31,8 @@ async fn verify_reports_an_intact_chain_and_then_the_first_broken_link() {
         ],
         "edges": []
     });
-    let ids: std::collections::HashMap<String, NodeId> =
-        store.import(&Inventory::parse(&doc, Utc::now()).unwrap()).await.unwrap().ids.into_iter().collect();
+    let (summary, _) = store.bootstrap(&doc, Utc::now(), &Text::parse("first roles").unwrap()).await.unwrap();
+    let ids: std::collections::HashMap<String, NodeId> = summary.ids.into_iter().collect();
     let mut decisions = Vec::new();
     for _ in 0..3 {
         let r = store
@@ -56,7 +55,13 @@ async fn verify_reports_an_intact_chain_and_then_the_first_broken_link() {
             .await
             .unwrap();
         let (d, _) = store
-            .decide_request(&ids["a"], &r.id, DecideOutcome::Reject, &Text::parse("not now").unwrap(), &[])
+            .decide_request(
+                &Actor { id: ids["a"].clone(), roles: vec![Role::Approver] },
+                &r.id,
+                DecideOutcome::Reject,
+                &Text::parse("not now").unwrap(),
+                &[],
+            )
             .await
             .unwrap();
         decisions.push(d);
@@ -65,7 +70,7 @@ async fn verify_reports_an_intact_chain_and_then_the_first_broken_link() {
 
     let (ok, stdout, stderr) = verify(&db);
     assert!(ok, "{stdout}\n{stderr}");
-    assert!(stdout.contains("decision chain: 3 records"), "{stdout}");
+    assert!(stdout.contains("decision chain: 4 records"), "{stdout}");
     assert!(stdout.contains("intact"), "{stdout}");
 
     let store = Store::open(&cfg).await.unwrap();
@@ -81,6 +86,6 @@ async fn verify_reports_an_intact_chain_and_then_the_first_broken_link() {
     store.close().await;
     let (ok, stdout, stderr) = verify(&db);
     assert!(!ok, "a tampered chain must fail: {stdout}");
-    assert!(stderr.contains("broken at #2"), "{stderr}");
+    assert!(stderr.contains("broken at #3"), "the genesis is #1: {stderr}");
     assert!(stderr.contains(&decisions[1].id.to_string()), "{stderr}");
 }

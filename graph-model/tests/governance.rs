@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use graph_model::inventory::Inventory;
-use graph_model::store::{Store, StoreConfig, StoreError};
+use graph_model::store::{Actor, Store, StoreConfig, StoreError};
 use graph_model::*;
 use serde_json::json;
 
@@ -17,6 +17,11 @@ struct World {
 impl World {
     fn id(&self, r: &str) -> NodeId {
         self.ids[r].clone()
+    }
+
+    /// `r` acting with every role they hold.
+    fn actor(&self, r: &str) -> Actor {
+        Actor { id: self.id(r), roles: Role::ALL.to_vec() }
     }
 }
 
@@ -44,8 +49,7 @@ async fn world() -> World {
             {"type": "can_access", "from": "bot", "to": "db", "privilege": "read"}
         ]
     });
-    let inv = Inventory::parse(&doc, Utc::now()).unwrap();
-    let summary = store.import(&inv).await.unwrap();
+    let (summary, _) = store.bootstrap(&doc, Utc::now(), &text("first roles")).await.unwrap();
     World { store, ids: summary.ids.into_iter().collect() }
 }
 
@@ -161,7 +165,7 @@ async fn an_alert_becomes_a_case_that_closes_with_a_verified_chain() {
 
     let report = s.verify_decision_chain().await.unwrap();
     assert!(report.ok(), "{report:?}");
-    assert_eq!(report.length, 3, "open, transition, close");
+    assert_eq!(report.length, 4, "genesis, open, transition, close");
     let timeline = s.timeline(&case.id).await.unwrap();
     assert!(timeline.len() >= 6, "{timeline:?}");
 }
@@ -177,21 +181,21 @@ async fn approvals_follow_the_policy_and_change_the_graph() {
     let r = s.create_request(&w.id("req"), &grant(&w, "bot", "vault", Privilege::Admin)).await.unwrap();
     assert_eq!((r.status, r.approvals_needed), (RequestStatus::Pending, 2));
 
-    let own = s.decide_request(&w.id("req"), &r.id, DecideOutcome::Approve, &text("mine"), &[]).await;
+    let own = s.decide_request(&w.actor("req"), &r.id, DecideOutcome::Approve, &text("mine"), &[]).await;
     match own {
         Err(StoreError::Refused { violation, .. }) => assert_eq!(violation.rule, RuleKind::RequesterCannotApprove),
         other => panic!("{other:?}"),
     }
-    let owner = s.decide_request(&w.id("owner"), &r.id, DecideOutcome::Approve, &text("mine"), &[]).await;
+    let owner = s.decide_request(&w.actor("owner"), &r.id, DecideOutcome::Approve, &text("mine"), &[]).await;
     match owner {
         Err(StoreError::Refused { violation, .. }) => assert_eq!(violation.rule, RuleKind::OwnerCannotApprove),
         other => panic!("{other:?}"),
     }
-    let (_, r1) = s.decide_request(&w.id("a1"), &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+    let (_, r1) = s.decide_request(&w.actor("a1"), &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
     assert_eq!((r1.status, r1.approvals.len()), (RequestStatus::Pending, 1));
-    let twice = s.decide_request(&w.id("a1"), &r.id, DecideOutcome::Approve, &text("again"), &[]).await;
+    let twice = s.decide_request(&w.actor("a1"), &r.id, DecideOutcome::Approve, &text("again"), &[]).await;
     assert!(matches!(twice, Err(StoreError::Refused { .. })), "{twice:?}");
-    let (d, r2) = s.decide_request(&w.id("a2"), &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+    let (d, r2) = s.decide_request(&w.actor("a2"), &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
     assert_eq!(r2.status, RequestStatus::Approved);
     assert_eq!(d.outcome, Outcome::Approved);
     let edge = EdgeId::parse(r2.granted_edge.as_deref().unwrap()).unwrap();
@@ -201,7 +205,7 @@ async fn approvals_follow_the_policy_and_change_the_graph() {
         (w.id("bot"), w.id("vault"), Some(Privilege::Admin))
     );
     assert!(edge.expires_at.is_some());
-    let late = s.decide_request(&w.id("owner"), &r.id, DecideOutcome::Approve, &text("late"), &[]).await;
+    let late = s.decide_request(&w.actor("owner"), &r.id, DecideOutcome::Approve, &text("late"), &[]).await;
     assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
 
     // An NHI without an owner: denied at once, until the control owner accepts the risk.
@@ -212,7 +216,7 @@ async fn approvals_follow_the_policy_and_change_the_graph() {
 
     let report = s.verify_decision_chain().await.unwrap();
     assert!(report.ok(), "{report:?}");
-    assert_eq!(report.length, 7, "2 refused, 2 approvals, 1 refused, deny, refused acceptance");
+    assert_eq!(report.length, 8, "genesis, 2 refused, 2 approvals, 1 refused, deny, refused acceptance");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -227,7 +231,7 @@ async fn replicas_racing_on_one_request_cannot_both_approve() {
             .enumerate()
             .map(|(i, s)| {
                 let (s, id) = (s.clone(), r.id.clone());
-                let actor = if i % 2 == 0 { w.id("a1") } else { w.id("a2") };
+                let actor = if i % 2 == 0 { w.actor("a1") } else { w.actor("a2") };
                 tokio::spawn(async move {
                     s.decide_request(&actor, &id, DecideOutcome::Approve, &Text::parse("race").unwrap(), &[]).await
                 })
@@ -247,7 +251,7 @@ async fn replicas_racing_on_one_request_cannot_both_approve() {
     }
     let report = w.store.verify_decision_chain().await.unwrap();
     assert!(report.ok(), "{report:?}");
-    assert_eq!(report.length, 5);
+    assert_eq!(report.length, 6, "genesis and five approvals");
 }
 
 #[tokio::test]
@@ -295,4 +299,142 @@ async fn a_replicas_graph_index_sees_the_others_writes() {
     let t = other.traverse(&w.id("vault"), Direction::Reverse, 3, 1000, Some(opened)).await.unwrap().unwrap();
     assert_eq!(t.reached.iter().map(|r| r.node.clone()).collect::<Vec<_>>(), vec![w.id("bot")]);
     assert_eq!(t.reached[0].max_privilege, Some(Privilege::Admin));
+}
+
+/// A role removal racing an approval, 1,000 times over two replicas sharing no lock: an
+/// approval may commit before the removal, or be refused after it, but never commit
+/// after it on the roles it read before (every fact a rule read is checked again in the
+/// transaction that seals the decision). The chain stays gapless and holds every
+/// decision either side was told was recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_removal_racing_an_approval_never_lets_a_rule_breaking_approval_commit() {
+    const RACES: usize = 1000;
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    let mut nodes = vec![
+        json!({"type": "person", "ref": "admin", "name": "Admin", "email": "admin@race.example", "roles": ["admin"]}),
+        json!({"type": "person", "ref": "req", "name": "Requester", "email": "req@race.example", "roles": ["investigator"]}),
+        json!({"type": "secret", "ref": "key", "kind": "api_key", "name": "key", "fingerprint": "fp-race-0001"}),
+    ];
+    for i in 0..RACES {
+        nodes.push(json!({"type": "person", "ref": format!("a{i}"), "name": format!("Approver {i}"),
+            "email": format!("a{i}@race.example"), "roles": ["approver"]}));
+    }
+    let (summary, _) =
+        store.bootstrap(&json!({ "nodes": nodes, "edges": [] }), Utc::now(), &text("race")).await.unwrap();
+    let ids: HashMap<String, NodeId> = summary.ids.into_iter().collect();
+    let replica = store.as_replica();
+    let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
+    let rotate = NewRequest {
+        kind: RequestKind::RotateSecret,
+        subject: ids["key"].clone(),
+        target: None,
+        privilege: None,
+        duration_days: None,
+        justification: text("rotate"),
+        ticket_ref: None,
+        case: None,
+        compensating_controls: vec![],
+        review_days: None,
+        refs: vec![],
+    };
+    let (mut before, mut refused, mut acknowledged) = (0, 0, Vec::new());
+    for i in 0..RACES {
+        let approver = Actor { id: ids[&format!("a{i}")].clone(), roles: vec![Role::Approver] };
+        let r = store.create_request(&ids["req"], &rotate).await.unwrap();
+        let removal = Change::Roles { person: approver.id.clone(), grant: vec![], revoke: vec![Role::Approver] };
+        // The removal starts up to a few milliseconds after the approval, so that across
+        // the races it lands before, during and after the approval's planning.
+        let lag = std::time::Duration::from_micros((i as u64 * 337) % 4000);
+        let approval = {
+            let (replica, approver, id) = (replica.clone(), approver.clone(), r.id.clone());
+            tokio::spawn(async move {
+                replica.decide_request(&approver, &id, DecideOutcome::Approve, &text("approve"), &[]).await
+            })
+        };
+        let removal = {
+            let (store, admin) = (store.clone(), admin.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(lag).await;
+                store.govern(&admin, &removal, &text("leaves the approvers")).await
+            })
+        };
+        let (approval, removal) = (approval.await.unwrap(), removal.await.unwrap());
+        let removal = removal.unwrap();
+        assert!(removal.applied(), "race {i}: a removal applies at once");
+        acknowledged.push(removal.decision.id.clone());
+        match approval {
+            Ok((d, _)) => {
+                assert!(
+                    d.seq < removal.decision.seq,
+                    "race {i}: an approval committed after its approver's role was removed"
+                );
+                before += 1;
+                acknowledged.push(d.id);
+            }
+            Err(StoreError::Refused { violation, decision }) => {
+                assert_eq!(violation.rule, RuleKind::ApproverRoleRequired, "race {i}");
+                refused += 1;
+                acknowledged.push(decision);
+            }
+            Err(e) => panic!("race {i}: {e}"),
+        }
+    }
+    assert_eq!(before + refused, RACES);
+    let report = store.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(report.length, 1 + 2 * RACES as u64, "the genesis and two decisions a race, no gap");
+    let stored = store.decisions_by_id(&acknowledged).await.unwrap();
+    assert_eq!(stored.len(), acknowledged.len(), "every acknowledged decision is in the chain");
+    // How the races fell, for the log.
+    println!("{before} approvals committed before the removal, {refused} refused after it");
+}
+
+/// A store written before roles were governed holds roles no decision granted: opening
+/// it records one decision adopting them as they stand, revokes the tokens the rules
+/// now forbid, and does so once.
+#[tokio::test]
+async fn roles_held_before_they_were_governed_are_adopted_once_at_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { url: dir.path().join("db").display().to_string(), ..StoreConfig::memory() };
+    let store = Store::open(&cfg).await.unwrap();
+    let doc = json!({ "nodes": [
+        {"type": "person", "ref": "sam", "name": "Sam", "email": "sam@old.example"},
+        {"type": "person", "ref": "bot", "name": "Scanner", "email": "scanner@old.example"}
+    ], "edges": [] });
+    let ids: HashMap<String, NodeId> =
+        store.import(&Inventory::parse(&doc, Utc::now()).unwrap()).await.unwrap().ids.into_iter().collect();
+    // As an older nhigov wrote them: roles set directly, and a token made by one admin
+    // for another principal.
+    store
+        .execute_raw(&format!(
+            "UPDATE {sam} SET roles = ['admin']; UPDATE {bot} SET roles = ['ingest', 'investigator'];
+             CREATE api_token:old CONTENT {{ name: 'old', principal: {bot}, token_sha256: 'x', scopes: ['investigator'],
+                 created_at: time::now(), created_by: {sam} }};
+             CREATE api_token:own CONTENT {{ name: 'own', principal: {sam}, token_sha256: 'y', scopes: ['ingest'],
+                 created_at: time::now(), created_by: {sam} }};",
+            sam = ids["sam"],
+            bot = ids["bot"]
+        ))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = Store::open(&cfg).await.unwrap();
+    assert!(store.has_genesis().await.unwrap());
+    let chain = store.verify_decision_chain().await.unwrap();
+    assert_eq!((chain.length, chain.first_broken.is_none()), (1, true));
+    let adopted =
+        store.decisions(&Default::default(), &graph_model::store::PageRequest { first: 10, after: None }).await;
+    let d = adopted.unwrap().items.remove(0);
+    assert_eq!((d.kind, d.outcome, d.actor.clone()), (DecisionKind::Genesis, Outcome::Accepted, ids["sam"].clone()));
+    assert!(d.inputs.contains("scanner@old.example") && d.inputs.contains("investigator"), "{}", d.inputs);
+    let tokens = store.api_tokens().await.unwrap();
+    let revoked = |name: &str| tokens.iter().find(|t| t.name == name).unwrap().revoked_at.is_some();
+    assert!(revoked("old"), "a token for another principal is revoked");
+    assert!(!revoked("own"), "an ingest token for oneself is allowed");
+    store.close().await;
+
+    let store = Store::open(&cfg).await.unwrap();
+    assert_eq!(store.verify_decision_chain().await.unwrap().length, 1, "adopted once");
+    store.close().await;
 }

@@ -2,6 +2,7 @@
 //! and a source's absent edges closed only by a run that says it is complete.
 
 use chrono::Utc;
+use graph_model::Text;
 use graph_model::inventory::Inventory;
 use graph_model::store::{ImportSummary, Store, StoreConfig, StoreError};
 use serde_json::{Value, json};
@@ -136,20 +137,24 @@ async fn a_refresh_does_not_change_a_persons_roles_and_an_ambiguous_name_is_refu
         { "type": "person", "ref": "ana", "name": "Ana", "email": "ana@feed.example", "roles": ["viewer"] },
         { "type": "team", "ref": "t1", "name": "Platform" },
         { "type": "team", "ref": "t2", "name": "Platform team" } ] });
-    import(&store, &doc).await.unwrap();
+    store.bootstrap(&doc, Utc::now(), &Text::parse("first roles").unwrap()).await.unwrap();
     let refresh = json!({ "nodes": [
-        { "type": "person", "ref": "ana", "name": "Ana Lopes", "email": "ana@feed.example", "roles": ["admin"] } ] });
+        { "type": "person", "ref": "ana", "name": "Ana Lopes", "email": "ana@feed.example", "active": false } ] });
     let s = import(&store, &refresh).await.unwrap();
     assert_eq!(s.nodes_updated, 1);
     let person = store
-        .execute_raw("SELECT name, roles FROM ONLY person WHERE email = 'ana@feed.example' LIMIT 1;")
+        .execute_raw("SELECT name, roles, active FROM ONLY person WHERE email = 'ana@feed.example' LIMIT 1;")
         .await
         .unwrap();
     assert_eq!(
         person,
-        json!({ "name": "Ana Lopes", "roles": ["viewer"] }),
-        "roles change by decision, never by a feed"
+        json!({ "name": "Ana Lopes", "roles": ["viewer"], "active": true }),
+        "roles and activity change by decision, never by a feed"
     );
+    let granting = json!({ "nodes": [
+        { "type": "person", "ref": "ana", "name": "Ana", "email": "ana@feed.example", "roles": ["admin"] } ] });
+    let errors = Inventory::parse(&granting, Utc::now()).unwrap_err();
+    assert_eq!((errors[0].item.as_str(), errors[0].field.as_deref()), ("nodes[0]", Some("roles")));
 
     // Two stored teams of one name: a document naming it cannot say which it means.
     store.execute_raw("UPDATE team SET name = 'Platform';").await.unwrap();

@@ -107,11 +107,11 @@ async fn nodes_round_trip_with_their_times() {
     assert!(n.last_used_at.unwrap() < Utc::now() - Duration::days(2));
     let InventoryNode::Nhi(back) = s.node(&n.id).await.unwrap().unwrap() else { panic!() };
     assert_eq!(back, n);
-    let patched =
-        s.update_nhi(&n.id, &NhiPatch { status: Some(NhiStatus::Revoked), ..Default::default() }).await.unwrap();
+    let described = Text::parse("runs the CI").unwrap();
+    let patched = s.update_nhi(&n.id, &NhiPatch { description: Some(described), ..Default::default() }).await.unwrap();
     let InventoryNode::Nhi(p) = patched else { panic!() };
-    assert_eq!(p.status, NhiStatus::Revoked);
-    assert_eq!(p.name, "ci");
+    assert_eq!(p.description.as_deref(), Some("runs the CI"));
+    assert_eq!((p.name.as_str(), p.status), ("ci", NhiStatus::Active), "the rest is kept");
     assert!(p.updated_at >= n.updated_at);
 }
 

@@ -128,8 +128,10 @@ gql_enum!(
     }
 );
 gql_enum!(
-    /// What a request proposes.
-    RequestKind => gm::RequestKind { GrantAccess, RotateSecret, RevokeNhi, Offboard, Exception, EmergencyAccess }
+    /// What a request proposes. CHANGE: a change to a governed fact (a role, a person's
+    /// or an NHI's status, a system's criticality, access, a token, a policy) that waits
+    /// for a second person; see `change` on the request.
+    RequestKind => gm::RequestKind { GrantAccess, RotateSecret, RevokeNhi, Offboard, Exception, EmergencyAccess, Change }
 );
 gql_enum!(
     /// Where a request stands. DENIED: refused by an automated check, open to a risk
@@ -144,24 +146,30 @@ gql_enum!(
     ExceptionStatus => gm::ExceptionStatus { Active, Revoked }
 );
 gql_enum!(
-    /// The kinds of policy rule.
+    /// The kinds of policy rule. DECIDER_ROLE_REQUIRED, SUBJECT_CANNOT_APPROVE,
+    /// ESCALATION_TARGET and ESCALATOR_CANNOT_APPROVE belong to the engine's floor, in
+    /// force under every policy version (as is REQUESTER_CANNOT_APPROVE); a policy cannot
+    /// name them.
     RuleKind => gm::RuleKind {
         RequesterCannotApprove, OwnerCannotApprove, DistinctApprovers, ApproverRoleRequired, MaxApprovalLifetime,
-        EmergencyPostApproval, GrantNeedsActiveOwner, OverrideNeedsControlOwner
+        EmergencyPostApproval, GrantNeedsActiveOwner, OverrideNeedsControlOwner, DeciderRoleRequired,
+        SubjectCannotApprove, EscalationTarget, EscalatorCannotApprove
     }
 );
 gql_enum!(
     /// What was decided.
     DecisionKind => gm::DecisionKind {
         OpenCase, DismissAlert, MergeAlerts, AssignCase, TransitionCase, EscalateCase, CloseCase, ReopenCase,
-        DecideRequest, AutomatedDeny, EmergencyAccess, AcceptRisk, RevokeException, PublishPolicy
+        DecideRequest, AutomatedDeny, EmergencyAccess, AcceptRisk, RevokeException, PublishPolicy, Genesis, Change
     }
 );
 gql_enum!(
     /// How a decision ended. REFUSED: a policy rule stopped it; nothing else was written.
+    /// APPLIED: a governed change took effect at once; REQUESTED: it waits for a second
+    /// person, in the request the decision filed.
     Outcome => gm::Outcome {
         Opened, Dismissed, Merged, Assigned, Transitioned, Escalated, Closed, Reopened, Approved, Rejected, Denied,
-        Granted, Accepted, Revoked, Published, Refused
+        Granted, Accepted, Revoked, Published, Applied, Requested, Refused
     }
 );
 

@@ -1,6 +1,6 @@
 //! nhigov's GraphQL schema.
 //!
-//! One folder per area (`inventory/`, `cases/`, `decisions/`, `graph/`), each with
+//! One folder per area (`inventory/`, `cases/`, `decisions/`, `governance/`, `graph/`), each with
 //! its query, mutation, types, inputs and loaders; the roots below merge them. The
 //! schema is built once with its long-lived dependencies ([`Deps`]); the server adds the
 //! authenticated [`Principal`] to each request.
@@ -12,6 +12,7 @@ pub mod decisions;
 pub mod enums;
 pub mod error;
 pub mod events;
+pub mod governance;
 pub mod graph;
 pub mod inventory;
 pub mod limits;
@@ -37,6 +38,7 @@ pub struct Mutation(
     inventory::InventoryMutation,
     cases::CaseMutation,
     decisions::DecisionMutation,
+    governance::GovernanceMutation,
     graph::GraphMutation,
 );
 

@@ -59,18 +59,37 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Add a person straight to the store.
+    /// Add a person to the store and give them `roles` by the genesis decision, as a
+    /// deployment's first people get theirs: before any other decision.
     pub async fn person(&self, name: &str, email: &str, roles: &[Role]) -> NodeId {
-        let spec = NodeSpec::Person(NewPerson {
-            name: Name::parse(name).unwrap(),
-            email: Email::parse(email).unwrap(),
-            roles: roles.to_vec(),
-            active: true,
-        });
-        match self.store.create_node(&spec).await.expect("person created") {
-            InventoryNode::Person(p) => p.id,
-            other => panic!("expected a person, got {other:?}"),
+        self.people(&[(name, email, roles)]).await.remove(0)
+    }
+
+    /// Add people, with one genesis decision for all their roles (before any other
+    /// decision: the chain must be empty).
+    pub async fn people(&self, people: &[(&str, &str, &[Role])]) -> Vec<NodeId> {
+        let mut ids = Vec::new();
+        let mut grants = Vec::new();
+        for (name, email, roles) in people {
+            let spec = NodeSpec::Person(NewPerson {
+                name: Name::parse(name).unwrap(),
+                email: Email::parse(email).unwrap(),
+                active: true,
+            });
+            let id = match self.store.create_node(&spec).await.expect("person created") {
+                InventoryNode::Person(p) => p.id,
+                other => panic!("expected a person, got {other:?}"),
+            };
+            if !roles.is_empty() {
+                grants.push((id.clone(), roles.to_vec()));
+            }
+            ids.push(id);
         }
+        if !grants.is_empty() {
+            let why = graph_model::Text::parse("the test's first roles").unwrap();
+            self.store.genesis(&grants, &why).await.expect("roles are given before any other decision");
+        }
+        ids
     }
 
     /// A token for `email`, valid for an hour.
@@ -154,6 +173,7 @@ pub const PEOPLE: &[(&str, &str, &[&str])] = &[
     ("vic", "vic@corp.example", &["viewer"]),
     ("scanner", "scanner@corp.example", &["ingest"]),
     ("sam", "sam@corp.example", &["admin"]),
+    ("ana", "ana@corp.example", &["admin"]),
 ];
 
 /// The fingerprint of the world's leaked key.
@@ -186,8 +206,8 @@ impl TestServer {
                 {"type": "can_access", "from": "bot", "to": "db", "privilege": "write"},
             ]
         });
-        let inv = graph_model::inventory::Inventory::parse(&doc, chrono::Utc::now()).expect("world parses");
-        let summary = self.store.import(&inv).await.expect("world imports");
+        let why = graph_model::Text::parse("the test world's first roles").unwrap();
+        let (summary, _) = self.store.bootstrap(&doc, chrono::Utc::now(), &why).await.expect("world loads");
         World { ids: summary.ids.into_iter().map(|(r, id)| (r, id.to_string())).collect() }
     }
 
@@ -202,6 +222,22 @@ impl TestServer {
             )
             .await;
         d["ingestAlert"]["alert"]["id"].as_str().expect("an alert id").to_owned()
+    }
+
+    /// An ingest-scoped API token for the world's `principal` (by ref): Sam asks for it
+    /// and Ana, the second admin, approves it, as a token for someone else needs.
+    pub async fn ingest_token(&self, w: &World, principal: &str) -> String {
+        let d = self
+            .ok(
+                &self.as_("sam"),
+                "mutation($p: ID!) { createApiToken(principalId: $p, name: \"scanner\", scopes: [INGEST]) { token request { id } } }",
+                json!({ "p": w.id(principal) }),
+            )
+            .await;
+        let approve = "mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: \"a scanner\") { request { status } } }";
+        let a = self.ok(&self.as_("ana"), approve, json!({ "r": d["createApiToken"]["request"]["id"] })).await;
+        assert_eq!(a["decideRequest"]["request"]["status"], "APPROVED", "{a}");
+        d["createApiToken"]["token"].as_str().expect("a token").to_owned()
     }
 
     /// A token for one of the world's people by ref.

@@ -57,13 +57,15 @@ async fn a_token_for_an_unknown_person_is_unauthenticated() {
 #[tokio::test]
 async fn a_person_who_left_loses_access_at_once() {
     let s = TestServer::start().await;
-    let admin = s.admin().await;
-    let id = s.person("Lena", "lena@test.example", &[Role::Viewer]).await;
+    let ids = s
+        .people(&[("Admin", "admin@test.example", &[Role::Admin]), ("Lena", "lena@test.example", &[Role::Viewer])])
+        .await;
+    let (admin, id) = (s.token("admin@test.example"), ids[1].clone());
     let lena = s.token("lena@test.example");
     s.ok(&lena, ME, json!({})).await;
     s.ok(
         &admin,
-        "mutation($id: ID!) { updatePerson(id: $id, input: { active: false }) { active } }",
+        "mutation($id: ID!) { updatePerson(id: $id, input: { active: false }) { person { active } } }",
         json!({ "id": id.to_string() }),
     )
     .await;

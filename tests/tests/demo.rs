@@ -1,6 +1,5 @@
 //! The demo graph loads, tells its story, and answers the README's first query.
 
-use graph_model::Role;
 use nhigov_tests::TestServer;
 use serde_json::json;
 
@@ -21,8 +20,8 @@ async fn the_demo_answers_the_first_query_of_the_readme() {
 async fn the_demo_holds_every_nhi_kind_and_its_risks() {
     let s = TestServer::start().await;
     nhigov::demo::load(&s.store).await.unwrap();
-    s.person("Viewer", "v@test.example", &[Role::Viewer]).await;
-    let t = s.token("v@test.example");
+    // Marco, a viewer of the demo company.
+    let t = s.token("marco.bianchi@corvid.example");
     for kind in [
         "SERVICE_ACCOUNT",
         "API_KEY",
@@ -177,6 +176,34 @@ async fn the_readme_walkthrough_runs_on_the_demo() {
     assert_eq!(trail[1]["actor"]["name"], "Jules Martin");
     assert_eq!(trail[1]["outcome"], "APPROVED");
     assert_eq!(d["verifyDecisionChain"]["ok"], true);
+
+    // 8. No one governs alone: Sam makes Omar an approver; it waits for a second admin,
+    // and Noor's approval is what gives Omar the role.
+    let (sam, noor) = (t("sam.okafor"), t("noor.aziz"));
+    let d = s.ok(&sam, r#"{ people(filter: { nameContains: "Omar" }) { edges { node { id } } } }"#, json!({})).await;
+    let omar = d["people"]["edges"][0]["node"]["id"].as_str().unwrap().to_owned();
+    let d = s
+        .ok(
+            &sam,
+            r#"mutation($p: ID!) { updatePerson(id: $p, input: { roles: [VIEWER, APPROVER] }, rationale: "covers Jules on call") {
+                person { roles } decision { outcome } request { id status } } }"#,
+            json!({ "p": omar }),
+        )
+        .await;
+    assert_eq!(d["updatePerson"]["decision"]["outcome"], "REQUESTED", "{d}");
+    assert_eq!(d["updatePerson"]["person"]["roles"], json!(["VIEWER"]));
+    let grant = d["updatePerson"]["request"]["id"].as_str().unwrap().to_owned();
+    let d = s
+        .ok(
+            &noor,
+            r#"mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: "agreed with the on-call lead") {
+                request { status } } }"#,
+            json!({ "r": grant }),
+        )
+        .await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    let d = s.ok(&ada, "query($p: ID!) { node(id: $p) { ... on Person { roles } } }", json!({ "p": omar })).await;
+    assert_eq!(d["node"]["roles"], json!(["VIEWER", "APPROVER"]));
 }
 
 /// Risk facts on the demo's identities: stale, orphaned, over-privileged.

@@ -75,7 +75,7 @@ async fn decisions_export_as_csv_filtered_by_reference() {
     let all = s.ok(&s.as_("ada"), "{ decisionsCsv }", json!({})).await["decisionsCsv"].as_str().unwrap().to_owned();
     let lines: Vec<&str> = all.lines().collect();
     assert!(lines[0].starts_with("seq,at,kind,outcome,actor,subject,case,rationale"), "{all}");
-    assert_eq!(lines.len(), 3, "a header and two decisions: {all}");
+    assert_eq!(lines.len(), 4, "a header, the genesis and two decisions: {all}");
     let one =
         s.ok(&s.as_("ada"), "{ decisionsCsv(filter: { reference: \"NHI-02\" }) }", json!({})).await["decisionsCsv"]
             .as_str()

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 const CREATE_NHI: &str = "mutation($i: CreateNhiInput!) { createNhi(input: $i) { id name kind environment status } }";
 const CREATE_SYSTEM: &str = "mutation($i: CreateSystemInput!) { createSystem(input: $i) { id } }";
-const RELATE: &str = "mutation($i: RelateInput!) { relate(input: $i) { id kind validTo from { id } to { id } } }";
+const RELATE: &str = "mutation($i: RelateInput!) { relate(input: $i) { relation { id kind validTo from { id } to { id } } decision { outcome } } }";
 
 async fn nhi(s: &TestServer, t: &str, name: &str, env: &str) -> String {
     let d = s.ok(t, CREATE_NHI, json!({ "i": { "kind": "TOKEN", "name": name, "environment": env } })).await;
@@ -37,11 +37,15 @@ async fn an_nhi_is_created_read_back_and_updated() {
     let d = s
         .ok(
             &t,
-            "mutation($id: ID!) { updateNhi(id: $id, input: { status: DISABLED }) { status name } }",
+            "mutation($id: ID!) { updateNhi(id: $id, input: { status: DISABLED }) { nhi { status name } decision { outcome kind } } }",
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(d["updateNhi"], json!({ "status": "DISABLED", "name": "ci-bot" }));
+    assert_eq!(
+        d["updateNhi"],
+        json!({ "nhi": { "status": "DISABLED", "name": "ci-bot" }, "decision": { "outcome": "APPLIED", "kind": "CHANGE" } }),
+        "a status change is a recorded decision"
+    );
     let d = s.ok(&t, "query($id: ID!) { node(id: $id) { id ... on Nhi { status } } }", json!({ "id": id })).await;
     assert_eq!(d["node"]["status"], "DISABLED");
 }
@@ -63,11 +67,12 @@ async fn invalid_input_names_its_field() {
 async fn updating_a_missing_node_is_not_found() {
     let s = TestServer::start().await;
     let t = s.admin().await;
-    let (_, body) =
-        s.gql(&t, "mutation { updateNhi(id: \"nhi:doesnotexist\", input: { name: \"x\" }) { id } }", json!({})).await;
+    let (_, body) = s
+        .gql(&t, "mutation { updateNhi(id: \"nhi:doesnotexist\", input: { name: \"x\" }) { nhi { id } } }", json!({}))
+        .await;
     assert_eq!(code(&body), "NOT_FOUND");
     let (_, body) =
-        s.gql(&t, "mutation { updateNhi(id: \"team:abc\", input: { name: \"x\" }) { id } }", json!({})).await;
+        s.gql(&t, "mutation { updateNhi(id: \"team:abc\", input: { name: \"x\" }) { nhi { id } } }", json!({})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
 }
 
@@ -75,30 +80,72 @@ async fn updating_a_missing_node_is_not_found() {
 async fn an_edge_is_opened_once_and_closed_into_history() {
     let s = TestServer::start().await;
     let t = s.admin().await;
-    let n = nhi(&s, &t, "deploy", "PRODUCTION").await;
+    let api = system(&s, &t, "payments-api", "APPLICATION").await;
     let db = system(&s, &t, "db", "DATABASE").await;
-    let grant = json!({ "i": { "kind": "CAN_ACCESS", "from": n, "to": db, "privilege": "ADMIN" } });
-    let d = s.ok(&t, RELATE, grant.clone()).await;
-    let edge = d["relate"]["id"].as_str().unwrap().to_owned();
-    assert!(edge.starts_with("can_access:"));
-    assert_eq!(d["relate"]["from"]["id"], n.as_str());
+    // A dependency carries no governed fact: opened at once, no decision.
+    let link = json!({ "i": { "kind": "DEPENDS_ON", "from": api, "to": db } });
+    let d = s.ok(&t, RELATE, link.clone()).await;
+    let edge = d["relate"]["relation"]["id"].as_str().unwrap().to_owned();
+    assert!(edge.starts_with("depends_on:"));
+    assert_eq!(d["relate"]["relation"]["from"]["id"], api.as_str());
+    assert!(d["relate"]["decision"].is_null());
 
-    let (_, body) = s.gql(&t, RELATE, grant.clone()).await;
+    let (_, body) = s.gql(&t, RELATE, link.clone()).await;
     assert_eq!(code(&body), "CONFLICT", "a second open edge between the same nodes: {body}");
 
-    let q = "query($id: ID!) { node(id: $id) { ... on System { accessors { privilege nhi { name } } } } }";
+    let q = "query($id: ID!) { node(id: $id) { ... on System { dependents { name } } } }";
     let d = s.ok(&t, q, json!({ "id": db })).await;
-    assert_eq!(d["node"]["accessors"], json!([{ "privilege": "ADMIN", "nhi": { "name": "deploy" } }]));
+    assert_eq!(d["node"]["dependents"], json!([{ "name": "payments-api" }]));
 
-    let d = s.ok(&t, "mutation($id: ID!) { closeRelation(id: $id) { validTo } }", json!({ "id": edge })).await;
-    assert!(d["closeRelation"]["validTo"].is_string());
+    let close = "mutation($id: ID!) { closeRelation(id: $id) { relation { validTo } } }";
+    let d = s.ok(&t, close, json!({ "id": edge })).await;
+    assert!(d["closeRelation"]["relation"]["validTo"].is_string());
     let d = s.ok(&t, q, json!({ "id": db })).await;
-    assert_eq!(d["node"]["accessors"], json!([]));
+    assert_eq!(d["node"]["dependents"], json!([]));
 
-    let (_, body) = s.gql(&t, "mutation($id: ID!) { closeRelation(id: $id) { id } }", json!({ "id": edge })).await;
+    let (_, body) = s.gql(&t, close, json!({ "id": edge })).await;
     assert_eq!(code(&body), "CONFLICT", "closing twice");
     // once closed, the relation can be opened again
-    s.ok(&t, RELATE, grant).await;
+    s.ok(&t, RELATE, link).await;
+}
+
+#[tokio::test]
+async fn opening_and_closing_access_are_decisions() {
+    let s = TestServer::start().await;
+    let t = s.admin().await;
+    let n = nhi(&s, &t, "deploy", "STAGING").await;
+    let app = s
+        .ok(
+            &t,
+            CREATE_SYSTEM,
+            json!({ "i": { "kind": "APPLICATION", "name": "wiki", "environment": "STAGING", "criticality": "TIER3" } }),
+        )
+        .await["createSystem"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let grant = json!({ "i": { "kind": "CAN_ACCESS", "from": n, "to": app, "privilege": "READ" } });
+    // Access to an NHI nobody owns is refused, and the refusal is on record.
+    let (_, body) = s.gql(&t, RELATE, grant.clone()).await;
+    assert_eq!(code(&body), "SOD_VIOLATION", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["rule"], "grant_needs_active_owner");
+    let d = s.ok(&t, "{ me { id } }", json!({})).await;
+    let owns = json!({ "i": { "kind": "OWNS", "from": d["me"]["id"], "to": n } });
+    let d = s.ok(&t, RELATE, owns).await;
+    assert_eq!(d["relate"]["decision"]["outcome"], "APPLIED", "ownership is governed: {d}");
+    // Read access to a tier3 staging system is not privileged: it applies, recorded.
+    let d = s.ok(&t, RELATE, grant).await;
+    assert_eq!(d["relate"]["decision"]["outcome"], "APPLIED", "{d}");
+    let edge = d["relate"]["relation"]["id"].as_str().unwrap().to_owned();
+    let d = s
+        .ok(
+            &t,
+            "mutation($id: ID!) { closeRelation(id: $id) { relation { validTo } decision { outcome kind } } }",
+            json!({ "id": edge }),
+        )
+        .await;
+    assert_eq!(d["closeRelation"]["decision"], json!({ "outcome": "APPLIED", "kind": "CHANGE" }));
+    assert!(d["closeRelation"]["relation"]["validTo"].is_string());
 }
 
 #[tokio::test]
@@ -248,7 +295,7 @@ async fn an_import_matches_stored_nodes_by_natural_key_instead_of_duplicating_th
     let t = s.admin().await;
     let doc = json!({ "source": "hr-feed", "nodes": [
         { "type": "team", "ref": "t", "name": "New team" },
-        { "type": "person", "ref": "me", "name": "Admin Renamed", "email": "admin@test.example", "roles": ["viewer"] }
+        { "type": "person", "ref": "me", "name": "Admin Renamed", "email": "admin@test.example", "active": false }
     ], "edges": [ { "type": "member_of", "from": "me", "to": "t" } ] });
     let m = "mutation($d: JSON!) { importInventory(document: $d) { nodes nodesUpdated edges edgesKept edgesClosed } }";
     let d = s.ok(&t, m, json!({ "d": doc.clone() })).await;
@@ -263,7 +310,7 @@ async fn an_import_matches_stored_nodes_by_natural_key_instead_of_duplicating_th
     );
     let d = s.ok(&t, "{ me { name roles } people { totalCount } teams { totalCount } }", json!({})).await;
     assert_eq!(d["me"]["name"], "Admin Renamed");
-    assert_eq!(d["me"]["roles"], json!(["ADMIN"]), "a feed refreshes a person's name, never their roles");
+    assert_eq!(d["me"]["roles"], json!(["ADMIN"]), "a feed refreshes a person's name, never their roles or activity");
     assert_eq!((d["people"]["totalCount"].as_u64(), d["teams"]["totalCount"].as_u64()), (Some(1), Some(1)));
 }
 

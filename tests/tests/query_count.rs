@@ -4,7 +4,6 @@
 
 use async_graphql::Request;
 use chrono::Utc;
-use graph_model::inventory::Inventory;
 use graph_model::store::{Store, StoreConfig};
 use nhigov_schema::{Deps, EventBus, Principal, QueryLimits, build_schema};
 use serde_json::json;
@@ -33,8 +32,8 @@ async fn store_with(n: usize) -> (Store, Principal) {
         edges.push(json!({ "type": "owns", "from": "team", "to": format!("n{i}") }));
         edges.push(json!({ "type": "can_access", "from": format!("n{i}"), "to": "sys", "privilege": "read" }));
     }
-    let inv = Inventory::parse(&json!({ "nodes": nodes, "edges": edges }), Utc::now()).unwrap();
-    store.import(&inv).await.unwrap();
+    let why = graph_model::Text::parse("first roles").unwrap();
+    store.bootstrap(&json!({ "nodes": nodes, "edges": edges }), Utc::now(), &why).await.unwrap();
     let viewer =
         store.person_by_email(&graph_model::Email::parse("viewer@test.example").unwrap()).await.unwrap().unwrap();
     (store, Principal::person(viewer))

@@ -43,13 +43,15 @@ fn call(op: &str, role: &str) -> (String, Value) {
             ("mutation { createNhi(input: { kind: TOKEN, name: \"matrix\", environment: TEST }) { id } }", json!({}))
         }
         "updateNhi" => {
-            ("mutation($i: ID!) { updateNhi(id: $i, input: { name: \"x\" }) { id } }", json!({ "i": x("nhi") }))
+            ("mutation($i: ID!) { updateNhi(id: $i, input: { name: \"x\" }) { nhi { id } } }", json!({ "i": x("nhi") }))
         }
         "relate" => (
-            "mutation($a: ID!, $b: ID!) { relate(input: { kind: CAN_ACCESS, from: $a, to: $b, privilege: READ }) { id } }",
+            "mutation($a: ID!, $b: ID!) { relate(input: { kind: CAN_ACCESS, from: $a, to: $b, privilege: READ }) { relation { id } } }",
             json!({ "a": x("nhi"), "b": x("system") }),
         ),
-        "closeRelation" => ("mutation { closeRelation(id: \"can_access:doesnotexist\") { id } }", json!({})),
+        "closeRelation" => {
+            ("mutation { closeRelation(id: \"can_access:doesnotexist\") { relation { id } } }", json!({}))
+        }
         "importInventory" => ("mutation { importInventory(document: { nodes: [], edges: [] }) { nodes } }", json!({})),
         "importOpenGraph" => {
             ("mutation { importOpenGraph(document: { graph: { nodes: [], edges: [] } }) { nodes } }", json!({}))
@@ -61,9 +63,10 @@ fn call(op: &str, role: &str) -> (String, Value) {
             "mutation($e: String!) { createPerson(input: { name: \"M\", email: $e }) { id } }",
             json!({ "e": format!("matrix-{role}@corp.example") }),
         ),
-        "updatePerson" => {
-            ("mutation($i: ID!) { updatePerson(id: $i, input: { name: \"x\" }) { id } }", json!({ "i": x("person") }))
-        }
+        "updatePerson" => (
+            "mutation($i: ID!) { updatePerson(id: $i, input: { name: \"x\" }) { person { id } } }",
+            json!({ "i": x("person") }),
+        ),
         "createTeam" => ("mutation { createTeam(input: { name: \"matrix\" }) { id } }", json!({})),
         "alerts" => ("{ alerts { totalCount } }", json!({})),
         "alert" => ("query($i: ID!) { alert(id: $i) { id } }", json!({ "i": x("alert") })),
@@ -139,7 +142,7 @@ fn call(op: &str, role: &str) -> (String, Value) {
             json!({ "i": x("request") }),
         ),
         "publishPolicy" => (
-            "mutation { publishPolicy(input: { name: \"matrix\", rules: [{ kind: REQUESTER_CANNOT_APPROVE }] }, rationale: \"r\") { version } }",
+            "mutation { publishPolicy(input: { name: \"matrix\", rules: [{ kind: REQUESTER_CANNOT_APPROVE }] }, rationale: \"r\") { request { id } } }",
             json!({}),
         ),
         "createApiToken" => (
@@ -181,10 +184,13 @@ fn matrix() -> Vec<(Vec<String>, Vec<bool>)> {
 async fn every_role_against_every_operation() {
     let s = TestServer::start().await;
     let mut tokens = HashMap::new();
-    for (name, role) in ROLES {
-        let email = format!("{name}@matrix.example");
-        s.person(name, &email, &[role]).await;
-        tokens.insert(name, s.token(&email));
+    let people: Vec<(String, [Role; 1])> =
+        ROLES.iter().map(|(name, role)| (format!("{name}@matrix.example"), [*role])).collect();
+    let rows: Vec<(&str, &str, &[Role])> =
+        ROLES.iter().zip(&people).map(|((name, _), (email, roles))| (*name, email.as_str(), &roles[..])).collect();
+    s.people(&rows).await;
+    for ((name, _), (email, _)) in ROLES.iter().zip(&people) {
+        tokens.insert(*name, s.token(email));
     }
     let rows = matrix();
     let mut checked = 0;
@@ -216,20 +222,43 @@ async fn every_role_against_every_operation() {
 async fn an_api_token_acts_only_within_its_scopes() {
     let s = TestServer::start().await;
     s.world().await;
-    let admin = s.as_("sam");
-    // A machine principal holding two roles, given a token for one of them.
-    s.person("Automation", "automation@corp.example", &[Role::Ingest, Role::Investigator]).await;
-    let d =
-        s.ok(&admin, "{ people(filter: { nameContains: \"automation\" }) { edges { node { id } } } }", json!({})).await;
-    let principal = d["people"]["edges"][0]["node"]["id"].as_str().unwrap().to_owned();
-    let make = "mutation($p: ID!, $s: [Role!]!) { createApiToken(principalId: $p, name: \"ci\", scopes: $s) { token apiToken { id } } }";
-    let (_, body) = s.gql(&admin, make, json!({ "p": principal, "s": ["ADMIN"] })).await;
-    assert_eq!(code(&body), "BAD_USER_INPUT", "a token cannot carry a role its principal lacks");
-    let d = s.ok(&admin, make, json!({ "p": principal, "s": ["INGEST"] })).await;
-    let token = d["createApiToken"]["token"].as_str().unwrap().to_owned();
-    let id = d["createApiToken"]["apiToken"]["id"].as_str().unwrap().to_owned();
+    let (sam, ana) = (s.as_("sam"), s.as_("ana"));
+    // A machine principal holding two roles, given a token for one of them. Neither
+    // role is one a second admin must approve, so the grant applies at once.
+    let d = s
+        .ok(
+            &sam,
+            "mutation { createPerson(input: { name: \"Automation\", email: \"automation@corp.example\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let principal = d["createPerson"]["id"].as_str().unwrap().to_owned();
+    let d = s
+        .ok(
+            &sam,
+            "mutation($p: ID!) { updatePerson(id: $p, input: { roles: [INGEST, INVESTIGATOR] }) { person { roles } decision { outcome } request { id } } }",
+            json!({ "p": principal }),
+        )
+        .await;
+    assert_eq!(d["updatePerson"]["decision"]["outcome"], "APPLIED", "{d}");
+    assert!(d["updatePerson"]["request"].is_null());
 
+    let make = "mutation($p: ID!, $s: [Role!]!) { createApiToken(principalId: $p, name: \"ci\", scopes: $s) { token apiToken { id } request { id status } } }";
+    let (_, body) = s.gql(&sam, make, json!({ "p": principal, "s": ["ADMIN"] })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "a token cannot carry a role its principal lacks");
+    // A token for someone else waits for a second admin; it exists, and does not work.
+    let d = s.ok(&sam, make, json!({ "p": principal, "s": ["INGEST"] })).await;
+    let token = d["createApiToken"]["token"].as_str().unwrap().to_owned();
+    assert!(d["createApiToken"]["apiToken"].is_null());
+    assert_eq!(d["createApiToken"]["request"]["status"], "PENDING");
+    let request = d["createApiToken"]["request"]["id"].as_str().unwrap().to_owned();
     let ingest = "mutation($f: String!) { ingestAlert(input: { source: \"ci\", rule: \"r\", severity: LOW, title: \"t\", fingerprint: $f }) { created } }";
+    let (status, _) = s.gql(&token, ingest, json!({ "f": nhigov_tests::LEAKED_FINGERPRINT })).await;
+    assert_eq!(status, 401, "an unapproved token does not work");
+    let decide = "mutation($i: ID!) { decideRequest(id: $i, outcome: APPROVE, rationale: \"ci needs it\") { request { status } } }";
+    let d = s.ok(&ana, decide, json!({ "i": request })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+
     s.ok(&token, ingest, json!({ "f": nhigov_tests::LEAKED_FINGERPRINT })).await;
     let (_, body) = s.gql(&token, "{ cases { totalCount } }", json!({})).await;
     assert_eq!(code(&body), "FORBIDDEN", "the investigator role is outside the token's scope");
@@ -237,7 +266,12 @@ async fn an_api_token_acts_only_within_its_scopes() {
     let stored = s.store.execute_raw("SELECT VALUE token_sha256 FROM api_token").await.unwrap();
     assert!(!stored.to_string().contains(&token));
 
-    s.ok(&admin, "mutation($i: String!) { revokeApiToken(id: $i) { revokedAt } }", json!({ "i": id })).await;
+    let d = s.ok(&sam, "{ apiTokens { id name } }", json!({})).await;
+    let id = d["apiTokens"].as_array().unwrap().iter().find(|t| t["name"] == "ci").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.ok(&sam, "mutation($i: String!) { revokeApiToken(id: $i) { revokedAt } }", json!({ "i": id })).await;
     let (status, body) = s.gql(&token, ingest, json!({ "f": nhigov_tests::LEAKED_FINGERPRINT })).await;
     assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED"), "a revoked token stops at once");
     s.stop().await;

@@ -29,14 +29,8 @@ async fn setup(fingerprint: &str) -> (TestServer, String) {
         json!({ "f": fingerprint }),
     )
     .await;
-    let d = s
-        .ok(
-            &admin,
-            "mutation($p: ID!) { createApiToken(principalId: $p, name: \"scanner\", scopes: [INGEST]) { token } }",
-            json!({ "p": w.id("scanner") }),
-        )
-        .await;
-    (s, d["createApiToken"]["token"].as_str().unwrap().to_owned())
+    let token = s.ingest_token(&w, "scanner").await;
+    (s, token)
 }
 
 async fn ingest(s: &TestServer, token: &str, format: &str, report: &str) -> Value {

@@ -241,56 +241,116 @@ async fn emergency_access_works_at_once_and_must_be_approved_after_the_fact() {
     chain_ok(&s).await;
 }
 
+const ESCALATE: &str = "mutation($r: ID!, $p: ID, $role: Role) { decideRequest(id: $r, outcome: ESCALATE,
+    rationale: \"needs a senior eye\", escalateToId: $p, escalateToRole: $role) {
+    decision { outcome } request { status escalatedTo { email } escalatedToRole escalatedBy { email } } } }";
+
 #[tokio::test]
-async fn an_escalated_request_waits_for_a_senior_decision() {
+async fn an_escalated_request_waits_for_whom_it_was_escalated_to() {
     let s = TestServer::start().await;
     let w = s.world().await;
     let r = file(&s, "priya", grant(&w, "bot", "db", "WRITE")).await;
-    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "ESCALATE" })).await;
+    // An escalation names whom it goes to.
+    let (_, body) = s.gql(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "ESCALATE" })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    let d = s.ok(&s.as_("jules"), ESCALATE, json!({ "r": r["id"], "p": w.id("kim") })).await;
     assert_eq!(d["decideRequest"]["decision"]["outcome"], "ESCALATED");
-    assert_eq!(d["decideRequest"]["request"]["status"], "ESCALATED");
+    assert_eq!(
+        d["decideRequest"]["request"],
+        json!({ "status": "ESCALATED", "escalatedTo": { "email": "kim@corp.example" }, "escalatedToRole": null,
+                "escalatedBy": { "email": "jules@corp.example" } })
+    );
+    // Only Kim decides now: not another approver, not the one who escalated.
+    refused(&s, "olga", r["id"].as_str().unwrap(), "APPROVE", "escalation_target").await;
+    refused(&s, "jules", r["id"].as_str().unwrap(), "APPROVE", "escalation_target").await;
     let d = s.ok(&s.as_("kim"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;
     assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+
+    // Escalated to the approvers as a role: any of them but the one who escalated.
+    let r = file(&s, "priya", grant(&w, "bot", "db", "WRITE")).await;
+    s.ok(&s.as_("jules"), ESCALATE, json!({ "r": r["id"], "role": "APPROVER" })).await;
+    refused(&s, "jules", r["id"].as_str().unwrap(), "APPROVE", "escalator_cannot_approve").await;
+    let d = s.ok(&s.as_("kim"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    chain_ok(&s).await;
 }
 
 #[tokio::test]
-async fn a_new_policy_version_governs_from_then_on_and_decisions_name_their_version() {
+async fn a_new_policy_version_needs_a_second_admin_and_governs_from_then_on_above_the_floor() {
     let s = TestServer::start().await;
     let w = s.world().await;
     let before = file(&s, "priya", grant(&w, "bot", "db", "READ")).await;
-    // The admin publishes version 2 without the requester rule.
+    // Sam proposes version 2 without the requester rule; it waits for a second admin.
     let d = s
         .ok(
             &s.as_("sam"),
             "mutation { publishPolicy(input: { name: \"small team\", description: \"two approvers are not available\",
                 rules: [{ kind: APPROVER_ROLE_REQUIRED }, { kind: MAX_APPROVAL_LIFETIME, days: 30 }], refs: [\"GV.RM-03\"] },
-                rationale: \"team of three\") { version sha256 intact rules { kind days } } }",
+                rationale: \"team of three\") { decision { outcome } request { id status kind summary } } }",
             json!({}),
         )
         .await;
-    assert_eq!(d["publishPolicy"]["version"], 2);
-    assert_eq!(d["publishPolicy"]["intact"], true);
-    let d = s.ok(&s.as_("priya"), DECIDE, json!({ "r": before["id"], "o": "APPROVE" })).await;
-    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED", "version 2 has no requester rule");
+    assert_eq!(d["publishPolicy"]["request"]["status"], "PENDING");
+    assert_eq!(d["publishPolicy"]["request"]["kind"], "CHANGE");
+    let proposal = d["publishPolicy"]["request"]["id"].clone();
+    let d = s.ok(&s.as_("ada"), "{ policy { version } }", json!({})).await;
+    assert_eq!(d["policy"]["version"], 1, "nothing is in force until a second admin approves");
+    refused(&s, "sam", proposal.as_str().unwrap(), "APPROVE", "requester_cannot_approve").await;
+    let d = s.ok(&s.as_("ana"), DECIDE, json!({ "r": proposal, "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    let d =
+        s.ok(&s.as_("ada"), "{ policy { version intact rules { kind days } publishedBy { email } } }", json!({})).await;
+    assert_eq!(d["policy"]["version"], 2);
+    assert_eq!(d["policy"]["intact"], true);
+    assert_eq!(d["policy"]["publishedBy"]["email"], "sam@corp.example");
+
+    // Version 2 has no requester rule, and the requester still cannot approve: the floor.
+    let (_, body) = s.gql(&s.as_("priya"), DECIDE, json!({ "r": before["id"], "o": "APPROVE" })).await;
+    assert_eq!(body["errors"][0]["extensions"]["rule"], "requester_cannot_approve", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["policyVersion"], 2);
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": before["id"], "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
     let d = s
-        .ok(&s.as_("ada"), "{ policies { version } decisions { edges { node { kind policyVersion } } } }", json!({}))
+        .ok(
+            &s.as_("ada"),
+            "{ policies { version } decisions { edges { node { kind outcome policyVersion } } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(d["policies"], json!([{ "version": 2 }, { "version": 1 }]));
-    let kinds: Vec<(String, u64)> = d["decisions"]["edges"]
+    let kinds: Vec<(String, String, u64)> = d["decisions"]["edges"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["node"]["kind"].as_str().unwrap().to_owned(), e["node"]["policyVersion"].as_u64().unwrap()))
+        .map(|e| {
+            let n = &e["node"];
+            (
+                n["kind"].as_str().unwrap().to_owned(),
+                n["outcome"].as_str().unwrap().to_owned(),
+                n["policyVersion"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(kinds, [("PUBLISH_POLICY".to_owned(), 2), ("DECIDE_REQUEST".to_owned(), 2)]);
+    let k = |kind: &str, outcome: &str, v: u64| (kind.to_owned(), outcome.to_owned(), v);
+    assert_eq!(
+        kinds,
+        [
+            k("GENESIS", "GRANTED", 1),
+            k("CHANGE", "REQUESTED", 1),
+            k("DECIDE_REQUEST", "REFUSED", 1),
+            k("DECIDE_REQUEST", "APPROVED", 1),
+            k("DECIDE_REQUEST", "REFUSED", 2),
+            k("DECIDE_REQUEST", "APPROVED", 2),
+        ]
+    );
     // A policy version cannot be changed in the database.
     let edit = s.store.execute_raw("UPDATE policy SET description = 'x' WHERE version = 1").await;
     assert!(edit.is_err());
-    // And an invalid one is refused.
+    // And an invalid one is refused before anything is asked.
     let (_, body) = s
         .gql(
             &s.as_("sam"),
-            "mutation { publishPolicy(input: { name: \"bad\", rules: [{ kind: DISTINCT_APPROVERS, count: 1 }] }, rationale: \"r\") { version } }",
+            "mutation { publishPolicy(input: { name: \"bad\", rules: [{ kind: DISTINCT_APPROVERS, count: 1 }] }, rationale: \"r\") { request { id } } }",
             json!({}),
         )
         .await;

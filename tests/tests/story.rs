@@ -16,12 +16,16 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
     let d = s
         .ok(
             &admin,
-            "mutation($p: ID!) { createApiToken(principalId: $p, name: \"gitleaks in CI\", scopes: [INGEST]) { token apiToken { scopes } } }",
+            "mutation($p: ID!) { createApiToken(principalId: $p, name: \"gitleaks in CI\", scopes: [INGEST]) { token request { id } } }",
             json!({ "p": w.id("scanner") }),
         )
         .await;
     let scanner = d["createApiToken"]["token"].as_str().unwrap().to_owned();
     assert!(scanner.starts_with("nhg_"));
+    // A token for another principal works once a second admin approves it.
+    let approve = "mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: \"the CI scanner\") { request { status } } }";
+    let d = s.ok(&s.as_("ana"), approve, json!({ "r": d["createApiToken"]["request"]["id"] })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
 
     let ingest = "mutation($i: AlertInput!) { ingestAlert(input: $i) {
         created alert { id count status subject { id } unknownSubject owners { name } reaches { name } } } }";
@@ -156,7 +160,10 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
     assert_eq!(trail[0]["violation"]["rule"], "REQUESTER_CANNOT_APPROVE");
     assert_eq!(d["verifyDecisionChain"]["ok"], true);
     // open, transition, refused, approved, close
-    assert_eq!(d["verifyDecisionChain"]["length"], 5);
+    assert_eq!(
+        d["verifyDecisionChain"]["length"], 8,
+        "the genesis, the token asked for and approved, and five decisions"
+    );
 
     // The case keeps its full timeline.
     let d = s.ok(&ines, "query($c: ID!) { case(id: $c) { timeline { event actor } } }", json!({ "c": case })).await;
@@ -174,7 +181,7 @@ async fn an_owner_leaving_raises_a_stale_ownership_alert() {
     // olga is the only member of payments, which owns deploy-bot.
     s.ok(
         &s.as_("sam"),
-        "mutation($p: ID!) { updatePerson(id: $p, input: { active: false }) { active } }",
+        "mutation($p: ID!) { updatePerson(id: $p, input: { active: false }) { person { active } } }",
         json!({ "p": w.id("olga") }),
     )
     .await;

@@ -381,11 +381,33 @@ async fn a_deactivated_person_loses_the_connection_at_the_next_keepalive() {
     subscribe(&mut ws, "a", ALERTS, json!({})).await;
     settle().await;
     s.ok(
-        &s.admin().await,
-        "mutation($p: ID!) { updatePerson(id: $p, input: { active: false }) { id } }",
+        &s.as_("sam"),
+        "mutation($p: ID!) { updatePerson(id: $p, input: { active: false }) { person { id } } }",
         json!({ "p": w.id("ines") }),
     )
     .await;
+    assert_eq!(closed_with(&mut ws).await, 4403);
+}
+
+/// Operations run with the roles the caller holds now: a subscriber whose roles change
+/// loses the socket at the next keep-alive, and keeps none of the old roles' streams.
+#[tokio::test]
+async fn a_demoted_subscriber_loses_the_socket_at_the_next_keepalive() {
+    let mut cfg = Config::default();
+    cfg.limits.ws_keepalive_secs = 1;
+    let s = TestServer::start_with(cfg).await;
+    let w = s.world().await;
+    let mut ws = connected(&s, &s.as_("ines")).await;
+    subscribe(&mut ws, "a", ALERTS, json!({})).await;
+    settle().await;
+    let d = s
+        .ok(
+            &s.as_("sam"),
+            "mutation($p: ID!) { updatePerson(id: $p, input: { roles: [VIEWER] }) { decision { outcome } } }",
+            json!({ "p": w.id("ines") }),
+        )
+        .await;
+    assert_eq!(d["updatePerson"]["decision"]["outcome"], "APPLIED", "{d}");
     assert_eq!(closed_with(&mut ws).await, 4403);
 }
 

@@ -14,20 +14,20 @@
 //! | 4429 | a second `connection_init` |
 //!
 //! The bearer token travels in `connection_init`'s payload, as `{"token": "..."}` or
-//! `{"Authorization": "Bearer ..."}`. It is checked again at every keep-alive ping, so a
-//! deactivated person or a revoked token loses the connection within one interval.
+//! `{"Authorization": "Bearer ..."}`. Each `subscribe` runs as the principal loaded
+//! afresh (a demoted or deactivated person's next operation is refused or runs with the
+//! roles they hold now), and the token is checked again at every keep-alive ping: a
+//! deactivated person or a revoked token loses the connection within one interval, and
+//! so does one whose roles changed, which ends the operations running with the old ones.
 //! Each operation runs in its own task; a slow consumer holds back only its own
-//! connection (the outgoing queue is bounded), never a writer. The legacy
-//! `graphql-ws` protocol (subscriptions-transport-ws) is still served by the engine's
-//! handler for old clients.
+//! connection (the outgoing queue is bounded), never a writer. The legacy `graphql-ws`
+//! protocol (subscriptions-transport-ws) is not served: its engine handler fixes the
+//! caller's roles at `connection_init`.
 
 use std::collections::HashMap;
 
-use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use nhigov_schema::Principal;
@@ -44,29 +44,15 @@ const MAX_OPERATIONS: usize = 100;
 /// Messages queued for a client before its operations wait for it.
 const OUTGOING: usize = 256;
 
-pub async fn upgrade(
-    State(state): State<AppState>,
-    protocol: GraphQLProtocol,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    // The extractor has chosen the first protocol the client offers that is served;
-    // it does not say which, so read the same list the same way.
-    let transport_ws = headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|list| {
-            list.split(',')
-                .map(str::trim)
-                .find(|p| p.eq_ignore_ascii_case("graphql-transport-ws") || p.eq_ignore_ascii_case("graphql-ws"))
-        })
-        .is_some_and(|p| p.eq_ignore_ascii_case("graphql-transport-ws"));
+/// The subprotocol served.
+const PROTOCOL: &str = "graphql-transport-ws";
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max = state.limits.body_bytes;
-    ws.max_message_size(max).max_frame_size(max).protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(
-        move |socket| async move {
-            if transport_ws { Connection::serve(state, socket).await } else { legacy(state, socket, protocol).await }
-        },
-    )
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .protocols([PROTOCOL])
+        .on_upgrade(move |socket| async move { Connection::serve(state, socket).await })
 }
 
 /// The bearer header a `connection_init` payload carries, if any.
@@ -78,25 +64,6 @@ fn init_token(payload: &Value) -> Option<String> {
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     })
-}
-
-/// subscriptions-transport-ws, through the engine's handler.
-async fn legacy(state: AppState, socket: WebSocket, protocol: GraphQLProtocol) {
-    let auth = state.auth.clone();
-    let store = state.store.clone();
-    GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-        .keepalive_timeout(state.limits.ws_keepalive)
-        .on_connection_init(move |payload| async move {
-            let principal = auth
-                .authenticate(init_token(&payload).as_deref(), &store)
-                .await
-                .map_err(|_| async_graphql::Error::new("Forbidden"))?;
-            let mut data = Data::default();
-            data.insert(principal);
-            Ok(data)
-        })
-        .serve()
-        .await
 }
 
 /// Why the server ends a connection.
@@ -192,12 +159,15 @@ impl Connection {
         let _ = writer.await;
     }
 
-    /// Ping the client, and check that the credentials still hold.
+    /// Ping the client, and check that the credentials still hold, with the same roles:
+    /// operations running with roles the caller no longer holds end with the socket.
     async fn keepalive(&mut self) -> Result<(), Close> {
-        if let Some((_, header)) = &self.principal
-            && self.state.auth.authenticate(Some(header), &self.state.store).await.is_err()
-        {
-            return Err(Close(4403, "Forbidden".into()));
+        if let Some((held, header)) = &self.principal {
+            match self.state.auth.authenticate(Some(header), &self.state.store).await {
+                Ok(now) if now.roles == held.roles => {}
+                Ok(_) => return Err(Close(4403, "Forbidden: the caller's roles changed".into())),
+                Err(_) => return Err(Close(4403, "Forbidden".into())),
+            }
         }
         self.send(json!({ "type": "ping" })).await;
         Ok(())
@@ -259,9 +229,16 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, msg: &Value) -> Result<(), Close> {
-        let Some((principal, _)) = &self.principal else {
+        let Some((_, header)) = &self.principal else {
             return Err(Close(4401, "Unauthorized".into()));
         };
+        // Every operation runs as the caller is now, not as they were at connection_init.
+        let principal = self
+            .state
+            .auth
+            .authenticate(Some(header), &self.state.store)
+            .await
+            .map_err(|_| Close(4403, "Forbidden".into()))?;
         let id = match msg.get("id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => id.to_owned(),
             _ => return Err(Close::bad("subscribe needs a non-empty string id")),
@@ -290,7 +267,7 @@ impl Connection {
             self.send(json!({ "id": id, "type": "error", "payload": [e] })).await;
             return Ok(());
         }
-        let request = request.data(principal.clone());
+        let request = request.data(principal);
         let schema = self.state.schema.clone();
         let out = self.out.clone();
         let done = self.done.clone();

@@ -38,6 +38,8 @@ text_enum!(
         AcceptRisk => "accept_risk",
         RevokeException => "revoke_exception",
         PublishPolicy => "publish_policy",
+        Genesis => "genesis",
+        Change => "change",
     }
 );
 
@@ -60,6 +62,8 @@ text_enum!(
         Accepted => "accepted",
         Revoked => "revoked",
         Published => "published",
+        Applied => "applied",
+        Requested => "requested",
         Refused => "refused",
     }
 );
@@ -128,6 +132,31 @@ pub fn chain_time(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl DecisionDraft {
+    /// A decision taken under `policy` with no case, signals or violation yet; the
+    /// caller adds its inputs (`DecisionDraft { inputs, ..DecisionDraft::under(...) }`).
+    pub fn under(
+        policy: &super::policy::Policy,
+        kind: DecisionKind,
+        outcome: Outcome,
+        actor: &NodeId,
+        subject: &NodeId,
+        rationale: impl Into<String>,
+    ) -> DecisionDraft {
+        DecisionDraft {
+            kind,
+            outcome,
+            actor: actor.clone(),
+            subject: subject.clone(),
+            case: None,
+            rationale: rationale.into(),
+            signals: vec![],
+            policy: Some(policy.reference()),
+            violation: None,
+            refs: policy.refs.clone(),
+            inputs: serde_json::Value::Null,
+        }
+    }
+
     /// Place the draft after `head`: the record to write.
     pub fn seal(self, id: NodeId, head: &ChainHead, at: DateTime<Utc>) -> Decision {
         let mut d = Decision {

@@ -150,7 +150,7 @@ impl fmt::Display for EdgeKind {
 }
 
 /// Attributes an edge may carry, depending on its kind.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EdgeAttrs {
     /// can_access only: the level of access.
     pub privilege: Option<Privilege>,
@@ -161,7 +161,7 @@ pub struct EdgeAttrs {
 }
 
 /// A validated edge to create.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEdge {
     pub kind: EdgeKind,
     pub from: NodeId,

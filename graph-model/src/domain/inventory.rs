@@ -344,26 +344,12 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn roles(&mut self) -> Vec<Role> {
+    /// Feeds describe people; they never grant roles. A person item carrying `roles`
+    /// is refused, so a leaked ingest token cannot make an administrator.
+    fn refuse_roles(&mut self) {
         self.used.insert("roles");
-        match self.obj.get("roles") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => {
-                let mut roles = Vec::new();
-                for v in items {
-                    match v.as_str().map(Role::parse) {
-                        Some(Ok(r)) if !roles.contains(&r) => roles.push(r),
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => self.fail("roles", e.message),
-                        None => self.fail("roles", "each role is a string"),
-                    }
-                }
-                roles
-            }
-            Some(_) => {
-                self.fail("roles", "must be an array of role names");
-                Vec::new()
-            }
+        if self.obj.get("roles").is_some_and(|v| !v.is_null()) {
+            self.fail("roles", "a feed does not grant roles: they are granted by a decision (updatePerson, bootstrap)");
         }
     }
 
@@ -376,6 +362,40 @@ impl<'a> Fields<'a> {
         }
         self.errors
     }
+}
+
+/// The first roles of a bootstrap document's people. A demo or a test world names its
+/// people's roles beside them, which no feed may: this takes each person item's `roles`
+/// out of `doc`, leaving a document any feed could send, and returns them by ref for
+/// the genesis decision. Faults name the item and field.
+pub fn take_roles(doc: &mut Value) -> Result<Vec<(String, Vec<Role>)>, Vec<ItemError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let Some(nodes) = doc.get_mut("nodes").and_then(Value::as_array_mut) else { return Ok(out) };
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let Some(obj) = node.as_object_mut() else { continue };
+        let Some(raw) = obj.remove("roles") else { continue };
+        let item = format!("nodes[{i}]");
+        let reference = obj.get("ref").and_then(Value::as_str).map(str::to_owned);
+        let mut roles = Vec::new();
+        for r in raw.as_array().map(Vec::as_slice).unwrap_or_default() {
+            match r.as_str().map(Role::parse) {
+                Some(Ok(role)) if !roles.contains(&role) => roles.push(role),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => errors.push(item_error(&item, reference.as_deref(), Some("roles"), e.message)),
+                None => errors.push(item_error(&item, reference.as_deref(), Some("roles"), "each role is a string")),
+            }
+        }
+        if !raw.is_array() {
+            errors.push(item_error(&item, reference.as_deref(), Some("roles"), "must be an array of role names"));
+        }
+        match reference {
+            Some(r) if !roles.is_empty() => out.push((r, roles)),
+            Some(_) => {}
+            None => errors.push(item_error(&item, None, Some("ref"), "a person with roles has a ref")),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
 
 /// Parse a time as RFC 3339 or relative to `now` (`now`, `now-30d`, `now+2h`, `now-15m`).
@@ -431,10 +451,10 @@ fn parse_node(item: &str, raw: &Value, now: DateTime<Utc>) -> Result<(String, No
         Some("person") => {
             let name = f.parsed("name", true, Name::parse);
             let email = f.parsed("email", true, Email::parse);
-            let roles = f.roles();
+            f.refuse_roles();
             let active = f.boolean("active", true);
             match (name, email) {
-                (Some(name), Some(email)) => Some(NodeSpec::Person(NewPerson { name, email, roles, active })),
+                (Some(name), Some(email)) => Some(NodeSpec::Person(NewPerson { name, email, active })),
                 _ => None,
             }
         }
@@ -597,7 +617,7 @@ mod tests {
     fn a_valid_document_resolves_refs_to_generated_ids() {
         let doc = json!({
             "nodes": [
-                {"type": "person", "ref": "alice", "name": "Alice", "email": "alice@example.com", "roles": ["investigator"]},
+                {"type": "person", "ref": "alice", "name": "Alice", "email": "alice@example.com"},
                 {"type": "nhi", "ref": "bot", "kind": "service_account", "name": "ci-bot", "environment": "production", "last_used_at": "now-3d"},
             ],
             "edges": [{"type": "owns", "from": "alice", "to": "bot"}]
@@ -637,6 +657,16 @@ mod tests {
         assert!(has("edges[0]", "to"));
         assert!(has("edges[1]", "from"), "{errors:?}");
         assert_eq!(errors.iter().find(|e| e.item == "nodes[1]").unwrap().reference.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn a_feed_cannot_grant_roles() {
+        let doc = json!({"nodes": [
+            {"type": "person", "ref": "m", "name": "Mallory", "email": "mallory@corvid.example", "roles": ["admin", "approver"]},
+        ]});
+        let errors = Inventory::parse(&doc, now()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!((errors[0].item.as_str(), errors[0].field.as_deref()), ("nodes[0]", Some("roles")));
     }
 
     #[test]

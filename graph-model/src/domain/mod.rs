@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod canonical;
 pub mod case;
+pub mod change;
 pub mod decision;
 pub mod edges;
 pub mod event;
@@ -24,6 +25,7 @@ pub mod scanners;
 pub mod values;
 
 pub use case::*;
+pub use change::*;
 pub use decision::*;
 pub use edges::*;
 pub use event::{Event, EventKind};

@@ -129,19 +129,20 @@ impl InventoryNode {
 
 /// A person to create.
 #[derive(Debug, Clone, PartialEq)]
+///
+/// A person is created without roles: roles come from the genesis decision or from a
+/// governed change (see [`crate::domain::change`]).
 pub struct NewPerson {
     pub name: Name,
     pub email: Email,
-    pub roles: Vec<Role>,
     pub active: bool,
 }
 
-/// Changes to a person; `None` leaves a field as it is.
+/// Changes to what describes a person; `None` leaves a field as it is. Roles and the
+/// active flag are governed facts, changed through [`crate::domain::Change`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PersonPatch {
     pub name: Option<Name>,
-    pub roles: Option<Vec<Role>>,
-    pub active: Option<bool>,
 }
 
 /// A team to create.
@@ -178,7 +179,6 @@ pub struct NhiPatch {
     pub provider: Option<Label>,
     pub external_id: Option<Label>,
     pub environment: Option<Environment>,
-    pub status: Option<NhiStatus>,
     pub description: Option<Text>,
     pub last_used_at: Option<DateTime<Utc>>,
 }
@@ -217,10 +217,11 @@ pub struct NewSystem {
 
 /// Changes to a system.
 #[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Criticality and environment are governed facts, changed through
+/// [`crate::domain::Change::SystemRisk`].
 pub struct SystemPatch {
     pub name: Option<Name>,
-    pub environment: Option<Environment>,
-    pub criticality: Option<Criticality>,
     pub description: Option<Text>,
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::canonical;
 use super::framework::FrameworkRef;
 use super::ids::NodeId;
-use super::request::{DecideOutcome, RequestKind};
+use super::request::{DecideOutcome, EscalationTarget, RequestKind};
 use super::values::{Role, ValueError, text_enum};
 
 text_enum!(
@@ -25,8 +25,26 @@ text_enum!(
         EmergencyPostApproval => "emergency_post_approval",
         GrantNeedsActiveOwner => "grant_needs_active_owner",
         OverrideNeedsControlOwner => "override_needs_control_owner",
+        DeciderRoleRequired => "decider_role_required",
+        SubjectCannotApprove => "subject_cannot_approve",
+        EscalationTarget => "escalation_target",
+        EscalatorCannotApprove => "escalator_cannot_approve",
     }
 );
+
+impl RuleKind {
+    /// Rules of the engine's floor, in force under every policy version: no policy
+    /// holds them, and publishing one that names them is refused.
+    pub fn is_floor(self) -> bool {
+        matches!(
+            self,
+            RuleKind::DeciderRoleRequired
+                | RuleKind::SubjectCannotApprove
+                | RuleKind::EscalationTarget
+                | RuleKind::EscalatorCannotApprove
+        )
+    }
+}
 
 /// One rule with its parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +239,9 @@ pub struct ApprovalFacts {
     pub prior_approvers: Vec<NodeId>,
     pub subject_has_active_owner: bool,
     pub risk_accepted: bool,
+    /// Whom the request was escalated to, and by whom.
+    pub escalated_to: Option<EscalationTarget>,
+    pub escalated_by: Option<NodeId>,
 }
 
 impl Policy {
@@ -307,15 +328,46 @@ impl Policy {
         None
     }
 
+    /// The floor's escalation rules: an escalated request is decided only by whom it was
+    /// escalated to, and never approved by whoever escalated it.
+    pub fn check_escalation(
+        &self,
+        to: Option<&EscalationTarget>,
+        by: Option<&NodeId>,
+        outcome: DecideOutcome,
+        actor: &NodeId,
+        actor_roles: &[Role],
+    ) -> Result<(), Violation> {
+        let allowed = match to {
+            None => true,
+            Some(EscalationTarget::Person(p)) => p == actor,
+            Some(EscalationTarget::Role(r)) => actor_roles.contains(r),
+        };
+        if let (false, Some(to)) = (allowed, to) {
+            return Err(self.violation(
+                RuleKind::EscalationTarget,
+                format!("the request was escalated to {to}: only they decide it now"),
+            ));
+        }
+        if outcome == DecideOutcome::Approve && by == Some(actor) {
+            return Err(
+                self.violation(RuleKind::EscalatorCannotApprove, "whoever escalated a request cannot approve it")
+            );
+        }
+        Ok(())
+    }
+
     /// Check a decision on a request against every rule that applies to it.
     pub fn check_decision(&self, f: &ApprovalFacts) -> Result<(), Violation> {
+        self.check_escalation(f.escalated_to.as_ref(), f.escalated_by.as_ref(), f.outcome, &f.actor, &f.actor_roles)?;
         if self.has(RuleKind::ApproverRoleRequired) && !f.actor_roles.contains(&Role::Approver) {
             return Err(self.violation(RuleKind::ApproverRoleRequired, "deciding a request needs the approver role"));
         }
         if f.outcome != DecideOutcome::Approve {
             return Ok(());
         }
-        if self.has(RuleKind::RequesterCannotApprove) && f.actor == f.requester {
+        // The floor: whatever the policy in force says, nobody approves their own request.
+        if f.actor == f.requester {
             return Err(
                 self.violation(RuleKind::RequesterCannotApprove, "the requester cannot approve their own request")
             );
@@ -398,6 +450,8 @@ mod tests {
             prior_approvers: vec![],
             subject_has_active_owner: true,
             risk_accepted: false,
+            escalated_to: None,
+            escalated_by: None,
         }
     }
 
@@ -439,6 +493,27 @@ mod tests {
     }
 
     #[test]
+    fn an_escalated_request_is_decided_by_its_target_and_not_approved_by_its_escalator() {
+        let p = policy(PolicyDraft::baseline().rules);
+        let f = facts();
+        let to_someone = ApprovalFacts {
+            escalated_to: Some(EscalationTarget::Person(NodeId::generate(Table::Person))),
+            ..f.clone()
+        };
+        assert_eq!(refused_by(&p, &to_someone), Some(RuleKind::EscalationTarget));
+        let to_me = ApprovalFacts { escalated_to: Some(EscalationTarget::Person(f.actor.clone())), ..f.clone() };
+        assert_eq!(refused_by(&p, &to_me), None);
+        let to_admins = ApprovalFacts { escalated_to: Some(EscalationTarget::Role(Role::Admin)), ..f.clone() };
+        assert_eq!(refused_by(&p, &to_admins), Some(RuleKind::EscalationTarget));
+        let mine = ApprovalFacts {
+            escalated_to: Some(EscalationTarget::Role(Role::Approver)),
+            escalated_by: Some(f.actor.clone()),
+            ..f.clone()
+        };
+        assert_eq!(refused_by(&p, &mine), Some(RuleKind::EscalatorCannotApprove));
+    }
+
+    #[test]
     fn rejections_are_not_held_to_approval_rules() {
         let p = policy(PolicyDraft::baseline().rules);
         let f = facts();
@@ -449,10 +524,17 @@ mod tests {
     #[test]
     fn a_policy_without_a_rule_does_not_apply_it() {
         let p = policy(vec![]);
+        let other = ApprovalFacts { actor_roles: vec![], actor_owns_subject: true, privileged: true, ..facts() };
+        assert_eq!(refused_by(&p, &other), None);
+        assert_eq!(p.approvals_needed(RequestKind::GrantAccess, true), 1);
+    }
+
+    #[test]
+    fn no_policy_lets_the_requester_approve() {
+        let p = policy(vec![]);
         let f = facts();
         let own = ApprovalFacts { actor: f.requester.clone(), actor_roles: vec![], ..f };
-        assert_eq!(refused_by(&p, &own), None);
-        assert_eq!(p.approvals_needed(RequestKind::GrantAccess, true), 1);
+        assert_eq!(refused_by(&p, &own), Some(RuleKind::RequesterCannotApprove));
     }
 
     #[test]

@@ -16,6 +16,7 @@ text_enum!(
         Offboard => "offboard",
         Exception => "exception",
         EmergencyAccess => "emergency_access",
+        Change => "change",
     }
 );
 
@@ -70,6 +71,8 @@ impl RequestKind {
             | RequestKind::EmergencyAccess => &[Table::Nhi],
             RequestKind::RotateSecret => &[Table::Secret],
             RequestKind::Exception => &[Table::Nhi, Table::Secret, Table::System],
+            // Filed by the governed-change pipeline only, never by `createRequest`.
+            RequestKind::Change => &[],
         }
     }
 
@@ -148,6 +151,23 @@ impl NewRequest {
     }
 }
 
+/// Whom an escalated request waits for: a named person, or anyone holding a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationTarget {
+    Person(NodeId),
+    Role(super::values::Role),
+}
+
+impl std::fmt::Display for EscalationTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EscalationTarget::Person(p) => write!(f, "{p}"),
+            EscalationTarget::Role(r) => write!(f, "the {r} role"),
+        }
+    }
+}
+
 /// One approval given to a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
@@ -190,6 +210,15 @@ pub struct Request {
     pub granted_edge: Option<String>,
     /// The access edge a grant replaced (restored if break-glass access is rejected).
     pub replaced_edge: Option<String>,
+    /// For a `change` request: the governed change it asks a second person to approve.
+    #[serde(default)]
+    pub change: Option<super::change::Change>,
+    /// Whom the request was escalated to: only they decide it next.
+    #[serde(default)]
+    pub escalated_to: Option<EscalationTarget>,
+    /// Who escalated it, who may not approve it afterwards.
+    #[serde(default)]
+    pub escalated_by: Option<NodeId>,
     pub rev: u64,
 }
 

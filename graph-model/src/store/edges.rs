@@ -46,40 +46,57 @@ pub(crate) fn edge_content(
         .set("created_at", dt(now))
 }
 
+/// How many statements [`relate_statements`] writes.
+pub(crate) const RELATE_STATEMENTS: usize = 5;
+
+/// The statements that open `edge` under `id`: both ends exist, a `stored_in` edge ends
+/// at a vault, no open edge of the kind joins the two nodes, then the insert. Run inside
+/// a transaction; the new edge is `$relate_id`.
+pub(crate) fn relate_statements(edge: &NewEdge, id: &EdgeId, vars: Vars) -> (String, Vars) {
+    let now = Utc::now();
+    let content = edge_content(id, edge, now, None, now);
+    let sql = format!(
+        "IF !record::exists($relate_from) {{ THROW 'NOT_FOUND: ' + <string>$relate_from }};
+         IF !record::exists($relate_to) {{ THROW 'NOT_FOUND: ' + <string>$relate_to }};
+         IF $relate_vault_only AND $relate_to.kind != 'vault' {{ THROW 'INVALID:to: a stored_in edge ends at a vault, and ' + <string>$relate_to + ' is a ' + $relate_to.kind }};
+         IF count(SELECT VALUE id FROM {table} WHERE open_key = $relate_open_key) > 0 {{
+             THROW 'CONFLICT: an open {table} edge from ' + <string>$relate_from + ' to ' + <string>$relate_to + ' already exists'
+         }};
+         INSERT RELATION INTO {table} $relate_content RETURN NONE;",
+        table = edge.kind.as_str()
+    );
+    let vars = vars
+        .set("relate_id", edge_rid(id))
+        .set("relate_from", rid(&edge.from))
+        .set("relate_to", rid(&edge.to))
+        .set("relate_vault_only", edge.kind == EdgeKind::StoredIn)
+        .set("relate_open_key", open_key(edge))
+        .set("relate_content", content.into_value());
+    (sql, vars)
+}
+
+/// A unique-index refusal of a second open edge, said plainly.
+pub(crate) fn open_edge_conflict(e: StoreError, edge: &NewEdge) -> StoreError {
+    match e {
+        StoreError::Conflict(m) if m.contains("_open") => {
+            StoreError::Conflict(format!("an open {} edge from {} to {} already exists", edge.kind, edge.from, edge.to))
+        }
+        e => e,
+    }
+}
+
 impl Store {
     /// Open an edge. Both ends must exist, a `stored_in` edge must end at a vault, and
-    /// there must be no open edge of the same kind between the same two nodes.
+    /// there must be no open edge of the same kind between the same two nodes. For the
+    /// edges that carry governed facts, see [`Store::govern`]: this is the store's
+    /// primitive, which the API calls only for the others.
     pub async fn relate(&self, edge: &NewEdge) -> Result<Edge> {
         let id = EdgeId::generate(edge.kind);
-        let now = Utc::now();
-        let content = edge_content(&id, edge, now, None, now);
-        let sql = format!(
-            "BEGIN;
-             IF !record::exists($from) {{ THROW 'NOT_FOUND: ' + <string>$from }};
-             IF !record::exists($to) {{ THROW 'NOT_FOUND: ' + <string>$to }};
-             IF $vault_only AND $to.kind != 'vault' {{ THROW 'INVALID:to: a stored_in edge ends at a vault, and ' + <string>$to + ' is a ' + $to.kind }};
-             IF count(SELECT VALUE id FROM {table} WHERE open_key = $open_key) > 0 {{
-                 THROW 'CONFLICT: an open {table} edge from ' + <string>$from + ' to ' + <string>$to + ' already exists'
-             }};
-             INSERT RELATION INTO {table} $content RETURN AFTER;
-             COMMIT;",
-            table = edge.kind.as_str()
-        );
-        let vars = Vars::new()
-            .set("from", rid(&edge.from))
-            .set("to", rid(&edge.to))
-            .set("vault_only", edge.kind == EdgeKind::StoredIn)
-            .set("open_key", open_key(edge))
-            .set("content", content.into_value());
-        let mut resp = self.write(&sql, &vars).await.map_err(|e| match e {
-            StoreError::Conflict(m) if m.contains("_open") => StoreError::Conflict(format!(
-                "an open {} edge from {} to {} already exists",
-                edge.kind, edge.from, edge.to
-            )),
-            e => e,
-        })?;
-        let mut rows: Vec<Edge> = take(&mut resp, 5)?;
-        rows.pop().ok_or_else(|| StoreError::Database("relate returned nothing".into()))
+        let (statements, vars) = relate_statements(edge, &id, Vars::new());
+        let sql = format!("BEGIN;\n{statements}\nSELECT * FROM ONLY $relate_id;\nCOMMIT;");
+        let mut resp = self.write(&sql, &vars).await.map_err(|e| open_edge_conflict(e, edge))?;
+        take::<Option<Edge>>(&mut resp, RELATE_STATEMENTS + 1)?
+            .ok_or_else(|| StoreError::Database("relate returned nothing".into()))
     }
 
     /// Close an open edge now. The record stays, with `valid_to` set, for history.
@@ -141,5 +158,13 @@ impl Store {
     pub async fn edge(&self, id: &EdgeId) -> Result<Option<Edge>> {
         let mut resp = self.read("SELECT * FROM ONLY $id", &Vars::new().set("id", edge_rid(id))).await?;
         take(&mut resp, 0)
+    }
+
+    /// The open edge of `edge`'s kind between its two nodes, if there is one.
+    pub async fn edges_between(&self, edge: &NewEdge) -> Result<Option<Edge>> {
+        let sql = format!("SELECT * FROM {} WHERE open_key = $key LIMIT 1", edge.kind.as_str());
+        let mut resp = self.read(&sql, &Vars::new().set("key", open_key(edge))).await?;
+        let mut rows: Vec<Edge> = take(&mut resp, 0)?;
+        Ok(rows.pop())
     }
 }

@@ -214,6 +214,9 @@ impl Store {
         store.db.use_ns(cfg.namespace.clone()).use_db(cfg.database.clone()).await?;
         schema::migrate(&store).await?;
         store.ensure_baseline_policy().await?;
+        if let Some(d) = store.adopt_roles().await? {
+            info!(decision = %d.id, "roles held before they were governed adopted by one decision");
+        }
         info!(url = %redact(&cfg.url), schema_version = SCHEMA_VERSION, "store open");
         Ok(store)
     }
@@ -454,6 +457,12 @@ impl Vars {
 
     pub fn set(mut self, key: &str, value: impl SurrealValue) -> Vars {
         self.0.insert(key.to_owned(), value.into_value());
+        self
+    }
+
+    /// These variables and `other`'s; `other` wins where both bind a name.
+    pub fn merge(mut self, other: Vars) -> Vars {
+        self.0.extend(other.0);
         self
     }
 

@@ -416,7 +416,7 @@ pub(crate) fn node_content(spec: &NodeSpec, now: DateTime<Utc>) -> Content {
         NodeSpec::Person(p) => c
             .set("name", p.name.as_str())
             .set("email", p.email.as_str())
-            .set("roles", p.roles.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>())
+            .set("roles", Vec::<String>::new())
             .set("active", p.active),
         NodeSpec::Team(t) => {
             c.set("name", t.name.as_str()).opt("description", t.description.as_ref().map(Text::as_str))
@@ -449,10 +449,7 @@ pub(crate) fn node_content(spec: &NodeSpec, now: DateTime<Utc>) -> Content {
 
 /// The fields a patch changes.
 fn person_changes(p: &PersonPatch) -> Content {
-    Content::new()
-        .opt("name", p.name.as_ref().map(Name::as_str))
-        .opt("roles", p.roles.as_ref().map(|rs| rs.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>()))
-        .opt("active", p.active)
+    Content::new().opt("name", p.name.as_ref().map(Name::as_str))
 }
 
 fn team_changes(p: &TeamPatch) -> Content {
@@ -467,7 +464,6 @@ fn nhi_changes(p: &NhiPatch) -> Content {
         .opt("provider", p.provider.as_ref().map(Label::as_str))
         .opt("external_id", p.external_id.as_ref().map(Label::as_str))
         .opt("environment", p.environment.map(Environment::as_str))
-        .opt("status", p.status.map(NhiStatus::as_str))
         .opt("description", p.description.as_ref().map(Text::as_str))
         .opt("last_used_at", p.last_used_at.map(dt))
 }
@@ -484,8 +480,6 @@ fn secret_changes(p: &SecretPatch) -> Content {
 fn system_changes(p: &SystemPatch) -> Content {
     Content::new()
         .opt("name", p.name.as_ref().map(Name::as_str))
-        .opt("environment", p.environment.map(Environment::as_str))
-        .opt("criticality", p.criticality.map(Criticality::as_str))
         .opt("description", p.description.as_ref().map(Text::as_str))
 }
 

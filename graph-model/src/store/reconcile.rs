@@ -7,9 +7,9 @@
 //! matches more than one stored node is a fault of the item, not a guess: the document
 //! must name the node it means by id.
 //!
-//! A matched node is refreshed with what describes it (names, kinds, rotation dates,
-//! criticality...), never with what governs it: a person's roles and active flag and an
-//! NHI's status change through decisions, not through a feed.
+//! A matched node is refreshed with what describes it (names, kinds, rotation dates...),
+//! never with what governs it: a person's roles and active flag, an NHI's status and a
+//! system's criticality change through decisions, not through a feed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -88,7 +88,7 @@ pub(crate) fn refresh_content(spec: &NodeSpec, now: DateTime<Utc>) -> Content {
         NodeSpec::Team(_) => &["description"],
         NodeSpec::Nhi(_) => &["kind", "name", "environment", "description", "last_used_at"],
         NodeSpec::Secret(_) => &["kind", "name", "issued_at", "last_rotated_at", "expires_at", "rotation_period_days"],
-        NodeSpec::System(_) => &["kind", "criticality", "description"],
+        NodeSpec::System(_) => &["kind", "description"],
     };
     node_content(spec, now).keep(fields).set("updated_at", surrealdb::types::Datetime::from(now))
 }

@@ -16,7 +16,8 @@ pub enum Record {
     Alert(Alert),
     Case(Case),
     Evidence(Evidence),
-    Request(Request),
+    /// Boxed: a request, with the change it may carry, is much larger than the rest.
+    Request(Box<Request>),
     Policy(Policy),
     Decision(Decision),
 }
@@ -61,7 +62,7 @@ impl Loader<NodeId> for RecordLoader {
                     .await
                     .map_err(fail)?
                     .into_iter()
-                    .map(|r| (r.id.clone(), Record::Request(r))),
+                    .map(|r| (r.id.clone(), Record::Request(Box::new(r)))),
             );
         }
         let policies = of(Table::Policy);

@@ -2,7 +2,6 @@
 //! No mutation takes "who approved" as an argument: the actor is the caller.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use chrono::{Duration, Utc};
 use graph_model as gm;
 use graph_model::store::Store;
 
@@ -10,7 +9,7 @@ use super::types::*;
 use crate::cases::mutation::{framework_refs, label, node_id, node_ids, text};
 use crate::enums::*;
 use crate::error::{ApiError, ApiResult};
-use crate::principal::{ACCEPT_RISK, ADMINISTER, DECIDE_REQUESTS, FILE_REQUESTS, RoleGuard, principal};
+use crate::principal::{ACCEPT_RISK, DECIDE_REQUESTS, FILE_REQUESTS, RoleGuard, principal};
 
 /// A proposed change. What each kind needs: grants and emergency access name a
 /// target system and a privilege; exceptions name compensating controls and a
@@ -59,6 +58,16 @@ pub struct PolicyInput {
     pub refs: Option<Vec<String>>,
 }
 
+/// A policy version to propose, parsed.
+pub(crate) fn policy_draft(input: PolicyInput) -> Result<gm::PolicyDraft, ApiError> {
+    Ok(gm::PolicyDraft {
+        name: input.name,
+        description: input.description,
+        rules: input.rules.into_iter().map(rule).collect::<Result<_, _>>()?,
+        refs: framework_refs(&input.refs)?,
+    })
+}
+
 fn rule(r: RuleInput) -> Result<gm::Rule, ApiError> {
     let need = |v: Option<u32>, p: &str| {
         v.ok_or_else(|| ApiError::bad_input("rules", format!("{:?} needs `{p}`", r.kind).to_lowercase()))
@@ -72,14 +81,16 @@ fn rule(r: RuleInput) -> Result<gm::Rule, ApiError> {
         gm::RuleKind::EmergencyPostApproval => gm::Rule::EmergencyPostApproval { hours: need(r.hours, "hours")? },
         gm::RuleKind::GrantNeedsActiveOwner => gm::Rule::GrantNeedsActiveOwner,
         gm::RuleKind::OverrideNeedsControlOwner => gm::Rule::OverrideNeedsControlOwner,
+        floor @ (gm::RuleKind::DeciderRoleRequired
+        | gm::RuleKind::SubjectCannotApprove
+        | gm::RuleKind::EscalationTarget
+        | gm::RuleKind::EscalatorCannotApprove) => {
+            return Err(ApiError::bad_input(
+                "rules",
+                format!("{floor} is part of the engine's floor: always in force, never named"),
+            ));
+        }
     })
-}
-
-/// A new API token; `token` is shown only here.
-#[derive(SimpleObject)]
-pub struct NewApiToken {
-    pub token: String,
-    pub api_token: ApiToken,
 }
 
 #[derive(Default)]
@@ -116,8 +127,12 @@ impl DecisionMutation {
 
     /// Approve, reject or escalate a request, citing the alerts and evidence relied on.
     /// Every rule of the policy in force is checked first; a refusal answers
-    /// SOD_VIOLATION (naming the rule and policy version) and is itself recorded.
+    /// SOD_VIOLATION (naming the rule and policy version) and is itself recorded. An
+    /// escalation names whom it goes to, a person (`escalateToId`) or the holders of a
+    /// role (`escalateToRole`): only they decide the request next, and the one who
+    /// escalated cannot approve it.
     #[graphql(guard = "RoleGuard(DECIDE_REQUESTS)")]
+    #[allow(clippy::too_many_arguments)]
     async fn decide_request(
         &self,
         ctx: &Context<'_>,
@@ -125,15 +140,38 @@ impl DecisionMutation {
         outcome: DecideOutcome,
         rationale: String,
         signals: Option<Vec<ID>>,
+        escalate_to_id: Option<ID>,
+        escalate_to_role: Option<Role>,
     ) -> ApiResult<RequestDecision> {
         let id = node_id(&id, "id")?;
         let rationale = text(&rationale, "rationale")?;
         let signals = node_ids(signals.as_deref().unwrap_or_default(), "signals")?;
-        let (d, r) = ctx
-            .data::<Store>()?
-            .decide_request(principal(ctx)?.id(), &id, outcome.into(), &rationale, &signals)
-            .await
-            .map_err(ApiError::from)?;
+        let target = match (escalate_to_id, escalate_to_role) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_input("escalateToId", "escalate to a person or to a role, not both").into());
+            }
+            (Some(p), None) => Some(gm::EscalationTarget::Person(node_id(&p, "escalateToId")?)),
+            (None, Some(r)) => Some(gm::EscalationTarget::Role(r.into())),
+            (None, None) => None,
+        };
+        let p = principal(ctx)?;
+        let actor = gm::store::Actor { id: p.id().clone(), roles: p.roles.clone() };
+        let store = ctx.data::<Store>()?;
+        let decided = match (outcome, target) {
+            (DecideOutcome::Escalate, Some(to)) => store.escalate_request(&actor, &id, &to, &rationale, &signals).await,
+            (DecideOutcome::Escalate, None) => {
+                return Err(ApiError::bad_input(
+                    "escalateToId",
+                    "an escalation names whom it goes to: escalateToId or escalateToRole",
+                )
+                .into());
+            }
+            (_, Some(_)) => {
+                return Err(ApiError::bad_input("escalateToId", "only an escalation names whom it goes to").into());
+            }
+            (outcome, None) => store.decide_request(&actor, &id, outcome.into(), &rationale, &signals).await,
+        };
+        let (d, r) = decided.map_err(ApiError::from)?;
         Ok(RequestDecision { decision: Decision(d), request: Request(r) })
     }
 
@@ -160,55 +198,5 @@ impl DecisionMutation {
             .await
             .map_err(ApiError::from)?;
         Ok(Exception(e))
-    }
-
-    /// Publish a new, immutable policy version; it governs every decision from now on.
-    #[graphql(guard = "RoleGuard(ADMINISTER)")]
-    async fn publish_policy(&self, ctx: &Context<'_>, input: PolicyInput, rationale: String) -> ApiResult<Policy> {
-        let draft = gm::PolicyDraft {
-            name: input.name,
-            description: input.description,
-            rules: input.rules.into_iter().map(rule).collect::<Result<_, _>>()?,
-            refs: framework_refs(&input.refs)?,
-        };
-        let rationale = text(&rationale, "rationale")?;
-        let p = ctx
-            .data::<Store>()?
-            .publish_policy(principal(ctx)?.id(), &draft, &rationale)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Policy(p))
-    }
-
-    /// Make an API token for a machine principal, limited to `scopes` (roles it holds).
-    #[graphql(guard = "RoleGuard(ADMINISTER)")]
-    async fn create_api_token(
-        &self,
-        ctx: &Context<'_>,
-        principal_id: ID,
-        name: String,
-        scopes: Vec<Role>,
-        ttl_days: Option<u32>,
-    ) -> ApiResult<NewApiToken> {
-        let who = node_id(&principal_id, "principalId")?;
-        let name = gm::Name::parse(&name).map_err(|e| ApiError::from(e.at("name")))?;
-        let scopes: Vec<gm::Role> = scopes.into_iter().map(Into::into).collect();
-        let expires = match ttl_days {
-            Some(0) => return Err(ApiError::bad_input("ttlDays", "at least one day").into()),
-            Some(d) => Some(Utc::now() + Duration::days(i64::from(d.min(3650)))),
-            None => None,
-        };
-        let (t, token) = ctx
-            .data::<Store>()?
-            .create_api_token(principal(ctx)?.id(), &who, &name, &scopes, expires)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(NewApiToken { token, api_token: ApiToken(t) })
-    }
-
-    /// Revoke an API token at once.
-    #[graphql(guard = "RoleGuard(ADMINISTER)")]
-    async fn revoke_api_token(&self, ctx: &Context<'_>, id: String) -> ApiResult<ApiToken> {
-        Ok(ApiToken(ctx.data::<Store>()?.revoke_api_token(&id).await.map_err(ApiError::from)?))
     }
 }

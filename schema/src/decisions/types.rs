@@ -7,12 +7,13 @@ use graph_model as gm;
 use crate::cases::loaders::{Record, records};
 use crate::cases::types::{Alert, Case, Evidence, gid, people, person, refs};
 use crate::enums::*;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::inventory::loaders::nodes;
 use crate::inventory::types::{Owned, Person, System, owned};
 
 /// A proposed change: grant access, rotate a secret, revoke or offboard an NHI, an
-/// exception, or emergency access.
+/// exception, emergency access, or (`CHANGE`) a change to a governed fact waiting for a
+/// second person.
 pub struct Request(pub gm::Request);
 
 #[Object]
@@ -30,8 +31,47 @@ impl Request {
     async fn requester(&self, ctx: &Context<'_>) -> ApiResult<Option<Person>> {
         person(ctx, Some(&self.0.requester)).await
     }
+    /// The NHI, secret or system concerned (null for a change about a person or a
+    /// policy: see `subjectId`).
     async fn subject(&self, ctx: &Context<'_>) -> ApiResult<Option<Owned>> {
+        if !matches!(self.0.subject.table(), gm::Table::Nhi | gm::Table::Secret | gm::Table::System) {
+            return Ok(None);
+        }
         Ok(owned(nodes(ctx, [self.0.subject.clone()]).await?).pop())
+    }
+    /// The id of what the request is about: an NHI, secret or system, or for a
+    /// `CHANGE` request a person or the policy version it would publish.
+    async fn subject_id(&self) -> ID {
+        gid(&self.0.subject)
+    }
+    /// For a `CHANGE` request: the change that waits, as recorded (`change` names its
+    /// kind: roles, active, nhi_status, system_risk, relate, token, policy).
+    async fn change(&self) -> ApiResult<Option<Json<serde_json::Value>>> {
+        let Some(c) = &self.0.change else { return Ok(None) };
+        Ok(Some(Json(serde_json::to_value(c).map_err(ApiError::internal)?)))
+    }
+    /// The person an escalated request waits for, when it was escalated to a person.
+    async fn escalated_to(&self, ctx: &Context<'_>) -> ApiResult<Option<Person>> {
+        match &self.0.escalated_to {
+            Some(gm::EscalationTarget::Person(p)) => person(ctx, Some(p)).await,
+            _ => Ok(None),
+        }
+    }
+    /// The role whose holders an escalated request waits for, when it was escalated to
+    /// a role.
+    async fn escalated_to_role(&self) -> Option<Role> {
+        match &self.0.escalated_to {
+            Some(gm::EscalationTarget::Role(r)) => Some(Role::from(*r)),
+            _ => None,
+        }
+    }
+    /// Who escalated it (who may not approve it afterwards).
+    async fn escalated_by(&self, ctx: &Context<'_>) -> ApiResult<Option<Person>> {
+        person(ctx, self.0.escalated_by.as_ref()).await
+    }
+    /// For a `CHANGE` request: the change in words.
+    async fn summary(&self) -> Option<String> {
+        self.0.change.as_ref().map(gm::Change::describe)
     }
     /// The system access is granted to.
     async fn target(&self, ctx: &Context<'_>) -> ApiResult<Option<System>> {
@@ -283,7 +323,7 @@ impl Decision {
     /// The request decided on, when it was one.
     async fn request(&self, ctx: &Context<'_>) -> ApiResult<Option<Request>> {
         Ok(records(ctx, [self.0.subject.clone()]).await?.into_iter().find_map(|r| match r {
-            Record::Request(r) => Some(Request(r)),
+            Record::Request(r) => Some(Request(*r)),
             _ => None,
         }))
     }

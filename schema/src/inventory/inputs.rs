@@ -39,11 +39,12 @@ fn distinct_roles(roles: Vec<Role>) -> Vec<gm::Role> {
 
 /// A person to create.
 #[derive(InputObject)]
+///
+/// A person is created without roles; give them roles with `updatePerson` (a governed
+/// change: the admin, approver and auditor roles wait for a second admin).
 pub struct CreatePersonInput {
     pub name: String,
     pub email: String,
-    #[graphql(default)]
-    pub roles: Vec<Role>,
     #[graphql(default = true)]
     pub active: bool,
 }
@@ -53,25 +54,38 @@ impl CreatePersonInput {
         Ok(gm::NewPerson {
             name: req(&self.name, "name", Name::parse)?,
             email: req(&self.email, "email", gm::Email::parse)?,
-            roles: distinct_roles(self.roles),
             active: self.active,
         })
     }
 }
 
-/// Changes to a person; absent fields stay as they are.
+/// Changes to a person; absent fields stay as they are. `roles` and `active` are
+/// governed: each is a decision, and one call changes at most one of them.
 #[derive(InputObject, Default)]
 pub struct UpdatePersonInput {
     pub name: Option<String>,
+    /// The roles the person should hold: the difference from what they hold is
+    /// granted and revoked.
     pub roles: Option<Vec<Role>>,
-    /// Set false when the person leaves: what they own becomes orphaned.
+    /// Set false when the person leaves: what they own becomes orphaned. Setting it
+    /// true again waits for a second admin.
+    pub active: Option<bool>,
+}
+
+/// A person's update, parsed: what describes them, and the governed facts asked for.
+pub struct PersonUpdate {
+    pub patch: gm::PersonPatch,
+    pub roles: Option<Vec<gm::Role>>,
     pub active: Option<bool>,
 }
 
 impl UpdatePersonInput {
-    pub fn parse(self) -> Result<gm::PersonPatch, ValueError> {
-        Ok(gm::PersonPatch {
-            name: opt(self.name, "name", Name::parse)?,
+    pub fn parse(self) -> Result<PersonUpdate, ValueError> {
+        if self.roles.is_some() && self.active.is_some() {
+            return Err(ValueError::new("roles", "change roles and active in separate calls: each is a decision"));
+        }
+        Ok(PersonUpdate {
+            patch: gm::PersonPatch { name: opt(self.name, "name", Name::parse)? },
             roles: self.roles.map(distinct_roles),
             active: self.active,
         })
@@ -146,19 +160,26 @@ pub struct UpdateNhiInput {
     pub provider: Option<String>,
     pub external_id: Option<String>,
     pub environment: Option<Environment>,
+    /// Governed: a decision; reactivating a disabled, revoked or decommissioned NHI waits
+    /// for a second admin.
     pub status: Option<NhiStatus>,
     pub description: Option<String>,
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl UpdateNhiInput {
-    pub fn parse(self) -> Result<gm::NhiPatch, ValueError> {
+    /// What describes the NHI, and the status change asked for.
+    pub fn parse(self) -> Result<(gm::NhiPatch, Option<gm::NhiStatus>), ValueError> {
+        let status = self.status.map(Into::into);
+        Ok((self.describe()?, status))
+    }
+
+    fn describe(self) -> Result<gm::NhiPatch, ValueError> {
         Ok(gm::NhiPatch {
             name: opt(self.name, "name", Name::parse)?,
             provider: opt(self.provider, "provider", Label::parse)?,
             external_id: opt(self.external_id, "externalId", Label::parse)?,
             environment: self.environment.map(Into::into),
-            status: self.status.map(Into::into),
             description: opt(self.description, "description", Text::parse)?,
             last_used_at: self.last_used_at,
         })
@@ -246,19 +267,27 @@ impl CreateSystemInput {
 #[derive(InputObject, Default)]
 pub struct UpdateSystemInput {
     pub name: Option<String>,
+    /// Governed: taking a system out of production waits for a second admin.
     pub environment: Option<Environment>,
+    /// Governed: lowering it waits for a second admin.
     pub criticality: Option<Criticality>,
     pub description: Option<String>,
 }
 
+/// A governed change to a system's criticality and environment, as asked for.
+pub type SystemRisk = (Option<gm::Criticality>, Option<gm::Environment>);
+
 impl UpdateSystemInput {
-    pub fn parse(self) -> Result<gm::SystemPatch, ValueError> {
-        Ok(gm::SystemPatch {
+    /// What describes the system, and the governed change to its criticality and
+    /// environment if one is asked for.
+    pub fn parse(self) -> Result<(gm::SystemPatch, Option<SystemRisk>), ValueError> {
+        let patch = gm::SystemPatch {
             name: opt(self.name, "name", Name::parse)?,
-            environment: self.environment.map(Into::into),
-            criticality: self.criticality.map(Into::into),
             description: opt(self.description, "description", Text::parse)?,
-        })
+        };
+        let risk = (self.criticality.is_some() || self.environment.is_some())
+            .then(|| (self.criticality.map(Into::into), self.environment.map(Into::into)));
+        Ok((patch, risk))
     }
 }
 

@@ -1,11 +1,13 @@
-//! Inventory mutations: create and change nodes, open and close edges, import a whole
-//! document. Each is one transaction, and each publishes what it changed.
+//! Inventory mutations: create nodes and change what describes them, import a whole
+//! document. Each is one transaction, and each publishes what it changed. Changes to
+//! governed facts (roles, activity, status, criticality, access, ownership) are in
+//! `governance`.
 
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use chrono::Utc;
 use graph_model::inventory::{Inventory, NodeSpec};
 use graph_model::store::Store;
-use graph_model::{EdgeId, InventoryNode, NodeId, Table};
+use graph_model::{InventoryNode, NodeId, Table};
 
 use super::inputs::*;
 use super::types::*;
@@ -80,27 +82,6 @@ impl InventoryMutation {
         Ok(expect!(node, Person)?)
     }
 
-    /// Change a person: name, roles, or `active: false` when they leave (admin).
-    #[graphql(guard = "RoleGuard(MANAGE_PEOPLE)")]
-    async fn update_person(&self, ctx: &Context<'_>, id: ID, input: UpdatePersonInput) -> ApiResult<Person> {
-        let id = id_of(&id, Table::Person)?;
-        let patch = input.parse().map_err(ApiError::from)?;
-        let store = ctx.data::<Store>()?;
-        let node = store.update_person(&id, &patch).await.map_err(ApiError::from)?;
-        changed(ctx, &node)?;
-        if patch.active == Some(false) {
-            // What they owned may now have no active owner: that is an alert. The
-            // alerts are idempotent (one per NHI): a failure here is logged, and
-            // sending the deactivation again raises them.
-            match store.raise_stale_ownership_alerts(&id).await {
-                Ok(n) if n > 0 => tracing::info!(person = %id, alerts = n, "ownership went stale"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(person = %id, error = %e, "raising stale-ownership alerts failed"),
-            }
-        }
-        Ok(expect!(node, Person)?)
-    }
-
     /// Add a team (admin).
     #[graphql(guard = "RoleGuard(MANAGE_PEOPLE)")]
     async fn create_team(&self, ctx: &Context<'_>, input: CreateTeamInput) -> ApiResult<Team> {
@@ -122,16 +103,6 @@ impl InventoryMutation {
     #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
     async fn create_nhi(&self, ctx: &Context<'_>, input: CreateNhiInput) -> ApiResult<Nhi> {
         let node = create(ctx, NodeSpec::Nhi(input.parse().map_err(ApiError::from)?)).await?;
-        Ok(expect!(node, Nhi)?)
-    }
-
-    /// Change an NHI.
-    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
-    async fn update_nhi(&self, ctx: &Context<'_>, id: ID, input: UpdateNhiInput) -> ApiResult<Nhi> {
-        let id = id_of(&id, Table::Nhi)?;
-        let patch = input.parse().map_err(ApiError::from)?;
-        let node = ctx.data::<Store>()?.update_nhi(&id, &patch).await.map_err(ApiError::from)?;
-        changed(ctx, &node)?;
         Ok(expect!(node, Nhi)?)
     }
 
@@ -157,34 +128,6 @@ impl InventoryMutation {
     async fn create_system(&self, ctx: &Context<'_>, input: CreateSystemInput) -> ApiResult<System> {
         let node = create(ctx, NodeSpec::System(input.parse().map_err(ApiError::from)?)).await?;
         Ok(expect!(node, System)?)
-    }
-
-    /// Change a system.
-    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
-    async fn update_system(&self, ctx: &Context<'_>, id: ID, input: UpdateSystemInput) -> ApiResult<System> {
-        let id = id_of(&id, Table::System)?;
-        let patch = input.parse().map_err(ApiError::from)?;
-        let node = ctx.data::<Store>()?.update_system(&id, &patch).await.map_err(ApiError::from)?;
-        changed(ctx, &node)?;
-        Ok(expect!(node, System)?)
-    }
-
-    /// Open an edge between two nodes. Refused when the same edge is already open.
-    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
-    async fn relate(&self, ctx: &Context<'_>, input: RelateInput) -> ApiResult<Relation> {
-        let edge = input.parse().map_err(ApiError::from)?;
-        let stored = ctx.data::<Store>()?.relate(&edge).await.map_err(ApiError::from)?;
-        ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Related, Some(stored.id.to_string()));
-        Ok(Relation(stored))
-    }
-
-    /// Close an open edge. It stays in history with `validTo` set.
-    #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
-    async fn close_relation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Relation> {
-        let id = EdgeId::parse(id.as_str()).map_err(ApiError::from)?;
-        let closed = ctx.data::<Store>()?.close_edge(&id).await.map_err(ApiError::from)?;
-        ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Closed, Some(closed.id.to_string()));
-        Ok(Relation(closed))
     }
 
     /// Import a document of nodes and edges (the format of `nhigov import`), all or

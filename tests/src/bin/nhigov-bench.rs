@@ -290,11 +290,14 @@ async fn run(args: Args) -> Result<()> {
     // Requests for the writers: grants of read access on systems below tier0, to NHIs
     // with an active owner (the others are denied automatically, which is a decision
     // but not the one measured here).
-    let requester = person(&store, "Bench Requester", "requester@bench.example", &[Role::Investigator]).await?;
+    // Their roles come from one genesis decision, as a deployment's first people's do.
+    let requester = person(&store, "Bench Requester", "requester@bench.example").await?;
+    let mut grants = vec![(requester.clone(), vec![Role::Investigator])];
     for i in 0..WRITERS {
-        person(&store, &format!("Bench Approver {i}"), &format!("approver{i}@bench.example"), &[Role::Approver])
-            .await?;
+        let a = person(&store, &format!("Bench Approver {i}"), &format!("approver{i}@bench.example")).await?;
+        grants.push((a, vec![Role::Approver]));
     }
+    store.genesis(&grants, &Text::parse("the benchmark's people").map_err(|e| anyhow!("{}", e.message))?).await?;
     let targets = ids(&store, "SELECT VALUE id FROM system WHERE criticality != 'tier0' AND kind != 'vault'").await?;
     let mut requests = Vec::new();
     let mut used = HashSet::new();
@@ -618,11 +621,10 @@ fn token(auth: &Authenticator, email: &str) -> Result<String> {
     auth.mint(&email, chrono::Duration::hours(4)).map_err(|e| anyhow!("minting a token: {e}"))
 }
 
-async fn person(store: &Store, name: &str, email: &str, roles: &[Role]) -> Result<NodeId> {
+async fn person(store: &Store, name: &str, email: &str) -> Result<NodeId> {
     let spec = NodeSpec::Person(NewPerson {
         name: Name::parse(name).map_err(|e| anyhow!("{name}: {}", e.message))?,
         email: Email::parse(email).map_err(|e| anyhow!("{email}: {}", e.message))?,
-        roles: roles.to_vec(),
         active: true,
     });
     match store.create_node(&spec).await? {

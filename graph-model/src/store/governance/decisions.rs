@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, Value};
 
-use super::{Plan, dt, refs_text};
+use super::{dt, refs_text};
 use crate::domain::*;
 use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, json_value, rid, take};
 
@@ -173,45 +173,9 @@ impl Store {
         self.write(sql, &vars).await?;
         Ok(())
     }
-
-    /// Publish a new immutable policy version, as a decision of `actor`.
-    pub async fn publish_policy(&self, actor: &NodeId, draft: &PolicyDraft, rationale: &Text) -> Result<Policy> {
-        draft.check()?;
-        let id = &NodeId::generate(Table::Policy);
-        self.decide(|| Box::pin(async move {
-            let current = self.current_policy().await?;
-            let version = current.version + 1;
-            let reference = PolicyRef { id: id.clone(), version, sha256: draft.sha256(version) };
-            Ok(Plan {
-                draft: DecisionDraft {
-                    kind: DecisionKind::PublishPolicy,
-                    outcome: Outcome::Published,
-                    actor: actor.clone(),
-                    subject: id.clone(),
-                    case: None,
-                    rationale: rationale.as_str().to_owned(),
-                    signals: vec![],
-                    policy: Some(reference),
-                    violation: None,
-                    refs: draft.refs.clone(),
-                    inputs: serde_json::json!({
-                        "previous": { "id": current.id.to_string(), "version": current.version, "sha256": current.sha256 },
-                        "text": draft.canonical(version),
-                    }),
-                },
-                effects: "CREATE ONLY $policy_id CONTENT $policy;".into(),
-                vars: Vars::new().set("policy_id", rid(id)).set("policy", policy_content(draft, version, Some(actor))?),
-            })
-        }))
-        .await?;
-        self.policies_by_id(std::slice::from_ref(id))
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::Database("published policy not found".into()))
-    }
 }
 
-fn policy_content(draft: &PolicyDraft, version: u32, by: Option<&NodeId>) -> Result<Value> {
+pub(super) fn policy_content(draft: &PolicyDraft, version: u32, by: Option<&NodeId>) -> Result<Value> {
     Ok(Content::new()
         .set("name", draft.name.as_str())
         .set("version", i64::from(version))

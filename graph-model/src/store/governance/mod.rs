@@ -17,6 +17,7 @@
 mod alerts;
 use alerts::STALE;
 mod cases;
+mod changes;
 mod decisions;
 mod requests;
 mod tokens;
@@ -33,9 +34,10 @@ use crate::domain::*;
 
 pub use alerts::{AlertFilter, IngestOutcome, ScanSummary};
 pub use cases::{CaseFilter, EvidenceFilter, TimelineEntry};
+pub use changes::{Actor, Governed};
 pub use decisions::{DecisionFilter, DigestReport};
 pub use requests::RequestFilter;
-pub use tokens::{ApiToken, TOKEN_PREFIX, TokenPrincipal};
+pub use tokens::{ApiToken, TOKEN_PREFIX, TokenPrincipal, new_token};
 
 /// A decision ready to commit: the record to seal, and the statements that carry out
 /// its effect in the same transaction (empty for a refused attempt).

@@ -12,10 +12,13 @@ use serde_json::json;
 use surrealdb::types::RecordId;
 
 use super::alerts::STALE;
+use super::changes::{Actor, Guards};
 use super::{Plan, distinct, dt, refs_text};
 use crate::domain::*;
 use crate::store::edges::{edge_content, open_key};
-use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, edge_rid, rid, take};
+use crate::store::{
+    Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, edge_rid, json_value, rid, take,
+};
 
 /// Which requests to list.
 #[derive(Debug, Clone, Default)]
@@ -90,6 +93,11 @@ impl Store {
     /// without an active owner) is recorded as denied, with the decision that denied
     /// it; emergency access is granted at once and must be approved afterwards.
     pub async fn create_request(&self, requester: &NodeId, new: &NewRequest) -> Result<Request> {
+        if new.kind == RequestKind::Change {
+            return Err(
+                ValueError::new("kind", "a change request is filed by the mutation that makes the change").into()
+            );
+        }
         new.check()?;
         if self.nodes_any(std::slice::from_ref(&new.subject)).await?.is_empty() {
             return Err(StoreError::Invalid(ValueError::new("subject", format!("no {}", new.subject))));
@@ -221,9 +229,40 @@ impl Store {
     /// refusal is recorded and answered with [`StoreError::Refused`].
     pub async fn decide_request(
         &self,
-        actor: &NodeId,
+        actor: &Actor,
         id: &NodeId,
         outcome: DecideOutcome,
+        rationale: &Text,
+        signals: &[NodeId],
+    ) -> Result<(Decision, Request)> {
+        if outcome == DecideOutcome::Escalate {
+            return Err(ValueError::new("escalateTo", "an escalation names whom it goes to").into());
+        }
+        self.decide_request_as(actor, id, outcome, None, rationale, signals).await
+    }
+
+    /// Escalate a request to a person or to the holders of a role: only they decide it
+    /// next, and the one escalating cannot approve it afterwards.
+    pub async fn escalate_request(
+        &self,
+        actor: &Actor,
+        id: &NodeId,
+        to: &EscalationTarget,
+        rationale: &Text,
+        signals: &[NodeId],
+    ) -> Result<(Decision, Request)> {
+        if let EscalationTarget::Person(p) = to {
+            self.active_person(p, "escalateTo").await?;
+        }
+        self.decide_request_as(actor, id, DecideOutcome::Escalate, Some(to), rationale, signals).await
+    }
+
+    async fn decide_request_as(
+        &self,
+        actor: &Actor,
+        id: &NodeId,
+        outcome: DecideOutcome,
+        escalate_to: Option<&EscalationTarget>,
         rationale: &Text,
         signals: &[NodeId],
     ) -> Result<(Decision, Request)> {
@@ -237,12 +276,18 @@ impl Store {
                 if !request.status.is_open() {
                     return Err(StoreError::Conflict(format!("{id} is {} and can no longer be decided", request.status)));
                 }
+                if request.kind == RequestKind::Change {
+                    return self
+                        .plan_change_decision(actor, request, outcome, escalate_to, rationale, signals.to_vec())
+                        .await;
+                }
                 // Independent reads, at once: this runs while other decisions wait.
-                let (policy, person, stakes) = futures::try_join!(
+                let (policy, (actor_facts, actor_roles), stakes) = futures::try_join!(
                     self.current_policy(),
-                    self.person(actor),
+                    self.acting(actor),
                     self.stakes(&request.subject, request.target.as_ref())
                 )?;
+                let actor = &actor.id;
                 let privileged = stakes.target.is_some_and(|t| t.privileged(request.privilege));
                 let high_stakes = stakes.target.is_some_and(|t| t.high_stakes(request.privilege));
                 let prior: Vec<NodeId> = request.approvals.iter().map(|a| a.approver.clone()).collect();
@@ -251,13 +296,15 @@ impl Store {
                     kind: request.kind,
                     requester: request.requester.clone(),
                     actor: actor.clone(),
-                    actor_roles: person.roles.clone(),
+                    actor_roles: actor_roles.clone(),
                     actor_owns_subject: stakes.owners.includes(actor),
                     privileged,
                     high_stakes,
                     prior_approvers: prior.clone(),
                     subject_has_active_owner: stakes.owners.has_active_owner(),
                     risk_accepted: request.risk_accepted_by.is_some(),
+                    escalated_to: request.escalated_to.clone(),
+                    escalated_by: request.escalated_by.clone(),
                 };
                 let case_alerts: Vec<NodeId> = match &request.case {
                     Some(c) => self.alerts_of_cases(std::slice::from_ref(c)).await?.into_iter().map(|a| a.id).collect(),
@@ -280,7 +327,7 @@ impl Store {
                     refs: distinct_refs(&request.refs, &policy.refs),
                     inputs: json!({
                         "request": request,
-                        "actor_roles": person.roles,
+                        "actor_roles": actor_roles,
                         "actor_owns_subject": facts.actor_owns_subject,
                         "subject_owners": stakes.owners.owners,
                         "subject_has_active_owner": facts.subject_has_active_owner,
@@ -300,7 +347,11 @@ impl Store {
                 // records that run before that update in the same transaction.
                 let mut change = RequestChange::default();
                 match outcome {
-                    DecideOutcome::Escalate => change.set.push("status = 'escalated'".into()),
+                    DecideOutcome::Escalate => {
+                        let (to, by) = escalation(escalate_to, actor)?;
+                        vars = vars.set("escalated_to", to).set("escalated_by", by);
+                        change.set.push("status = 'escalated', escalated_to = $escalated_to, escalated_by = $escalated_by".into());
+                    }
                     DecideOutcome::Reject => {
                         change.set.push("status = 'rejected', decided_at = time::now()".into());
                         if let (RequestKind::EmergencyAccess, Some(edge)) = (request.kind, &request.granted_edge) {
@@ -337,10 +388,18 @@ impl Store {
                     }
                 }
                 let RequestChange { set, before } = change;
+                // Every fact the rules read, checked again at commit: the actor's roles
+                // and activity, the policy version, the target, the subject's owners.
+                let mut guards = Guards::default().person(actor, &actor_facts).policy(&policy).owners(&request.subject, &stakes.owners);
+                if let (Some(t), Some(facts)) = (&request.target, &stakes.target) {
+                    guards = guards.system(t, facts);
+                }
+                let (checks, vars) = guards.finish(vars);
                 Ok(Plan {
                     draft,
                     effects: format!(
                         "IF $request.rev != $rev {{ THROW '{STALE}' }};
+                         {checks}
                          {before}
                          UPDATE $request SET {}, rev += 1;",
                         set.join(", ")
@@ -535,6 +594,15 @@ impl Store {
     }
 }
 
+/// The stored form of an escalation: whom it goes to, and who escalated.
+pub(super) fn escalation(
+    to: Option<&EscalationTarget>,
+    by: &NodeId,
+) -> Result<(surrealdb::types::Value, surrealdb::types::RecordId)> {
+    let to = to.ok_or_else(|| ValueError::new("escalateTo", "an escalation names whom it goes to"))?;
+    Ok((json_value(to)?, rid(by)))
+}
+
 /// What a decision writes on its request (`SET` clauses) and the statements on other
 /// records that run before that update.
 #[derive(Default)]
@@ -572,11 +640,10 @@ fn approval_effect(
             change.before.push_str(&statements);
         }
         RequestKind::RevokeNhi | RequestKind::Offboard => {
-            let (status, kinds) = if request.kind == RequestKind::RevokeNhi {
-                ("revoked", "->can_access")
-            } else {
-                ("decommissioned", "->can_access, ->holds, ->assumes")
-            };
+            // Either way every outgoing access closes: its grants, the identities it can
+            // assume and the secrets it holds.
+            let status = if request.kind == RequestKind::RevokeNhi { "revoked" } else { "decommissioned" };
+            let kinds = "->can_access, ->holds, ->assumes";
             *vars = std::mem::take(vars).set("subject", subject).set("nhi_status", status);
             change.before.push_str(&format!(
                 "UPDATE $subject SET status = $nhi_status, updated_at = time::now();
@@ -634,6 +701,10 @@ fn approval_effect(
         }
         // Already in force since it was granted; the approval makes it regular.
         RequestKind::EmergencyAccess => {}
+        // Planned by `plan_change_decision`, never here.
+        RequestKind::Change => {
+            return Err(StoreError::Database(format!("{} is a change request", request.id)));
+        }
     }
     Ok(())
 }
@@ -650,7 +721,7 @@ fn grant_statements(edge: &NewEdge, id: &EdgeId, now: DateTime<Utc>, vars: &mut 
         .into()
 }
 
-fn request_content(
+pub(super) fn request_content(
     new: &NewRequest,
     requester: &NodeId,
     status: RequestStatus,

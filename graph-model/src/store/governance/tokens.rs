@@ -1,16 +1,17 @@
 //! API tokens for machine principals (scanners, automation).
 //!
-//! A token is shown once, when it is made; the store keeps only its SHA-256, so a copy
-//! of the database yields no usable token. A token acts for a person record (the
+//! A token is shown once, when it is asked for; the store keeps only its SHA-256, so a
+//! copy of the database yields no usable token. Issuing one is a governed change
+//! ([`crate::domain::Change::Token`]): a token with more than the ingest scope, or for
+//! someone other than the one asking, works only once a second admin has approved it. A token acts for a person record (the
 //! machine principal) with at most the roles in its scopes, and stops working the
 //! moment it is revoked, expires, or its principal is deactivated.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::dt;
 use crate::domain::*;
-use crate::store::{Content, Result, Store, StoreError, Vars, rid, take};
+use crate::store::{Result, Store, Vars, take};
 
 /// The prefix every token starts with, so they are recognisable (and scannable) in
 /// configuration and logs.
@@ -41,39 +42,19 @@ fn token_hash(token: &str) -> String {
     sha256_hex(token.as_bytes())
 }
 
+/// A new token: its record key, the text shown once to whoever asked for it, and the
+/// SHA-256 that is all the store keeps. The token works once the `token` change that
+/// carries the hash is applied.
+pub fn new_token() -> (String, String, String) {
+    let token = format!("{TOKEN_PREFIX}{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let hash = token_hash(&token);
+    (uuid::Uuid::now_v7().simple().to_string(), token, hash)
+}
+
 impl Store {
-    /// Make a token for `principal` with `scopes` (each must be a role the principal
-    /// holds). Returns the record and the token text, which is not kept.
-    pub async fn create_api_token(
-        &self,
-        by: &NodeId,
-        principal: &NodeId,
-        name: &Name,
-        scopes: &[Role],
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Result<(ApiToken, String)> {
-        let person = self.active_person(principal, "principal").await?;
-        if scopes.is_empty() {
-            return Err(ValueError::new("scopes", "a token needs at least one scope").into());
-        }
-        if let Some(missing) = scopes.iter().find(|r| !person.has_role(**r)) {
-            return Err(ValueError::new("scopes", format!("{} does not hold the role {missing}", person.email)).into());
-        }
-        let token = format!("{TOKEN_PREFIX}{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        let content = Content::new()
-            .set("name", name.as_str())
-            .set("principal", rid(principal))
-            .set("token_sha256", token_hash(&token))
-            .set("scopes", scopes.iter().map(|r| r.as_str()).collect::<Vec<_>>())
-            .set("created_at", dt(Utc::now()))
-            .set("created_by", rid(by))
-            .opt("expires_at", expires_at.map(dt))
-            .into_value();
-        let rec = surrealdb::types::RecordId::new("api_token", id.clone());
-        self.write("CREATE ONLY $id CONTENT $content", &Vars::new().set("id", rec).set("content", content)).await?;
-        let t = self.api_token(&id).await?.ok_or_else(|| StoreError::Database("token not stored".into()))?;
-        Ok((t, token))
+    /// The API token a `token` change issued, once it is applied.
+    pub async fn api_token_by_key(&self, key: &str) -> Result<Option<ApiToken>> {
+        self.api_token(key).await
     }
 
     async fn api_token(&self, key: &str) -> Result<Option<ApiToken>> {
@@ -85,17 +66,6 @@ impl Store {
     pub async fn api_tokens(&self) -> Result<Vec<ApiToken>> {
         let mut resp = self.read("SELECT *, record::id(id) AS id FROM api_token ORDER BY id", &Vars::new()).await?;
         take(&mut resp, 0)
-    }
-
-    /// Revoke a token at once.
-    pub async fn revoke_api_token(&self, key: &str) -> Result<ApiToken> {
-        let rec = surrealdb::types::RecordId::new("api_token", key.to_owned());
-        let sql = "BEGIN;
-             IF !record::exists($id) { THROW 'NOT_FOUND: api token ' + record::id($id) };
-             UPDATE $id SET revoked_at = time::now() WHERE revoked_at = NONE;
-             COMMIT;";
-        self.write(sql, &Vars::new().set("id", rec)).await?;
-        self.api_token(key).await?.ok_or_else(|| StoreError::NotFound(key.to_owned()))
     }
 
     /// The principal a presented token acts for, if it is valid now.

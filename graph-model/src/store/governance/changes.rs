@@ -1,0 +1,651 @@
+//! Governed changes in the store: one path for every change to a governed fact.
+//!
+//! [`Store::govern`] reads the facts a change is assessed on, lets the domain route it
+//! ([`assess`]: apply at once, wait for a second person, or refuse), and writes one
+//! decision that either applies the change or files the request a second person must
+//! decide. A filed change is decided through [`Store::decide_request`], which hands it
+//! to [`Store::plan_change_decision`]. [`Store::genesis`] gives the first people their
+//! roles, once, on an empty chain.
+//!
+//! Every fact a route relied on (the actor's roles and active flag, the person, NHI or
+//! system changed, the owners of an NHI given access, the policy version) is checked
+//! again inside the transaction that seals the decision ([`Guards`]): a fact that moved
+//! since it was read makes the plan stale, and it is made again on fresh facts. Every
+//! governed change is itself a decision, so every such write also moves the chain head,
+//! and two of them can never commit on one snapshot.
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::alerts::STALE;
+use super::requests::request_content;
+use super::{OwnerFacts, Plan, dt};
+use crate::domain::*;
+use crate::store::edges::{open_edge_conflict, relate_statements};
+use crate::store::{Content, Result, Store, StoreError, Vars, edge_rid, json_value, rid, take};
+
+/// Who acts, and with which roles: a signed-in person's roles, or an API token's scopes.
+/// The store acts with the roles given that the person still holds.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: NodeId,
+    pub roles: Vec<Role>,
+}
+
+/// What a governed mutation did: the decision it recorded and, when a second person is
+/// needed, the request it filed instead of the change.
+#[derive(Debug, Clone)]
+pub struct Governed {
+    pub decision: Decision,
+    pub request: Option<Request>,
+}
+
+impl Governed {
+    /// Did the change take effect?
+    pub fn applied(&self) -> bool {
+        self.decision.outcome == Outcome::Applied
+    }
+}
+
+/// Fact checks that run inside a decision's transaction, before its effects: each
+/// throws the stale-plan signal when the fact is no longer what the plan read.
+#[derive(Default)]
+pub(crate) struct Guards {
+    sql: String,
+    vars: Vars,
+    n: usize,
+}
+
+impl Guards {
+    fn key(&mut self) -> String {
+        self.n += 1;
+        format!("guard{}", self.n)
+    }
+
+    fn add(mut self, sql: String, vars: impl FnOnce(Vars) -> Vars) -> Guards {
+        self.sql.push_str(&sql);
+        self.sql.push('\n');
+        self.vars = vars(std::mem::take(&mut self.vars));
+        self
+    }
+
+    /// A person's roles and active flag are still as read.
+    pub fn person(mut self, id: &NodeId, facts: &PersonFacts) -> Guards {
+        let k = self.key();
+        let roles: Vec<&str> = facts.roles.iter().map(|r| r.as_str()).collect();
+        let (id, active) = (rid(id), facts.active);
+        self.add(
+            format!(
+                "IF ${k}.active != ${k}_active OR array::sort(${k}.roles ?? []) != array::sort(${k}_roles) {{ THROW '{STALE}' }};"
+            ),
+            |v| v.set(&k, id).set(&format!("{k}_active"), active).set(&format!("{k}_roles"), roles),
+        )
+    }
+
+    /// The policy in force is still the version read.
+    pub fn policy(mut self, policy: &Policy) -> Guards {
+        let k = self.key();
+        let id = rid(&policy.id);
+        self.add(
+            format!("IF (SELECT VALUE id FROM policy ORDER BY version DESC LIMIT 1)[0] != ${k} {{ THROW '{STALE}' }};"),
+            |v| v.set(&k, id),
+        )
+    }
+
+    /// A system's criticality and environment are still as read.
+    pub fn system(mut self, id: &NodeId, facts: &TargetFacts) -> Guards {
+        let k = self.key();
+        let (id, c, e) = (rid(id), facts.criticality.as_str(), facts.environment.as_str());
+        self.add(format!("IF ${k}.criticality != ${k}_c OR ${k}.environment != ${k}_e {{ THROW '{STALE}' }};"), |v| {
+            v.set(&k, id).set(&format!("{k}_c"), c).set(&format!("{k}_e"), e)
+        })
+    }
+
+    /// An NHI's status is still as read.
+    pub fn nhi_status(mut self, id: &NodeId, status: NhiStatus) -> Guards {
+        let k = self.key();
+        let id = rid(id);
+        self.add(format!("IF ${k}.status != ${k}_s {{ THROW '{STALE}' }};"), |v| {
+            v.set(&k, id).set(&format!("{k}_s"), status.as_str())
+        })
+    }
+
+    /// Who owns a node (the owners in force and the people behind them, with their
+    /// active flags) is still as read.
+    pub fn owners(mut self, node: &NodeId, facts: &OwnerFacts) -> Guards {
+        let k = self.key();
+        let in_force = crate::store::nodes::IN_FORCE;
+        let owners: Vec<surrealdb::types::RecordId> = facts.owners.iter().map(rid).collect();
+        let active: Vec<surrealdb::types::RecordId> =
+            facts.people.iter().filter(|(_, a)| *a).map(|(p, _)| rid(p)).collect();
+        let people: Vec<surrealdb::types::RecordId> = facts.people.iter().map(|(p, _)| rid(p)).collect();
+        let node = rid(node);
+        self.add(
+            format!(
+                "LET ${k}_owners_now = (SELECT VALUE in FROM ${k}<-owns WHERE {in_force});
+                 LET ${k}_people_now = array::distinct(array::concat(
+                     array::filter(${k}_owners_now, |$v| record::tb($v) = 'person'),
+                     array::flatten(SELECT VALUE (SELECT VALUE in FROM $parent.in<-member_of WHERE {in_force})
+                         FROM ${k}<-owns WHERE {in_force} AND record::tb(in) = 'team')));
+                 LET ${k}_active_now = (SELECT VALUE id FROM ${k}_people_now WHERE active = true);
+                 IF array::sort(${k}_owners_now) != array::sort(${k}_owners)
+                     OR array::sort(${k}_people_now) != array::sort(${k}_people)
+                     OR array::sort(${k}_active_now) != array::sort(${k}_active) {{ THROW '{STALE}' }};"
+            ),
+            |v| {
+                v.set(&k, node)
+                    .set(&format!("{k}_owners"), owners)
+                    .set(&format!("{k}_people"), people)
+                    .set(&format!("{k}_active"), active)
+            },
+        )
+    }
+
+    pub fn finish(self, vars: Vars) -> (String, Vars) {
+        (self.sql, vars.merge(self.vars))
+    }
+}
+
+/// The facts read for a change, with the guards that re-check them at commit.
+struct Read {
+    facts: ChangeFacts,
+    guards: Guards,
+}
+
+impl Store {
+    /// The roles `actor` acts with: those given that the person still holds, read now;
+    /// refused when the person is gone or inactive.
+    pub(crate) async fn acting(&self, actor: &Actor) -> Result<(PersonFacts, Vec<Role>)> {
+        let person = self.person(&actor.id).await?;
+        if !person.active {
+            return Err(ValueError::new("actor", format!("{} is not active", person.email)).into());
+        }
+        let roles = actor.roles.iter().copied().filter(|r| person.has_role(*r)).collect();
+        Ok((PersonFacts { roles: person.roles, active: person.active }, roles))
+    }
+
+    /// Read what `change` is assessed on, and the guards that check it again at commit.
+    async fn read_change(&self, change: &Change) -> Result<Read> {
+        let mut facts = ChangeFacts::default();
+        let mut guards = Guards::default();
+        match change {
+            Change::Roles { person, .. } | Change::Active { person, .. } | Change::Token { principal: person, .. } => {
+                let field = if matches!(change, Change::Token { .. }) { "principalId" } else { "id" };
+                let p = self.person(person).await.map_err(|e| as_field(e, field))?;
+                let f = PersonFacts { roles: p.roles, active: p.active };
+                guards = guards.person(person, &f);
+                facts.person = Some(f);
+            }
+            Change::NhiStatus { nhi, .. } => {
+                let n = self.nodes_by_id::<Nhi>(std::slice::from_ref(nhi)).await?.remove(nhi);
+                let n = n.ok_or_else(|| StoreError::NotFound(nhi.to_string()))?;
+                guards = guards.nhi_status(nhi, n.status);
+                facts.nhi_status = Some(n.status);
+            }
+            Change::SystemRisk { system, .. } => {
+                let t = self.target_facts(system, "id").await?;
+                guards = guards.system(system, &t);
+                facts.system = Some(t);
+            }
+            Change::Relate { edge } if edge.kind == EdgeKind::CanAccess => {
+                let ends = [edge.from.clone(), edge.to.clone()];
+                let (found, owners) = futures::try_join!(self.nodes_any(&ends), self.owner_facts(&edge.from))?;
+                if let Some(missing) = ends.iter().find(|e| !found.contains_key(*e)) {
+                    return Err(StoreError::NotFound(missing.to_string()));
+                }
+                let Some(InventoryNode::System(s)) = found.get(&edge.to) else {
+                    return Err(ValueError::new("to", format!("{} is not a system", edge.to)).into());
+                };
+                let t = TargetFacts { criticality: s.criticality, environment: s.environment };
+                guards = guards.system(&edge.to, &t).owners(&edge.from, &owners);
+                facts.system = Some(t);
+                facts.subject_has_active_owner = Some(owners.has_active_owner());
+            }
+            Change::Relate { .. } | Change::Unrelate { .. } | Change::RevokeToken { .. } | Change::Policy { .. } => {}
+        }
+        Ok(Read { facts, guards })
+    }
+
+    /// A system's criticality and environment, or `BAD_USER_INPUT` at `field`.
+    pub(crate) async fn target_facts(&self, id: &NodeId, field: &str) -> Result<TargetFacts> {
+        let s = self.nodes_by_id::<System>(std::slice::from_ref(id)).await?.remove(id);
+        let s = s.ok_or_else(|| StoreError::Invalid(ValueError::new(field, format!("no system {id}"))))?;
+        Ok(TargetFacts { criticality: s.criticality, environment: s.environment })
+    }
+
+    /// Make a governed change as `actor`: applied at once and recorded, or filed as a
+    /// request for a second person (with the decision that filed it), or refused by a
+    /// rule (recorded, and answered with [`StoreError::Refused`]).
+    pub async fn govern(&self, actor: &Actor, change: &Change, rationale: &Text) -> Result<Governed> {
+        let request_id = &NodeId::generate(Table::Request);
+        let decision = self
+            .decide(|| {
+                Box::pin(async move {
+                    let ((actor_facts, roles), policy, read) =
+                        futures::try_join!(self.acting(actor), self.current_policy(), self.read_change(change))?;
+                    let route = assess(change, &actor.id, &read.facts, &policy);
+                    let mut draft = DecisionDraft {
+                        inputs: json!({
+                            "change": change,
+                            "summary": change.describe(),
+                            "actor_roles": roles,
+                            "facts": facts_json(&read.facts),
+                            "policy_version": policy.version,
+                        }),
+                        ..DecisionDraft::under(
+                            &policy,
+                            DecisionKind::Change,
+                            Outcome::Applied,
+                            &actor.id,
+                            change.subject(),
+                            rationale.as_str(),
+                        )
+                    };
+                    let guards = read.guards.person(&actor.id, &actor_facts).policy(&policy);
+                    match route {
+                        Err(Refusal::Invalid(e)) => Err(e.into()),
+                        Err(Refusal::Rule(v)) => Ok(Plan::refused(draft, v)),
+                        Ok(Route::Apply) => {
+                            let (apply, vars) = apply_statements(change, &read.facts, &actor.id, &policy, Vars::new())?;
+                            let (checks, vars) = guards.finish(vars);
+                            Ok(Plan { draft, effects: format!("{checks}{apply}"), vars })
+                        }
+                        Ok(Route::SecondPerson { reason, decider }) => {
+                            draft.outcome = Outcome::Requested;
+                            draft.subject = request_id.clone();
+                            draft.inputs["route"] = json!({ "reason": reason, "decider": decider });
+                            let content = filed_request(change, &actor.id, rationale, &read.facts, &policy)?;
+                            let vars = Vars::new().set("filed", rid(request_id)).set("filed_content", content);
+                            let (checks, vars) = guards.finish(vars);
+                            Ok(Plan {
+                                draft,
+                                effects: format!("{checks}CREATE ONLY $filed CONTENT $filed_content;"),
+                                vars,
+                            })
+                        }
+                    }
+                })
+            })
+            .await
+            .map_err(|e| match change {
+                Change::Relate { edge } => open_edge_conflict(e, edge),
+                _ => e,
+            })?;
+        let request = match decision.outcome {
+            Outcome::Requested => Some(self.request(request_id).await?),
+            _ => None,
+        };
+        Ok(Governed { decision, request })
+    }
+
+    /// Plan the decision on a filed change (approve, reject or escalate). The floor
+    /// names who may decide ([`check_decider`]); an approval assesses the change again
+    /// on the facts as they are now and applies it, with the same guards as a change
+    /// applied at once.
+    pub(crate) async fn plan_change_decision(
+        &self,
+        actor: &Actor,
+        request: Request,
+        outcome: DecideOutcome,
+        escalate_to: Option<&EscalationTarget>,
+        rationale: &Text,
+        signals: Vec<NodeId>,
+    ) -> Result<Plan> {
+        let change = request
+            .change
+            .clone()
+            .ok_or_else(|| StoreError::Database(format!("{} is a change request without its change", request.id)))?;
+        let ((actor_facts, roles), policy, read) =
+            futures::try_join!(self.acting(actor), self.current_policy(), self.read_change(&change))?;
+        let decided = match outcome {
+            DecideOutcome::Approve => Outcome::Approved,
+            DecideOutcome::Reject => Outcome::Rejected,
+            DecideOutcome::Escalate => Outcome::Escalated,
+        };
+        let draft = DecisionDraft {
+            case: request.case.clone(),
+            signals,
+            inputs: json!({
+                "request": request,
+                "change": change,
+                "summary": change.describe(),
+                "actor_roles": roles,
+                "facts": facts_json(&read.facts),
+                "policy_version": policy.version,
+            }),
+            ..DecisionDraft::under(
+                &policy,
+                DecisionKind::DecideRequest,
+                decided,
+                &actor.id,
+                &request.id,
+                rationale.as_str(),
+            )
+        };
+        let floor = policy
+            .check_escalation(request.escalated_to.as_ref(), request.escalated_by.as_ref(), outcome, &actor.id, &roles)
+            .and_then(|()| check_decider(&change, outcome, &request.requester, &actor.id, &roles, &policy));
+        if let Err(v) = floor {
+            return Ok(Plan::refused(draft, v));
+        }
+        let guards = read.guards.person(&actor.id, &actor_facts).policy(&policy);
+        let vars = Vars::new().set("request", rid(&request.id)).set("rev", request.rev as i64);
+        let (set, apply, vars) = match outcome {
+            DecideOutcome::Escalate => {
+                let (to, by) = super::requests::escalation(escalate_to, &actor.id)?;
+                (
+                    "status = 'escalated', escalated_to = $escalated_to, escalated_by = $escalated_by",
+                    String::new(),
+                    vars.set("escalated_to", to).set("escalated_by", by),
+                )
+            }
+            DecideOutcome::Reject => ("status = 'rejected', decided_at = time::now()", String::new(), vars),
+            DecideOutcome::Approve => {
+                match assess(&change, &request.requester, &read.facts, &policy) {
+                    Err(Refusal::Invalid(e)) => {
+                        return Err(StoreError::Conflict(format!("the change no longer applies: {}", e.message)));
+                    }
+                    Err(Refusal::Rule(v)) => return Ok(Plan::refused(draft, v)),
+                    Ok(_) => {}
+                }
+                let (apply, vars) = apply_statements(&change, &read.facts, &request.requester, &policy, vars)?;
+                (
+                    "status = 'approved', decided_at = time::now(),
+                     approvals += { approver: $actor, at: time::now(), decision: $decision_id }",
+                    apply,
+                    vars.set("actor", rid(&actor.id)),
+                )
+            }
+        };
+        let (checks, vars) = guards.finish(vars);
+        Ok(Plan {
+            draft,
+            effects: format!(
+                "IF $request.rev != $rev {{ THROW '{STALE}' }};
+                 {checks}{apply}
+                 UPDATE $request SET {set}, rev += 1;"
+            ),
+            vars,
+        })
+    }
+
+    /// Give the first people their roles: one genesis decision holding every grant,
+    /// allowed only while the decision chain is empty. After it, roles change only
+    /// through governed changes.
+    pub async fn genesis(&self, grants: &[(NodeId, Vec<Role>)], rationale: &Text) -> Result<Decision> {
+        // Its actor is the first admin named (the first person, where a test world has
+        // none); `nhigov bootstrap` asks for two admins in production.
+        let actor = grants
+            .iter()
+            .find(|(_, roles)| roles.contains(&Role::Admin))
+            .or(grants.first())
+            .map(|(p, _)| p.clone())
+            .ok_or_else(|| ValueError::new("people", "a genesis grants roles to at least one person"))?;
+        let ids: Vec<NodeId> = grants.iter().map(|(p, _)| p.clone()).collect();
+        let people = self.nodes_by_id::<Person>(&ids).await?;
+        if let Some(missing) = ids.iter().find(|id| !people.contains_key(*id)) {
+            return Err(ValueError::new("people", format!("no person {missing}")).into());
+        }
+        let rows: Vec<surrealdb::types::Value> = grants
+            .iter()
+            .map(|(p, roles)| {
+                Content::new()
+                    .set("person", rid(p))
+                    .set("roles", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+                    .into_value()
+            })
+            .collect();
+        let listed: Vec<serde_json::Value> =
+            grants.iter().map(|(p, roles)| json!({ "person": p, "email": people[p].email, "roles": roles })).collect();
+        let (actor, rows, listed) = (&actor, &rows, &listed);
+        self.decide(|| {
+            Box::pin(async move {
+                let policy = self.current_policy().await?;
+                Ok(Plan {
+                    draft: DecisionDraft {
+                        inputs: json!({ "grants": listed, "policy_version": policy.version }),
+                        ..DecisionDraft::under(&policy, DecisionKind::Genesis, Outcome::Granted, actor, actor, rationale.as_str())
+                    },
+                    effects: "IF $head.seq != 0 {
+                             THROW 'CONFLICT: the decision chain has begun: roles are now granted by governed changes'
+                         };
+                         FOR $g IN $genesis_grants { UPDATE $g.person SET roles = $g.roles, updated_at = time::now() RETURN NONE; };
+                         UPSERT meta:governance SET genesis = $decision_id;"
+                        .into(),
+                    vars: Vars::new().set("genesis_grants", rows.clone()),
+                })
+            })
+        })
+        .await
+    }
+
+    /// Load a bootstrap document (the demo, a test world): its inventory imported as a
+    /// feed would send it, then one genesis decision giving its people the roles it
+    /// names beside them ([`crate::domain::inventory::take_roles`]). The genesis needs
+    /// an empty chain.
+    pub async fn bootstrap(
+        &self,
+        doc: &serde_json::Value,
+        now: chrono::DateTime<Utc>,
+        rationale: &Text,
+    ) -> Result<(crate::store::ImportSummary, Option<Decision>)> {
+        let mut doc = doc.clone();
+        let roles = crate::domain::inventory::take_roles(&mut doc).map_err(StoreError::Import)?;
+        let inv = crate::domain::inventory::Inventory::parse(&doc, now).map_err(StoreError::Import)?;
+        let summary = self.import(&inv).await?;
+        let grants: Vec<(NodeId, Vec<Role>)> = roles
+            .into_iter()
+            .filter_map(|(r, roles)| summary.ids.iter().find(|(k, _)| *k == r).map(|(_, id)| (id.clone(), roles)))
+            .collect();
+        let decision = match grants.is_empty() {
+            true => None,
+            false => Some(self.genesis(&grants, rationale).await?),
+        };
+        Ok((summary, decision))
+    }
+
+    /// Has the chain a genesis (or an adoption of roles held before governed changes)?
+    pub async fn has_genesis(&self) -> Result<bool> {
+        let mut resp = self.read("RETURN (SELECT VALUE genesis FROM ONLY meta:governance);", &Vars::new()).await?;
+        let g: Option<serde_json::Value> = take(&mut resp, 0)?;
+        Ok(g.is_some_and(|v| !v.is_null()))
+    }
+
+    /// A store written before roles were governed holds roles no decision granted:
+    /// record one decision that adopts them as they are, and revoke the API tokens the
+    /// rules now forbid (for another principal, or with more than the ingest scope).
+    /// Does nothing on a store with a genesis, or where nobody holds a role.
+    pub(crate) async fn adopt_roles(&self) -> Result<Option<Decision>> {
+        if self.has_genesis().await? {
+            return Ok(None);
+        }
+        let mut resp = self
+            .read("SELECT id, email, roles FROM person WHERE array::len(roles) > 0 ORDER BY email", &Vars::new())
+            .await?;
+        #[derive(serde::Deserialize)]
+        struct Holder {
+            id: NodeId,
+            email: String,
+            roles: Vec<Role>,
+        }
+        let holders: Vec<Holder> = take(&mut resp, 0)?;
+        let Some(actor) = holders.iter().find(|h| h.roles.contains(&Role::Admin)).or(holders.first()) else {
+            return Ok(None);
+        };
+        let listed: Vec<serde_json::Value> =
+            holders.iter().map(|h| json!({ "person": h.id, "email": h.email, "roles": h.roles })).collect();
+        let (actor, listed) = (&actor.id, &listed);
+        let decision = self
+            .decide(|| {
+                Box::pin(async move {
+                    let policy = self.current_policy().await?;
+                    let why = "roles held before roles were governed, adopted as they stood at the upgrade";
+                    Ok(Plan {
+                        draft: DecisionDraft {
+                            inputs: json!({ "adopted": listed, "policy_version": policy.version }),
+                            ..DecisionDraft::under(&policy, DecisionKind::Genesis, Outcome::Accepted, actor, actor, why)
+                        },
+                        effects: "UPDATE api_token SET revoked_at = time::now()
+                                 WHERE revoked_at = NONE
+                                   AND (principal != created_by OR array::len(array::complement(scopes, ['ingest'])) > 0)
+                                 RETURN NONE;
+                             UPSERT meta:governance SET genesis = $decision_id;"
+                            .into(),
+                        vars: Vars::new(),
+                    })
+                })
+            })
+            .await?;
+        Ok(Some(decision))
+    }
+}
+
+/// A store error about a record the caller named, said at the field they named it in.
+fn as_field(e: StoreError, field: &str) -> StoreError {
+    match e {
+        StoreError::NotFound(what) => StoreError::Invalid(ValueError::new(field, format!("no {what}"))),
+        StoreError::Invalid(v) => StoreError::Invalid(ValueError::new(field, v.message)),
+        e => e,
+    }
+}
+
+fn facts_json(f: &ChangeFacts) -> serde_json::Value {
+    json!({
+        "person": f.person,
+        "nhi_status": f.nhi_status,
+        "system": f.system.map(|t| json!({ "criticality": t.criticality, "environment": t.environment })),
+        "subject_has_active_owner": f.subject_has_active_owner,
+    })
+}
+
+/// The request a change that waits for a second person files: privileged access is an
+/// ordinary access grant (decided under every access rule of the policy); everything
+/// else is a `change` request holding the change.
+fn filed_request(
+    change: &Change,
+    requester: &NodeId,
+    rationale: &Text,
+    facts: &ChangeFacts,
+    policy: &Policy,
+) -> Result<surrealdb::types::Value> {
+    let now = Utc::now();
+    if let Change::Relate { edge } = change
+        && edge.kind == EdgeKind::CanAccess
+    {
+        let new = NewRequest {
+            kind: RequestKind::GrantAccess,
+            subject: edge.from.clone(),
+            target: Some(edge.to.clone()),
+            privilege: edge.attrs.privilege,
+            duration_days: edge
+                .attrs
+                .expires_at
+                .map(|t| u32::try_from((t - now).num_days().clamp(1, 3650)).unwrap_or(1)),
+            justification: rationale.clone(),
+            ticket_ref: None,
+            case: None,
+            compensating_controls: vec![],
+            review_days: None,
+            refs: vec![],
+        };
+        let high = facts.system.is_some_and(|t| t.high_stakes(new.privilege));
+        let needed = policy.approvals_needed(RequestKind::GrantAccess, high);
+        return Ok(request_content(&new, requester, RequestStatus::Pending, needed, now).into_value());
+    }
+    Ok(Content::new()
+        .set("kind", RequestKind::Change.as_str())
+        .set("status", RequestStatus::Pending.as_str())
+        .set("requester", rid(requester))
+        .set("subject", rid(change.subject()))
+        .set("justification", rationale.as_str())
+        .set("change", json_value(change)?)
+        .set("approvals_needed", 1i64)
+        .set("requested_at", dt(now))
+        .set("rev", 0i64)
+        .into_value())
+}
+
+/// The statements that carry a change out, run after its guards. `by` is who asked for
+/// it (a token records its maker).
+fn apply_statements(
+    change: &Change,
+    facts: &ChangeFacts,
+    by: &NodeId,
+    policy: &Policy,
+    vars: Vars,
+) -> Result<(String, Vars)> {
+    let now = Utc::now();
+    Ok(match change {
+        Change::Roles { person, grant, revoke } => {
+            let held = facts.person.as_ref().map(|p| p.roles.clone()).unwrap_or_default();
+            let mut roles: Vec<Role> =
+                held.into_iter().filter(|r| !revoke.contains(r)).chain(grant.iter().copied()).collect();
+            roles.sort();
+            roles.dedup();
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            (
+                "UPDATE $change_person SET roles = $change_roles, updated_at = time::now() RETURN NONE;".into(),
+                vars.set("change_person", rid(person)).set("change_roles", roles),
+            )
+        }
+        Change::Active { person, active } => (
+            "UPDATE $change_person SET active = $change_active, updated_at = time::now() RETURN NONE;".into(),
+            vars.set("change_person", rid(person)).set("change_active", *active),
+        ),
+        Change::NhiStatus { nhi, status } => (
+            "UPDATE $change_nhi SET status = $change_status, updated_at = time::now() RETURN NONE;".into(),
+            vars.set("change_nhi", rid(nhi)).set("change_status", status.as_str()),
+        ),
+        Change::SystemRisk { system, criticality, environment } => {
+            let set = Content::new()
+                .opt("criticality", criticality.map(|c| c.as_str()))
+                .opt("environment", environment.map(|e| e.as_str()))
+                .set("updated_at", dt(now));
+            (
+                "UPDATE $change_system MERGE $change_set RETURN NONE;".into(),
+                vars.set("change_system", rid(system)).set("change_set", set.into_value()),
+            )
+        }
+        Change::Relate { edge } => relate_statements(edge, &EdgeId::generate(edge.kind), vars),
+        Change::Unrelate { edge, .. } => (
+            "IF !record::exists($change_edge) { THROW 'NOT_FOUND: ' + <string>$change_edge };
+             IF $change_edge.valid_to != NONE {
+                 THROW 'CONFLICT: ' + <string>$change_edge + ' was already closed at ' + <string>$change_edge.valid_to
+             };
+             UPDATE $change_edge SET valid_to = time::now(), open_key = NONE RETURN NONE;"
+                .into(),
+            vars.set("change_edge", edge_rid(edge)),
+        ),
+        Change::Token { key, principal, name, scopes, expires_at, token_sha256 } => {
+            let content = Content::new()
+                .set("name", name.as_str())
+                .set("principal", rid(principal))
+                .set("token_sha256", token_sha256.as_str())
+                .set("scopes", scopes.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+                .set("created_at", dt(now))
+                .set("created_by", rid(by))
+                .opt("expires_at", expires_at.map(dt))
+                .into_value();
+            (
+                "CREATE ONLY $change_token CONTENT $change_token_content RETURN NONE;".into(),
+                vars.set("change_token", surrealdb::types::RecordId::new("api_token", key.clone()))
+                    .set("change_token_content", content),
+            )
+        }
+        Change::RevokeToken { key, .. } => (
+            "IF !record::exists($change_token) { THROW 'NOT_FOUND: api token ' + record::id($change_token) };
+             IF $change_token.revoked_at != NONE { THROW 'CONFLICT: the token was revoked already' };
+             UPDATE $change_token SET revoked_at = time::now() RETURN NONE;"
+                .into(),
+            vars.set("change_token", surrealdb::types::RecordId::new("api_token", key.clone())),
+        ),
+        Change::Policy { id, draft } => {
+            draft.check()?;
+            let content = super::decisions::policy_content(draft, policy.version + 1, Some(by))?;
+            (
+                "CREATE ONLY $change_policy CONTENT $change_policy_content RETURN NONE;".into(),
+                vars.set("change_policy", rid(id)).set("change_policy_content", content),
+            )
+        }
+    })
+}

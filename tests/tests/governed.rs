@@ -1,0 +1,284 @@
+//! No one governs alone: every change to a governed fact (access, roles, activity, an
+//! NHI's status, a system's criticality, tokens, policy) is a decision in the chain, and
+//! the ones a second person must approve wait for them. Tried from outside by the people
+//! these rules must stop: one admin alone, and a leaked ingest token.
+
+use nhigov_tests::{TestServer, World, code};
+use serde_json::{Value, json};
+
+const DECISIONS: &str = "{ verifyDecisionChain { ok length } }";
+
+async fn chain_length(s: &TestServer) -> u64 {
+    let d = s.ok(&s.as_("ada"), DECISIONS, json!({})).await;
+    assert_eq!(d["verifyDecisionChain"]["ok"], true, "{d}");
+    d["verifyDecisionChain"]["length"].as_u64().unwrap()
+}
+
+/// A governed mutation's answer waits for a second person: a REQUESTED decision and a
+/// PENDING request, both on record. The request's id.
+fn waits(d: &Value, field: &str) -> String {
+    let payload = &d[field];
+    assert_eq!(payload["decision"]["outcome"], "REQUESTED", "{field}: {d}");
+    assert_eq!(payload["request"]["status"], "PENDING", "{field}: {d}");
+    payload["request"]["id"].as_str().expect("a request id").to_owned()
+}
+
+/// A node's fields, read by the auditor.
+async fn node(s: &TestServer, id: &str, on: &str, fields: &str) -> Value {
+    let q = format!("query($i: ID!) {{ node(id: $i) {{ ... on {on} {{ {fields} }} }} }}");
+    s.ok(&s.as_("ada"), &q, json!({ "i": id })).await["node"].clone()
+}
+
+const DECIDE: &str =
+    "mutation($i: ID!, $o: DecideOutcome!) { decideRequest(id: $i, outcome: $o, rationale: \"checked\") {
+    decision { outcome } request { status } } }";
+
+#[tokio::test]
+async fn one_admin_alone() {
+    let s = TestServer::start().await;
+    let w: World = s.world().await;
+    let sam = s.as_("sam");
+    let start = chain_length(&s).await;
+
+    // 1. ADMIN access to the tier0 vault: a grant request, not an edge.
+    let d = s
+        .ok(
+            &sam,
+            "mutation($a: ID!, $b: ID!) { relate(input: { kind: CAN_ACCESS, from: $a, to: $b, privilege: ADMIN }) {
+                relation { id } decision { outcome } request { id kind status } } }",
+            json!({ "a": w.id("bot"), "b": w.id("vault") }),
+        )
+        .await;
+    let grant = waits(&d, "relate");
+    assert!(d["relate"]["relation"].is_null());
+    assert_eq!(d["relate"]["request"]["kind"], "GRANT_ACCESS");
+    let open = s
+        .ok(
+            &sam,
+            "query($i: ID!) { node(id: $i) { ... on Nhi { access { system { id } } } } }",
+            json!({ "i": w.id("bot") }),
+        )
+        .await;
+    assert!(!open.to_string().contains(w.id("vault")), "no access was opened: {open}");
+
+    // 2. Sam gives himself the approver role: it waits, and he cannot approve it himself.
+    let d = s
+        .ok(
+            &sam,
+            "mutation($p: ID!) { updatePerson(id: $p, input: { roles: [ADMIN, APPROVER] }) {
+                person { roles } decision { outcome } request { id status } } }",
+            json!({ "p": w.id("sam") }),
+        )
+        .await;
+    let self_grant = waits(&d, "updatePerson");
+    assert_eq!(d["updatePerson"]["person"]["roles"], json!(["ADMIN"]));
+    let (_, body) = s.gql(&sam, DECIDE, json!({ "i": self_grant, "o": "APPROVE" })).await;
+    assert_eq!(code(&body), "SOD_VIOLATION", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["rule"], "requester_cannot_approve");
+
+    // 3. A token for the approver Jules, to act as Jules: it does not work.
+    let d = s
+        .ok(
+            &sam,
+            "mutation($p: ID!) { createApiToken(principalId: $p, name: \"as jules\", scopes: [APPROVER]) {
+                token apiToken { id } decision { outcome } request { id status } } }",
+            json!({ "p": w.id("jules") }),
+        )
+        .await;
+    waits(&d, "createApiToken");
+    let token = d["createApiToken"]["token"].as_str().unwrap();
+    let (status, _) = s.gql(token, "{ me { email } }", json!({})).await;
+    assert_eq!(status, 401, "a token nobody approved acts for no one");
+
+    // 4. The vault lowered from TIER0 to TIER3: it waits, and the vault stays tier0.
+    let d = s
+        .ok(
+            &sam,
+            "mutation($i: ID!) { updateSystem(id: $i, input: { criticality: TIER3 }, rationale: \"not critical\") {
+                system { criticality } decision { outcome } request { id status } } }",
+            json!({ "i": w.id("vault") }),
+        )
+        .await;
+    let lowering = waits(&d, "updateSystem");
+    assert_eq!(d["updateSystem"]["system"]["criticality"], "TIER0");
+
+    // 5. A policy without "requester cannot approve": it waits; and even in force it
+    // would not let anyone approve their own request (the floor).
+    let d = s
+        .ok(
+            &sam,
+            "mutation { publishPolicy(input: { name: \"lax\", rules: [] }, rationale: \"fewer rules\") {
+                decision { outcome } request { id status } } }",
+            json!({}),
+        )
+        .await;
+    waits(&d, "publishPolicy");
+    let p = s.ok(&sam, "{ policy { version } }", json!({})).await;
+    assert_eq!(p["policy"]["version"], 1);
+
+    // 6. Revoking applies at once (it takes access away); bringing back waits.
+    let d = s
+        .ok(
+            &sam,
+            "mutation($i: ID!) { updateNhi(id: $i, input: { status: REVOKED }) { nhi { status } decision { outcome } request { id } } }",
+            json!({ "i": w.id("orphan") }),
+        )
+        .await;
+    assert_eq!(d["updateNhi"]["decision"]["outcome"], "APPLIED", "{d}");
+    assert_eq!(d["updateNhi"]["nhi"]["status"], "REVOKED");
+    let d = s
+        .ok(
+            &sam,
+            "mutation($i: ID!) { updateNhi(id: $i, input: { status: ACTIVE }) { nhi { status } decision { outcome } request { id status } } }",
+            json!({ "i": w.id("orphan") }),
+        )
+        .await;
+    waits(&d, "updateNhi");
+    assert_eq!(d["updateNhi"]["nhi"]["status"], "REVOKED");
+
+    // 7. A person who left, brought back by one admin: waits.
+    s.ok(
+        &sam,
+        "mutation($p: ID!) { updatePerson(id: $p, input: { active: false }) { person { active } } }",
+        json!({ "p": w.id("ines") }),
+    )
+    .await;
+    let d = s
+        .ok(
+            &sam,
+            "mutation($p: ID!) { updatePerson(id: $p, input: { active: true }) { person { active } decision { outcome } request { id status } } }",
+            json!({ "p": w.id("ines") }),
+        )
+        .await;
+    waits(&d, "updatePerson");
+    assert_eq!(d["updatePerson"]["person"]["active"], false);
+
+    // 8. One NHI acting as another: waits for an approver.
+    let d = s
+        .ok(
+            &sam,
+            "mutation($a: ID!, $b: ID!) { relate(input: { kind: ASSUMES, from: $a, to: $b }) { relation { id } decision { outcome } request { id status kind } } }",
+            json!({ "a": w.id("orphan"), "b": w.id("bot") }),
+        )
+        .await;
+    waits(&d, "relate");
+    assert_eq!(d["relate"]["request"]["kind"], "CHANGE");
+
+    // Every attempt is on record: 11 decisions above (the refused self-approval among
+    // them), and the auditor's trail of the NHI shows the grant nobody approved yet.
+    assert_eq!(chain_length(&s).await, start + 11);
+    let trail = s
+        .ok(
+            &s.as_("ada"),
+            "query($i: ID!) { decisionTrail(subjectId: $i) { kind outcome subject } }",
+            json!({ "i": w.id("bot") }),
+        )
+        .await;
+    assert!(
+        trail["decisionTrail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["subject"] == grant.as_str() && d["outcome"] == "REQUESTED"),
+        "{trail}"
+    );
+
+    // A second admin's approval is what makes a waiting change happen.
+    let d = s.ok(&s.as_("ana"), DECIDE, json!({ "i": lowering, "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED", "{d}");
+    assert_eq!(node(&s, w.id("vault"), "System", "criticality").await["criticality"], "TIER3");
+    // ...and an approver, not an admin, decides access: Ana holds no approver role.
+    let (_, body) = s.gql(&s.as_("ana"), DECIDE, json!({ "i": grant, "o": "APPROVE" })).await;
+    assert_eq!(body["errors"][0]["extensions"]["rule"], "approver_role_required", "{body}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_leaked_ingest_token_changes_no_governed_fact() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let scanner = s.as_("scanner");
+    let start = chain_length(&s).await;
+
+    // Mallory, holding ADMIN and APPROVER, through an inventory document.
+    let doc = json!({ "nodes": [{ "type": "person", "ref": "m", "name": "Mallory", "email": "mallory@corvid.example",
+        "roles": ["admin", "approver"] }] });
+    let (_, body) =
+        s.gql(&scanner, "mutation($d: JSON!) { importInventory(document: $d) { nodes } }", json!({ "d": doc })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    let items = &body["errors"][0]["extensions"]["items"];
+    assert_eq!((items[0]["item"].as_str(), items[0]["field"].as_str()), (Some("nodes[0]"), Some("roles")), "{body}");
+    let people =
+        s.ok(&s.as_("sam"), "{ people(filter: { nameContains: \"Mallory\" }) { totalCount } }", json!({})).await;
+    assert_eq!(people["people"]["totalCount"], 0);
+
+    // Each governed mutation the ingest role can reach: refused before anything is asked.
+    let attempts = [
+        (
+            "relate",
+            "mutation($a: ID!, $b: ID!) { relate(input: { kind: CAN_ACCESS, from: $a, to: $b, privilege: READ }) { decision { id } } }",
+            json!({ "a": w.id("bot"), "b": w.id("vault") }),
+        ),
+        (
+            "updateNhi",
+            "mutation($a: ID!) { updateNhi(id: $a, input: { status: ACTIVE }) { decision { id } } }",
+            json!({ "a": w.id("orphan") }),
+        ),
+        (
+            "updateSystem",
+            "mutation($a: ID!) { updateSystem(id: $a, input: { criticality: TIER3 }) { decision { id } } }",
+            json!({ "a": w.id("vault") }),
+        ),
+        (
+            "updatePerson",
+            "mutation($a: ID!) { updatePerson(id: $a, input: { roles: [ADMIN] }) { decision { id } } }",
+            json!({ "a": w.id("scanner") }),
+        ),
+        (
+            "createApiToken",
+            "mutation($a: ID!) { createApiToken(principalId: $a, name: \"x\", scopes: [INGEST]) { token } }",
+            json!({ "a": w.id("scanner") }),
+        ),
+        (
+            "publishPolicy",
+            "mutation { publishPolicy(input: { name: \"x\", rules: [] }, rationale: \"x\") { decision { id } } }",
+            json!({}),
+        ),
+    ];
+    for (what, q, vars) in attempts {
+        let (_, body) = s.gql(&scanner, q, vars).await;
+        assert_eq!(code(&body), "FORBIDDEN", "{what}: {body}");
+    }
+
+    // A feed's refresh describes a system; it does not lower it.
+    let lower = json!({ "nodes": [{ "type": "system", "ref": "v", "kind": "vault", "name": "prod-vault",
+        "environment": "production", "criticality": "tier3" }] });
+    s.ok(&scanner, "mutation($d: JSON!) { importInventory(document: $d) { nodesUpdated } }", json!({ "d": lower }))
+        .await;
+    assert_eq!(node(&s, w.id("vault"), "System", "criticality").await["criticality"], "TIER0");
+    assert_eq!(chain_length(&s).await, start, "guard refusals are not decisions");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiting_change_is_decided_by_an_admin_who_neither_asked_nor_is_its_subject() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    // Sam asks that Ana become an approver; Ana cannot approve her own promotion, and
+    // Jules (an approver, no admin) cannot decide a role at all.
+    let d = s
+        .ok(
+            &s.as_("sam"),
+            "mutation($p: ID!) { updatePerson(id: $p, input: { roles: [ADMIN, APPROVER] }) { decision { outcome } request { id status } } }",
+            json!({ "p": w.id("ana") }),
+        )
+        .await;
+    let request = waits(&d, "updatePerson");
+    let (_, body) = s.gql(&s.as_("ana"), DECIDE, json!({ "i": request, "o": "APPROVE" })).await;
+    assert_eq!(body["errors"][0]["extensions"]["rule"], "subject_cannot_approve", "{body}");
+    let (_, body) = s.gql(&s.as_("jules"), DECIDE, json!({ "i": request, "o": "APPROVE" })).await;
+    assert_eq!(body["errors"][0]["extensions"]["rule"], "decider_role_required", "{body}");
+    let roles = node(&s, w.id("ana"), "Person", "roles").await;
+    assert_eq!(roles["roles"], json!(["ADMIN"]), "nothing changed");
+    s.stop().await;
+}
