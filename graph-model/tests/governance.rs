@@ -438,3 +438,22 @@ async fn roles_held_before_they_were_governed_are_adopted_once_at_the_upgrade() 
     assert_eq!(store.verify_decision_chain().await.unwrap().length, 1, "adopted once");
     store.close().await;
 }
+
+/// A request that needs two approvals, escalated to one person: their approval counts
+/// and hands the request back to the other approvers, but never to the escalator.
+#[tokio::test]
+async fn an_escalation_target_approves_and_the_rest_may_come_from_anyone_but_the_escalator() {
+    let w = world().await;
+    let s = &w.store;
+    let r = s.create_request(&w.id("req"), &grant(&w, "bot", "vault", Privilege::Admin)).await.unwrap();
+    assert_eq!(r.approvals_needed, 2);
+    let to_a2 = EscalationTarget::Person(w.id("a2"));
+    let (_, r) = s.escalate_request(&w.actor("a1"), &r.id, &to_a2, &text("tier0 admin"), &[]).await.unwrap();
+    assert_eq!((r.status, r.escalated_by.clone()), (RequestStatus::Escalated, Some(w.id("a1"))));
+    let (_, r) = s.decide_request(&w.actor("a2"), &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+    assert_eq!((r.status, r.escalated_to.clone(), r.approvals.len()), (RequestStatus::Pending, None, 1));
+    match s.decide_request(&w.actor("a1"), &r.id, DecideOutcome::Approve, &text("mine"), &[]).await {
+        Err(StoreError::Refused { violation, .. }) => assert_eq!(violation.rule, RuleKind::EscalatorCannotApprove),
+        other => panic!("{other:?}"),
+    }
+}

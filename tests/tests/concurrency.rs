@@ -19,8 +19,8 @@ async fn concurrent_decisions_never_double_approve_or_fork_the_chain() {
     let w = s.world().await;
     let priya = s.as_("priya");
 
-    // Six requests: tier0 grants needing two approvers, tier1 grants needing one
-    // (privileged ones, which olga as owner may not approve).
+    // Six requests to production systems: privileged ones (write or admin) need two
+    // approvers and olga, who owns both systems, may not approve them; read needs one.
     let mut requests = Vec::new();
     for (target, privilege) in
         [("vault", "READ"), ("vault", "WRITE"), ("db", "ADMIN"), ("db", "READ"), ("vault", "ADMIN"), ("db", "ADMIN")]
@@ -33,7 +33,7 @@ async fn concurrent_decisions_never_double_approve_or_fork_the_chain() {
                                 "privilege": privilege, "justification": "load test" } }),
             )
             .await;
-        let privileged = target == "vault" || privilege == "ADMIN";
+        let privileged = privilege != "READ";
         requests.push((
             d["createRequest"]["id"].as_str().unwrap().to_owned(),
             d["createRequest"]["approvalsNeeded"].as_u64().unwrap(),

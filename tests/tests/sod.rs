@@ -104,10 +104,13 @@ async fn owner_cannot_approve_own_subjects_exception() {
 }
 
 #[tokio::test]
-async fn tier0_grants_need_two_distinct_approvers() {
+async fn privileged_grants_need_two_distinct_approvers() {
     let s = TestServer::start().await;
     let w = s.world().await;
-    let r = file(&s, "priya", grant(&w, "bot", "vault", "READ")).await;
+    // Read access to the tier0 vault is not privileged; write access is.
+    let read = file(&s, "priya", grant(&w, "bot", "vault", "READ")).await;
+    assert_eq!(read["approvalsNeeded"], 1);
+    let r = file(&s, "priya", grant(&w, "bot", "vault", "WRITE")).await;
     assert_eq!(r["approvalsNeeded"], 2);
     let id = r["id"].as_str().unwrap();
     let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": id, "o": "APPROVE" })).await;
@@ -128,7 +131,7 @@ async fn tier0_grants_need_two_distinct_approvers() {
         .await;
     let vault = d["node"]["access"].as_array().unwrap().iter().find(|a| a["system"]["name"] == "prod-vault").cloned();
     let vault = vault.expect("an access edge to the vault");
-    assert_eq!(vault["privilege"], "READ");
+    assert_eq!(vault["privilege"], "WRITE");
     assert!(vault["expiresAt"].is_string());
     chain_ok(&s).await;
 }
@@ -249,7 +252,7 @@ const ESCALATE: &str = "mutation($r: ID!, $p: ID, $role: Role) { decideRequest(i
 async fn an_escalated_request_waits_for_whom_it_was_escalated_to() {
     let s = TestServer::start().await;
     let w = s.world().await;
-    let r = file(&s, "priya", grant(&w, "bot", "db", "WRITE")).await;
+    let r = file(&s, "priya", grant(&w, "bot", "db", "READ")).await;
     // An escalation names whom it goes to.
     let (_, body) = s.gql(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "ESCALATE" })).await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
@@ -267,7 +270,7 @@ async fn an_escalated_request_waits_for_whom_it_was_escalated_to() {
     assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
 
     // Escalated to the approvers as a role: any of them but the one who escalated.
-    let r = file(&s, "priya", grant(&w, "bot", "db", "WRITE")).await;
+    let r = file(&s, "priya", grant(&w, "bot", "db", "READ")).await;
     s.ok(&s.as_("jules"), ESCALATE, json!({ "r": r["id"], "role": "APPROVER" })).await;
     refused(&s, "jules", r["id"].as_str().unwrap(), "APPROVE", "escalator_cannot_approve").await;
     let d = s.ok(&s.as_("kim"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;

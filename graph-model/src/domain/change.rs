@@ -33,14 +33,6 @@ pub const GUARDED_ROLES: &[Role] = &[Role::Admin, Role::Approver, Role::Auditor]
 pub const GOVERNED_EDGES: &[EdgeKind] =
     &[EdgeKind::CanAccess, EdgeKind::Assumes, EdgeKind::Holds, EdgeKind::Owns, EdgeKind::MemberOf];
 
-/// Privileged access, the one definition every rule uses: ADMIN anywhere, or WRITE and
-/// above on a tier0 or tier1 system or on any production system.
-pub fn is_privileged(privilege: Privilege, target: &TargetFacts) -> bool {
-    privilege == Privilege::Admin
-        || (privilege >= Privilege::Write
-            && (target.criticality <= Criticality::Tier1 || target.environment == Environment::Production))
-}
-
 /// One change to a governed fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
@@ -264,7 +256,7 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
                 ) {
                     return Err(Refusal::Rule(v));
                 }
-                if is_privileged(privilege, &target) {
+                if target.privileged(privilege) {
                     return second("privileged access needs an approved request", Role::Approver);
                 }
                 Ok(Route::Apply)
@@ -435,16 +427,6 @@ mod tests {
         Change::Relate {
             edge: NewEdge { kind: EdgeKind::CanAccess, from: id(Table::Nhi), to: id(Table::System), attrs },
         }
-    }
-
-    #[test]
-    fn privileged_access_has_one_definition() {
-        let t = |c, e| TargetFacts { criticality: c, environment: e };
-        assert!(is_privileged(Privilege::Admin, &t(Criticality::Tier3, Environment::Test)));
-        assert!(is_privileged(Privilege::Write, &t(Criticality::Tier1, Environment::Staging)));
-        assert!(is_privileged(Privilege::Write, &t(Criticality::Tier3, Environment::Production)));
-        assert!(!is_privileged(Privilege::Write, &t(Criticality::Tier2, Environment::Staging)));
-        assert!(!is_privileged(Privilege::Read, &t(Criticality::Tier0, Environment::Production)));
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub enum Rule {
     /// The owner of the subject (directly or through a team) cannot approve its
     /// exception or a privileged grant to it.
     OwnerCannotApprove,
-    /// Tier0 or production-admin grants need `count` distinct approvers.
+    /// Privileged grants need `count` distinct approvers.
     DistinctApprovers { count: u32 },
     /// Deciding a request needs the approver role.
     ApproverRoleRequired,
@@ -92,9 +92,9 @@ impl Rule {
                 "The owner of the subject, directly or through a team, cannot approve its exception or a privileged grant to it."
                     .into()
             }
-            Rule::DistinctApprovers { count } => {
-                format!("Grants to tier0 systems or admin grants in production need {count} distinct approvers.")
-            }
+            Rule::DistinctApprovers { count } => format!(
+                "Privileged grants (admin anywhere; write or more on tier0, tier1 or production) need {count} distinct approvers."
+            ),
             Rule::ApproverRoleRequired => "Only holders of the approver role decide requests.".into(),
             Rule::MaxApprovalLifetime { days } => format!("An approval lasts at most {days} days."),
             Rule::EmergencyPostApproval { hours } => {
@@ -232,10 +232,8 @@ pub struct ApprovalFacts {
     pub actor_roles: Vec<Role>,
     /// The actor owns the subject, directly or through a team.
     pub actor_owns_subject: bool,
-    /// Admin anywhere, or any access to tier0.
+    /// Privileged access ([`super::request::TargetFacts::privileged`]).
     pub privileged: bool,
-    /// Tier0, or admin in production.
-    pub high_stakes: bool,
     pub prior_approvers: Vec<NodeId>,
     pub subject_has_active_owner: bool,
     pub risk_accepted: bool,
@@ -283,8 +281,8 @@ impl Policy {
     }
 
     /// How many distinct approvals a request needs.
-    pub fn approvals_needed(&self, kind: RequestKind, high_stakes: bool) -> u32 {
-        if !(kind.grants_access() && high_stakes) {
+    pub fn approvals_needed(&self, kind: RequestKind, privileged: bool) -> u32 {
+        if !(kind.grants_access() && privileged) {
             return 1;
         }
         self.rules
@@ -446,7 +444,6 @@ mod tests {
             actor_roles: vec![Role::Approver],
             actor_owns_subject: false,
             privileged: false,
-            high_stakes: false,
             prior_approvers: vec![],
             subject_has_active_owner: true,
             risk_accepted: false,

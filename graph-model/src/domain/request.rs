@@ -242,15 +242,14 @@ pub struct TargetFacts {
 }
 
 impl TargetFacts {
-    /// A privileged grant: admin anywhere, or any access to a tier0 system.
-    pub fn privileged(&self, privilege: Option<Privilege>) -> bool {
-        privilege == Some(Privilege::Admin) || self.criticality == Criticality::Tier0
-    }
-
-    /// A grant that needs several approvers: tier0, or admin in production.
-    pub fn high_stakes(&self, privilege: Option<Privilege>) -> bool {
-        self.criticality == Criticality::Tier0
-            || (self.environment == Environment::Production && privilege == Some(Privilege::Admin))
+    /// Privileged access, the one definition every rule uses: ADMIN anywhere, or WRITE
+    /// and above on a tier0 or tier1 system or on any production system. A privileged
+    /// grant needs the policy's distinct approvers, its subject's owners may not approve
+    /// it, and one asked for through `relate` waits for an approver.
+    pub fn privileged(&self, privilege: Privilege) -> bool {
+        privilege == Privilege::Admin
+            || (privilege >= Privilege::Write
+                && (self.criticality <= Criticality::Tier1 || self.environment == Environment::Production))
     }
 }
 
@@ -333,12 +332,11 @@ mod tests {
 
     #[test]
     fn stakes_follow_tier_and_environment() {
-        let prod1 = TargetFacts { criticality: Criticality::Tier1, environment: Environment::Production };
-        assert!(!prod1.high_stakes(Some(Privilege::Write)));
-        assert!(prod1.high_stakes(Some(Privilege::Admin)));
-        assert!(prod1.privileged(Some(Privilege::Admin)));
-        let t0 = TargetFacts { criticality: Criticality::Tier0, environment: Environment::Staging };
-        assert!(t0.high_stakes(Some(Privilege::Read)));
-        assert!(t0.privileged(Some(Privilege::Read)));
+        let t = |c, e| TargetFacts { criticality: c, environment: e };
+        assert!(t(Criticality::Tier3, Environment::Test).privileged(Privilege::Admin));
+        assert!(t(Criticality::Tier1, Environment::Staging).privileged(Privilege::Write));
+        assert!(t(Criticality::Tier3, Environment::Production).privileged(Privilege::Write));
+        assert!(!t(Criticality::Tier2, Environment::Staging).privileged(Privilege::Write));
+        assert!(!t(Criticality::Tier0, Environment::Production).privileged(Privilege::Read));
     }
 }

@@ -548,7 +548,7 @@ fn filed_request(
             review_days: None,
             refs: vec![],
         };
-        let high = facts.system.is_some_and(|t| t.high_stakes(new.privilege));
+        let high = facts.system.is_some_and(|t| new.privilege.is_some_and(|p| t.privileged(p)));
         let needed = policy.approvals_needed(RequestKind::GrantAccess, high);
         return Ok(request_content(&new, requester, RequestStatus::Pending, needed, now).into_value());
     }

@@ -111,7 +111,7 @@ impl Store {
         }
         let policy = self.current_policy().await?;
         let stakes = self.stakes(&new.subject, new.target.as_ref()).await?;
-        let high = stakes.target.is_some_and(|t| t.high_stakes(new.privilege));
+        let high = stakes.target.is_some_and(|t| new.privilege.is_some_and(|p| t.privileged(p)));
         let needed = policy.approvals_needed(new.kind, high);
         let deny = policy.automated_deny(new.kind, stakes.owners.has_active_owner());
         let status = if deny.is_some() { RequestStatus::Denied } else { RequestStatus::Pending };
@@ -169,7 +169,7 @@ impl Store {
             Box::pin(async move {
                 let policy = self.current_policy().await?;
                 let stakes = self.stakes(&new.subject, Some(target)).await?;
-                let high = stakes.target.is_some_and(|t| t.high_stakes(Some(privilege)));
+                let high = stakes.target.is_some_and(|t| t.privileged(privilege));
                 let now = Utc::now();
                 let lifetime = policy.approval_lifetime(new.duration_days).unwrap_or(Duration::days(1));
                 let due = policy.emergency_window().map(|w| now + w);
@@ -288,8 +288,7 @@ impl Store {
                     self.stakes(&request.subject, request.target.as_ref())
                 )?;
                 let actor = &actor.id;
-                let privileged = stakes.target.is_some_and(|t| t.privileged(request.privilege));
-                let high_stakes = stakes.target.is_some_and(|t| t.high_stakes(request.privilege));
+                let privileged = stakes.target.is_some_and(|t| request.privilege.is_some_and(|p| t.privileged(p)));
                 let prior: Vec<NodeId> = request.approvals.iter().map(|a| a.approver.clone()).collect();
                 let facts = ApprovalFacts {
                     outcome,
@@ -299,7 +298,6 @@ impl Store {
                     actor_roles: actor_roles.clone(),
                     actor_owns_subject: stakes.owners.includes(actor),
                     privileged,
-                    high_stakes,
                     prior_approvers: prior.clone(),
                     subject_has_active_owner: stakes.owners.has_active_owner(),
                     risk_accepted: request.risk_accepted_by.is_some(),
@@ -333,7 +331,6 @@ impl Store {
                         "subject_has_active_owner": facts.subject_has_active_owner,
                         "target": stakes.target.map(|t| json!({"criticality": t.criticality, "environment": t.environment})),
                         "privileged": privileged,
-                        "high_stakes": high_stakes,
                         "approvals_before": prior,
                         "policy_text": policy.text(),
                     }),
@@ -384,6 +381,10 @@ impl Store {
                             vars = vars.set("expires", expires.map(dt));
                             change.set.push("status = 'approved', decided_at = time::now(), approval_expires_at = $expires".into());
                             approval_effect(&request, &policy, expires, now, &mut vars, &mut change)?;
+                        } else if request.status == RequestStatus::Escalated {
+                            // The one it was escalated to has approved; the approvals
+                            // still needed may come from anyone but the escalator.
+                            change.set.push("status = 'pending', escalated_to = NONE".into());
                         }
                     }
                 }
