@@ -298,7 +298,7 @@ async fn bootstrap(cfg: &Config, admins: &[String], roles: Option<&Path>) -> Res
         grants.push((id, roles));
     }
     let rationale = Text::parse("the first roles, given at bootstrap").map_err(|e| anyhow!(e.message))?;
-    let decision = store.genesis(&grants, &rationale).await.map_err(|e| match e {
+    let decision = store.genesis(&grants, &rationale, false).await.map_err(|e| match e {
         StoreError::Conflict(m) => anyhow!("{m}"),
         e => anyhow!("the genesis failed: {e}"),
     })?;
@@ -378,12 +378,14 @@ fn progress(msg: &str) {
 }
 
 /// What `nhigov import` did, for the benchmark's report.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Imported {
     pub nodes: usize,
     pub edges: usize,
     /// Writing only, after reading, parsing and checking.
     pub write_secs: f64,
+    /// The document's source, whose ungoverned access is flagged after the import.
+    pub source: Option<String>,
 }
 
 /// Import the document at `file` into the configured store; see [`Command::Import`].
@@ -395,9 +397,22 @@ pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Resul
     let digest = graph_model::domain::sha256_hex(&bytes);
     let store = open_store(cfg).await?;
     let result = import_into(&store, &shown.to_string(), &bytes, &digest, batch).await;
+    // Access the source reported that no decision granted raises its alerts once the
+    // chain has begun (a first load before the genesis raises none).
+    let flagged = match &result {
+        Ok(Some(imported)) => store.raise_ungoverned_alerts(imported.source.as_deref()).await,
+        _ => Ok(0),
+    };
     store.close().await;
+    match flagged {
+        Ok(0) => {}
+        Ok(n) => println!(
+            "{n} NHI(s) hold access the source reported and no decision granted: each has an ungoverned_access alert"
+        ),
+        Err(e) => eprintln!("{shown}: raising ungoverned-access alerts failed: {e}"),
+    }
     let Some(imported) = result? else {
-        return Ok(Imported { nodes: 0, edges: 0, write_secs: 0.0 });
+        return Ok(Imported { nodes: 0, edges: 0, write_secs: 0.0, source: None });
     };
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -430,6 +445,7 @@ async fn refresh_into(store: &Store, shown: &str, inv: &Inventory, plan: ImportP
                 nodes: s.nodes + s.nodes_updated,
                 edges: s.edges,
                 write_secs: writing.elapsed().as_secs_f64(),
+                source: inv.source.as_ref().map(|s| s.as_str().to_owned()),
             })
         }
         Err(StoreError::Import(errors)) => {
@@ -532,7 +548,12 @@ async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, bat
             s.done,
             s.batches
         ),
-        Ok(s) => Ok(Some(Imported { nodes: s.nodes, edges: s.edges, write_secs: writing.elapsed().as_secs_f64() })),
+        Ok(s) => Ok(Some(Imported {
+            nodes: s.nodes,
+            edges: s.edges,
+            write_secs: writing.elapsed().as_secs_f64(),
+            source: inv.source.as_ref().map(|s| s.as_str().to_owned()),
+        })),
         Err(StoreError::Import(errors)) => {
             for e in &errors {
                 eprintln!("{shown}: {e}");

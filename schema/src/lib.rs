@@ -30,7 +30,13 @@ pub use principal::Principal;
 
 /// The query root: every area's queries.
 #[derive(MergedObject, Default)]
-pub struct Query(inventory::InventoryQuery, cases::CaseQuery, decisions::DecisionQuery, graph::GraphQuery);
+pub struct Query(
+    inventory::InventoryQuery,
+    cases::CaseQuery,
+    decisions::DecisionQuery,
+    governance::GovernanceQuery,
+    graph::GraphQuery,
+);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]

@@ -87,7 +87,7 @@ impl TestServer {
         }
         if !grants.is_empty() {
             let why = graph_model::Text::parse("the test's first roles").unwrap();
-            self.store.genesis(&grants, &why).await.expect("roles are given before any other decision");
+            self.store.genesis(&grants, &why, false).await.expect("roles are given before any other decision");
         }
         ids
     }

@@ -282,3 +282,116 @@ async fn a_waiting_change_is_decided_by_an_admin_who_neither_asked_nor_is_its_su
     assert_eq!(roles["roles"], json!(["ADMIN"]), "nothing changed");
     s.stop().await;
 }
+
+/// A feed reports access nobody approved: the edge is ungoverned wherever it shows
+/// (the NHI's access, the blast radius and its paths, the ungoverned list), the NHI
+/// gets one alert that later runs count again, and two admins can adopt exactly that
+/// access as the source's governed baseline.
+#[tokio::test]
+async fn access_a_feed_reports_that_nobody_approved_is_ungoverned_until_a_baseline_adopts_it() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let (scanner, ada) = (s.as_("scanner"), s.as_("ada"));
+    let access = "query($n: ID!) { node(id: $n) { ... on Nhi { access { system { name } privilege governed } } } }";
+    let d = s.ok(&ada, access, json!({ "n": w.id("bot") })).await;
+    assert_eq!(
+        d["node"]["access"],
+        json!([{ "system": { "name": "ledger-db" }, "privilege": "WRITE", "governed": true }]),
+        "the world's own access was adopted by its genesis"
+    );
+
+    let doc = json!({ "source": "aws-collector", "nodes": [],
+        "edges": [{ "type": "can_access", "from": w.id("bot"), "to": w.id("vault"), "privilege": "admin" }] });
+    let import = "mutation($d: JSON!) { importInventory(document: $d) { edges edgesKept ungovernedNhis } }";
+    let d = s.ok(&scanner, import, json!({ "d": doc })).await;
+    assert_eq!(d["importInventory"], json!({ "edges": 1, "edgesKept": 0, "ungovernedNhis": 1 }));
+
+    let d = s.ok(&ada, access, json!({ "n": w.id("bot") })).await;
+    let vault = d["node"]["access"].as_array().unwrap().iter().find(|a| a["system"]["name"] == "prod-vault").cloned();
+    assert_eq!(vault.unwrap()["governed"], false);
+    let radius =
+        "query($n: ID!) { blastRadius(from: $n, maxHops: 1) { reached { id governed path { kind governed } } } }";
+    let d = s.ok(&ada, radius, json!({ "n": w.id("bot") })).await;
+    let reached = d["blastRadius"]["reached"].as_array().unwrap();
+    let to_vault = reached.iter().find(|r| r["id"] == w.id("vault")).expect("the vault is reached");
+    assert_eq!(to_vault["governed"], false);
+    assert_eq!(to_vault["path"], json!([{ "kind": "CAN_ACCESS", "governed": false }]));
+    let to_db = reached.iter().find(|r| r["id"] == w.id("db")).expect("the db is reached");
+    assert_eq!(to_db["governed"], true);
+
+    let alerts = "{ alerts(filter: { source: \"nhigov\" }) { edges { node { rule count subject { id } } } } }";
+    let d = s.ok(&ada, alerts, json!({})).await;
+    let flagged: Vec<&Value> =
+        d["alerts"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["rule"] == "ungoverned_access").collect();
+    assert_eq!(flagged.len(), 1, "{d}");
+    assert_eq!(flagged[0]["node"]["subject"]["id"], w.id("bot"));
+    // The next run reports it again: counted, not raised twice.
+    s.ok(&scanner, import, json!({ "d": doc })).await;
+    let d = s.ok(&ada, alerts, json!({})).await;
+    let counts: Vec<&Value> = d["alerts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["rule"] == "ungoverned_access")
+        .map(|e| &e["node"]["count"])
+        .collect();
+    assert_eq!(counts, [&json!(2)]);
+
+    // The source's ungoverned access, named by its digest, adopted by two admins.
+    let list = "{ ungovernedAccess(source: \"aws-collector\") { total digest edges { kind governed source } } }";
+    let d = s.ok(&ada, list, json!({})).await;
+    assert_eq!(d["ungovernedAccess"]["total"], 1);
+    assert_eq!(
+        d["ungovernedAccess"]["edges"],
+        json!([{ "kind": "CAN_ACCESS", "governed": false, "source": "aws-collector" }])
+    );
+    let digest = d["ungovernedAccess"]["digest"].clone();
+    let adopt = "mutation($g: String!) { adoptBaseline(source: \"aws-collector\", digest: $g, rationale: \"the collector's first inventory, reviewed\") {
+        decision { outcome } request { id status kind summary } } }";
+    let (_, body) = s.gql(&s.as_("sam"), adopt, json!({ "g": "0".repeat(64) })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "a baseline adopts only what was read: {body}");
+    let d = s.ok(&s.as_("sam"), adopt, json!({ "g": digest })).await;
+    let request = waits(&d, "adoptBaseline");
+    let d = s.ok(&s.as_("ana"), DECIDE, json!({ "i": request, "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED", "{d}");
+    let d = s.ok(&ada, list, json!({})).await;
+    assert_eq!(d["ungovernedAccess"]["total"], 0);
+    let d = s.ok(&ada, radius, json!({ "n": w.id("bot") })).await;
+    let reached = d["blastRadius"]["reached"].as_array().unwrap();
+    assert!(reached.iter().all(|r| r["governed"] == true), "{d}");
+    s.stop().await;
+}
+
+/// A revoked identity acts for no one: a walk shows it, flagged, and goes no further.
+#[tokio::test]
+async fn a_walk_does_not_pass_through_a_revoked_identity() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let sam = s.as_("sam");
+    // orphan -> bot (assumes) is approved by an approver, then bot is revoked.
+    let d = s
+        .ok(
+            &sam,
+            "mutation($a: ID!, $b: ID!) { relate(input: { kind: ASSUMES, from: $a, to: $b }) { request { id } } }",
+            json!({ "a": w.id("orphan"), "b": w.id("bot") }),
+        )
+        .await;
+    let r = d["relate"]["request"]["id"].clone();
+    s.ok(&s.as_("jules"), DECIDE, json!({ "i": r, "o": "APPROVE" })).await;
+    let radius = "query($n: ID!) { blastRadius(from: $n, maxHops: 3) { reached { id inactive } } }";
+    let d = s.ok(&s.as_("ada"), radius, json!({ "n": w.id("orphan") })).await;
+    let ids: Vec<&str> =
+        d["blastRadius"]["reached"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&w.id("db")), "through the assumed bot to its database: {d}");
+    s.ok(
+        &sam,
+        "mutation($i: ID!) { updateNhi(id: $i, input: { status: DISABLED }) { nhi { status } } }",
+        json!({ "i": w.id("bot") }),
+    )
+    .await;
+    let d = s.ok(&s.as_("ada"), radius, json!({ "n": w.id("orphan") })).await;
+    let reached = d["blastRadius"]["reached"].as_array().unwrap();
+    assert_eq!(reached.len(), 1, "{d}");
+    assert_eq!((reached[0]["id"].as_str(), &reached[0]["inactive"]), (Some(w.id("bot")), &json!(true)));
+    s.stop().await;
+}

@@ -151,6 +151,10 @@ fn call(op: &str, role: &str) -> (String, Value) {
         ),
         "revokeApiToken" => ("mutation { revokeApiToken(id: \"doesnotexist\") { id } }", json!({})),
         "apiTokens" => ("{ apiTokens { id } }", json!({})),
+        "ungovernedAccess" => ("{ ungovernedAccess { total } }", json!({})),
+        "adoptBaseline" => {
+            ("mutation { adoptBaseline(digest: \"none\", rationale: \"r\") { request { id } } }", json!({}))
+        }
         other => panic!("README's role matrix names `{other}`, which this test does not know how to call"),
     };
     (q.to_owned(), v)

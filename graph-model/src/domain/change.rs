@@ -59,6 +59,11 @@ pub enum Change {
         expires_at: Option<DateTime<Utc>>,
         token_sha256: String,
     },
+    /// Adopt the open edges carrying governed facts that no decision stands behind (of
+    /// one feed `source`, or those no feed opened) as the governed baseline, under a
+    /// pre-assigned `baseline:` id. `edges` and `digest` (SHA-256 of their sorted ids)
+    /// say exactly what is adopted: if the edges differ when it is applied, it is not.
+    AdoptBaseline { id: NodeId, source: Option<String>, edges: u64, digest: String },
     /// Revoke an API token: applies at once, whoever asks may.
     RevokeToken { key: String, principal: NodeId },
     /// Publish a policy version under a pre-assigned id.
@@ -75,7 +80,7 @@ impl Change {
             Change::Relate { edge } => &edge.from,
             Change::Unrelate { from, .. } => from,
             Change::Token { principal, .. } | Change::RevokeToken { principal, .. } => principal,
-            Change::Policy { id, .. } => id,
+            Change::Policy { id, .. } | Change::AdoptBaseline { id, .. } => id,
         }
     }
 
@@ -128,6 +133,10 @@ impl Change {
                 format!("issue API token '{name}' for {principal} with {}", roles(scopes))
             }
             Change::RevokeToken { key, principal } => format!("revoke API token {key} of {principal}"),
+            Change::AdoptBaseline { source, edges, .. } => match source {
+                Some(s) => format!("adopt {edges} ungoverned edge(s) of {s} as the governed baseline"),
+                None => format!("adopt {edges} ungoverned edge(s) no feed opened as the governed baseline"),
+            },
             Change::Policy { draft, .. } => format!("publish policy '{}'", draft.name),
         }
     }
@@ -153,6 +162,8 @@ pub struct ChangeFacts {
     pub system: Option<TargetFacts>,
     /// For an access edge: does its NHI have an active owner?
     pub subject_has_active_owner: Option<bool>,
+    /// For a baseline: the ungoverned edges as they are now (count, digest).
+    pub ungoverned: Option<(u64, String)>,
 }
 
 /// How a change goes ahead.
@@ -287,6 +298,22 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
         Change::Policy { draft, .. } => {
             draft.check()?;
             second("a policy version needs a second admin", Role::Admin)
+        }
+        Change::AdoptBaseline { edges, digest, .. } => {
+            let (now_edges, now_digest) = facts.ungoverned.as_ref().ok_or_else(|| missing("ungoverned edges"))?;
+            if *edges == 0 || *now_edges == 0 {
+                return Err(ValueError::new("source", "there are no ungoverned edges to adopt").into());
+            }
+            if (now_edges, now_digest) != (edges, digest) {
+                return Err(ValueError::new(
+                    "digest",
+                    format!(
+                        "the ungoverned edges changed since they were read (now {now_edges}, digest {now_digest}): read ungovernedAccess again"
+                    ),
+                )
+                .into());
+            }
+            second("adopting a baseline needs a second admin", Role::Admin)
         }
     }
 }
@@ -468,6 +495,21 @@ mod tests {
     fn every_policy_version_waits() {
         let c = Change::Policy { id: id(Table::Policy), draft: PolicyDraft::baseline() };
         assert_eq!(waits(assess(&c, &id(Table::Person), &ChangeFacts::default(), &policy())), Role::Admin);
+    }
+
+    #[test]
+    fn a_baseline_waits_and_adopts_only_what_was_read() {
+        let c = |edges, digest: &str| Change::AdoptBaseline {
+            id: id(Table::Baseline),
+            source: Some("aws".into()),
+            edges,
+            digest: digest.into(),
+        };
+        let now = ChangeFacts { ungoverned: Some((3, "d1".into())), ..Default::default() };
+        assert_eq!(waits(assess(&c(3, "d1"), &id(Table::Person), &now, &policy())), Role::Admin);
+        assert!(matches!(assess(&c(3, "d0"), &id(Table::Person), &now, &policy()), Err(Refusal::Invalid(_))));
+        let none = ChangeFacts { ungoverned: Some((0, "e".into())), ..Default::default() };
+        assert!(matches!(assess(&c(0, "e"), &id(Table::Person), &none, &policy()), Err(Refusal::Invalid(_))));
     }
 
     #[test]

@@ -191,11 +191,24 @@ pub struct Edge {
     pub valid_from: DateTime<Utc>,
     pub valid_to: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The feed whose import opened the edge, if one did.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The decision that stands behind the edge: the grant approved, the change
+    /// applied, or the baseline adopted.
+    #[serde(default)]
+    pub granted_by: Option<NodeId>,
 }
 
 impl Edge {
     pub fn kind(&self) -> EdgeKind {
         self.id.kind
+    }
+
+    /// Does a decision stand behind the edge? `None` for kinds that carry no governed
+    /// fact (`authenticates_to`, `stored_in`, `depends_on`).
+    pub fn governed(&self) -> Option<bool> {
+        crate::domain::change::GOVERNED_EDGES.contains(&self.kind()).then_some(self.granted_by.is_some())
     }
 
     /// Whether the edge was in force at `at`: opened by then, not yet closed, not expired.
@@ -255,6 +268,8 @@ mod tests {
             valid_from: t0,
             valid_to: None,
             created_at: t0,
+            source: None,
+            granted_by: None,
         };
         assert!(!edge.in_force_at(t0 - chrono::Duration::seconds(1)));
         assert!(edge.in_force_at(t0 + chrono::Duration::hours(1)));

@@ -37,6 +37,9 @@ pub struct NodeMeta {
     pub table: Table,
     pub environment: Option<Environment>,
     pub criticality: Option<Criticality>,
+    /// An NHI that is disabled, revoked or decommissioned: it acts for no one, so a
+    /// walk shows it as an end point and does not pass through it.
+    pub inactive: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +51,7 @@ struct IndexedEdge {
     valid_from: DateTime<Utc>,
     valid_to: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
+    governed: Option<bool>,
 }
 
 impl IndexedEdge {
@@ -63,6 +67,9 @@ pub struct Step {
     pub from: NodeId,
     pub to: NodeId,
     pub privilege: Option<Privilege>,
+    /// Whether a decision stands behind the edge (`None` for kinds that carry no
+    /// governed fact): a path through access nobody approved says so.
+    pub governed: Option<bool>,
 }
 
 /// A node reached, how far, and how.
@@ -145,6 +152,7 @@ impl GraphIndex {
             valid_from: e.valid_from,
             valid_to: e.valid_to,
             expires_at: e.expires_at,
+            governed: e.governed(),
         };
         match self.edge_number.get(&e.id) {
             Some(&n) => self.edges[n as usize] = edge,
@@ -163,6 +171,7 @@ impl GraphIndex {
             table: self.ids[n as usize].table(),
             environment: None,
             criticality: None,
+            inactive: false,
         })
     }
 
@@ -186,6 +195,10 @@ impl GraphIndex {
         'walk: while let Some(n) = queue.pop_front() {
             let h = hops[&n];
             if h == max_hops {
+                continue;
+            }
+            // A disabled or revoked identity is reached, but reaches nothing further.
+            if n != start && self.meta_of(n).inactive {
                 continue;
             }
             let adjacent = match direction {
@@ -251,6 +264,7 @@ impl GraphIndex {
             from: self.ids[e.from as usize].clone(),
             to: self.ids[e.to as usize].clone(),
             privilege: e.privilege,
+            governed: e.governed,
         }
     }
 
@@ -308,6 +322,8 @@ mod tests {
                 valid_from,
                 valid_to,
                 created_at: valid_from,
+                source: None,
+                granted_by: None,
             });
         }
         (ids, out)
@@ -444,6 +460,8 @@ mod tests {
                 valid_from: t0 - Duration::hours(1),
                 valid_to: None,
                 created_at: t0,
+                source: None,
+                granted_by: None,
             })
             .collect();
         let g = index(&edges);
@@ -471,6 +489,8 @@ mod tests {
             valid_from: t0 - Duration::hours(2),
             valid_to: None,
             created_at: t0,
+            source: None,
+            granted_by: None,
         };
         let mut g = index(std::slice::from_ref(&e));
         assert!(g.shortest_path(&a, &b, 3, t0).is_some());

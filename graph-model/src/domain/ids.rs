@@ -27,10 +27,12 @@ pub enum Table {
     Exception,
     Policy,
     Decision,
+    /// Access a feed reported, adopted as the governed baseline by one decision.
+    Baseline,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::Person,
         Table::Team,
         Table::Nhi,
@@ -44,6 +46,7 @@ impl Table {
         Table::Exception,
         Table::Policy,
         Table::Decision,
+        Table::Baseline,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Table {
             Table::Exception => "exception",
             Table::Policy => "policy",
             Table::Decision => "decision",
+            Table::Baseline => "baseline",
         }
     }
 

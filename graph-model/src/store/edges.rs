@@ -46,13 +46,14 @@ pub(crate) fn edge_content(
         .set("created_at", dt(now))
 }
 
-/// How many statements [`relate_statements`] writes.
+/// How many statements [`relate_statements`] writes without `granted`.
 pub(crate) const RELATE_STATEMENTS: usize = 5;
 
 /// The statements that open `edge` under `id`: both ends exist, a `stored_in` edge ends
 /// at a vault, no open edge of the kind joins the two nodes, then the insert. Run inside
-/// a transaction; the new edge is `$relate_id`.
-pub(crate) fn relate_statements(edge: &NewEdge, id: &EdgeId, vars: Vars) -> (String, Vars) {
+/// a transaction; the new edge is `$relate_id`. With `granted`, the edge names the
+/// decision being sealed (`$decision_id`) as the one that stands behind it.
+pub(crate) fn relate_statements(edge: &NewEdge, id: &EdgeId, vars: Vars, granted: bool) -> (String, Vars) {
     let now = Utc::now();
     let content = edge_content(id, edge, now, None, now);
     let sql = format!(
@@ -62,8 +63,9 @@ pub(crate) fn relate_statements(edge: &NewEdge, id: &EdgeId, vars: Vars) -> (Str
          IF count(SELECT VALUE id FROM {table} WHERE open_key = $relate_open_key) > 0 {{
              THROW 'CONFLICT: an open {table} edge from ' + <string>$relate_from + ' to ' + <string>$relate_to + ' already exists'
          }};
-         INSERT RELATION INTO {table} $relate_content RETURN NONE;",
-        table = edge.kind.as_str()
+         INSERT RELATION INTO {table} $relate_content RETURN NONE;{grant}",
+        table = edge.kind.as_str(),
+        grant = if granted { "\n         UPDATE $relate_id SET granted_by = $decision_id, granted_at = time::now() RETURN NONE;" } else { "" }
     );
     let vars = vars
         .set("relate_id", edge_rid(id))
@@ -92,7 +94,7 @@ impl Store {
     /// primitive, which the API calls only for the others.
     pub async fn relate(&self, edge: &NewEdge) -> Result<Edge> {
         let id = EdgeId::generate(edge.kind);
-        let (statements, vars) = relate_statements(edge, &id, Vars::new());
+        let (statements, vars) = relate_statements(edge, &id, Vars::new(), false);
         let sql = format!("BEGIN;\n{statements}\nSELECT * FROM ONLY $relate_id;\nCOMMIT;");
         let mut resp = self.write(&sql, &vars).await.map_err(|e| open_edge_conflict(e, edge))?;
         take::<Option<Edge>>(&mut resp, RELATE_STATEMENTS + 1)?

@@ -63,6 +63,18 @@ struct MetaRow {
     id: NodeId,
     environment: Option<Environment>,
     criticality: Option<Criticality>,
+    status: Option<NhiStatus>,
+}
+
+impl MetaRow {
+    fn meta(&self) -> NodeMeta {
+        NodeMeta {
+            table: self.id.table(),
+            environment: self.environment,
+            criticality: self.criticality,
+            inactive: self.status.is_some_and(|s| s != NhiStatus::Active),
+        }
+    }
 }
 
 impl Store {
@@ -127,19 +139,20 @@ impl Store {
         let mut sql = String::from("RETURN time::now();\n");
         for kind in TRAVERSED {
             sql.push_str(&format!(
-                "SELECT * FROM {k} WHERE created_at >= $since;\nSELECT * FROM {k} WHERE valid_to >= $since;\n",
+                "SELECT * FROM {k} WHERE created_at >= $since;\nSELECT * FROM {k} WHERE valid_to >= $since;\n\
+                 SELECT * FROM {k} WHERE granted_at >= $since;\n",
                 k = kind.as_str()
             ));
         }
         for (table, fields) in
-            [("nhi", "id, environment"), ("secret", "id"), ("system", "id, environment, criticality")]
+            [("nhi", "id, environment, status"), ("secret", "id"), ("system", "id, environment, criticality")]
         {
             sql.push_str(&format!("SELECT {fields} FROM {table} WHERE updated_at >= $since;\n"));
         }
         let vars = Vars::new().set("since", surrealdb::types::Datetime::from(since));
         let mut resp = self.read(&sql, &vars).await?;
         let now: DateTime<Utc> = take(&mut resp, 0)?;
-        let edge_statements = TRAVERSED.len() * 2;
+        let edge_statements = TRAVERSED.len() * 3;
         let mut edges: Vec<Edge> = Vec::new();
         for i in 0..edge_statements {
             edges.extend(take::<Vec<Edge>>(&mut resp, 1 + i)?);
@@ -152,8 +165,7 @@ impl Store {
             let mut index =
                 self.graph.index.write().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
             for m in metas {
-                let meta = NodeMeta { table: m.id.table(), environment: m.environment, criticality: m.criticality };
-                index.set_meta(&m.id, meta);
+                index.set_meta(&m.id, m.meta());
             }
             for e in &edges {
                 index.upsert_edge(e);
@@ -171,7 +183,7 @@ impl Store {
         let mut resp = self
             .read(
                 "RETURN time::now();
-                 SELECT id, environment FROM nhi;
+                 SELECT id, environment, status FROM nhi;
                  SELECT id FROM secret;
                  SELECT id, environment, criticality FROM system;",
                 &Vars::new(),
@@ -185,10 +197,7 @@ impl Store {
         }
         let mut index = GraphIndex::default();
         for m in metas {
-            index.set_meta(
-                &m.id,
-                NodeMeta { table: m.id.table(), environment: m.environment, criticality: m.criticality },
-            );
+            index.set_meta(&m.id, m.meta());
         }
         for kind in TRAVERSED {
             let mut after: Option<EdgeId> = None;

@@ -10,5 +10,7 @@
 //! answers with.
 
 mod mutation;
+mod query;
 
 pub use mutation::GovernanceMutation;
+pub use query::GovernanceQuery;

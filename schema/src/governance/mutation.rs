@@ -353,6 +353,28 @@ impl GovernanceMutation {
         Ok(ApiToken(token.ok_or_else(|| ApiError::NotFound(format!("api token {id}")))?))
     }
 
+    /// Propose adopting a feed's ungoverned edges (see `ungovernedAccess`) as the
+    /// governed baseline, naming them by the digest read there. It always waits for a
+    /// second admin; when approved, exactly those edges are adopted (if they changed
+    /// meanwhile, the approval is refused and the digest must be read again), each
+    /// naming the decision as the one behind it.
+    #[graphql(guard = "RoleGuard(ADMINISTER)")]
+    async fn adopt_baseline(
+        &self,
+        ctx: &Context<'_>,
+        source: Option<String>,
+        digest: String,
+        rationale: String,
+    ) -> ApiResult<RequestDecision> {
+        let store = ctx.data::<Store>()?;
+        let now = store.ungoverned_access(source.as_deref(), 0).await.map_err(ApiError::from)?;
+        let id = NodeId::generate(Table::Baseline);
+        let change = gm::Change::AdoptBaseline { id, source, edges: now.total, digest };
+        let g = govern(ctx, change, Some(rationale)).await?;
+        let request = g.request.ok_or_else(|| ApiError::internal("a baseline was adopted without a request"))?;
+        Ok(RequestDecision { decision: Decision(g.decision), request: Request(request) })
+    }
+
     /// Propose a new, immutable policy version. Publishing always waits for a second
     /// admin, who approves `request`; from then on the version governs every decision.
     /// The engine's floor (requester cannot approve, role grants and policy need two

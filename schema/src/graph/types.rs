@@ -20,6 +20,10 @@ pub struct PathStep {
     pub from: ID,
     pub to: ID,
     pub privilege: Option<Privilege>,
+    /// Whether a decision stands behind the edge: false for access, delegation or a
+    /// secret held that a feed reported and nobody approved; null for edges that carry
+    /// no governed fact.
+    pub governed: Option<bool>,
 }
 
 impl PathStep {
@@ -30,6 +34,7 @@ impl PathStep {
             from: ID(s.from.to_string()),
             to: ID(s.to.to_string()),
             privilege: s.privilege.map(Into::into),
+            governed: s.governed,
         }
     }
 }
@@ -63,6 +68,16 @@ impl ReachedNode {
     }
     async fn criticality(&self) -> Option<Criticality> {
         self.0.meta.criticality.map(Into::into)
+    }
+    /// A disabled, revoked or decommissioned NHI: reached, but it acts for no one, so
+    /// the walk does not pass through it.
+    async fn inactive(&self) -> bool {
+        self.0.meta.inactive
+    }
+    /// Whether every edge of the witness path that carries a governed fact has a
+    /// decision behind it.
+    async fn governed(&self) -> bool {
+        self.0.path.iter().all(|s| s.governed != Some(false))
     }
 }
 

@@ -38,6 +38,10 @@ pub struct ImportResult {
     pub ids: Vec<ImportedId>,
     /// What an OpenGraph import left out, and why (always empty for `importInventory`).
     pub skipped: Vec<String>,
+    /// NHIs holding access this document's source reported and no decision granted
+    /// (each raises or counts again its `ungoverned_access` alert, once the chain has
+    /// begun). See `ungovernedAccess` and `adoptBaseline`.
+    pub ungoverned_nhis: u32,
 }
 
 /// A document ref and the id it was stored under.
@@ -138,9 +142,11 @@ impl InventoryMutation {
     #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
     async fn import_inventory(&self, ctx: &Context<'_>, document: Json<serde_json::Value>) -> ApiResult<ImportResult> {
         let inv = Inventory::parse(&document.0, Utc::now()).map_err(ApiError::BadDocument)?;
-        let summary = ctx.data::<Store>()?.import(&inv).await.map_err(ApiError::from)?;
+        let store = ctx.data::<Store>()?;
+        let summary = store.import(&inv).await.map_err(ApiError::from)?;
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
-        Ok(import_result(summary, vec![]))
+        let flagged = flag_ungoverned(store, &inv).await;
+        Ok(import_result(summary, vec![], flagged))
     }
 
     /// Import a BloodHound OpenGraph document (nodes with kinds and properties, edges
@@ -159,13 +165,29 @@ impl InventoryMutation {
         let converted = graph_model::opengraph::convert(&document.0, env.as_str())
             .map_err(|m| ApiError::BadInput { field: "document".into(), message: m })?;
         let inv = Inventory::parse(&converted.document, Utc::now()).map_err(ApiError::BadDocument)?;
-        let summary = ctx.data::<Store>()?.import(&inv).await.map_err(ApiError::from)?;
+        let store = ctx.data::<Store>()?;
+        let summary = store.import(&inv).await.map_err(ApiError::from)?;
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
-        Ok(import_result(summary, converted.skipped))
+        let flagged = flag_ungoverned(store, &inv).await;
+        Ok(import_result(summary, converted.skipped, flagged))
     }
 }
 
-fn import_result(summary: graph_model::store::ImportSummary, skipped: Vec<String>) -> ImportResult {
+/// Raise the alerts for the access the document's source reported and nobody
+/// approved. The import has committed: a failure here is logged, and the next run of
+/// the source raises them.
+async fn flag_ungoverned(store: &Store, inv: &Inventory) -> u32 {
+    let source = inv.source.as_ref().map(|s| s.as_str());
+    match store.raise_ungoverned_alerts(source).await {
+        Ok(n) => n as u32,
+        Err(e) => {
+            tracing::warn!(error = %e, "raising ungoverned-access alerts failed");
+            0
+        }
+    }
+}
+
+fn import_result(summary: graph_model::store::ImportSummary, skipped: Vec<String>, flagged: u32) -> ImportResult {
     ImportResult {
         nodes: summary.nodes as u32,
         nodes_updated: summary.nodes_updated as u32,
@@ -174,5 +196,6 @@ fn import_result(summary: graph_model::store::ImportSummary, skipped: Vec<String
         edges_closed: summary.edges_closed as u32,
         ids: summary.ids.into_iter().map(|(reference, id)| ImportedId { reference, id: ID(id.to_string()) }).collect(),
         skipped,
+        ungoverned_nhis: flagged,
     }
 }

@@ -404,6 +404,11 @@ impl Access {
     async fn valid_from(&self) -> DateTime<Utc> {
         self.0.valid_from
     }
+    /// Does a decision stand behind this access (a grant approved, a change applied, a
+    /// baseline adopted)? False for access a feed reported that nobody approved.
+    async fn governed(&self) -> bool {
+        self.0.granted_by.is_some()
+    }
     async fn nhi(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Option<Nhi>> {
         let found: Vec<Nhi> = only!(nodes(ctx, [self.0.from.clone()]).await?, Nhi, Nhi);
         Ok(found.into_iter().next())
@@ -421,6 +426,11 @@ pub struct Assumption(pub gm::Edge);
 impl Assumption {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
+    }
+    /// Does a decision stand behind this delegation? False when a feed reported it and
+    /// nobody approved it.
+    async fn governed(&self) -> bool {
+        self.0.granted_by.is_some()
     }
     async fn mechanism(&self) -> Option<AssumeMechanism> {
         self.0.mechanism.map(Into::into)
@@ -477,5 +487,20 @@ impl Relation {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+    /// For access, delegation, secrets held, ownership and membership: does a decision
+    /// stand behind the edge (`grantedBy`)? False for one a feed reported and nobody
+    /// approved; null for edges that carry no governed fact.
+    async fn governed(&self) -> Option<bool> {
+        self.0.governed()
+    }
+    /// The decision that stands behind the edge: the grant approved, the change
+    /// applied, or the baseline adopted.
+    async fn granted_by(&self) -> Option<ID> {
+        self.0.granted_by.as_ref().map(|d| ID(d.to_string()))
+    }
+    /// The feed whose import opened the edge.
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
     }
 }

@@ -297,7 +297,8 @@ async fn run(args: Args) -> Result<()> {
         let a = person(&store, &format!("Bench Approver {i}"), &format!("approver{i}@bench.example")).await?;
         grants.push((a, vec![Role::Approver]));
     }
-    store.genesis(&grants, &Text::parse("the benchmark's people").map_err(|e| anyhow!("{}", e.message))?).await?;
+    let why = Text::parse("the benchmark's people").map_err(|e| anyhow!("{}", e.message))?;
+    store.genesis(&grants, &why, false).await?;
     let targets = ids(&store, "SELECT VALUE id FROM system WHERE criticality != 'tier0' AND kind != 'vault'").await?;
     let mut requests = Vec::new();
     let mut used = HashSet::new();

@@ -62,7 +62,7 @@ impl Guards {
         format!("guard{}", self.n)
     }
 
-    fn add(mut self, sql: String, vars: impl FnOnce(Vars) -> Vars) -> Guards {
+    pub(super) fn add(mut self, sql: String, vars: impl FnOnce(Vars) -> Vars) -> Guards {
         self.sql.push_str(&sql);
         self.sql.push('\n');
         self.vars = vars(std::mem::take(&mut self.vars));
@@ -200,6 +200,20 @@ impl Store {
                 guards = guards.system(&edge.to, &t).owners(&edge.from, &owners);
                 facts.system = Some(t);
                 facts.subject_has_active_owner = Some(owners.has_active_owner());
+            }
+            Change::AdoptBaseline { source, .. } => {
+                let now = self.ungoverned_access(source.as_deref(), 0).await?;
+                let cond = super::baseline::ungoverned_where(source.as_deref());
+                let count = super::baseline::count_expression(cond);
+                let (total, source) = (now.total as i64, source.clone());
+                guards = guards.add(format!("IF {count} != $guard_ungoverned {{ THROW '{STALE}' }};"), |v| {
+                    let v = v.set("guard_ungoverned", total);
+                    match source {
+                        Some(s) => v.set("source", s),
+                        None => v,
+                    }
+                });
+                facts.ungoverned = Some((now.total, now.digest));
             }
             Change::Relate { .. } | Change::Unrelate { .. } | Change::RevokeToken { .. } | Change::Policy { .. } => {}
         }
@@ -372,7 +386,16 @@ impl Store {
     /// Give the first people their roles: one genesis decision holding every grant,
     /// allowed only while the decision chain is empty. After it, roles change only
     /// through governed changes.
-    pub async fn genesis(&self, grants: &[(NodeId, Vec<Role>)], rationale: &Text) -> Result<Decision> {
+    ///
+    /// With `adopt_access`, the genesis also adopts every open edge carrying a governed
+    /// fact that no decision stands behind as its baseline: the access a bootstrap
+    /// document holds is what the first people state to be true.
+    pub async fn genesis(
+        &self,
+        grants: &[(NodeId, Vec<Role>)],
+        rationale: &Text,
+        adopt_access: bool,
+    ) -> Result<Decision> {
         // Its actor is the first admin named (the first person, where a test world has
         // none); `nhigov bootstrap` asks for two admins in production.
         let actor = grants
@@ -397,7 +420,11 @@ impl Store {
             .collect();
         let listed: Vec<serde_json::Value> =
             grants.iter().map(|(p, roles)| json!({ "person": p, "email": people[p].email, "roles": roles })).collect();
-        let (actor, rows, listed) = (&actor, &rows, &listed);
+        let adopt = match adopt_access {
+            true => super::baseline::adopt_statements("valid_to = NONE AND granted_by = NONE"),
+            false => String::new(),
+        };
+        let (actor, rows, listed, adopt) = (&actor, &rows, &listed, &adopt);
         self.decide(|| {
             Box::pin(async move {
                 let policy = self.current_policy().await?;
@@ -410,8 +437,9 @@ impl Store {
                              THROW 'CONFLICT: the decision chain has begun: roles are now granted by governed changes'
                          };
                          FOR $g IN $genesis_grants { UPDATE $g.person SET roles = $g.roles, updated_at = time::now() RETURN NONE; };
-                         UPSERT meta:governance SET genesis = $decision_id;"
-                        .into(),
+                         UPSERT meta:governance SET genesis = $decision_id;\n"
+                        .to_owned()
+                        + &adopt,
                     vars: Vars::new().set("genesis_grants", rows.clone()),
                 })
             })
@@ -421,8 +449,8 @@ impl Store {
 
     /// Load a bootstrap document (the demo, a test world): its inventory imported as a
     /// feed would send it, then one genesis decision giving its people the roles it
-    /// names beside them ([`crate::domain::inventory::take_roles`]). The genesis needs
-    /// an empty chain.
+    /// names beside them ([`crate::domain::inventory::take_roles`]) and adopting the
+    /// access it holds as the governed baseline. The genesis needs an empty chain.
     pub async fn bootstrap(
         &self,
         doc: &serde_json::Value,
@@ -439,7 +467,7 @@ impl Store {
             .collect();
         let decision = match grants.is_empty() {
             true => None,
-            false => Some(self.genesis(&grants, rationale).await?),
+            false => Some(self.genesis(&grants, rationale, true).await?),
         };
         Ok((summary, decision))
     }
@@ -606,7 +634,7 @@ fn apply_statements(
                 vars.set("change_system", rid(system)).set("change_set", set.into_value()),
             )
         }
-        Change::Relate { edge } => relate_statements(edge, &EdgeId::generate(edge.kind), vars),
+        Change::Relate { edge } => relate_statements(edge, &EdgeId::generate(edge.kind), vars, true),
         Change::Unrelate { edge, .. } => (
             "IF !record::exists($change_edge) { THROW 'NOT_FOUND: ' + <string>$change_edge };
              IF $change_edge.valid_to != NONE {
@@ -639,6 +667,28 @@ fn apply_statements(
                 .into(),
             vars.set("change_token", surrealdb::types::RecordId::new("api_token", key.clone())),
         ),
+        Change::AdoptBaseline { id, source, edges, digest } => {
+            let content = Content::new()
+                .opt("source", source.clone())
+                .set("edges", *edges as i64)
+                .set("digest", digest.as_str())
+                .set("adopted_by", rid(by))
+                .set("adopted_at", dt(now))
+                .into_value();
+            let cond = super::baseline::ungoverned_where(source.as_deref());
+            let vars = vars.set("baseline", rid(id)).set("baseline_content", content);
+            let vars = match source {
+                Some(s) => vars.set("source", s.as_str()),
+                None => vars,
+            };
+            (
+                format!(
+                    "CREATE ONLY $baseline CONTENT $baseline_content RETURN NONE;\n{}",
+                    super::baseline::adopt_statements(cond)
+                ),
+                vars,
+            )
+        }
         Change::Policy { id, draft } => {
             draft.check()?;
             let content = super::decisions::policy_content(draft, policy.version + 1, Some(by))?;

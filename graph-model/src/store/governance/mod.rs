@@ -16,6 +16,7 @@
 
 mod alerts;
 use alerts::STALE;
+mod baseline;
 mod cases;
 mod changes;
 mod decisions;
@@ -33,6 +34,7 @@ use super::{Result, Store, StoreError, Vars, rid, take};
 use crate::domain::*;
 
 pub use alerts::{AlertFilter, IngestOutcome, ScanSummary};
+pub use baseline::Ungoverned;
 pub use cases::{CaseFilter, EvidenceFilter, TimelineEntry};
 pub use changes::{Actor, Governed};
 pub use decisions::{DecisionFilter, DigestReport};

@@ -367,7 +367,7 @@ impl Store {
                                      INSERT RELATION INTO can_access {
                                          id: $restore_id, in: $old.in, out: $old.out, privilege: $old.privilege,
                                          expires_at: $old.expires_at, valid_from: time::now(), open_key: $restore_key,
-                                         created_at: time::now()
+                                         created_at: time::now(), granted_by: $old.granted_by, granted_at: $old.granted_at, source: $old.source
                                      };
                                  };",
                             );
@@ -712,13 +712,16 @@ fn approval_effect(
 
 /// Statements that open an access edge, closing an open one between the same nodes
 /// first (a new grant replaces the old access, with its own privilege and expiry);
-/// `$replaced` holds the edge it replaced, if any.
+/// `$replaced` holds the edge it replaced, if any. The new edge names the decision being
+/// sealed as the one that granted it.
 fn grant_statements(edge: &NewEdge, id: &EdgeId, now: DateTime<Utc>, vars: &mut Vars) -> String {
     let content = edge_content(id, edge, now, None, now).into_value();
-    *vars = std::mem::take(vars).set("grant_open_key", open_key(edge)).set("grant", content);
+    *vars =
+        std::mem::take(vars).set("grant_open_key", open_key(edge)).set("grant", content).set("grant_id", edge_rid(id));
     "LET $replaced = (SELECT VALUE id FROM can_access WHERE open_key = $grant_open_key)[0];
      UPDATE can_access SET valid_to = time::now(), open_key = NONE WHERE open_key = $grant_open_key;
-     INSERT RELATION INTO can_access $grant;"
+     INSERT RELATION INTO can_access $grant;
+     UPDATE $grant_id SET granted_by = $decision_id, granted_at = time::now() RETURN NONE;"
         .into()
 }
 
