@@ -439,7 +439,7 @@ impl Store {
                          FOR $g IN $genesis_grants { UPDATE $g.person SET roles = $g.roles, updated_at = time::now() RETURN NONE; };
                          UPSERT meta:governance SET genesis = $decision_id;\n"
                         .to_owned()
-                        + &adopt,
+                        + adopt,
                     vars: Vars::new().set("genesis_grants", rows.clone()),
                 })
             })
