@@ -172,9 +172,10 @@ async fn the_readme_walkthrough_runs_on_the_demo() {
         )
         .await;
     let trail = d["decisionTrail"].as_array().unwrap();
-    assert_eq!(trail.len(), 2, "{d}");
-    assert_eq!(trail[1]["actor"]["name"], "Jules Martin");
-    assert_eq!(trail[1]["outcome"], "APPROVED");
+    assert_eq!(trail.len(), 3, "the genesis behind its access, the refusal, the approval: {d}");
+    assert_eq!(trail[0]["kind"], "GENESIS");
+    assert_eq!(trail[2]["actor"]["name"], "Jules Martin");
+    assert_eq!(trail[2]["outcome"], "APPROVED");
     assert_eq!(d["verifyDecisionChain"]["ok"], true);
 
     // 8. No one governs alone: Sam makes Omar an approver; it waits for a second admin,
@@ -204,6 +205,44 @@ async fn the_readme_walkthrough_runs_on_the_demo() {
     assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
     let d = s.ok(&ada, "query($p: ID!) { node(id: $p) { ... on Person { roles } } }", json!({ "p": omar })).await;
     assert_eq!(d["node"]["roles"], json!(["VIEWER", "APPROVER"]));
+
+    // 9. A feed reports access nobody approved: flagged wherever it shows, and alerted.
+    let id = |q: &str, name: &str| {
+        let (s, ada, q, name) = (&s, &ada, q.to_owned(), name.to_owned());
+        async move {
+            let d = s
+                .ok(
+                    ada,
+                    &format!("{{ {q}(filter: {{ nameContains: \"{name}\" }}) {{ edges {{ node {{ id }} }} }} }}"),
+                    json!({}),
+                )
+                .await;
+            d[q.as_str()]["edges"][0]["node"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (loader, vault) = (id("nhis", "warehouse-loader").await, id("systems", "vault-prod").await);
+    let doc = json!({ "source": "aws-collector", "nodes": [],
+        "edges": [{ "type": "can_access", "from": loader, "to": vault, "privilege": "admin" }] });
+    let d = s
+        .ok(
+            &scanner,
+            "mutation($d: JSON!) { importInventory(document: $d) { edges ungovernedNhis } }",
+            json!({ "d": doc }),
+        )
+        .await;
+    assert_eq!(d["importInventory"], json!({ "edges": 1, "ungovernedNhis": 1 }));
+    let d = s
+        .ok(
+            &ada,
+            "query($n: ID!) { blastRadius(from: $n, maxHops: 1) { reached { id governed } } }",
+            json!({ "n": loader }),
+        )
+        .await;
+    let reached = d["blastRadius"]["reached"].as_array().unwrap();
+    let to_vault = reached.iter().find(|r| r["id"] == vault.as_str()).expect("the vault is reached");
+    assert_eq!(to_vault["governed"], false);
+    let d = s.ok(&ada, "{ ungovernedAccess(source: \"aws-collector\") { total } }", json!({})).await;
+    assert_eq!(d["ungovernedAccess"]["total"], 1);
 }
 
 /// Risk facts on the demo's identities: stale, orphaned, over-privileged.

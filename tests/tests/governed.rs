@@ -395,3 +395,51 @@ async fn a_walk_does_not_pass_through_a_revoked_identity() {
     assert_eq!((reached[0]["id"].as_str(), &reached[0]["inactive"]), (Some(w.id("bot")), &json!(true)));
     s.stop().await;
 }
+
+/// The auditor's trail of a subject holds every decision touching it: for a person, the
+/// genesis of their roles, changes to them and the tokens acting for them; for an NHI,
+/// the decisions behind its access and ownership and those on the secrets it holds.
+#[tokio::test]
+async fn the_trail_of_a_subject_holds_every_decision_touching_it() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let sam = s.as_("sam");
+    let trail = |id: &str| {
+        let (s, id) = (&s, id.to_owned());
+        async move {
+            let d = s
+                .ok(
+                    &s.as_("ada"),
+                    "query($i: ID!) { decisionTrail(subjectId: $i) { kind outcome } }",
+                    json!({ "i": id }),
+                )
+                .await;
+            d["decisionTrail"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| format!("{} {}", d["kind"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
+                .collect::<Vec<String>>()
+        }
+    };
+    // Kim: her first roles, then the approver role taken away.
+    s.ok(
+        &sam,
+        "mutation($p: ID!) { updatePerson(id: $p, input: { roles: [] }) { person { id } } }",
+        json!({ "p": w.id("kim") }),
+    )
+    .await;
+    assert_eq!(trail(w.id("kim")).await, ["GENESIS GRANTED", "CHANGE APPLIED"]);
+    // The scanner: a token asked for and approved.
+    s.ingest_token(&w, "scanner").await;
+    assert_eq!(trail(w.id("scanner")).await, ["GENESIS GRANTED", "CHANGE REQUESTED", "DECIDE_REQUEST APPROVED"]);
+    // The bot: its access adopted by the genesis, a new owner, its key's rotation.
+    let owns =
+        "mutation($a: ID!, $b: ID!) { relate(input: { kind: OWNS, from: $a, to: $b }) { decision { outcome } } }";
+    s.ok(&sam, owns, json!({ "a": w.id("ines"), "b": w.id("bot") })).await;
+    let rotate = "mutation($k: ID!) { createRequest(input: { kind: ROTATE_SECRET, subjectId: $k, justification: \"yearly\" }) { id } }";
+    let r = s.ok(&s.as_("priya"), rotate, json!({ "k": w.id("key") })).await["createRequest"]["id"].clone();
+    s.ok(&s.as_("jules"), DECIDE, json!({ "i": r, "o": "APPROVE" })).await;
+    assert_eq!(trail(w.id("bot")).await, ["GENESIS GRANTED", "CHANGE APPLIED", "DECIDE_REQUEST APPROVED"]);
+    s.stop().await;
+}

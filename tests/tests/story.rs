@@ -145,8 +145,10 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
     let trail = d["decisionTrail"].as_array().unwrap();
     let outcomes: Vec<(&str, &str)> =
         trail.iter().map(|d| (d["kind"].as_str().unwrap(), d["outcome"].as_str().unwrap())).collect();
-    assert_eq!(outcomes, [("DECIDE_REQUEST", "REFUSED"), ("DECIDE_REQUEST", "APPROVED")]);
-    let approval = &trail[1];
+    // The genesis adopted the world's access (the bot's grant on the ledger) as its
+    // baseline; then the refusal and the approval of the revocation.
+    assert_eq!(outcomes, [("GENESIS", "GRANTED"), ("DECIDE_REQUEST", "REFUSED"), ("DECIDE_REQUEST", "APPROVED")]);
+    let approval = &trail[2];
     assert_eq!(approval["actor"]["email"], "jules@corp.example");
     assert_eq!(approval["policyVersion"], 1);
     assert_eq!(approval["explain"]["recordIntact"], true);
@@ -157,7 +159,7 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
         signals.iter().any(|s| s["kind"] == "REPOSITORY_HISTORY" && s["collectedBy"]["email"] == "ines@corp.example")
     );
     assert!(signals.iter().any(|s| s["source"] == "gitleaks"), "the case's alert is a signal too");
-    assert_eq!(trail[0]["violation"]["rule"], "REQUESTER_CANNOT_APPROVE");
+    assert_eq!(trail[1]["violation"]["rule"], "REQUESTER_CANNOT_APPROVE");
     assert_eq!(d["verifyDecisionChain"]["ok"], true);
     // open, transition, refused, approved, close
     assert_eq!(

@@ -77,8 +77,16 @@ impl Change {
             Change::Roles { person, .. } | Change::Active { person, .. } => person,
             Change::NhiStatus { nhi, .. } => nhi,
             Change::SystemRisk { system, .. } => system,
-            Change::Relate { edge } => &edge.from,
-            Change::Unrelate { from, .. } => from,
+            // An edge is about the identity whose access it is, or about what is owned
+            // (ownership) and the team joined (membership).
+            Change::Relate { edge } => match edge.kind {
+                EdgeKind::Owns | EdgeKind::MemberOf => &edge.to,
+                _ => &edge.from,
+            },
+            Change::Unrelate { kind, from, to, .. } => match kind {
+                EdgeKind::Owns | EdgeKind::MemberOf => to,
+                _ => from,
+            },
             Change::Token { principal, .. } | Change::RevokeToken { principal, .. } => principal,
             Change::Policy { id, .. } | Change::AdoptBaseline { id, .. } => id,
         }

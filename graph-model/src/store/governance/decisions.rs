@@ -78,18 +78,44 @@ impl Store {
         self.page_where(Table::Decision, "decision", w, page).await
     }
 
-    /// Every decision about a node of the graph, in chain order: on requests whose
-    /// subject or target it is, on cases that concern it, on alerts about it, and on
-    /// the node itself. The auditor's "who approved access to this, when, under which
+    /// Every decision about a node of the graph, in chain order: on the node itself; on
+    /// requests whose subject or target it is; on cases that concern it; on alerts about
+    /// it; on the secrets it holds (their rotations and alerts); and the decisions behind
+    /// its edges (the grants of its access and delegations, the secrets it holds, who
+    /// owns it) and, for a person, the genesis that gave them their first roles. Changes
+    /// to its roles, activity, status, ownership and the tokens acting for it name it as
+    /// their subject. The auditor's "who approved access to this, when, under which
     /// policy, on what evidence" in one read.
     pub async fn decisions_about(&self, node: &NodeId) -> Result<Vec<Decision>> {
-        let sql = "LET $requests = (SELECT VALUE id FROM request WHERE subject = $n OR target = $n);
+        let sql = "LET $held = (SELECT VALUE out FROM $n->holds);
+             LET $nodes = array::concat([$n], $held);
+             LET $requests = (SELECT VALUE id FROM request WHERE subject IN $nodes OR target = $n);
              LET $cases = (SELECT VALUE id FROM case WHERE $n IN subjects);
-             LET $alerts = (SELECT VALUE id FROM alert WHERE subject = $n);
-             LET $about = array::concat($requests, $cases, $alerts, [$n]);
-             SELECT * FROM decision WHERE subject IN $about OR case IN $cases ORDER BY seq;";
+             LET $alerts = (SELECT VALUE id FROM alert WHERE subject IN $nodes);
+             LET $about = array::concat($requests, $cases, $alerts, $nodes);
+             SELECT * FROM decision WHERE subject IN $about OR case IN $cases ORDER BY seq;
+             LET $behind = array::filter(array::flatten([
+                 (SELECT VALUE granted_by FROM $n->can_access), (SELECT VALUE granted_by FROM $n->assumes),
+                 (SELECT VALUE granted_by FROM $n->holds), (SELECT VALUE granted_by FROM $n<-owns),
+                 (SELECT VALUE granted_by FROM $n->member_of),
+                 IF record::tb($n) = 'person' { [(SELECT VALUE genesis FROM ONLY meta:governance)] } ELSE { [] }
+             ]), |$d| $d != NONE);
+             SELECT * FROM array::distinct($behind);";
         let mut resp = self.read(sql, &Vars::new().set("n", rid(node))).await?;
-        take(&mut resp, 4)
+        let mut found: Vec<Decision> = take(&mut resp, 6)?;
+        let behind: Vec<Decision> = take(&mut resp, 8)?;
+        for d in behind {
+            // The genesis names every first role: it is about this person only if it
+            // granted them one.
+            let about_person = node.table() != Table::Person
+                || d.kind != DecisionKind::Genesis
+                || d.inputs.contains(&node.to_string());
+            if about_person && !found.iter().any(|f| f.id == d.id) {
+                found.push(d);
+            }
+        }
+        found.sort_by_key(|d| d.seq);
+        Ok(found)
     }
 
     /// Recompute the whole chain from the stored records and compare it with the head.
