@@ -12,7 +12,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use graph_model::inventory::{Inventory, NodeSpec};
 use graph_model::store::{ImportPlan, Store, StoreError};
-use graph_model::{Email, Name, NewPerson, Role, Text};
+use graph_model::{Email, Name, NewPerson, Outcome, Role, Text};
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -396,7 +396,31 @@ pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Resul
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {shown}"))?;
     let digest = graph_model::domain::sha256_hex(&bytes);
     let store = open_store(cfg).await?;
+    // Once the chain has begun, a run is recorded in it, with the server as its actor:
+    // a decision when it starts and one when it completes or fails. (A first load
+    // before the genesis is what the genesis, or a baseline, then takes on.)
+    let recorder = match store.has_genesis().await? {
+        true => Some(store.server_principal().await?),
+        false => None,
+    };
+    if let Some(server) = &recorder {
+        let started = serde_json::json!({ "file": shown.to_string(), "digest": digest, "bytes": bytes.len() });
+        store.record_import(server, &digest, Outcome::Started, started).await?;
+    }
     let result = import_into(&store, &shown.to_string(), &bytes, &digest, batch).await;
+    if let Some(server) = &recorder {
+        let (outcome, inputs) = match &result {
+            Ok(Some(i)) => (
+                Outcome::Completed,
+                serde_json::json!({ "digest": digest, "source": i.source, "nodes": i.nodes, "edges": i.edges }),
+            ),
+            Ok(None) => (Outcome::Completed, serde_json::json!({ "digest": digest, "already_imported": true })),
+            Err(e) => (Outcome::Failed, serde_json::json!({ "digest": digest, "error": e.to_string() })),
+        };
+        if let Err(e) = store.record_import(server, &digest, outcome, inputs).await {
+            eprintln!("{shown}: recording the end of the import run failed: {e}");
+        }
+    }
     // Access the source reported that no decision granted raises its alerts once the
     // chain has begun (a first load before the genesis raises none).
     let flagged = match &result {

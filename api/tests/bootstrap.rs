@@ -41,7 +41,28 @@ async fn bootstrap_records_one_genesis_and_only_on_an_empty_chain() {
     let (ok, _, stderr) = nhigov(&["token", "--subject", "sam@corp.example"], &db, true);
     assert!(!ok && stderr.contains("development mode only"), "{stderr}");
 
+    // After the genesis, a command-line import is a recorded run, the server its actor.
+    let doc = dir.path().join("feed.json");
+    std::fs::write(
+        &doc,
+        r#"{ "source": "hr", "nodes": [{ "type": "team", "ref": "t", "name": "Platform" }], "edges": [] }"#,
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = nhigov(&["import", doc.to_str().unwrap()], &db, false);
+    assert!(ok, "{stdout}\n{stderr}");
+
     let store = Store::open(&StoreConfig { url: db.display().to_string(), ..StoreConfig::memory() }).await.unwrap();
+    let runs = store
+        .decisions(
+            &graph_model::store::DecisionFilter { kind: Some(DecisionKind::ImportRun), ..Default::default() },
+            &graph_model::store::PageRequest { first: 10, after: None },
+        )
+        .await
+        .unwrap()
+        .items;
+    let seen: Vec<(Outcome, String)> = runs.iter().map(|d| (d.outcome, d.actor.to_string())).collect();
+    let server = graph_model::store::SERVER_PRINCIPAL.to_owned();
+    assert_eq!(seen, [(Outcome::Started, server.clone()), (Outcome::Completed, server)]);
     let roles = |email: &str| {
         let store = store.clone();
         let email = Email::parse(email).unwrap();
@@ -53,6 +74,6 @@ async fn bootstrap_records_one_genesis_and_only_on_an_empty_chain() {
     let eve = store.person_by_email(&Email::parse("eve@corp.example").unwrap()).await.unwrap();
     assert!(eve.is_none(), "a refused bootstrap leaves nothing behind");
     let chain = store.verify_decision_chain().await.unwrap();
-    assert_eq!((chain.length, chain.first_broken.is_none()), (1, true));
+    assert_eq!((chain.length, chain.first_broken.is_none()), (3, true), "the genesis and the import run");
     store.close().await;
 }

@@ -160,16 +160,18 @@ gql_enum!(
     /// What was decided.
     DecisionKind => gm::DecisionKind {
         OpenCase, DismissAlert, MergeAlerts, AssignCase, TransitionCase, EscalateCase, CloseCase, ReopenCase,
-        DecideRequest, AutomatedDeny, EmergencyAccess, AcceptRisk, RevokeException, PublishPolicy, Genesis, Change
+        DecideRequest, AutomatedDeny, EmergencyAccess, AcceptRisk, RevokeException, PublishPolicy, Genesis, Change,
+        ImportRun
     }
 );
 gql_enum!(
     /// How a decision ended. REFUSED: a policy rule stopped it; nothing else was written.
     /// APPLIED: a governed change took effect at once; REQUESTED: it waits for a second
-    /// person, in the request the decision filed.
+    /// person, in the request the decision filed. STARTED, COMPLETED, FAILED: an import
+    /// run of a feed.
     Outcome => gm::Outcome {
         Opened, Dismissed, Merged, Assigned, Transitioned, Escalated, Closed, Reopened, Approved, Rejected, Denied,
-        Granted, Accepted, Revoked, Published, Applied, Requested, Refused
+        Granted, Accepted, Revoked, Published, Applied, Requested, Started, Completed, Failed, Refused
     }
 );
 

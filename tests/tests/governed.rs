@@ -256,7 +256,20 @@ async fn a_leaked_ingest_token_changes_no_governed_fact() {
     s.ok(&scanner, "mutation($d: JSON!) { importInventory(document: $d) { nodesUpdated } }", json!({ "d": lower }))
         .await;
     assert_eq!(node(&s, w.id("vault"), "System", "criticality").await["criticality"], "TIER0");
-    assert_eq!(chain_length(&s).await, start, "guard refusals are not decisions");
+    // Guard refusals are not decisions; the import run is two: started, completed.
+    assert_eq!(chain_length(&s).await, start + 2);
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "{ decisions(filter: { kind: IMPORT_RUN }) { edges { node { outcome actor { email } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        d["decisions"]["edges"],
+        json!([{ "node": { "outcome": "STARTED", "actor": { "email": "scanner@corp.example" } } },
+               { "node": { "outcome": "COMPLETED", "actor": { "email": "scanner@corp.example" } } }])
+    );
     s.stop().await;
 }
 

@@ -40,6 +40,7 @@ text_enum!(
         PublishPolicy => "publish_policy",
         Genesis => "genesis",
         Change => "change",
+        ImportRun => "import_run",
     }
 );
 
@@ -64,6 +65,9 @@ text_enum!(
         Published => "published",
         Applied => "applied",
         Requested => "requested",
+        Started => "started",
+        Completed => "completed",
+        Failed => "failed",
         Refused => "refused",
     }
 );

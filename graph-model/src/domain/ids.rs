@@ -29,10 +29,12 @@ pub enum Table {
     Decision,
     /// Access a feed reported, adopted as the governed baseline by one decision.
     Baseline,
+    /// One import of a document, keyed by the document's SHA-256.
+    ImportRun,
 }
 
 impl Table {
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Person,
         Table::Team,
         Table::Nhi,
@@ -47,6 +49,7 @@ impl Table {
         Table::Policy,
         Table::Decision,
         Table::Baseline,
+        Table::ImportRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl Table {
             Table::Policy => "policy",
             Table::Decision => "decision",
             Table::Baseline => "baseline",
+            Table::ImportRun => "import_run",
         }
     }
 

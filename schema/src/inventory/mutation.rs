@@ -14,7 +14,7 @@ use super::types::*;
 use crate::enums::Environment;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{ChangeAction, EventBus};
-use crate::principal::{MANAGE_PEOPLE, RoleGuard, WRITE_INVENTORY};
+use crate::principal::{MANAGE_PEOPLE, RoleGuard, WRITE_INVENTORY, principal};
 
 #[derive(Default)]
 pub struct InventoryMutation;
@@ -135,7 +135,8 @@ impl InventoryMutation {
     }
 
     /// Import a document of nodes and edges (the format of `nhigov import`), all or
-    /// nothing. Nodes already stored are matched by natural key and refreshed; open
+    /// nothing, recorded in the decision chain as a run (a decision when it starts, one
+    /// when it completes or fails). Nodes already stored are matched by natural key and refreshed; open
     /// edges it holds are kept; with `"source"` and `"complete": true`, that source's
     /// open edges it no longer holds are closed (a partial run closes nothing). Faults
     /// are listed in `extensions.items`, each naming its item and field.
@@ -143,7 +144,8 @@ impl InventoryMutation {
     async fn import_inventory(&self, ctx: &Context<'_>, document: Json<serde_json::Value>) -> ApiResult<ImportResult> {
         let inv = Inventory::parse(&document.0, Utc::now()).map_err(ApiError::BadDocument)?;
         let store = ctx.data::<Store>()?;
-        let summary = store.import(&inv).await.map_err(ApiError::from)?;
+        let digest = graph_model::domain::sha256_hex(graph_model::domain::canonical::encode(&document.0).as_bytes());
+        let summary = store.import_recorded(principal(ctx)?.id(), &inv, &digest).await.map_err(ApiError::from)?;
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
         let flagged = flag_ungoverned(store, &inv).await;
         Ok(import_result(summary, vec![], flagged))
@@ -166,7 +168,8 @@ impl InventoryMutation {
             .map_err(|m| ApiError::BadInput { field: "document".into(), message: m })?;
         let inv = Inventory::parse(&converted.document, Utc::now()).map_err(ApiError::BadDocument)?;
         let store = ctx.data::<Store>()?;
-        let summary = store.import(&inv).await.map_err(ApiError::from)?;
+        let digest = graph_model::domain::sha256_hex(graph_model::domain::canonical::encode(&document.0).as_bytes());
+        let summary = store.import_recorded(principal(ctx)?.id(), &inv, &digest).await.map_err(ApiError::from)?;
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
         let flagged = flag_ungoverned(store, &inv).await;
         Ok(import_result(summary, converted.skipped, flagged))

@@ -699,3 +699,94 @@ fn apply_statements(
         }
     })
 }
+
+/// The server's own principal: the actor of what the server does by itself (closing
+/// emergency access nobody approved in time, recording a command-line import). It is a
+/// person record that cannot sign in (inactive, no roles), so the chain names the
+/// server plainly instead of borrowing someone's name.
+pub const SERVER_PRINCIPAL: &str = "person:nhigov";
+
+impl Store {
+    /// The server's principal ([`SERVER_PRINCIPAL`]), created the first time it acts.
+    pub async fn server_principal(&self) -> Result<NodeId> {
+        let id = NodeId::parse(SERVER_PRINCIPAL)?;
+        let content = Content::new()
+            .set("name", "nhigov server")
+            .set("email", "server@nhigov.invalid")
+            .set("roles", Vec::<String>::new())
+            .set("active", false)
+            .into_value();
+        let sql = "IF !record::exists($id) { CREATE ONLY $id CONTENT $content RETURN NONE };";
+        match self.write(sql, &Vars::new().set("id", rid(&id)).set("content", content)).await {
+            // Two replicas creating it at once: one wins, and it exists.
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(id),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Record one phase of an import run (started, completed, failed) as a decision of
+    /// `actor` about `import_run:<document digest>`, with what the run was or did.
+    pub async fn record_import(
+        &self,
+        actor: &NodeId,
+        digest: &str,
+        outcome: Outcome,
+        inputs: serde_json::Value,
+    ) -> Result<Decision> {
+        let run = NodeId::new(Table::ImportRun, digest)?;
+        let summary = match outcome {
+            Outcome::Started => "an import run started",
+            Outcome::Completed => "an import run completed",
+            _ => "an import run failed",
+        };
+        let (run, inputs) = (&run, &inputs);
+        self.decide(|| {
+            Box::pin(async move {
+                let policy = self.current_policy().await?;
+                Ok(Plan {
+                    draft: DecisionDraft {
+                        inputs: inputs.clone(),
+                        ..DecisionDraft::under(&policy, DecisionKind::ImportRun, outcome, actor, run, summary)
+                    },
+                    effects: String::new(),
+                    vars: Vars::new(),
+                })
+            })
+        })
+        .await
+    }
+
+    /// Import a feed's document as `actor`, recorded as a run in the chain: a decision
+    /// when it starts (source, digest, size) and one when it completes (what it wrote)
+    /// or fails (why). The write itself is [`Store::import`].
+    pub async fn import_recorded(
+        &self,
+        actor: &NodeId,
+        inv: &crate::domain::inventory::Inventory,
+        digest: &str,
+    ) -> Result<crate::store::ImportSummary> {
+        let source = inv.source.as_ref().map(|s| s.as_str());
+        let started = json!({
+            "source": source, "digest": digest, "nodes": inv.nodes.len(), "edges": inv.edges.len(),
+            "complete": inv.complete,
+        });
+        self.record_import(actor, digest, Outcome::Started, started).await?;
+        match self.import(inv).await {
+            Ok(s) => {
+                let done = json!({
+                    "source": source, "digest": digest, "nodes_created": s.nodes, "nodes_updated": s.nodes_updated,
+                    "edges_opened": s.edges, "edges_kept": s.edges_kept, "edges_closed": s.edges_closed,
+                });
+                self.record_import(actor, digest, Outcome::Completed, done).await?;
+                Ok(s)
+            }
+            Err(e) => {
+                let failed = json!({ "source": source, "digest": digest, "error": e.to_string() });
+                if let Err(record) = self.record_import(actor, digest, Outcome::Failed, failed).await {
+                    tracing::warn!(error = %record, "recording a failed import run failed");
+                }
+                Err(e)
+            }
+        }
+    }
+}

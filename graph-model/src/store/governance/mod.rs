@@ -36,7 +36,7 @@ use crate::domain::*;
 pub use alerts::{AlertFilter, IngestOutcome, ScanSummary};
 pub use baseline::Ungoverned;
 pub use cases::{CaseFilter, EvidenceFilter, TimelineEntry};
-pub use changes::{Actor, Governed};
+pub use changes::{Actor, Governed, SERVER_PRINCIPAL};
 pub use decisions::{DecisionFilter, DigestReport};
 pub use requests::RequestFilter;
 pub use tokens::{ApiToken, TOKEN_PREFIX, TokenPrincipal, new_token};
