@@ -588,8 +588,8 @@ async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, bat
     }
 }
 
-/// Raise alerts for break-glass access left unapproved past its window, every `every`.
-/// Queries flag such requests without it; the alert puts them in front of people.
+/// Every `every`: raise alerts for break-glass access left unapproved past its window
+/// (the alert puts it in front of people), then close it as a recorded decision.
 async fn sweep(store: Store, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
@@ -598,6 +598,12 @@ async fn sweep(store: Store, every: std::time::Duration) {
             Ok(0) => {}
             Ok(n) => info!(alerts = n, "emergency access past its approval window"),
             Err(e) => tracing::warn!(error = %e, "sweep for overdue emergency access failed"),
+        }
+        // Then it is closed, each closing a decision of the server.
+        match store.close_overdue_emergency_access().await {
+            Ok(0) => {}
+            Ok(n) => info!(closed = n, "unapproved emergency access closed"),
+            Err(e) => tracing::warn!(error = %e, "closing overdue emergency access failed"),
         }
     }
 }

@@ -409,3 +409,73 @@ async fn an_exception_ends_by_revocation_or_falls_due_for_revalidation() {
         .await;
     assert_eq!(d["requests"]["edges"][0]["node"]["id"], r["id"]);
 }
+
+/// Break-glass access passes the checks a grant passes: to an NHI nobody owns it is
+/// denied, and opens only once the control owner accepted the risk and an approver
+/// approved it.
+#[tokio::test]
+async fn emergency_access_to_an_nhi_without_an_owner_is_denied_like_a_grant() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(
+        &s,
+        "priya",
+        json!({ "kind": "EMERGENCY_ACCESS", "subjectId": w.id("orphan"), "targetId": w.id("db"), "privilege": "READ",
+                "justification": "nobody owns it, and it wants in" }),
+    )
+    .await;
+    assert_eq!((r["status"].as_str(), &r["grantedEdge"]), (Some("DENIED"), &Value::Null));
+    assert_eq!(r["deniedByRule"], "grant_needs_active_owner");
+    let accept = "mutation($r: ID!) { acceptRisk(requestId: $r, rationale: \"restore first\") { request { status } } }";
+    s.ok(&s.as_("olga"), accept, json!({ "r": r["id"] })).await;
+    let d = s.ok(&s.as_("jules"), DECIDE, json!({ "r": r["id"], "o": "APPROVE" })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    assert!(d["decideRequest"]["request"]["grantedEdge"].is_string(), "opened on approval: {d}");
+    chain_ok(&s).await;
+}
+
+/// Break-glass access lasts no longer than its approval window, and the server closes
+/// it when no approval came in time, as a recorded decision that restores what it
+/// replaced.
+#[tokio::test]
+async fn unapproved_emergency_access_is_closed_by_the_server_after_its_window() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let r = file(
+        &s,
+        "priya",
+        json!({ "kind": "EMERGENCY_ACCESS", "subjectId": w.id("bot"), "targetId": w.id("db"), "privilege": "ADMIN",
+                "durationDays": 30, "justification": "ledger outage" }),
+    )
+    .await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    let access = "query($n: ID!) { node(id: $n) { ... on Nhi { access { system { name } privilege expiresAt } } } }";
+    let d = s.ok(&s.as_("ada"), access, json!({ "n": w.id("bot") })).await;
+    let admin = d["node"]["access"].as_array().unwrap().iter().find(|a| a["privilege"] == "ADMIN").cloned().unwrap();
+    let (expires, due) = (admin["expiresAt"].as_str().unwrap(), r["postApprovalDue"].as_str().unwrap());
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert!(parse(expires) <= parse(due), "asked for 30 days, it lasts until the window ends: {expires} > {due}");
+
+    assert_eq!(s.store.close_overdue_emergency_access().await.unwrap(), 0, "not overdue yet");
+    s.store.execute_raw(&format!("UPDATE {id} SET post_approval_due = time::now() - 1h")).await.unwrap();
+    assert_eq!(s.store.close_overdue_emergency_access().await.unwrap(), 1);
+    assert_eq!(s.store.close_overdue_emergency_access().await.unwrap(), 0, "closed once");
+    let d = s.ok(&s.as_("ada"), "query($r: ID!) { request(id: $r) { status } }", json!({ "r": id })).await;
+    assert_eq!(d["request"]["status"], "EXPIRED");
+    let d = s.ok(&s.as_("ada"), access, json!({ "n": w.id("bot") })).await;
+    let privileges: Vec<&str> =
+        d["node"]["access"].as_array().unwrap().iter().map(|a| a["privilege"].as_str().unwrap()).collect();
+    assert_eq!(privileges, ["WRITE"], "the write access it replaced is back");
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "{ decisions(filter: { kind: EXPIRE_EMERGENCY }) { edges { node { outcome actor { email } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        d["decisions"]["edges"],
+        json!([{ "node": { "outcome": "REVOKED", "actor": { "email": "server@nhigov.invalid" } } }])
+    );
+    chain_ok(&s).await;
+}

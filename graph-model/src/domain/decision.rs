@@ -41,6 +41,7 @@ text_enum!(
         Genesis => "genesis",
         Change => "change",
         ImportRun => "import_run",
+        ExpireEmergency => "expire_emergency",
     }
 );
 

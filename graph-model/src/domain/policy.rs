@@ -315,9 +315,10 @@ impl Policy {
         })
     }
 
-    /// Would an automated check deny this grant when it is requested?
+    /// Would an automated check deny this grant (or break-glass access, which passes
+    /// the same checks) when it is requested?
     pub fn automated_deny(&self, kind: RequestKind, subject_has_active_owner: bool) -> Option<Violation> {
-        if kind == RequestKind::GrantAccess && self.has(RuleKind::GrantNeedsActiveOwner) && !subject_has_active_owner {
+        if kind.grants_access() && self.has(RuleKind::GrantNeedsActiveOwner) && !subject_has_active_owner {
             return Some(self.violation(
                 RuleKind::GrantNeedsActiveOwner,
                 "the NHI has no active owner, so access cannot be granted to it",
@@ -383,7 +384,7 @@ impl Policy {
                 "you have already approved this request; the next approval must come from someone else",
             ));
         }
-        if f.kind == RequestKind::GrantAccess
+        if f.kind.grants_access()
             && self.has(RuleKind::GrantNeedsActiveOwner)
             && !f.subject_has_active_owner
             && !f.risk_accepted

@@ -26,7 +26,8 @@ text_enum!(
     /// `pending` waits for approvals (some may be in); `escalated` waits for a more
     /// senior decision; `denied` was refused by an automated check and can go on only
     /// after a risk acceptance; `emergency_active` is break-glass access in force that
-    /// still needs approval after the fact.
+    /// still needs approval after the fact; `expired` is break-glass access the server
+    /// closed because no approval came within its window.
     RequestStatus, "status" {
         Pending => "pending",
         Escalated => "escalated",
@@ -34,6 +35,7 @@ text_enum!(
         Approved => "approved",
         Rejected => "rejected",
         EmergencyActive => "emergency_active",
+        Expired => "expired",
     }
 );
 

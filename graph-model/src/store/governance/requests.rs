@@ -106,14 +106,16 @@ impl Store {
             self.case(c).await.map_err(|_| StoreError::Invalid(ValueError::new("case", format!("no case {c}"))))?;
         }
         let id = &NodeId::generate(Table::Request);
-        if new.kind == RequestKind::EmergencyAccess {
-            return self.emergency_access(requester, id, new).await;
-        }
         let policy = self.current_policy().await?;
         let stakes = self.stakes(&new.subject, new.target.as_ref()).await?;
         let high = stakes.target.is_some_and(|t| new.privilege.is_some_and(|p| t.privileged(p)));
         let needed = policy.approvals_needed(new.kind, high);
         let deny = policy.automated_deny(new.kind, stakes.owners.has_active_owner());
+        // Break-glass access passes the same automatic checks as a grant; when they
+        // pass, it is in force at once.
+        if new.kind == RequestKind::EmergencyAccess && deny.is_none() {
+            return self.emergency_access(requester, id, new).await;
+        }
         let status = if deny.is_some() { RequestStatus::Denied } else { RequestStatus::Pending };
         let content = request_content(new, requester, status, needed, Utc::now())
             .opt("denied_by_rule", deny.as_ref().map(|v| v.rule.as_str()))
@@ -169,10 +171,17 @@ impl Store {
             Box::pin(async move {
                 let policy = self.current_policy().await?;
                 let stakes = self.stakes(&new.subject, Some(target)).await?;
+                if let Some(v) = policy.automated_deny(new.kind, stakes.owners.has_active_owner()) {
+                    // The owner left between the check and this plan.
+                    return Err(StoreError::Conflict(format!("{}: file the request again", v.message)));
+                }
                 let high = stakes.target.is_some_and(|t| t.privileged(privilege));
                 let now = Utc::now();
-                let lifetime = policy.approval_lifetime(new.duration_days).unwrap_or(Duration::days(1));
+                // It lasts no longer than the window in which it must be approved; an
+                // approval extends it to the approved lifetime.
                 let due = policy.emergency_window().map(|w| now + w);
+                let asked = now + policy.approval_lifetime(new.duration_days).unwrap_or(Duration::days(1));
+                let lifetime = due.map_or(asked, |d| asked.min(d)) - now;
                 let edge = NewEdge {
                     kind: EdgeKind::CanAccess,
                     from: new.subject.clone(),
@@ -191,7 +200,13 @@ impl Store {
                 .set("granted_edge", edge_id.to_string())
                 .into_value();
                 let mut vars = Vars::new().set("id", rid(id)).set("content", content);
-                let effects = grant_statements(&edge, &edge_id, now, &mut vars);
+                let grant = grant_statements(&edge, &edge_id, now, &mut vars);
+                let mut guards = Guards::default().policy(&policy).owners(&new.subject, &stakes.owners);
+                if let Some(t) = &stakes.target {
+                    guards = guards.system(target, t);
+                }
+                let (checks, vars) = guards.finish(vars);
+                let effects = format!("{checks}{grant}");
                 Ok(Plan {
                     draft: DecisionDraft {
                         kind: DecisionKind::EmergencyAccess,
@@ -352,25 +367,7 @@ impl Store {
                     DecideOutcome::Reject => {
                         change.set.push("status = 'rejected', decided_at = time::now()".into());
                         if let (RequestKind::EmergencyAccess, Some(edge)) = (request.kind, &request.granted_edge) {
-                            // Rolling back break-glass access closes the edge it opened;
-                            // access it replaced is restored as a new edge, so history
-                            // shows the gap.
-                            let target = request.target.clone().unwrap_or_else(|| request.subject.clone());
-                            vars = vars
-                                .set("edge", edge_rid(&EdgeId::parse(edge)?))
-                                .set("restore_id", edge_rid(&EdgeId::generate(EdgeKind::CanAccess)))
-                                .set("restore_key", format!("{}|{target}", request.subject));
-                            change.before.push_str(
-                                "UPDATE $edge SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;
-                                 LET $old = $request.replaced_edge;
-                                 IF $old != NONE {
-                                     INSERT RELATION INTO can_access {
-                                         id: $restore_id, in: $old.in, out: $old.out, privilege: $old.privilege,
-                                         expires_at: $old.expires_at, valid_from: time::now(), open_key: $restore_key,
-                                         created_at: time::now(), granted_by: $old.granted_by, granted_at: $old.granted_at, source: $old.source
-                                     };
-                                 };",
-                            );
+                            change.before.push_str(&rollback_emergency(&request, edge, &mut vars)?);
                         }
                     }
                     DecideOutcome::Approve => {
@@ -503,6 +500,67 @@ impl Store {
         Ok(raised)
     }
 
+    /// Close every break-glass access still unapproved past its window, each as a
+    /// decision of the server's principal: the access it opened closes, what it
+    /// replaced is restored, and the request ends `expired`. Returns how many.
+    pub async fn close_overdue_emergency_access(&self) -> Result<usize> {
+        let filter = RequestFilter { post_approval_overdue: true, ..Default::default() };
+        let overdue = self.requests(&filter, &PageRequest { first: 1000, after: None }).await?.items;
+        if overdue.is_empty() {
+            return Ok(0);
+        }
+        let server = self.server_principal().await?;
+        let mut closed = 0;
+        for r in overdue {
+            let (server, id) = (&server, &r.id);
+            let outcome = self
+                .decide(|| {
+                    Box::pin(async move {
+                        let request = self.request(id).await?;
+                        if !request.post_approval_overdue_at(Utc::now()) {
+                            return Err(StoreError::Conflict(format!("{id} was decided meanwhile")));
+                        }
+                        let policy = self.current_policy().await?;
+                        let mut vars = Vars::new().set("request", rid(id)).set("rev", request.rev as i64);
+                        let rollback = match &request.granted_edge {
+                            Some(edge) => rollback_emergency(&request, edge, &mut vars)?,
+                            None => String::new(),
+                        };
+                        let why = "break-glass access not approved within its window: closed by the server";
+                        Ok(Plan {
+                            draft: DecisionDraft {
+                                case: request.case.clone(),
+                                refs: distinct_refs(&request.refs, &policy.refs),
+                                inputs: json!({ "request": request, "policy_text": policy.text() }),
+                                ..DecisionDraft::under(
+                                    &policy,
+                                    DecisionKind::ExpireEmergency,
+                                    Outcome::Revoked,
+                                    server,
+                                    id,
+                                    why,
+                                )
+                            },
+                            effects: format!(
+                                "IF $request.rev != $rev {{ THROW '{STALE}' }};
+                                 {rollback}
+                                 UPDATE $request SET status = 'expired', decided_at = time::now(), rev += 1;"
+                            ),
+                            vars,
+                        })
+                    })
+                })
+                .await;
+            match outcome {
+                Ok(_) => closed += 1,
+                // Approved or rejected while the sweep ran: nothing left to close.
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(closed)
+    }
+
     /// Alerts and evidence cited as signals must exist.
     async fn check_signals(&self, signals: &[NodeId]) -> Result<()> {
         if let Some(bad) = signals.iter().find(|s| !matches!(s.table(), Table::Alert | Table::Evidence)) {
@@ -593,6 +651,27 @@ impl Store {
         }
         self.page_of(Table::Exception, "", "exception", conds, vars, page).await
     }
+}
+
+/// Statements rolling back break-glass access: the edge it opened closes; access it
+/// replaced is restored as a new edge (so history shows the gap). `$request` is bound.
+fn rollback_emergency(request: &Request, edge: &str, vars: &mut Vars) -> Result<String> {
+    let target = request.target.clone().unwrap_or_else(|| request.subject.clone());
+    *vars = std::mem::take(vars)
+        .set("edge", edge_rid(&EdgeId::parse(edge)?))
+        .set("restore_id", edge_rid(&EdgeId::generate(EdgeKind::CanAccess)))
+        .set("restore_key", format!("{}|{target}", request.subject));
+    Ok("UPDATE $edge SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;
+     LET $old = $request.replaced_edge;
+     IF $old != NONE {
+         INSERT RELATION INTO can_access {
+             id: $restore_id, in: $old.in, out: $old.out, privilege: $old.privilege,
+             expires_at: $old.expires_at, valid_from: time::now(), open_key: $restore_key,
+             created_at: time::now(), granted_by: $old.granted_by, granted_at: $old.granted_at, source: $old.source
+         };
+     };
+"
+    .into())
 }
 
 /// The stored form of an escalation: whom it goes to, and who escalated.
@@ -700,8 +779,35 @@ fn approval_effect(
                      UPDATE $exception SET approved_by = array::append($prior_approvers, $actor);",
             );
         }
-        // Already in force since it was granted; the approval makes it regular.
-        RequestKind::EmergencyAccess => {}
+        // In force since it was granted: the approval makes it regular and extends it to
+        // the approved lifetime. One denied at first (no active owner) and approved after
+        // a risk acceptance opens only now.
+        RequestKind::EmergencyAccess => match &request.granted_edge {
+            Some(edge) => {
+                *vars = std::mem::take(vars)
+                    .set("emergency_edge", edge_rid(&EdgeId::parse(edge)?))
+                    .set("emergency_expires", expires.map(dt));
+                change.before.push_str(
+                    "UPDATE $emergency_edge SET expires_at = $emergency_expires WHERE valid_to = NONE RETURN NONE;",
+                );
+            }
+            None => {
+                let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
+                    return Err(StoreError::Database(format!("{} lacks its target", request.id)));
+                };
+                let edge = NewEdge {
+                    kind: EdgeKind::CanAccess,
+                    from: request.subject.clone(),
+                    to: target.clone(),
+                    attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: expires },
+                };
+                let edge_id = EdgeId::generate(EdgeKind::CanAccess);
+                let statements = grant_statements(&edge, &edge_id, now, vars);
+                *vars = std::mem::take(vars).set("granted_edge", edge_id.to_string());
+                change.set.push("granted_edge = $granted_edge, replaced_edge = $replaced".into());
+                change.before.push_str(&statements);
+            }
+        },
         // Planned by `plan_change_decision`, never here.
         RequestKind::Change => {
             return Err(StoreError::Database(format!("{} is a change request", request.id)));
