@@ -599,6 +599,11 @@ async fn sweep(store: Store, every: std::time::Duration) {
             Ok(n) => info!(alerts = n, "emergency access past its approval window"),
             Err(e) => tracing::warn!(error = %e, "sweep for overdue emergency access failed"),
         }
+        match store.observe_rotations().await {
+            Ok(0) => {}
+            Ok(n) => info!(fulfilled = n, "approved rotations seen done"),
+            Err(e) => tracing::warn!(error = %e, "observing rotations failed"),
+        }
         // Then it is closed, each closing a decision of the server.
         match store.close_overdue_emergency_access().await {
             Ok(0) => {}

@@ -136,8 +136,9 @@ gql_enum!(
 gql_enum!(
     /// Where a request stands. DENIED: refused by an automated check, open to a risk
     /// acceptance; EMERGENCY_ACTIVE: break-glass access in force, awaiting approval;
-    /// EXPIRED: break-glass access the server closed, unapproved past its window.
-    RequestStatus => gm::RequestStatus { Pending, Escalated, Denied, Approved, Rejected, EmergencyActive, Expired }
+    /// EXPIRED: break-glass access the server closed, unapproved past its window;
+    /// FULFILLED: an approved rotation seen done (the secret rotated after the approval).
+    RequestStatus => gm::RequestStatus { Pending, Escalated, Denied, Approved, Rejected, EmergencyActive, Expired, Fulfilled }
 );
 gql_enum!(
     /// What an approver decides.
@@ -162,7 +163,7 @@ gql_enum!(
     DecisionKind => gm::DecisionKind {
         OpenCase, DismissAlert, MergeAlerts, AssignCase, TransitionCase, EscalateCase, CloseCase, ReopenCase,
         DecideRequest, AutomatedDeny, EmergencyAccess, AcceptRisk, RevokeException, PublishPolicy, Genesis, Change,
-        ImportRun, ExpireEmergency
+        ImportRun, ExpireEmergency, FulfilRequest
     }
 );
 gql_enum!(

@@ -456,3 +456,45 @@ async fn the_trail_of_a_subject_holds_every_decision_touching_it() {
     assert_eq!(trail(w.id("bot")).await, ["GENESIS GRANTED", "CHANGE APPLIED", "DECIDE_REQUEST APPROVED"]);
     s.stop().await;
 }
+
+/// Rolling back a grant is a governed revocation of that one grant, and its record
+/// names the decision that granted it.
+#[tokio::test]
+async fn a_rollback_closes_one_grant_and_names_the_decision_that_granted_it() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let create = "mutation($n: ID!, $t: ID!) { createRequest(input: { kind: GRANT_ACCESS, subjectId: $n, targetId: $t,
+        privilege: READ, justification: \"reads the vault's audit log\" }) { id } }";
+    let r = s.ok(&s.as_("priya"), create, json!({ "n": w.id("bot"), "t": w.id("vault") })).await["createRequest"]["id"]
+        .clone();
+    let d = s
+        .ok(
+            &s.as_("jules"),
+            "mutation($i: ID!) { decideRequest(id: $i, outcome: APPROVE, rationale: \"ok\") { decision { id } request { grantedEdge } } }",
+            json!({ "i": r }),
+        )
+        .await;
+    let (granting, edge) =
+        (d["decideRequest"]["decision"]["id"].clone(), d["decideRequest"]["request"]["grantedEdge"].clone());
+    let d = s
+        .ok(
+            &s.as_("sam"),
+            "mutation($e: ID!) { closeRelation(id: $e, rationale: \"no longer needed\") { relation { validTo grantedBy } decision { id outcome } } }",
+            json!({ "e": edge }),
+        )
+        .await;
+    assert_eq!(d["closeRelation"]["relation"]["grantedBy"], granting, "{d}");
+    assert!(d["closeRelation"]["relation"]["validTo"].is_string());
+    let rollback = d["closeRelation"]["decision"]["id"].clone();
+    let d = s
+        .ok(&s.as_("ada"), "query($i: ID!) { decision(id: $i) { explain { inputs } } }", json!({ "i": rollback }))
+        .await;
+    let inputs = d["decision"]["explain"]["inputs"].to_string();
+    assert!(inputs.contains("rolls_back") && inputs.contains(granting.as_str().unwrap()), "{inputs}");
+    let d = s
+        .ok(&s.as_("ada"), "query($n: ID!) { decisionTrail(subjectId: $n) { id } }", json!({ "n": w.id("bot") }))
+        .await;
+    let ids: Vec<&Value> = d["decisionTrail"].as_array().unwrap().iter().map(|d| &d["id"]).collect();
+    assert!(ids.contains(&&granting) && ids.contains(&&rollback), "both in the NHI's trail: {d}");
+    s.stop().await;
+}

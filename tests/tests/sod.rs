@@ -479,3 +479,55 @@ async fn unapproved_emergency_access_is_closed_by_the_server_after_its_window() 
     );
     chain_ok(&s).await;
 }
+
+/// An approved rotation stays open until the secret is seen rotated after the
+/// approval, is overdue past its due date, and is closed by a decision linked to the
+/// approval it fulfils.
+#[tokio::test]
+async fn an_approved_rotation_stays_open_until_the_rotation_is_seen() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let rotate =
+        json!({ "kind": "ROTATE_SECRET", "subjectId": w.id("key"), "durationDays": 3, "justification": "it leaked" });
+    let r = file(&s, "priya", rotate.clone()).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    let d = s
+        .ok(
+            &s.as_("jules"),
+            "mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: \"rotate it\") { decision { id } request { status rotationDueAt rotationOverdue } } }",
+            json!({ "r": id }),
+        )
+        .await;
+    let approval = d["decideRequest"]["decision"]["id"].clone();
+    let req = &d["decideRequest"]["request"];
+    assert_eq!((req["status"].as_str(), &req["rotationOverdue"]), (Some("APPROVED"), &json!(false)));
+    assert!(req["rotationDueAt"].is_string());
+    // Past its due date without a rotation: overdue.
+    s.store.execute_raw(&format!("UPDATE {id} SET rotation_due_at = time::now() - 1h")).await.unwrap();
+    let q = "query($r: ID!) { request(id: $r) { status rotationOverdue fulfilledAt } }";
+    let d = s.ok(&s.as_("ada"), q, json!({ "r": id })).await;
+    assert_eq!(d["request"]["rotationOverdue"], true);
+    // The rotation is seen (here through the API): the request closes, by a decision
+    // that names the approval it fulfils.
+    let now = chrono::Utc::now().to_rfc3339();
+    s.ok(
+        &s.as_("sam"),
+        "mutation($k: ID!, $t: DateTime!) { updateSecret(id: $k, input: { lastRotatedAt: $t }) { id } }",
+        json!({ "k": w.id("key"), "t": now }),
+    )
+    .await;
+    let d = s.ok(&s.as_("ada"), q, json!({ "r": id })).await;
+    assert_eq!((d["request"]["status"].as_str(), &d["request"]["rotationOverdue"]), (Some("FULFILLED"), &json!(false)));
+    assert!(d["request"]["fulfilledAt"].is_string());
+    let d = s
+        .ok(
+            &s.as_("ada"),
+            "{ decisions(filter: { kind: FULFIL_REQUEST }) { edges { node { actor { email } explain { inputs } } } } }",
+            json!({}),
+        )
+        .await;
+    let node = &d["decisions"]["edges"][0]["node"];
+    assert_eq!(node["actor"]["email"], "server@nhigov.invalid");
+    assert!(node["explain"]["inputs"].to_string().contains(approval.as_str().unwrap()), "{d}");
+    chain_ok(&s).await;
+}

@@ -47,8 +47,17 @@ pub enum Change {
     SystemRisk { system: NodeId, criticality: Option<Criticality>, environment: Option<Environment> },
     /// Open a governed edge.
     Relate { edge: NewEdge },
-    /// Close an open governed edge.
-    Unrelate { edge: EdgeId, kind: EdgeKind, from: NodeId, to: NodeId },
+    /// Close an open governed edge. `rolls_back` names the decision that stood behind
+    /// it (the grant approved, the change applied, the baseline adopted): closing it is
+    /// the rollback of that decision, and the record says so.
+    Unrelate {
+        edge: EdgeId,
+        kind: EdgeKind,
+        from: NodeId,
+        to: NodeId,
+        #[serde(default)]
+        rolls_back: Option<NodeId>,
+    },
     /// Issue an API token. The requester holds the token text already; only its
     /// SHA-256 is here, and the token works once the change is applied.
     Token {
@@ -136,6 +145,7 @@ impl Change {
                 Some(p) => format!("open {} {} -> {} ({p})", edge.kind, edge.from, edge.to),
                 None => format!("open {} {} -> {}", edge.kind, edge.from, edge.to),
             },
+            Change::Unrelate { edge, rolls_back: Some(d), .. } => format!("close {edge}, rolling back {d}"),
             Change::Unrelate { edge, .. } => format!("close {edge}"),
             Change::Token { principal, scopes, name, .. } => {
                 format!("issue API token '{name}' for {principal} with {}", roles(scopes))

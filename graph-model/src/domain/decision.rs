@@ -42,6 +42,7 @@ text_enum!(
         Change => "change",
         ImportRun => "import_run",
         ExpireEmergency => "expire_emergency",
+        FulfilRequest => "fulfil_request",
     }
 );
 

@@ -27,7 +27,8 @@ text_enum!(
     /// senior decision; `denied` was refused by an automated check and can go on only
     /// after a risk acceptance; `emergency_active` is break-glass access in force that
     /// still needs approval after the fact; `expired` is break-glass access the server
-    /// closed because no approval came within its window.
+    /// closed because no approval came within its window; `fulfilled` is an approved
+    /// rotation whose secret was seen rotated after the approval.
     RequestStatus, "status" {
         Pending => "pending",
         Escalated => "escalated",
@@ -36,6 +37,7 @@ text_enum!(
         Rejected => "rejected",
         EmergencyActive => "emergency_active",
         Expired => "expired",
+        Fulfilled => "fulfilled",
     }
 );
 
@@ -221,6 +223,12 @@ pub struct Request {
     /// Who escalated it, who may not approve it afterwards.
     #[serde(default)]
     pub escalated_by: Option<NodeId>,
+    /// An approved rotation must be seen done by then.
+    #[serde(default)]
+    pub rotation_due_at: Option<DateTime<Utc>>,
+    /// When the rotation was seen done (the request is then `fulfilled`).
+    #[serde(default)]
+    pub fulfilled_at: Option<DateTime<Utc>>,
     pub rev: u64,
 }
 
@@ -228,6 +236,13 @@ impl Request {
     /// An approval that has lapsed and needs revalidation.
     pub fn revalidation_due_at(&self, now: DateTime<Utc>) -> bool {
         self.status == RequestStatus::Approved && self.approval_expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// An approved rotation not seen done by its due date.
+    pub fn rotation_overdue_at(&self, now: DateTime<Utc>) -> bool {
+        self.kind == RequestKind::RotateSecret
+            && self.status == RequestStatus::Approved
+            && self.rotation_due_at.is_some_and(|t| t <= now)
     }
 
     /// Break-glass access still unapproved past its window.

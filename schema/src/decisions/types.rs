@@ -145,6 +145,19 @@ impl Request {
     async fn post_approval_overdue(&self) -> bool {
         self.0.post_approval_overdue_at(Utc::now())
     }
+    /// An approved rotation must be seen done by then (the secret's `lastRotatedAt`
+    /// moving past the approval).
+    async fn rotation_due_at(&self) -> Option<DateTime<Utc>> {
+        self.0.rotation_due_at
+    }
+    /// An approved rotation not seen done by its due date.
+    async fn rotation_overdue(&self) -> bool {
+        self.0.rotation_overdue_at(Utc::now())
+    }
+    /// When the rotation was seen done, closing the request (`FULFILLED`).
+    async fn fulfilled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.fulfilled_at
+    }
     /// The rule of an automated deny.
     async fn denied_by_rule(&self) -> Option<&str> {
         self.0.denied_by_rule.as_deref()

@@ -279,7 +279,9 @@ impl GovernanceMutation {
     }
 
     /// Close an open edge; it stays in history with `validTo` set. Closing access,
-    /// ownership or membership is governed (admins only) and recorded as a decision.
+    /// ownership or membership is governed (admins only) and recorded as a decision;
+    /// closing a grant is its rollback: the decision names the one that granted it
+    /// (`change.rolls_back` in its inputs) and stands in the subject's trail beside it.
     #[graphql(guard = "RoleGuard(WRITE_INVENTORY)")]
     async fn close_relation(&self, ctx: &Context<'_>, id: ID, rationale: Option<String>) -> ApiResult<RelationChange> {
         let id = EdgeId::parse(id.as_str()).map_err(ApiError::from)?;
@@ -291,8 +293,13 @@ impl GovernanceMutation {
         }
         admin_only(principal(ctx)?, &format!("a {} edge", id.kind))?;
         let edge = store.edge(&id).await.map_err(ApiError::from)?.ok_or_else(|| ApiError::NotFound(id.to_string()))?;
-        let change =
-            gm::Change::Unrelate { edge: id.clone(), kind: id.kind, from: edge.from.clone(), to: edge.to.clone() };
+        let change = gm::Change::Unrelate {
+            edge: id.clone(),
+            kind: id.kind,
+            from: edge.from.clone(),
+            to: edge.to.clone(),
+            rolls_back: edge.granted_by.clone(),
+        };
         let g = govern(ctx, change, rationale).await?;
         changed(ctx, ChangeAction::Closed, &id)?;
         let closed = store.edge(&id).await.map_err(ApiError::from)?;

@@ -122,8 +122,12 @@ impl InventoryMutation {
     async fn update_secret(&self, ctx: &Context<'_>, id: ID, input: UpdateSecretInput) -> ApiResult<Secret> {
         let id = id_of(&id, Table::Secret)?;
         let patch = input.parse().map_err(ApiError::from)?;
-        let node = ctx.data::<Store>()?.update_secret(&id, &patch).await.map_err(ApiError::from)?;
+        let store = ctx.data::<Store>()?;
+        let node = store.update_secret(&id, &patch).await.map_err(ApiError::from)?;
         changed(ctx, &node)?;
+        if patch.last_rotated_at.is_some() {
+            observe_rotations(store).await;
+        }
         Ok(expect!(node, Secret)?)
     }
 
@@ -148,6 +152,7 @@ impl InventoryMutation {
         let summary = store.import_recorded(principal(ctx)?.id(), &inv, &digest).await.map_err(ApiError::from)?;
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
         let flagged = flag_ungoverned(store, &inv).await;
+        observe_rotations(store).await;
         Ok(import_result(summary, vec![], flagged))
     }
 
@@ -173,6 +178,14 @@ impl InventoryMutation {
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
         let flagged = flag_ungoverned(store, &inv).await;
         Ok(import_result(summary, converted.skipped, flagged))
+    }
+}
+
+/// Close the approved rotations a write has shown done. The write has committed: a
+/// failure here is logged, and the server's sweep closes them.
+async fn observe_rotations(store: &Store) {
+    if let Err(e) = store.observe_rotations().await {
+        tracing::warn!(error = %e, "observing rotations failed");
     }
 }
 

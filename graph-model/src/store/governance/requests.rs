@@ -561,6 +561,71 @@ impl Store {
         Ok(closed)
     }
 
+    /// Close every approved rotation whose secret has been seen rotated since its
+    /// approval (by an import, the API or a scanner), each as a decision of the server's
+    /// principal linked to the approval it fulfils. Returns how many. Run after writes
+    /// that can move a rotation time, and by the server's sweep.
+    pub async fn observe_rotations(&self) -> Result<usize> {
+        let mut resp = self
+            .read(
+                "SELECT * FROM request WHERE kind = 'rotate_secret' AND status = 'approved'
+                   AND subject.last_rotated_at != NONE AND subject.last_rotated_at > decided_at",
+                &Vars::new(),
+            )
+            .await?;
+        let done: Vec<Request> = take(&mut resp, 0)?;
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let server = self.server_principal().await?;
+        let mut closed = 0;
+        for r in done {
+            let (server, id) = (&server, &r.id);
+            let outcome = self
+                .decide(|| {
+                    Box::pin(async move {
+                        let request = self.request(id).await?;
+                        if request.status != RequestStatus::Approved {
+                            return Err(StoreError::Conflict(format!("{id} is {} now", request.status)));
+                        }
+                        let secret = self.nodes_by_id::<Secret>(std::slice::from_ref(&request.subject)).await?;
+                        let rotated = secret.get(&request.subject).and_then(|s| s.last_rotated_at);
+                        let policy = self.current_policy().await?;
+                        let approval = request.approvals.last().map(|a| a.decision.clone());
+                        Ok(Plan {
+                            draft: DecisionDraft {
+                                case: request.case.clone(),
+                                refs: distinct_refs(&request.refs, &policy.refs),
+                                inputs: json!({
+                                    "request": request, "fulfils": approval, "secret_rotated_at": rotated,
+                                }),
+                                ..DecisionDraft::under(
+                                    &policy,
+                                    DecisionKind::FulfilRequest,
+                                    Outcome::Completed,
+                                    server,
+                                    id,
+                                    "the secret was seen rotated after the approval",
+                                )
+                            },
+                            effects: format!(
+                                "IF $request.rev != $rev OR $request.status != 'approved' {{ THROW '{STALE}' }};
+                                 UPDATE $request SET status = 'fulfilled', fulfilled_at = time::now(), rev += 1;"
+                            ),
+                            vars: Vars::new().set("request", rid(id)).set("rev", request.rev as i64),
+                        })
+                    })
+                })
+                .await;
+            match outcome {
+                Ok(_) => closed += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(closed)
+    }
+
     /// Alerts and evidence cited as signals must exist.
     async fn check_signals(&self, signals: &[NodeId]) -> Result<()> {
         if let Some(bad) = signals.iter().find(|s| !matches!(s.table(), Table::Alert | Table::Evidence)) {
@@ -674,6 +739,9 @@ fn rollback_emergency(request: &Request, edge: &str, vars: &mut Vars) -> Result<
     .into())
 }
 
+/// Days an approved rotation has to be done, when the request names none.
+const ROTATION_DAYS: u32 = 7;
+
 /// The stored form of an escalation: whom it goes to, and who escalated.
 pub(super) fn escalation(
     to: Option<&EscalationTarget>,
@@ -731,9 +799,13 @@ fn approval_effect(
                      UPDATE $open SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;"
             ));
         }
-        // The rotation itself happens outside; the case gets a mandatory task to do it and
-        // verify it, so it cannot close until someone has.
+        // The rotation itself happens outside: the request stays open (approved) until the
+        // secret is seen rotated after the approval, and is overdue past its due date;
+        // within a case, a mandatory task to do it blocks closing until someone has.
         RequestKind::RotateSecret => {
+            let due = now + Duration::days(i64::from(request.duration_days.unwrap_or(ROTATION_DAYS)));
+            *vars = std::mem::take(vars).set("rotation_due", dt(due));
+            change.set.push("rotation_due_at = $rotation_due".into());
             if let Some(case) = &request.case {
                 let task = Content::new()
                     .set("case", rid(case))
