@@ -457,3 +457,85 @@ async fn an_escalation_target_approves_and_the_rest_may_come_from_anyone_but_the
         other => panic!("{other:?}"),
     }
 }
+
+/// A criticality raised while its system's owner approves a grant to it, 300 times over
+/// two replicas: the owner may approve an unprivileged grant, not a privileged one, so
+/// an approval either commits before the raise or is refused after it; never committed
+/// after it on the criticality read before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_criticality_raised_during_an_owners_approval_never_lets_the_owner_approve_a_privileged_grant() {
+    const RACES: usize = 300;
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    let mut nodes = vec![
+        json!({"type": "person", "ref": "admin", "name": "Admin", "email": "admin@race.example", "roles": ["admin"]}),
+        json!({"type": "person", "ref": "req", "name": "Requester", "email": "req@race.example", "roles": ["investigator"]}),
+        json!({"type": "person", "ref": "owner", "name": "Owner", "email": "owner@race.example", "roles": ["approver"]}),
+        json!({"type": "nhi", "ref": "bot", "kind": "service_account", "name": "bot", "environment": "staging"}),
+    ];
+    let mut edges = vec![json!({"type": "owns", "from": "owner", "to": "bot"})];
+    for i in 0..RACES {
+        nodes.push(json!({"type": "system", "ref": format!("s{i}"), "kind": "application", "name": format!("app-{i}"),
+            "environment": "staging", "criticality": "tier3"}));
+        edges.push(json!({"type": "owns", "from": "admin", "to": format!("s{i}")}));
+    }
+    let (summary, _) =
+        store.bootstrap(&json!({ "nodes": nodes, "edges": edges }), Utc::now(), &text("race")).await.unwrap();
+    let ids: HashMap<String, NodeId> = summary.ids.into_iter().collect();
+    let replica = store.as_replica();
+    let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
+    let owner = Actor { id: ids["owner"].clone(), roles: vec![Role::Approver] };
+    let (mut before, mut refused) = (0, 0);
+    for i in 0..RACES {
+        let system = ids[&format!("s{i}")].clone();
+        let r = store.create_request(&ids["req"], &grant_to(&ids, &system, Privilege::Write)).await.unwrap();
+        assert_eq!(r.approvals_needed, 1, "write on a tier3 staging system is not privileged");
+        let lag = std::time::Duration::from_micros((i as u64 * 337) % 4000);
+        let approval = {
+            let (replica, owner, id) = (replica.clone(), owner.clone(), r.id.clone());
+            tokio::spawn(async move {
+                replica.decide_request(&owner, &id, DecideOutcome::Approve, &text("mine to approve"), &[]).await
+            })
+        };
+        let raise = {
+            let (store, admin) = (store.clone(), admin.clone());
+            let change = Change::SystemRisk { system, criticality: Some(Criticality::Tier1), environment: None };
+            tokio::spawn(async move {
+                tokio::time::sleep(lag).await;
+                store.govern(&admin, &change, &text("holds customer data now")).await
+            })
+        };
+        let (approval, raise) = (approval.await.unwrap(), raise.await.unwrap().unwrap());
+        assert!(raise.applied(), "race {i}: raising a criticality applies at once");
+        match approval {
+            Ok((d, _)) => {
+                assert!(d.seq < raise.decision.seq, "race {i}: the owner's approval committed after the raise");
+                before += 1;
+            }
+            Err(StoreError::Refused { violation, .. }) => {
+                assert_eq!(violation.rule, RuleKind::OwnerCannotApprove, "race {i}");
+                refused += 1;
+            }
+            Err(e) => panic!("race {i}: {e}"),
+        }
+    }
+    let report = store.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(report.length, 1 + 2 * RACES as u64);
+    println!("{before} owner approvals committed before the raise, {refused} refused after it");
+}
+
+fn grant_to(ids: &HashMap<String, NodeId>, system: &NodeId, privilege: Privilege) -> NewRequest {
+    NewRequest {
+        kind: RequestKind::GrantAccess,
+        subject: ids["bot"].clone(),
+        target: Some(system.clone()),
+        privilege: Some(privilege),
+        duration_days: Some(30),
+        justification: text("the pipeline needs it"),
+        ticket_ref: None,
+        case: None,
+        compensating_controls: vec![],
+        review_days: None,
+        refs: vec![],
+    }
+}
