@@ -45,6 +45,10 @@ async fn requests_decisions_refusals_and_cases_are_counted() {
     assert_eq!(nhigov_tests::code(&refused), "SOD_VIOLATION");
     s.ok(&s.as_("jules"), decide, json!({ "r": r })).await;
 
+    // A role the guard refuses: counted, not chained.
+    let (_, body) = s.gql(&s.as_("vic"), "query Forbidden { decisions { totalCount } }", json!({})).await;
+    assert_eq!(nhigov_tests::code(&body), "FORBIDDEN");
+
     let (status, text) = scrape(&s, None).await;
     assert_eq!(status, 200);
     assert_eq!(sample(&text, "nhigov_graphql_requests_total{operation=\"Me\",outcome=\"ok\"}"), Some(3.0), "{text}");
@@ -54,6 +58,10 @@ async fn requests_decisions_refusals_and_cases_are_counted() {
     );
     assert_eq!(sample(&text, "nhigov_graphql_requests_total{operation=\"Decide\",outcome=\"field_error\"}"), Some(1.0));
     assert_eq!(sample(&text, "nhigov_graphql_requests_total{operation=\"Decide\",outcome=\"ok\"}"), Some(1.0));
+    assert_eq!(
+        sample(&text, "nhigov_graphql_requests_total{operation=\"Forbidden\",outcome=\"forbidden\"}"),
+        Some(1.0)
+    );
     assert_eq!(sample(&text, "nhigov_graphql_requests_total{operation=\"-\",outcome=\"unauthenticated\"}"), Some(1.0));
     assert_eq!(sample(&text, "nhigov_graphql_request_duration_seconds_count{operation=\"Me\"}"), Some(3.0));
     assert_eq!(

@@ -111,14 +111,24 @@ fn request_error_status(media: Media) -> StatusCode {
     if media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK }
 }
 
-fn graphql_response(media: Media, operation: &str, resp: async_graphql::Response) -> Response {
-    let outcome = if is_request_error(&resp) {
-        "request_error"
-    } else if resp.errors.is_empty() {
+/// How an executed request went: `ok`; `forbidden` when a guard refused the caller's
+/// role (refusals that are not decisions, so they are counted here rather than chained);
+/// else `field_error`.
+fn executed_outcome(errors: &[async_graphql::ServerError]) -> &'static str {
+    let code = |e: &async_graphql::ServerError| {
+        e.extensions.as_ref().and_then(|x| x.get("code")).map(|v| v.to_string().trim_matches('"').to_owned())
+    };
+    if errors.is_empty() {
         "ok"
+    } else if errors.iter().any(|e| code(e).as_deref() == Some("FORBIDDEN")) {
+        "forbidden"
     } else {
         "field_error"
-    };
+    }
+}
+
+fn graphql_response(media: Media, operation: &str, resp: async_graphql::Response) -> Response {
+    let outcome = if is_request_error(&resp) { "request_error" } else { executed_outcome(&resp.errors) };
     let mut http = if outcome == "request_error" {
         json(request_error_status(media), media, &json!({ "errors": resp.errors }))
     } else {
@@ -246,7 +256,9 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
             match state.schema.execute_batch(BatchRequest::Batch(reqs)).await {
                 BatchResponse::Batch(items) => match serde_json::to_value(&items) {
                     Ok(body) => {
-                        let outcome = if items.iter().all(|r| r.errors.is_empty()) { "ok" } else { "field_error" };
+                        let errors: Vec<async_graphql::ServerError> =
+                            items.iter().flat_map(|r| r.errors.iter().cloned()).collect();
+                        let outcome = executed_outcome(&errors);
                         let mut resp = json(StatusCode::OK, media, &body);
                         resp.extensions_mut().insert(Label { operation: "batch".to_owned(), outcome });
                         resp

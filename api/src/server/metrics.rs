@@ -28,7 +28,8 @@ pub const MAX_OPERATIONS: usize = 200;
 #[derive(Debug, Clone)]
 pub struct Label {
     pub operation: String,
-    /// `ok`, `field_error` (executed, with errors beside the data) or `request_error`.
+    /// `ok`, `forbidden` (a guard refused the caller's role), `field_error` (executed,
+    /// with other errors beside the data) or `request_error`.
     pub outcome: &'static str,
 }
 
