@@ -772,20 +772,7 @@ fn approval_effect(
     let subject = rid(&request.subject);
     match request.kind {
         RequestKind::GrantAccess => {
-            let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
-                return Err(StoreError::Database(format!("{} lacks its target", request.id)));
-            };
-            let edge = NewEdge {
-                kind: EdgeKind::CanAccess,
-                from: request.subject.clone(),
-                to: target.clone(),
-                attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: expires },
-            };
-            let edge_id = EdgeId::generate(EdgeKind::CanAccess);
-            let statements = grant_statements(&edge, &edge_id, now, vars);
-            *vars = std::mem::take(vars).set("granted_edge", edge_id.to_string());
-            change.set.push("granted_edge = $granted_edge, replaced_edge = $replaced".into());
-            change.before.push_str(&statements);
+            open_granted_access(request, expires, now, vars, change)?;
         }
         RequestKind::RevokeNhi | RequestKind::Offboard => {
             // Either way every outgoing access closes: its grants, the identities it can
@@ -863,28 +850,39 @@ fn approval_effect(
                     "UPDATE $emergency_edge SET expires_at = $emergency_expires WHERE valid_to = NONE RETURN NONE;",
                 );
             }
-            None => {
-                let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
-                    return Err(StoreError::Database(format!("{} lacks its target", request.id)));
-                };
-                let edge = NewEdge {
-                    kind: EdgeKind::CanAccess,
-                    from: request.subject.clone(),
-                    to: target.clone(),
-                    attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: expires },
-                };
-                let edge_id = EdgeId::generate(EdgeKind::CanAccess);
-                let statements = grant_statements(&edge, &edge_id, now, vars);
-                *vars = std::mem::take(vars).set("granted_edge", edge_id.to_string());
-                change.set.push("granted_edge = $granted_edge, replaced_edge = $replaced".into());
-                change.before.push_str(&statements);
-            }
+            None => open_granted_access(request, expires, now, vars, change)?,
         },
         // Planned by `plan_change_decision`, never here.
         RequestKind::Change => {
             return Err(StoreError::Database(format!("{} is a change request", request.id)));
         }
     }
+    Ok(())
+}
+
+/// The access a final approval opens: the request's grant, with the approval's expiry,
+/// recorded on the request (`granted_edge`, `replaced_edge`).
+fn open_granted_access(
+    request: &Request,
+    expires: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    vars: &mut Vars,
+    change: &mut RequestChange,
+) -> Result<()> {
+    let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
+        return Err(StoreError::Database(format!("{} lacks its target", request.id)));
+    };
+    let edge = NewEdge {
+        kind: EdgeKind::CanAccess,
+        from: request.subject.clone(),
+        to: target.clone(),
+        attrs: EdgeAttrs { privilege: Some(privilege), mechanism: None, expires_at: expires },
+    };
+    let edge_id = EdgeId::generate(EdgeKind::CanAccess);
+    let statements = grant_statements(&edge, &edge_id, now, vars);
+    *vars = std::mem::take(vars).set("granted_edge", edge_id.to_string());
+    change.set.push("granted_edge = $granted_edge, replaced_edge = $replaced".into());
+    change.before.push_str(&statements);
     Ok(())
 }
 
