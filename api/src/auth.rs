@@ -127,7 +127,7 @@ impl Authenticator {
         let token = bearer(header).ok_or(AuthError::Missing)?;
         if token.starts_with(graph_model::store::TOKEN_PREFIX) {
             let found = store.authenticate_token(token).await?.ok_or(AuthError::UnknownPerson)?;
-            return Ok(Principal { person: found.person, roles: found.roles });
+            return Ok(Principal::token(found.person, found.roles));
         }
         let email = self.verify(token)?;
         let person: Person = store.person_by_email(&email).await?.ok_or(AuthError::UnknownPerson)?;

@@ -13,13 +13,21 @@ pub struct Principal {
     /// The roles this request acts with: the person's roles, or for an API token the
     /// person's roles limited to the token's scopes.
     pub roles: Vec<Role>,
+    /// The caller presented an API token rather than signing in: it may not make more
+    /// tokens (a leaked one would otherwise outlive its own revocation).
+    pub via_token: bool,
 }
 
 impl Principal {
     /// A person acting with all their roles (a signed-in user).
     pub fn person(person: Person) -> Principal {
         let roles = person.roles.clone();
-        Principal { person, roles }
+        Principal { person, roles, via_token: false }
+    }
+
+    /// A caller acting through an API token, with the roles its scopes leave them.
+    pub fn token(person: Person, roles: Vec<Role>) -> Principal {
+        Principal { person, roles, via_token: true }
     }
 
     pub fn id(&self) -> &NodeId {

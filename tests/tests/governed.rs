@@ -197,7 +197,8 @@ async fn one_admin_alone() {
 async fn a_leaked_ingest_token_changes_no_governed_fact() {
     let s = TestServer::start().await;
     let w = s.world().await;
-    let scanner = s.as_("scanner");
+    // The scanner's real API token (ingest scope), as it would leak from a CI config.
+    let scanner = s.ingest_token(&w, "scanner").await;
     let start = chain_length(&s).await;
 
     // Mallory, holding ADMIN and APPROVER, through an inventory document.
@@ -496,5 +497,28 @@ async fn a_rollback_closes_one_grant_and_names_the_decision_that_granted_it() {
         .await;
     let ids: Vec<&Value> = d["decisionTrail"].as_array().unwrap().iter().map(|d| &d["id"]).collect();
     assert!(ids.contains(&&granting) && ids.contains(&&rollback), "both in the NHI's trail: {d}");
+    s.stop().await;
+}
+
+/// Anyone may ask for a token for their own use; an ingest-only one works at once, and
+/// one carrying more waits for a second admin. A token for someone else is the admin's.
+#[tokio::test]
+async fn a_person_asks_for_their_own_token_and_only_an_admin_for_someone_elses() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let make = "mutation($p: ID!, $s: [Role!]!) { createApiToken(principalId: $p, name: \"mine\", scopes: $s) {
+        token apiToken { id } decision { outcome } request { id status } } }";
+    let scanner = s.as_("scanner");
+    let d = s.ok(&scanner, make, json!({ "p": w.id("scanner"), "s": ["INGEST"] })).await;
+    assert_eq!(d["createApiToken"]["decision"]["outcome"], "APPLIED", "{d}");
+    let token = d["createApiToken"]["token"].as_str().unwrap();
+    let (status, _) = s.gql(token, "{ me { email } }", json!({})).await;
+    assert_eq!(status, 200, "an ingest token for oneself works at once");
+    let (_, body) = s.gql(token, make, json!({ "p": w.id("scanner"), "s": ["INGEST"] })).await;
+    assert_eq!(code(&body), "FORBIDDEN", "a token makes no tokens: {body}");
+    let d = s.ok(&s.as_("priya"), make, json!({ "p": w.id("priya"), "s": ["APPROVER"] })).await;
+    waits(&d, "createApiToken");
+    let (_, body) = s.gql(&s.as_("priya"), make, json!({ "p": w.id("jules"), "s": ["APPROVER"] })).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
     s.stop().await;
 }

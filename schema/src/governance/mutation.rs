@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{ChangeAction, EventBus};
 use crate::inventory::inputs::{RelateInput, UpdateNhiInput, UpdatePersonInput, UpdateSystemInput};
 use crate::inventory::types::{Nhi, Person, Relation, System};
-use crate::principal::{ADMINISTER, MANAGE_PEOPLE, Principal, RoleGuard, WRITE_INVENTORY, principal};
+use crate::principal::{ADMINISTER, Authenticated, MANAGE_PEOPLE, Principal, RoleGuard, WRITE_INVENTORY, principal};
 
 #[derive(Default)]
 pub struct GovernanceMutation;
@@ -308,10 +308,12 @@ impl GovernanceMutation {
     }
 
     /// Ask for an API token for a principal, limited to `scopes` (roles it holds). The
-    /// token text is answered now and never again. A token for oneself with only the
-    /// INGEST scope works at once; any other waits for a second admin, and works from
-    /// the moment that admin approves `request`.
-    #[graphql(guard = "RoleGuard(ADMINISTER)")]
+    /// token text is answered now and never again. Anyone may ask for a token for their
+    /// own use, signed in (not through another token); only an admin for someone else's
+    /// (a machine principal's). A token for
+    /// oneself with only the INGEST scope works at once; any other waits for a second
+    /// admin, and works from the moment that admin approves `request`.
+    #[graphql(guard = "Authenticated")]
     async fn create_api_token(
         &self,
         ctx: &Context<'_>,
@@ -322,6 +324,13 @@ impl GovernanceMutation {
         rationale: Option<String>,
     ) -> ApiResult<NewApiToken> {
         let who = crate::inventory::inputs::node_id(&principal_id, "principalId", &[Table::Person])?;
+        let caller = principal(ctx)?;
+        if caller.via_token {
+            return Err(ApiError::Forbidden("an API token cannot make tokens: sign in to ask for one".into()).into());
+        }
+        if &who != caller.id() && !caller.has_any(ADMINISTER) {
+            return Err(ApiError::Forbidden("a token for someone else needs the admin role".into()).into());
+        }
         let name = gm::Name::parse(&name).map_err(|e| ApiError::from(e.at("name")))?;
         let mut scopes: Vec<gm::Role> = scopes.into_iter().map(Into::into).collect();
         scopes.dedup();
