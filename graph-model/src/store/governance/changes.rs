@@ -18,19 +18,13 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::alerts::STALE;
+pub use super::guards::Actor;
+use super::guards::Guards;
 use super::requests::request_content;
-use super::{OwnerFacts, Plan, dt};
+use super::{Plan, dt};
 use crate::domain::*;
 use crate::store::edges::{open_edge_conflict, relate_statements};
 use crate::store::{Content, Result, Store, StoreError, Vars, edge_rid, json_value, rid, take};
-
-/// Who acts, and with which roles: a signed-in person's roles, or an API token's scopes.
-/// The store acts with the roles given that the person still holds.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub id: NodeId,
-    pub roles: Vec<Role>,
-}
 
 /// What a governed mutation did: the decision it recorded and, when a second person is
 /// needed, the request it filed instead of the change.
@@ -44,105 +38,6 @@ impl Governed {
     /// Did the change take effect?
     pub fn applied(&self) -> bool {
         self.decision.outcome == Outcome::Applied
-    }
-}
-
-/// Fact checks that run inside a decision's transaction, before its effects: each
-/// throws the stale-plan signal when the fact is no longer what the plan read.
-#[derive(Default)]
-pub(crate) struct Guards {
-    sql: String,
-    vars: Vars,
-    n: usize,
-}
-
-impl Guards {
-    fn key(&mut self) -> String {
-        self.n += 1;
-        format!("guard{}", self.n)
-    }
-
-    pub(super) fn add(mut self, sql: String, vars: impl FnOnce(Vars) -> Vars) -> Guards {
-        self.sql.push_str(&sql);
-        self.sql.push('\n');
-        self.vars = vars(std::mem::take(&mut self.vars));
-        self
-    }
-
-    /// A person's roles and active flag are still as read.
-    pub fn person(mut self, id: &NodeId, facts: &PersonFacts) -> Guards {
-        let k = self.key();
-        let roles: Vec<&str> = facts.roles.iter().map(|r| r.as_str()).collect();
-        let (id, active) = (rid(id), facts.active);
-        self.add(
-            format!(
-                "IF ${k}.active != ${k}_active OR array::sort(${k}.roles ?? []) != array::sort(${k}_roles) {{ THROW '{STALE}' }};"
-            ),
-            |v| v.set(&k, id).set(&format!("{k}_active"), active).set(&format!("{k}_roles"), roles),
-        )
-    }
-
-    /// The policy in force is still the version read.
-    pub fn policy(mut self, policy: &Policy) -> Guards {
-        let k = self.key();
-        let id = rid(&policy.id);
-        self.add(
-            format!("IF (SELECT VALUE id FROM policy ORDER BY version DESC LIMIT 1)[0] != ${k} {{ THROW '{STALE}' }};"),
-            |v| v.set(&k, id),
-        )
-    }
-
-    /// A system's criticality and environment are still as read.
-    pub fn system(mut self, id: &NodeId, facts: &TargetFacts) -> Guards {
-        let k = self.key();
-        let (id, c, e) = (rid(id), facts.criticality.as_str(), facts.environment.as_str());
-        self.add(format!("IF ${k}.criticality != ${k}_c OR ${k}.environment != ${k}_e {{ THROW '{STALE}' }};"), |v| {
-            v.set(&k, id).set(&format!("{k}_c"), c).set(&format!("{k}_e"), e)
-        })
-    }
-
-    /// An NHI's status is still as read.
-    pub fn nhi_status(mut self, id: &NodeId, status: NhiStatus) -> Guards {
-        let k = self.key();
-        let id = rid(id);
-        self.add(format!("IF ${k}.status != ${k}_s {{ THROW '{STALE}' }};"), |v| {
-            v.set(&k, id).set(&format!("{k}_s"), status.as_str())
-        })
-    }
-
-    /// Who owns a node (the owners in force and the people behind them, with their
-    /// active flags) is still as read.
-    pub fn owners(mut self, node: &NodeId, facts: &OwnerFacts) -> Guards {
-        let k = self.key();
-        let in_force = crate::store::nodes::IN_FORCE;
-        let owners: Vec<surrealdb::types::RecordId> = facts.owners.iter().map(rid).collect();
-        let active: Vec<surrealdb::types::RecordId> =
-            facts.people.iter().filter(|(_, a)| *a).map(|(p, _)| rid(p)).collect();
-        let people: Vec<surrealdb::types::RecordId> = facts.people.iter().map(|(p, _)| rid(p)).collect();
-        let node = rid(node);
-        self.add(
-            format!(
-                "LET ${k}_owners_now = (SELECT VALUE in FROM ${k}<-owns WHERE {in_force});
-                 LET ${k}_people_now = array::distinct(array::concat(
-                     array::filter(${k}_owners_now, |$v| record::tb($v) = 'person'),
-                     array::flatten(SELECT VALUE (SELECT VALUE in FROM $parent.in<-member_of WHERE {in_force})
-                         FROM ${k}<-owns WHERE {in_force} AND record::tb(in) = 'team')));
-                 LET ${k}_active_now = (SELECT VALUE id FROM ${k}_people_now WHERE active = true);
-                 IF array::sort(${k}_owners_now) != array::sort(${k}_owners)
-                     OR array::sort(${k}_people_now) != array::sort(${k}_people)
-                     OR array::sort(${k}_active_now) != array::sort(${k}_active) {{ THROW '{STALE}' }};"
-            ),
-            |v| {
-                v.set(&k, node)
-                    .set(&format!("{k}_owners"), owners)
-                    .set(&format!("{k}_people"), people)
-                    .set(&format!("{k}_active"), active)
-            },
-        )
-    }
-
-    pub fn finish(self, vars: Vars) -> (String, Vars) {
-        (self.sql, vars.merge(self.vars))
     }
 }
 

@@ -20,6 +20,7 @@ mod baseline;
 mod cases;
 mod changes;
 mod decisions;
+mod guards;
 mod requests;
 mod tokens;
 

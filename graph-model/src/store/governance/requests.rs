@@ -12,7 +12,7 @@ use serde_json::json;
 use surrealdb::types::RecordId;
 
 use super::alerts::STALE;
-use super::changes::{Actor, Guards};
+use super::guards::{Actor, Guards};
 use super::{Plan, distinct, dt, refs_text};
 use crate::domain::*;
 use crate::store::edges::{edge_content, open_key};
