@@ -135,6 +135,12 @@ impl Authenticator {
             debug!(person = %person.id, "token of an inactive person refused");
             return Err(AuthError::UnknownPerson);
         }
+        // A machine principal acts through its API tokens, which its roles bound and an
+        // admin can revoke one by one; a signed-in session is for people.
+        if person.machine {
+            debug!(person = %person.id, "sign-in token of a machine principal refused");
+            return Err(AuthError::UnknownPerson);
+        }
         Ok(Principal::person(person))
     }
 }

@@ -291,6 +291,7 @@ async fn bootstrap(cfg: &Config, admins: &[String], roles: Option<&Path>) -> Res
                     name: Name::parse(&name).map_err(|e| anyhow!("{email}: {}", e.message))?,
                     email: parsed,
                     active: true,
+                    machine: false,
                 });
                 store.create_node(&spec).await?.id().clone()
             }
@@ -386,6 +387,8 @@ pub struct Imported {
     pub write_secs: f64,
     /// The document's source, whose ungoverned access is flagged after the import.
     pub source: Option<String>,
+    /// The source was stale when the document arrived: nothing is flagged from it.
+    pub source_stale: bool,
 }
 
 /// Import the document at `file` into the configured store; see [`Command::Import`].
@@ -424,6 +427,10 @@ pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Resul
     // Access the source reported that no decision granted raises its alerts once the
     // chain has begun (a first load before the genesis raises none).
     let flagged = match &result {
+        Ok(Some(imported)) if imported.source_stale => {
+            println!("{shown}: its source was stale: ungoverned-access alerts wait for its next run");
+            Ok(0)
+        }
         Ok(Some(imported)) => store.raise_ungoverned_alerts(imported.source.as_deref()).await,
         _ => Ok(0),
     };
@@ -436,7 +443,7 @@ pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Resul
         Err(e) => eprintln!("{shown}: raising ungoverned-access alerts failed: {e}"),
     }
     let Some(imported) = result? else {
-        return Ok(Imported { nodes: 0, edges: 0, write_secs: 0.0, source: None });
+        return Ok(Imported { nodes: 0, edges: 0, write_secs: 0.0, source: None, source_stale: false });
     };
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -465,11 +472,28 @@ async fn refresh_into(store: &Store, shown: &str, inv: &Inventory, plan: ImportP
                 "{shown}: {} nodes created, {} refreshed; {} edges opened, {} kept, {} closed",
                 s.nodes, s.nodes_updated, s.edges, s.edges_kept, s.edges_closed
             );
+            // The people the feed reports gone leave, as the server's decisions, once
+            // the chain has begun.
+            if store.has_genesis().await? {
+                let server = store.server_principal().await?;
+                match store.apply_leavers(&server, inv, &s).await {
+                    Ok(0) => {}
+                    Ok(n) => println!("{shown}: {n} person(s) reported gone were deactivated, one decision each"),
+                    Err(e) => eprintln!("{shown}: deactivating the people it reports gone failed: {e}"),
+                }
+            }
+            if s.edges_absent_paused > 0 {
+                println!(
+                    "{shown}: its source was stale: {} edge(s) it no longer reports stay open until its next complete run",
+                    s.edges_absent_paused
+                );
+            }
             Ok(Imported {
                 nodes: s.nodes + s.nodes_updated,
                 edges: s.edges,
                 write_secs: writing.elapsed().as_secs_f64(),
                 source: inv.source.as_ref().map(|s| s.as_str().to_owned()),
+                source_stale: s.source_stale,
             })
         }
         Err(StoreError::Import(errors)) => {
@@ -507,6 +531,11 @@ async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, bat
         }
     };
     drop(doc);
+    // Judged before the run commits: the run that ends a gap repairs its source.
+    let source_stale = match &inv.source {
+        Some(s) => store.feed_freshness(s.as_str(), Utc::now()).await?.is_stale(),
+        None => false,
+    };
     if run.is_none() {
         let plan = match store.plan_inventory(&inv).await {
             Ok(plan) => plan,
@@ -577,6 +606,7 @@ async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, bat
             edges: s.edges,
             write_secs: writing.elapsed().as_secs_f64(),
             source: inv.source.as_ref().map(|s| s.as_str().to_owned()),
+            source_stale,
         })),
         Err(StoreError::Import(errors)) => {
             for e in &errors {

@@ -45,6 +45,20 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub webhooks: WebhooksConfig,
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// Feed sources by name (the `source` of their documents).
+    #[serde(default)]
+    pub feeds: std::collections::BTreeMap<String, FeedConfig>,
+}
+
+/// One feed source (`[feeds.<source>]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// When the source's last committed run is older than this many hours (or it has
+    /// never run), it is stale: the automation its data drives pauses (closing the
+    /// edges a complete run no longer reports, ungoverned-access alerts) until a run
+    /// repairs it, and `/readyz` and the `feeds` query say so.
+    pub freshness_hours: u32,
 }
 
 /// Outbound webhooks (see `crate::webhooks`).
@@ -200,6 +214,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             webhooks: WebhooksConfig::default(),
             telemetry: crate::telemetry::TelemetryConfig::default(),
+            feeds: Default::default(),
         }
     }
 }
@@ -272,6 +287,9 @@ impl Config {
         if self.limits.ws_init_timeout_ms == 0 || self.limits.ws_keepalive_secs == 0 {
             return Err("configuration: limits.ws_init_timeout_ms and limits.ws_keepalive_secs must be positive".into());
         }
+        if let Some((source, _)) = self.feeds.iter().find(|(_, f)| f.freshness_hours == 0) {
+            return Err(format!("configuration: feeds.{source}.freshness_hours must be at least 1"));
+        }
         if self.limits.body_bytes < 1024 || self.limits.max_batch == 0 || self.limits.request_timeout_secs == 0 {
             return Err("configuration: limits must allow at least a 1 KiB body, one operation and one second".into());
         }
@@ -296,6 +314,9 @@ impl Config {
             username: self.db.username.clone(),
             password: self.db.password.clone(),
             graph_refresh: std::time::Duration::from_millis(self.graph.refresh_ms),
+            feed_freshness: graph_model::domain::feeds::FeedFreshness::from_hours(
+                self.feeds.iter().map(|(source, f)| (source.as_str(), f.freshness_hours)),
+            ),
         }
     }
 }

@@ -301,6 +301,48 @@ async fn a_replicas_graph_index_sees_the_others_writes() {
     assert_eq!(t.reached[0].max_privilege, Some(Privilege::Admin));
 }
 
+/// How one race fell.
+enum Raced {
+    /// The approval committed before the change (the decision's id).
+    Before(NodeId),
+    /// The approval was refused by the rule the change brings into play.
+    Refused(NodeId),
+}
+
+/// One race: an approval on one replica and, `lag` later, a change on the other (its
+/// decision's sequence number). The approval must commit before the change, or be
+/// refused by `rule` after it; committing after it on the facts read before is the
+/// rule-breaking approval the race looks for.
+async fn race<A, C>(i: usize, rule: RuleKind, lag: std::time::Duration, approval: A, change: C) -> Raced
+where
+    A: std::future::Future<Output = Result<(Decision, Request), StoreError>> + Send + 'static,
+    C: std::future::Future<Output = u64> + Send + 'static,
+{
+    let approval = tokio::spawn(approval);
+    let change = tokio::spawn(async move {
+        tokio::time::sleep(lag).await;
+        change.await
+    });
+    let (approval, change_seq) = (approval.await.unwrap(), change.await.unwrap());
+    match approval {
+        Ok((d, _)) => {
+            assert!(d.seq < change_seq, "race {i}: an approval committed after the change that forbids it");
+            Raced::Before(d.id)
+        }
+        Err(StoreError::Refused { violation, decision }) => {
+            assert_eq!(violation.rule, rule, "race {i}");
+            Raced::Refused(decision)
+        }
+        Err(e) => panic!("race {i}: {e}"),
+    }
+}
+
+/// The lag of race `i`: up to a few milliseconds, so that across the races the change
+/// lands before, during and after the approval's planning.
+fn lag(i: usize) -> std::time::Duration {
+    std::time::Duration::from_micros((i as u64 * 337) % 4000)
+}
+
 /// A role removal racing an approval, 1,000 times over two replicas sharing no lock: an
 /// approval may commit before the removal, or be refused after it, but never commit
 /// after it on the roles it read before (every fact a rule read is checked again in the
@@ -324,6 +366,7 @@ async fn a_role_removal_racing_an_approval_never_lets_a_rule_breaking_approval_c
     let ids: HashMap<String, NodeId> = summary.ids.into_iter().collect();
     let replica = store.as_replica();
     let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
+    let (acknowledged_tx, mut acknowledged_rx) = tokio::sync::mpsc::unbounded_channel();
     let rotate = NewRequest {
         kind: RequestKind::RotateSecret,
         subject: ids["key"].clone(),
@@ -342,42 +385,30 @@ async fn a_role_removal_racing_an_approval_never_lets_a_rule_breaking_approval_c
         let approver = Actor { id: ids[&format!("a{i}")].clone(), roles: vec![Role::Approver] };
         let r = store.create_request(&ids["req"], &rotate).await.unwrap();
         let removal = Change::Roles { person: approver.id.clone(), grant: vec![], revoke: vec![Role::Approver] };
-        // The removal starts up to a few milliseconds after the approval, so that across
-        // the races it lands before, during and after the approval's planning.
-        let lag = std::time::Duration::from_micros((i as u64 * 337) % 4000);
-        let approval = {
-            let (replica, approver, id) = (replica.clone(), approver.clone(), r.id.clone());
-            tokio::spawn(async move {
-                replica.decide_request(&approver, &id, DecideOutcome::Approve, &text("approve"), &[]).await
-            })
+        let (replica, id) = (replica.clone(), r.id.clone());
+        let approval =
+            async move { replica.decide_request(&approver, &id, DecideOutcome::Approve, &text("approve"), &[]).await };
+        let (store, admin, tx) = (store.clone(), admin.clone(), acknowledged_tx.clone());
+        let removal = async move {
+            let g = store.govern(&admin, &removal, &text("leaves the approvers")).await.unwrap();
+            assert!(g.applied(), "a removal applies at once");
+            tx.send(g.decision.id.clone()).unwrap();
+            g.decision.seq
         };
-        let removal = {
-            let (store, admin) = (store.clone(), admin.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(lag).await;
-                store.govern(&admin, &removal, &text("leaves the approvers")).await
-            })
-        };
-        let (approval, removal) = (approval.await.unwrap(), removal.await.unwrap());
-        let removal = removal.unwrap();
-        assert!(removal.applied(), "race {i}: a removal applies at once");
-        acknowledged.push(removal.decision.id.clone());
-        match approval {
-            Ok((d, _)) => {
-                assert!(
-                    d.seq < removal.decision.seq,
-                    "race {i}: an approval committed after its approver's role was removed"
-                );
+        match race(i, RuleKind::ApproverRoleRequired, lag(i), approval, removal).await {
+            Raced::Before(d) => {
                 before += 1;
-                acknowledged.push(d.id);
+                acknowledged.push(d);
             }
-            Err(StoreError::Refused { violation, decision }) => {
-                assert_eq!(violation.rule, RuleKind::ApproverRoleRequired, "race {i}");
+            Raced::Refused(d) => {
                 refused += 1;
-                acknowledged.push(decision);
+                acknowledged.push(d);
             }
-            Err(e) => panic!("race {i}: {e}"),
         }
+    }
+    drop(acknowledged_tx);
+    while let Some(d) = acknowledged_rx.recv().await {
+        acknowledged.push(d);
     }
     assert_eq!(before + refused, RACES);
     let report = store.verify_decision_chain().await.unwrap();
@@ -458,6 +489,34 @@ async fn an_escalation_target_approves_and_the_rest_may_come_from_anyone_but_the
     }
 }
 
+/// The world of a grant race: `people`, an NHI `bot` in `environment` owned by `owner`
+/// (one of them), and `races` systems `s0`.. of `kind`, `environment` and `criticality`,
+/// each owned by `admin`; bootstrapped, with their ids by ref.
+async fn race_world(
+    mut people: Vec<serde_json::Value>,
+    environment: &str,
+    (kind, criticality): (&str, &str),
+    races: usize,
+) -> (Store, HashMap<String, NodeId>) {
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    people.push(
+        json!({"type": "nhi", "ref": "bot", "kind": "service_account", "name": "bot", "environment": environment}),
+    );
+    let mut edges = vec![json!({"type": "owns", "from": "owner", "to": "bot"})];
+    for i in 0..races {
+        people.push(json!({"type": "system", "ref": format!("s{i}"), "kind": kind, "name": format!("{kind}-{i}"),
+            "environment": environment, "criticality": criticality}));
+        edges.push(json!({"type": "owns", "from": "admin", "to": format!("s{i}")}));
+    }
+    let (summary, _) =
+        store.bootstrap(&json!({ "nodes": people, "edges": edges }), Utc::now(), &text("race")).await.unwrap();
+    (store, summary.ids.into_iter().collect())
+}
+
+fn person(r: &str, roles: &[&str]) -> serde_json::Value {
+    json!({"type": "person", "ref": r, "name": r, "email": format!("{r}@race.example"), "roles": roles})
+}
+
 /// A criticality raised while its system's owner approves a grant to it, 300 times over
 /// two replicas: the owner may approve an unprivileged grant, not a privileged one, so
 /// an approval either commits before the raise or is refused after it; never committed
@@ -465,22 +524,8 @@ async fn an_escalation_target_approves_and_the_rest_may_come_from_anyone_but_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_criticality_raised_during_an_owners_approval_never_lets_the_owner_approve_a_privileged_grant() {
     const RACES: usize = 300;
-    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
-    let mut nodes = vec![
-        json!({"type": "person", "ref": "admin", "name": "Admin", "email": "admin@race.example", "roles": ["admin"]}),
-        json!({"type": "person", "ref": "req", "name": "Requester", "email": "req@race.example", "roles": ["investigator"]}),
-        json!({"type": "person", "ref": "owner", "name": "Owner", "email": "owner@race.example", "roles": ["approver"]}),
-        json!({"type": "nhi", "ref": "bot", "kind": "service_account", "name": "bot", "environment": "staging"}),
-    ];
-    let mut edges = vec![json!({"type": "owns", "from": "owner", "to": "bot"})];
-    for i in 0..RACES {
-        nodes.push(json!({"type": "system", "ref": format!("s{i}"), "kind": "application", "name": format!("app-{i}"),
-            "environment": "staging", "criticality": "tier3"}));
-        edges.push(json!({"type": "owns", "from": "admin", "to": format!("s{i}")}));
-    }
-    let (summary, _) =
-        store.bootstrap(&json!({ "nodes": nodes, "edges": edges }), Utc::now(), &text("race")).await.unwrap();
-    let ids: HashMap<String, NodeId> = summary.ids.into_iter().collect();
+    let people = vec![person("admin", &["admin"]), person("req", &["investigator"]), person("owner", &["approver"])];
+    let (store, ids) = race_world(people, "staging", ("application", "tier3"), RACES).await;
     let replica = store.as_replica();
     let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
     let owner = Actor { id: ids["owner"].clone(), roles: vec![Role::Approver] };
@@ -489,33 +534,20 @@ async fn a_criticality_raised_during_an_owners_approval_never_lets_the_owner_app
         let system = ids[&format!("s{i}")].clone();
         let r = store.create_request(&ids["req"], &grant_to(&ids, &system, Privilege::Write)).await.unwrap();
         assert_eq!(r.approvals_needed, 1, "write on a tier3 staging system is not privileged");
-        let lag = std::time::Duration::from_micros((i as u64 * 337) % 4000);
-        let approval = {
-            let (replica, owner, id) = (replica.clone(), owner.clone(), r.id.clone());
-            tokio::spawn(async move {
-                replica.decide_request(&owner, &id, DecideOutcome::Approve, &text("mine to approve"), &[]).await
-            })
+        let (replica, owner, id) = (replica.clone(), owner.clone(), r.id.clone());
+        let approval = async move {
+            replica.decide_request(&owner, &id, DecideOutcome::Approve, &text("mine to approve"), &[]).await
         };
-        let raise = {
-            let (store, admin) = (store.clone(), admin.clone());
-            let change = Change::SystemRisk { system, criticality: Some(Criticality::Tier1), environment: None };
-            tokio::spawn(async move {
-                tokio::time::sleep(lag).await;
-                store.govern(&admin, &change, &text("holds customer data now")).await
-            })
+        let (store, admin) = (store.clone(), admin.clone());
+        let change = Change::SystemRisk { system, criticality: Some(Criticality::Tier1), environment: None };
+        let raise = async move {
+            let g = store.govern(&admin, &change, &text("holds customer data now")).await.unwrap();
+            assert!(g.applied(), "raising a criticality applies at once");
+            g.decision.seq
         };
-        let (approval, raise) = (approval.await.unwrap(), raise.await.unwrap().unwrap());
-        assert!(raise.applied(), "race {i}: raising a criticality applies at once");
-        match approval {
-            Ok((d, _)) => {
-                assert!(d.seq < raise.decision.seq, "race {i}: the owner's approval committed after the raise");
-                before += 1;
-            }
-            Err(StoreError::Refused { violation, .. }) => {
-                assert_eq!(violation.rule, RuleKind::OwnerCannotApprove, "race {i}");
-                refused += 1;
-            }
-            Err(e) => panic!("race {i}: {e}"),
+        match race(i, RuleKind::OwnerCannotApprove, lag(i), approval, raise).await {
+            Raced::Before(_) => before += 1,
+            Raced::Refused(_) => refused += 1,
         }
     }
     let report = store.verify_decision_chain().await.unwrap();
@@ -538,4 +570,105 @@ fn grant_to(ids: &HashMap<String, NodeId>, system: &NodeId, privilege: Privilege
         review_days: None,
         refs: vec![],
     }
+}
+
+/// An owner change racing an approval, 300 times over two replicas: an approver who
+/// becomes an owner of the NHI while approving a privileged grant to it either approved
+/// before the edge opened, or is refused after it (`owner_cannot_approve`); never
+/// committed after it on the owners read before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_change_racing_an_approval_never_lets_an_owner_approve_a_privileged_grant() {
+    const RACES: usize = 300;
+    let mut people = vec![person("admin", &["admin"]), person("req", &["investigator"]), person("owner", &[])];
+    people.extend((0..RACES).map(|i| person(&format!("a{i}"), &["approver"])));
+    let (store, ids) = race_world(people, "production", ("vault", "tier0"), RACES).await;
+    let replica = store.as_replica();
+    let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
+    let (mut before, mut refused) = (0, 0);
+    for i in 0..RACES {
+        let approver = Actor { id: ids[&format!("a{i}")].clone(), roles: vec![Role::Approver] };
+        let system = ids[&format!("s{i}")].clone();
+        let r = store.create_request(&ids["req"], &grant_to(&ids, &system, Privilege::Admin)).await.unwrap();
+        let owns = Change::Relate {
+            edge: NewEdge {
+                kind: EdgeKind::Owns,
+                from: approver.id.clone(),
+                to: ids["bot"].clone(),
+                attrs: Default::default(),
+            },
+        };
+        let (replica, id) = (replica.clone(), r.id.clone());
+        let approval =
+            async move { replica.decide_request(&approver, &id, DecideOutcome::Approve, &text("approve"), &[]).await };
+        let (store, admin) = (store.clone(), admin.clone());
+        let change = async move {
+            let g = store.govern(&admin, &owns, &text("takes over the bot")).await.unwrap();
+            assert!(g.applied(), "ownership applies at once");
+            g.decision.seq
+        };
+        match race(i, RuleKind::OwnerCannotApprove, lag(i), approval, change).await {
+            Raced::Before(_) => before += 1,
+            Raced::Refused(_) => refused += 1,
+        }
+    }
+    let report = store.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(report.length, 1 + 2 * RACES as u64, "the genesis and two decisions a race, no gap");
+    println!("{before} approvals committed before the owner change, {refused} refused after it");
+}
+
+/// A policy publication racing an approval, 300 times over two replicas: the owner of
+/// an NHI approves a privileged grant to it under a policy without
+/// `owner_cannot_approve` while a second admin approves the version that restores it.
+/// The approval commits under the version it was checked against (before the new one
+/// is in force), or is refused by the new one; never committed after it under the old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_publication_racing_an_approval_never_lets_the_old_policy_approve_after_it() {
+    const RACES: usize = 300;
+    let people = vec![
+        person("admin", &["admin"]),
+        person("admin2", &["admin"]),
+        person("req", &["investigator"]),
+        person("owner", &["approver"]),
+    ];
+    let (store, ids) = race_world(people, "production", ("vault", "tier0"), RACES).await;
+    let replica = store.as_replica();
+    let (admin, admin2) = (
+        Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] },
+        Actor { id: ids["admin2"].clone(), roles: vec![Role::Admin] },
+    );
+    let owner = Actor { id: ids["owner"].clone(), roles: vec![Role::Approver] };
+    let strict = PolicyDraft { name: "strict".into(), ..PolicyDraft::baseline() };
+    let mut lax = PolicyDraft { name: "lax".into(), ..PolicyDraft::baseline() };
+    lax.rules.retain(|r| *r != Rule::OwnerCannotApprove);
+    // Filed by one admin, approved by the other: the version in force from then on.
+    let file = |draft: &PolicyDraft| Change::Policy { id: NodeId::generate(Table::Policy), draft: draft.clone() };
+    let (mut before, mut refused) = (0, 0);
+    for i in 0..RACES {
+        let filed = store.govern(&admin, &file(&lax), &text("fewer rules")).await.unwrap().request.unwrap();
+        store.decide_request(&admin2, &filed.id, DecideOutcome::Approve, &text("agreed"), &[]).await.unwrap();
+        let system = ids[&format!("s{i}")].clone();
+        let r = store.create_request(&ids["req"], &grant_to(&ids, &system, Privilege::Admin)).await.unwrap();
+        let restore = store.govern(&admin, &file(&strict), &text("owners may not approve")).await.unwrap();
+        let restore = restore.request.unwrap().id;
+        let (replica, owner, id) = (replica.clone(), owner.clone(), r.id.clone());
+        let approval = async move {
+            replica.decide_request(&owner, &id, DecideOutcome::Approve, &text("mine to approve"), &[]).await
+        };
+        let (store, admin2) = (store.clone(), admin2.clone());
+        let publication = async move {
+            let (d, _) =
+                store.decide_request(&admin2, &restore, DecideOutcome::Approve, &text("restored"), &[]).await.unwrap();
+            assert_eq!(d.outcome, Outcome::Approved);
+            d.seq
+        };
+        match race(i, RuleKind::OwnerCannotApprove, lag(i), approval, publication).await {
+            Raced::Before(_) => before += 1,
+            Raced::Refused(_) => refused += 1,
+        }
+    }
+    let report = store.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(report.length, 1 + 5 * RACES as u64, "the genesis and five decisions a race, no gap");
+    println!("{before} approvals committed under the old policy, {refused} refused by the new one");
 }

@@ -149,13 +149,13 @@ gql_enum!(
 );
 gql_enum!(
     /// The kinds of policy rule. DECIDER_ROLE_REQUIRED, SUBJECT_CANNOT_APPROVE,
-    /// ESCALATION_TARGET and ESCALATOR_CANNOT_APPROVE belong to the engine's floor, in
-    /// force under every policy version (as is REQUESTER_CANNOT_APPROVE); a policy cannot
-    /// name them.
+    /// ESCALATION_TARGET, ESCALATOR_CANNOT_APPROVE, MACHINE_CANNOT_DECIDE and
+    /// OWN_TOKEN_ONLY belong to the engine's floor, in force under every policy version
+    /// (as is REQUESTER_CANNOT_APPROVE); a policy cannot name them.
     RuleKind => gm::RuleKind {
         RequesterCannotApprove, OwnerCannotApprove, DistinctApprovers, ApproverRoleRequired, MaxApprovalLifetime,
         EmergencyPostApproval, GrantNeedsActiveOwner, OverrideNeedsControlOwner, DeciderRoleRequired,
-        SubjectCannotApprove, EscalationTarget, EscalatorCannotApprove
+        SubjectCannotApprove, EscalationTarget, EscalatorCannotApprove, MachineCannotDecide, OwnTokenOnly
     }
 );
 gql_enum!(

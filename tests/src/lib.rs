@@ -30,9 +30,11 @@ impl TestServer {
         TestServer::start_with(Config::default()).await
     }
 
-    /// Start with the given configuration (its `db` and `bind` are replaced).
+    /// Start with the given configuration (its `db` and `bind` are replaced: the store
+    /// is the test store, with the rest of the configuration's store settings).
     pub async fn start_with(cfg: Config) -> TestServer {
-        let store = Store::open(&StoreConfig::for_tests()).await.expect("the test store opens");
+        let store_cfg = StoreConfig { feed_freshness: cfg.store_config().feed_freshness, ..StoreConfig::for_tests() };
+        let store = Store::open(&store_cfg).await.expect("the test store opens");
         TestServer::start_on(cfg, store).await
     }
 
@@ -75,6 +77,7 @@ impl TestServer {
                 name: Name::parse(name).unwrap(),
                 email: Email::parse(email).unwrap(),
                 active: true,
+                machine: false,
             });
             let id = match self.store.create_node(&spec).await.expect("person created") {
                 InventoryNode::Person(p) => p.id,
@@ -176,6 +179,10 @@ pub const PEOPLE: &[(&str, &str, &[&str])] = &[
     ("ana", "ana@corp.example", &["admin"]),
 ];
 
+/// The machine principals of [`World`] (they act through API tokens only): ref,
+/// e-mail and roles.
+pub const MACHINES: &[(&str, &str, &[&str])] = &[("ci", "ci-scanner@corp.example", &["ingest"])];
+
 /// The fingerprint of the world's leaked key.
 pub const LEAKED_FINGERPRINT: &str = "fp-leaked-key-0001";
 
@@ -186,6 +193,9 @@ impl TestServer {
             .iter()
             .map(|(r, email, roles)| json!({ "type": "person", "ref": r, "name": r, "email": email, "roles": roles }))
             .collect();
+        nodes.extend(MACHINES.iter().map(|(r, email, roles)| {
+            json!({ "type": "person", "ref": r, "name": r, "email": email, "roles": roles, "machine": true })
+        }));
         nodes.extend([
             json!({"type": "team", "ref": "payments", "name": "Payments"}),
             json!({"type": "nhi", "ref": "bot", "kind": "service_account", "name": "deploy-bot", "environment": "production", "external_id": "bot-1", "last_used_at": "now-1d"}),
@@ -224,8 +234,8 @@ impl TestServer {
         d["ingestAlert"]["alert"]["id"].as_str().expect("an alert id").to_owned()
     }
 
-    /// An ingest-scoped API token for the world's `principal` (by ref): Sam asks for it
-    /// and Ana, the second admin, approves it, as a token for someone else needs.
+    /// An ingest-scoped API token for the world's machine `principal` (by ref): Sam asks
+    /// for it and Ana, the second admin, approves it, as a token for a machine needs.
     pub async fn ingest_token(&self, w: &World, principal: &str) -> String {
         let d = self
             .ok(

@@ -76,19 +76,18 @@ async fn one_admin_alone() {
     assert_eq!(code(&body), "SOD_VIOLATION", "{body}");
     assert_eq!(body["errors"][0]["extensions"]["rule"], "requester_cannot_approve");
 
-    // 3. A token for the approver Jules, to act as Jules: it does not work.
-    let d = s
-        .ok(
+    // 3. A token for the approver Jules, to act as Jules: refused, and on record. A
+    // person's tokens are made by that person.
+    let (_, body) = s
+        .gql(
             &sam,
-            "mutation($p: ID!) { createApiToken(principalId: $p, name: \"as jules\", scopes: [APPROVER]) {
-                token apiToken { id } decision { outcome } request { id status } } }",
+            "mutation($p: ID!) { createApiToken(principalId: $p, name: \"as jules\", scopes: [APPROVER]) { token } }",
             json!({ "p": w.id("jules") }),
         )
         .await;
-    waits(&d, "createApiToken");
-    let token = d["createApiToken"]["token"].as_str().unwrap();
-    let (status, _) = s.gql(token, "{ me { email } }", json!({})).await;
-    assert_eq!(status, 401, "a token nobody approved acts for no one");
+    assert_eq!(code(&body), "SOD_VIOLATION", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["rule"], "own_token_only", "{body}");
+    assert!(body["data"].is_null() || body["data"]["createApiToken"].is_null(), "no token text: {body}");
 
     // 4. The vault lowered from TIER0 to TIER3: it waits, and the vault stays tier0.
     let d = s
@@ -198,7 +197,7 @@ async fn a_leaked_ingest_token_changes_no_governed_fact() {
     let s = TestServer::start().await;
     let w = s.world().await;
     // The scanner's real API token (ingest scope), as it would leak from a CI config.
-    let scanner = s.ingest_token(&w, "scanner").await;
+    let scanner = s.ingest_token(&w, "ci").await;
     let start = chain_length(&s).await;
 
     // Mallory, holding ADMIN and APPROVER, through an inventory document.
@@ -233,12 +232,12 @@ async fn a_leaked_ingest_token_changes_no_governed_fact() {
         (
             "updatePerson",
             "mutation($a: ID!) { updatePerson(id: $a, input: { roles: [ADMIN] }) { decision { id } } }",
-            json!({ "a": w.id("scanner") }),
+            json!({ "a": w.id("ci") }),
         ),
         (
             "createApiToken",
             "mutation($a: ID!) { createApiToken(principalId: $a, name: \"x\", scopes: [INGEST]) { token } }",
-            json!({ "a": w.id("scanner") }),
+            json!({ "a": w.id("ci") }),
         ),
         (
             "publishPolicy",
@@ -268,8 +267,8 @@ async fn a_leaked_ingest_token_changes_no_governed_fact() {
         .await;
     assert_eq!(
         d["decisions"]["edges"],
-        json!([{ "node": { "outcome": "STARTED", "actor": { "email": "scanner@corp.example" } } },
-               { "node": { "outcome": "COMPLETED", "actor": { "email": "scanner@corp.example" } } }])
+        json!([{ "node": { "outcome": "STARTED", "actor": { "email": "ci-scanner@corp.example" } } },
+               { "node": { "outcome": "COMPLETED", "actor": { "email": "ci-scanner@corp.example" } } }])
     );
     s.stop().await;
 }
@@ -444,9 +443,9 @@ async fn the_trail_of_a_subject_holds_every_decision_touching_it() {
     )
     .await;
     assert_eq!(trail(w.id("kim")).await, ["GENESIS GRANTED", "CHANGE APPLIED"]);
-    // The scanner: a token asked for and approved.
-    s.ingest_token(&w, "scanner").await;
-    assert_eq!(trail(w.id("scanner")).await, ["GENESIS GRANTED", "CHANGE REQUESTED", "DECIDE_REQUEST APPROVED"]);
+    // The CI scanner (a machine principal): a token asked for and approved.
+    s.ingest_token(&w, "ci").await;
+    assert_eq!(trail(w.id("ci")).await, ["GENESIS GRANTED", "CHANGE REQUESTED", "DECIDE_REQUEST APPROVED"]);
     // The bot: its access adopted by the genesis, a new owner, its key's rotation.
     let owns =
         "mutation($a: ID!, $b: ID!) { relate(input: { kind: OWNS, from: $a, to: $b }) { decision { outcome } } }";
@@ -520,5 +519,141 @@ async fn a_person_asks_for_their_own_token_and_only_an_admin_for_someone_elses()
     waits(&d, "createApiToken");
     let (_, body) = s.gql(&s.as_("priya"), make, json!({ "p": w.id("jules"), "s": ["APPROVER"] })).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    s.stop().await;
+}
+
+/// A feed whose data is late pauses what its data drives (seed 003: reconcile before
+/// automating): while `hr` is past its freshness window, a run of it is written but closes
+/// none of the edges it no longer reports and raises no ungoverned-access alert; the run
+/// repairs it, and the next one acts. `/readyz` and the `feeds` query say which sources
+/// are stale.
+#[tokio::test]
+async fn a_stale_feed_pauses_the_automation_its_data_drives_until_a_run_repairs_it() {
+    let mut cfg = nhigov::config::Config::default();
+    cfg.feeds.insert("hr".into(), nhigov::config::FeedConfig { freshness_hours: 24 });
+    let s = TestServer::start_with(cfg).await;
+    let w = s.world().await;
+    let (sam, ada) = (s.as_("sam"), s.as_("ada"));
+    let feeds = "{ feeds { source runs stale paused lastRunComplete freshnessHours } }";
+    let ready = || async { s.http.get(s.url("/readyz")).send().await.unwrap().json::<Value>().await.unwrap() };
+
+    // Never run: stale from the start, and said so.
+    let d = s.ok(&ada, feeds, json!({})).await;
+    assert_eq!(
+        d["feeds"],
+        json!([{ "source": "hr", "runs": 0, "stale": true, "lastRunComplete": false, "freshnessHours": 24,
+                 "paused": ["closing absent edges", "ungoverned-access alerts"] }])
+    );
+    let r = ready().await;
+    assert_eq!(r["status"], "ready", "a stale feed does not stop the server: {r}");
+    assert_eq!(r["feeds"]["stale"][0]["source"], "hr", "{r}");
+
+    // Its first run reports access nobody approved: written, and no alert from it yet.
+    let with_access = json!({ "source": "hr", "complete": true, "nodes": [],
+        "edges": [{ "type": "can_access", "from": w.id("bot"), "to": w.id("vault"), "privilege": "read" }] });
+    let import = "mutation($d: JSON!) { importInventory(document: $d) {
+        edges edgesClosed edgesAbsentPaused ungovernedNhis sourceStale } }";
+    let d = s.ok(&sam, import, json!({ "d": with_access })).await;
+    assert_eq!(
+        d["importInventory"],
+        json!({ "edges": 1, "edgesClosed": 0, "edgesAbsentPaused": 0, "ungovernedNhis": 0, "sourceStale": true })
+    );
+    let d = s.ok(&ada, feeds, json!({})).await;
+    assert_eq!((d["feeds"][0]["stale"].clone(), d["feeds"][0]["runs"].clone()), (json!(false), json!(1)), "{d}");
+    assert_eq!(ready().await["feeds"]["stale"], json!([]));
+
+    // The next run, from a source now fresh, raises the alert.
+    let d = s.ok(&sam, import, json!({ "d": with_access })).await;
+    assert_eq!(d["importInventory"]["ungovernedNhis"], 1, "{d}");
+    assert_eq!(d["importInventory"]["sourceStale"], false, "{d}");
+
+    // A day and more without a run (its last run recorded 30 hours ago): a complete run
+    // that no longer holds the edge leaves it open, and says so.
+    s.store
+        .execute_raw("UPDATE feed:hr SET last_run_at = time::now() - 30h RETURN NONE")
+        .await
+        .expect("the last run moved back");
+    let d = s.ok(&ada, feeds, json!({})).await;
+    assert_eq!(d["feeds"][0]["stale"], true, "{d}");
+    let without = json!({ "source": "hr", "complete": true, "nodes": [], "edges": [] });
+    let d = s.ok(&sam, import, json!({ "d": without })).await;
+    assert_eq!(
+        d["importInventory"],
+        json!({ "edges": 0, "edgesClosed": 0, "edgesAbsentPaused": 1, "ungovernedNhis": 0, "sourceStale": true })
+    );
+    let access = "query($n: ID!) { node(id: $n) { ... on Nhi { access { system { name } } } } }";
+    let open = s.ok(&ada, access, json!({ "n": w.id("bot") })).await;
+    assert!(open.to_string().contains("prod-vault"), "the edge stays open: {open}");
+
+    // Repaired by that run, the source's next complete run closes it.
+    let d = s.ok(&sam, import, json!({ "d": without })).await;
+    assert_eq!(d["importInventory"]["edgesClosed"], 1, "{d}");
+    assert_eq!(d["importInventory"]["edgesAbsentPaused"], 0, "{d}");
+    let open = s.ok(&ada, access, json!({ "n": w.id("bot") })).await;
+    assert!(!open.to_string().contains("prod-vault"), "closed: {open}");
+    s.stop().await;
+}
+
+/// A machine principal acts through its API tokens only: it cannot sign in, and no
+/// admin can make it one who decides.
+#[tokio::test]
+async fn a_machine_principal_cannot_sign_in_or_decide() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let (status, _) = s.gql(&s.token("ci-scanner@corp.example"), "{ me { email } }", json!({})).await;
+    assert_eq!(status, 401, "a machine principal has no sign-in");
+    let token = s.ingest_token(&w, "ci").await;
+    let d = s.ok(&token, "{ me { email machine roles } }", json!({})).await;
+    assert_eq!(d["me"], json!({ "email": "ci-scanner@corp.example", "machine": true, "roles": ["INGEST"] }));
+
+    let start = chain_length(&s).await;
+    for role in ["ADMIN", "APPROVER"] {
+        let (_, body) = s
+            .gql(
+                &s.as_("sam"),
+                "mutation($p: ID!, $r: [Role!]!) { updatePerson(id: $p, input: { roles: $r }) { decision { id } } }",
+                json!({ "p": w.id("ci"), "r": ["INGEST", role] }),
+            )
+            .await;
+        assert_eq!(code(&body), "SOD_VIOLATION", "{role}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["rule"], "machine_cannot_decide", "{body}");
+    }
+    assert_eq!(chain_length(&s).await, start + 2, "both refusals are on record");
+    s.stop().await;
+}
+
+/// The leaver path: a feed may report a person gone, which deactivates them as a
+/// decision of the feed's principal (and flags what they owned), but a feed never
+/// brings anyone back.
+#[tokio::test]
+async fn a_feed_may_report_a_leaver_but_never_bring_one_back() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    let feed = s.ingest_token(&w, "ci").await;
+    let olga = |active: bool| json!({ "source": "hr", "nodes": [{ "type": "person", "ref": "o", "name": "olga", "email": "olga@corp.example", "active": active }] });
+    let import = "mutation($d: JSON!) { importInventory(document: $d) { nodesUpdated } }";
+    let d = s.ok(&feed, import, json!({ "d": olga(false) })).await;
+    assert_eq!(d["importInventory"]["nodesUpdated"], 1);
+    assert_eq!(node(&s, w.id("olga"), "Person", "active").await["active"], false);
+    let trail = s
+        .ok(
+            &s.as_("ada"),
+            "query($i: ID!) { decisionTrail(subjectId: $i) { kind outcome actor { email } } }",
+            json!({ "i": w.id("olga") }),
+        )
+        .await;
+    let last = trail["decisionTrail"].as_array().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        last,
+        json!({ "kind": "CHANGE", "outcome": "APPLIED", "actor": { "email": "ci-scanner@corp.example" } })
+    );
+    // Olga was the only member of the team owning deploy-bot: it has no active owner now.
+    let alerts =
+        s.ok(&s.as_("ada"), "{ alerts(filter: { source: \"nhigov\" }) { edges { node { rule } } } }", json!({})).await;
+    assert!(alerts.to_string().contains("ownership_stale"), "{alerts}");
+
+    // Reported active again: described, not governed; she stays gone.
+    s.ok(&feed, import, json!({ "d": olga(true) })).await;
+    assert_eq!(node(&s, w.id("olga"), "Person", "active").await["active"], false);
     s.stop().await;
 }

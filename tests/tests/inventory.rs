@@ -295,7 +295,7 @@ async fn an_import_matches_stored_nodes_by_natural_key_instead_of_duplicating_th
     let t = s.admin().await;
     let doc = json!({ "source": "hr-feed", "nodes": [
         { "type": "team", "ref": "t", "name": "New team" },
-        { "type": "person", "ref": "me", "name": "Admin Renamed", "email": "admin@test.example", "active": false }
+        { "type": "person", "ref": "me", "name": "Admin Renamed", "email": "admin@test.example" }
     ], "edges": [ { "type": "member_of", "from": "me", "to": "t" } ] });
     let m = "mutation($d: JSON!) { importInventory(document: $d) { nodes nodesUpdated edges edgesKept edgesClosed } }";
     let d = s.ok(&t, m, json!({ "d": doc.clone() })).await;
@@ -310,7 +310,7 @@ async fn an_import_matches_stored_nodes_by_natural_key_instead_of_duplicating_th
     );
     let d = s.ok(&t, "{ me { name roles } people { totalCount } teams { totalCount } }", json!({})).await;
     assert_eq!(d["me"]["name"], "Admin Renamed");
-    assert_eq!(d["me"]["roles"], json!(["ADMIN"]), "a feed refreshes a person's name, never their roles or activity");
+    assert_eq!(d["me"]["roles"], json!(["ADMIN"]), "a feed refreshes a person's name, never their roles");
     assert_eq!((d["people"]["totalCount"].as_u64(), d["teams"]["totalCount"].as_u64()), (Some(1), Some(1)));
 }
 

@@ -152,6 +152,7 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "revokeApiToken" => ("mutation { revokeApiToken(id: \"doesnotexist\") { id } }", json!({})),
         "apiTokens" => ("{ apiTokens { id } }", json!({})),
         "ungovernedAccess" => ("{ ungovernedAccess { total } }", json!({})),
+        "feeds" => ("{ feeds { source } }", json!({})),
         "adoptBaseline" => {
             ("mutation { adoptBaseline(digest: \"none\", rationale: \"r\") { request { id } } }", json!({}))
         }
@@ -232,7 +233,7 @@ async fn an_api_token_acts_only_within_its_scopes() {
     let d = s
         .ok(
             &sam,
-            "mutation { createPerson(input: { name: \"Automation\", email: \"automation@corp.example\" }) { id } }",
+            "mutation { createPerson(input: { name: \"Automation\", email: \"automation@corp.example\", machine: true }) { id } }",
             json!({}),
         )
         .await;

@@ -29,7 +29,7 @@ async fn setup(fingerprint: &str) -> (TestServer, String) {
         json!({ "f": fingerprint }),
     )
     .await;
-    let token = s.ingest_token(&w, "scanner").await;
+    let token = s.ingest_token(&w, "ci").await;
     (s, token)
 }
 

@@ -17,12 +17,12 @@ async fn a_leaked_key_is_governed_from_alert_to_audit() {
         .ok(
             &admin,
             "mutation($p: ID!) { createApiToken(principalId: $p, name: \"gitleaks in CI\", scopes: [INGEST]) { token request { id } } }",
-            json!({ "p": w.id("scanner") }),
+            json!({ "p": w.id("ci") }),
         )
         .await;
     let scanner = d["createApiToken"]["token"].as_str().unwrap().to_owned();
     assert!(scanner.starts_with("nhg_"));
-    // A token for another principal works once a second admin approves it.
+    // A token for a machine principal works once a second admin approves it.
     let approve = "mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: \"the CI scanner\") { request { status } } }";
     let d = s.ok(&s.as_("ana"), approve, json!({ "r": d["createApiToken"]["request"]["id"] })).await;
     assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");

@@ -12,10 +12,12 @@
 //! The rules here are the *floor*: no policy version can remove them. Granting ADMIN,
 //! APPROVER or AUDITOR, granting oneself any role, reactivating a person or an NHI,
 //! lowering a system's criticality or taking it out of production, privileged access,
-//! delegation (`assumes`), a token with more than the INGEST scope or for someone else,
-//! and every policy version all wait for a second person; the requester of a change and
-//! the person it is about never decide it; role, person, token, system and policy changes
-//! are decided by an admin, access by an approver.
+//! delegation (`assumes`), a token with more than the INGEST scope or for a machine
+//! principal, and every policy version all wait for a second person; the requester of a
+//! change and the person it is about never decide it; role, person, token, system and
+//! policy changes are decided by an admin, access by an approver. A token for another
+//! person is refused (a person makes their own), and a machine principal never holds a
+//! deciding role.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,10 @@ use super::values::{Criticality, Environment, NhiStatus, Privilege, Role, ValueE
 
 /// The roles that only a second admin can grant.
 pub const GUARDED_ROLES: &[Role] = &[Role::Admin, Role::Approver, Role::Auditor];
+
+/// The roles that decide, which a machine principal never holds: decisions are made by
+/// people.
+pub const DECIDING_ROLES: &[Role] = &[Role::Admin, Role::Approver];
 
 /// The edge kinds whose opening and closing are governed.
 pub const GOVERNED_EDGES: &[EdgeKind] =
@@ -165,6 +171,8 @@ impl Change {
 pub struct PersonFacts {
     pub roles: Vec<Role>,
     pub active: bool,
+    /// A machine principal (fixed at creation, so read but never re-checked).
+    pub machine: bool,
 }
 
 /// What the store reads before a change is assessed. Each field is filled for the
@@ -218,6 +226,7 @@ fn missing(what: &str) -> Refusal {
 
 /// Decide how `change`, asked for by `actor`, goes ahead.
 pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Policy) -> Result<Route, Refusal> {
+    let refuse = |rule, message: String| Refusal::Rule(Violation { rule, policy_version: policy.version, message });
     match change {
         Change::Roles { person, grant, revoke } => {
             let now = facts.person.as_ref().ok_or_else(|| missing("person"))?;
@@ -229,6 +238,12 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
             }
             if let Some(r) = revoke.iter().find(|r| !now.roles.contains(r)) {
                 return Err(ValueError::new("roles", format!("{person} does not hold {r}")).into());
+            }
+            if let Some(r) = grant.iter().find(|r| now.machine && DECIDING_ROLES.contains(r)) {
+                return Err(refuse(
+                    RuleKind::MachineCannotDecide,
+                    format!("{person} is a machine principal and cannot hold {r}: decisions are made by people"),
+                ));
             }
             if let Some(r) = grant.iter().find(|r| GUARDED_ROLES.contains(r)) {
                 return second(format!("granting {r} needs a second admin"), Role::Admin);
@@ -305,8 +320,14 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
             if let Some(r) = scopes.iter().find(|r| !holder.roles.contains(r)) {
                 return Err(ValueError::new("scopes", format!("{principal} does not hold the role {r}")).into());
             }
+            if principal != actor && !holder.machine {
+                return Err(refuse(
+                    RuleKind::OwnTokenOnly,
+                    format!("{principal} is a person: a person's tokens are made by that person, for their own use"),
+                ));
+            }
             if principal != actor {
-                return second("a token for someone else needs a second admin", Role::Admin);
+                return second("a token for a machine principal needs a second admin", Role::Admin);
             }
             if scopes.iter().any(|r| *r != Role::Ingest) {
                 return second("a token with more than the ingest scope needs a second admin", Role::Admin);
@@ -386,7 +407,10 @@ mod tests {
     }
 
     fn person(roles: &[Role], active: bool) -> ChangeFacts {
-        ChangeFacts { person: Some(PersonFacts { roles: roles.to_vec(), active }), ..Default::default() }
+        ChangeFacts {
+            person: Some(PersonFacts { roles: roles.to_vec(), active, machine: false }),
+            ..Default::default()
+        }
     }
 
     fn system(criticality: Criticality, environment: Environment) -> ChangeFacts {
@@ -488,7 +512,7 @@ mod tests {
     }
 
     #[test]
-    fn tokens_beyond_ingest_or_for_others_wait() {
+    fn tokens_beyond_ingest_or_for_machines_wait_and_tokens_for_other_people_are_refused() {
         let (sam, p) = (id(Table::Person), policy());
         let token = |principal: &NodeId, scopes: &[Role]| Change::Token {
             key: "k".into(),
@@ -501,12 +525,39 @@ mod tests {
         let me = person(&[Role::Admin, Role::Ingest], true);
         assert_eq!(assess(&token(&sam, &[Role::Ingest]), &sam, &me, &p), Ok(Route::Apply));
         assert_eq!(waits(assess(&token(&sam, &[Role::Admin]), &sam, &me, &p)), Role::Admin);
-        let jules = id(Table::Person);
-        assert_eq!(waits(assess(&token(&jules, &[Role::Ingest]), &sam, &me, &p)), Role::Admin);
+        let (jules, ci) = (id(Table::Person), id(Table::Person));
+        let machine = |roles: &[Role]| ChangeFacts {
+            person: Some(PersonFacts { roles: roles.to_vec(), active: true, machine: true }),
+            ..Default::default()
+        };
+        assert_eq!(waits(assess(&token(&ci, &[Role::Ingest]), &sam, &machine(&[Role::Ingest]), &p)), Role::Admin);
+        match assess(&token(&jules, &[Role::Approver]), &sam, &person(&[Role::Approver], true), &p) {
+            Err(Refusal::Rule(v)) => assert_eq!(v.rule, RuleKind::OwnTokenOnly),
+            other => panic!("a token for another person is refused, got {other:?}"),
+        }
         assert!(matches!(
-            assess(&token(&jules, &[Role::Approver]), &sam, &person(&[Role::Ingest], true), &p),
+            assess(&token(&ci, &[Role::Approver]), &sam, &machine(&[Role::Ingest]), &p),
             Err(Refusal::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_machine_principal_never_holds_a_deciding_role() {
+        let (sam, ci, p) = (id(Table::Person), id(Table::Person), policy());
+        let facts = ChangeFacts {
+            person: Some(PersonFacts { roles: vec![Role::Ingest], active: true, machine: true }),
+            ..Default::default()
+        };
+        for role in DECIDING_ROLES {
+            let grant = Change::Roles { person: ci.clone(), grant: vec![*role], revoke: vec![] };
+            match assess(&grant, &sam, &facts, &p) {
+                Err(Refusal::Rule(v)) => assert_eq!(v.rule, RuleKind::MachineCannotDecide),
+                other => panic!("{role} for a machine is refused, got {other:?}"),
+            }
+        }
+        // Reading evidence is a machine's job (a GRC tool): the auditor role waits as for anyone.
+        let auditor = Change::Roles { person: ci, grant: vec![Role::Auditor], revoke: vec![] };
+        assert_eq!(waits(assess(&auditor, &sam, &facts, &p)), Role::Admin);
     }
 
     #[test]

@@ -453,8 +453,9 @@ fn parse_node(item: &str, raw: &Value, now: DateTime<Utc>) -> Result<(String, No
             let email = f.parsed("email", true, Email::parse);
             f.refuse_roles();
             let active = f.boolean("active", true);
+            let machine = f.boolean("machine", false);
             match (name, email) {
-                (Some(name), Some(email)) => Some(NodeSpec::Person(NewPerson { name, email, active })),
+                (Some(name), Some(email)) => Some(NodeSpec::Person(NewPerson { name, email, active, machine })),
                 _ => None,
             }
         }

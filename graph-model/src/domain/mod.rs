@@ -13,6 +13,7 @@ pub mod change;
 pub mod decision;
 pub mod edges;
 pub mod event;
+pub mod feeds;
 pub mod framework;
 pub mod graph;
 pub mod ids;

@@ -19,6 +19,10 @@ pub struct Person {
     #[serde(default)]
     pub roles: Vec<Role>,
     pub active: bool,
+    /// A machine principal (a scanner, a pipeline): acts through API tokens only and
+    /// never decides (see `change`).
+    #[serde(default)]
+    pub machine: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -136,6 +140,8 @@ pub struct NewPerson {
     pub name: Name,
     pub email: Email,
     pub active: bool,
+    /// A machine principal rather than someone who signs in; fixed at creation.
+    pub machine: bool,
 }
 
 /// Changes to what describes a person; `None` leaves a field as it is. Roles and the

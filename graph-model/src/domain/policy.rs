@@ -29,6 +29,8 @@ text_enum!(
         SubjectCannotApprove => "subject_cannot_approve",
         EscalationTarget => "escalation_target",
         EscalatorCannotApprove => "escalator_cannot_approve",
+        MachineCannotDecide => "machine_cannot_decide",
+        OwnTokenOnly => "own_token_only",
     }
 );
 
@@ -42,6 +44,8 @@ impl RuleKind {
                 | RuleKind::SubjectCannotApprove
                 | RuleKind::EscalationTarget
                 | RuleKind::EscalatorCannotApprove
+                | RuleKind::MachineCannotDecide
+                | RuleKind::OwnTokenOnly
         )
     }
 }

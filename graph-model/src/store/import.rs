@@ -72,6 +72,11 @@ impl ImportPlan {
         let p = &self.0;
         inv.complete || !p.update.is_empty() || !p.kept.is_empty() || !p.close.is_empty()
     }
+
+    /// Was the document's source stale when it arrived (see `domain::feeds`)?
+    pub fn source_stale(&self) -> bool {
+        self.0.source_stale
+    }
 }
 
 /// What an import wrote.
@@ -88,6 +93,11 @@ pub struct ImportSummary {
     /// Open edges closed: replaced by the document's with other attributes, or absent
     /// from a complete run of their source.
     pub edges_closed: usize,
+    /// The document's source was stale when it arrived: the automation its data drives
+    /// (closing absent edges, ungoverned-access alerts) waits for its next run.
+    pub source_stale: bool,
+    /// Open edges a complete run no longer holds, left open because its source was stale.
+    pub edges_absent_paused: usize,
     /// The id each node ref was stored under, in document order.
     pub ids: Vec<(String, NodeId)>,
 }
@@ -178,6 +188,14 @@ impl Store {
             sql.push_str("FOR $u IN $updates { UPDATE $u.id MERGE $u.content RETURN NONE; };\n");
         }
         sql.push_str(&body);
+        let vars = match source {
+            Some(s) => {
+                let (statement, vars) = super::feeds::run_statement(vars, s, inv.complete);
+                sql.push_str(statement);
+                vars
+            }
+            None => vars,
+        };
         sql.push_str("COMMIT;");
         let vars = vars
             .set("n_kept", plan.kept.len() as i64)
@@ -191,6 +209,8 @@ impl Store {
             edges: plan.open.len(),
             edges_kept: plan.kept.len(),
             edges_closed: plan.close.len(),
+            source_stale: plan.source_stale,
+            edges_absent_paused: plan.absent_paused,
             ids: plan.ids,
         })
     }
@@ -270,10 +290,16 @@ impl Store {
             let source = inv.source.as_ref().map(|s| s.as_str());
             let (body, vars) =
                 insert_statements(nodes, edges, now, source, |e| EdgeId::derived(e.edge.kind, digest, &e.item));
+            // The last batch completes the run: the source's record advances with it.
+            let (feed, vars) = match source {
+                Some(s) if k + 1 == batches => super::feeds::run_statement(vars, s, inv.complete),
+                _ => ("", vars),
+            };
             let sql = format!(
                 "BEGIN;
                  IF $run.done != $k {{ THROW 'CONFLICT: another load of this document is running' }};
                  {body}
+                 {feed}
                  UPDATE $run SET done = $k + 1, finished_at = IF $k + 1 = $batches {{ time::now() }} ELSE {{ NONE }} RETURN NONE;
                  COMMIT;"
             );

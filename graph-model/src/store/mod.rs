@@ -12,6 +12,7 @@
 mod edges;
 pub(crate) mod events;
 mod export;
+mod feeds;
 mod governance;
 mod graph;
 mod import;
@@ -35,6 +36,7 @@ use crate::domain::inventory::ItemError;
 use crate::domain::{EdgeId, NodeId, ValueError};
 
 pub use edges::EdgeDirection;
+pub use feeds::FeedStatus;
 pub use governance::*;
 pub use graph::TraversalRecord;
 pub use import::{BulkProgress, BulkSummary, ImportPlan, ImportRun, ImportSummary};
@@ -57,6 +59,9 @@ pub struct StoreConfig {
     /// re-reads the store's changes when this much time has passed since the last look.
     /// This process's own writes are seen by the next traversal regardless.
     pub graph_refresh: std::time::Duration,
+    /// Freshness windows of feed sources: a source past its window pauses the
+    /// automation its data drives (see `domain::feeds`).
+    pub feed_freshness: crate::domain::feeds::FeedFreshness,
 }
 
 impl StoreConfig {
@@ -69,6 +74,7 @@ impl StoreConfig {
             username: None,
             password: None,
             graph_refresh: std::time::Duration::from_millis(500),
+            feed_freshness: Default::default(),
         }
     }
 
@@ -160,6 +166,8 @@ pub struct Store {
     graph: Arc<graph::LiveGraph>,
     /// Events for this process's subscribers (see `events`).
     feed: Arc<events::Feed>,
+    /// Freshness windows of feed sources (see `feeds`).
+    feeds: Arc<crate::domain::feeds::FeedFreshness>,
 }
 
 impl std::fmt::Debug for Store {
@@ -198,6 +206,7 @@ impl Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             graph: Store::new_live_graph(cfg.graph_refresh),
             feed: Arc::default(),
+            feeds: Arc::new(cfg.feed_freshness.clone()),
         };
         // Retried on conflict: stores opening side by side on one server race to define
         // the namespace they share.

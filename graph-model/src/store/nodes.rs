@@ -417,7 +417,8 @@ pub(crate) fn node_content(spec: &NodeSpec, now: DateTime<Utc>) -> Content {
             .set("name", p.name.as_str())
             .set("email", p.email.as_str())
             .set("roles", Vec::<String>::new())
-            .set("active", p.active),
+            .set("active", p.active)
+            .set("machine", p.machine),
         NodeSpec::Team(t) => {
             c.set("name", t.name.as_str()).opt("description", t.description.as_ref().map(Text::as_str))
         }

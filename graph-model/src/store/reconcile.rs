@@ -38,6 +38,12 @@ pub(crate) struct Plan {
     pub close: Vec<RecordId>,
     /// Of `close`, those closed because a complete run did not hold them.
     pub absent: usize,
+    /// The document's source was stale when it arrived (see `domain::feeds`): its
+    /// absent edges are left open, and no alert is raised from it.
+    pub source_stale: bool,
+    /// Open edges a complete run no longer holds that were left open because its source
+    /// was stale.
+    pub absent_paused: usize,
     /// The id each node ref resolves to, in document order.
     pub ids: Vec<(String, NodeId)>,
 }
@@ -263,7 +269,11 @@ impl Store {
         }
         plan.kept = kept.iter().map(edge_rid).collect();
 
-        // A complete run closes its source's open edges that it no longer holds.
+        if let Some(source) = &inv.source {
+            plan.source_stale = self.feed_freshness(source.as_str(), Utc::now()).await?.is_stale();
+        }
+        // A complete run closes its source's open edges that it no longer holds, unless
+        // the source was stale: then the run repairs it, and the next one closes them.
         if let (true, Some(source)) = (inv.complete, &inv.source) {
             let sql: String = EdgeKind::ALL
                 .iter()
@@ -273,7 +283,12 @@ impl Store {
             for i in 0..EdgeKind::ALL.len() {
                 let open: Vec<EdgeId> = take(&mut resp, i)?;
                 for id in open {
-                    if !kept.contains(&id) && !replaced.contains(&id) {
+                    if kept.contains(&id) || replaced.contains(&id) {
+                        continue;
+                    }
+                    if plan.source_stale {
+                        plan.absent_paused += 1;
+                    } else {
                         plan.close.push(edge_rid(&id));
                         plan.absent += 1;
                     }

@@ -84,7 +84,9 @@ fn rule(r: RuleInput) -> Result<gm::Rule, ApiError> {
         floor @ (gm::RuleKind::DeciderRoleRequired
         | gm::RuleKind::SubjectCannotApprove
         | gm::RuleKind::EscalationTarget
-        | gm::RuleKind::EscalatorCannotApprove) => {
+        | gm::RuleKind::EscalatorCannotApprove
+        | gm::RuleKind::MachineCannotDecide
+        | gm::RuleKind::OwnTokenOnly) => {
             return Err(ApiError::bad_input(
                 "rules",
                 format!("{floor} is part of the engine's floor: always in force, never named"),

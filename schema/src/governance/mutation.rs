@@ -164,16 +164,6 @@ impl GovernanceMutation {
             Some(c) => Some(govern(ctx, c, rationale).await?),
             None => None,
         };
-        if governed.as_ref().is_some_and(|g| g.applied()) && update.active == Some(false) {
-            // What they owned may now have no active owner: that is an alert. The
-            // alerts are idempotent (one per NHI): a failure here is logged, and the
-            // next deactivation sweep raises them.
-            match store.raise_stale_ownership_alerts(&id).await {
-                Ok(n) if n > 0 => tracing::info!(person = %id, alerts = n, "ownership went stale"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(person = %id, error = %e, "raising stale-ownership alerts failed"),
-            }
-        }
         changed(ctx, ChangeAction::Updated, &id)?;
         let InventoryNode::Person(person) = node(ctx, &id).await? else {
             return Err(ApiError::internal(format!("{id} is not a person")).into());

@@ -47,6 +47,10 @@ pub struct CreatePersonInput {
     pub email: String,
     #[graphql(default = true)]
     pub active: bool,
+    /// A machine principal (a scanner, a pipeline, a GRC tool): it acts through API
+    /// tokens only, cannot sign in, and never holds ADMIN or APPROVER. Fixed for life.
+    #[graphql(default = false)]
+    pub machine: bool,
 }
 
 impl CreatePersonInput {
@@ -55,6 +59,7 @@ impl CreatePersonInput {
             name: req(&self.name, "name", Name::parse)?,
             email: req(&self.email, "email", gm::Email::parse)?,
             active: self.active,
+            machine: self.machine,
         })
     }
 }

@@ -42,6 +42,12 @@ pub struct ImportResult {
     /// (each raises or counts again its `ungoverned_access` alert, once the chain has
     /// begun). See `ungovernedAccess` and `adoptBaseline`.
     pub ungoverned_nhis: u32,
+    /// The document's source was stale when it arrived (see `feeds`): it was written,
+    /// and the automation its data drives waits for the source's next run.
+    pub source_stale: bool,
+    /// Open edges this complete run no longer holds, left open because its source was
+    /// stale; its next complete run closes those it still does not hold.
+    pub edges_absent_paused: u32,
 }
 
 /// A document ref and the id it was stored under.
@@ -151,7 +157,7 @@ impl InventoryMutation {
         let digest = graph_model::domain::sha256_hex(graph_model::domain::canonical::encode(&document.0).as_bytes());
         let summary = store.import_recorded(principal(ctx)?.id(), &inv, &digest).await.map_err(ApiError::from)?;
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
-        let flagged = flag_ungoverned(store, &inv).await;
+        let flagged = flag_ungoverned(store, &inv, &summary).await;
         observe_rotations(store).await;
         Ok(import_result(summary, vec![], flagged))
     }
@@ -176,7 +182,7 @@ impl InventoryMutation {
         let digest = graph_model::domain::sha256_hex(graph_model::domain::canonical::encode(&document.0).as_bytes());
         let summary = store.import_recorded(principal(ctx)?.id(), &inv, &digest).await.map_err(ApiError::from)?;
         ctx.data::<EventBus>()?.inventory_changed(ChangeAction::Imported, None);
-        let flagged = flag_ungoverned(store, &inv).await;
+        let flagged = flag_ungoverned(store, &inv, &summary).await;
         Ok(import_result(summary, converted.skipped, flagged))
     }
 }
@@ -191,8 +197,12 @@ async fn observe_rotations(store: &Store) {
 
 /// Raise the alerts for the access the document's source reported and nobody
 /// approved. The import has committed: a failure here is logged, and the next run of
-/// the source raises them.
-async fn flag_ungoverned(store: &Store, inv: &Inventory) -> u32 {
+/// the source raises them. A source that was stale raises none: its next run, fresh,
+/// does.
+async fn flag_ungoverned(store: &Store, inv: &Inventory, summary: &graph_model::store::ImportSummary) -> u32 {
+    if summary.source_stale {
+        return 0;
+    }
     let source = inv.source.as_ref().map(|s| s.as_str());
     match store.raise_ungoverned_alerts(source).await {
         Ok(n) => n as u32,
@@ -213,5 +223,7 @@ fn import_result(summary: graph_model::store::ImportSummary, skipped: Vec<String
         ids: summary.ids.into_iter().map(|(reference, id)| ImportedId { reference, id: ID(id.to_string()) }).collect(),
         skipped,
         ungoverned_nhis: flagged,
+        source_stale: summary.source_stale,
+        edges_absent_paused: summary.edges_absent_paused as u32,
     }
 }

@@ -113,6 +113,11 @@ impl Person {
     async fn active(&self) -> bool {
         self.0.active
     }
+    /// A machine principal (a scanner, a pipeline): it acts through API tokens only,
+    /// cannot sign in, and never holds ADMIN or APPROVER.
+    async fn machine(&self) -> bool {
+        self.0.machine
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

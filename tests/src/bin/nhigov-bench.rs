@@ -627,6 +627,7 @@ async fn person(store: &Store, name: &str, email: &str) -> Result<NodeId> {
         name: Name::parse(name).map_err(|e| anyhow!("{name}: {}", e.message))?,
         email: Email::parse(email).map_err(|e| anyhow!("{email}: {}", e.message))?,
         active: true,
+        machine: false,
     });
     match store.create_node(&spec).await? {
         InventoryNode::Person(p) => Ok(p.id),

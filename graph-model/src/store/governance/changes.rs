@@ -49,14 +49,15 @@ struct Read {
 
 impl Store {
     /// The roles `actor` acts with: those given that the person still holds, read now;
-    /// refused when the person is gone or inactive.
+    /// refused when the person is gone or inactive. The server's own principal (inactive,
+    /// so nobody signs in as it) acts with no role, for what the server does itself.
     pub(crate) async fn acting(&self, actor: &Actor) -> Result<(PersonFacts, Vec<Role>)> {
         let person = self.person(&actor.id).await?;
-        if !person.active {
+        if !person.active && actor.id.to_string() != SERVER_PRINCIPAL {
             return Err(ValueError::new("actor", format!("{} is not active", person.email)).into());
         }
         let roles = actor.roles.iter().copied().filter(|r| person.has_role(*r)).collect();
-        Ok((PersonFacts { roles: person.roles, active: person.active }, roles))
+        Ok((PersonFacts { roles: person.roles, active: person.active, machine: person.machine }, roles))
     }
 
     /// Read what `change` is assessed on, and the guards that check it again at commit.
@@ -67,7 +68,7 @@ impl Store {
             Change::Roles { person, .. } | Change::Active { person, .. } | Change::Token { principal: person, .. } => {
                 let field = if matches!(change, Change::Token { .. }) { "principalId" } else { "id" };
                 let p = self.person(person).await.map_err(|e| as_field(e, field))?;
-                let f = PersonFacts { roles: p.roles, active: p.active };
+                let f = PersonFacts { roles: p.roles, active: p.active, machine: p.machine };
                 guards = guards.person(person, &f);
                 facts.person = Some(f);
             }
@@ -184,7 +185,53 @@ impl Store {
             Outcome::Requested => Some(self.request(request_id).await?),
             _ => None,
         };
+        if let (Outcome::Applied, Change::Active { person, active: false }) = (decision.outcome, change) {
+            self.ownership_went_stale(person).await;
+        }
         Ok(Governed { decision, request })
+    }
+
+    /// After `person` left, what they owned may have no active owner: that is an alert
+    /// per NHI. The deactivation has committed and the alerts are idempotent, so a
+    /// failure here is logged, and the next deactivation raises them.
+    async fn ownership_went_stale(&self, person: &NodeId) {
+        match self.raise_stale_ownership_alerts(person).await {
+            Ok(n) if n > 0 => tracing::info!(person = %person, alerts = n, "ownership went stale"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(person = %person, error = %e, "raising stale-ownership alerts failed"),
+        }
+    }
+
+    /// The leaver path of a feed: each stored person a document reports inactive
+    /// (`"active": false`) who is active is deactivated by `actor`, one governed
+    /// decision each (which raises the stale-ownership alerts). A feed never makes
+    /// anyone active again: that waits for a second admin. Returns how many left.
+    pub async fn apply_leavers(
+        &self,
+        actor: &NodeId,
+        inv: &crate::domain::inventory::Inventory,
+        summary: &crate::store::ImportSummary,
+    ) -> Result<usize> {
+        use crate::domain::inventory::NodeSpec;
+        let reported: Vec<NodeId> = inv
+            .nodes
+            .iter()
+            .filter(|n| matches!(&n.spec, NodeSpec::Person(p) if !p.active))
+            .filter_map(|n| summary.ids.iter().find(|(r, _)| *r == n.reference).map(|(_, id)| id.clone()))
+            .collect();
+        if reported.is_empty() {
+            return Ok(0);
+        }
+        let stored = self.nodes_by_id::<Person>(&reported).await?;
+        let source = inv.source.as_ref().map_or("a feed", |s| s.as_str());
+        let rationale = Text::parse(&format!("reported gone by {source}"))?;
+        let actor = Actor { id: actor.clone(), roles: Role::ALL.to_vec() };
+        let mut left = 0;
+        for id in reported.iter().filter(|id| stored.get(*id).is_some_and(|p| p.active)) {
+            self.govern(&actor, &Change::Active { person: id.clone(), active: false }, &rationale).await?;
+            left += 1;
+        }
+        Ok(left)
     }
 
     /// Plan the decision on a filed change (approve, reject or escalate). The floor
@@ -303,6 +350,16 @@ impl Store {
         let people = self.nodes_by_id::<Person>(&ids).await?;
         if let Some(missing) = ids.iter().find(|id| !people.contains_key(*id)) {
             return Err(ValueError::new("people", format!("no person {missing}")).into());
+        }
+        if let Some((p, r)) = grants.iter().find_map(|(p, roles)| {
+            let deciding = roles.iter().find(|r| crate::domain::change::DECIDING_ROLES.contains(r));
+            deciding.filter(|_| people[p].machine).map(|r| (p, r))
+        }) {
+            return Err(ValueError::new(
+                "people",
+                format!("{} is a machine principal and cannot hold {r}: decisions are made by people", people[p].email),
+            )
+            .into());
         }
         let rows: Vec<surrealdb::types::Value> = grants
             .iter()
@@ -668,6 +725,10 @@ impl Store {
         self.record_import(actor, digest, Outcome::Started, started).await?;
         match self.import(inv).await {
             Ok(s) => {
+                // The people the feed reports gone leave, each a decision of their own.
+                if let Err(e) = self.apply_leavers(actor, inv, &s).await {
+                    tracing::warn!(error = %e, "deactivating the people a feed reports gone failed");
+                }
                 let done = json!({
                     "source": source, "digest": digest, "nodes_created": s.nodes, "nodes_updated": s.nodes_updated,
                     "edges_opened": s.edges, "edges_kept": s.edges_kept, "edges_closed": s.edges_closed,
