@@ -470,6 +470,48 @@ async fn roles_held_before_they_were_governed_are_adopted_once_at_the_upgrade() 
     store.close().await;
 }
 
+/// Tokens one person held for another (allowed, with a second admin, before such tokens
+/// became machine principals' alone) are revoked when the store is opened, by one
+/// decision naming them; a machine's token stays.
+#[tokio::test]
+async fn tokens_held_for_another_person_are_revoked_once_at_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { url: dir.path().join("db").display().to_string(), ..StoreConfig::memory() };
+    let store = Store::open(&cfg).await.unwrap();
+    let doc = json!({ "nodes": [
+        {"type": "person", "ref": "sam", "name": "Sam", "email": "sam@old.example", "roles": ["admin"]},
+        {"type": "person", "ref": "jules", "name": "Jules", "email": "jules@old.example", "roles": ["approver"]},
+        {"type": "person", "ref": "ci", "name": "CI", "email": "ci@old.example", "roles": ["ingest"], "machine": true}
+    ], "edges": [] });
+    let (summary, _) = store.bootstrap(&doc, Utc::now(), &text("first roles")).await.unwrap();
+    let ids: HashMap<String, NodeId> = summary.ids.into_iter().collect();
+    store
+        .execute_raw(&format!(
+            "CREATE api_token:as_jules CONTENT {{ name: 'as jules', principal: {jules}, token_sha256: 'x',
+                 scopes: ['approver'], created_at: time::now(), created_by: {sam} }};
+             CREATE api_token:ci CONTENT {{ name: 'ci', principal: {ci}, token_sha256: 'y', scopes: ['ingest'],
+                 created_at: time::now(), created_by: {sam} }};",
+            sam = ids["sam"],
+            jules = ids["jules"],
+            ci = ids["ci"]
+        ))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = Store::open(&cfg).await.unwrap();
+    let chain = store.verify_decision_chain().await.unwrap();
+    assert_eq!((chain.length, chain.first_broken.is_none()), (2, true), "the genesis and the revocation");
+    let tokens = store.api_tokens().await.unwrap();
+    let revoked = |name: &str| tokens.iter().find(|t| t.name == name).unwrap().revoked_at.is_some();
+    assert!(revoked("as jules"), "a token for another person is revoked");
+    assert!(!revoked("ci"), "a machine principal's token stays");
+    store.close().await;
+    let store = Store::open(&cfg).await.unwrap();
+    assert_eq!(store.verify_decision_chain().await.unwrap().length, 2, "revoked once");
+    store.close().await;
+}
+
 /// A request that needs two approvals, escalated to one person: their approval counts
 /// and hands the request back to the other approvers, but never to the escalator.
 #[tokio::test]

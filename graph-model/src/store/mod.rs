@@ -226,6 +226,9 @@ impl Store {
         if let Some(d) = store.adopt_roles().await? {
             info!(decision = %d.id, "roles held before they were governed adopted by one decision");
         }
+        if let Some(d) = store.revoke_tokens_for_people().await? {
+            info!(decision = %d.id, "tokens held for another person revoked by one decision");
+        }
         info!(url = %redact(&cfg.url), schema_version = SCHEMA_VERSION, "store open");
         Ok(store)
     }

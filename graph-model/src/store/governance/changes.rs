@@ -478,6 +478,38 @@ impl Store {
             .await?;
         Ok(Some(decision))
     }
+
+    /// Tokens one person holds for another person were allowed, with a second admin,
+    /// before tokens for others became machine principals' alone: revoke those still
+    /// open, by one decision of the server naming each. Does nothing when there are none.
+    pub(crate) async fn revoke_tokens_for_people(&self) -> Result<Option<Decision>> {
+        const FORBIDDEN: &str = "revoked_at = NONE AND principal != created_by AND principal.machine != true";
+        let sql = format!("SELECT VALUE record::id(id) FROM api_token WHERE {FORBIDDEN} ORDER BY id");
+        let mut resp = self.read(&sql, &Vars::new()).await?;
+        let keys: Vec<String> = take(&mut resp, 0)?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let server = self.server_principal().await?;
+        let (server, keys) = (&server, &keys);
+        let decision = self
+            .decide(|| {
+                Box::pin(async move {
+                    let policy = self.current_policy().await?;
+                    let why = "tokens one person held for another, revoked at the upgrade: a person's tokens are made by that person";
+                    Ok(Plan {
+                        draft: DecisionDraft {
+                            inputs: json!({ "revoked_tokens": keys, "policy_version": policy.version }),
+                            ..DecisionDraft::under(&policy, DecisionKind::Change, Outcome::Applied, server, server, why)
+                        },
+                        effects: format!("UPDATE api_token SET revoked_at = time::now() WHERE {FORBIDDEN} RETURN NONE;"),
+                        vars: Vars::new(),
+                    })
+                })
+            })
+            .await?;
+        Ok(Some(decision))
+    }
 }
 
 /// A store error about a record the caller named, said at the field they named it in.
