@@ -15,7 +15,7 @@ use tracing::error;
 /// It deliberately does not implement `Display`: async-graphql converts any `Display`
 /// error into a GraphQL error without extensions, and every `ApiError` must keep its
 /// code. `?` in a resolver goes through the `From` below instead.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ApiError {
     Unauthenticated,
     Forbidden(String),
@@ -32,6 +32,9 @@ pub enum ApiError {
         decision: graph_model::NodeId,
     },
     Internal(String),
+    /// An error async-graphql (or a guard) made that already carries its code, passed
+    /// on as it is.
+    Coded(async_graphql::Error),
 }
 
 impl ApiError {
@@ -49,6 +52,7 @@ impl ApiError {
                 violation.rule, violation.policy_version, violation.message
             ),
             ApiError::Internal(reference) => format!("internal error (reference {reference})"),
+            ApiError::Coded(e) => e.message.clone(),
         }
     }
 
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::SodViolation { .. } => "SOD_VIOLATION",
             ApiError::Internal(_) => "INTERNAL",
+            ApiError::Coded(_) => "CODED",
         }
     }
 
@@ -96,8 +101,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<async_graphql::Error> for ApiError {
+    /// A coded error passes; an uncoded one (a missing context value, a failure from a
+    /// library) is internal: logged, and answered with a reference only.
+    fn from(e: async_graphql::Error) -> Self {
+        match e.extensions.as_ref().is_some_and(|x| x.get("code").is_some()) {
+            true => ApiError::Coded(e),
+            false => ApiError::internal(e.message),
+        }
+    }
+}
+
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
+        if let ApiError::Coded(e) = self {
+            return e.clone();
+        }
         async_graphql::Error::new(self.message()).extend_with(|_, ext| {
             ext.set("code", self.code());
             match self {
@@ -141,8 +160,9 @@ impl From<ApiError> for async_graphql::Error {
     }
 }
 
-/// Resolver results.
-pub type ApiResult<T> = Result<T, async_graphql::Error>;
+/// Resolver results: `?` on any failure goes through a `From` into [`ApiError`], so
+/// every error a resolver returns carries its code.
+pub type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]
 mod tests {

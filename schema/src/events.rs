@@ -179,7 +179,7 @@ impl CaseEvent {
 async fn case_events(
     ctx: &Context<'_>,
     keep: impl Fn(&gm::Event) -> bool + Send + 'static,
-) -> ApiResult<BoxStream<'static, CaseEvent>> {
+) -> async_graphql::Result<BoxStream<'static, CaseEvent>> {
     let rx = ctx.data::<Store>()?.subscribe_events().await?;
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         match rx.recv().await {

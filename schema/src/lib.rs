@@ -7,6 +7,7 @@
 //!
 //! Errors leave through [`error::ApiError`] with a stable `extensions.code`.
 
+pub mod boundary;
 pub mod cases;
 pub mod decisions;
 pub mod enums;
@@ -94,6 +95,7 @@ pub fn build_schema(deps: Deps) -> NhigovSchema {
         .limit_complexity(limits.max_complexity)
         .limit_directives(8)
         .extension(limits::Limits(limits))
+        .extension(boundary::Boundary)
         .finish()
 }
 

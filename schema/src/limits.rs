@@ -123,6 +123,17 @@ pub fn count_aliases(doc: &ExecutableDocument) -> usize {
     count
 }
 
+/// The most days an argument counting days from now may say: a hundred years.
+pub const MAX_DAYS: u32 = 36_500;
+
+/// A count of days from now, checked against [`MAX_DAYS`] so the date it gives exists.
+pub fn days(argument: &str, days: u32) -> Result<u32, crate::error::ApiError> {
+    if days > MAX_DAYS {
+        return Err(crate::error::ApiError::bad_input(argument, format!("at most {MAX_DAYS} days")));
+    }
+    Ok(days)
+}
+
 /// The extension that applies [`QueryLimits`] around parsing and codes validation errors.
 pub struct Limits(pub QueryLimits);
 

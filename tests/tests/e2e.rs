@@ -8,6 +8,7 @@ mod cases;
 mod concurrency;
 mod demo;
 mod export;
+mod extremes;
 mod governed;
 mod graph;
 mod inventory;

@@ -194,5 +194,5 @@ impl Loader<PartKey> for PartLoader {
 
 /// One part of one case, through the batch loader.
 pub async fn part(ctx: &Context<'_>, part: Part, case: &NodeId) -> ApiResult<Option<Parts>> {
-    ctx.data::<DataLoader<PartLoader>>()?.load_one(PartKey { part, case: case.clone() }).await
+    Ok(ctx.data::<DataLoader<PartLoader>>()?.load_one(PartKey { part, case: case.clone() }).await?)
 }

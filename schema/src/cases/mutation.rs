@@ -152,7 +152,7 @@ pub struct EvidenceInput {
 pub struct CaseMutation;
 
 fn store<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Store> {
-    ctx.data::<Store>()
+    Ok(ctx.data::<Store>()?)
 }
 
 /// What a scanner report became.

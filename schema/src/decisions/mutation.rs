@@ -150,7 +150,7 @@ impl DecisionMutation {
         let signals = node_ids(signals.as_deref().unwrap_or_default(), "signals")?;
         let target = match (escalate_to_id, escalate_to_role) {
             (Some(_), Some(_)) => {
-                return Err(ApiError::bad_input("escalateToId", "escalate to a person or to a role, not both").into());
+                return Err(ApiError::bad_input("escalateToId", "escalate to a person or to a role, not both"));
             }
             (Some(p), None) => Some(gm::EscalationTarget::Person(node_id(&p, "escalateToId")?)),
             (None, Some(r)) => Some(gm::EscalationTarget::Role(r.into())),
@@ -165,11 +165,10 @@ impl DecisionMutation {
                 return Err(ApiError::bad_input(
                     "escalateToId",
                     "an escalation names whom it goes to: escalateToId or escalateToRole",
-                )
-                .into());
+                ));
             }
             (_, Some(_)) => {
-                return Err(ApiError::bad_input("escalateToId", "only an escalation names whom it goes to").into());
+                return Err(ApiError::bad_input("escalateToId", "only an escalation names whom it goes to"));
             }
             (outcome, None) => store.decide_request(&actor, &id, outcome.into(), &rationale, &signals).await,
         };

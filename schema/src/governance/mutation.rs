@@ -102,7 +102,7 @@ async fn govern(ctx: &Context<'_>, change: gm::Change, rationale: Option<String>
         Some(r) => text(&r, "rationale")?,
         None => gm::Text::parse(&change.describe()).map_err(|e| ApiError::from(e.at("rationale")))?,
     };
-    Ok(ctx.data::<Store>()?.govern(&actor(p), &change, &rationale).await.map_err(ApiError::from)?)
+    ctx.data::<Store>()?.govern(&actor(p), &change, &rationale).await.map_err(ApiError::from)
 }
 
 /// The decision and request of a governed change, as GraphQL objects.
@@ -115,7 +115,7 @@ fn parts(g: Option<Governed>) -> (Option<Decision>, Option<Request>) {
 
 async fn node(ctx: &Context<'_>, id: &NodeId) -> ApiResult<InventoryNode> {
     let found = ctx.data::<Store>()?.node(id).await.map_err(ApiError::from)?;
-    Ok(found.ok_or_else(|| ApiError::NotFound(id.to_string()))?)
+    found.ok_or_else(|| ApiError::NotFound(id.to_string()))
 }
 
 fn id_in(id: &ID, table: Table) -> Result<NodeId, ApiError> {
@@ -151,7 +151,7 @@ impl GovernanceMutation {
         let change = match (update.roles, update.active) {
             (Some(roles), _) => {
                 let Some(InventoryNode::Person(held)) = store.node(&id).await.map_err(ApiError::from)? else {
-                    return Err(ApiError::NotFound(id.to_string()).into());
+                    return Err(ApiError::NotFound(id.to_string()));
                 };
                 let grant = roles.iter().copied().filter(|r| !held.roles.contains(r)).collect();
                 let revoke = held.roles.iter().copied().filter(|r| !roles.contains(r)).collect();
@@ -166,7 +166,7 @@ impl GovernanceMutation {
         };
         changed(ctx, ChangeAction::Updated, &id)?;
         let InventoryNode::Person(person) = node(ctx, &id).await? else {
-            return Err(ApiError::internal(format!("{id} is not a person")).into());
+            return Err(ApiError::internal(format!("{id} is not a person")));
         };
         let (decision, request) = parts(governed);
         Ok(PersonChange { person: Person(person), decision, request })
@@ -195,7 +195,7 @@ impl GovernanceMutation {
         };
         changed(ctx, ChangeAction::Updated, &id)?;
         let InventoryNode::Nhi(nhi) = node(ctx, &id).await? else {
-            return Err(ApiError::internal(format!("{id} is not an NHI")).into());
+            return Err(ApiError::internal(format!("{id} is not an NHI")));
         };
         let (decision, request) = parts(governed);
         Ok(NhiChange { nhi: Nhi(nhi), decision, request })
@@ -228,7 +228,7 @@ impl GovernanceMutation {
         };
         changed(ctx, ChangeAction::Updated, &id)?;
         let InventoryNode::System(system) = node(ctx, &id).await? else {
-            return Err(ApiError::internal(format!("{id} is not a system")).into());
+            return Err(ApiError::internal(format!("{id} is not a system")));
         };
         let (decision, request) = parts(governed);
         Ok(SystemChange { system: System(system), decision, request })
@@ -316,16 +316,16 @@ impl GovernanceMutation {
         let who = crate::inventory::inputs::node_id(&principal_id, "principalId", &[Table::Person])?;
         let caller = principal(ctx)?;
         if caller.via_token {
-            return Err(ApiError::Forbidden("an API token cannot make tokens: sign in to ask for one".into()).into());
+            return Err(ApiError::Forbidden("an API token cannot make tokens: sign in to ask for one".into()));
         }
         if &who != caller.id() && !caller.has_any(ADMINISTER) {
-            return Err(ApiError::Forbidden("a token for someone else needs the admin role".into()).into());
+            return Err(ApiError::Forbidden("a token for someone else needs the admin role".into()));
         }
         let name = gm::Name::parse(&name).map_err(|e| ApiError::from(e.at("name")))?;
         let mut scopes: Vec<gm::Role> = scopes.into_iter().map(Into::into).collect();
         scopes.dedup();
         let expires_at = match ttl_days {
-            Some(0) => return Err(ApiError::bad_input("ttlDays", "at least one day").into()),
+            Some(0) => return Err(ApiError::bad_input("ttlDays", "at least one day")),
             Some(d) => Some(Utc::now() + Duration::days(i64::from(d.min(3650)))),
             None => None,
         };

@@ -91,7 +91,7 @@ impl GovernanceQuery {
         #[graphql(default = 100)] first: i32,
     ) -> ApiResult<UngovernedAccess> {
         if !(0..=1000).contains(&first) {
-            return Err(ApiError::bad_input("first", "between 0 and 1000").into());
+            return Err(ApiError::bad_input("first", "between 0 and 1000"));
         }
         let found =
             ctx.data::<Store>()?.ungoverned_access(source.as_deref(), first as usize).await.map_err(ApiError::from)?;

@@ -39,7 +39,7 @@ async fn record(
     let Some(case) = case else { return Ok(()) };
     let p = principal(ctx)?;
     if !p.has_any(READ_CASES) {
-        return Err(ApiError::Forbidden("recording a traversal on a case needs a role that sees cases".into()).into());
+        return Err(ApiError::Forbidden("recording a traversal on a case needs a role that sees cases".into()));
     }
     let t = graph_model::store::TraversalRecord {
         case: node_id(case, "caseId")?,
@@ -71,7 +71,7 @@ pub(crate) async fn reach(
     let id: NodeId = node_id(origin, field)?;
     if !tables.contains(&id.table()) {
         let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
-        return Err(ApiError::bad_input(field, format!("starts at a {}", names.join(" or "))).into());
+        return Err(ApiError::bad_input(field, format!("starts at a {}", names.join(" or "))));
     }
     let max_hops = hops(ctx, max_hops)?;
     let cap = ctx.data::<GraphLimits>()?.node_cap;

@@ -44,7 +44,12 @@ impl InventoryQuery {
             status: filter.status.map(Into::into),
             owner: inputs::owner(filter.owner).map_err(ApiError::from)?,
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
-            stale_before: filter.stale_days.map(|d| chrono::Utc::now() - chrono::Duration::days(i64::from(d))),
+            stale_before: match filter.stale_days {
+                Some(d) => Some(
+                    chrono::Utc::now() - chrono::Duration::days(i64::from(crate::limits::days("filter.staleDays", d)?)),
+                ),
+                None => None,
+            },
             orphaned: filter.orphaned,
             over_privileged: filter.over_privileged,
             ..Default::default()

@@ -265,7 +265,7 @@ impl Nhi {
         ctx: &async_graphql::Context<'_>,
         #[graphql(default = 30)] days: u32,
     ) -> ApiResult<bool> {
-        let horizon = Utc::now() + chrono::Duration::days(i64::from(days));
+        let horizon = Utc::now() + chrono::Duration::days(i64::from(crate::limits::days("days", days)?));
         let grants = edges(ctx, K::CanAccess, Out, &self.0.id).await?;
         if grants.iter().any(|e| e.expires_at.is_some_and(|t| t <= horizon)) {
             return Ok(true);
