@@ -48,6 +48,34 @@ pub struct Config {
     /// Feed sources by name (the `source` of their documents).
     #[serde(default)]
     pub feeds: std::collections::BTreeMap<String, FeedConfig>,
+    #[serde(default)]
+    pub cors: CorsConfig,
+}
+
+/// Browser clients on other origins (`[cors]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins (`https://portal.example.com`, scheme, host and port only) whose pages may
+    /// call the API from a browser. None by default: no page on another origin may.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+impl CorsConfig {
+    /// Each origin is `scheme://host[:port]`, nothing more: a browser sends exactly that.
+    fn validate(&self) -> Result<(), String> {
+        for o in &self.allowed_origins {
+            let (scheme, rest) =
+                o.split_once("://").ok_or_else(|| format!("cors.allowed_origins: {o} has no scheme"))?;
+            if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains(['/', '?', '#', '*']) {
+                return Err(format!(
+                    "cors.allowed_origins: {o} is not an origin (scheme://host[:port], no path, no wildcard)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One feed source (`[feeds.<source>]`).
@@ -215,6 +243,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             telemetry: crate::telemetry::TelemetryConfig::default(),
             feeds: Default::default(),
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -246,14 +275,39 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// The configuration's top-level keys: an `NHIGOV_*` variable naming none of them (say
+/// `NHIGOV_BIN` in a deploy script) is not configuration, and is left alone. Inside a
+/// known section an unknown key is still refused, so a typo never falls back silently.
+const TOP_LEVEL: &[&str] = &[
+    "bind",
+    "mode",
+    "log_format",
+    "db",
+    "jwt_secret",
+    "auth",
+    "limits",
+    "governance",
+    "graph",
+    "metrics",
+    "webhooks",
+    "telemetry",
+    "feeds",
+    "cors",
+];
+
 /// Environment variables, mapped to keys: `NHIGOV_DB` is `db.url`, `NHIGOV_JWT_SECRET`
 /// is `auth.jwt_secret`, and `NHIGOV_A__B` is `a.b` for everything else.
 fn env_provider() -> Env {
-    Env::prefixed("NHIGOV_").ignore(&["config", "log"]).map(|key| match key.as_str().to_ascii_lowercase().as_str() {
-        "db" => "db.url".into(),
-        "jwt_secret" => "auth.jwt_secret".into(),
-        other => other.replace("__", ".").into(),
-    })
+    Env::prefixed("NHIGOV_")
+        .filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            TOP_LEVEL.contains(&key.split("__").next().unwrap_or_default())
+        })
+        .map(|key| match key.as_str().to_ascii_lowercase().as_str() {
+            "db" => "db.url".into(),
+            "jwt_secret" => "auth.jwt_secret".into(),
+            other => other.replace("__", ".").into(),
+        })
 }
 
 impl Config {
@@ -287,6 +341,7 @@ impl Config {
         if self.limits.ws_init_timeout_ms == 0 || self.limits.ws_keepalive_secs == 0 {
             return Err("configuration: limits.ws_init_timeout_ms and limits.ws_keepalive_secs must be positive".into());
         }
+        self.cors.validate()?;
         if let Some((source, _)) = self.feeds.iter().find(|(_, f)| f.freshness_hours == 0) {
             return Err(format!("configuration: feeds.{source}.freshness_hours must be at least 1"));
         }
@@ -341,6 +396,36 @@ mod tests {
             jail.create_file("bad.toml", "bind = \"127.0.0.1:1\"\ncolour = \"blue\"\n")?;
             let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
             assert!(err.contains("colour"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unrelated_nhigov_variables_are_left_alone_and_typos_inside_a_section_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("NHIGOV_BIN", "/usr/local/bin/nhigov");
+            jail.set_env("NHIGOV_VERSION", "1.2.3");
+            assert!(Config::load(None).is_ok());
+            jail.set_env("NHIGOV_LIMITS__MAX_BACH", "3");
+            let err = Config::load(None).unwrap_err();
+            assert!(err.contains("max_bach"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cors_origins_are_plain_origins() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ok.toml",
+                "[cors]\nallowed_origins = [\"https://portal.example\", \"http://localhost:3000\"]\n",
+            )?;
+            assert_eq!(Config::load(Some(Path::new("ok.toml"))).unwrap().cors.allowed_origins.len(), 2);
+            for bad in ["*", "https://portal.example/app", "portal.example", "ftp://x.example", "https://*.example"] {
+                jail.create_file("bad.toml", &format!("[cors]\nallowed_origins = [\"{bad}\"]\n"))?;
+                let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+                assert!(err.contains("cors.allowed_origins"), "{bad}: {err}");
+            }
             Ok(())
         });
     }

@@ -59,5 +59,7 @@ pub fn app_state(cfg: &Config, store: Store, auth: Authenticator) -> AppState {
         metrics_token: cfg.metrics.token.clone(),
         graphiql: cfg.mode == Mode::Development,
         webhooks: Arc::new(cfg.webhooks.clone()),
+        // Checked by `Config::validate`: each is a plain origin.
+        cors_origins: cfg.cors.allowed_origins.iter().filter_map(|o| o.parse().ok()).collect(),
     }
 }

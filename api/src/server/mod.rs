@@ -60,6 +60,8 @@ pub struct AppState {
     pub graphiql: bool,
     /// Outbound webhooks, started and stopped with the server.
     pub webhooks: Arc<crate::config::WebhooksConfig>,
+    /// Origins whose pages may call the API from a browser.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 /// The routes of the service.
@@ -80,11 +82,38 @@ pub fn router(state: AppState) -> Router {
     if state.graphiql {
         app = app.route("/", get(graphql::graphiql));
     }
-    app.fallback(respond::not_found)
-        .with_state(state)
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+    let cors = cors(&state.cors_origins);
+    let app = app.fallback(respond::not_found).with_state(state);
+    // Outside the routes, so a preflight (`OPTIONS`) is answered before any of them.
+    let app = match cors {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
+    app.layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(respond::panic))
         .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(record_status))
+}
+
+/// CORS for the configured origins, none when there are none. Tokens travel in the
+/// `Authorization` header, never in cookies, so credentials are not allowed: a page may
+/// send the header it was given, and the answer names its origin exactly.
+fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins.to_vec())
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("traceparent"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// The span of one HTTP request, at INFO so that it is exported as a trace's root (or as
