@@ -93,6 +93,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::Unique { index } => ApiError::Conflict(format!("a record with the same key exists ({index})")),
+            StoreError::Stale(_) | StoreError::ChainMoved | StoreError::Retryable => {
+                ApiError::Conflict("the records changed while this was being written; try again".into())
+            }
             StoreError::Invalid(v) => v.into(),
             StoreError::Import(items) => ApiError::BadDocument(items),
             StoreError::Refused { violation, decision } => ApiError::SodViolation { violation, decision },
@@ -182,5 +186,20 @@ mod tests {
         assert_eq!(ApiError::from(StoreError::Conflict("x".into())).code(), "CONFLICT");
         assert_eq!(ApiError::from(StoreError::Invalid(ValueError::new("f", "m"))).code(), "BAD_USER_INPUT");
         assert_eq!(ApiError::from(StoreError::Import(vec![])).code(), "BAD_USER_INPUT");
+        // The kinds a concurrent write or a unique index produce: a conflict, said in
+        // our words, with nothing of the database's.
+        for e in [
+            StoreError::Stale("STALE: a fact changed".into()),
+            StoreError::ChainMoved,
+            StoreError::Retryable,
+            StoreError::Unique { index: "person_email".into() },
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!(api.code(), "CONFLICT");
+            let message = api.extend().message;
+            assert!(!message.contains("STALE") && !message.contains("already contains"), "{message}");
+        }
+        let schema_too_new = ApiError::from(StoreError::SchemaTooNew { found: 9, supported: 8 });
+        assert_eq!(schema_too_new.code(), "INTERNAL");
     }
 }

@@ -80,7 +80,7 @@ pub(crate) fn relate_statements(edge: &NewEdge, id: &EdgeId, vars: Vars, granted
 /// A unique-index refusal of a second open edge, said plainly.
 pub(crate) fn open_edge_conflict(e: StoreError, edge: &NewEdge) -> StoreError {
     match e {
-        StoreError::Conflict(m) if m.contains("_open") => {
+        StoreError::Unique { index } if index.ends_with("_open") => {
             StoreError::Conflict(format!("an open {} edge from {} to {} already exists", edge.kind, edge.from, edge.to))
         }
         e => e,

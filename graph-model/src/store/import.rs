@@ -14,7 +14,7 @@ use tracing::warn;
 use super::edges::{edge_content, open_key};
 use super::nodes::node_content;
 use super::reconcile::{Plan, refresh_content};
-use super::{Content, Result, Store, StoreError, Vars, rid, take};
+use super::{Content, Result, STALE, Store, StoreError, Vars, rid, take};
 use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, ItemError, NodeSpec};
 use crate::domain::*;
 
@@ -145,9 +145,7 @@ impl Store {
                 None => self.plan_import(inv).await?,
             };
             match self.import_once(inv, current).await {
-                Err(StoreError::Conflict(m))
-                    if attempt < ATTEMPTS && (m.contains(STALE) || m.contains("already contains")) =>
-                {
+                Err(StoreError::Stale(_) | StoreError::Unique { .. }) if attempt < ATTEMPTS => {
                     warn!(attempt, "the store changed while an import was planned; planning it again");
                 }
                 other => return other,
@@ -176,7 +174,7 @@ impl Store {
         let mut sql = String::from("BEGIN;\n");
         if !plan.kept.is_empty() {
             sql.push_str(&format!(
-                "IF array::len(SELECT VALUE id FROM $kept WHERE valid_to = NONE) != $n_kept {{ THROW 'CONFLICT: {STALE}' }};\n"
+                "IF array::len(SELECT VALUE id FROM $kept WHERE valid_to = NONE) != $n_kept {{ THROW '{STALE}' }};\n"
             ));
         }
         if !plan.close.is_empty() {
@@ -441,9 +439,6 @@ impl Store {
 pub(super) fn item_fault(item: &str, reference: Option<&str>, field: &str, message: String) -> ItemError {
     ItemError { item: item.to_owned(), reference: reference.map(str::to_owned), field: Some(field.to_owned()), message }
 }
-
-/// What a conflict says when the store changed between an import's plan and its write.
-const STALE: &str = "the store changed while the import was planned";
 
 /// The id of the run record of a bulk load.
 fn run_id(digest: &str) -> RecordId {

@@ -124,6 +124,19 @@ pub enum StoreError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A fact the write was planned on changed before it committed (a guard's
+    /// `STALE:` throw): plan again.
+    #[error("stale: {0}")]
+    Stale(String),
+    /// Another decision took the chain's next place first: plan again on the new head.
+    #[error("the decision chain moved")]
+    ChainMoved,
+    /// A unique index refused a second record with the same key.
+    #[error("a record with the same key exists (index {index})")]
+    Unique { index: String },
+    /// The database aborted the transaction for a concurrent write; it can be retried.
+    #[error("a concurrent write aborted the transaction")]
+    Retryable,
     #[error(transparent)]
     Invalid(#[from] ValueError),
     #[error("the inventory document has {} fault(s)", .0.len())]
@@ -337,7 +350,7 @@ impl Store {
             self.graph.mark_dirty();
             self.feed.poke();
             match check(&mut resp) {
-                Err(StoreError::Conflict(msg)) if is_retryable(&msg) && attempt < ATTEMPTS => {
+                Err(StoreError::Retryable) if attempt < ATTEMPTS => {
                     warn!(attempt, "write conflict, retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(2u64 << attempt)).await;
                 }
@@ -359,11 +372,17 @@ impl Store {
     }
 }
 
-/// Errors a statement batch reported, as one [`StoreError`].
+/// The marker a guard throws when a fact a write was planned on changed before it
+/// committed (`THROW '{STALE}'`); it comes back as [`StoreError::Stale`].
+pub(crate) const STALE: &str = "STALE: a fact the write was planned on changed before it committed";
+
+/// Errors a statement batch reported, as one [`StoreError`]: the one place SurrealDB's
+/// words are read.
 ///
 /// Errors thrown by our own `THROW` statements start with a code (`NOT_FOUND:`,
-/// `CONFLICT:`, `INVALID:field:`) and are mapped back to their variant; an index
-/// uniqueness violation is a conflict; anything else is a database error.
+/// `CONFLICT:`, `INVALID:field:`, `STALE:`, `CHAIN_MOVED:`) and are mapped back to their
+/// variant; a unique index's refusal names its index; a transaction aborted by a
+/// concurrent write can be retried; anything else is a database error.
 fn check(resp: &mut surrealdb::IndexedResults) -> Result<()> {
     let errors = resp.take_errors();
     if errors.is_empty() {
@@ -393,11 +412,19 @@ fn classify(msg: &str) -> StoreError {
         let (field, message) = rest.split_once(':').unwrap_or(("input", rest));
         return StoreError::Invalid(ValueError::new(field.trim(), message.trim()));
     }
+    if thrown.starts_with("STALE:") {
+        return StoreError::Stale(thrown.trim().to_owned());
+    }
+    if thrown.starts_with("CHAIN_MOVED:") {
+        return StoreError::ChainMoved;
+    }
+    // "Database index `person_email` already contains 'a@b.c', with record `person:x`"
     if msg.contains("already contains") {
-        return StoreError::Conflict(msg.to_owned());
+        let index = msg.split('`').nth(1).unwrap_or("unknown").to_owned();
+        return StoreError::Unique { index };
     }
     if is_retryable(msg) {
-        return StoreError::Conflict(msg.to_owned());
+        return StoreError::Retryable;
     }
     StoreError::Database(msg.to_owned())
 }
@@ -561,7 +588,13 @@ mod tests {
             StoreError::Invalid(e) => assert_eq!((e.field.as_str(), e.message.as_str()), ("to", "not a vault")),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(classify("Database index `person_email` already contains 'a@b.c'"), StoreError::Conflict(_)));
+        assert!(matches!(
+            classify("Database index `person_email` already contains 'a@b.c'"),
+            StoreError::Unique { index } if index == "person_email"
+        ));
+        assert!(matches!(classify(&format!("An error occurred: {STALE}")), StoreError::Stale(_)));
+        assert!(matches!(classify("An error occurred: CHAIN_MOVED: another decision first"), StoreError::ChainMoved));
+        assert!(matches!(classify("Transaction conflict: write conflict, can be retried"), StoreError::Retryable));
         assert!(matches!(classify("something else"), StoreError::Database(_)));
     }
 

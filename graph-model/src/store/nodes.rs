@@ -384,10 +384,10 @@ fn refuse_unless(table: Table, allowed: &[Table], field: &str) -> Result<()> {
 /// A uniqueness violation, said in the user's terms.
 fn unique_conflict(e: StoreError, spec: &NodeSpec) -> StoreError {
     match (e, spec) {
-        (StoreError::Conflict(m), NodeSpec::Person(p)) if m.contains("person_email") => {
+        (StoreError::Unique { index }, NodeSpec::Person(p)) if index == "person_email" => {
             StoreError::Conflict(format!("a person with e-mail {} already exists", p.email))
         }
-        (StoreError::Conflict(m), NodeSpec::Secret(s)) if m.contains("secret_fingerprint") => {
+        (StoreError::Unique { index }, NodeSpec::Secret(s)) if index == "secret_fingerprint" => {
             StoreError::Conflict(format!("a secret with fingerprint {} already exists", s.fingerprint))
         }
         (e, _) => e,

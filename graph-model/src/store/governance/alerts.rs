@@ -7,7 +7,7 @@ use surrealdb::types::RecordId;
 use super::{Plan, dt, refs_text};
 use crate::domain::*;
 use crate::store::events::{EventDraft, RECORD_EVENT};
-use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, json_value, rid, take};
+use crate::store::{Content, Page, PageRequest, Result, STALE, Store, StoreError, Vars, Where, json_value, rid, take};
 
 /// Did an ingest create an alert or count a repeat of one?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Store {
         // Two first sightings of one key racing: the unique index stops the second,
         // which is then counted as a repeat.
         let mut resp = match self.write(&sql, &vars).await {
-            Err(StoreError::Conflict(m)) if m.contains("alert_dedupe") => self.write(&sql, &vars).await?,
+            Err(StoreError::Unique { index }) if index == "alert_dedupe" => self.write(&sql, &vars).await?,
             other => other?,
         };
         let existing: Option<NodeId> = take(&mut resp, 4)?;
@@ -324,7 +324,3 @@ impl Store {
         .await
     }
 }
-
-/// Thrown by a decision's effects when what it was planned on changed underneath; the
-/// decision is planned again on fresh facts.
-pub(crate) const STALE: &str = "CONFLICT:chain moved: the subject changed while the decision was planned";

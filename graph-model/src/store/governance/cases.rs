@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use surrealdb::types::RecordId;
 
-use super::alerts::STALE;
 use super::{Plan, PlanFuture, distinct, dt, refs_text};
 use crate::domain::*;
+use crate::store::STALE;
 use crate::store::events::{EventDraft, RECORD_EVENT};
 use crate::store::{Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, rid, take};
 

@@ -17,12 +17,12 @@
 use chrono::Utc;
 use serde_json::json;
 
-use super::alerts::STALE;
 pub use super::guards::Actor;
 use super::guards::Guards;
 use super::requests::request_content;
 use super::{Plan, dt};
 use crate::domain::*;
+use crate::store::STALE;
 use crate::store::edges::{open_edge_conflict, relate_statements};
 use crate::store::{Content, Result, Store, StoreError, Vars, edge_rid, json_value, rid, take};
 
@@ -703,7 +703,7 @@ impl Store {
         let sql = "IF !record::exists($id) { CREATE ONLY $id CONTENT $content RETURN NONE };";
         match self.write(sql, &Vars::new().set("id", rid(&id)).set("content", content)).await {
             // Two replicas creating it at once: one wins, and it exists.
-            Ok(_) | Err(StoreError::Conflict(_)) => Ok(id),
+            Ok(_) | Err(StoreError::Conflict(_) | StoreError::Unique { .. }) => Ok(id),
             Err(e) => Err(e),
         }
     }

@@ -3,8 +3,8 @@
 //! both `requests` and `changes`, so neither imports the other for them.
 
 use super::OwnerFacts;
-use super::alerts::STALE;
 use crate::domain::*;
+use crate::store::STALE;
 use crate::store::{Vars, rid};
 
 /// Who acts, and with which roles: a signed-in person's roles, or an API token's scopes.

@@ -15,7 +15,6 @@
 //! it; a stale copy only makes the compare-and-set fail and the head be read again.
 
 mod alerts;
-use alerts::STALE;
 mod baseline;
 mod cases;
 mod changes;
@@ -116,7 +115,7 @@ impl Store {
                 "BEGIN;
                  LET $head = (SELECT seq, hash FROM ONLY meta:chain) ?? {{ seq: 0, hash: $genesis }};
                  IF $head.seq != $expected_seq OR $head.hash != $expected_hash {{
-                     THROW 'CONFLICT:chain moved: another decision was recorded first'
+                     THROW 'CHAIN_MOVED: another decision was recorded first'
                  }};
                  {effects}
                  CREATE ONLY $decision_id CONTENT $decision;
@@ -155,12 +154,12 @@ impl Store {
                         None => Ok(decision),
                     };
                 }
-                Err(StoreError::Conflict(msg)) if STALE.strip_prefix("CONFLICT:") == Some(msg.as_str()) => {
+                Err(StoreError::Stale(_)) => {
                     // The facts moved, not the chain: the head is still good.
                     *known_head = Some(head);
                     debug!(attempt, "a decision's facts changed while it was planned; planning again");
                 }
-                Err(StoreError::Conflict(msg)) if msg.starts_with("chain moved") => {
+                Err(StoreError::ChainMoved) => {
                     warn!(attempt, "decision chain moved; planning again");
                 }
                 Err(e) => return Err(e),

@@ -11,10 +11,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use surrealdb::types::RecordId;
 
-use super::alerts::STALE;
 use super::guards::{Actor, Guards};
 use super::{Plan, distinct, dt, refs_text};
 use crate::domain::*;
+use crate::store::STALE;
 use crate::store::edges::{edge_content, open_key};
 use crate::store::{
     Content, Page, PageRequest, Result, Store, StoreError, Vars, Where, edge_rid, json_value, rid, take,
