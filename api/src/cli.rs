@@ -337,14 +337,9 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         }
     }
     let listener = TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
-    // Traversals answer from the graph index; load it now, while /readyz says so,
-    // rather than in the first investigator's request.
-    let warming = store.warm_graph();
-    let state = crate::app_state(&cfg, store.clone(), auth);
-    let sweeper = tokio::spawn(sweep(store.clone(), std::time::Duration::from_secs(cfg.governance.sweep_secs.max(1))));
-    crate::server::run(listener, state, shutdown_signal()).await?;
-    sweeper.abort();
-    warming.abort();
+    // Traversals answer from the graph index: the app loads it now, while /readyz says
+    // so, rather than in the first investigator's request.
+    crate::app::App::start(&cfg, store.clone(), auth).serve(listener, shutdown_signal()).await?;
     store.close().await;
     Ok(())
 }
@@ -615,31 +610,6 @@ async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, bat
             bail!("{shown}: {} fault(s); nothing was imported", errors.len())
         }
         Err(e) => Err(anyhow!("{shown}: {e}")),
-    }
-}
-
-/// Every `every`: raise alerts for break-glass access left unapproved past its window
-/// (the alert puts it in front of people), then close it as a recorded decision.
-async fn sweep(store: Store, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        match store.raise_overdue_emergency_alerts().await {
-            Ok(0) => {}
-            Ok(n) => info!(alerts = n, "emergency access past its approval window"),
-            Err(e) => tracing::warn!(error = %e, "sweep for overdue emergency access failed"),
-        }
-        match store.observe_rotations().await {
-            Ok(0) => {}
-            Ok(n) => info!(fulfilled = n, "approved rotations seen done"),
-            Err(e) => tracing::warn!(error = %e, "observing rotations failed"),
-        }
-        // Then it is closed, each closing a decision of the server.
-        match store.close_overdue_emergency_access().await {
-            Ok(0) => {}
-            Ok(n) => info!(closed = n, "unapproved emergency access closed"),
-            Err(e) => tracing::warn!(error = %e, "closing overdue emergency access failed"),
-        }
     }
 }
 

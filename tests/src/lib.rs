@@ -47,11 +47,12 @@ impl TestServer {
         }
         cfg.auth.jwt_secret = Some(SECRET.into());
         let auth = Authenticator::with_secret(SECRET);
-        let state = nhigov::app_state(&cfg, store.clone(), auth.clone());
+        // The service as `nhigov serve` composes it: index warm-up, sweep, webhooks.
+        let app = nhigov::app::App::start(&cfg, store.clone(), auth.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("bound address");
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(nhigov::server::run(listener, state, async {
+        let handle = tokio::spawn(app.serve(listener, async {
             let _ = rx.await;
         }));
         TestServer { addr, store, auth, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }

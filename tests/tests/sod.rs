@@ -531,3 +531,34 @@ async fn an_approved_rotation_stays_open_until_the_rotation_is_seen() {
     assert!(node["explain"]["inputs"].to_string().contains(approval.as_str().unwrap()), "{d}");
     chain_ok(&s).await;
 }
+
+/// The server's own sweep, started with it, closes break-glass access nobody approved
+/// in time: no one calls anything.
+#[tokio::test]
+async fn the_servers_sweep_closes_unapproved_emergency_access_by_itself() {
+    let mut cfg = nhigov::config::Config::default();
+    cfg.governance.sweep_secs = 1;
+    let s = TestServer::start_with(cfg).await;
+    let w = s.world().await;
+    let r = file(
+        &s,
+        "priya",
+        json!({ "kind": "EMERGENCY_ACCESS", "subjectId": w.id("bot"), "targetId": w.id("db"), "privilege": "ADMIN",
+                "durationDays": 1, "justification": "ledger outage" }),
+    )
+    .await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    s.store.execute_raw(&format!("UPDATE {id} SET post_approval_due = time::now() - 1h")).await.unwrap();
+    let status = "query($r: ID!) { request(id: $r) { status } }";
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        seen = s.ok(&s.as_("ada"), status, json!({ "r": id })).await["request"]["status"].clone();
+        if seen == "EXPIRED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen, "EXPIRED", "the sweep closed it within ten seconds");
+    chain_ok(&s).await;
+    s.stop().await;
+}
