@@ -13,6 +13,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use crate::webhooks::{WebhookEndpoint, WebhooksConfig};
+
 /// Whether the server runs for development (GraphiQL served, a JWT secret generated
 /// when none is set) or production (neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,49 +89,6 @@ pub struct FeedConfig {
     /// edges a complete run no longer reports, ungoverned-access alerts) until a run
     /// repairs it, and `/readyz` and the `feeds` query say so.
     pub freshness_hours: u32,
-}
-
-/// Outbound webhooks (see `crate::webhooks`).
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhooksConfig {
-    /// Attempts per event and endpoint before the delivery is marked failed.
-    pub max_attempts: u32,
-    /// The first retry's delay, in milliseconds; each next one doubles (up to an hour).
-    pub retry_base_ms: u64,
-    /// How long one attempt may take, in seconds.
-    pub timeout_secs: u64,
-    #[serde(default)]
-    pub endpoints: Vec<WebhookEndpoint>,
-}
-
-impl Default for WebhooksConfig {
-    fn default() -> Self {
-        WebhooksConfig { max_attempts: 8, retry_base_ms: 1_000, timeout_secs: 10, endpoints: vec![] }
-    }
-}
-
-/// One receiver of events.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookEndpoint {
-    /// Names the endpoint in delivery records and the `X-Nhigov-Webhook` header:
-    /// 1 to 32 of `a-z`, `0-9`, `-`, `_`.
-    pub name: String,
-    /// `https://...` (or `http://` for a receiver on a private network).
-    pub url: String,
-    /// The HMAC-SHA256 key of the `X-Nhigov-Signature` header; at least 16 bytes.
-    pub secret: String,
-    /// Event kinds to send (`decision`, `evidence`, `task_added`, `task_finished`,
-    /// `alert_raised`); empty sends all.
-    #[serde(default)]
-    pub kinds: Vec<String>,
-    /// Decision outcomes to send (`refused`, `approved`, `closed`...); empty sends all.
-    #[serde(default)]
-    pub outcomes: Vec<String>,
-    /// The least severity of alerts to send (`critical`, `high`, `medium`, `low`).
-    #[serde(default)]
-    pub min_severity: Option<String>,
 }
 
 /// `GET /metrics`.

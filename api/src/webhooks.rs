@@ -26,13 +26,12 @@ use graph_model::store::{Attempt, Delivery, Store};
 use graph_model::{Event, EventKind, Severity};
 use hmac::{Hmac, Mac};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
-
-use crate::config::{WebhookEndpoint, WebhooksConfig};
 
 /// Deliveries sent at once by one server.
 const IN_FLIGHT: usize = 16;
@@ -369,6 +368,49 @@ async fn attempt(
         .then(|| Utc::now() + chrono::Duration::from_std(backoff(base, number)).unwrap_or_default());
     warn!(webhook = %d.webhook, event = %d.event.id, attempt = number, %error, retry = ?retry_at, "webhook attempt failed");
     Attempt::Failed { status, error, retry_at }
+}
+
+/// Outbound webhooks: the `[webhooks]` section of the configuration.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Attempts per event and endpoint before the delivery is marked failed.
+    pub max_attempts: u32,
+    /// The first retry's delay, in milliseconds; each next one doubles (up to an hour).
+    pub retry_base_ms: u64,
+    /// How long one attempt may take, in seconds.
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub endpoints: Vec<WebhookEndpoint>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig { max_attempts: 8, retry_base_ms: 1_000, timeout_secs: 10, endpoints: vec![] }
+    }
+}
+
+/// One receiver of events.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    /// Names the endpoint in delivery records and the `X-Nhigov-Webhook` header:
+    /// 1 to 32 of `a-z`, `0-9`, `-`, `_`.
+    pub name: String,
+    /// `https://...` (or `http://` for a receiver on a private network).
+    pub url: String,
+    /// The HMAC-SHA256 key of the `X-Nhigov-Signature` header; at least 16 bytes.
+    pub secret: String,
+    /// Event kinds to send (`decision`, `evidence`, `task_added`, `task_finished`,
+    /// `alert_raised`); empty sends all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Decision outcomes to send (`refused`, `approved`, `closed`...); empty sends all.
+    #[serde(default)]
+    pub outcomes: Vec<String>,
+    /// The least severity of alerts to send (`critical`, `high`, `medium`, `low`).
+    #[serde(default)]
+    pub min_severity: Option<String>,
 }
 
 #[cfg(test)]

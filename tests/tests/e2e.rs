@@ -13,6 +13,7 @@ mod extremes;
 mod governed;
 mod graph;
 mod inventory;
+mod layers;
 mod metrics;
 mod node_clients;
 mod opengraph;

@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::edges::{EdgeKind, NewEdge};
 use super::ids::{EdgeId, NodeId};
 use super::policy::{Policy, PolicyDraft, RuleKind, Violation};
-use super::request::{DecideOutcome, TargetFacts};
-use super::values::{Criticality, Environment, NhiStatus, Privilege, Role, ValueError};
+use super::values::{Criticality, DecideOutcome, Environment, NhiStatus, Privilege, Role, TargetFacts, ValueError};
 
 /// The roles that only a second admin can grant.
 pub const GUARDED_ROLES: &[Role] = &[Role::Admin, Role::Approver, Role::Auditor];
@@ -35,9 +34,7 @@ pub const GUARDED_ROLES: &[Role] = &[Role::Admin, Role::Approver, Role::Auditor]
 /// people.
 pub const DECIDING_ROLES: &[Role] = &[Role::Admin, Role::Approver];
 
-/// The edge kinds whose opening and closing are governed.
-pub const GOVERNED_EDGES: &[EdgeKind] =
-    &[EdgeKind::CanAccess, EdgeKind::Assumes, EdgeKind::Holds, EdgeKind::Owns, EdgeKind::MemberOf];
+pub use super::edges::GOVERNED_EDGES;
 
 /// One change to a governed fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

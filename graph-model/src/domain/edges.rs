@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::ids::{EdgeId, NodeId, Table};
 use super::values::*;
 
+/// The edge kinds whose opening and closing are governed (see `change`).
+pub const GOVERNED_EDGES: &[EdgeKind] =
+    &[EdgeKind::CanAccess, EdgeKind::Assumes, EdgeKind::Holds, EdgeKind::Owns, EdgeKind::MemberOf];
 /// The relation tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -208,7 +211,7 @@ impl Edge {
     /// Does a decision stand behind the edge? `None` for kinds that carry no governed
     /// fact (`authenticates_to`, `stored_in`, `depends_on`).
     pub fn governed(&self) -> Option<bool> {
-        crate::domain::change::GOVERNED_EDGES.contains(&self.kind()).then_some(self.granted_by.is_some())
+        GOVERNED_EDGES.contains(&self.kind()).then_some(self.granted_by.is_some())
     }
 
     /// Whether the edge was in force at `at`: opened by then, not yet closed, not expired.

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::framework::FrameworkRef;
 use super::ids::NodeId;
-use super::values::{Criticality, Environment, Label, Privilege, Text, ValueError, text_enum};
+pub use super::values::{DecideOutcome, TargetFacts};
+use super::values::{Label, Privilege, Text, ValueError, text_enum};
 
 text_enum!(
     /// What a request proposes.
@@ -38,15 +39,6 @@ text_enum!(
         EmergencyActive => "emergency_active",
         Expired => "expired",
         Fulfilled => "fulfilled",
-    }
-);
-
-text_enum!(
-    /// What an approver decides.
-    DecideOutcome, "outcome" {
-        Approve => "approve",
-        Reject => "reject",
-        Escalate => "escalate",
     }
 );
 
@@ -251,25 +243,6 @@ impl Request {
     }
 }
 
-/// The facts about a grant's target that decide how strict its approval is.
-#[derive(Debug, Clone, Copy)]
-pub struct TargetFacts {
-    pub criticality: Criticality,
-    pub environment: Environment,
-}
-
-impl TargetFacts {
-    /// Privileged access, the one definition every rule uses: ADMIN anywhere, or WRITE
-    /// and above on a tier0 or tier1 system or on any production system. A privileged
-    /// grant needs the policy's distinct approvers, its subject's owners may not approve
-    /// it, and one asked for through `relate` waits for an approver.
-    pub fn privileged(&self, privilege: Privilege) -> bool {
-        privilege == Privilege::Admin
-            || (privilege >= Privilege::Write
-                && (self.criticality <= Criticality::Tier1 || self.environment == Environment::Production))
-    }
-}
-
 /// An accepted deviation, created when an exception request is approved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exception {
@@ -303,6 +276,7 @@ impl Exception {
 mod tests {
     use super::*;
     use crate::domain::Table;
+    use crate::domain::values::{Criticality, Environment};
 
     fn request(kind: RequestKind, subject: Table) -> NewRequest {
         NewRequest {

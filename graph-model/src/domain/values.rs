@@ -406,3 +406,31 @@ mod tests {
         assert!(RotationDays::parse(5000).is_err());
     }
 }
+
+text_enum!(
+    /// What an approver decides.
+    DecideOutcome, "outcome" {
+        Approve => "approve",
+        Reject => "reject",
+        Escalate => "escalate",
+    }
+);
+
+/// The facts about a grant's target that decide how strict its approval is.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetFacts {
+    pub criticality: Criticality,
+    pub environment: Environment,
+}
+
+impl TargetFacts {
+    /// Privileged access, the one definition every rule uses: ADMIN anywhere, or WRITE
+    /// and above on a tier0 or tier1 system or on any production system. A privileged
+    /// grant needs the policy's distinct approvers, its subject's owners may not approve
+    /// it, and one asked for through `relate` waits for an approver.
+    pub fn privileged(&self, privilege: Privilege) -> bool {
+        privilege == Privilege::Admin
+            || (privilege >= Privilege::Write
+                && (self.criticality <= Criticality::Tier1 || self.environment == Environment::Production))
+    }
+}

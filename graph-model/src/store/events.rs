@@ -21,7 +21,7 @@ use surrealdb::types::RecordId;
 use tokio::sync::{Mutex, Notify, broadcast};
 use tracing::warn;
 
-use super::governance::dt;
+use super::dt;
 use super::{Result, Store, Vars, rid, take};
 use crate::domain::*;
 

@@ -13,9 +13,9 @@ use tracing::warn;
 
 use super::edges::{edge_content, open_key};
 use super::nodes::node_content;
-use super::reconcile::{Plan, refresh_content};
+use super::reconcile::{Plan, item_fault, refresh_content};
 use super::{Content, Result, STALE, Store, StoreError, Vars, rid, take};
-use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, ItemError, NodeSpec};
+use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, NodeSpec};
 use crate::domain::*;
 
 /// The record of a bulk load (`import_run:<SHA-256 of the document>`).
@@ -433,11 +433,6 @@ impl Store {
         }
         if errors.is_empty() { Ok(()) } else { Err(StoreError::Import(errors)) }
     }
-}
-
-/// A fault of one item of a document, at a field.
-pub(super) fn item_fault(item: &str, reference: Option<&str>, field: &str, message: String) -> ItemError {
-    ItemError { item: item.to_owned(), reference: reference.map(str::to_owned), field: Some(field.to_owned()), message }
 }
 
 /// The id of the run record of a bulk load.

@@ -372,6 +372,11 @@ impl Store {
     }
 }
 
+/// A time as SurrealDB stores it.
+pub(crate) fn dt(t: chrono::DateTime<chrono::Utc>) -> surrealdb::types::Datetime {
+    surrealdb::types::Datetime::from(t)
+}
+
 /// The marker a guard throws when a fact a write was planned on changed before it
 /// committed (`THROW '{STALE}'`); it comes back as [`StoreError::Stale`].
 pub(crate) const STALE: &str = "STALE: a fact the write was planned on changed before it committed";

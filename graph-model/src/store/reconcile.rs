@@ -16,10 +16,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use surrealdb::types::RecordId;
 
-use super::import::item_fault as fail;
 use super::nodes::node_content;
 use super::{Content, Result, Store, StoreError, Vars, edge_rid, rid, take};
-use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, NodeSpec};
+use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, ItemError, NodeSpec};
 use crate::domain::*;
 
 /// What writing a document will do.
@@ -165,7 +164,7 @@ impl Store {
                 }
                 Some([id]) => {
                     if let Some(earlier) = claimed.insert(id.clone(), n.item.clone()) {
-                        errors.push(fail(
+                        errors.push(item_fault(
                             &n.item,
                             Some(&n.reference),
                             "ref",
@@ -177,7 +176,7 @@ impl Store {
                     plan.ids.push((n.reference.clone(), id.clone()));
                     plan.update.push(ImportNode { id: id.clone(), ..n.clone() });
                 }
-                Some(many) => errors.push(fail(
+                Some(many) => errors.push(item_fault(
                     &n.item,
                     Some(&n.reference),
                     "ref",
@@ -298,4 +297,9 @@ impl Store {
 
         if errors.is_empty() { Ok(plan) } else { Err(StoreError::Import(errors)) }
     }
+}
+
+/// A fault of one item of a document, at a field.
+pub(super) fn item_fault(item: &str, reference: Option<&str>, field: &str, message: String) -> ItemError {
+    ItemError { item: item.to_owned(), reference: reference.map(str::to_owned), field: Some(field.to_owned()), message }
 }

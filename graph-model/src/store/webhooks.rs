@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use surrealdb::types::RecordId;
 
-use super::governance::dt;
+use super::dt;
 use super::{Content, Result, Store, Vars, take};
 use crate::domain::Event;
 

@@ -25,10 +25,11 @@ mod tokens;
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use tracing::{debug, warn};
 
+pub(crate) use super::dt;
 use super::events::{EventDraft, RECORD_EVENT};
 use super::{Result, Store, StoreError, Vars, rid, take};
 use crate::domain::*;
@@ -234,10 +235,6 @@ impl Store {
 pub(crate) fn distinct(ids: impl IntoIterator<Item = NodeId>) -> Vec<NodeId> {
     let mut seen = HashSet::new();
     ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
-}
-
-pub(crate) fn dt(t: DateTime<Utc>) -> surrealdb::types::Datetime {
-    surrealdb::types::Datetime::from(t)
 }
 
 /// Framework references as stored text.
