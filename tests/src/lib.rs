@@ -55,7 +55,17 @@ impl TestServer {
         let handle = tokio::spawn(app.serve(listener, async {
             let _ = rx.await;
         }));
-        TestServer { addr, store, auth, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
+        let server =
+            TestServer { addr, store, auth, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) };
+        // As a deployment waits on /readyz before sending traffic: the graph index loads
+        // at start (in the background, as `serve` loads it).
+        for _ in 0..1500 {
+            match server.http.get(server.url("/readyz")).send().await {
+                Ok(r) if r.status() == 200 => return server,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        panic!("the test server was not ready within 30 seconds");
     }
 
     pub fn url(&self, path: &str) -> String {
