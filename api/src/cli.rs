@@ -472,8 +472,17 @@ async fn refresh_into(store: &Store, shown: &str, inv: &Inventory, plan: ImportP
             if store.has_genesis().await? {
                 let server = store.server_principal().await?;
                 match store.apply_leavers(&server, inv, &s).await {
-                    Ok(0) => {}
-                    Ok(n) => println!("{shown}: {n} person(s) reported gone were deactivated, one decision each"),
+                    Ok((n, held)) => {
+                        if n > 0 {
+                            println!("{shown}: {n} person(s) reported gone were deactivated, one decision each");
+                        }
+                        if !held.is_empty() {
+                            println!(
+                                "{shown}: reported gone but kept, as they govern (an admin deactivates them): {}",
+                                held.join(", ")
+                            );
+                        }
+                    }
                     Err(e) => eprintln!("{shown}: deactivating the people it reports gone failed: {e}"),
                 }
             }

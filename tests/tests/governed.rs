@@ -624,7 +624,7 @@ async fn a_machine_principal_cannot_sign_in_or_decide() {
 
 /// The leaver path: a feed may report a person gone, which deactivates them as a
 /// decision of the feed's principal (and flags what they owned), but a feed never
-/// brings anyone back.
+/// brings anyone back, nor removes an admin, approver or auditor.
 #[tokio::test]
 async fn a_feed_may_report_a_leaver_but_never_bring_one_back() {
     let s = TestServer::start().await;
@@ -632,6 +632,9 @@ async fn a_feed_may_report_a_leaver_but_never_bring_one_back() {
     let feed = s.ingest_token(&w, "ci").await;
     let olga = |active: bool| json!({ "source": "hr", "nodes": [{ "type": "person", "ref": "o", "name": "olga", "email": "olga@corp.example", "active": active }] });
     let import = "mutation($d: JSON!) { importInventory(document: $d) { nodesUpdated } }";
+    // Olga no longer approves (a feed does not remove people who govern; see below).
+    let revoke = "mutation($p: ID!) { updatePerson(id: $p, input: { roles: [] }) { decision { outcome } } }";
+    s.ok(&s.as_("sam"), revoke, json!({ "p": w.id("olga") })).await;
     let d = s.ok(&feed, import, json!({ "d": olga(false) })).await;
     assert_eq!(d["importInventory"]["nodesUpdated"], 1);
     assert_eq!(node(&s, w.id("olga"), "Person", "active").await["active"], false);
@@ -655,5 +658,13 @@ async fn a_feed_may_report_a_leaver_but_never_bring_one_back() {
     // Reported active again: described, not governed; she stays gone.
     s.ok(&feed, import, json!({ "d": olga(true) })).await;
     assert_eq!(node(&s, w.id("olga"), "Person", "active").await["active"], false);
+
+    // A feed (or a leaked feed token) does not remove the people who govern: the admin
+    // reported gone stays, and the answer names him for an admin to look at.
+    let sam = json!({ "source": "hr", "nodes": [{ "type": "person", "ref": "s", "name": "sam", "email": "sam@corp.example", "active": false }] });
+    let held = "mutation($d: JSON!) { importInventory(document: $d) { leaversHeld } }";
+    let d = s.ok(&feed, held, json!({ "d": sam })).await;
+    assert_eq!(d["importInventory"]["leaversHeld"], json!(["sam@corp.example"]));
+    assert_eq!(node(&s, w.id("sam"), "Person", "active").await["active"], true);
     s.stop().await;
 }

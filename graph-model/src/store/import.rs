@@ -98,6 +98,9 @@ pub struct ImportSummary {
     pub source_stale: bool,
     /// Open edges a complete run no longer holds, left open because its source was stale.
     pub edges_absent_paused: usize,
+    /// People the document reports gone who hold ADMIN, APPROVER or AUDITOR, kept
+    /// active (see `Store::apply_leavers`), by e-mail.
+    pub leavers_held: Vec<String>,
     /// The id each node ref was stored under, in document order.
     pub ids: Vec<(String, NodeId)>,
 }
@@ -209,6 +212,7 @@ impl Store {
             edges_closed: plan.close.len(),
             source_stale: plan.source_stale,
             edges_absent_paused: plan.absent_paused,
+            leavers_held: vec![],
             ids: plan.ids,
         })
     }

@@ -48,6 +48,10 @@ pub struct ImportResult {
     /// Open edges this complete run no longer holds, left open because its source was
     /// stale; its next complete run closes those it still does not hold.
     pub edges_absent_paused: u32,
+    /// People the document reports gone who hold ADMIN, APPROVER or AUDITOR: a feed does
+    /// not remove the people who govern, so they stay active until an admin deactivates
+    /// them with `updatePerson`. By e-mail.
+    pub leavers_held: Vec<String>,
 }
 
 /// A document ref and the id it was stored under.
@@ -225,5 +229,6 @@ fn import_result(summary: graph_model::store::ImportSummary, skipped: Vec<String
         ungoverned_nhis: flagged,
         source_stale: summary.source_stale,
         edges_absent_paused: summary.edges_absent_paused as u32,
+        leavers_held: summary.leavers_held,
     }
 }

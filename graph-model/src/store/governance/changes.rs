@@ -205,13 +205,16 @@ impl Store {
     /// The leaver path of a feed: each stored person a document reports inactive
     /// (`"active": false`) who is active is deactivated by `actor`, one governed
     /// decision each (which raises the stale-ownership alerts). A feed never makes
-    /// anyone active again: that waits for a second admin. Returns how many left.
+    /// anyone active again: that waits for a second admin. Nor does it take away anyone
+    /// holding ADMIN, APPROVER or AUDITOR: a leaked feed token must not be able to
+    /// remove the people who govern; they are listed in what it returns, and an admin
+    /// deactivates them with `updatePerson`. Returns how many left, and who was kept.
     pub async fn apply_leavers(
         &self,
         actor: &NodeId,
         inv: &crate::domain::inventory::Inventory,
         summary: &crate::store::ImportSummary,
-    ) -> Result<usize> {
+    ) -> Result<(usize, Vec<String>)> {
         use crate::domain::inventory::NodeSpec;
         let reported: Vec<NodeId> = inv
             .nodes
@@ -220,18 +223,23 @@ impl Store {
             .filter_map(|n| summary.ids.iter().find(|(r, _)| *r == n.reference).map(|(_, id)| id.clone()))
             .collect();
         if reported.is_empty() {
-            return Ok(0);
+            return Ok((0, vec![]));
         }
         let stored = self.nodes_by_id::<Person>(&reported).await?;
         let source = inv.source.as_ref().map_or("a feed", |s| s.as_str());
         let rationale = Text::parse(&format!("reported gone by {source}"))?;
         let actor = Actor { id: actor.clone(), roles: Role::ALL.to_vec() };
-        let mut left = 0;
-        for id in reported.iter().filter(|id| stored.get(*id).is_some_and(|p| p.active)) {
-            self.govern(&actor, &Change::Active { person: id.clone(), active: false }, &rationale).await?;
+        let (mut left, mut held) = (0, Vec::new());
+        for p in reported.iter().filter_map(|id| stored.get(id)).filter(|p| p.active) {
+            if p.roles.iter().any(|r| crate::domain::change::GUARDED_ROLES.contains(r)) {
+                tracing::warn!(person = %p.id, source, "a feed reports gone a person who governs; kept active");
+                held.push(p.email.clone());
+                continue;
+            }
+            self.govern(&actor, &Change::Active { person: p.id.clone(), active: false }, &rationale).await?;
             left += 1;
         }
-        Ok(left)
+        Ok((left, held))
     }
 
     /// Plan the decision on a filed change (approve, reject or escalate). The floor
@@ -756,10 +764,11 @@ impl Store {
         });
         self.record_import(actor, digest, Outcome::Started, started).await?;
         match self.import(inv).await {
-            Ok(s) => {
+            Ok(mut s) => {
                 // The people the feed reports gone leave, each a decision of their own.
-                if let Err(e) = self.apply_leavers(actor, inv, &s).await {
-                    tracing::warn!(error = %e, "deactivating the people a feed reports gone failed");
+                match self.apply_leavers(actor, inv, &s).await {
+                    Ok((_, held)) => s.leavers_held = held,
+                    Err(e) => tracing::warn!(error = %e, "deactivating the people a feed reports gone failed"),
                 }
                 let done = json!({
                     "source": source, "digest": digest, "nodes_created": s.nodes, "nodes_updated": s.nodes_updated,
