@@ -81,6 +81,12 @@ fn coded(e: ServerError, field: &str) -> ServerError {
 /// parse "Int": Invalid number (occurred while parsing "NhiFilter")`): where, and why,
 /// in GraphQL's terms. The message names the argument's type, not the argument.
 fn argument_error(message: &str, field: &str) -> Option<(String, String)> {
+    // A null sent for an argument that has a default but no null (`first: Int! = 20`).
+    if let Some(rest) = message.strip_prefix("Expected input type \"") {
+        let (ty, found) = rest.split_once('"')?;
+        let found = found.trim_start_matches([',', ' ']).trim_start_matches("found ").trim_end_matches('.');
+        return Some((format!("{field} arguments"), format!("a {ty} is required, not {found}")));
+    }
     let rest = message.strip_prefix("Failed to parse \"")?;
     let (ty, why) = rest.split_once('"')?;
     let why = why.trim_start_matches([':', ' ']);
@@ -154,6 +160,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!((a.as_str(), why.as_str()), ("nhis arguments", "a Int in a NhiFilter is not valid: out of range"));
+        let (a, why) = argument_error("Expected input type \"Int\", found null.", "search").unwrap();
+        assert_eq!((a.as_str(), why.as_str()), ("search arguments", "a Int is required, not null"));
         assert!(argument_error("something else", "nhis").is_none());
     }
 }

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const INTROSPECT: &str = "{ __schema { types { kind name
     inputFields { name type { ...T } }
-    fields { name args { name type { ...T } } type { ...T } }
+    fields { name args { name defaultValue type { ...T } } type { ...T } }
     enumValues { name } } } }
     fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }";
 
@@ -128,11 +128,23 @@ fn cases(types: &Types, arg: &Value, longest: usize) -> Vec<Case> {
     }
 }
 
+/// A non-null argument with a default value.
+fn defaulted(arg: &Value) -> bool {
+    arg["type"]["kind"] == "NON_NULL" && arg["defaultValue"].is_string()
+}
+
 /// The operation calling `field` of `root` with every argument as a variable.
 fn operation(kind: &str, field: &Value) -> String {
     let args = field["args"].as_array().unwrap();
-    let decls: Vec<String> =
-        args.iter().map(|a| format!("${}: {}", a["name"].as_str().unwrap(), render(&a["type"]))).collect();
+    // An argument with a default may be given a nullable variable (the spec allows it),
+    // so a client can send it null: declared so, it is one more extreme.
+    let decls: Vec<String> = args
+        .iter()
+        .map(|a| {
+            let t = if defaulted(a) { &a["type"]["ofType"] } else { &a["type"] };
+            format!("${}: {}", a["name"].as_str().unwrap(), render(t))
+        })
+        .collect();
     let uses: Vec<String> = args.iter().map(|a| format!("{0}: ${0}", a["name"].as_str().unwrap())).collect();
     let name = field["name"].as_str().unwrap();
     let selection = match named(&field["type"])["kind"].as_str().unwrap() {
@@ -186,7 +198,9 @@ async fn every_argument_at_its_extremes_answers_a_coded_error_or_data() {
                 }
             }
             for a in args {
-                for case in cases(&types, a, longest) {
+                let null = defaulted(a)
+                    .then(|| Case { at: format!("{} null", a["name"].as_str().unwrap()), value: Value::Null });
+                for case in cases(&types, a, longest).into_iter().chain(null) {
                     let mut vars = base.clone();
                     vars.insert(a["name"].as_str().unwrap().to_owned(), case.value);
                     let what = format!("{root}.{} with {} extreme", field["name"].as_str().unwrap(), case.at);

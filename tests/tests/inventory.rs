@@ -336,3 +336,98 @@ async fn an_import_can_attach_to_stored_nodes() {
     let d = s.ok(&t, q, json!({ "id": db })).await;
     assert_eq!(d["node"]["accessors"][0]["nhi"]["name"], "k");
 }
+
+#[tokio::test]
+async fn an_investigator_finds_a_node_by_the_key_in_hand() {
+    let s = TestServer::start().await;
+    let t = s.admin().await;
+    // The value a scanner found; the inventory knows only its SHA-256.
+    let sha256 = graph_model::Fingerprint::of_value("ghp_leaked_example_value").to_string();
+    let d = s
+        .ok(
+            &t,
+            "mutation($fp: String!) { createSecret(input: { kind: TOKEN, name: \"Deploy token\", fingerprint: $fp }) { id } }",
+            json!({ "fp": sha256.to_uppercase() }),
+        )
+        .await;
+    let secret = d["createSecret"]["id"].as_str().unwrap().to_owned();
+    let by_fp = "query($fp: String!) { secretByFingerprint(fingerprint: $fp) { id name } }";
+    use base64::Engine;
+    let openssh =
+        format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(hex::decode(&sha256).unwrap()));
+    for asked in [sha256.clone(), sha256.to_uppercase(), format!("sha256:{sha256}"), openssh] {
+        let d = s.ok(&t, by_fp, json!({ "fp": asked })).await;
+        assert_eq!(d["secretByFingerprint"]["id"], secret.as_str(), "looked up as {asked}");
+    }
+    let d = s.ok(&t, by_fp, json!({ "fp": "0".repeat(64) })).await;
+    assert_eq!(d["secretByFingerprint"], Value::Null, "an unknown digest is null, not an error");
+    let (_, body) = s.gql(&t, by_fp, json!({ "fp": "short" })).await;
+    assert_eq!(
+        (code(&body), body["errors"][0]["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT", Some("fingerprint"))
+    );
+
+    let d = s
+        .ok(
+            &t,
+            CREATE_NHI,
+            json!({ "i": { "kind": "SERVICE_ACCOUNT", "name": "Billing-Exporter", "environment": "PRODUCTION",
+                           "provider": "gcp", "externalId": "billing-exporter@corp.iam.gserviceaccount.com" } }),
+        )
+        .await;
+    let exporter = d["createNhi"]["id"].as_str().unwrap().to_owned();
+    let by_ext = "query($p: String!, $x: String!) { nhiByExternalId(provider: $p, externalId: $x) { id } }";
+    let d = s.ok(&t, by_ext, json!({ "p": "gcp", "x": "billing-exporter@corp.iam.gserviceaccount.com" })).await;
+    assert_eq!(d["nhiByExternalId"]["id"], exporter.as_str());
+    let d = s.ok(&t, by_ext, json!({ "p": "aws", "x": "billing-exporter@corp.iam.gserviceaccount.com" })).await;
+    assert_eq!(d["nhiByExternalId"], Value::Null, "the id is the provider's: another provider's is another NHI");
+
+    let d = s
+        .ok(
+            &t,
+            "mutation { createPerson(input: { name: \"Bea Owner\", email: \"bea@corp.example\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let bea = d["createPerson"]["id"].as_str().unwrap().to_owned();
+    let d = s.ok(&t, "{ personByEmail(email: \" Bea@Corp.Example \") { id name } }", json!({})).await;
+    assert_eq!(d["personByEmail"]["id"], bea.as_str());
+    let (_, body) = s.gql(&t, "{ personByEmail(email: \"bea\") { id } }", json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "email");
+
+    // The search box: a name prefix in any case, across kinds, by name.
+    nhi(&s, &t, "billing-cron", "PRODUCTION").await;
+    nhi(&s, &t, "payroll-bot", "PRODUCTION").await;
+    system(&s, &t, "Billing DB", "DATABASE").await;
+    let names = |d: &Value| -> Vec<String> {
+        d["search"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| format!("{}:{}", n["__typename"].as_str().unwrap(), n["name"].as_str().unwrap()))
+            .collect()
+    };
+    let q = "query($p: String!, $k: [SearchKind!], $n: Int) { search(prefix: $p, kinds: $k, first: $n) { __typename ... on Nhi { name } ... on System { name } ... on Secret { name } ... on Person { name } ... on Team { name } } }";
+    let d = s.ok(&t, q, json!({ "p": "BILL" })).await;
+    assert_eq!(names(&d), ["System:Billing DB", "Nhi:billing-cron", "Nhi:Billing-Exporter"]);
+    let d = s.ok(&t, q, json!({ "p": "bill", "k": ["SYSTEM"] })).await;
+    assert_eq!(names(&d), ["System:Billing DB"]);
+    let d = s.ok(&t, q, json!({ "p": "bill", "n": 1 })).await;
+    assert_eq!(names(&d), ["System:Billing DB"], "at most `first`, the first by name");
+    let d = s.ok(&t, q, json!({ "p": "b" })).await;
+    assert!(names(&d).contains(&"Person:Bea Owner".to_owned()), "people are searched too: {d}");
+    let (_, body) = s.gql(&t, q, json!({ "p": "  " })).await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "prefix");
+    let (_, body) = s.gql(&t, q, json!({ "p": "b", "n": 101 })).await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "first");
+    // A rename is found under its new name at once.
+    s.ok(
+        &t,
+        "mutation($id: ID!) { updateNhi(id: $id, input: { name: \"zeta-exporter\" }) { nhi { id } } }",
+        json!({ "id": exporter }),
+    )
+    .await;
+    let d = s.ok(&t, q, json!({ "p": "ZETA" })).await;
+    assert_eq!(names(&d), ["Nhi:zeta-exporter"]);
+    s.stop().await;
+}

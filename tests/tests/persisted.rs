@@ -1,5 +1,5 @@
 //! Persisted queries over HTTP: a portal sends a hash, registers the query once when the
-//! server does not know it, and may then use GET URLs that caches can keep.
+//! server does not know it, and may then use short GET URLs, whose answers no cache keeps.
 
 use nhigov_tests::TestServer;
 use serde_json::{Value, json};
@@ -77,4 +77,30 @@ async fn a_wrong_hash_an_anonymous_caller_and_a_persisted_mutation_over_get_are_
     assert_eq!(status, 200);
     assert_eq!(get(&s, &token, &ext).await.0, 405);
     assert!(s.healthy().await);
+}
+
+#[tokio::test]
+async fn no_answer_may_be_kept_by_a_browser_or_a_proxy() {
+    let s = TestServer::start().await;
+    let token = s.admin().await;
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash(QUERY) } });
+    post(&s, &token, json!({ "query": QUERY, "extensions": ext })).await;
+    let answers = [
+        s.http.post(s.url("/graphql")).bearer_auth(&token).json(&json!({ "query": QUERY })).send().await.unwrap(),
+        s.http
+            .get(s.url("/graphql"))
+            .bearer_auth(&token)
+            .query(&[("extensions", ext.to_string())])
+            .send()
+            .await
+            .unwrap(),
+        s.http.post(s.url("/graphql")).json(&json!({ "query": QUERY })).send().await.unwrap(),
+        s.http.get(s.url("/readyz")).send().await.unwrap(),
+        s.http.get(s.url("/nowhere")).send().await.unwrap(),
+    ];
+    for resp in answers {
+        let what = format!("{} {}", resp.url().path(), resp.status());
+        assert_eq!(resp.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{what}");
+    }
+    s.stop().await;
 }

@@ -30,6 +30,10 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "systems" => ("{ systems { totalCount } }", json!({})),
         "people" => ("{ people { totalCount } }", json!({})),
         "teams" => ("{ teams { totalCount } }", json!({})),
+        "secretByFingerprint" => ("{ secretByFingerprint(fingerprint: \"sha256:00000000\") { id } }", json!({})),
+        "nhiByExternalId" => ("{ nhiByExternalId(provider: \"aws\", externalId: \"none\") { id } }", json!({})),
+        "personByEmail" => ("{ personByEmail(email: \"nobody@matrix.example\") { id } }", json!({})),
+        "search" => ("{ search(prefix: \"matrix\") { __typename } }", json!({})),
         "blastRadius" => ("query($i: ID!) { blastRadius(from: $i) { truncated } }", json!({ "i": x("nhi") })),
         "whoCanReach" => ("query($i: ID!) { whoCanReach(target: $i) { truncated } }", json!({ "i": x("system") })),
         "path" => {

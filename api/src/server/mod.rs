@@ -17,12 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, StatusCode};
 use axum::routing::get;
 use graph_model::store::Store;
 use nhigov_schema::NhigovSchema;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info;
@@ -89,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         Some(layer) => app.layer(layer),
         None => app,
     };
+    // Every answer carries a caller's data or the service's state at one moment: no
+    // browser or proxy may keep it (persisted GET URLs included). Static assets that
+    // may be kept set their own header first.
+    let app = app.layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")));
     app.layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(respond::panic))
         .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(record_status))

@@ -129,6 +129,16 @@ impl InventoryNode {
             InventoryNode::System(n) => &n.id,
         }
     }
+
+    pub fn name(&self) -> &str {
+        match self {
+            InventoryNode::Person(n) => &n.name,
+            InventoryNode::Team(n) => &n.name,
+            InventoryNode::Nhi(n) => &n.name,
+            InventoryNode::Secret(n) => &n.name,
+            InventoryNode::System(n) => &n.name,
+        }
+    }
 }
 
 /// A person to create.

@@ -306,9 +306,43 @@ impl Fingerprint {
         Fingerprint(hex::encode(Sha256::digest(value.as_bytes())))
     }
 
+    /// The forms a stored fingerprint may take for what a scanner or a person reports:
+    /// the text as given (hex lowercased), and, for a digest written with its
+    /// algorithm (`sha256:<hex>`, `sha1:<hex>`, or OpenSSH's `SHA256:<base64>`), the
+    /// bare lowercase hex of the same digest. Inventories store SHA-256 or SHA-1 hex.
+    pub fn lookup_forms(raw: &str) -> Result<Vec<Fingerprint>, ValueError> {
+        let given = Fingerprint::parse(raw)?;
+        let mut forms = vec![given.clone()];
+        if let Some(hex) = digest_hex(given.as_str())
+            && hex != given.0
+        {
+            forms.push(Fingerprint(hex));
+        }
+        Ok(forms)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The bare hex of a digest written as `<algorithm>:<hex or base64>`, when the text is
+/// one and the digest has its algorithm's length (32 bytes for SHA-256, 20 for SHA-1).
+fn digest_hex(s: &str) -> Option<String> {
+    use base64::Engine;
+    let (algorithm, digest) = s.split_once(':')?;
+    let len = match algorithm.to_ascii_lowercase().replace('-', "").as_str() {
+        "sha256" => 32,
+        "sha1" => 20,
+        _ => return None,
+    };
+    let bytes = if digest.len() == len * 2 && digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(digest).ok()?
+    } else {
+        let unpadded = digest.trim_end_matches('=');
+        base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded).ok()?
+    };
+    (bytes.len() == len).then(|| hex::encode(bytes))
 }
 
 impl fmt::Display for Fingerprint {
@@ -375,6 +409,26 @@ mod tests {
         assert_eq!(Fingerprint::parse("ABCDEF0123456789").unwrap(), Fingerprint::parse("abcdef0123456789").unwrap());
         assert!(Fingerprint::parse("short").is_err());
         assert!(Fingerprint::parse("has space inside").is_err());
+    }
+
+    #[test]
+    fn a_digest_written_with_its_algorithm_is_also_looked_up_as_bare_hex() {
+        let sha256 = Fingerprint::of_value("ghp_example");
+        let forms = |raw: &str| -> Vec<String> {
+            Fingerprint::lookup_forms(raw).unwrap().iter().map(|f| f.as_str().to_owned()).collect()
+        };
+        assert_eq!(forms(sha256.as_str()), [sha256.as_str()]);
+        let prefixed = format!("SHA256:{}", sha256.as_str().to_ascii_uppercase());
+        assert_eq!(forms(&prefixed)[1], sha256.as_str());
+        // OpenSSH prints SHA256:<base64 without padding>.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(hex::decode(sha256.as_str()).unwrap());
+        assert_eq!(forms(&format!("SHA256:{b64}")), [format!("SHA256:{b64}"), sha256.as_str().to_owned()]);
+        let sha1 = "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3";
+        assert_eq!(forms(&format!("sha1:{sha1}"))[1], sha1);
+        // A digest of the wrong length for its algorithm is taken as given only.
+        assert_eq!(forms(&format!("sha256:{sha1}")).len(), 1);
+        assert!(Fingerprint::lookup_forms("short").is_err());
     }
 
     #[test]

@@ -134,6 +134,61 @@ impl Store {
         Ok(rows.pop())
     }
 
+    /// The secret stored under any of these fingerprints (the forms of one digest, see
+    /// [`Fingerprint::lookup_forms`]), each an equality read of the unique index.
+    pub async fn secret_by_fingerprint(&self, forms: &[Fingerprint]) -> Result<Option<Secret>> {
+        for fp in forms {
+            let mut resp = self
+                .read("SELECT * FROM secret WHERE fingerprint = $fp LIMIT 1", &Vars::new().set("fp", fp.as_str()))
+                .await?;
+            let mut rows: Vec<Secret> = take(&mut resp, 0)?;
+            if let Some(found) = rows.pop() {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The NHI a provider knows by this id (the `nhi_external` index).
+    pub async fn nhi_by_external_id(&self, provider: &str, external_id: &str) -> Result<Option<Nhi>> {
+        let mut resp = self
+            .read(
+                "SELECT * FROM nhi WHERE provider = $provider AND external_id = $external_id LIMIT 1",
+                &Vars::new().set("provider", provider).set("external_id", external_id),
+            )
+            .await?;
+        let mut rows: Vec<Nhi> = take(&mut resp, 0)?;
+        Ok(rows.pop())
+    }
+
+    /// Nodes of the given inventory tables whose name starts with `prefix`, ignoring
+    /// case: at most `limit`, by name. Each table answers from its `name_key` index with
+    /// a range read of at most `limit` entries, however many names match.
+    pub async fn search_names(&self, prefix: &str, tables: &[Table], limit: usize) -> Result<Vec<InventoryNode>> {
+        let low = prefix.to_lowercase();
+        let high = format!("{low}{}", char::MAX);
+        let tables: Vec<Table> = tables.iter().copied().filter(|t| is_inventory(*t)).collect();
+        if tables.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql: String = tables
+            .iter()
+            .map(|t| format!("SELECT * FROM {t} WHERE name_key >= $low AND name_key < $high LIMIT $limit;"))
+            .collect();
+        let vars = Vars::new().set("low", low).set("high", high).set("limit", limit as i64);
+        let mut resp = self.read(&sql, &vars).await?;
+        let mut found = Vec::new();
+        for i in 0..tables.len() {
+            let rows: Vec<serde_json::Value> = take(&mut resp, i)?;
+            for row in rows {
+                found.push(inventory_node(row)?);
+            }
+        }
+        found.sort_by_cached_key(|n| (n.name().to_lowercase(), n.id().to_string()));
+        found.truncate(limit);
+        Ok(found)
+    }
+
     /// Whether the inventory holds no person, NHI, secret or system yet.
     pub async fn inventory_is_empty(&self) -> Result<bool> {
         let mut resp = self
