@@ -106,7 +106,8 @@ pub struct MetricsConfig {
 pub struct GraphConfig {
     /// The largest `maxHops` a traversal may ask for; more is refused.
     pub max_hops: u32,
-    /// The most nodes one traversal returns; beyond it the answer is `truncated`.
+    /// The most nodes one traversal lists; beyond it the answer is `truncated`, and its
+    /// totals still count every node within the hop cap.
     pub node_cap: usize,
     /// How long, in milliseconds, the in-process graph index may go without re-reading
     /// other replicas' writes from the database. This server's own writes are seen at once.

@@ -334,3 +334,46 @@ async fn a_case_keeps_its_traversals_snapshots_and_what_changed_since_it_opened(
     let traversals = d["case"]["timeline"].as_array().unwrap().iter().filter(|e| e["event"] == "traversal").count();
     assert_eq!(traversals, 4);
 }
+
+#[tokio::test]
+async fn the_node_cap_bounds_the_list_and_never_the_count() {
+    let mut cfg = nhigov::config::Config::default();
+    cfg.graph.node_cap = 5;
+    let s = TestServer::start_with(cfg).await;
+    let t = s.admin().await;
+    let d = s
+        .ok(
+            &t,
+            "mutation { createSystem(input: { kind: VAULT, name: \"hub\", environment: PRODUCTION, criticality: TIER0 }) { id } }",
+            json!({}),
+        )
+        .await;
+    let hub = d["createSystem"]["id"].as_str().unwrap().to_owned();
+    let mut nhis = Vec::new();
+    for i in 0..12 {
+        let d = s
+            .ok(
+                &t,
+                "mutation($n: String!) { createNhi(input: { kind: TOKEN, name: $n, environment: PRODUCTION }) { id } }",
+                json!({ "n": format!("reader-{i}") }),
+            )
+            .await;
+        nhis.push(d["createNhi"]["id"].as_str().unwrap().to_owned());
+    }
+    let doc = json!({ "nodes": [], "edges": nhis.iter().map(|n| json!({ "type": "can_access", "from": n, "to": hub, "privilege": "read" })).collect::<Vec<_>>() });
+    s.ok(&t, "mutation($d: JSON!) { importInventory(document: $d) { edges } }", json!({ "d": doc })).await;
+    let d = s
+        .ok(
+            &t,
+            "query($t: ID!) { whoCanReach(target: $t) { truncated totals { nodes byKind { key count } byMaxPrivilege { key count } } reached(first: 100) { id } } }",
+            json!({ "t": hub }),
+        )
+        .await;
+    let r = &d["whoCanReach"];
+    assert_eq!(r["truncated"], true);
+    assert_eq!(r["reached"].as_array().unwrap().len(), 5, "the list stops at the cap");
+    assert_eq!(r["totals"]["nodes"], 12, "the count does not");
+    assert_eq!(r["totals"]["byKind"], json!([{ "key": "nhi", "count": 12 }]));
+    assert_eq!(r["totals"]["byMaxPrivilege"], json!([{ "key": "read", "count": 12 }]));
+    s.stop().await;
+}

@@ -8,7 +8,7 @@
 //! distance, one witness path, the highest privilege on it. It is pure: the store fills
 //! it and keeps it in step; nothing here touches the database.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
@@ -70,6 +70,8 @@ pub struct Step {
     /// Whether a decision stands behind the edge (`None` for kinds that carry no
     /// governed fact): a path through access nobody approved says so.
     pub governed: Option<bool>,
+    /// When the edge lapses on its own (time-boxed access), if it does.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A node reached, how far, and how.
@@ -86,11 +88,41 @@ pub struct Reached {
 }
 
 /// The result of a bounded traversal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Traversal {
+    /// The nearest nodes reached, at most the node cap of them.
     pub reached: Vec<Reached>,
-    /// The node cap stopped the walk before every node within the hop cap was found.
+    /// More nodes are within the hop cap than the node cap lets `reached` hold.
     pub truncated: bool,
+    /// Counts over every node within the hop cap, whatever the node cap.
+    pub totals: ReachTotals,
+}
+
+/// How many nodes a traversal reaches, by kind, environment, criticality and the
+/// highest privilege on their witness path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReachTotals {
+    pub nodes: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    pub by_environment: BTreeMap<&'static str, u64>,
+    pub by_criticality: BTreeMap<&'static str, u64>,
+    pub by_max_privilege: BTreeMap<&'static str, u64>,
+}
+
+impl ReachTotals {
+    fn add(&mut self, meta: &NodeMeta, highest: Option<Privilege>) {
+        self.nodes += 1;
+        *self.by_kind.entry(meta.table.as_str()).or_default() += 1;
+        if let Some(e) = meta.environment {
+            *self.by_environment.entry(e.as_str()).or_default() += 1;
+        }
+        if let Some(c) = meta.criticality {
+            *self.by_criticality.entry(c.as_str()).or_default() += 1;
+        }
+        if let Some(p) = highest {
+            *self.by_max_privilege.entry(p.as_str()).or_default() += 1;
+        }
+    }
 }
 
 /// The adjacency index.
@@ -175,8 +207,14 @@ impl GraphIndex {
         })
     }
 
-    /// Walk from `origin` up to `max_hops`, stopping once `node_cap` nodes are found,
-    /// over the edges in force at `at`. `None` when the origin is not in the graph.
+    /// Walk from `origin` up to `max_hops` over the edges in force at `at`: every node
+    /// within reach is counted in the totals, and the first `node_cap` of them, nearest
+    /// first, are returned with their witness paths. `None` when the origin is not in
+    /// the graph.
+    ///
+    /// The walk keeps its state in arrays indexed by node number and builds a path only
+    /// for the nodes it returns, so counting the whole reach of a hub costs a pass over
+    /// the edges it touches, not ten thousand cloned paths.
     pub fn traverse(
         &self,
         origin: &NodeId,
@@ -185,15 +223,18 @@ impl GraphIndex {
         node_cap: usize,
         at: DateTime<Utc>,
     ) -> Option<Traversal> {
+        const UNSEEN: u32 = u32::MAX;
         let start = *self.number.get(origin)?;
-        // parent[n] = the edge by which n was first reached; u32::MAX: not reached.
-        let mut parent: HashMap<u32, u32> = HashMap::new();
-        let mut hops: HashMap<u32, u32> = HashMap::from([(start, 0)]);
+        let mut hops = vec![UNSEEN; self.ids.len()];
+        // The edge by which each node was first reached, and the highest privilege on
+        // that witness path.
+        let mut parent = vec![UNSEEN; self.ids.len()];
+        let mut highest: Vec<Option<Privilege>> = vec![None; self.ids.len()];
+        hops[start as usize] = 0;
         let mut order: Vec<u32> = Vec::new();
         let mut queue = VecDeque::from([start]);
-        let mut truncated = false;
-        'walk: while let Some(n) = queue.pop_front() {
-            let h = hops[&n];
+        while let Some(n) = queue.pop_front() {
+            let h = hops[n as usize];
             if h == max_hops {
                 continue;
             }
@@ -214,26 +255,29 @@ impl GraphIndex {
                     Direction::Forward => edge.to,
                     Direction::Reverse => edge.from,
                 };
-                if hops.contains_key(&next) {
+                if hops[next as usize] != UNSEEN {
                     continue;
                 }
-                if order.len() >= node_cap {
-                    truncated = true;
-                    break 'walk;
-                }
-                hops.insert(next, h + 1);
-                parent.insert(next, e);
+                hops[next as usize] = h + 1;
+                parent[next as usize] = e;
+                highest[next as usize] = highest[n as usize].max(edge.privilege);
                 order.push(next);
                 queue.push_back(next);
             }
         }
+        let mut totals = ReachTotals::default();
+        for &n in &order {
+            totals.add(&self.meta_of(n), highest[n as usize]);
+        }
+        let truncated = order.len() > node_cap;
         let reached = order
             .into_iter()
+            .take(node_cap)
             .map(|n| {
                 let mut path = Vec::new();
                 let mut at_node = n;
                 while at_node != start {
-                    let e = &self.edges[parent[&at_node] as usize];
+                    let e = &self.edges[parent[at_node as usize] as usize];
                     path.push(self.step(e));
                     at_node = match direction {
                         Direction::Forward => e.from,
@@ -245,17 +289,16 @@ impl GraphIndex {
                 if direction == Direction::Forward {
                     path.reverse();
                 }
-                let max_privilege = path.iter().filter_map(|s| s.privilege).max();
                 Reached {
                     node: self.ids[n as usize].clone(),
                     meta: self.meta_of(n),
-                    hops: hops[&n],
+                    hops: hops[n as usize],
                     path,
-                    max_privilege,
+                    max_privilege: highest[n as usize],
                 }
             })
             .collect();
-        Some(Traversal { reached, truncated })
+        Some(Traversal { reached, truncated, totals })
     }
 
     fn step(&self, e: &IndexedEdge) -> Step {
@@ -265,6 +308,7 @@ impl GraphIndex {
             to: self.ids[e.to as usize].clone(),
             privilege: e.privilege,
             governed: e.governed,
+            expires_at: e.expires_at,
         }
     }
 
@@ -468,6 +512,9 @@ mod tests {
         let t = g.traverse(&hub, Direction::Reverse, 3, 10, t0).unwrap();
         assert_eq!(t.reached.len(), 10);
         assert!(t.truncated);
+        assert_eq!(t.totals.nodes, 50, "the cap bounds the list, not the count");
+        assert_eq!(t.totals.by_kind.get("nhi"), Some(&50));
+        assert_eq!(t.totals.by_max_privilege.get("read"), Some(&50));
         let t = g.traverse(&hub, Direction::Reverse, 3, 50, t0).unwrap();
         assert_eq!(t.reached.len(), 50);
         assert!(!t.truncated);

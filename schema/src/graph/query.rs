@@ -80,9 +80,9 @@ pub(crate) async fn reach(
         .traverse(&id, direction, max_hops, cap, as_of)
         .await
         .map_err(ApiError::from)?
-        .unwrap_or(graph_model::graph::Traversal { reached: vec![], truncated: false });
+        .unwrap_or_default();
     let query = if direction == Direction::Forward { "blast_radius" } else { "who_can_reach" };
-    let (n, truncated) = (traversal.reached.len() as u64, traversal.truncated);
+    let (n, truncated) = (traversal.totals.nodes, traversal.truncated);
     record(ctx, case, query, &id, None, max_hops, as_of, n, truncated).await?;
     Ok(Reach { origin: origin.clone(), max_hops, as_of, traversal })
 }

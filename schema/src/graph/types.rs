@@ -24,6 +24,8 @@ pub struct PathStep {
     /// secret held that a feed reported and nobody approved; null for edges that carry
     /// no governed fact.
     pub governed: Option<bool>,
+    /// When the edge lapses on its own (time-boxed access); null when it does not.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl PathStep {
@@ -35,6 +37,7 @@ impl PathStep {
             to: ID(s.to.to_string()),
             privilege: s.privilege.map(Into::into),
             governed: s.governed,
+            expires_at: s.expires_at,
         }
     }
 }
@@ -107,12 +110,8 @@ pub struct Reach {
     pub traversal: Traversal,
 }
 
-fn counts(keys: impl Iterator<Item = String>) -> Vec<Count> {
-    let mut m: BTreeMap<String, u64> = BTreeMap::new();
-    for k in keys {
-        *m.entry(k).or_default() += 1;
-    }
-    m.into_iter().map(|(key, count)| Count { key, count }).collect()
+fn counts(m: &BTreeMap<&'static str, u64>) -> Vec<Count> {
+    m.iter().map(|(key, count)| Count { key: (*key).to_owned(), count: *count }).collect()
 }
 
 #[Object]
@@ -127,18 +126,20 @@ impl Reach {
     async fn as_of(&self) -> Option<DateTime<Utc>> {
         self.as_of
     }
-    /// The node cap stopped the walk: there is more within the hop cap.
+    /// The node cap cut `reached`: more nodes are within the hop cap than it lists.
+    /// `totals` count them all.
     async fn truncated(&self) -> bool {
         self.traversal.truncated
     }
+    /// Counts over every node within the hop cap, whatever the node cap.
     async fn totals(&self) -> Totals {
-        let r = &self.traversal.reached;
+        let t = &self.traversal.totals;
         Totals {
-            nodes: r.len() as u64,
-            by_kind: counts(r.iter().map(|n| n.meta.table.as_str().to_owned())),
-            by_environment: counts(r.iter().filter_map(|n| n.meta.environment).map(|e| e.as_str().to_owned())),
-            by_criticality: counts(r.iter().filter_map(|n| n.meta.criticality).map(|c| c.as_str().to_owned())),
-            by_max_privilege: counts(r.iter().filter_map(|n| n.max_privilege).map(|p| p.as_str().to_owned())),
+            nodes: t.nodes,
+            by_kind: counts(&t.by_kind),
+            by_environment: counts(&t.by_environment),
+            by_criticality: counts(&t.by_criticality),
+            by_max_privilege: counts(&t.by_max_privilege),
         }
     }
     /// The nodes reached, nearest first, at most `first` of them (up to 1000).
