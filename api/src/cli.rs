@@ -332,6 +332,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         println!(
             "        -d '{{\"query\":\"{{ nhis(first: 5) {{ totalCount edges {{ node {{ id name owners {{ ... on Person {{ name }} ... on Team {{ name }} }} }} }} }} }}\"}}'"
         );
+        println!("Console:  http://{}/console  (paste the token to sign in)", cfg.bind);
         if cfg.mode == Mode::Development {
             println!("GraphiQL: http://{}/  (headers: {{\"Authorization\": \"Bearer <token>\"}})", cfg.bind);
         }

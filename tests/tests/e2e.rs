@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod cases;
 mod concurrency;
+mod console;
 mod cors;
 mod demo;
 mod export;

@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Install the audit's pinned packages (package-lock.json) unless they are there.
 fn installed(dir: &Path) -> bool {
-    if dir.join("node_modules/graphql-http").exists() && dir.join("node_modules/graphql-ws").exists() {
+    if ["graphql-http", "graphql-ws", "playwright-core"].iter().all(|p| dir.join("node_modules").join(p).exists()) {
         return true;
     }
     let status = Command::new("npm")
@@ -25,7 +25,7 @@ fn installed(dir: &Path) -> bool {
 }
 
 /// The Node project, installed.
-fn node_clients() -> PathBuf {
+pub(crate) fn node_clients() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node-clients");
     // Two tests may install at once; one at a time.
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -1,10 +1,11 @@
-//! The HTTP server: GraphQL over HTTP and WebSocket, health checks, and GraphiQL in
-//! development.
+//! The HTTP server: GraphQL over HTTP and WebSocket, health checks, the investigation
+//! console, and GraphiQL in development.
 //!
 //! [`run`] takes a bound listener and a shutdown future, so the binary binds its
 //! configured address while tests bind port 0, and both stop it the same way: in-flight
 //! requests finish, then the function returns.
 
+mod console;
 mod graphql;
 mod health;
 pub mod metrics;
@@ -80,7 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql/ws", get(ws::upgrade))
         .route("/metrics", get(metrics::serve))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .merge(console::routes());
     if state.graphiql {
         app = app.route("/", get(graphql::graphiql));
     }
