@@ -293,29 +293,33 @@ async fn a_case_keeps_its_traversals_snapshots_and_what_changed_since_it_opened(
         br["now"]["totals"]["nodes"].as_u64().unwrap()
     );
 
-    // A traversal asked for the case by another reader is recorded; a scanner may walk
-    // the graph but not write on cases.
-    s.ok(
-        &s.as_("vic"),
-        "query($c: ID!, $t: ID!) { whoCanReach(target: $t, caseId: $c) { truncated } }",
-        json!({ "c": case, "t": w.id("vault") }),
-    )
-    .await;
-    let (_, body) = s
-        .gql(
-            &s.as_("scanner"),
-            "query($c: ID!, $t: ID!) { whoCanReach(target: $t, caseId: $c) { truncated } }",
-            json!({ "c": case, "t": w.id("vault") }),
-        )
-        .await;
+    // Reading the case's blast radius wrote nothing: only the snapshot's walk is there.
+    let recorded = |d: &Value| d["case"]["traversals"].as_array().unwrap().len();
+    let traversals = "query($c: ID!) { case(id: $c) { traversals { query actor asOf target } timeline { event } } }";
+    let d = s.ok(&ines, traversals, json!({ "c": case })).await;
+    assert_eq!(recorded(&d), 1, "a query never writes: {d}");
+
+    // A walk is kept on the case by asking for it: another reader's who-can-reach, and
+    // a path as of the opening. A scanner may walk the graph but not write on cases.
+    let record = "mutation($c: ID!, $q: TraversalQuery!, $o: ID!, $to: ID, $at: DateTime) {
+        recordTraversal(caseId: $c, input: { query: $q, origin: $o, to: $to, asOf: $at }) { query actor reached truncated } }";
+    let d = s.ok(&s.as_("vic"), record, json!({ "c": case, "q": "WHO_CAN_REACH", "o": w.id("vault") })).await;
+    assert_eq!(d["recordTraversal"]["actor"], "vic@corp.example");
+    assert!(d["recordTraversal"]["reached"].as_u64().unwrap() >= 1, "{d}");
+    let (_, body) =
+        s.gql(&s.as_("scanner"), record, json!({ "c": case, "q": "WHO_CAN_REACH", "o": w.id("vault") })).await;
     assert_eq!(code(&body), "FORBIDDEN");
-    let d = s
-        .ok(
-            &s.as_("ada"),
-            "query($c: ID!) { case(id: $c) { traversals { query actor asOf } timeline { event } } }",
-            json!({ "c": case }),
-        )
-        .await;
+    let opened = opened_at(&s, &ines, &case).await;
+    let d =
+        s.ok(&ines, record, json!({ "c": case, "q": "PATH", "o": w.id("bot"), "to": w.id("db"), "at": opened })).await;
+    assert_eq!(d["recordTraversal"]["reached"], 1, "a path records its length");
+    let (_, body) = s.gql(&ines, record, json!({ "c": case, "q": "PATH", "o": w.id("bot") })).await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "to");
+    let (_, body) =
+        s.gql(&ines, record, json!({ "c": "case:doesnotexist", "q": "BLAST_RADIUS", "o": w.id("bot") })).await;
+    assert_eq!(code(&body), "NOT_FOUND");
+
+    let d = s.ok(&s.as_("ada"), traversals, json!({ "c": case })).await;
     let queries: Vec<(&str, &str, bool)> = d["case"]["traversals"]
         .as_array()
         .unwrap()
@@ -326,13 +330,13 @@ async fn a_case_keeps_its_traversals_snapshots_and_what_changed_since_it_opened(
         queries,
         [
             ("blast_radius", "ines@corp.example", false),
-            ("blast_radius", "ines@corp.example", true),
-            ("blast_radius", "ines@corp.example", false),
             ("who_can_reach", "vic@corp.example", false),
+            ("path", "ines@corp.example", true),
         ]
     );
-    let traversals = d["case"]["timeline"].as_array().unwrap().iter().filter(|e| e["event"] == "traversal").count();
-    assert_eq!(traversals, 4);
+    assert_eq!(d["case"]["traversals"][2]["target"], w.id("db"));
+    let in_timeline = d["case"]["timeline"].as_array().unwrap().iter().filter(|e| e["event"] == "traversal").count();
+    assert_eq!(in_timeline, 3);
 }
 
 #[tokio::test]
@@ -376,4 +380,10 @@ async fn the_node_cap_bounds_the_list_and_never_the_count() {
     assert_eq!(r["totals"]["byKind"], json!([{ "key": "nhi", "count": 12 }]));
     assert_eq!(r["totals"]["byMaxPrivilege"], json!([{ "key": "read", "count": 12 }]));
     s.stop().await;
+}
+
+/// When a case opened.
+async fn opened_at(s: &TestServer, token: &str, case: &str) -> String {
+    let d = s.ok(token, "query($c: ID!) { case(id: $c) { openedAt } }", json!({ "c": case })).await;
+    d["case"]["openedAt"].as_str().unwrap().to_owned()
 }

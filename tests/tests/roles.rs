@@ -39,6 +39,10 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "path" => {
             ("query($a: ID!, $b: ID!) { path(from: $a, to: $b) { kind } }", json!({ "a": x("nhi"), "b": x("system") }))
         }
+        "recordTraversal" => (
+            "mutation($c: ID!, $n: ID!) { recordTraversal(caseId: $c, input: { query: BLAST_RADIUS, origin: $n }) { at } }",
+            json!({ "c": x("case"), "n": x("nhi") }),
+        ),
         "snapshotBlastRadius" => (
             "mutation($c: ID!, $n: ID!) { snapshotBlastRadius(caseId: $c, from: $n) { id } }",
             json!({ "c": x("case"), "n": x("nhi") }),

@@ -253,7 +253,8 @@ impl Case {
         Ok(found.items.into_iter().map(Decision).collect())
     }
     /// What an NHI or secret of the case reaches now, what it reached when the case
-    /// opened, and what changed in between. Recorded on the case like any traversal.
+    /// opened, and what changed in between. A read: `recordTraversal` keeps a walk on
+    /// the case.
     #[graphql(guard = "RoleGuard(READ_CASES)")]
     async fn blast_radius(
         &self,
@@ -263,10 +264,9 @@ impl Case {
     ) -> ApiResult<CaseBlastRadius> {
         use crate::graph::query::reach;
         use graph_model::graph::Direction::Forward;
-        let tables = [gm::Table::Nhi, gm::Table::Secret];
-        let case = Some(gid(&self.0.id));
-        let then = reach(ctx, &from, "from", &tables, Forward, max_hops, Some(self.0.opened_at), case.as_ref()).await?;
-        let now = reach(ctx, &from, "from", &tables, Forward, max_hops, None, case.as_ref()).await?;
+        let tables = crate::graph::query::BLAST_ORIGINS;
+        let then = reach(ctx, &from, "from", &tables, Forward, max_hops, Some(self.0.opened_at)).await?;
+        let now = reach(ctx, &from, "from", &tables, Forward, max_hops, None).await?;
         let ids = |r: &crate::graph::types::Reach| -> std::collections::BTreeSet<String> {
             r.traversal.reached.iter().map(|n| n.node.to_string()).collect()
         };

@@ -10,10 +10,27 @@ use super::GraphLimits;
 use super::types::{PathStep, Reach};
 use crate::cases::mutation::node_id;
 use crate::error::{ApiError, ApiResult};
-use crate::principal::{READ_CASES, READ_INVENTORY, RoleGuard, principal};
+use crate::principal::{READ_INVENTORY, RoleGuard};
 
 #[derive(Default)]
 pub struct GraphQuery;
+
+/// Where a blast radius may start.
+pub(crate) const BLAST_ORIGINS: [Table; 2] = [Table::Nhi, Table::Secret];
+/// What a who-can-reach may ask about.
+pub(crate) const REACH_TARGETS: [Table; 3] = [Table::System, Table::Secret, Table::Nhi];
+
+/// A shortest path within `max_hops` (checked against the hop cap).
+pub(crate) async fn shortest_path(
+    ctx: &Context<'_>,
+    from: &NodeId,
+    to: &NodeId,
+    max_hops: u32,
+    as_of: Option<DateTime<Utc>>,
+) -> ApiResult<Option<Vec<graph_model::graph::Step>>> {
+    let max_hops = hops(ctx, max_hops)?;
+    Ok(ctx.data::<Store>()?.shortest_path(from, to, max_hops, as_of).await?)
+}
 
 fn hops(ctx: &Context<'_>, asked: u32) -> Result<u32, ApiError> {
     let limits = ctx.data::<GraphLimits>().map_err(|_| ApiError::internal("graph limits missing"))?;
@@ -23,41 +40,8 @@ fn hops(ctx: &Context<'_>, asked: u32) -> Result<u32, ApiError> {
     Ok(asked)
 }
 
-/// Record a traversal made for a case on that case; the caller must be able to see cases.
-#[allow(clippy::too_many_arguments)]
-async fn record(
-    ctx: &Context<'_>,
-    case: Option<&ID>,
-    query: &str,
-    origin: &NodeId,
-    target: Option<&NodeId>,
-    max_hops: u32,
-    as_of: Option<DateTime<Utc>>,
-    reached: u64,
-    truncated: bool,
-) -> ApiResult<()> {
-    let Some(case) = case else { return Ok(()) };
-    let p = principal(ctx)?;
-    if !p.has_any(READ_CASES) {
-        return Err(ApiError::Forbidden("recording a traversal on a case needs a role that sees cases".into()));
-    }
-    let t = graph_model::store::TraversalRecord {
-        case: node_id(case, "caseId")?,
-        actor: p.id().clone(),
-        query: query.into(),
-        origin: origin.clone(),
-        target: target.cloned(),
-        max_hops,
-        as_of,
-        reached,
-        truncated,
-        at: Utc::now(),
-    };
-    ctx.data::<Store>()?.record_traversal(&t).await.map_err(ApiError::from)?;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
+/// Walk from `origin` (named `field` in errors), which must be a node of `tables`. A
+/// read: recording a walk on a case is the `recordTraversal` mutation.
 pub(crate) async fn reach(
     ctx: &Context<'_>,
     origin: &ID,
@@ -66,7 +50,6 @@ pub(crate) async fn reach(
     direction: Direction,
     max_hops: u32,
     as_of: Option<DateTime<Utc>>,
-    case: Option<&ID>,
 ) -> ApiResult<Reach> {
     let id: NodeId = node_id(origin, field)?;
     if !tables.contains(&id.table()) {
@@ -81,9 +64,6 @@ pub(crate) async fn reach(
         .await
         .map_err(ApiError::from)?
         .unwrap_or_default();
-    let query = if direction == Direction::Forward { "blast_radius" } else { "who_can_reach" };
-    let (n, truncated) = (traversal.totals.nodes, traversal.truncated);
-    record(ctx, case, query, &id, None, max_hops, as_of, n, truncated).await?;
     Ok(Reach { origin: origin.clone(), max_hops, as_of, traversal })
 }
 
@@ -92,8 +72,8 @@ impl GraphQuery {
     /// Everything an NHI or a secret can reach within `maxHops` through holds,
     /// authenticates_to, can_access, assumes and depends_on: each node with its hop
     /// distance, one witness path and the highest privilege on it, and totals. With
-    /// `asOf`, the graph as it was then. With `caseId`, the traversal is recorded on
-    /// that case.
+    /// `asOf`, the graph as it was then. A read: `recordTraversal` keeps a walk on a
+    /// case.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
     async fn blast_radius(
         &self,
@@ -101,14 +81,11 @@ impl GraphQuery {
         from: ID,
         #[graphql(default = 3)] max_hops: u32,
         as_of: Option<DateTime<Utc>>,
-        case_id: Option<ID>,
     ) -> ApiResult<Reach> {
-        let tables = [Table::Nhi, Table::Secret];
-        reach(ctx, &from, "from", &tables, Direction::Forward, max_hops, as_of, case_id.as_ref()).await
+        reach(ctx, &from, "from", &BLAST_ORIGINS, Direction::Forward, max_hops, as_of).await
     }
 
     /// Who can reach a system, secret or NHI within `maxHops`, and by which paths.
-    /// With `caseId`, the traversal is recorded on that case.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
     async fn who_can_reach(
         &self,
@@ -116,14 +93,11 @@ impl GraphQuery {
         target: ID,
         #[graphql(default = 3)] max_hops: u32,
         as_of: Option<DateTime<Utc>>,
-        case_id: Option<ID>,
     ) -> ApiResult<Reach> {
-        let tables = [Table::System, Table::Secret, Table::Nhi];
-        reach(ctx, &target, "target", &tables, Direction::Reverse, max_hops, as_of, case_id.as_ref()).await
+        reach(ctx, &target, "target", &REACH_TARGETS, Direction::Reverse, max_hops, as_of).await
     }
 
-    /// A shortest path from one node to another within `maxHops`, or null. With
-    /// `caseId`, the traversal is recorded on that case.
+    /// A shortest path from one node to another within `maxHops`, or null.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
     async fn path(
         &self,
@@ -132,13 +106,9 @@ impl GraphQuery {
         to: ID,
         #[graphql(default = 3)] max_hops: u32,
         as_of: Option<DateTime<Utc>>,
-        case_id: Option<ID>,
     ) -> ApiResult<Option<Vec<PathStep>>> {
         let (a, b) = (node_id(&from, "from")?, node_id(&to, "to")?);
-        let max_hops = hops(ctx, max_hops)?;
-        let p = ctx.data::<Store>()?.shortest_path(&a, &b, max_hops, as_of).await.map_err(ApiError::from)?;
-        let len = p.as_ref().map(|p| p.len() as u64).unwrap_or(0);
-        record(ctx, case_id.as_ref(), "path", &a, Some(&b), max_hops, as_of, len, false).await?;
+        let p = shortest_path(ctx, &a, &b, max_hops, as_of).await?;
         Ok(p.map(|p| p.iter().map(PathStep::of).collect()))
     }
 }
