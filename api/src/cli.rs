@@ -139,6 +139,23 @@ pub enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// The SurrealDB user a running service should sign in as: a user of its own
+    /// database with the EDITOR role (it can change that database's schema and records,
+    /// and nothing else on the server). Prints the statements to run as root, or with
+    /// --apply runs them on the configured server with its root credentials
+    /// (db.username, db.password). The password comes from NHIGOV_DB_USER_PASSWORD, or
+    /// is generated and printed once. Then run the service with db.username set to the
+    /// new user, db.password to its password and db.user_level = "database".
+    DbUser {
+        /// The user's name.
+        #[arg(long, default_value = "nhigov")]
+        user: String,
+        /// Run the statements on the server instead of printing them.
+        #[arg(long)]
+        apply: bool,
+        #[arg(long)]
+        db: Option<String>,
+    },
     /// Mint a bearer token for a person, signed with the configured HS256 secret
     /// (development mode only: in production, tokens come from the identity provider).
     Token {
@@ -224,6 +241,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::VerifyBundle { dir } => verify_bundle(&dir),
+        Command::DbUser { user, apply, db } => {
+            if let Some(db) = db {
+                cfg.db.url = db;
+            }
+            db_user(&cfg, &user, apply).await
+        }
         Command::Import { file, batch, db } => {
             if let Some(db) = db {
                 cfg.db.url = db;
@@ -246,6 +269,35 @@ pub async fn run(cli: Cli) -> Result<()> {
             serve(cfg, demo).await
         }
     }
+}
+
+/// See [`Command::DbUser`].
+async fn db_user(cfg: &Config, user: &str, apply: bool) -> Result<()> {
+    let (password, generated) = match std::env::var("NHIGOV_DB_USER_PASSWORD") {
+        Ok(p) => (p, false),
+        Err(_) => (format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()), true),
+    };
+    let (ns, db) = (&cfg.db.namespace, &cfg.db.database);
+    let sql = graph_model::store::database_user_sql(ns, db, user, &password)
+        .map_err(|e| anyhow!("NHIGOV_DB_USER_PASSWORD: {e}"))?;
+    if !apply {
+        println!("-- Run as the server's root user:");
+        print!("{sql}");
+    } else {
+        let store_cfg =
+            graph_model::store::StoreConfig { user_level: graph_model::store::UserLevel::Root, ..cfg.store_config() };
+        graph_model::store::define_database_user(&store_cfg, user, &password)
+            .await
+            .with_context(|| format!("defining user `{user}` on {ns}/{db} at {}", cfg.db.url))?;
+        println!("User `{user}` defined on database {ns}/{db} with the EDITOR role.");
+    }
+    if generated {
+        println!("Its password (shown once): {password}");
+    }
+    println!(
+        "Run the service with NHIGOV_DB__USERNAME={user} NHIGOV_DB__PASSWORD=<its password> NHIGOV_DB__USER_LEVEL=database"
+    );
+    Ok(())
 }
 
 fn authenticator(cfg: &Config) -> Result<Authenticator> {

@@ -135,6 +135,11 @@ pub struct DbConfig {
     pub database: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// On a SurrealDB server, whom `username` names: `database` (default), a user of
+    /// `namespace`/`database` as `nhigov db-user` creates it, the least the service
+    /// needs; or `root`.
+    #[serde(default)]
+    pub user_level: graph_model::store::UserLevel,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -184,6 +189,7 @@ impl Default for Config {
                 database: "main".into(),
                 username: None,
                 password: None,
+                user_level: Default::default(),
             },
             auth: AuthConfig { jwt_secret: None, jwt_public_key_file: None, issuer: None, audience: None },
             limits: LimitsConfig {
@@ -328,6 +334,7 @@ impl Config {
             database: self.db.database.clone(),
             username: self.db.username.clone(),
             password: self.db.password.clone(),
+            user_level: self.db.user_level,
             graph_refresh: std::time::Duration::from_millis(self.graph.refresh_ms),
             feed_freshness: graph_model::domain::feeds::FeedFreshness::from_hours(
                 self.feeds.iter().map(|(source, f)| (source.as_str(), f.freshness_hours)),

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::de::DeserializeOwned;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
-use surrealdb::opt::auth::Root;
+use surrealdb::opt::auth::{Database, Root};
 use surrealdb::types::{Object, RecordId, SurrealValue, Value};
 use tracing::{Instrument, debug, info, warn};
 
@@ -52,9 +52,12 @@ pub struct StoreConfig {
     pub url: String,
     pub namespace: String,
     pub database: String,
-    /// Credentials for a remote server (root user); embedded engines need none.
+    /// Credentials for a remote server; embedded engines need none.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Whom the credentials name on a remote server: a user of the store's database
+    /// (what `nhigov db-user` creates, the least a running service needs), or root.
+    pub user_level: UserLevel,
     /// How stale the graph index may be about other processes' writes: a traversal
     /// re-reads the store's changes when this much time has passed since the last look.
     /// This process's own writes are seen by the next traversal regardless.
@@ -62,6 +65,65 @@ pub struct StoreConfig {
     /// Freshness windows of feed sources: a source past its window pauses the
     /// automation its data drives (see `domain::feeds`).
     pub feed_freshness: crate::domain::feeds::FeedFreshness,
+}
+
+/// The level of SurrealDB user a remote store signs in as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserLevel {
+    /// A user defined on the store's database with the EDITOR role: it can define and
+    /// change the schema and records of that database, and nothing else on the server
+    /// (no other database, no users, no namespaces). The database must exist.
+    #[default]
+    Database,
+    /// The server's root user: it can create the namespace and database itself.
+    Root,
+}
+
+/// Create the namespace and database of `cfg` when missing, and (re)define `user` on
+/// that database with the EDITOR role and `password`, signed in with `cfg`'s root
+/// credentials. What `nhigov db-user --apply` runs, before a service signs in as `user`.
+pub async fn define_database_user(cfg: &StoreConfig, user: &str, password: &str) -> Result<()> {
+    if !cfg.is_remote() {
+        return Err(StoreError::Invalid(ValueError::new(
+            "db.url",
+            "database users exist on a SurrealDB server (ws://, wss://)",
+        )));
+    }
+    let (Some(username), Some(root_password)) = (&cfg.username, &cfg.password) else {
+        return Err(StoreError::Database(
+            "defining a database user needs the server's root credentials (db.username, db.password)".into(),
+        ));
+    };
+    let db = surrealdb::engine::any::connect(cfg.url.as_str()).await?;
+    db.signin(Root { username: username.clone(), password: root_password.clone() }).await?;
+    let sql = database_user_sql(&cfg.namespace, &cfg.database, user, password)?;
+    let mut resp = db.query(sql).await?;
+    let errors = resp.take_errors();
+    if let Some((_, e)) = errors.into_iter().next() {
+        return Err(StoreError::Database(format!("defining the database user: {e}")));
+    }
+    Ok(())
+}
+
+/// The statements that make `user` the store's database user. SurrealQL takes the
+/// password as a literal (not a parameter), so it is 16 to 128 printable ASCII
+/// characters without quotes or backslashes.
+pub fn database_user_sql(namespace: &str, database: &str, user: &str, password: &str) -> Result<String> {
+    let plain = |b: u8| b.is_ascii_graphic() && !matches!(b, b'\'' | b'"' | b'\\');
+    if !(16..=128).contains(&password.len()) || !password.bytes().all(plain) {
+        return Err(StoreError::Invalid(ValueError::new(
+            "password",
+            "16 to 128 printable ASCII characters, without quotes or backslashes",
+        )));
+    }
+    Ok(format!(
+        "DEFINE NAMESPACE IF NOT EXISTS {ns};\nUSE NS {ns};\nDEFINE DATABASE IF NOT EXISTS {db};\nUSE DB {db};\n\
+         DEFINE USER OVERWRITE {user} ON DATABASE PASSWORD '{password}' ROLES EDITOR;\n",
+        ns = ident(namespace)?,
+        db = ident(database)?,
+        user = ident(user)?,
+    ))
 }
 
 impl StoreConfig {
@@ -73,6 +135,7 @@ impl StoreConfig {
             database: "main".into(),
             username: None,
             password: None,
+            user_level: UserLevel::Database,
             graph_refresh: std::time::Duration::from_millis(500),
             feed_freshness: Default::default(),
         }
@@ -94,6 +157,7 @@ impl StoreConfig {
             database: format!("t{}", uuid::Uuid::new_v4().simple()),
             username: Some(var("NHIGOV_TEST_STORE_USER")),
             password: Some(var("NHIGOV_TEST_STORE_PASS")),
+            user_level: UserLevel::Root,
             ..memory
         }
     }
@@ -208,7 +272,26 @@ impl Store {
                     "a remote SurrealDB needs a username and password (db.username, db.password)".into(),
                 ));
             };
-            db.signin(Root { username: username.clone(), password: password.clone() }).await?;
+            match cfg.user_level {
+                UserLevel::Root => {
+                    db.signin(Root { username: username.clone(), password: password.clone() }).await?;
+                }
+                UserLevel::Database => {
+                    let user = Database {
+                        namespace: cfg.namespace.clone(),
+                        database: cfg.database.clone(),
+                        username: username.clone(),
+                        password: password.clone(),
+                    };
+                    db.signin(user).await.map_err(|e| {
+                        StoreError::Database(format!(
+                            "signing in as `{username}`, a user of database {}/{}: {e} (`nhigov db-user` creates \
+                             one; db.user_level = \"root\" signs in as the server's root instead)",
+                            cfg.namespace, cfg.database
+                        ))
+                    })?;
+                }
+            }
         }
         let store = Store {
             db: Arc::new(db),
@@ -222,17 +305,20 @@ impl Store {
             feeds: Arc::new(cfg.feed_freshness.clone()),
         };
         // Retried on conflict: stores opening side by side on one server race to define
-        // the namespace they share.
-        store
-            .write(
-                &format!(
-                    "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db};",
-                    ns = ident(&cfg.namespace)?,
-                    db = ident(&cfg.database)?
-                ),
-                &Vars::new(),
-            )
-            .await?;
+        // the namespace they share. A database user cannot, and needs not: its database
+        // exists.
+        if !(cfg.is_remote() && cfg.user_level == UserLevel::Database) {
+            store
+                .write(
+                    &format!(
+                        "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db};",
+                        ns = ident(&cfg.namespace)?,
+                        db = ident(&cfg.database)?
+                    ),
+                    &Vars::new(),
+                )
+                .await?;
+        }
         store.db.use_ns(cfg.namespace.clone()).use_db(cfg.database.clone()).await?;
         schema::migrate(&store).await?;
         store.ensure_baseline_policy().await?;

@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use graph_model::store::{Store, StoreConfig};
+use graph_model::store::{Store, StoreConfig, UserLevel};
 
 struct Server(Child);
 
@@ -61,6 +61,7 @@ async fn the_store_opens_on_the_server_and_its_writes_persist_across_connections
         url: format!("ws://127.0.0.1:{port}"),
         username: Some("root".into()),
         password: Some("root".into()),
+        user_level: UserLevel::Root,
         ..StoreConfig::memory()
     };
     let first = open_when_up(&cfg).await;
