@@ -83,4 +83,21 @@ async fn decisions_export_as_csv_filtered_by_reference() {
             .to_owned();
     assert_eq!(one.lines().count(), 2, "{one}");
     assert!(one.contains("NHI-02"));
+
+    // Names beside the ids, for a spreadsheet; a name that starts like a formula stays
+    // text.
+    let header: Vec<&str> = lines[0].split(',').collect();
+    assert_eq!(header[header.len() - 4..], ["actor_email", "actor_name", "subject_name", "case_title"]);
+    let row = lines.iter().find(|l| l.contains("with a ref")).expect("the case's decision names its case");
+    assert!(row.contains("ines@corp.example"), "{row}");
+    let c = s.raise_alert("three", "HIGH").await;
+    s.ok(
+        &s.as_("ines"),
+        "mutation($a: ID!) { openCase(input: { title: \"=HYPERLINK(1)\", alertIds: [$a] }) { id } }",
+        json!({ "a": c }),
+    )
+    .await;
+    let all = s.ok(&s.as_("ada"), "{ decisionsCsv }", json!({})).await["decisionsCsv"].as_str().unwrap().to_owned();
+    let last = all.lines().last().unwrap();
+    assert!(last.ends_with(",'=HYPERLINK(1)"), "the title is text, not a formula: {last}");
 }

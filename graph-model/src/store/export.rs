@@ -65,6 +65,59 @@ fn csv_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("writing CSV: {e}"))
 }
 
+/// A cell a spreadsheet shows as text: one that starts like a formula (`=`, `+`, `-`,
+/// `@`, a tab or a carriage return) gets a leading `'`, as OWASP advises against CSV
+/// injection. Text from feeds and people (a rationale, a name, a source) may start so.
+fn cell(text: impl Into<String>) -> String {
+    let text = text.into();
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text }
+}
+
+/// Names for the ids a CSV row carries: people by id (e-mail and name), inventory
+/// nodes by id (name), cases by id (title).
+#[derive(Default)]
+struct Names {
+    people: HashMap<NodeId, Person>,
+    nodes: HashMap<NodeId, String>,
+    cases: HashMap<NodeId, String>,
+}
+
+impl Names {
+    async fn read(
+        store: &Store,
+        people: impl Iterator<Item = NodeId>,
+        nodes: impl Iterator<Item = NodeId>,
+        cases: impl Iterator<Item = NodeId>,
+    ) -> Result<Names> {
+        let distinct =
+            |ids: Vec<NodeId>| -> Vec<NodeId> { ids.into_iter().collect::<BTreeSet<_>>().into_iter().collect() };
+        let people = store.nodes_by_id::<Person>(&distinct(people.collect())).await?;
+        let nodes = store.nodes_any(&distinct(nodes.collect())).await?;
+        let cases = store.cases_by_id(&distinct(cases.collect())).await?;
+        Ok(Names {
+            people,
+            nodes: nodes.into_iter().map(|(id, n)| (id, n.name().to_owned())).collect(),
+            cases: cases.into_iter().map(|c| (c.id, c.title)).collect(),
+        })
+    }
+
+    fn email(&self, id: &NodeId) -> String {
+        self.people.get(id).map(|p| p.email.clone()).unwrap_or_default()
+    }
+
+    fn person(&self, id: &NodeId) -> String {
+        self.people.get(id).map(|p| p.name.clone()).unwrap_or_default()
+    }
+
+    fn node(&self, id: &NodeId) -> String {
+        self.nodes.get(id).cloned().unwrap_or_default()
+    }
+
+    fn case(&self, id: Option<&NodeId>) -> String {
+        id.and_then(|id| self.cases.get(id)).cloned().unwrap_or_default()
+    }
+}
+
 impl Store {
     /// The evidence bundle of `case`: its files, the manifest last.
     pub async fn evidence_bundle(&self, case: &NodeId) -> Result<Vec<BundleFile>> {
@@ -137,8 +190,19 @@ impl Store {
             "refs",
             "prev_hash",
             "hash",
+            "actor_email",
+            "actor_name",
+            "subject_name",
+            "case_title",
         ])
         .map_err(csv_error)?;
+        let names = Names::read(
+            self,
+            decisions.iter().map(|d| d.actor.clone()),
+            decisions.iter().map(|d| d.subject.clone()),
+            decisions.iter().filter_map(|d| d.case.clone()),
+        )
+        .await?;
         for d in &decisions {
             w.write_record([
                 d.seq.to_string(),
@@ -148,13 +212,17 @@ impl Store {
                 d.actor.to_string(),
                 d.subject.to_string(),
                 d.case.as_ref().map(ToString::to_string).unwrap_or_default(),
-                d.rationale.clone(),
+                cell(d.rationale.clone()),
                 d.policy_version.map(|v| v.to_string()).unwrap_or_default(),
                 d.policy_sha256.clone().unwrap_or_default(),
                 d.violation.as_ref().map(|v| v.rule.to_string()).unwrap_or_default(),
-                refs_text(&d.refs).join(";"),
+                cell(refs_text(&d.refs).join(";")),
                 d.prev_hash.clone(),
                 d.hash.clone(),
+                cell(names.email(&d.actor)),
+                cell(names.person(&d.actor)),
+                cell(names.node(&d.subject)),
+                cell(names.case(d.case.as_ref())),
             ])
             .map_err(csv_error)?;
         }
@@ -178,14 +246,24 @@ impl Store {
             "supersedes",
             "superseded_by",
             "refs",
+            "case_title",
+            "collected_by_email",
+            "collected_by_name",
         ])
         .map_err(csv_error)?;
+        let names = Names::read(
+            self,
+            evidence.iter().map(|e| e.collected_by.clone()),
+            std::iter::empty(),
+            evidence.iter().map(|e| e.case.clone()),
+        )
+        .await?;
         for e in &evidence {
             w.write_record([
                 e.id.to_string(),
                 e.case.to_string(),
                 e.kind.to_string(),
-                e.source.clone(),
+                cell(e.source.clone()),
                 time(e.collected_at),
                 time(e.recorded_at),
                 e.collected_by.to_string(),
@@ -193,10 +271,28 @@ impl Store {
                 e.intact().to_string(),
                 e.supersedes.as_ref().map(ToString::to_string).unwrap_or_default(),
                 e.superseded_by.as_ref().map(ToString::to_string).unwrap_or_default(),
-                refs_text(&e.refs).join(";"),
+                cell(refs_text(&e.refs).join(";")),
+                cell(names.case(Some(&e.case))),
+                cell(names.email(&e.collected_by)),
+                cell(names.person(&e.collected_by)),
             ])
             .map_err(csv_error)?;
         }
         String::from_utf8(w.into_inner().map_err(csv_error)?).map_err(csv_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn a_cell_that_starts_like_a_formula_is_kept_as_text() {
+        for risky in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"] {
+            assert_eq!(cell(risky), format!("'{risky}"), "{risky:?}");
+        }
+        for plain in ["rotated after the leak", "RS.AN-03", "a-b", "ines@corp.example", ""] {
+            assert_eq!(cell(plain), plain);
+        }
     }
 }

@@ -141,7 +141,9 @@ impl CaseQuery {
     }
 
     /// Every piece of evidence the filter matches as CSV (RFC 4180, a header row), oldest
-    /// first: what it is, who collected it when, and its SHA-256 (not its content).
+    /// first: what it is, who collected it when, and its SHA-256 (not its content); the
+    /// case's title and the collector's e-mail and name last. Cells that start like a
+    /// formula get a leading `'`.
     #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
     async fn evidence_csv(&self, ctx: &Context<'_>, filter: Option<EvidenceFilterInput>) -> ApiResult<String> {
         let filter = evidence_filter(filter)?;

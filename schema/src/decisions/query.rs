@@ -126,7 +126,9 @@ impl DecisionQuery {
 
     /// Every decision the filter matches as CSV (RFC 4180, a header row), in chain order,
     /// for spreadsheets: seq, time, kind, outcome, actor, subject, case, rationale, policy
-    /// version and digest, violated rule, references, and the chain hashes.
+    /// version and digest, violated rule, references, the chain hashes, and the actor's
+    /// e-mail and name, the subject's name and the case's title. Cells that start like
+    /// a formula get a leading `'`.
     #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
     async fn decisions_csv(&self, ctx: &Context<'_>, filter: Option<DecisionFilterInput>) -> ApiResult<String> {
         let filter = decision_filter(filter)?;
