@@ -454,8 +454,9 @@ async fn roles_held_before_they_were_governed_are_adopted_once_at_the_upgrade() 
     assert!(store.has_genesis().await.unwrap());
     let chain = store.verify_decision_chain().await.unwrap();
     assert_eq!((chain.length, chain.first_broken.is_none()), (1, true));
-    let adopted =
-        store.decisions(&Default::default(), &graph_model::store::PageRequest { first: 10, after: None }).await;
+    let adopted = store
+        .decisions(&Default::default(), &graph_model::store::PageRequest { first: 10, after: None, count: true })
+        .await;
     let d = adopted.unwrap().items.remove(0);
     assert_eq!((d.kind, d.outcome, d.actor.clone()), (DecisionKind::Genesis, Outcome::Accepted, ids["sam"].clone()));
     assert!(d.inputs.contains("scanner@old.example") && d.inputs.contains("investigator"), "{}", d.inputs);

@@ -85,8 +85,10 @@ async fn a_store_from_before_page_keys_lists_every_record_after_the_upgrade() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page =
-            s.list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 5, after: after.clone() }).await.unwrap();
+        let page = s
+            .list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 5, after: after.clone(), count: true })
+            .await
+            .unwrap();
         assert_eq!(page.total, 23);
         seen.extend(page.items.iter().map(|n| n.id.clone()));
         if !page.has_next {
@@ -226,10 +228,14 @@ async fn lists_filter_and_page() {
     for i in 0..5 {
         create(&s, nhi_spec(&format!("n{i}"))).await;
     }
-    let page = s.list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 2, after: None }).await.unwrap();
+    let page =
+        s.list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 2, after: None, count: true }).await.unwrap();
     assert_eq!((page.items.len(), page.has_next, page.total), (2, true, 5));
     let next = s
-        .list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 10, after: Some(page.items[1].id.clone()) })
+        .list::<Nhi>(
+            &NodeFilter::default(),
+            &PageRequest { first: 10, after: Some(page.items[1].id.clone()), count: true },
+        )
         .await
         .unwrap();
     assert_eq!(next.items.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["n2", "n3", "n4"]);
@@ -237,15 +243,24 @@ async fn lists_filter_and_page() {
     let filtered = s
         .list::<Nhi>(
             &NodeFilter { name_contains: Some("N3".into()), ..Default::default() },
-            &PageRequest { first: 10, after: None },
+            &PageRequest { first: 10, after: None, count: true },
         )
         .await
         .unwrap();
     assert_eq!(filtered.total, 1);
+    // A page asked for without its count reads the page only.
+    let uncounted = s
+        .list::<Nhi>(
+            &NodeFilter { name_contains: Some("N3".into()), ..Default::default() },
+            &PageRequest { first: 10, after: None, count: false },
+        )
+        .await
+        .unwrap();
+    assert_eq!((uncounted.items.len(), uncounted.total), (1, 0));
     let refused = s
         .list::<Team>(
             &NodeFilter { criticality: Some(Criticality::Tier0), ..Default::default() },
-            &PageRequest { first: 1, after: None },
+            &PageRequest { first: 1, after: None, count: true },
         )
         .await;
     assert!(matches!(refused, Err(StoreError::Invalid(_))));
@@ -278,6 +293,7 @@ async fn imports_land_whole() {
     let again = Inventory::parse(&doc, Utc::now()).unwrap();
     let s2 = s.import(&again).await.unwrap();
     assert_eq!((s2.nodes, s2.nodes_updated, s2.edges, s2.edges_kept), (1, 3, 2, 1));
-    let people = s.list::<Person>(&NodeFilter::default(), &PageRequest { first: 10, after: None }).await.unwrap();
+    let people =
+        s.list::<Person>(&NodeFilter::default(), &PageRequest { first: 10, after: None, count: true }).await.unwrap();
     assert_eq!(people.total, 1);
 }

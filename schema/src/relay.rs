@@ -43,8 +43,19 @@ pub struct ListTotals {
 
 pub type List<N> = Connection<NodeCursor, N, ListTotals>;
 
-/// Check `first` and `after` and turn them into a page request.
-pub fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageRequest, ApiError> {
+/// Check `first` and `after` and turn them into a page request, which counts the whole
+/// list only when the operation selects `totalCount`.
+pub fn page_request(
+    ctx: &async_graphql::Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<PageRequest, ApiError> {
+    let mut page = page_bounds(first, after)?;
+    page.count = ctx.look_ahead().field("totalCount").exists();
+    Ok(page)
+}
+
+fn page_bounds(first: Option<i32>, after: Option<String>) -> Result<PageRequest, ApiError> {
     let first = first.unwrap_or(DEFAULT_PAGE);
     if !(0..=MAX_PAGE).contains(&first) {
         return Err(ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")));
@@ -54,7 +65,7 @@ pub fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageReq
         .transpose()
         .map_err(|m| ApiError::bad_input("after", m))?
         .map(|c| c.0);
-    Ok(PageRequest { first: first as usize, after })
+    Ok(PageRequest { first: first as usize, after, count: false })
 }
 
 /// Build a connection from a store page.
@@ -86,8 +97,8 @@ mod tests {
 
     #[test]
     fn page_sizes_are_bounded() {
-        assert_eq!(page_request(None, None).unwrap().first, DEFAULT_PAGE as usize);
-        assert!(page_request(Some(MAX_PAGE + 1), None).is_err());
-        assert!(page_request(Some(-1), None).is_err());
+        assert_eq!(page_bounds(None, None).unwrap().first, DEFAULT_PAGE as usize);
+        assert!(page_bounds(Some(MAX_PAGE + 1), None).is_err());
+        assert!(page_bounds(Some(-1), None).is_err());
     }
 }

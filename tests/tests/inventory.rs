@@ -226,6 +226,19 @@ async fn lists_page_forward_with_totals_and_filters() {
     assert_eq!(d["nhis"]["totalCount"], 3);
     let d = s.ok(&t, q, json!({ "f": { "nameContains": "TOK-6" } })).await;
     assert_eq!(d["nhis"]["totalCount"], 1);
+    // The count is made only when selected, however it is selected.
+    let d = s
+        .ok(
+            &t,
+            "{ nhis(filter: { environment: STAGING }) { ...Count } } fragment Count on NhiConnection { totalCount }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["nhis"]["totalCount"], 3, "through a fragment");
+    let d = s
+        .ok(&t, "{ nhis(filter: { environment: STAGING }) { ... on NhiConnection { n: totalCount } } }", json!({}))
+        .await;
+    assert_eq!(d["nhis"]["n"], 3, "through an inline fragment and an alias");
     let (_, body) = s.gql(&t, q, json!({ "after": "garbage" })).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
 }

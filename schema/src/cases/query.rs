@@ -77,7 +77,7 @@ impl CaseQuery {
             source: f.source.map(|s| label(&s, "source")).transpose()?.map(|l| l.into_inner()),
         };
         let had = after.is_some();
-        let page = page_request(first, after)?;
+        let page = page_request(ctx, first, after)?;
         let found = ctx.data::<Store>()?.alerts(&filter, &page).await.map_err(ApiError::from)?;
         Ok(connection(found, had, |a| a.id.clone(), Alert))
     }
@@ -135,7 +135,7 @@ impl CaseQuery {
     ) -> ApiResult<List<Evidence>> {
         let filter = evidence_filter(filter)?;
         let had = after.is_some();
-        let page = page_request(first, after)?;
+        let page = page_request(ctx, first, after)?;
         let found = ctx.data::<Store>()?.evidence(&filter, &page).await.map_err(ApiError::from)?;
         Ok(connection(found, had, |e| e.id.clone(), Evidence))
     }
@@ -212,7 +212,7 @@ async fn cases(
     after: Option<String>,
 ) -> ApiResult<List<Case>> {
     let had = after.is_some();
-    let page = page_request(first, after)?;
+    let page = page_request(ctx, first, after)?;
     let found = ctx.data::<Store>()?.cases(&filter, &page).await.map_err(ApiError::from)?;
     Ok(connection(found, had, |c| c.id.clone(), Case))
 }

@@ -67,7 +67,7 @@ impl DecisionQuery {
             post_approval_overdue: f.post_approval_overdue,
         };
         let had = after.is_some();
-        let page = page_request(first, after)?;
+        let page = page_request(ctx, first, after)?;
         let found = ctx.data::<Store>()?.requests(&filter, &page).await.map_err(ApiError::from)?;
         Ok(connection(found, had, |r| r.id.clone(), Request))
     }
@@ -90,7 +90,7 @@ impl DecisionQuery {
     ) -> ApiResult<List<Exception>> {
         let subject = subject_id.map(|i| node_id(&i, "subjectId")).transpose()?;
         let had = after.is_some();
-        let page = page_request(first, after)?;
+        let page = page_request(ctx, first, after)?;
         let found =
             ctx.data::<Store>()?.exceptions(subject.as_ref(), revalidation_due, &page).await.map_err(ApiError::from)?;
         Ok(connection(found, had, |e| e.id.clone(), Exception))
@@ -119,7 +119,7 @@ impl DecisionQuery {
     ) -> ApiResult<List<Decision>> {
         let filter = decision_filter(filter)?;
         let had = after.is_some();
-        let page = page_request(first, after)?;
+        let page = page_request(ctx, first, after)?;
         let found = ctx.data::<Store>()?.decisions(&filter, &page).await.map_err(ApiError::from)?;
         Ok(connection(found, had, |d| d.id.clone(), Decision))
     }

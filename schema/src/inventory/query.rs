@@ -196,7 +196,7 @@ where
     N: async_graphql::OutputType,
 {
     let had_cursor = after.is_some();
-    let page = page_request(first, after)?;
+    let page = page_request(ctx, first, after)?;
     let store = ctx.data::<Store>()?;
     let found = store.list::<T>(&filter, &page).await.map_err(ApiError::from)?;
     Ok(connection(found, had_cursor, |t: &T| t.id().clone(), wrap))
