@@ -14,7 +14,7 @@ use graph_model::inventory::{Inventory, NodeSpec};
 use graph_model::store::{ImportPlan, Store, StoreError};
 use graph_model::{Email, Name, NewPerson, Outcome, Role, Text};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::auth::{Authenticator, parse_ttl};
 use crate::config::{Config, LogFormat, Mode};
@@ -368,6 +368,9 @@ async fn open_store(cfg: &Config) -> Result<Store> {
 }
 
 async fn serve(cfg: Config, demo: bool) -> Result<()> {
+    for variable in crate::config::ignored_variables() {
+        warn!(%variable, "ignored: an NHIGOV_ variable that names no configuration section");
+    }
     let auth = authenticator(&cfg)?;
     let store = open_store(&cfg).await?;
     if demo {

@@ -261,6 +261,26 @@ const TOP_LEVEL: &[&str] = &[
     "cors",
 ];
 
+/// `NHIGOV_*` variables read on their own, not as configuration keys.
+const OWN_VARIABLES: &[&str] = &["NHIGOV_CONFIG", "NHIGOV_LOG", "NHIGOV_DB_USER_PASSWORD"];
+
+/// The `NHIGOV_*` variables of the environment that name no configuration section and
+/// are not read on their own: left alone, and named in a warning at start (a misspelt
+/// section, `NHIGOV_LIMTS__MAX_BATCH`, shows up there rather than nowhere).
+pub fn ignored_variables() -> Vec<String> {
+    let mut ignored: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("NHIGOV_") && !k.starts_with("NHIGOV_TEST_"))
+        .filter(|k| !OWN_VARIABLES.contains(&k.as_str()))
+        .filter(|k| {
+            let key = k["NHIGOV_".len()..].to_ascii_lowercase();
+            !TOP_LEVEL.contains(&key.split("__").next().unwrap_or_default())
+        })
+        .collect();
+    ignored.sort();
+    ignored
+}
+
 /// Environment variables, mapped to keys: `NHIGOV_DB` is `db.url`, `NHIGOV_JWT_SECRET`
 /// is `auth.jwt_secret`, and `NHIGOV_A__B` is `a.b` for everything else.
 fn env_provider() -> Env {
@@ -372,7 +392,11 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("NHIGOV_BIN", "/usr/local/bin/nhigov");
             jail.set_env("NHIGOV_VERSION", "1.2.3");
+            jail.set_env("NHIGOV_LOG", "info");
             assert!(Config::load(None).is_ok());
+            let ignored = ignored_variables();
+            assert!(ignored.contains(&"NHIGOV_BIN".to_owned()) && ignored.contains(&"NHIGOV_VERSION".to_owned()));
+            assert!(!ignored.contains(&"NHIGOV_LOG".to_owned()), "read on its own: {ignored:?}");
             jail.set_env("NHIGOV_LIMITS__MAX_BACH", "3");
             let err = Config::load(None).unwrap_err();
             assert!(err.contains("max_bach"), "{err}");
