@@ -486,7 +486,8 @@ function drawReach(reach, origin, mode, added) {
   const hopLabels = [...columns.keys()].map((hop) => s('text', { class: 'hop', x: 30 + hop * COL_W - 10, y: 16 }, hop === 0 ? (mode === 'blast' ? 'origin' : 'target') : `hop ${hop}`));
   const width = 30 + maxHop * COL_W + 220;
   const figure = h('figure', { class: 'drawing', 'aria-label': mode === 'blast' ? 'What it reaches, hop by hop' : 'Who reaches it, hop by hop' },
-    s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'data-origin': origin.id, 'data-mode': mode },
+    // Its own size at most: a short path is not blown up to the page's width.
+    s('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'data-origin': origin.id, 'data-mode': mode },
       s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 8 8', refX: 7, refY: 4, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, s('path', { d: 'M0,0 L8,4 L0,8 z', fill: '#9aa3b2' }))),
       hopLabels, edges, nodes));
   return { figure, hidden };
@@ -506,9 +507,9 @@ async function pathPage(from, to, query) {
   // A path is a traversal whose every node is one hop further: draw it the same way.
   const ids = data.path.map((st) => st.to);
   const names = await must(`query Names(${ids.map((_, i) => `$n${i}: ID!`).join(', ')}) { ${ids.map((_, i) => `n${i}: node(id: $n${i}) { ...O }`).join(' ')} } ${NAMED}`, Object.fromEntries(ids.map((id, i) => [`n${i}`, id])));
-  const reached = data.path.map((st, i) => ({ id: st.to, hops: i + 1, inactive: false, criticality: null, node: names[`n${i}`], path: data.path.slice(0, i + 1) }));
+  const reached = data.path.map((st, i) => ({ id: st.to, hops: i + 1, inactive: false, criticality: (names[`n${i}`] || {}).criticality || null, node: names[`n${i}`], path: data.path.slice(0, i + 1) }));
   const reach = { maxHops: hops, truncated: false, asOf: null, reached, totals: { nodes: reached.length, byKind: [], byCriticality: [], byMaxPrivilege: [] } };
-  return [...out, drawReach(reach, a, 'blast', new Set()).figure];
+  return [...out, h('div', { class: 'card' }, legend(), drawReach(reach, a, 'blast', new Set()).figure)];
 }
 
 // ------------------------------------------------------------------ case page

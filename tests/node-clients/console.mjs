@@ -121,6 +121,16 @@ try {
   seen.reach = await page.$$eval('svg [data-node]', (ns) => ns.map((n) => n.getAttribute('data-node')));
   await check('who-can-reach');
 
+  // The path from the token to the system whose reach was just drawn.
+  await page.goto(`${base}/console#/path/${encodeURIComponent(seen.blast.origin)}/${encodeURIComponent(system)}`);
+  await page.waitForSelector('svg[data-origin]');
+  seen.path = {
+    to: system,
+    nodes: await page.$$eval('svg [data-node]', (ns) => ns.map((n) => n.getAttribute('data-node'))),
+    edges: await page.$$eval('svg [data-edge]', (es) => es.map((e) => e.getAttribute('data-edge'))),
+  };
+  await check('path');
+
   // The case: its timeline, then evidence attached through the page.
   await page.goto(`${base}/console#/case/${encodeURIComponent(caseId)}`);
   await page.waitForSelector('ol.timeline li');
@@ -131,6 +141,12 @@ try {
   await page.click('#attach');
   await page.waitForFunction((n) => document.querySelectorAll('ol.timeline li').length > n, before);
   seen.timeline = { before, after: await page.$$eval('ol.timeline li', (li) => li.length) };
+
+  // A snapshot of the blast radius joins the timeline as evidence.
+  await page.waitForSelector('#snapshot');
+  await page.click('#snapshot');
+  await page.waitForFunction((n) => document.querySelectorAll('ol.timeline li').length > n, seen.timeline.after);
+  seen.timeline.afterSnapshot = await page.$$eval('ol.timeline li', (li) => li.length);
 
   // Containment: a REVOKE_NHI request filed from the case.
   await page.fill('#contain-why', 'Contain the leaked deploy token while the case is open.');

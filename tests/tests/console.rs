@@ -1,7 +1,8 @@
 //! The investigation console in a real headless Chromium, driven by
 //! `node-clients/console.mjs` against a server holding the demo data: sign in, search
-//! `gh-actions-deploy`, open its blast radius and check that what is drawn is what the
-//! API answers, open a case and grow its timeline from the page, see a viewer's attempt
+//! `gh-actions-deploy`, open its blast radius and a path and check that what is drawn is
+//! what the API answers, open a case and grow its timeline from the page (evidence, a
+//! snapshot, a containment request), see a viewer's attempt
 //! refused in the API's words, and be sent back to sign-in by a refused token. Every
 //! page is checked at 1280x800 for sideways scrolling and for keyboard focus, and its
 //! screenshot kept under `<target>/console-screenshots/`.
@@ -134,7 +135,22 @@ async fn an_investigator_works_a_case_in_the_console() {
     assert!(api_nodes.contains(seen["clicked"].as_str().unwrap()), "a drawn node opens its own page");
     assert!(seen["reach"].as_array().unwrap().iter().any(|n| n == nhi.as_str()), "the token can reach what it reaches");
 
+    // The path drawn is the API's path.
+    let to = seen["path"]["to"].as_str().unwrap();
+    let d = s
+        .ok(&ines, "query($a: ID!, $b: ID!) { path(from: $a, to: $b) { edge to } }", json!({ "a": nhi, "b": to }))
+        .await;
+    let steps = d["path"].as_array().expect("a path to what the blast radius reached");
+    let api_path_nodes: BTreeSet<&str> =
+        steps.iter().map(|p| p["to"].as_str().unwrap()).chain([nhi.as_str()]).collect();
+    let api_path_edges: BTreeSet<&str> = steps.iter().map(|p| p["edge"].as_str().unwrap()).collect();
+    let drawn: BTreeSet<&str> = seen["path"]["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let drawn_edges: BTreeSet<&str> =
+        seen["path"]["edges"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert_eq!((drawn, drawn_edges), (api_path_nodes, api_path_edges), "the drawn path is the API's");
+
     let timeline = &seen["timeline"];
+    assert!(timeline["afterSnapshot"].as_u64() > timeline["after"].as_u64(), "the snapshot joined the timeline");
     assert!(timeline["after"].as_u64() > timeline["before"].as_u64(), "the evidence joined the timeline: {timeline}");
     let d = s
         .ok(&ines, "query($c: ID!) { case(id: $c) { evidence { source } requests { kind } } }", json!({ "c": case_id }))
