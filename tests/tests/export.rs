@@ -84,6 +84,22 @@ async fn decisions_export_as_csv_filtered_by_reference() {
     assert_eq!(one.lines().count(), 2, "{one}");
     assert!(one.contains("NHI-02"));
 
+    // A CSF reference is one reference however its number is written.
+    let d = s.raise_alert("csf", "HIGH").await;
+    let case = s
+        .ok(
+            &s.as_("ines"),
+            "mutation($a: ID!) { openCase(input: { title: \"csf\", alertIds: [$a], refs: [\"rs.an-3\"] }) { refs } }",
+            json!({ "a": d }),
+        )
+        .await;
+    assert_eq!(case["openCase"]["refs"], json!(["RS.AN-03"]));
+    for spelling in ["RS.AN-3", "RS.AN-03"] {
+        let q = "query($r: String) { cases(filter: { reference: $r }) { nodes { title } } }";
+        let d = s.ok(&s.as_("ada"), q, json!({ "r": spelling })).await;
+        assert_eq!(d["cases"]["nodes"], json!([{ "title": "csf" }]), "filtered by {spelling}");
+    }
+
     // Names beside the ids, for a spreadsheet; a name that starts like a formula stays
     // text.
     let header: Vec<&str> = lines[0].split(',').collect();

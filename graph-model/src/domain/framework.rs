@@ -1,9 +1,14 @@
 //! Framework references: the controls a case, decision, policy or piece of evidence
 //! speaks to, so auditors can pull records by the framework they test against.
 //!
-//! Two families are recognised: NIST CSF 2.0 subcategories (`GV.OC-01`, `RS.AN-1`: a
-//! function, a category, a number) and the OWASP Non-Human Identity Top 10 (`NHI-01` to
-//! `NHI-10`, stored with two digits so `NHI-1` and `NHI-01` are one reference).
+//! Two families are recognised: NIST CSF 2.0 subcategories (`GV.OC-01`: a function, a
+//! category, a number) and the OWASP Non-Human Identity Top 10 (`NHI-01` to `NHI-10`).
+//! Numbers are written with two digits, so `RS.AN-1` and `RS.AN-01`, `NHI-1` and
+//! `NHI-01`, are one reference.
+//!
+//! Records written before CSF numbers were padded keep their text (`RS.AN-1`): refs
+//! are inside hash-chained decisions and digested policies, so a stored ref is read back
+//! exactly as written, and filters match every spelling of a reference ([`FrameworkRef::forms`]).
 
 use std::fmt;
 
@@ -19,7 +24,36 @@ pub struct FrameworkRef(String);
 const CSF_FUNCTIONS: [&str; 6] = ["GV", "ID", "PR", "DE", "RS", "RC"];
 
 impl FrameworkRef {
+    /// Check a reference and write it in its one spelling: upper case, numbers with two
+    /// digits.
     pub fn parse(raw: &str) -> Result<FrameworkRef, ValueError> {
+        let written = FrameworkRef::parse_as_written(raw)?;
+        match written.0.rsplit_once('-') {
+            Some((head, n)) if n.len() == 1 => Ok(FrameworkRef(format!("{head}-0{n}"))),
+            _ => Ok(written),
+        }
+    }
+
+    /// Every spelling of this reference a stored record may carry: its own, and the
+    /// CSF number with or without its leading zero.
+    pub fn forms(&self) -> Vec<String> {
+        let mut forms = vec![self.0.clone()];
+        if let Some((head, n)) = self.0.rsplit_once('-')
+            && !head.starts_with("NHI")
+        {
+            let other = match n.strip_prefix('0') {
+                Some(one) if one.len() == 1 => format!("{head}-{one}"),
+                _ if n.len() == 1 => format!("{head}-0{n}"),
+                _ => return forms,
+            };
+            forms.push(other);
+        }
+        forms
+    }
+
+    /// Check a reference, upper-cased, the NHI number padded and a CSF number kept as
+    /// written: the spelling records were stored with before CSF numbers were padded.
+    fn parse_as_written(raw: &str) -> Result<FrameworkRef, ValueError> {
         let s = raw.trim().to_ascii_uppercase();
         let bad = || {
             ValueError::new(
@@ -74,9 +108,12 @@ impl fmt::Display for FrameworkRef {
 }
 
 impl<'de> Deserialize<'de> for FrameworkRef {
+    /// A stored ref reads back exactly as written (its record's hash covers it); any
+    /// other text is checked and written in its one spelling.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        FrameworkRef::parse(&s).map_err(serde::de::Error::custom)
+        let written = FrameworkRef::parse_as_written(&s).map_err(serde::de::Error::custom)?;
+        if written.0 == s { Ok(written) } else { FrameworkRef::parse(&s).map_err(serde::de::Error::custom) }
     }
 }
 
@@ -87,9 +124,25 @@ mod tests {
     #[test]
     fn csf_and_owasp_ids_are_accepted_and_normalised() {
         assert_eq!(FrameworkRef::parse("GV.OC-01").unwrap().as_str(), "GV.OC-01");
-        assert_eq!(FrameworkRef::parse(" rs.an-1 ").unwrap().as_str(), "RS.AN-1");
+        assert_eq!(FrameworkRef::parse(" rs.an-1 ").unwrap().as_str(), "RS.AN-01");
         assert_eq!(FrameworkRef::parse("NHI-1").unwrap().as_str(), "NHI-01");
         assert_eq!(FrameworkRef::parse("nhi-10").unwrap().as_str(), "NHI-10");
+    }
+
+    #[test]
+    fn a_stored_ref_reads_back_as_written_and_filters_match_every_spelling() {
+        // Written before CSF numbers were padded: kept, since a hash covers it.
+        let legacy: FrameworkRef = serde_json::from_str("\"RS.AN-1\"").unwrap();
+        assert_eq!(legacy.as_str(), "RS.AN-1");
+        let mut forms = legacy.forms();
+        forms.sort();
+        assert_eq!(forms, ["RS.AN-01", "RS.AN-1"]);
+        // Text that is not a stored spelling is written in the one spelling.
+        let typed: FrameworkRef = serde_json::from_str("\"rs.an-1\"").unwrap();
+        assert_eq!(typed.as_str(), "RS.AN-01");
+        assert_eq!(FrameworkRef::parse("RS.AN-1").unwrap().forms(), ["RS.AN-01", "RS.AN-1"]);
+        assert_eq!(FrameworkRef::parse("RS.AN-12").unwrap().forms(), ["RS.AN-12"]);
+        assert_eq!(FrameworkRef::parse("NHI-1").unwrap().forms(), ["NHI-01"]);
     }
 
     #[test]

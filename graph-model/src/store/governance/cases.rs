@@ -78,7 +78,7 @@ impl Store {
             .flag(f.open == Some(true), "status != 'closed'")
             .flag(f.open == Some(false), "status = 'closed'")
             .flag(f.overdue, "status != 'closed' AND due_at < time::now()")
-            .when("$ref IN refs", "ref", f.reference.as_ref().map(|r| r.as_str().to_owned()))
+            .when("refs CONTAINSANY $refs", "refs", f.reference.as_ref().map(FrameworkRef::forms))
             .when("$subject IN subjects", "subject", f.subject.as_ref().map(rid));
         self.page_where(Table::Case, "case", w, page).await
     }
@@ -460,8 +460,8 @@ impl Store {
             vars = vars.set("kind", k.as_str());
         }
         if let Some(r) = &f.reference {
-            conds.push("($ref IN refs OR $ref IN case.refs)");
-            vars = vars.set("ref", r.as_str());
+            conds.push("(refs CONTAINSANY $refs OR case.refs CONTAINSANY $refs)");
+            vars = vars.set("refs", r.forms());
         }
         if let Some(t) = f.collected_from {
             conds.push("collected_at >= $from");

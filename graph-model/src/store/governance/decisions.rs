@@ -72,7 +72,7 @@ impl Store {
             .eq("actor", f.actor.as_ref().map(rid))
             .eq("kind", f.kind.map(|k| k.as_str()))
             .eq("outcome", f.outcome.map(|o| o.as_str()))
-            .when("$ref IN refs", "ref", f.reference.as_ref().map(|r| r.as_str().to_owned()))
+            .when("refs CONTAINSANY $refs", "refs", f.reference.as_ref().map(FrameworkRef::forms))
             .when("at >= $from", "from", f.from.map(dt))
             .when("at < $to", "to", f.to.map(dt));
         self.page_where(Table::Decision, "decision", w, page).await
