@@ -261,6 +261,12 @@ const TOP_LEVEL: &[&str] = &[
     "cors",
 ];
 
+/// Whether an `NHIGOV_` variable's name (without the prefix) starts with a section.
+fn names_section(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    TOP_LEVEL.contains(&key.split("__").next().unwrap_or_default())
+}
+
 /// `NHIGOV_*` variables read on their own, not as configuration keys.
 const OWN_VARIABLES: &[&str] = &["NHIGOV_CONFIG", "NHIGOV_LOG", "NHIGOV_DB_USER_PASSWORD"];
 
@@ -272,10 +278,7 @@ pub fn ignored_variables() -> Vec<String> {
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| k.starts_with("NHIGOV_") && !k.starts_with("NHIGOV_TEST_"))
         .filter(|k| !OWN_VARIABLES.contains(&k.as_str()))
-        .filter(|k| {
-            let key = k["NHIGOV_".len()..].to_ascii_lowercase();
-            !TOP_LEVEL.contains(&key.split("__").next().unwrap_or_default())
-        })
+        .filter(|k| !names_section(&k["NHIGOV_".len()..]))
         .collect();
     ignored.sort();
     ignored
@@ -284,16 +287,13 @@ pub fn ignored_variables() -> Vec<String> {
 /// Environment variables, mapped to keys: `NHIGOV_DB` is `db.url`, `NHIGOV_JWT_SECRET`
 /// is `auth.jwt_secret`, and `NHIGOV_A__B` is `a.b` for everything else.
 fn env_provider() -> Env {
-    Env::prefixed("NHIGOV_")
-        .filter(|key| {
-            let key = key.as_str().to_ascii_lowercase();
-            TOP_LEVEL.contains(&key.split("__").next().unwrap_or_default())
-        })
-        .map(|key| match key.as_str().to_ascii_lowercase().as_str() {
+    Env::prefixed("NHIGOV_").filter(|key| names_section(key.as_str())).map(|key| {
+        match key.as_str().to_ascii_lowercase().as_str() {
             "db" => "db.url".into(),
             "jwt_secret" => "auth.jwt_secret".into(),
             other => other.replace("__", ".").into(),
-        })
+        }
+    })
 }
 
 impl Config {

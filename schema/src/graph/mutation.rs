@@ -106,16 +106,16 @@ impl GraphMutation {
     ) -> ApiResult<CaseTraversal> {
         let TraversalInput { query, origin, to, max_hops, as_of } = input;
         let case = node_id(&case_id, "caseId")?;
-        if (query == TraversalQuery::Path) != to.is_some() {
-            return Err(ApiError::bad_input("to", "a PATH needs `to`; other walks take none"));
-        }
-        let (reached, truncated, target) = match query {
-            TraversalQuery::Path => {
-                let (a, b) = (node_id(&origin, "origin")?, node_id(to.as_ref().unwrap_or(&origin), "to")?);
+        let (reached, truncated, target) = match (query, &to) {
+            (TraversalQuery::Path, Some(to)) => {
+                let (a, b) = (node_id(&origin, "origin")?, node_id(to, "to")?);
                 let p = shortest_path(ctx, &a, &b, max_hops, as_of).await?;
                 (p.map(|p| p.len() as u64).unwrap_or(0), false, Some(b))
             }
-            TraversalQuery::BlastRadius | TraversalQuery::WhoCanReach => {
+            (TraversalQuery::Path, None) | (_, Some(_)) => {
+                return Err(ApiError::bad_input("to", "a PATH needs `to`; other walks take none"));
+            }
+            (TraversalQuery::BlastRadius | TraversalQuery::WhoCanReach, None) => {
                 let (tables, direction): (&[gm::Table], _) = if query == TraversalQuery::BlastRadius {
                     (&BLAST_ORIGINS, Direction::Forward)
                 } else {
