@@ -49,6 +49,7 @@ async fn verify_reports_an_intact_chain_and_then_the_first_broken_link() {
                     case: None,
                     compensating_controls: vec![],
                     review_days: None,
+                    waives: vec![],
                     refs: vec![],
                 },
             )

@@ -69,6 +69,7 @@ fn grant(w: &World, subject: &str, target: &str, privilege: Privilege) -> NewReq
         case: None,
         compensating_controls: vec![],
         review_days: None,
+        waives: vec![],
         refs: vec![],
     }
 }
@@ -378,6 +379,7 @@ async fn a_role_removal_racing_an_approval_never_lets_a_rule_breaking_approval_c
         case: None,
         compensating_controls: vec![],
         review_days: None,
+        waives: vec![],
         refs: vec![],
     };
     let (mut before, mut refused, mut acknowledged) = (0, 0, Vec::new());
@@ -611,6 +613,7 @@ fn grant_to(ids: &HashMap<String, NodeId>, system: &NodeId, privilege: Privilege
         case: None,
         compensating_controls: vec![],
         review_days: None,
+        waives: vec![],
         refs: vec![],
     }
 }

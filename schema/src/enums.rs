@@ -150,12 +150,13 @@ gql_enum!(
 gql_enum!(
     /// The kinds of policy rule. DECIDER_ROLE_REQUIRED, SUBJECT_CANNOT_APPROVE,
     /// ESCALATION_TARGET, ESCALATOR_CANNOT_APPROVE, MACHINE_CANNOT_DECIDE and
-    /// OWN_TOKEN_ONLY belong to the engine's floor, in force under every policy version
-    /// (as is REQUESTER_CANNOT_APPROVE); a policy cannot name them.
+    /// OWN_TOKEN_ONLY, OWNER_CANNOT_CLOSE_FINDING belong to the engine's floor, in force
+    /// under every policy version (as is REQUESTER_CANNOT_APPROVE); a policy cannot name them.
     RuleKind => gm::RuleKind {
         RequesterCannotApprove, OwnerCannotApprove, DistinctApprovers, ApproverRoleRequired, MaxApprovalLifetime,
         EmergencyPostApproval, GrantNeedsActiveOwner, OverrideNeedsControlOwner, DeciderRoleRequired,
-        SubjectCannotApprove, EscalationTarget, EscalatorCannotApprove, MachineCannotDecide, OwnTokenOnly
+        SubjectCannotApprove, EscalationTarget, EscalatorCannotApprove, MachineCannotDecide, OwnTokenOnly,
+        OwnerCannotCloseFinding
     }
 );
 gql_enum!(
@@ -163,20 +164,40 @@ gql_enum!(
     DecisionKind => gm::DecisionKind {
         OpenCase, DismissAlert, MergeAlerts, AssignCase, TransitionCase, EscalateCase, CloseCase, ReopenCase,
         DecideRequest, AutomatedDeny, EmergencyAccess, AcceptRisk, RevokeException, PublishPolicy, Genesis, Change,
-        ImportRun, ExpireEmergency, FulfilRequest
+        ImportRun, ExpireEmergency, FulfilRequest, EvaluateControl, ControlResult, LinkFinding, CloseFinding
     }
 );
 gql_enum!(
     /// How a decision ended. REFUSED: a policy rule stopped it; nothing else was written.
     /// APPLIED: a governed change took effect at once; REQUESTED: it waits for a second
     /// person, in the request the decision filed. STARTED, COMPLETED, FAILED: an import
-    /// run of a feed.
+    /// run of a feed, or (COMPLETED) a control version's first evaluation. PASSED, FAILED,
+    /// PASSED_BY_EXCEPTION, NOT_APPLICABLE: a subject's standing against a control changed.
+    /// LINKED: a record was linked to a finding as its remediation.
     Outcome => gm::Outcome {
         Opened, Dismissed, Merged, Assigned, Transitioned, Escalated, Closed, Reopened, Approved, Rejected, Denied,
-        Granted, Accepted, Revoked, Published, Applied, Requested, Started, Completed, Failed, Refused
+        Granted, Accepted, Revoked, Published, Applied, Requested, Started, Completed, Failed, Refused, Passed,
+        PassedByException, NotApplicable, Linked
     }
 );
 
+gql_enum!(
+    /// Where a subject stands against a control. PASSED_BY_EXCEPTION: it fails, and an
+    /// active exception waives the control for it. NOT_APPLICABLE: the control judged it
+    /// once and no longer reaches it (decommissioned, out of scope, revoked).
+    ControlStatus => gm::domain::control::ControlStatus { Pass, Fail, PassedByException, NotApplicable }
+);
+gql_enum!(
+    /// The kinds of check a control runs.
+    CheckKind => gm::domain::control::CheckKind {
+        SecretRotated, ActiveOwner, PrivilegedAccessGoverned, UnusedAccess, ExceptionReviewed, EmergencyApproved
+    }
+);
+gql_enum!(
+    /// OPEN until a person closes it (with evidence), which needs the check to pass
+    /// again (remediated) or the failure to be waived by an exception.
+    FindingStatus => gm::domain::control::FindingStatus { Open, Closed }
+);
 gql_enum!(
     /// A secret scanner's report format: gitleaks JSON, TruffleHog JSON lines,
     /// detect-secrets JSON.

@@ -22,6 +22,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::control::ControlDraft;
 use super::edges::{EdgeKind, NewEdge};
 use super::ids::{EdgeId, NodeId};
 use super::policy::{Policy, PolicyDraft, RuleKind, Violation};
@@ -80,6 +81,8 @@ pub enum Change {
     RevokeToken { key: String, principal: NodeId },
     /// Publish a policy version under a pre-assigned id.
     Policy { id: NodeId, draft: PolicyDraft },
+    /// Publish a control version under a pre-assigned id.
+    Control { id: NodeId, draft: ControlDraft },
 }
 
 impl Change {
@@ -100,7 +103,7 @@ impl Change {
                 _ => from,
             },
             Change::Token { principal, .. } | Change::RevokeToken { principal, .. } => principal,
-            Change::Policy { id, .. } | Change::AdoptBaseline { id, .. } => id,
+            Change::Policy { id, .. } | Change::AdoptBaseline { id, .. } | Change::Control { id, .. } => id,
         }
     }
 
@@ -159,6 +162,7 @@ impl Change {
                 None => format!("adopt {edges} ungoverned edge(s) no feed opened as the governed baseline"),
             },
             Change::Policy { draft, .. } => format!("publish policy '{}'", draft.name),
+            Change::Control { draft, .. } => format!("publish control {} '{}'", draft.key, draft.title),
         }
     }
 }
@@ -187,6 +191,8 @@ pub struct ChangeFacts {
     pub subject_has_active_owner: Option<bool>,
     /// For a baseline: the ungoverned edges as they are now (count, digest).
     pub ungoverned: Option<(u64, String)>,
+    /// For a control: the latest version of its key (0 for a new key).
+    pub control_version: Option<u32>,
 }
 
 /// How a change goes ahead.
@@ -334,6 +340,10 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
         Change::Policy { draft, .. } => {
             draft.check()?;
             second("a policy version needs a second admin", Role::Admin)
+        }
+        Change::Control { draft, .. } => {
+            draft.check()?;
+            second("a control version needs a second admin", Role::Admin)
         }
         Change::AdoptBaseline { edges, digest, .. } => {
             let (now_edges, now_digest) = facts.ungoverned.as_ref().ok_or_else(|| missing("ungoverned edges"))?;

@@ -43,6 +43,10 @@ text_enum!(
         ImportRun => "import_run",
         ExpireEmergency => "expire_emergency",
         FulfilRequest => "fulfil_request",
+        EvaluateControl => "evaluate_control",
+        ControlResult => "control_result",
+        LinkFinding => "link_finding",
+        CloseFinding => "close_finding",
     }
 );
 
@@ -71,6 +75,10 @@ text_enum!(
         Completed => "completed",
         Failed => "failed",
         Refused => "refused",
+        Passed => "passed",
+        PassedByException => "passed_by_exception",
+        NotApplicable => "not_applicable",
+        Linked => "linked",
     }
 );
 

@@ -31,10 +31,14 @@ pub enum Table {
     Baseline,
     /// One import of a document, keyed by the document's SHA-256.
     ImportRun,
+    /// A published control version.
+    Control,
+    /// A control failure followed to its remediation and closure.
+    Finding,
 }
 
 impl Table {
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 17] = [
         Table::Person,
         Table::Team,
         Table::Nhi,
@@ -50,6 +54,8 @@ impl Table {
         Table::Decision,
         Table::Baseline,
         Table::ImportRun,
+        Table::Control,
+        Table::Finding,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +75,8 @@ impl Table {
             Table::Decision => "decision",
             Table::Baseline => "baseline",
             Table::ImportRun => "import_run",
+            Table::Control => "control",
+            Table::Finding => "finding",
         }
     }
 

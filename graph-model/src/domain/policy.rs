@@ -31,6 +31,7 @@ text_enum!(
         EscalatorCannotApprove => "escalator_cannot_approve",
         MachineCannotDecide => "machine_cannot_decide",
         OwnTokenOnly => "own_token_only",
+        OwnerCannotCloseFinding => "owner_cannot_close_finding",
     }
 );
 
@@ -46,6 +47,7 @@ impl RuleKind {
                 | RuleKind::EscalatorCannotApprove
                 | RuleKind::MachineCannotDecide
                 | RuleKind::OwnTokenOnly
+                | RuleKind::OwnerCannotCloseFinding
         )
     }
 }

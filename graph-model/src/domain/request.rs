@@ -96,6 +96,9 @@ pub struct NewRequest {
     /// For exceptions: when the exception must be reviewed.
     pub review_days: Option<u32>,
     pub refs: Vec<FrameworkRef>,
+    /// For exceptions: the keys of the controls whose failures it waives for its
+    /// subject while it is active (they read "passed by exception").
+    pub waives: Vec<String>,
 }
 
 impl NewRequest {
@@ -132,6 +135,11 @@ impl NewRequest {
             }
         } else if !self.compensating_controls.is_empty() || self.review_days.is_some() {
             return Err(ValueError::new("compensatingControls", "only exception requests carry compensating controls"));
+        } else if !self.waives.is_empty() {
+            return Err(ValueError::new("waives", "only exception requests waive controls"));
+        }
+        for key in &self.waives {
+            super::control::check_key(key).map_err(|e| e.at("waives"))?;
         }
         if let Some(d) = self.duration_days
             && !(1..=3650).contains(&d)
@@ -191,6 +199,8 @@ pub struct Request {
     pub review_days: Option<u32>,
     #[serde(default)]
     pub refs: Vec<FrameworkRef>,
+    #[serde(default)]
+    pub waives: Vec<String>,
     #[serde(default)]
     pub approvals: Vec<Approval>,
     pub approvals_needed: u32,
@@ -259,6 +269,9 @@ pub struct Exception {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub refs: Vec<FrameworkRef>,
+    /// The controls whose failures it waives for its subject.
+    #[serde(default)]
+    pub waives: Vec<String>,
 }
 
 impl Exception {
@@ -290,6 +303,7 @@ mod tests {
             case: None,
             compensating_controls: vec![],
             review_days: None,
+            waives: vec![],
             refs: vec![],
         }
     }

@@ -471,7 +471,7 @@ text_enum!(
 );
 
 /// The facts about a grant's target that decide how strict its approval is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TargetFacts {
     pub criticality: Criticality,
     pub environment: Environment,

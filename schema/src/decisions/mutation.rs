@@ -30,6 +30,9 @@ pub struct RequestInput {
     /// For exceptions: days until review (defaults to the expiry).
     pub review_days: Option<u32>,
     pub refs: Option<Vec<String>>,
+    /// For exceptions: the keys of the controls (`NHI-OWN-01`) whose failures it waives
+    /// for its subject while active.
+    pub waives: Option<Vec<String>>,
 }
 
 /// A decision and the request as it stands after it.
@@ -86,7 +89,8 @@ fn rule(r: RuleInput) -> Result<gm::Rule, ApiError> {
         | gm::RuleKind::EscalationTarget
         | gm::RuleKind::EscalatorCannotApprove
         | gm::RuleKind::MachineCannotDecide
-        | gm::RuleKind::OwnTokenOnly) => {
+        | gm::RuleKind::OwnTokenOnly
+        | gm::RuleKind::OwnerCannotCloseFinding) => {
             return Err(ApiError::bad_input(
                 "rules",
                 format!("{floor} is part of the engine's floor: always in force, never named"),
@@ -122,6 +126,7 @@ impl DecisionMutation {
                 .collect::<Result<_, _>>()?,
             review_days: input.review_days,
             refs: framework_refs(&input.refs)?,
+            waives: input.waives.unwrap_or_default(),
         };
         let r = ctx.data::<Store>()?.create_request(principal(ctx)?.id(), &new).await.map_err(ApiError::from)?;
         Ok(Request(r))

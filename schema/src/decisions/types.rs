@@ -99,6 +99,11 @@ impl Request {
     async fn compensating_controls(&self) -> &[String] {
         &self.0.compensating_controls
     }
+
+    /// The keys of the controls whose failures it waives.
+    async fn waives(&self) -> &[String] {
+        &self.0.waives
+    }
     async fn review_days(&self) -> Option<u32> {
         self.0.review_days
     }
@@ -198,6 +203,11 @@ impl Exception {
     }
     async fn compensating_controls(&self) -> &[String] {
         &self.0.compensating_controls
+    }
+
+    /// The keys of the controls whose failures it waives.
+    async fn waives(&self) -> &[String] {
+        &self.0.waives
     }
     async fn status(&self) -> ExceptionStatus {
         self.0.status.into()

@@ -324,6 +324,7 @@ async fn run(args: Args) -> Result<()> {
                     case: None,
                     compensating_controls: Vec::new(),
                     review_days: None,
+                    waives: vec![],
                     refs: Vec::new(),
                 },
             )

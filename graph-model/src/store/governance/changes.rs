@@ -111,6 +111,23 @@ impl Store {
                 });
                 facts.ungoverned = Some((now.total, now.digest));
             }
+            Change::Control { draft, .. } => {
+                self.active_person(&draft.owner, "ownerId").await?;
+                if let Some(team) = &draft.scope.team
+                    && self.nodes_any(std::slice::from_ref(team)).await?.is_empty()
+                {
+                    return Err(ValueError::new("scope.teamId", format!("no team {team}")).into());
+                }
+                let latest = self.latest_control_version(&draft.key).await?;
+                let key = draft.key.clone();
+                guards = guards.add(
+                    format!(
+                        "IF ((SELECT VALUE version FROM control WHERE key = $guard_control_key ORDER BY version DESC LIMIT 1)[0] ?? 0) != $guard_control_version {{ THROW '{STALE}' }};"
+                    ),
+                    |v| v.set("guard_control_key", key).set("guard_control_version", i64::from(latest)),
+                );
+                facts.control_version = Some(latest);
+            }
             Change::Relate { .. } | Change::Unrelate { .. } | Change::RevokeToken { .. } | Change::Policy { .. } => {}
         }
         Ok(Read { facts, guards })
@@ -566,6 +583,7 @@ fn filed_request(
             case: None,
             compensating_controls: vec![],
             review_days: None,
+            waives: vec![],
             refs: vec![],
         };
         let high = facts.system.is_some_and(|t| new.privilege.is_some_and(|p| t.privileged(p)));
@@ -687,6 +705,17 @@ fn apply_statements(
             (
                 "CREATE ONLY $change_policy CONTENT $change_policy_content RETURN NONE;".into(),
                 vars.set("change_policy", rid(id)).set("change_policy_content", content),
+            )
+        }
+        Change::Control { id, draft } => {
+            draft.check()?;
+            let latest = facts
+                .control_version
+                .ok_or_else(|| StoreError::Database("the control's version was not read".into()))?;
+            let content = super::controls::control_content(draft, latest + 1, by)?;
+            (
+                "CREATE ONLY $change_control CONTENT $change_control_content RETURN NONE;".into(),
+                vars.set("change_control", rid(id)).set("change_control_content", content),
             )
         }
     })

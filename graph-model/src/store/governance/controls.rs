@@ -1,0 +1,1022 @@
+//! Controls in the store: published versions, their results kept current, and the
+//! findings a failure opens.
+//!
+//! [`Store::evaluate_controls`] reads one snapshot of the facts every check needs (a
+//! handful of flat scans joined here, not a query per subject), evaluates each control's
+//! latest version ([`control::evaluate`]) and writes what changed:
+//!
+//! - The first evaluation of a version is one decision (`evaluate_control`) naming the
+//!   digest and counts of all its results, written with every result row, the history
+//!   rows of the subjects whose status changed and the findings opened, in one
+//!   transaction.
+//! - After that, each subject whose status changed is one decision (`control_result`:
+//!   the version, the subject, before, after, the facts), with its result row, history
+//!   row and finding in the same transaction. Guards re-read the row, so two evaluators
+//!   that raced would record a change once.
+//!
+//! A failure opens a finding, or joins the open one of the same control and subject
+//! (a recurrence). When the subject stops failing, the finding records the remediation
+//! (when, and the decision that saw it); a person closes it later, with evidence, as a
+//! decision of their own. Evaluations run under a lease (`meta:control_lease`), so with
+//! several replicas one evaluates at a time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use surrealdb::types::{RecordId, Value};
+
+use super::{Actor, Plan, distinct, dt, refs_text};
+use crate::domain::control::{self, *};
+use crate::domain::*;
+use crate::store::nodes::IN_FORCE;
+use crate::store::{Content, Result, STALE, Store, StoreError, Vars, json_value, rid, take};
+
+/// One subject's result row: the latest standing against a control.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ControlResult {
+    pub control: String,
+    pub version: u32,
+    pub subject: NodeId,
+    pub status: ControlStatus,
+    pub facts: String,
+    /// When the subject entered this status.
+    pub since: DateTime<Utc>,
+    /// When the control first judged the subject.
+    pub first_at: DateTime<Utc>,
+    pub finding: Option<NodeId>,
+}
+
+/// A change of a subject's status, as kept for `asOf` answers.
+#[derive(Debug, Clone, Deserialize)]
+struct StatusChange {
+    subject: NodeId,
+    version: u32,
+    after: ControlStatus,
+    facts: String,
+    at: DateTime<Utc>,
+}
+
+/// A control failure followed to remediation and closure.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Finding {
+    pub id: NodeId,
+    pub control: String,
+    pub control_version: u32,
+    pub subject: NodeId,
+    pub status: FindingStatus,
+    /// The facts of the failure that opened it.
+    pub facts: String,
+    pub opened_at: DateTime<Utc>,
+    /// The decision that recorded the failure.
+    pub opened_by: Option<NodeId>,
+    /// When the check stopped failing, and the decision that recorded it; cleared if
+    /// it fails again before the finding is closed.
+    pub remediated_at: Option<DateTime<Utc>>,
+    pub remediated_by: Option<NodeId>,
+    /// How often it failed again while open.
+    #[serde(default)]
+    pub recurrences: u32,
+    /// The cases, requests and decisions linked as its remediation.
+    #[serde(default)]
+    pub links: Vec<NodeId>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub closed_by: Option<NodeId>,
+    pub closing_decision: Option<NodeId>,
+    #[serde(default)]
+    pub evidence: Vec<NodeId>,
+    pub rev: u64,
+}
+
+/// Which findings to list.
+#[derive(Debug, Clone, Default)]
+pub struct FindingFilter {
+    pub control: Option<String>,
+    pub status: Option<FindingStatus>,
+    pub subject: Option<NodeId>,
+}
+
+/// What one evaluation pass did, per control key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvaluationReport {
+    /// Controls evaluated in full (their version's first evaluation).
+    pub full: Vec<String>,
+    /// Status changes recorded one by one.
+    pub changes: u64,
+    /// Another replica holds the lease: nothing was evaluated.
+    pub skipped: bool,
+}
+
+/// This process's name on the evaluation lease.
+fn lease_holder() -> &'static str {
+    static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOLDER.get_or_init(|| uuid::Uuid::now_v7().simple().to_string())
+}
+
+/// How long a lease outlives a crashed holder.
+const LEASE_SECS: i64 = 300;
+
+/// The record of a control version's full evaluation.
+fn evaluation_rid(control: &NodeId) -> RecordId {
+    RecordId::new("control_evaluation", control.key().to_owned())
+}
+
+/// The result row of `subject` under control `key`.
+fn result_rid(key: &str, subject: &NodeId) -> RecordId {
+    RecordId::new("control_result", format!("{key}|{subject}"))
+}
+
+/// The record a control version is stored as.
+pub(super) fn control_content(draft: &ControlDraft, version: u32, by: &NodeId) -> Result<Value> {
+    Ok(Content::new()
+        .set("key", draft.key.as_str())
+        .set("version", i64::from(version))
+        .set("title", draft.title.as_str())
+        .set("description", draft.description.as_str())
+        .set("owner", rid(&draft.owner))
+        .set("refs", refs_text(&draft.refs))
+        .set("scope", json_value(&draft.scope)?)
+        .set("check", json_value(&draft.check)?)
+        .set("sha256", draft.sha256(version))
+        .set("published_at", dt(Utc::now()))
+        .set("published_by", rid(by))
+        .into_value())
+}
+
+fn decision_outcome(s: ControlStatus) -> Outcome {
+    match s {
+        ControlStatus::Pass => Outcome::Passed,
+        ControlStatus::Fail => Outcome::Failed,
+        ControlStatus::PassedByException => Outcome::PassedByException,
+        ControlStatus::NotApplicable => Outcome::NotApplicable,
+    }
+}
+
+impl Store {
+    /// The latest version number of control `key`, 0 when none is published.
+    pub(super) async fn latest_control_version(&self, key: &str) -> Result<u32> {
+        let mut resp = self
+            .read(
+                "RETURN (SELECT VALUE version FROM control WHERE key = $key ORDER BY version DESC LIMIT 1)[0] ?? 0",
+                &Vars::new().set("key", key),
+            )
+            .await?;
+        take(&mut resp, 0)
+    }
+
+    /// The latest version of every control, by key.
+    pub async fn controls(&self) -> Result<Vec<Control>> {
+        let mut resp = self.read("SELECT * FROM control ORDER BY key, version DESC", &Vars::new()).await?;
+        let all: Vec<Control> = take(&mut resp, 0)?;
+        let mut latest: Vec<Control> = Vec::new();
+        for c in all {
+            if latest.last().is_none_or(|l| l.key != c.key) {
+                latest.push(c);
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Every version of control `key`, newest first.
+    pub async fn control_versions(&self, key: &str) -> Result<Vec<Control>> {
+        let mut resp = self
+            .read("SELECT * FROM control WHERE key = $key ORDER BY version DESC", &Vars::new().set("key", key))
+            .await?;
+        take(&mut resp, 0)
+    }
+
+    /// Control versions by id.
+    pub async fn controls_by_id(&self, ids: &[NodeId]) -> Result<Vec<Control>> {
+        self.records_by_id(Table::Control, ids).await
+    }
+
+    /// One snapshot of the facts every check reads, in one round trip of flat scans.
+    pub async fn compliance_facts(&self) -> Result<ComplianceFacts> {
+        let sql = format!(
+            "SELECT id, name, kind, environment, status, last_used_at, created_at FROM nhi;
+             SELECT id, name, last_rotated_at, issued_at, created_at FROM secret;
+             SELECT id, criticality, environment FROM system;
+             SELECT id, email, active FROM person;
+             SELECT in, out FROM owns WHERE {IN_FORCE};
+             SELECT in, out FROM member_of WHERE {IN_FORCE};
+             SELECT id, in, out, privilege, granted_by FROM can_access WHERE {IN_FORCE};
+             SELECT in, out FROM holds WHERE {IN_FORCE};
+             SELECT in, out FROM assumes WHERE {IN_FORCE};
+             SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE status = 'active';
+             SELECT id, subject, status, requested_at, post_approval_due, decided_at FROM request WHERE kind = 'emergency_access';
+             SELECT granted_edge, approval_expires_at FROM request WHERE status = 'approved' AND granted_edge != NONE AND approval_expires_at != NONE;"
+        );
+        let mut resp = self.read(&sql, &Vars::new()).await?;
+        let rows = FactRows {
+            nhis: take(&mut resp, 0)?,
+            secrets: take(&mut resp, 1)?,
+            systems: take(&mut resp, 2)?,
+            people: take(&mut resp, 3)?,
+            owns: take(&mut resp, 4)?,
+            members: take(&mut resp, 5)?,
+            access: take(&mut resp, 6)?,
+            holds: take(&mut resp, 7)?,
+            assumes: take(&mut resp, 8)?,
+            exceptions: take(&mut resp, 9)?,
+            emergencies: take(&mut resp, 10)?,
+            approvals: take(&mut resp, 11)?,
+        };
+        Ok(rows.join(Utc::now()))
+    }
+
+    /// Evaluate every control's latest version at `now` and record what changed. Runs
+    /// under the evaluation lease; if another replica holds it, does nothing.
+    pub async fn evaluate_controls(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
+        if !self.take_control_lease().await? {
+            return Ok(EvaluationReport { skipped: true, ..Default::default() });
+        }
+        let outcome = self.evaluate_controls_leased(now).await;
+        let release = self
+            .write(
+                "IF (SELECT VALUE holder FROM ONLY meta:control_lease) = $me { DELETE meta:control_lease };",
+                &Vars::new().set("me", lease_holder()),
+            )
+            .await;
+        if let Err(e) = release {
+            tracing::warn!(error = %e, "releasing the control evaluation lease failed; it lapses by itself");
+        }
+        outcome
+    }
+
+    async fn take_control_lease(&self) -> Result<bool> {
+        let sql = "BEGIN;
+             LET $l = (SELECT holder, until FROM ONLY meta:control_lease);
+             IF $l != NONE AND $l.until > time::now() AND $l.holder != $me { THROW 'CONFLICT: leased' };
+             UPSERT meta:control_lease SET holder = $me, until = time::now() + $ttl RETURN NONE;
+             COMMIT;";
+        let vars = Vars::new()
+            .set("me", lease_holder())
+            .set("ttl", surrealdb::types::Duration::from_std(std::time::Duration::from_secs(LEASE_SECS as u64)));
+        match self.write(sql, &vars).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_) | StoreError::Retryable) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn evaluate_controls_leased(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
+        let controls = self.controls().await?;
+        let mut report = EvaluationReport::default();
+        if controls.is_empty() {
+            return Ok(report);
+        }
+        let facts = self.compliance_facts().await?;
+        let evaluated = self.evaluated_versions(&controls).await?;
+        for c in &controls {
+            let results = control::evaluate(c, &facts, now);
+            let stored = self.stored_results(&c.key).await?;
+            if evaluated.contains(&c.id) {
+                report.changes += self.record_changes(c, &results, &stored).await?;
+            } else {
+                self.record_full_evaluation(c, &results, &stored).await?;
+                report.full.push(c.key.clone());
+            }
+        }
+        Ok(report)
+    }
+
+    async fn evaluated_versions(&self, controls: &[Control]) -> Result<Vec<NodeId>> {
+        let ids: Vec<RecordId> = controls.iter().map(|c| evaluation_rid(&c.id)).collect();
+        let mut resp = self.read("SELECT VALUE control FROM $ids", &Vars::new().set("ids", ids)).await?;
+        take(&mut resp, 0)
+    }
+
+    async fn stored_results(&self, key: &str) -> Result<HashMap<NodeId, ControlResult>> {
+        let mut resp = self
+            .read("SELECT * OMIT id FROM control_result WHERE control = $key", &Vars::new().set("key", key))
+            .await?;
+        let rows: Vec<ControlResult> = take(&mut resp, 0)?;
+        Ok(rows.into_iter().map(|r| (r.subject.clone(), r)).collect())
+    }
+
+    /// The first evaluation of a version: one decision for all of its results.
+    async fn record_full_evaluation(
+        &self,
+        c: &Control,
+        results: &BTreeMap<NodeId, ControlOutcome>,
+        stored: &HashMap<NodeId, ControlResult>,
+    ) -> Result<()> {
+        let server = self.server_principal().await?;
+        let open = self.open_findings(&c.key).await?;
+        let now = Utc::now();
+        let mut rows = Vec::with_capacity(results.len().max(stored.len()));
+        let mut changes = Vec::new();
+        let mut opened = Vec::new();
+        let mut recurred = Vec::new();
+        let mut remediated = Vec::new();
+        let mut judged: Vec<(&NodeId, ControlStatus, &str)> =
+            results.iter().map(|(s, o)| (s, o.status, o.facts.as_str())).collect();
+        // Subjects judged before and no longer in the check's reach.
+        for s in stored.keys() {
+            if !results.contains_key(s) {
+                judged.push((s, ControlStatus::NotApplicable, "no longer within the control's reach"));
+            }
+        }
+        for (subject, status, facts) in judged {
+            let before = stored.get(subject);
+            let changed = before.is_none_or(|b| b.status != status);
+            let mut finding = before.and_then(|b| b.finding.clone());
+            match (status.failing(), open.get(subject)) {
+                (true, None) => {
+                    let id = NodeId::generate(Table::Finding);
+                    opened.push(finding_content(&id, c, subject, facts, now));
+                    finding = Some(id);
+                }
+                (true, Some(f)) => {
+                    if f.remediated_at.is_some() {
+                        recurred.push(rid(&f.id));
+                    }
+                    finding = Some(f.id.clone());
+                }
+                (false, Some(f)) if f.remediated_at.is_none() => remediated.push(rid(&f.id)),
+                (false, _) => {}
+            }
+            if changed {
+                changes.push(
+                    Content::new()
+                        .set("control", c.key.as_str())
+                        .set("version", i64::from(c.version))
+                        .set("subject", rid(subject))
+                        .opt("before", before.map(|b| b.status.as_str()))
+                        .set("after", status.as_str())
+                        .set("facts", facts)
+                        .set("at", dt(now))
+                        .into_value(),
+                );
+            }
+            rows.push(
+                Content::new()
+                    .set("id", result_rid(&c.key, subject))
+                    .set("control", c.key.as_str())
+                    .set("version", i64::from(c.version))
+                    .set("subject", rid(subject))
+                    .set("status", status.as_str())
+                    .set("facts", if changed { facts } else { before.map_or(facts, |b| b.facts.as_str()) })
+                    .set("since", dt(if changed { now } else { before.map_or(now, |b| b.since) }))
+                    .set("first_at", dt(before.map_or(now, |b| b.first_at)))
+                    .opt("finding", finding.as_ref().map(rid))
+                    .into_value(),
+            );
+        }
+        let counts = control::counts(results);
+        let digest = control::digest(results);
+        let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {}", k.replace('_', " "))).collect();
+        let policy = self.current_policy().await?;
+        let draft = DecisionDraft {
+            refs: c.refs.clone(),
+            inputs: json!({
+                "control": c.id.to_string(), "key": c.key, "version": c.version, "sha256": c.sha256,
+                "digest": digest, "counts": counts, "changed": changes.len(), "findings_opened": opened.len(),
+            }),
+            ..DecisionDraft::under(
+                &policy,
+                DecisionKind::EvaluateControl,
+                Outcome::Completed,
+                &server,
+                &c.id,
+                format!("{} v{} evaluated in full: {}", c.key, c.version, summary.join(", ")),
+            )
+        };
+        let effects = "DELETE control_result WHERE control = $key RETURN NONE;
+             IF array::len($rows) > 0 { INSERT INTO control_result $rows RETURN NONE };
+             IF array::len($changes) > 0 { INSERT INTO control_change $changes RETURN NONE };
+             IF array::len($opened) > 0 {
+                 INSERT INTO finding $opened RETURN NONE;
+                 UPDATE $opened_ids SET opened_by = $decision_id RETURN NONE;
+             };
+             UPDATE $recurred SET remediated_at = NONE, remediated_by = NONE, recurrences += 1, rev += 1 RETURN NONE;
+             UPDATE $remediated SET remediated_at = time::now(), remediated_by = $decision_id, rev += 1 RETURN NONE;
+             CREATE ONLY $evaluation CONTENT $evaluation_content RETURN NONE;
+             UPDATE $evaluation SET decision = $decision_id RETURN NONE;"
+            .to_owned();
+        let opened_ids: Vec<Value> =
+            opened.iter().filter_map(|v| if let Value::Object(o) = v { o.get("id").cloned() } else { None }).collect();
+        let evaluation = Content::new()
+            .set("control", rid(&c.id))
+            .set("key", c.key.as_str())
+            .set("version", i64::from(c.version))
+            .set("digest", digest.as_str())
+            .set("counts", json_value(&counts)?)
+            .set("at", dt(now))
+            .into_value();
+        let vars = Vars::new()
+            .set("key", c.key.as_str())
+            .set("rows", rows)
+            .set("changes", changes)
+            .set("opened", opened)
+            .set("opened_ids", opened_ids)
+            .set("recurred", recurred)
+            .set("remediated", remediated)
+            .set("evaluation", evaluation_rid(&c.id))
+            .set("evaluation_content", evaluation);
+        let mut once = Some((draft, effects, vars));
+        self.decide(|| {
+            let planned = once.take();
+            Box::pin(async move {
+                let (draft, effects, vars) = planned
+                    .ok_or_else(|| StoreError::Conflict("the evaluation changed while it was recorded".into()))?;
+                Ok(Plan { draft, effects, vars })
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Each subject whose status changed since the last pass: one decision each.
+    async fn record_changes(
+        &self,
+        c: &Control,
+        results: &BTreeMap<NodeId, ControlOutcome>,
+        stored: &HashMap<NodeId, ControlResult>,
+    ) -> Result<u64> {
+        let gone = ControlOutcome {
+            status: ControlStatus::NotApplicable,
+            facts: "no longer within the control's reach".into(),
+        };
+        let mut changed: Vec<(&NodeId, &ControlOutcome)> = results
+            .iter()
+            .filter(|(s, o)| stored.get(*s).is_none_or(|r| r.status != o.status || r.version != c.version))
+            .collect();
+        for (s, r) in stored {
+            if !results.contains_key(s) && r.status != ControlStatus::NotApplicable {
+                changed.push((s, &gone));
+            }
+        }
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        let server = self.server_principal().await?;
+        let mut n = 0;
+        for (subject, outcome) in changed {
+            let before = stored.get(subject).map(|r| r.status);
+            if before == Some(outcome.status) {
+                continue;
+            }
+            match self.record_change(c, &server, subject, before, outcome).await {
+                Ok(()) => n += 1,
+                // Recorded meanwhile by another evaluator.
+                Err(StoreError::Stale(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    async fn record_change(
+        &self,
+        c: &Control,
+        server: &NodeId,
+        subject: &NodeId,
+        before: Option<ControlStatus>,
+        outcome: &ControlOutcome,
+    ) -> Result<()> {
+        let policy = self.current_policy().await?;
+        let open = self.open_findings_of(&c.key, subject).await?;
+        let from = before.map_or("unjudged", |b| b.as_str());
+        let draft = DecisionDraft {
+            refs: c.refs.clone(),
+            inputs: json!({
+                "control": c.id.to_string(), "key": c.key, "version": c.version, "sha256": c.sha256,
+                "subject": subject.to_string(), "before": before, "after": outcome.status, "facts": outcome.facts,
+            }),
+            ..DecisionDraft::under(
+                &policy,
+                DecisionKind::ControlResult,
+                decision_outcome(outcome.status),
+                server,
+                subject,
+                format!("{} v{}: {from} → {}: {}", c.key, c.version, outcome.status, outcome.facts),
+            )
+        };
+        let now = Utc::now();
+        let mut finding_sql = String::new();
+        let mut vars = Vars::new();
+        let mut finding = open.as_ref().map(|f| f.id.clone());
+        match (outcome.status.failing(), &open) {
+            (true, None) => {
+                let id = NodeId::generate(Table::Finding);
+                finding_sql.push_str(
+                    "CREATE ONLY $finding CONTENT $finding_content RETURN NONE;
+                     UPDATE $finding SET opened_by = $decision_id RETURN NONE;",
+                );
+                vars = vars
+                    .set("finding", rid(&id))
+                    .set("finding_content", finding_content(&id, c, subject, &outcome.facts, now));
+                finding = Some(id);
+            }
+            (true, Some(f)) if f.remediated_at.is_some() => {
+                finding_sql.push_str(&format!(
+                    "IF $finding.rev != $finding_rev {{ THROW '{STALE}' }};
+                     UPDATE $finding SET remediated_at = NONE, remediated_by = NONE, recurrences += 1, rev += 1 RETURN NONE;"
+                ));
+                vars = vars.set("finding", rid(&f.id)).set("finding_rev", f.rev as i64);
+            }
+            (false, Some(f)) if f.remediated_at.is_none() => {
+                finding_sql.push_str(&format!(
+                    "IF $finding.rev != $finding_rev {{ THROW '{STALE}' }};
+                     UPDATE $finding SET remediated_at = time::now(), remediated_by = $decision_id, rev += 1 RETURN NONE;"
+                ));
+                vars = vars.set("finding", rid(&f.id)).set("finding_rev", f.rev as i64);
+            }
+            _ => {}
+        }
+        let effects = format!(
+            "IF ($result.status ?? 'unjudged') != $before {{ THROW '{STALE}' }};
+             {finding_sql}
+             UPSERT $result SET control = $key, version = $version, subject = $subject, status = $after,
+                 facts = $facts, since = time::now(), first_at = first_at ?? time::now(),
+                 finding = $result_finding RETURN NONE;
+             CREATE control_change CONTENT {{ control: $key, version: $version, subject: $subject,
+                 before: $before_status, after: $after, facts: $facts, at: time::now(), decision: $decision_id }} RETURN NONE;"
+        );
+        let vars = vars
+            .set("result", result_rid(&c.key, subject))
+            .set("before", from)
+            .set("before_status", before.map(|b| b.as_str()))
+            .set("key", c.key.as_str())
+            .set("version", i64::from(c.version))
+            .set("subject", rid(subject))
+            .set("after", outcome.status.as_str())
+            .set("facts", outcome.facts.as_str())
+            .set("result_finding", finding.as_ref().map(rid));
+        let mut once = Some((draft, effects, vars));
+        self.decide(|| {
+            let planned = once.take();
+            Box::pin(async move {
+                // A plan that went stale is not made again: the next pass reads afresh.
+                let (draft, effects, vars) =
+                    planned.ok_or_else(|| StoreError::Stale("the result changed while it was recorded".into()))?;
+                Ok(Plan { draft, effects, vars })
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Open findings of control `key`, by subject.
+    async fn open_findings(&self, key: &str) -> Result<HashMap<NodeId, Finding>> {
+        let mut resp = self
+            .read("SELECT * FROM finding WHERE control = $key AND status = 'open'", &Vars::new().set("key", key))
+            .await?;
+        let rows: Vec<Finding> = take(&mut resp, 0)?;
+        Ok(rows.into_iter().map(|f| (f.subject.clone(), f)).collect())
+    }
+
+    async fn open_findings_of(&self, key: &str, subject: &NodeId) -> Result<Option<Finding>> {
+        let mut resp = self
+            .read(
+                "SELECT * FROM finding WHERE control = $key AND subject = $subject AND status = 'open' LIMIT 1",
+                &Vars::new().set("key", key).set("subject", rid(subject)),
+            )
+            .await?;
+        let mut rows: Vec<Finding> = take(&mut resp, 0)?;
+        Ok(rows.pop())
+    }
+
+    /// Results of control `key` in subject order: now, or as they stood at `as_of`
+    /// (folded from the history of changes; a subject first judged later is absent).
+    pub async fn control_results(
+        &self,
+        key: &str,
+        status: Option<ControlStatus>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ControlResult>> {
+        let mut rows: Vec<ControlResult> = match as_of {
+            None => {
+                let sql = "SELECT * OMIT id FROM control_result WHERE control = $key";
+                let mut resp = self.read(sql, &Vars::new().set("key", key)).await?;
+                take(&mut resp, 0)?
+            }
+            Some(t) => {
+                let sql = "SELECT subject, version, after, facts, at FROM control_change
+                           WHERE control = $key AND at <= $as_of ORDER BY at";
+                let mut resp = self.read(sql, &Vars::new().set("key", key).set("as_of", dt(t))).await?;
+                let changes: Vec<StatusChange> = take(&mut resp, 0)?;
+                let mut then: HashMap<NodeId, ControlResult> = HashMap::new();
+                for ch in changes {
+                    let first_at = then.get(&ch.subject).map_or(ch.at, |r| r.first_at);
+                    then.insert(
+                        ch.subject.clone(),
+                        ControlResult {
+                            control: key.to_owned(),
+                            version: ch.version,
+                            subject: ch.subject,
+                            status: ch.after,
+                            facts: ch.facts,
+                            since: ch.at,
+                            first_at,
+                            finding: None,
+                        },
+                    );
+                }
+                then.into_values().filter(|r| r.status != ControlStatus::NotApplicable || status.is_some()).collect()
+            }
+        };
+        if let Some(s) = status {
+            rows.retain(|r| r.status == s);
+        }
+        rows.sort_by(|a, b| a.subject.cmp(&b.subject));
+        Ok(rows)
+    }
+
+    /// Findings, newest first.
+    pub async fn findings(&self, f: &FindingFilter, limit: usize) -> Result<Vec<Finding>> {
+        let mut cond = vec!["true"];
+        if f.control.is_some() {
+            cond.push("control = $control");
+        }
+        if f.status.is_some() {
+            cond.push("status = $status");
+        }
+        if f.subject.is_some() {
+            cond.push("subject = $subject");
+        }
+        let sql = format!("SELECT * FROM finding WHERE {} ORDER BY id DESC LIMIT $limit", cond.join(" AND "));
+        let vars = Vars::new()
+            .set("control", f.control.clone())
+            .set("status", f.status.map(|s| s.as_str()))
+            .set("subject", f.subject.as_ref().map(rid))
+            .set("limit", limit as i64);
+        let mut resp = self.read(&sql, &vars).await?;
+        take(&mut resp, 0)
+    }
+
+    pub async fn findings_by_id(&self, ids: &[NodeId]) -> Result<Vec<Finding>> {
+        self.records_by_id(Table::Finding, ids).await
+    }
+
+    async fn finding(&self, id: &NodeId) -> Result<Finding> {
+        self.findings_by_id(std::slice::from_ref(id)).await?.pop().ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    /// Link a case, request or decision to a finding as part of its remediation: a
+    /// decision of `actor`.
+    pub async fn link_finding(&self, actor: &Actor, id: &NodeId, to: &NodeId, rationale: &Text) -> Result<Decision> {
+        if !matches!(to.table(), Table::Case | Table::Request | Table::Decision) {
+            return Err(ValueError::new("to", format!("{to} is not a case, request or decision")).into());
+        }
+        self.decide(|| {
+            Box::pin(async move {
+                let ((_, roles), policy, f) =
+                    futures::try_join!(self.acting(actor), self.current_policy(), self.finding(id))?;
+                if !self.record_exists(to).await? {
+                    return Err(ValueError::new("to", format!("no {to}")).into());
+                }
+                if f.status == FindingStatus::Closed {
+                    return Err(StoreError::Conflict(format!("{id} is closed")));
+                }
+                if f.links.contains(to) {
+                    return Err(StoreError::Conflict(format!("{to} is linked to {id} already")));
+                }
+                let draft = DecisionDraft {
+                    inputs: json!({ "finding": id.to_string(), "linked": to.to_string(), "actor_roles": roles }),
+                    ..DecisionDraft::under(
+                        &policy,
+                        DecisionKind::LinkFinding,
+                        Outcome::Linked,
+                        &actor.id,
+                        id,
+                        rationale.as_str(),
+                    )
+                };
+                let effects = format!(
+                    "IF $finding.rev != $rev {{ THROW '{STALE}' }};
+                     UPDATE $finding SET links += $to, rev += 1 RETURN NONE;"
+                );
+                let vars = Vars::new().set("finding", rid(id)).set("rev", f.rev as i64).set("to", rid(to));
+                Ok(Plan { draft, effects, vars })
+            })
+        })
+        .await
+    }
+
+    /// Close a finding, with evidence: a decision of `actor`. Refused (and recorded)
+    /// when the actor owns the subject; refused as input while the check still fails:
+    /// the risk is remediated (or accepted by an exception) before the finding closes.
+    pub async fn close_finding(
+        &self,
+        actor: &Actor,
+        id: &NodeId,
+        evidence: &[NodeId],
+        rationale: &Text,
+    ) -> Result<Decision> {
+        if evidence.is_empty() {
+            return Err(ValueError::new("evidenceIds", "closing a finding names the evidence it rests on").into());
+        }
+        let evidence = distinct(evidence.iter().cloned());
+        let evidence = &evidence;
+        self.decide(|| {
+            Box::pin(async move {
+                let ((_, roles), policy, f) = futures::try_join!(self.acting(actor), self.current_policy(), self.finding(id))?;
+                if f.status == FindingStatus::Closed {
+                    return Err(StoreError::Conflict(format!("{id} is closed already")));
+                }
+                let found = self.evidence_by_id(evidence).await?;
+                if let Some(missing) = evidence.iter().find(|e| !found.iter().any(|x| &x.id == *e)) {
+                    return Err(ValueError::new("evidenceIds", format!("no evidence {missing}")).into());
+                }
+                let current = self.stored_results(&f.control).await?.remove(&f.subject);
+                if current.as_ref().is_some_and(|r| r.status.failing()) {
+                    return Err(ValueError::new(
+                        "id",
+                        format!(
+                            "{} still fails {} for {}: remediate it (or have an exception approved) before closing the finding",
+                            f.subject, f.control, f.subject
+                        ),
+                    )
+                    .into());
+                }
+                let owners = self.owner_facts(&f.subject).await?;
+                let draft = DecisionDraft {
+                    signals: evidence.clone(),
+                    inputs: json!({
+                        "finding": id.to_string(), "control": f.control, "subject": f.subject.to_string(),
+                        "status_now": current.map(|r| r.status), "remediated_at": f.remediated_at, "actor_roles": roles,
+                    }),
+                    ..DecisionDraft::under(&policy, DecisionKind::CloseFinding, Outcome::Closed, &actor.id, id, rationale.as_str())
+                };
+                if owners.includes(&actor.id) {
+                    let v = Violation {
+                        rule: RuleKind::OwnerCannotCloseFinding,
+                        policy_version: policy.version,
+                        message: format!("{} owns {}: its finding is closed by someone else", actor.id, f.subject),
+                    };
+                    return Ok(Plan::refused(draft, v));
+                }
+                let effects = format!(
+                    "IF $finding.rev != $rev {{ THROW '{STALE}' }};
+                     UPDATE $finding SET status = 'closed', closed_at = time::now(), closed_by = $actor,
+                         closing_decision = $decision_id, evidence = $evidence, rev += 1 RETURN NONE;"
+                );
+                let vars = Vars::new()
+                    .set("finding", rid(id))
+                    .set("rev", f.rev as i64)
+                    .set("actor", rid(&actor.id))
+                    .set("evidence", evidence.iter().map(rid).collect::<Vec<_>>());
+                Ok(Plan { draft, effects, vars })
+            })
+        })
+        .await
+    }
+
+    async fn record_exists(&self, id: &NodeId) -> Result<bool> {
+        let mut resp = self.read("RETURN record::exists($id)", &Vars::new().set("id", rid(id))).await?;
+        take(&mut resp, 0)
+    }
+}
+
+/// A new finding's record.
+fn finding_content(id: &NodeId, c: &Control, subject: &NodeId, facts: &str, now: DateTime<Utc>) -> Value {
+    Content::new()
+        .set("id", rid(id))
+        .set("control", c.key.as_str())
+        .set("control_version", i64::from(c.version))
+        .set("subject", rid(subject))
+        .set("status", FindingStatus::Open.as_str())
+        .set("facts", facts)
+        .set("opened_at", dt(now))
+        .set("links", Vec::<RecordId>::new())
+        .set("evidence", Vec::<RecordId>::new())
+        .set("recurrences", 0i64)
+        .set("rev", 0i64)
+        .into_value()
+}
+
+#[derive(Deserialize)]
+struct NhiRow {
+    id: NodeId,
+    name: String,
+    kind: NhiKind,
+    environment: Environment,
+    status: NhiStatus,
+    last_used_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct SecretRow {
+    id: NodeId,
+    name: String,
+    last_rotated_at: Option<DateTime<Utc>>,
+    issued_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct SystemRow {
+    id: NodeId,
+    criticality: Criticality,
+    environment: Environment,
+}
+
+#[derive(Deserialize)]
+struct PersonRow {
+    id: NodeId,
+    email: String,
+    active: bool,
+}
+
+#[derive(Deserialize)]
+struct Pair {
+    #[serde(rename = "in")]
+    from: NodeId,
+    #[serde(rename = "out")]
+    to: NodeId,
+}
+
+#[derive(Deserialize)]
+struct AccessRow {
+    id: EdgeId,
+    #[serde(rename = "in")]
+    from: NodeId,
+    #[serde(rename = "out")]
+    to: NodeId,
+    privilege: Option<Privilege>,
+    granted_by: Option<NodeId>,
+}
+
+#[derive(Deserialize)]
+struct ExceptionRow {
+    id: NodeId,
+    subject: NodeId,
+    status: ExceptionStatus,
+    expires_at: DateTime<Utc>,
+    review_due: DateTime<Utc>,
+    #[serde(default)]
+    waives: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct EmergencyRow {
+    id: NodeId,
+    subject: NodeId,
+    status: RequestStatus,
+    requested_at: DateTime<Utc>,
+    post_approval_due: Option<DateTime<Utc>>,
+    decided_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct ApprovalRow {
+    granted_edge: String,
+    approval_expires_at: DateTime<Utc>,
+}
+
+/// The flat rows of one snapshot, before they are joined.
+struct FactRows {
+    nhis: Vec<NhiRow>,
+    secrets: Vec<SecretRow>,
+    systems: Vec<SystemRow>,
+    people: Vec<PersonRow>,
+    owns: Vec<Pair>,
+    members: Vec<Pair>,
+    access: Vec<AccessRow>,
+    holds: Vec<Pair>,
+    assumes: Vec<Pair>,
+    exceptions: Vec<ExceptionRow>,
+    emergencies: Vec<EmergencyRow>,
+    approvals: Vec<ApprovalRow>,
+}
+
+impl FactRows {
+    /// Join the rows into the facts each subject is judged on.
+    fn join(self, now: DateTime<Utc>) -> ComplianceFacts {
+        let people: HashMap<&NodeId, &PersonRow> = self.people.iter().map(|p| (&p.id, p)).collect();
+        let systems: HashMap<&NodeId, &SystemRow> = self.systems.iter().map(|s| (&s.id, s)).collect();
+        let mut team_members: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
+        for m in &self.members {
+            team_members.entry(&m.to).or_default().push(&m.from);
+        }
+        // Owners of each node: the people behind them, and the owning teams.
+        let mut owner_people: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
+        let mut owner_teams: HashMap<&NodeId, Vec<NodeId>> = HashMap::new();
+        for o in &self.owns {
+            match o.from.table() {
+                Table::Person => owner_people.entry(&o.to).or_default().push(&o.from),
+                Table::Team => {
+                    owner_teams.entry(&o.to).or_default().push(o.from.clone());
+                    let members = team_members.get(&o.from).cloned().unwrap_or_default();
+                    owner_people.entry(&o.to).or_default().extend(members);
+                }
+                _ => {}
+            }
+        }
+        let lapsed: std::collections::HashSet<&str> =
+            self.approvals.iter().filter(|a| a.approval_expires_at <= now).map(|a| a.granted_edge.as_str()).collect();
+        let mut access: HashMap<&NodeId, Vec<AccessFacts>> = HashMap::new();
+        for a in &self.access {
+            let (Some(s), Some(privilege)) = (systems.get(&a.to), a.privilege) else { continue };
+            access.entry(&a.from).or_default().push(AccessFacts {
+                edge: a.id.clone(),
+                system: a.to.clone(),
+                target: TargetFacts { criticality: s.criticality, environment: s.environment },
+                privilege,
+                governed: a.granted_by.is_some(),
+                approval_lapsed: lapsed.contains(a.id.to_string().as_str()),
+            });
+        }
+        let mut holds: HashMap<&NodeId, u32> = HashMap::new();
+        let mut holders: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
+        for h in self.holds.iter().chain(&self.assumes) {
+            *holds.entry(&h.from).or_default() += 1;
+            holders.entry(&h.to).or_default().push(&h.from);
+        }
+        let owners_of = |id: &NodeId| -> Vec<(String, bool)> {
+            let mut seen: Vec<&NodeId> = owner_people.get(id).cloned().unwrap_or_default();
+            seen.sort();
+            seen.dedup();
+            seen.iter().filter_map(|p| people.get(p)).map(|p| (p.email.clone(), p.active)).collect()
+        };
+        let nhis: Vec<NhiFacts> = self
+            .nhis
+            .into_iter()
+            .map(|n| NhiFacts {
+                owners: owners_of(&n.id),
+                teams: owner_teams.get(&n.id).cloned().unwrap_or_default(),
+                access: access.remove(&n.id).unwrap_or_default(),
+                holds: holds.get(&n.id).copied().unwrap_or(0),
+                id: n.id,
+                name: n.name,
+                kind: n.kind,
+                environment: n.environment,
+                status: n.status,
+                last_used_at: n.last_used_at,
+                created_at: n.created_at,
+            })
+            .collect();
+        let by_nhi: HashMap<&NodeId, &NhiFacts> = nhis.iter().map(|n| (&n.id, n)).collect();
+        let nhi_scope = |ids: &[&NodeId], own: &NodeId| -> ScopeFacts {
+            let mut s = ScopeFacts { teams: owner_teams.get(own).cloned().unwrap_or_default(), ..Default::default() };
+            for n in ids.iter().filter_map(|i| by_nhi.get(i)) {
+                s.environments.push(n.environment);
+                s.nhi_kinds.push(n.kind);
+                s.teams.extend(n.teams.iter().cloned());
+                let c = n.access.iter().map(|a| a.target.criticality).min();
+                s.criticality = match (s.criticality, c) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            s
+        };
+        let subject_scope = |subject: &NodeId| -> ScopeFacts {
+            match subject.table() {
+                Table::Nhi => nhi_scope(&[subject], subject),
+                Table::Secret => nhi_scope(holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject),
+                Table::System => {
+                    let s = systems.get(subject);
+                    ScopeFacts {
+                        environments: s.map(|s| vec![s.environment]).unwrap_or_default(),
+                        criticality: s.map(|s| s.criticality),
+                        teams: owner_teams.get(subject).cloned().unwrap_or_default(),
+                        ..Default::default()
+                    }
+                }
+                _ => ScopeFacts::default(),
+            }
+        };
+        let secrets = self
+            .secrets
+            .iter()
+            .map(|s| SecretFacts {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                rotated_at: s.last_rotated_at.or(s.issued_at).unwrap_or(s.created_at),
+                ever_rotated: s.last_rotated_at.is_some(),
+                scope: subject_scope(&s.id),
+            })
+            .collect();
+        let exceptions = self
+            .exceptions
+            .iter()
+            .map(|x| ExceptionFacts {
+                id: x.id.clone(),
+                subject: x.subject.clone(),
+                status: x.status,
+                expires_at: x.expires_at,
+                review_due: x.review_due,
+                waives: x.waives.clone(),
+                scope: subject_scope(&x.subject),
+            })
+            .collect();
+        let emergencies = self
+            .emergencies
+            .iter()
+            .map(|e| EmergencyFacts {
+                id: e.id.clone(),
+                status: e.status,
+                requested_at: e.requested_at,
+                post_approval_due: e.post_approval_due,
+                decided_at: e.decided_at,
+                scope: subject_scope(&e.subject),
+            })
+            .collect();
+        ComplianceFacts { nhis, secrets, exceptions, emergencies }
+    }
+}
