@@ -19,17 +19,20 @@ pub struct App {
     state: AppState,
     warming: JoinHandle<()>,
     sweeper: JoinHandle<()>,
+    evaluator: JoinHandle<()>,
 }
 
 impl App {
     /// Start the background work over `store`: the graph index loads (while `/readyz`
-    /// says so) and the governance sweep begins. Serve with [`App::serve`].
+    /// says so), the governance sweep and the control evaluator begin. Serve with [`App::serve`].
     pub fn start(cfg: &Config, store: Store, auth: Authenticator) -> App {
         let warming = store.warm_graph();
         let state = crate::app_state(cfg, store.clone(), auth);
         let every = Duration::from_secs(cfg.governance.sweep_secs.max(1));
-        let sweeper = tokio::spawn(sweep(store, every));
-        App { state, warming, sweeper }
+        let sweeper = tokio::spawn(sweep(store.clone(), every));
+        let every = Duration::from_secs(cfg.governance.controls_secs.max(1));
+        let evaluator = tokio::spawn(evaluate_controls(store, every));
+        App { state, warming, sweeper, evaluator }
     }
 
     /// Serve on `listener` until `shutdown` resolves, then stop what runs beside it.
@@ -38,9 +41,10 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { state, warming, sweeper } = self;
+        let App { state, warming, sweeper, evaluator } = self;
         let served = crate::server::run(listener, state, shutdown).await;
         sweeper.abort();
+        evaluator.abort();
         warming.abort();
         served
     }
@@ -68,6 +72,33 @@ async fn sweep(store: Store, every: Duration) {
             Ok(0) => {}
             Ok(n) => info!(closed = n, "unapproved emergency access closed"),
             Err(e) => tracing::warn!(error = %e, "closing overdue emergency access failed"),
+        }
+    }
+}
+
+/// Keep control results current: evaluate every control when this server has written
+/// something (after a short pause that gathers a burst of writes into one pass), and
+/// every `every` whatever happened, for the checks that turn on the clock and for other
+/// replicas' writes. With several replicas the evaluation lease lets one run at a time.
+async fn evaluate_controls(store: Store, every: Duration) {
+    const GATHER: Duration = Duration::from_millis(200);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = store.graph_changed() => tokio::time::sleep(GATHER).await,
+        }
+        let started = std::time::Instant::now();
+        match store.evaluate_controls(chrono::Utc::now()).await {
+            Ok(r) if r.skipped => tracing::debug!("another replica holds the control evaluation lease"),
+            Ok(r) if r.full.is_empty() && r.changes == 0 => {}
+            Ok(r) => info!(
+                full = ?r.full,
+                changes = r.changes,
+                ms = started.elapsed().as_millis() as u64,
+                "control results updated"
+            ),
+            Err(e) => tracing::warn!(error = %e, "evaluating controls failed"),
         }
     }
 }

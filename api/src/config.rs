@@ -123,6 +123,10 @@ pub struct GovernanceConfig {
     /// How often the server looks for break-glass access past its approval window
     /// (and raises an alert for each), in seconds.
     pub sweep_secs: u64,
+    /// How often every control is evaluated again, in seconds, for the checks that
+    /// turn on the clock (rotation age, unused access, review dates) and for other
+    /// replicas' writes. This server's own writes wake an evaluation at once.
+    pub controls_secs: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -203,7 +207,11 @@ impl Default for Config {
                 ws_init_timeout_ms: 10_000,
                 ws_keepalive_secs: 30,
             },
-            governance: GovernanceConfig { sla_hours: graph_model::SlaHours::default(), sweep_secs: 60 },
+            governance: GovernanceConfig {
+                sla_hours: graph_model::SlaHours::default(),
+                sweep_secs: 60,
+                controls_secs: 60,
+            },
             graph: GraphConfig { max_hops: 6, node_cap: 10_000, refresh_ms: 500 },
             metrics: MetricsConfig::default(),
             webhooks: WebhooksConfig::default(),

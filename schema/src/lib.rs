@@ -9,6 +9,7 @@
 
 pub mod boundary;
 pub mod cases;
+pub mod compliance;
 pub mod decisions;
 pub mod enums;
 pub mod error;
@@ -37,6 +38,7 @@ pub struct Query(
     decisions::DecisionQuery,
     governance::GovernanceQuery,
     graph::GraphQuery,
+    compliance::ComplianceQuery,
 );
 
 /// The mutation root.
@@ -47,6 +49,7 @@ pub struct Mutation(
     decisions::DecisionMutation,
     governance::GovernanceMutation,
     graph::GraphMutation,
+    compliance::ComplianceMutation,
 );
 
 pub type NhigovSchema = Schema<Query, Mutation, events::Subscription>;

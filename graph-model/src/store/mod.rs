@@ -245,6 +245,8 @@ pub struct Store {
     feed: Arc<events::Feed>,
     /// Freshness windows of feed sources (see `feeds`).
     feeds: Arc<crate::domain::feeds::FeedFreshness>,
+    /// Woken by every write except the control evaluator's own (see `governance::controls`).
+    controls_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -300,6 +302,7 @@ impl Store {
             remote: cfg.is_remote(),
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
+            controls_wake: Arc::new(tokio::sync::Notify::new()),
             graph: Store::new_live_graph(cfg.graph_refresh),
             feed: Arc::default(),
             feeds: Arc::new(cfg.feed_freshness.clone()),
@@ -341,6 +344,7 @@ impl Store {
     pub fn as_replica(&self) -> Store {
         Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
+            controls_wake: Arc::new(tokio::sync::Notify::new()),
             graph: Store::new_live_graph(self.graph.refresh),
             feed: Arc::default(),
             ..self.clone()
@@ -435,6 +439,9 @@ impl Store {
             // this process's subscribers should hear of it without waiting for a tick.
             self.graph.mark_dirty();
             self.feed.poke();
+            if !governance::evaluating() {
+                self.controls_wake.notify_one();
+            }
             match check(&mut resp) {
                 Err(StoreError::Retryable) if attempt < ATTEMPTS => {
                     warn!(attempt, "write conflict, retrying");

@@ -9,7 +9,7 @@
 //! refusal recorded). This area sits above `inventory` and `decisions`, whose types it
 //! answers with.
 
-mod mutation;
+pub(crate) mod mutation;
 mod query;
 
 pub use mutation::GovernanceMutation;

@@ -80,7 +80,7 @@ pub struct NewApiToken {
 }
 
 /// The caller as the store's actor: their id and the roles this request acts with.
-fn actor(p: &Principal) -> gm::store::Actor {
+pub(crate) fn actor(p: &Principal) -> gm::store::Actor {
     gm::store::Actor { id: p.id().clone(), roles: p.roles.clone() }
 }
 
@@ -96,7 +96,7 @@ fn admin_only(p: &Principal, what: &str) -> Result<(), ApiError> {
 
 /// Send one governed change through the pipeline, with the caller's rationale or, when
 /// none is given, the change's own description.
-async fn govern(ctx: &Context<'_>, change: gm::Change, rationale: Option<String>) -> ApiResult<Governed> {
+pub(crate) async fn govern(ctx: &Context<'_>, change: gm::Change, rationale: Option<String>) -> ApiResult<Governed> {
     let p = principal(ctx)?;
     let rationale = match rationale {
         Some(r) => text(&r, "rationale")?,

@@ -108,6 +108,16 @@ pub struct EvaluationReport {
     pub skipped: bool,
 }
 
+tokio::task_local! {
+    /// Set while the control evaluator writes, so its own writes do not wake it again.
+    static EVALUATING: ();
+}
+
+/// Whether the current task is the control evaluator writing its results.
+pub(crate) fn evaluating() -> bool {
+    EVALUATING.try_with(|_| ()).is_ok()
+}
+
 /// This process's name on the evaluation lease.
 fn lease_holder() -> &'static str {
     static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -228,6 +238,16 @@ impl Store {
     /// Evaluate every control's latest version at `now` and record what changed. Runs
     /// under the evaluation lease; if another replica holds it, does nothing.
     pub async fn evaluate_controls(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
+        EVALUATING.scope((), self.evaluate_controls_quietly(now)).await
+    }
+
+    /// Resolves at the next write of this process that the control evaluator did not
+    /// make itself (at once if one came since the last call).
+    pub async fn graph_changed(&self) {
+        self.controls_wake.notified().await
+    }
+
+    async fn evaluate_controls_quietly(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
         if !self.take_control_lease().await? {
             return Ok(EvaluationReport { skipped: true, ..Default::default() });
         }

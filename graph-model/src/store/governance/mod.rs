@@ -39,6 +39,7 @@ pub use alerts::{AlertFilter, IngestOutcome, ScanSummary};
 pub use baseline::Ungoverned;
 pub use cases::{CaseFilter, EvidenceFilter, TimelineEntry};
 pub use changes::{Actor, Governed, SERVER_PRINCIPAL};
+pub(crate) use controls::evaluating;
 pub use controls::{ControlResult, EvaluationReport, Finding, FindingFilter};
 pub use decisions::{DecisionFilter, DigestReport};
 pub use requests::RequestFilter;

@@ -1,0 +1,310 @@
+//! Controls against a real (in-memory) SurrealDB: publishing with two admins, the first
+//! evaluation as one decision, changes as decisions of their own, findings from failure
+//! to closure, exceptions that waive, and the checks that turn on the clock.
+
+use std::collections::HashMap;
+
+use chrono::{Duration, Utc};
+use graph_model::domain::control::{Check, ControlDraft, ControlScope, ControlStatus, FindingStatus};
+use graph_model::store::{Actor, FindingFilter, Store, StoreConfig, StoreError};
+use graph_model::*;
+use serde_json::json;
+
+struct World {
+    store: Store,
+    ids: HashMap<String, NodeId>,
+}
+
+impl World {
+    fn id(&self, r: &str) -> NodeId {
+        self.ids[r].clone()
+    }
+
+    fn actor(&self, r: &str) -> Actor {
+        Actor { id: self.id(r), roles: Role::ALL.to_vec() }
+    }
+
+    /// Publish `check` as control `key`: filed by one admin, approved by the other.
+    async fn publish(&self, key: &str, check: Check, scope: ControlScope) {
+        let draft = ControlDraft {
+            key: key.into(),
+            title: format!("{key} test"),
+            description: String::new(),
+            owner: self.id("grc"),
+            refs: vec![FrameworkRef::parse("GV.OV-01").unwrap()],
+            scope,
+            check,
+        };
+        let change = Change::Control { id: NodeId::generate(Table::Control), draft };
+        let g = self.store.govern(&self.actor("admin1"), &change, &text("we check this")).await.unwrap();
+        let filed = g.request.expect("a control waits for a second admin");
+        // The admin who filed it cannot approve it.
+        let own = self
+            .store
+            .decide_request(&self.actor("admin1"), &filed.id, DecideOutcome::Approve, &text("mine"), &[])
+            .await;
+        assert!(matches!(own, Err(StoreError::Refused { .. })), "{own:?}");
+        self.store
+            .decide_request(&self.actor("admin2"), &filed.id, DecideOutcome::Approve, &text("ok"), &[])
+            .await
+            .unwrap();
+    }
+
+    async fn status(&self, key: &str, subject: &str) -> Option<ControlStatus> {
+        let rows = self.store.control_results(key, None, None).await.unwrap();
+        rows.into_iter().find(|r| r.subject == self.id(subject)).map(|r| r.status)
+    }
+}
+
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+
+async fn world() -> World {
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    let doc = json!({
+        "nodes": [
+            {"type": "person", "ref": "admin1", "name": "Admin One", "email": "admin1@x.example", "roles": ["admin"]},
+            {"type": "person", "ref": "admin2", "name": "Admin Two", "email": "admin2@x.example", "roles": ["admin", "approver"]},
+            {"type": "person", "ref": "a1", "name": "Approver One", "email": "a1@x.example", "roles": ["approver"]},
+            {"type": "person", "ref": "a2", "name": "Approver Two", "email": "a2@x.example", "roles": ["approver"]},
+            {"type": "person", "ref": "grc", "name": "GRC Lead", "email": "grc@x.example", "roles": ["auditor"]},
+            {"type": "person", "ref": "owner", "name": "Owner", "email": "owner@x.example", "roles": ["approver", "investigator"]},
+            {"type": "person", "ref": "leaver", "name": "Leaver", "email": "leaver@x.example", "active": false},
+            {"type": "nhi", "ref": "owned", "kind": "service_account", "name": "owned", "environment": "production", "last_used_at": "now-1d"},
+            {"type": "nhi", "ref": "orphan", "kind": "token", "name": "orphan", "environment": "production", "last_used_at": "now-1d"},
+            {"type": "nhi", "ref": "gone", "kind": "api_key", "name": "gone", "environment": "production", "last_used_at": "now-100d"},
+            {"type": "nhi", "ref": "off", "kind": "api_key", "name": "off", "environment": "production", "status": "decommissioned"},
+            {"type": "nhi", "ref": "dev", "kind": "token", "name": "dev", "environment": "development"},
+            {"type": "secret", "ref": "fresh", "kind": "api_key", "name": "fresh", "fingerprint": "fp-fresh-0001", "last_rotated_at": "now-20d"},
+            {"type": "secret", "ref": "stale", "kind": "api_key", "name": "stale", "fingerprint": "fp-stale-0001", "issued_at": "now-200d"},
+            {"type": "system", "ref": "vault", "kind": "vault", "name": "vault", "environment": "production", "criticality": "tier0"},
+            {"type": "system", "ref": "wiki", "kind": "saas", "name": "wiki", "environment": "production", "criticality": "tier3"}
+        ],
+        "edges": [
+            {"type": "owns", "from": "owner", "to": "owned"},
+            {"type": "owns", "from": "leaver", "to": "gone"},
+            {"type": "holds", "from": "owned", "to": "fresh"},
+            {"type": "holds", "from": "gone", "to": "stale"},
+            {"type": "can_access", "from": "gone", "to": "wiki", "privilege": "read"},
+            {"type": "can_access", "from": "orphan", "to": "vault", "privilege": "write"}
+        ]
+    });
+    let (summary, _) = store.bootstrap(&doc, Utc::now(), &text("first roles")).await.unwrap();
+    World { store, ids: summary.ids.into_iter().collect() }
+}
+
+#[tokio::test]
+async fn a_failure_opens_a_finding_that_is_remediated_then_closed_on_evidence() {
+    let w = world().await;
+    let s = &w.store;
+    w.publish("NHI-OWN-01", Check::ActiveOwner, ControlScope::default()).await;
+    let head = s.chain_head().await.unwrap();
+
+    // The first evaluation: one decision for every result.
+    let report = s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!(report.full, vec!["NHI-OWN-01".to_string()]);
+    let after = s.chain_head().await.unwrap();
+    assert_eq!(after.seq, head.seq + 1, "a full evaluation is one decision, not one per subject");
+    assert_eq!(w.status("NHI-OWN-01", "owned").await, Some(ControlStatus::Pass));
+    assert_eq!(w.status("NHI-OWN-01", "orphan").await, Some(ControlStatus::Fail));
+    assert_eq!(w.status("NHI-OWN-01", "gone").await, Some(ControlStatus::Fail));
+    assert_eq!(w.status("NHI-OWN-01", "off").await, None, "a decommissioned NHI is not judged");
+    let rows = s.control_results("NHI-OWN-01", Some(ControlStatus::Fail), None).await.unwrap();
+    let gone = rows.iter().find(|r| r.subject == w.id("gone")).unwrap();
+    assert_eq!(gone.facts, "every owner is inactive: leaver@x.example");
+
+    let open =
+        s.findings(&FindingFilter { status: Some(FindingStatus::Open), ..Default::default() }, 10).await.unwrap();
+    let mut failing: Vec<NodeId> = open.iter().map(|f| f.subject.clone()).collect();
+    failing.sort();
+    let mut expected = vec![w.id("orphan"), w.id("gone"), w.id("dev")];
+    expected.sort();
+    assert_eq!(failing, expected);
+    let finding = open.iter().find(|f| f.subject == w.id("orphan")).unwrap().clone();
+    let failure = s.decisions_by_id(&[finding.opened_by.clone().unwrap()]).await.unwrap().pop().unwrap();
+    assert_eq!((failure.kind, failure.outcome), (DecisionKind::EvaluateControl, Outcome::Completed));
+    assert!(failure.inputs.contains("\"digest\""), "{}", failure.inputs);
+
+    // Nothing changed: a second pass records nothing.
+    let again = s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!((again.full.len(), again.changes), (0, 0));
+    assert_eq!(s.chain_head().await.unwrap(), after);
+
+    // Remediation: the orphan gets an owner. Its result changes, as a decision.
+    let before_fix = Utc::now();
+    let edge = NewEdge::parse(EdgeKind::Owns, w.id("owner"), w.id("orphan"), EdgeAttrs::default()).unwrap();
+    s.govern(&w.actor("admin1"), &Change::Relate { edge }, &text("owner found")).await.unwrap();
+    let report = s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!(report.changes, 1);
+    assert_eq!(w.status("NHI-OWN-01", "orphan").await, Some(ControlStatus::Pass));
+    let f = s.findings_by_id(std::slice::from_ref(&finding.id)).await.unwrap().pop().unwrap();
+    assert_eq!(f.status, FindingStatus::Open, "remediated is not closed");
+    let verification = s.decisions_by_id(&[f.remediated_by.clone().unwrap()]).await.unwrap().pop().unwrap();
+    assert_eq!((verification.kind, verification.outcome), (DecisionKind::ControlResult, Outcome::Passed));
+    assert_eq!(verification.subject, w.id("orphan"));
+    assert!(verification.rationale.starts_with("NHI-OWN-01 v1: fail → pass"), "{}", verification.rationale);
+
+    // As it stood before the fix, the orphan failed.
+    let then = s.control_results("NHI-OWN-01", None, Some(before_fix)).await.unwrap();
+    assert_eq!(then.iter().find(|r| r.subject == w.id("orphan")).unwrap().status, ControlStatus::Fail);
+
+    // Closing: with evidence from a case linked as the remediation, by someone who does
+    // not own the subject.
+    let case = s
+        .open_case(
+            &w.id("owner"),
+            &NewCase {
+                title: text("orphaned token"),
+                description: None,
+                severity: Some(Severity::Medium),
+                alerts: vec![],
+                subjects: vec![w.id("orphan")],
+                assignee: Some(w.id("owner")),
+                refs: vec![],
+            },
+            &SlaHours::default(),
+        )
+        .await
+        .unwrap();
+    let ev = s
+        .attach_evidence(
+            &w.id("owner"),
+            &case.id,
+            &NewEvidence {
+                kind: EvidenceKind::Note,
+                content: EvidenceContent::parse("owner confirmed in the CMDB").unwrap(),
+                source: Label::parse("cmdb").unwrap(),
+                collected_at: None,
+                supersedes: None,
+                supersede_reason: None,
+                refs: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    s.link_finding(&w.actor("owner"), &finding.id, &case.id, &text("worked here")).await.unwrap();
+    let twice = s.link_finding(&w.actor("owner"), &finding.id, &case.id, &text("again")).await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    let by_owner = s.close_finding(&w.actor("owner"), &finding.id, std::slice::from_ref(&ev.id), &text("done")).await;
+    match by_owner {
+        Err(StoreError::Refused { violation, .. }) => assert_eq!(violation.rule, RuleKind::OwnerCannotCloseFinding),
+        other => panic!("the owner closed their own finding: {other:?}"),
+    }
+    let no_evidence = s.close_finding(&w.actor("admin2"), &finding.id, &[], &text("done")).await;
+    assert!(matches!(no_evidence, Err(StoreError::Invalid(_))));
+    let closed = s
+        .close_finding(&w.actor("admin2"), &finding.id, std::slice::from_ref(&ev.id), &text("verified"))
+        .await
+        .unwrap();
+    assert_eq!((closed.kind, closed.outcome), (DecisionKind::CloseFinding, Outcome::Closed));
+    let f = s.findings_by_id(std::slice::from_ref(&finding.id)).await.unwrap().pop().unwrap();
+    assert_eq!(f.status, FindingStatus::Closed);
+    assert_eq!((f.links.clone(), f.evidence.clone()), (vec![case.id.clone()], vec![ev.id.clone()]));
+    assert_eq!(f.closing_decision, Some(closed.id.clone()));
+
+    // A finding whose check still fails does not close.
+    let gone = open.iter().find(|f| f.subject == w.id("gone")).unwrap();
+    let early = s.close_finding(&w.actor("admin2"), &gone.id, std::slice::from_ref(&ev.id), &text("done")).await;
+    assert!(matches!(early, Err(StoreError::Invalid(ref e)) if e.message.contains("still fails")), "{early:?}");
+
+    // An exception that names the control waives the failure while it is active.
+    let x = s
+        .create_request(
+            &w.id("owner"),
+            &NewRequest {
+                kind: RequestKind::Exception,
+                subject: w.id("gone"),
+                target: None,
+                privilege: None,
+                duration_days: Some(30),
+                justification: text("owner being hired"),
+                ticket_ref: None,
+                case: None,
+                compensating_controls: vec![text("key rotated weekly")],
+                review_days: Some(14),
+                refs: vec![],
+                waives: vec!["NHI-OWN-01".into()],
+            },
+        )
+        .await
+        .unwrap();
+    for approver in ["a1", "a2"] {
+        let r = s.requests_by_id(std::slice::from_ref(&x.id)).await.unwrap().pop().unwrap();
+        if r.status == RequestStatus::Pending {
+            s.decide_request(&w.actor(approver), &x.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+        }
+    }
+    s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!(w.status("NHI-OWN-01", "gone").await, Some(ControlStatus::PassedByException));
+    let report = s.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+}
+
+#[tokio::test]
+async fn time_access_and_scope_checks_judge_the_graph() {
+    let w = world().await;
+    let s = &w.store;
+    let prod = ControlScope { environments: vec![Environment::Production], ..Default::default() };
+    w.publish("NHI-ROT-01", Check::SecretRotated { max_age_days: 90 }, prod.clone()).await;
+    w.publish("NHI-PRIV-01", Check::PrivilegedAccessGoverned { tier: Criticality::Tier0 }, ControlScope::default())
+        .await;
+    w.publish("NHI-STALE-01", Check::UnusedAccess { days: 30 }, prod.clone()).await;
+    w.publish("NHI-OWN-02", Check::ActiveOwner, prod).await;
+    // A feed reports admin access to a tier0 vault that no decision stands behind.
+    let feed = json!({
+        "source": "cloud",
+        "nodes": [
+            {"type": "nhi", "ref": "rogue", "kind": "service_account", "name": "rogue", "environment": "production"},
+            {"type": "system", "ref": "vault2", "kind": "vault", "name": "vault2", "environment": "production", "criticality": "tier0"}
+        ],
+        "edges": [{"type": "can_access", "from": "rogue", "to": "vault2", "privilege": "admin"}]
+    });
+    let imported = s.import(&graph_model::inventory::Inventory::parse(&feed, Utc::now()).unwrap()).await.unwrap();
+    let rogue = imported.ids.iter().find(|(r, _)| r == "rogue").unwrap().1.clone();
+    let now = Utc::now();
+    let report = s.evaluate_controls(now).await.unwrap();
+    assert_eq!(report.full.len(), 4);
+    let priv_rows = s.control_results("NHI-PRIV-01", None, None).await.unwrap();
+    let rogue_row = priv_rows.iter().find(|r| r.subject == rogue).unwrap();
+    assert_eq!(rogue_row.status, ControlStatus::Fail);
+    assert!(rogue_row.facts.contains("no decision stands behind it"), "{}", rogue_row.facts);
+
+    assert_eq!(w.status("NHI-ROT-01", "fresh").await, Some(ControlStatus::Pass));
+    assert_eq!(w.status("NHI-ROT-01", "stale").await, Some(ControlStatus::Fail));
+    // Write access to a tier0 vault that the first roles adopted as the baseline.
+    assert_eq!(w.status("NHI-PRIV-01", "orphan").await, Some(ControlStatus::Pass));
+    assert_eq!(w.status("NHI-PRIV-01", "gone").await, None, "read access to a tier3 wiki is not judged");
+    assert_eq!(w.status("NHI-STALE-01", "gone").await, Some(ControlStatus::Fail), "unused 100 days, holding access");
+    assert_eq!(w.status("NHI-STALE-01", "owned").await, Some(ControlStatus::Pass));
+    assert_eq!(w.status("NHI-OWN-02", "dev").await, None, "out of scope");
+
+    // Seventy-one days on, the fresh secret is past 90 days too; the clock is injected.
+    let later = s.evaluate_controls(now + Duration::days(71)).await.unwrap();
+    assert!(later.changes >= 1, "{later:?}");
+    assert_eq!(w.status("NHI-ROT-01", "fresh").await, Some(ControlStatus::Fail));
+
+    // Decommissioning the stale NHI takes it out of the unused-access check's reach.
+    let off = Change::NhiStatus { nhi: w.id("gone"), status: NhiStatus::Decommissioned };
+    let g = s.govern(&w.actor("admin1"), &off, &text("retired")).await.unwrap();
+    assert!(g.applied(), "{g:?}");
+    s.evaluate_controls(now).await.unwrap();
+    assert_eq!(w.status("NHI-STALE-01", "gone").await, Some(ControlStatus::NotApplicable));
+    let f = s
+        .findings(
+            &FindingFilter { control: Some("NHI-STALE-01".into()), subject: Some(w.id("gone")), ..Default::default() },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.len(), 1, "one finding, however often it was judged: {f:?}");
+    assert!(f[0].remediated_at.is_some(), "the risk went with the NHI");
+
+    // A second version is evaluated in full again, under its own digest.
+    w.publish("NHI-ROT-01", Check::SecretRotated { max_age_days: 365 }, ControlScope::default()).await;
+    let report = s.evaluate_controls(now).await.unwrap();
+    assert_eq!(report.full, vec!["NHI-ROT-01".to_string()]);
+    assert_eq!(w.status("NHI-ROT-01", "stale").await, Some(ControlStatus::Pass));
+    let v = s.control_versions("NHI-ROT-01").await.unwrap();
+    assert_eq!(v.iter().map(|c| c.version).collect::<Vec<_>>(), vec![2, 1]);
+}

@@ -1,0 +1,10 @@
+//! Compliance over the graph: controls (versioned checks with an owner and a scope),
+//! their results per subject now and at any past time, and the findings failures open,
+//! followed to remediation and closure.
+
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+pub use mutation::ComplianceMutation;
+pub use query::ComplianceQuery;
