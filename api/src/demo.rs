@@ -1,10 +1,15 @@
 //! The demo graph (`fixtures/demo.json`), loaded by `nhigov serve --demo` into an empty
-//! store so a newcomer can query at once, with the alerts it raises: the stale ownership
-//! left by a person who has gone, and a scanner finding about a key nobody knows.
+//! store so a newcomer can query at once, with the alerts it raises (the stale ownership
+//! left by a person who has gone, and a scanner finding about a key nobody knows) and its
+//! controls, evaluated, a few failing for real reasons.
 
 use chrono::Utc;
-use graph_model::store::{ImportSummary, Store, StoreError};
-use graph_model::{Email, Label, NewAlert, Severity, SubjectRef, Text};
+use graph_model::domain::control::{Check, ControlDraft, ControlScope};
+use graph_model::store::{Actor, ImportSummary, Store, StoreError};
+use graph_model::{
+    Change, Criticality, DecideOutcome, Email, Environment, FrameworkRef, Label, NewAlert, NodeId, Role, Severity,
+    SubjectRef, Table, Text,
+};
 
 /// The demo document, built into the binary so `--demo` works from any directory.
 pub const DEMO: &str = include_str!("../../fixtures/demo.json");
@@ -44,7 +49,75 @@ pub async fn load(store: &Store) -> Result<Option<ImportSummary>, StoreError> {
         dedupe_key: "demo-unknown-aws-key".into(),
     };
     store.ingest_alert(&unknown).await?;
+    let id = |r: &str| summary.ids.iter().find(|(k, _)| k == r).map(|(_, id)| id.clone());
+    if let (Some(sam), Some(noor), Some(ada)) = (id("sam"), id("noor"), id("ada")) {
+        publish_controls(store, &sam, &noor, &ada).await?;
+    }
     Ok(Some(summary))
+}
+
+/// The demo's controls, owned by its auditor: each filed by one admin and approved by
+/// the other, as any control is, then evaluated once so their results are there at start.
+async fn publish_controls(store: &Store, filer: &NodeId, approver: &NodeId, owner: &NodeId) -> Result<(), StoreError> {
+    let prod = ControlScope { environments: vec![Environment::Production], ..Default::default() };
+    let controls = [
+        ("NHI-OWN-01", "Every active NHI has an active owner", Check::ActiveOwner, ControlScope::default(), "ID.AM-08"),
+        (
+            "NHI-ROT-01",
+            "Production secrets are rotated within 90 days",
+            Check::SecretRotated { max_age_days: 90 },
+            prod.clone(),
+            "PR.AA-01",
+        ),
+        (
+            "NHI-PRIV-01",
+            "Privileged access to tier0 systems is approved and current",
+            Check::PrivilegedAccessGoverned { tier: Criticality::Tier0 },
+            ControlScope::default(),
+            "PR.AA-05",
+        ),
+        (
+            "NHI-STALE-01",
+            "No NHI unused for 90 days still holds access",
+            Check::UnusedAccess { days: 90 },
+            prod,
+            "PR.AA-05",
+        ),
+        (
+            "NHI-EXC-01",
+            "Exceptions are reviewed before their review date",
+            Check::ExceptionReviewed,
+            ControlScope::default(),
+            "GV.OV-01",
+        ),
+        (
+            "NHI-BG-01",
+            "Break-glass access is approved within its window",
+            Check::EmergencyApproved,
+            ControlScope::default(),
+            "PR.AA-05",
+        ),
+    ];
+    let admin = |id: &NodeId| Actor { id: id.clone(), roles: vec![Role::Admin] };
+    for (key, title, check, scope, reference) in controls {
+        let draft = ControlDraft {
+            key: key.into(),
+            title: title.into(),
+            description: String::new(),
+            owner: owner.clone(),
+            refs: FrameworkRef::parse(reference).into_iter().collect(),
+            scope,
+            check,
+        };
+        let change = Change::Control { id: NodeId::generate(Table::Control), draft };
+        let why = Text::parse("the demo company's controls").map_err(StoreError::from)?;
+        let filed = store.govern(&admin(filer), &change, &why).await?;
+        if let Some(request) = filed.request {
+            store.decide_request(&admin(approver), &request.id, DecideOutcome::Approve, &why, &[]).await?;
+        }
+    }
+    store.evaluate_controls(Utc::now()).await?;
+    Ok(())
 }
 
 pub fn investigator() -> Email {

@@ -5,6 +5,7 @@
 mod auth;
 mod bad_input;
 mod cases;
+mod compliance;
 mod concurrency;
 mod console;
 mod containers;

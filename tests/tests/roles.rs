@@ -159,6 +159,23 @@ fn call(op: &str, role: &str) -> (String, Value) {
         ),
         "revokeApiToken" => ("mutation { revokeApiToken(id: \"doesnotexist\") { id } }", json!({})),
         "apiTokens" => ("{ apiTokens { id } }", json!({})),
+        "controls" => ("{ controls { key } }", json!({})),
+        "control" => ("{ control(key: \"NHI-NONE-01\") { key } }", json!({})),
+        "controlResults" => ("{ controlResults(controlKey: \"NHI-NONE-01\") { totalCount } }", json!({})),
+        "findings" => ("{ findings { id } }", json!({})),
+        "finding" => ("query($i: ID!) { finding(id: $i) { id } }", json!({ "i": x("finding") })),
+        "linkFinding" => (
+            "mutation($i: ID!, $c: ID!) { linkFinding(id: $i, toId: $c, rationale: \"r\") { id } }",
+            json!({ "i": x("finding"), "c": x("case") }),
+        ),
+        "closeFinding" => (
+            "mutation($i: ID!, $e: ID!) { closeFinding(id: $i, evidenceIds: [$e], rationale: \"r\") { id } }",
+            json!({ "i": x("finding"), "e": x("evidence") }),
+        ),
+        "publishControl" => (
+            "mutation($p: ID!) { publishControl(input: { key: \"NHI-M-01\", title: \"t\", ownerId: $p, check: { kind: ACTIVE_OWNER } }, rationale: \"r\") { request { id } } }",
+            json!({ "p": x("person") }),
+        ),
         "ungovernedAccess" => ("{ ungovernedAccess { total } }", json!({})),
         "feeds" => ("{ feeds { source } }", json!({})),
         "adoptBaseline" => {

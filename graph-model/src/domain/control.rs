@@ -20,6 +20,7 @@ use super::canonical;
 use super::framework::FrameworkRef;
 use super::ids::{EdgeId, NodeId, Table};
 use super::request::{ExceptionStatus, RequestStatus};
+pub use super::values::check_control_key as check_key;
 use super::values::{Criticality, Environment, NhiKind, NhiStatus, Privilege, TargetFacts, ValueError, text_enum};
 
 text_enum!(
@@ -233,27 +234,6 @@ impl ControlDraft {
 
     pub fn sha256(&self, version: u32) -> String {
         super::case::sha256_hex(self.canonical(version).as_bytes())
-    }
-}
-
-/// A control key: upper-case letters and digits in two or more parts joined by `-`,
-/// at most 40 characters.
-pub fn check_key(key: &str) -> Result<(), ValueError> {
-    let parts: Vec<&str> = key.split('-').collect();
-    let ok = key.len() <= 40
-        && parts.len() >= 2
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
-        && key.starts_with(|c: char| c.is_ascii_uppercase());
-    if ok {
-        Ok(())
-    } else {
-        Err(ValueError::new(
-            "key",
-            format!(
-                "`{}` is not a control key: upper-case letters and digits in parts joined by `-`, like NHI-ROT-01",
-                key.chars().take(60).collect::<String>()
-            ),
-        ))
     }
 }
 

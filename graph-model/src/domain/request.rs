@@ -139,7 +139,7 @@ impl NewRequest {
             return Err(ValueError::new("waives", "only exception requests waive controls"));
         }
         for key in &self.waives {
-            super::control::check_key(key).map_err(|e| e.at("waives"))?;
+            super::values::check_control_key(key).map_err(|e| e.at("waives"))?;
         }
         if let Some(d) = self.duration_days
             && !(1..=3650).contains(&d)

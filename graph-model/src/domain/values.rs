@@ -384,6 +384,27 @@ impl<'de> Deserialize<'de> for RotationDays {
     }
 }
 
+/// A control key: upper-case letters and digits in two or more parts joined by `-`,
+/// at most 40 characters.
+pub fn check_control_key(key: &str) -> Result<(), ValueError> {
+    let parts: Vec<&str> = key.split('-').collect();
+    let ok = key.len() <= 40
+        && parts.len() >= 2
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+        && key.starts_with(|c: char| c.is_ascii_uppercase());
+    if ok {
+        Ok(())
+    } else {
+        Err(ValueError::new(
+            "key",
+            format!(
+                "`{}` is not a control key: upper-case letters and digits in parts joined by `-`, like NHI-ROT-01",
+                key.chars().take(60).collect::<String>()
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

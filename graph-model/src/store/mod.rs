@@ -247,6 +247,8 @@ pub struct Store {
     feeds: Arc<crate::domain::feeds::FeedFreshness>,
     /// Woken by every write except the control evaluator's own (see `governance::controls`).
     controls_wake: Arc<tokio::sync::Notify>,
+    /// Control evaluations of this process take turns (the lease orders replicas).
+    controls_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -303,6 +305,7 @@ impl Store {
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
+            controls_turn: Arc::new(tokio::sync::Mutex::new(())),
             graph: Store::new_live_graph(cfg.graph_refresh),
             feed: Arc::default(),
             feeds: Arc::new(cfg.feed_freshness.clone()),
@@ -345,6 +348,7 @@ impl Store {
         Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
+            controls_turn: Arc::new(tokio::sync::Mutex::new(())),
             graph: Store::new_live_graph(self.graph.refresh),
             feed: Arc::default(),
             ..self.clone()

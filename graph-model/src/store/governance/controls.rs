@@ -248,6 +248,7 @@ impl Store {
     }
 
     async fn evaluate_controls_quietly(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
+        let _turn = self.controls_turn.lock().await;
         if !self.take_control_lease().await? {
             return Ok(EvaluationReport { skipped: true, ..Default::default() });
         }

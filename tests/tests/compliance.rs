@@ -1,0 +1,183 @@
+//! Controls through the API on the demo data: what failed and why, a failure followed to
+//! its remediation and closure in one query, and who may publish and close.
+
+use std::time::Duration;
+
+use nhigov_tests::{TestServer, code};
+use serde_json::{Value, json};
+
+const RESULTS: &str = "query($k: String!, $s: ControlStatus) {
+    controlResults(controlKey: $k, status: $s, first: 1000) { totalCount results { subjectId status facts finding { id } } } }";
+
+async fn nhi_id(s: &TestServer, t: &str, name: &str) -> String {
+    let d = s
+        .ok(
+            t,
+            "query($n: String) { nhis(filter: { nameContains: $n }) { edges { node { id } } } }",
+            json!({ "n": name }),
+        )
+        .await;
+    d["nhis"]["edges"][0]["node"]["id"].as_str().unwrap().to_owned()
+}
+
+/// The result of `subject` under `key`, waiting (up to ten seconds) for the server's
+/// own evaluator to reach `want`.
+async fn result_becomes(s: &TestServer, t: &str, key: &str, subject: &str, want: &str) -> Value {
+    for _ in 0..100 {
+        let d = s.ok(t, RESULTS, json!({ "k": key, "s": want })).await;
+        let rows = d["controlResults"]["results"].as_array().unwrap();
+        if let Some(r) = rows.iter().find(|r| r["subjectId"] == subject) {
+            return r.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{subject} never became {want} under {key}");
+}
+
+#[tokio::test]
+async fn the_demo_controls_fail_for_real_reasons_and_a_failure_is_followed_to_its_closing() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let ada = s.token("ada.lindqvist@corvid.example");
+    let d =
+        s.ok(&ada, "{ controls { key version check { kind } counts { pass fail } owner { email } } }", json!({})).await;
+    let controls = d["controls"].as_array().unwrap();
+    assert_eq!(controls.len(), 6, "{controls:?}");
+    assert!(controls.iter().all(|c| c["owner"]["email"] == "ada.lindqvist@corvid.example" && c["version"] == 1));
+    let fails = |key: &str| controls.iter().find(|c| c["key"] == key).unwrap()["counts"]["fail"].as_u64().unwrap();
+    assert!(fails("NHI-OWN-01") >= 1 && fails("NHI-ROT-01") >= 1, "{controls:?}");
+
+    // The orphaned ETL runner fails NHI-OWN-01: its only owner has left.
+    let etl = nhi_id(&s, &ada, "etl-runner").await;
+    let row = result_becomes(&s, &ada, "NHI-OWN-01", &etl, "FAIL").await;
+    assert!(row["facts"].as_str().unwrap().starts_with("every owner is inactive: lena.fischer"), "{row}");
+    let finding = row["finding"]["id"].as_str().unwrap().to_owned();
+
+    // Remediation: an investigator opens a case and links it; an admin decommissions
+    // the NHI. The server's evaluator sees it without anyone running a job.
+    let ines = s.token(nhigov::demo::DEMO_INVESTIGATOR);
+    let d = s
+        .ok(&ines, "mutation($n: ID!) { openCase(input: { title: \"orphaned ETL runner\", severity: MEDIUM, subjectIds: [$n] }) { id } }", json!({ "n": etl }))
+        .await;
+    let case = d["openCase"]["id"].as_str().unwrap().to_owned();
+    let d = s
+        .ok(&ines, "mutation($c: ID!) { attachEvidence(caseId: $c, input: { kind: NOTE, content: \"runner retired with the old warehouse\", source: \"cmdb\" }) { id } }", json!({ "c": case }))
+        .await;
+    let evidence = d["attachEvidence"]["id"].as_str().unwrap().to_owned();
+    s.ok(
+        &ines,
+        "mutation($f: ID!, $c: ID!) { linkFinding(id: $f, toId: $c, rationale: \"worked here\") { kind outcome } }",
+        json!({ "f": finding, "c": case }),
+    )
+    .await;
+    let jules = s.token("jules.martin@corvid.example");
+    let early = s
+        .gql(
+            &jules,
+            "mutation($f: ID!, $e: ID!) { closeFinding(id: $f, evidenceIds: [$e], rationale: \"done\") { id } }",
+            json!({ "f": finding, "e": evidence }),
+        )
+        .await
+        .1;
+    assert_eq!(code(&early), "BAD_USER_INPUT", "a finding whose check still fails stays open: {early}");
+    let sam = s.token(nhigov::demo::DEMO_ADMIN);
+    s.ok(
+        &sam,
+        "mutation($n: ID!) { updateNhi(id: $n, input: { status: DECOMMISSIONED }) { decision { outcome } } }",
+        json!({ "n": etl }),
+    )
+    .await;
+    result_becomes(&s, &ada, "NHI-OWN-01", &etl, "NOT_APPLICABLE").await;
+
+    // A viewer may read but not close; an approver closes it on the evidence.
+    let marco = s.token("marco.bianchi@corvid.example");
+    let close = "mutation($f: ID!, $e: ID!) { closeFinding(id: $f, evidenceIds: [$e], rationale: \"verified in the CMDB\") { kind outcome } }";
+    let denied = s.gql(&marco, close, json!({ "f": finding, "e": evidence })).await.1;
+    assert_eq!(code(&denied), "FORBIDDEN", "{denied}");
+    let d = s.ok(&jules, close, json!({ "f": finding, "e": evidence })).await;
+    assert_eq!(d["closeFinding"], json!({ "kind": "CLOSE_FINDING", "outcome": "CLOSED" }));
+
+    // The auditor's one query: failure, remediation, verification, closing and proof.
+    let d = s
+        .ok(
+            &ada,
+            "query($f: ID!) { finding(id: $f) { status control { key version sha256 intact }
+                failure { kind outcome seq } cases { id } remediatedAt
+                verification { kind outcome seq rationale } closedBy { email } closingDecision { seq }
+                evidence { id } } }",
+            json!({ "f": finding }),
+        )
+        .await;
+    let f = &d["finding"];
+    assert_eq!(f["status"], "CLOSED");
+    assert_eq!(f["control"]["key"], "NHI-OWN-01");
+    assert_eq!(f["control"]["intact"], true);
+    assert_eq!(f["failure"]["kind"], "EVALUATE_CONTROL");
+    assert_eq!(f["cases"], json!([{ "id": case }]));
+    assert_eq!(
+        (f["verification"]["kind"].as_str(), f["verification"]["outcome"].as_str()),
+        (Some("CONTROL_RESULT"), Some("NOT_APPLICABLE"))
+    );
+    assert!(f["remediatedAt"].is_string());
+    assert_eq!(f["closedBy"]["email"], "jules.martin@corvid.example");
+    assert_eq!(f["evidence"], json!([{ "id": evidence }]));
+    let seq = |v: &Value| v["seq"].as_u64().unwrap();
+    assert!(seq(&f["failure"]) < seq(&f["verification"]) && seq(&f["verification"]) < seq(&f["closingDecision"]));
+    let d = s.ok(&ada, "{ verifyDecisionChain { firstBroken { seq } } }", json!({})).await;
+    assert!(d["verifyDecisionChain"]["firstBroken"].is_null());
+}
+
+#[tokio::test]
+async fn a_control_version_needs_two_admins_and_nobody_else_may_ask() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let publish =
+        "mutation($i: ControlInput!) { publishControl(input: $i, rationale: \"stricter\") { request { id status } } }";
+    let d = s
+        .ok(
+            &s.token("ada.lindqvist@corvid.example"),
+            "{ people(first: 50) { edges { node { id email } } } }",
+            json!({}),
+        )
+        .await;
+    let ada_id = d["people"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["node"]["email"] == "ada.lindqvist@corvid.example")
+        .unwrap()["node"]["id"]
+        .clone();
+    let input = json!({
+        "key": "NHI-ROT-01", "title": "Production secrets are rotated within 30 days", "ownerId": ada_id,
+        "scope": { "environments": ["PRODUCTION"] }, "check": { "kind": "SECRET_ROTATED", "maxAgeDays": 30 }, "refs": ["PR.AA-1"]
+    });
+    for who in [
+        "ines.ortega@corvid.example",
+        "jules.martin@corvid.example",
+        "ada.lindqvist@corvid.example",
+        "scanner@corvid.example",
+    ] {
+        let body = s.gql(&s.token(who), publish, json!({ "i": input })).await.1;
+        assert_eq!(code(&body), "FORBIDDEN", "{who}: {body}");
+    }
+    let bad = s
+        .gql(
+            &s.token(nhigov::demo::DEMO_ADMIN),
+            publish,
+            json!({ "i": { "key": "rot", "title": "x", "ownerId": ada_id, "check": { "kind": "SECRET_ROTATED" } } }),
+        )
+        .await
+        .1;
+    assert_eq!(code(&bad), "BAD_USER_INPUT", "{bad}");
+    let sam = s.token(nhigov::demo::DEMO_ADMIN);
+    let d = s.ok(&sam, publish, json!({ "i": input })).await;
+    let request = d["publishControl"]["request"]["id"].as_str().unwrap().to_owned();
+    let decide =
+        "mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: \"ok\") { request { status } } }";
+    let own = s.gql(&sam, decide, json!({ "r": request })).await.1;
+    assert_eq!(code(&own), "SOD_VIOLATION", "{own}");
+    let d = s.ok(&s.token("noor.aziz@corvid.example"), decide, json!({ "r": request })).await;
+    assert_eq!(d["decideRequest"]["request"]["status"], "APPROVED");
+    let d = s.ok(&sam, "{ control(key: \"NHI-ROT-01\") { version check { maxAgeDays } refs } }", json!({})).await;
+    assert_eq!(d["control"], json!({ "version": 2, "check": { "maxAgeDays": 30 }, "refs": ["PR.AA-01"] }));
+}
