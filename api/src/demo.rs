@@ -52,13 +52,19 @@ pub async fn load(store: &Store) -> Result<Option<ImportSummary>, StoreError> {
     let id = |r: &str| summary.ids.iter().find(|(k, _)| k == r).map(|(_, id)| id.clone());
     if let (Some(sam), Some(noor), Some(ada)) = (id("sam"), id("noor"), id("ada")) {
         publish_controls(store, &sam, &noor, &ada).await?;
+        store.evaluate_controls(Utc::now()).await?;
     }
     Ok(Some(summary))
 }
 
-/// The demo's controls, owned by its auditor: each filed by one admin and approved by
-/// the other, as any control is, then evaluated once so their results are there at start.
-async fn publish_controls(store: &Store, filer: &NodeId, approver: &NodeId, owner: &NodeId) -> Result<(), StoreError> {
+/// The demo's six controls (one of each check), owned by `owner`: each filed by one admin
+/// and approved by the other, as any control is. The benchmark publishes them too.
+pub async fn publish_controls(
+    store: &Store,
+    filer: &NodeId,
+    approver: &NodeId,
+    owner: &NodeId,
+) -> Result<(), StoreError> {
     let prod = ControlScope { environments: vec![Environment::Production], ..Default::default() };
     let controls = [
         ("NHI-OWN-01", "Every active NHI has an active owner", Check::ActiveOwner, ControlScope::default(), "ID.AM-08"),
@@ -116,7 +122,6 @@ async fn publish_controls(store: &Store, filer: &NodeId, approver: &NodeId, owne
             store.decide_request(&admin(approver), &request.id, DecideOutcome::Approve, &why, &[]).await?;
         }
     }
-    store.evaluate_controls(Utc::now()).await?;
     Ok(())
 }
 

@@ -60,6 +60,16 @@ impl IndexedEdge {
     }
 }
 
+/// An edge as the index holds it, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeView<'a> {
+    pub id: &'a EdgeId,
+    pub from: &'a NodeId,
+    pub to: &'a NodeId,
+    pub privilege: Option<Privilege>,
+    pub governed: Option<bool>,
+}
+
 /// One edge of a witness path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -161,6 +171,22 @@ impl GraphIndex {
         self.out.push(Vec::new());
         self.inn.push(Vec::new());
         n
+    }
+
+    /// What is known of `id`, if the index holds it.
+    pub fn meta(&self, id: &NodeId) -> Option<NodeMeta> {
+        self.number.get(id).and_then(|n| self.meta[*n as usize])
+    }
+
+    /// Every edge in force at `t`, for scans over the whole graph (compliance checks).
+    pub fn edges_in_force(&self, t: DateTime<Utc>) -> impl Iterator<Item = EdgeView<'_>> {
+        self.edges.iter().filter(move |e| e.in_force_at(t)).map(|e| EdgeView {
+            id: &e.id,
+            from: &self.ids[e.from as usize],
+            to: &self.ids[e.to as usize],
+            privilege: e.privilege,
+            governed: e.governed,
+        })
     }
 
     /// Record or refresh what is known of a node.

@@ -252,6 +252,13 @@ impl Store {
         Ok(index.shortest_path(from, to, max_hops, at.unwrap_or_else(Utc::now)))
     }
 
+    /// Read the index (refreshed when it needs it) with `f`.
+    pub(crate) async fn with_graph<R>(&self, f: impl FnOnce(&GraphIndex) -> R) -> Result<R> {
+        self.refresh_graph().await?;
+        let index = self.graph.index.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+        Ok(f(&index))
+    }
+
     /// How many edges and nodes the index holds.
     pub fn graph_size(&self) -> (usize, usize) {
         self.graph.index.read().map(|g| (g.edge_count(), g.node_count())).unwrap_or_default()

@@ -292,7 +292,12 @@ async fn run(args: Args) -> Result<()> {
     // but not the one measured here).
     // Their roles come from one genesis decision, as a deployment's first people's do.
     let requester = person(&store, "Bench Requester", "requester@bench.example").await?;
+    let admins = [
+        person(&store, "Bench Admin One", "admin1@bench.example").await?,
+        person(&store, "Bench Admin Two", "admin2@bench.example").await?,
+    ];
     let mut grants = vec![(requester.clone(), vec![Role::Investigator])];
+    grants.extend(admins.iter().map(|a| (a.clone(), vec![Role::Admin])));
     for i in 0..WRITERS {
         let a = person(&store, &format!("Bench Approver {i}"), &format!("approver{i}@bench.example")).await?;
         grants.push((a, vec![Role::Approver]));
@@ -453,6 +458,48 @@ async fn run(args: Args) -> Result<()> {
         String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or(""),
         t.elapsed().as_secs_f64()
     ));
+
+    // ---- controls, in-process again, after the server measurements so those stay
+    // comparable with earlier runs (the server evaluates controls after its writes).
+    let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
+    nhigov::demo::publish_controls(&store, &admins[0], &admins[1], &requester).await?;
+    let t = Instant::now();
+    let full = store.evaluate_controls(chrono::Utc::now()).await?;
+    let full_secs = t.elapsed().as_secs_f64();
+    let (mut judged, mut failing) = (0, 0);
+    for key in &full.full {
+        let rows = store.control_results(key, None, None).await?;
+        judged += rows.len();
+        failing += rows.iter().filter(|r| r.status.failing()).count();
+    }
+    report.say(format!(
+        "controls: {} evaluated in full in {full_secs:.2}s ({judged} results, {failing} failing, one decision each control)",
+        full.full.len()
+    ));
+    let t = Instant::now();
+    let idle = store.evaluate_controls(chrono::Utc::now()).await?;
+    ensure!(idle.changes == 0, "a pass with nothing changed recorded {} changes", idle.changes);
+    report.say(format!("controls: a pass with nothing changed in {:.2}s", t.elapsed().as_secs_f64()));
+    let admin = graph_model::store::Actor { id: admins[0].clone(), roles: vec![Role::Admin] };
+    let why = Text::parse("retired by the benchmark").map_err(|e| anyhow!(e.message))?;
+    let mut times = Vec::new();
+    let mut changes = 0;
+    let wall = Instant::now();
+    for nhi in origins.iter().take(10) {
+        let off = graph_model::Change::NhiStatus { nhi: nhi.clone(), status: graph_model::NhiStatus::Decommissioned };
+        store.govern(&admin, &off, &why).await?;
+        let t = Instant::now();
+        changes += store.evaluate_controls(chrono::Utc::now()).await?.changes;
+        times.push(t.elapsed());
+    }
+    report.add(Sample {
+        name: "in-process: controls, one NHI decommissioned, every control evaluated again".into(),
+        clients: 1,
+        times,
+        wall: wall.elapsed(),
+        note: format!("{changes} result changes recorded, one decision each"),
+    });
+    store.close().await;
 
     // ---- summary
     let in_process = report.get("in-process: graph index, blast radius 3 hops", 1).map(|s| s.p(0.5));

@@ -201,38 +201,63 @@ impl Store {
         self.records_by_id(Table::Control, ids).await
     }
 
-    /// One snapshot of the facts every check reads, in one round trip of flat scans.
-    pub async fn compliance_facts(&self) -> Result<ComplianceFacts> {
+    /// One snapshot of the facts every check reads at `now`: access, secrets held and
+    /// identities assumed from the in-process graph index (the largest part of the graph,
+    /// already in memory), the rest in one round trip of flat scans.
+    pub async fn compliance_facts(&self, now: DateTime<Utc>) -> Result<ComplianceFacts> {
         let sql = format!(
             "SELECT id, name, kind, environment, status, last_used_at, created_at FROM nhi;
              SELECT id, name, last_rotated_at, issued_at, created_at FROM secret;
-             SELECT id, criticality, environment FROM system;
              SELECT id, email, active FROM person;
              SELECT in, out FROM owns WHERE {IN_FORCE};
              SELECT in, out FROM member_of WHERE {IN_FORCE};
-             SELECT id, in, out, privilege, granted_by FROM can_access WHERE {IN_FORCE};
-             SELECT in, out FROM holds WHERE {IN_FORCE};
-             SELECT in, out FROM assumes WHERE {IN_FORCE};
              SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE status = 'active';
              SELECT id, subject, status, requested_at, post_approval_due, decided_at FROM request WHERE kind = 'emergency_access';
              SELECT granted_edge, approval_expires_at FROM request WHERE status = 'approved' AND granted_edge != NONE AND approval_expires_at != NONE;"
         );
         let mut resp = self.read(&sql, &Vars::new()).await?;
+        let (access, held, systems) = self
+            .with_graph(|g| {
+                let (mut access, mut held, mut systems) = (Vec::new(), Vec::new(), HashMap::new());
+                for e in g.edges_in_force(now) {
+                    match e.id.kind {
+                        EdgeKind::CanAccess => {
+                            if let Some(m) = g.meta(e.to)
+                                && let (Some(criticality), Some(environment)) = (m.criticality, m.environment)
+                            {
+                                systems.insert(e.to.clone(), TargetFacts { criticality, environment });
+                            }
+                            access.push(AccessRow {
+                                id: e.id.clone(),
+                                from: e.from.clone(),
+                                to: e.to.clone(),
+                                privilege: e.privilege,
+                                governed: e.governed == Some(true),
+                            });
+                        }
+                        EdgeKind::Holds | EdgeKind::Assumes => {
+                            held.push(Pair { from: e.from.clone(), to: e.to.clone() })
+                        }
+                        _ => {}
+                    }
+                }
+                (access, held, systems)
+            })
+            .await?;
         let rows = FactRows {
             nhis: take(&mut resp, 0)?,
             secrets: take(&mut resp, 1)?,
-            systems: take(&mut resp, 2)?,
-            people: take(&mut resp, 3)?,
-            owns: take(&mut resp, 4)?,
-            members: take(&mut resp, 5)?,
-            access: take(&mut resp, 6)?,
-            holds: take(&mut resp, 7)?,
-            assumes: take(&mut resp, 8)?,
-            exceptions: take(&mut resp, 9)?,
-            emergencies: take(&mut resp, 10)?,
-            approvals: take(&mut resp, 11)?,
+            people: take(&mut resp, 2)?,
+            owns: take(&mut resp, 3)?,
+            members: take(&mut resp, 4)?,
+            exceptions: take(&mut resp, 5)?,
+            emergencies: take(&mut resp, 6)?,
+            approvals: take(&mut resp, 7)?,
+            systems,
+            access,
+            held,
         };
-        Ok(rows.join(Utc::now()))
+        Ok(rows.join(now))
     }
 
     /// Evaluate every control's latest version at `now` and record what changed. Runs
@@ -287,7 +312,7 @@ impl Store {
         if controls.is_empty() {
             return Ok(report);
         }
-        let facts = self.compliance_facts().await?;
+        let facts = self.compliance_facts(now).await?;
         let evaluated = self.evaluated_versions(&controls).await?;
         for c in &controls {
             let results = control::evaluate(c, &facts, now);
@@ -830,13 +855,6 @@ struct SecretRow {
 }
 
 #[derive(Deserialize)]
-struct SystemRow {
-    id: NodeId,
-    criticality: Criticality,
-    environment: Environment,
-}
-
-#[derive(Deserialize)]
 struct PersonRow {
     id: NodeId,
     email: String,
@@ -851,15 +869,13 @@ struct Pair {
     to: NodeId,
 }
 
-#[derive(Deserialize)]
+/// An access edge in force, from the graph index.
 struct AccessRow {
     id: EdgeId,
-    #[serde(rename = "in")]
     from: NodeId,
-    #[serde(rename = "out")]
     to: NodeId,
     privilege: Option<Privilege>,
-    granted_by: Option<NodeId>,
+    governed: bool,
 }
 
 #[derive(Deserialize)]
@@ -893,13 +909,14 @@ struct ApprovalRow {
 struct FactRows {
     nhis: Vec<NhiRow>,
     secrets: Vec<SecretRow>,
-    systems: Vec<SystemRow>,
+    /// What the index knows of each system accessed.
+    systems: HashMap<NodeId, TargetFacts>,
     people: Vec<PersonRow>,
     owns: Vec<Pair>,
     members: Vec<Pair>,
     access: Vec<AccessRow>,
-    holds: Vec<Pair>,
-    assumes: Vec<Pair>,
+    /// Secrets held and identities assumed.
+    held: Vec<Pair>,
     exceptions: Vec<ExceptionRow>,
     emergencies: Vec<EmergencyRow>,
     approvals: Vec<ApprovalRow>,
@@ -909,7 +926,7 @@ impl FactRows {
     /// Join the rows into the facts each subject is judged on.
     fn join(self, now: DateTime<Utc>) -> ComplianceFacts {
         let people: HashMap<&NodeId, &PersonRow> = self.people.iter().map(|p| (&p.id, p)).collect();
-        let systems: HashMap<&NodeId, &SystemRow> = self.systems.iter().map(|s| (&s.id, s)).collect();
+        let systems = &self.systems;
         let mut team_members: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
         for m in &self.members {
             team_members.entry(&m.to).or_default().push(&m.from);
@@ -936,15 +953,15 @@ impl FactRows {
             access.entry(&a.from).or_default().push(AccessFacts {
                 edge: a.id.clone(),
                 system: a.to.clone(),
-                target: TargetFacts { criticality: s.criticality, environment: s.environment },
+                target: *s,
                 privilege,
-                governed: a.granted_by.is_some(),
+                governed: a.governed,
                 approval_lapsed: lapsed.contains(a.id.to_string().as_str()),
             });
         }
         let mut holds: HashMap<&NodeId, u32> = HashMap::new();
         let mut holders: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
-        for h in self.holds.iter().chain(&self.assumes) {
+        for h in &self.held {
             *holds.entry(&h.from).or_default() += 1;
             holders.entry(&h.to).or_default().push(&h.from);
         }
