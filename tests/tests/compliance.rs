@@ -181,3 +181,21 @@ async fn a_control_version_needs_two_admins_and_nobody_else_may_ask() {
     let d = s.ok(&sam, "{ control(key: \"NHI-ROT-01\") { version check { maxAgeDays } refs } }", json!({})).await;
     assert_eq!(d["control"], json!({ "version": 2, "check": { "maxAgeDays": 30 }, "refs": ["PR.AA-01"] }));
 }
+
+/// Every GraphQL block of docs/compliance.md is valid against the schema: the guide and
+/// the server cannot drift apart.
+#[tokio::test]
+async fn the_compliance_guide_queries_are_valid() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/compliance.md")).unwrap();
+    let blocks: Vec<&str> = guide.split("```graphql").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert!(blocks.len() >= 6, "{} blocks", blocks.len());
+    let admin = s.token(nhigov::demo::DEMO_ADMIN);
+    for block in blocks {
+        let vars = json!({ "f": "finding:doesnotexist", "n": "nhi:doesnotexist" });
+        let body = s.gql(&admin, block, vars).await.1;
+        let c = code(&body);
+        assert!(!c.starts_with("GRAPHQL_"), "{c}: {block}\n{body}");
+    }
+}
