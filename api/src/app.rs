@@ -29,7 +29,7 @@ impl App {
         let warming = store.warm_graph();
         let state = crate::app_state(cfg, store.clone(), auth);
         let every = Duration::from_secs(cfg.governance.sweep_secs.max(1));
-        let sweeper = tokio::spawn(sweep(store.clone(), every));
+        let sweeper = tokio::spawn(sweep(store.clone(), every, cfg.retention.clone()));
         let every = Duration::from_secs(cfg.governance.controls_secs.max(1));
         let evaluator = tokio::spawn(evaluate_controls(store, every));
         App { state, warming, sweeper, evaluator }
@@ -53,11 +53,22 @@ impl App {
 /// Every `every`, what the server does by itself: raise alerts for break-glass access
 /// left unapproved past its window (the alert puts it in front of people), close the
 /// approved rotations seen done, then close that overdue access, each closing a
-/// decision of the server. Failures are logged, and the next tick tries again.
-async fn sweep(store: Store, every: Duration) {
+/// decision of the server; and, at most hourly, prune what `retention` lets go.
+/// Failures are logged, and the next tick tries again.
+async fn sweep(store: Store, every: Duration, retention: graph_model::store::Retention) {
+    const PRUNE_EVERY: Duration = Duration::from_secs(3600);
     let mut tick = tokio::time::interval(every);
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
+        if retention.prunes() && pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned = Some(std::time::Instant::now());
+            match store.prune(chrono::Utc::now(), &retention).await {
+                Ok(r) if r == graph_model::store::PruneReport::default() => {}
+                Ok(r) => info!(events = r.events, deliveries = r.deliveries, traversals = r.traversals, "pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning failed"),
+            }
+        }
         match store.raise_overdue_emergency_alerts().await {
             Ok(0) => {}
             Ok(n) => info!(alerts = n, "emergency access past its approval window"),

@@ -52,6 +52,10 @@ pub struct Config {
     pub feeds: std::collections::BTreeMap<String, FeedConfig>,
     #[serde(default)]
     pub cors: CorsConfig,
+    /// How long operational records are kept (`[retention]`); the record an auditor
+    /// relies on is kept for ever (see `graph_model::store::Retention`).
+    #[serde(default)]
+    pub retention: graph_model::store::Retention,
 }
 
 /// Browser clients on other origins (`[cors]`).
@@ -218,6 +222,7 @@ impl Default for Config {
             telemetry: crate::telemetry::TelemetryConfig::default(),
             feeds: Default::default(),
             cors: CorsConfig::default(),
+            retention: Default::default(),
         }
     }
 }

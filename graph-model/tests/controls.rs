@@ -308,3 +308,31 @@ async fn time_access_and_scope_checks_judge_the_graph() {
     let v = s.control_versions("NHI-ROT-01").await.unwrap();
     assert_eq!(v.iter().map(|c| c.version).collect::<Vec<_>>(), vec![2, 1]);
 }
+
+#[tokio::test]
+async fn a_prune_removes_operational_records_and_the_chain_still_verifies() {
+    let w = world().await;
+    let s = &w.store;
+    w.publish("NHI-OWN-01", Check::ActiveOwner, ControlScope::default()).await;
+    s.evaluate_controls(Utc::now()).await.unwrap();
+    let head = s.chain_head().await.unwrap();
+    let later = Utc::now() + Duration::days(400);
+    let keep = graph_model::store::Retention::default();
+    assert_eq!(s.prune(later, &keep).await.unwrap(), graph_model::store::PruneReport::default(), "nothing configured");
+    let year = graph_model::store::Retention {
+        events_days: Some(365),
+        deliveries_days: Some(365),
+        traversals_days: Some(365),
+    };
+    assert_eq!(s.prune(Utc::now(), &year).await.unwrap().events, 0, "nothing is a year old yet");
+    let pruned = s.prune(later, &year).await.unwrap();
+    assert!(pruned.events >= head.seq, "every decision's event went: {pruned:?}");
+    assert_eq!(s.events_since(Utc::now() - Duration::days(1), 10).await.unwrap().len(), 0);
+    // The record an auditor relies on stays whole.
+    let report = s.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(report.length, head.seq);
+    assert_eq!(s.control_results("NHI-OWN-01", Some(ControlStatus::Fail), None).await.unwrap().len(), 3);
+    assert_eq!(s.findings(&FindingFilter::default(), 10).await.unwrap().len(), 3);
+    assert_eq!(s.prune(later, &year).await.unwrap(), graph_model::store::PruneReport::default(), "idempotent");
+}

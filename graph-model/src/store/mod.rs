@@ -19,6 +19,7 @@ mod import;
 pub mod metrics;
 mod nodes;
 mod reconcile;
+mod retention;
 mod schema;
 mod webhooks;
 
@@ -41,6 +42,7 @@ pub use governance::*;
 pub use graph::TraversalRecord;
 pub use import::{BulkProgress, BulkSummary, ImportPlan, ImportRun, ImportSummary};
 pub use nodes::{NodeFilter, NodeRecord, Page, PageRequest};
+pub use retention::{PruneReport, Retention};
 pub use schema::SCHEMA_VERSION;
 pub use webhooks::{Attempt, Delivery, DeliveryCounts};
 
