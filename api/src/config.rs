@@ -214,7 +214,7 @@ impl Default for Config {
             governance: GovernanceConfig {
                 sla_hours: graph_model::SlaHours::default(),
                 sweep_secs: 60,
-                controls_secs: 60,
+                controls_secs: 300,
             },
             graph: GraphConfig { max_hops: 6, node_cap: 10_000, refresh_ms: 500 },
             metrics: MetricsConfig::default(),

@@ -145,6 +145,12 @@ async fn a_failure_opens_a_finding_that_is_remediated_then_closed_on_evidence() 
     assert_eq!(verification.subject, w.id("orphan"));
     assert!(verification.rationale.starts_with("NHI-OWN-01 v1: fail → pass"), "{}", verification.rationale);
 
+    // The change reached the queue of the subject's owner (per-user subscriptions).
+    let events = s.events_since(before_fix - Duration::seconds(1), 100).await.unwrap();
+    let ev = events.iter().find(|e| e.summary.contains("NHI-OWN-01 v1: fail → pass")).expect("an event of the change");
+    assert!(ev.in_queue_of(&w.id("owner")), "{ev:?}");
+    assert!(!ev.in_queue_of(&w.id("a1")));
+
     // As it stood before the fix, the orphan failed.
     let then = s.control_results("NHI-OWN-01", None, Some(before_fix)).await.unwrap();
     assert_eq!(then.iter().find(|r| r.subject == w.id("orphan")).unwrap().status, ControlStatus::Fail);
@@ -335,4 +341,27 @@ async fn a_prune_removes_operational_records_and_the_chain_still_verifies() {
     assert_eq!(s.control_results("NHI-OWN-01", Some(ControlStatus::Fail), None).await.unwrap().len(), 3);
     assert_eq!(s.findings(&FindingFilter::default(), 10).await.unwrap().len(), 3);
     assert_eq!(s.prune(later, &year).await.unwrap(), graph_model::store::PruneReport::default(), "idempotent");
+}
+
+#[tokio::test]
+async fn an_alert_about_what_someone_owns_reaches_their_queue() {
+    let w = world().await;
+    let s = &w.store;
+    let since = Utc::now() - Duration::seconds(1);
+    let alert = NewAlert {
+        source: Label::parse("gitleaks").unwrap(),
+        rule: Label::parse("generic-api-key").unwrap(),
+        severity: Severity::High,
+        title: text("key in a commit"),
+        detail: None,
+        detected_at: Utc::now(),
+        subject: SubjectRef::Id(w.id("owned")),
+        refs: vec![],
+        dedupe_key: "queue-1".into(),
+    };
+    s.ingest_alert(&alert).await.unwrap();
+    let events = s.events_since(since, 10).await.unwrap();
+    let raised = events.iter().find(|e| e.kind == EventKind::AlertRaised).expect("an alert event");
+    assert!(raised.in_queue_of(&w.id("owner")), "{raised:?}");
+    assert!(!raised.in_queue_of(&w.id("leaver")));
 }

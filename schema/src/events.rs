@@ -237,8 +237,9 @@ impl Subscription {
         case_events(ctx, move |e| e.case.as_ref() == Some(&id)).await
     }
 
-    /// What happens on the cases and tasks in the caller's queue: cases assigned or
-    /// escalated to them (including the assignment itself) and tasks assigned to them.
+    /// What happens in the caller's queue: cases assigned or escalated to them
+    /// (including the assignment itself), tasks assigned to them, and alerts and
+    /// control results about what they own, directly or through a team.
     #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
     async fn queue_events(&self, ctx: &Context<'_>) -> async_graphql::Result<BoxStream<'static, CaseEvent>> {
         let me = principal(ctx)?.id().clone();

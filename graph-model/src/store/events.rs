@@ -38,10 +38,13 @@ const CAPACITY: usize = 4096;
 pub(crate) const RECORD_EVENT: &str = "CREATE ONLY $ev_id CONTENT {
     kind: $ev_kind, case: $ev_case, record: $ev_record, actor: $ev_actor,
     summary: $ev_summary, detail: $ev_detail, at: time::now(),
-    queue: array::distinct(array::filter([$ev_case.assignee, $ev_case.escalated_to, $ev_also], |$p| $p != NONE)),
+    queue: array::distinct(array::filter(
+        array::concat([$ev_case.assignee, $ev_case.escalated_to, $ev_also], $ev_owners ?? []), |$p| $p != NONE)),
 };";
 
-/// An event about to be written with the change it reports.
+/// An event about to be written with the change it reports. A plan may also bind
+/// `$ev_owners` (people): the owners of what the change concerns, whose queues it
+/// reaches too.
 pub(crate) struct EventDraft {
     pub kind: EventKind,
     pub case: Option<NodeId>,

@@ -104,12 +104,18 @@ impl Store {
             ),
             detail: Some(alert.severity.as_str().to_owned()),
         };
+        // The owners of what the alert is about see it in their queue.
+        let owners: Vec<RecordId> = match &subject {
+            Some(s) => self.owner_facts(s).await?.people.iter().map(|(p, _)| rid(p)).collect(),
+            None => Vec::new(),
+        };
         let vars = event.bind(
             Vars::new()
                 .set("key", alert.dedupe_key.as_str())
                 .set("detected", dt(alert.detected_at))
                 .set("id", rid(&id))
-                .set("content", content),
+                .set("content", content)
+                .set("ev_owners", owners),
         );
         // Two first sightings of one key racing: the unique index stops the second,
         // which is then counted as a repeat.

@@ -175,6 +175,12 @@ impl Store {
         take(&mut resp, 0)
     }
 
+    /// Whether any control version is published.
+    async fn any_control_published(&self) -> Result<bool> {
+        let mut resp = self.read("RETURN array::len(SELECT VALUE id FROM control LIMIT 1) > 0", &Vars::new()).await?;
+        take(&mut resp, 0)
+    }
+
     /// The latest version of every control, by key.
     pub async fn controls(&self) -> Result<Vec<Control>> {
         let mut resp = self.read("SELECT * FROM control ORDER BY key, version DESC", &Vars::new()).await?;
@@ -274,6 +280,11 @@ impl Store {
 
     async fn evaluate_controls_quietly(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
         let _turn = self.controls_turn.lock().await;
+        // No control published: nothing to lease or read (most writes of a store
+        // without controls wake the evaluator for nothing else).
+        if !self.any_control_published().await? {
+            return Ok(EvaluationReport::default());
+        }
         if !self.take_control_lease().await? {
             return Ok(EvaluationReport { skipped: true, ..Default::default() });
         }
@@ -581,7 +592,10 @@ impl Store {
              CREATE control_change CONTENT {{ control: $key, version: $version, subject: $subject,
                  before: $before_status, after: $after, facts: $facts, at: time::now(), decision: $decision_id }} RETURN NONE;"
         );
+        // The subject's owners (directly or through a team) see the change in their queue.
+        let owners: Vec<RecordId> = self.owner_facts(subject).await?.people.iter().map(|(p, _)| rid(p)).collect();
         let vars = vars
+            .set("ev_owners", owners)
             .set("result", result_rid(&c.key, subject))
             .set("before", from)
             .set("before_status", before.map(|b| b.as_str()))
