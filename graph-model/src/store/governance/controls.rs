@@ -786,8 +786,8 @@ impl Store {
                     return Err(ValueError::new(
                         "id",
                         format!(
-                            "{} still fails {} for {}: remediate it (or have an exception approved) before closing the finding",
-                            f.subject, f.control, f.subject
+                            "{} still fails {}: remediate it (or have an exception approved) before closing the finding",
+                            f.subject, f.control
                         ),
                     )
                     .into());
