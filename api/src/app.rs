@@ -20,19 +20,26 @@ pub struct App {
     warming: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     evaluator: JoinHandle<()>,
+    checkpoints: Option<JoinHandle<()>>,
 }
 
 impl App {
     /// Start the background work over `store`: the graph index loads (while `/readyz`
-    /// says so), the governance sweep and the control evaluator begin. Serve with [`App::serve`].
-    pub fn start(cfg: &Config, store: Store, auth: Authenticator) -> App {
+    /// says so), the governance sweep, the control evaluator and, with a key configured,
+    /// the chain checkpoints begin. Serve with [`App::serve`]. Fails when the checkpoint
+    /// key or file cannot be read.
+    pub fn start(cfg: &Config, store: Store, auth: Authenticator) -> anyhow::Result<App> {
+        let checkpoints = crate::checkpoints::Checkpointer::open(&cfg.checkpoints)?.map(|signer| {
+            let every = Duration::from_secs(cfg.checkpoints.every_secs.max(1));
+            tokio::spawn(crate::checkpoints::run(store.clone(), signer, every))
+        });
         let warming = store.warm_graph();
         let state = crate::app_state(cfg, store.clone(), auth);
         let every = Duration::from_secs(cfg.governance.sweep_secs.max(1));
         let sweeper = tokio::spawn(sweep(store.clone(), every, cfg.retention.clone()));
         let every = Duration::from_secs(cfg.governance.controls_secs.max(1));
         let evaluator = tokio::spawn(evaluate_controls(store, every));
-        App { state, warming, sweeper, evaluator }
+        Ok(App { state, warming, sweeper, evaluator, checkpoints })
     }
 
     /// Serve on `listener` until `shutdown` resolves, then stop what runs beside it.
@@ -41,8 +48,11 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { state, warming, sweeper, evaluator } = self;
+        let App { state, warming, sweeper, evaluator, checkpoints } = self;
         let served = crate::server::run(listener, state, shutdown).await;
+        if let Some(c) = checkpoints {
+            c.abort();
+        }
         sweeper.abort();
         evaluator.abort();
         warming.abort();

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `import`, `verify`, `export`, `verify-bundle`, `fixtures
+//! The command line: `serve`, `import`, `verify`, `checkpoint-key`, `export`, `verify-bundle`, `fixtures
 //! generate`, `schema`, `token`.
 
 use std::io::IsTerminal;
@@ -79,10 +79,25 @@ pub enum Command {
         db: Option<String>,
     },
     /// Recompute the decision chain, policy digests and evidence digests of a store and
-    /// report the first broken link. Exits 1 when anything fails to verify.
+    /// report the first broken link. With `--checkpoints`, also prove the chain is the one
+    /// the signed checkpoints saw: name the first decision that differs, or say the store
+    /// was restored from an older backup. Exits 1 when anything fails to verify.
     Verify {
         #[arg(long)]
         db: Option<String>,
+        /// A checkpoint file the server wrote (`[checkpoints] file`).
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// The public key the checkpoints must be signed with (hex, as `checkpoint-key`
+        /// printed it). Without it, the key the file names is reported for you to compare.
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<String>,
+    },
+    /// Create a checkpoint signing key: write its secret to FILE (owner-only) and print
+    /// its public key. Point `[checkpoints] key_file` at it; keep it off the database host.
+    CheckpointKey {
+        /// The key file to create.
+        file: PathBuf,
     },
     /// Export for auditors: a case's evidence bundle (`--case ID --out DIR`), or decisions
     /// or evidence as CSV (`--csv decisions|evidence`), filtered by framework reference
@@ -224,11 +239,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Fixtures { action: FixturesCommand::Generate { nhis, seed, out } } => generate(nhis, seed, &out),
-        Command::Verify { db } => {
+        Command::Verify { db, checkpoints, public_key } => {
             if let Some(db) = db {
                 cfg.db.url = db;
             }
-            verify(&cfg).await
+            let pinned = public_key
+                .map(|k| graph_model::checkpoint::parse_public_key(&k))
+                .transpose()
+                .map_err(|e| anyhow!("--public-key: {e}"))?;
+            verify(&cfg, checkpoints.as_deref(), pinned.as_ref()).await
+        }
+        Command::CheckpointKey { file } => {
+            let key = crate::checkpoints::new_key(&file)?;
+            eprintln!("{}: checkpoint signing key written (keep it off the database host)", file.display());
+            println!("{}", hex::encode(key.verifying_key().to_bytes()));
+            Ok(())
         }
         Command::Export { case, csv, out, framework, from, to, db } => {
             if let Some(db) = db {
@@ -395,7 +420,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let listener = TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
     // Traversals answer from the graph index: the app loads it now, while /readyz says
     // so, rather than in the first investigator's request.
-    crate::app::App::start(&cfg, store.clone(), auth).serve(listener, shutdown_signal()).await?;
+    crate::app::App::start(&cfg, store.clone(), auth)?.serve(listener, shutdown_signal()).await?;
     store.close().await;
     Ok(())
 }
@@ -678,17 +703,36 @@ async fn import_into(store: &Store, shown: &str, bytes: &[u8], digest: &str, bat
     }
 }
 
-async fn verify(cfg: &Config) -> Result<()> {
+async fn verify(cfg: &Config, checkpoints: Option<&Path>, pinned: Option<&ed25519_dalek::VerifyingKey>) -> Result<()> {
+    use graph_model::checkpoint::{self, Verdict};
     let started = std::time::Instant::now();
+    let lines = match checkpoints {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some((path, checkpoint::parse_file(&text)))
+        }
+        None => None,
+    };
     progress(&format!("opening {}", cfg.db.url));
     let store = open_store(cfg).await?;
     progress("recomputing the decision chain");
     let chain = store.verify_decision_chain().await;
     progress("checking policy and evidence digests");
     let digests = store.verify_digests().await;
+    let links = match &lines {
+        Some(_) => {
+            progress("comparing the chain with its checkpoints");
+            Some(store.chain_links(0).await)
+        }
+        None => None,
+    };
     store.close().await;
     let chain = chain?;
     let digests = digests?;
+    let compared = match (lines, links) {
+        (Some((path, lines)), Some(links)) => Some((path, checkpoint::compare(&links?, &lines, pinned))),
+        _ => None,
+    };
     let secs = started.elapsed().as_secs_f64();
     println!(
         "decision chain: {} records, head {}{}",
@@ -701,6 +745,21 @@ async fn verify(cfg: &Config) -> Result<()> {
     for id in digests.altered_policies.iter().chain(&digests.altered_evidence) {
         eprintln!("{id}: content no longer matches its SHA-256");
     }
+    if let Some((path, report)) = &compared {
+        let key = report.key.as_deref().unwrap_or("none");
+        let pinned = if pinned.is_some() { "the key given" } else { "compare it with the key you trust" };
+        println!("checkpoints: {} in {}, signed by {key} ({pinned})", report.checkpoints, path.display());
+        match &report.verdict {
+            Verdict::Consistent { checked, after } => {
+                println!("checkpoints: decisions #1..=#{checked} are the ones they saw; {after} taken since")
+            }
+            Verdict::Restored { at, seen } => println!(
+                "checkpoints: the chain is what they saw, cut short: restored at seq {at} (they saw #{seen}); decisions #{}..=#{seen} are missing",
+                at + 1
+            ),
+            Verdict::Differs { .. } | Verdict::BadFile { .. } => {}
+        }
+    }
     println!("checked in {secs:.2}s");
     if let Some(b) = &chain.first_broken {
         let at = b.decision.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
@@ -709,7 +768,19 @@ async fn verify(cfg: &Config) -> Result<()> {
     if !digests.altered_policies.is_empty() || !digests.altered_evidence.is_empty() {
         bail!("stored records no longer match their digests");
     }
-    Ok(())
+    match compared.map(|(path, r)| (path, r.verdict)) {
+        Some((_, Verdict::Differs { seq, decision, line })) => {
+            let at = decision.map(|d| format!(" ({d})")).unwrap_or_default();
+            bail!(
+                "decision #{seq}{at} is not the one the checkpoint on line {line} saw: the chain was rewritten from #{seq} on"
+            )
+        }
+        Some((path, Verdict::BadFile { line, problem })) => bail!("{}:{line}: {problem}", path.display()),
+        Some((_, Verdict::Restored { at, .. })) => {
+            bail!("the chain is a prefix of what the checkpoints saw: restored at seq {at}")
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn export_bundle(cfg: &Config, case: &str, out: Option<PathBuf>) -> Result<()> {

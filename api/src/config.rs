@@ -56,6 +56,9 @@ pub struct Config {
     /// relies on is kept for ever (see `graph_model::store::Retention`).
     #[serde(default)]
     pub retention: graph_model::store::Retention,
+    /// Signed checkpoints of the decision chain (`[checkpoints]`); none without a key.
+    #[serde(default)]
+    pub checkpoints: crate::checkpoints::CheckpointConfig,
 }
 
 /// Browser clients on other origins (`[cors]`).
@@ -223,6 +226,7 @@ impl Default for Config {
             feeds: Default::default(),
             cors: CorsConfig::default(),
             retention: Default::default(),
+            checkpoints: Default::default(),
         }
     }
 }
@@ -272,6 +276,8 @@ const TOP_LEVEL: &[&str] = &[
     "telemetry",
     "feeds",
     "cors",
+    "retention",
+    "checkpoints",
 ];
 
 /// Whether an `NHIGOV_` variable's name (without the prefix) starts with a section.

@@ -48,7 +48,7 @@ impl TestServer {
         cfg.auth.jwt_secret = Some(SECRET.into());
         let auth = Authenticator::with_secret(SECRET);
         // The service as `nhigov serve` composes it: index warm-up, sweep, webhooks.
-        let app = nhigov::app::App::start(&cfg, store.clone(), auth.clone());
+        let app = nhigov::app::App::start(&cfg, store.clone(), auth.clone()).expect("the app starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("bound address");
         let (tx, rx) = oneshot::channel::<()>();

@@ -127,3 +127,32 @@ async fn a_rewritten_chain_head_is_caught() {
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["firstBroken"]["seq"], 5);
 }
+
+#[tokio::test]
+async fn the_running_server_signs_checkpoints_of_the_chain_as_decisions_are_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("checkpoint.key");
+    let file = dir.path().join("checkpoints.jsonl");
+    nhigov::checkpoints::new_key(&key_file).unwrap();
+    let mut cfg = nhigov::config::Config::default();
+    cfg.checkpoints.key_file = Some(key_file);
+    cfg.checkpoints.file = file.clone();
+    cfg.checkpoints.every_decisions = 2;
+    cfg.checkpoints.every_secs = 1;
+    let s = TestServer::start_with(cfg).await;
+    five_decisions(&s).await;
+    // The server checks the head every two seconds and signs every two decisions, or
+    // what is left after a second.
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        lines = graph_model::checkpoint::parse_file(&text);
+        if lines.iter().any(|(_, c)| c.as_ref().is_ok_and(|c| c.seq == 6)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let chain = s.store.chain_links(0).await.unwrap();
+    let report = graph_model::checkpoint::compare(&chain, &lines, None);
+    assert_eq!(report.verdict, graph_model::checkpoint::Verdict::Consistent { checked: 6, after: 0 }, "{lines:?}");
+}

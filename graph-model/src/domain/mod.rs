@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod canonical;
 pub mod case;
 pub mod change;
+pub mod checkpoint;
 pub mod control;
 pub mod decision;
 pub mod edges;

@@ -146,6 +146,14 @@ impl Store {
         Ok(verify_chain(&records, &head))
     }
 
+    /// The sequence number, id and hash of every decision after `after`, in order: what a
+    /// checkpoint signs and what `nhigov verify --checkpoints` compares.
+    pub async fn chain_links(&self, after: u64) -> Result<Vec<crate::domain::checkpoint::Link>> {
+        let sql = "SELECT seq, id, hash FROM decision WHERE seq > $after ORDER BY seq";
+        let mut resp = self.read(sql, &Vars::new().set("after", after as i64)).await?;
+        take(&mut resp, 0)
+    }
+
     /// Recompute the SHA-256 of every policy version and every piece of evidence.
     pub async fn verify_digests(&self) -> Result<DigestReport> {
         let policies = self.policies().await?;
