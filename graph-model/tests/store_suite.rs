@@ -1,6 +1,7 @@
 //! The store's integration tests, one binary: each module opens its own store.
 
 mod bulk;
+mod campaigns;
 mod controls;
 mod governance;
 mod reimport;

@@ -131,7 +131,7 @@ gql_enum!(
     /// What a request proposes. CHANGE: a change to a governed fact (a role, a person's
     /// or an NHI's status, a system's criticality, access, a token, a policy) that waits
     /// for a second person; see `change` on the request.
-    RequestKind => gm::RequestKind { GrantAccess, RotateSecret, RevokeNhi, Offboard, Exception, EmergencyAccess, Change }
+    RequestKind => gm::RequestKind { GrantAccess, RotateSecret, RevokeNhi, ReducePrivilege, Offboard, Exception, EmergencyAccess, Change }
 );
 gql_enum!(
     /// Where a request stands. DENIED: refused by an automated check, open to a risk
@@ -164,7 +164,8 @@ gql_enum!(
     DecisionKind => gm::DecisionKind {
         OpenCase, DismissAlert, MergeAlerts, AssignCase, TransitionCase, EscalateCase, CloseCase, ReopenCase,
         DecideRequest, AutomatedDeny, EmergencyAccess, AcceptRisk, RevokeException, PublishPolicy, Genesis, Change,
-        ImportRun, ExpireEmergency, FulfilRequest, EvaluateControl, ControlResult, LinkFinding, CloseFinding
+        ImportRun, ExpireEmergency, FulfilRequest, EvaluateControl, ControlResult, LinkFinding, CloseFinding,
+        StartCampaign, AnswerReview, EscalateReview
     }
 );
 gql_enum!(
@@ -177,7 +178,7 @@ gql_enum!(
     Outcome => gm::Outcome {
         Opened, Dismissed, Merged, Assigned, Transitioned, Escalated, Closed, Reopened, Approved, Rejected, Denied,
         Granted, Accepted, Revoked, Published, Applied, Requested, Started, Completed, Failed, Refused, Passed,
-        PassedByException, NotApplicable, Linked
+        PassedByException, NotApplicable, Linked, Certified
     }
 );
 
@@ -190,7 +191,7 @@ gql_enum!(
 gql_enum!(
     /// The kinds of check a control runs.
     CheckKind => gm::domain::control::CheckKind {
-        SecretRotated, ActiveOwner, PrivilegedAccessGoverned, UnusedAccess, ExceptionReviewed, EmergencyApproved
+        SecretRotated, ActiveOwner, PrivilegedAccessGoverned, UnusedAccess, Certified, ExceptionReviewed, EmergencyApproved
     }
 );
 gql_enum!(

@@ -79,6 +79,8 @@ pub enum CaseEventKind {
     TaskFinished,
     /// A new alert arrived (a repeat of a known one is not an event).
     AlertRaised,
+    /// A review item of a certification campaign is due soon and still unanswered.
+    ReviewReminder,
     /// This subscriber fell behind and missed events; refetch what it shows.
     Lagged,
 }
@@ -91,6 +93,7 @@ impl From<gm::EventKind> for CaseEventKind {
             gm::EventKind::TaskAdded => CaseEventKind::TaskAdded,
             gm::EventKind::TaskFinished => CaseEventKind::TaskFinished,
             gm::EventKind::AlertRaised => CaseEventKind::AlertRaised,
+            gm::EventKind::ReviewReminder => CaseEventKind::ReviewReminder,
         }
     }
 }

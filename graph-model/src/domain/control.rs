@@ -56,6 +56,7 @@ text_enum!(
         ActiveOwner => "active_owner",
         PrivilegedAccessGoverned => "privileged_access_governed",
         UnusedAccess => "unused_access",
+        Certified => "certified",
         ExceptionReviewed => "exception_reviewed",
         EmergencyApproved => "emergency_approved",
     }
@@ -75,6 +76,8 @@ pub enum Check {
     PrivilegedAccessGoverned { tier: Criticality },
     /// No NHI unused for more than `days` still holds access.
     UnusedAccess { days: u32 },
+    /// Each active NHI in scope was certified by a review within `max_age_days`.
+    Certified { max_age_days: u32 },
     /// Each active exception is reviewed (decided again) before its review date.
     ExceptionReviewed,
     /// Each break-glass access is approved within its window.
@@ -88,6 +91,7 @@ impl Check {
             Check::ActiveOwner => CheckKind::ActiveOwner,
             Check::PrivilegedAccessGoverned { .. } => CheckKind::PrivilegedAccessGoverned,
             Check::UnusedAccess { .. } => CheckKind::UnusedAccess,
+            Check::Certified { .. } => CheckKind::Certified,
             Check::ExceptionReviewed => CheckKind::ExceptionReviewed,
             Check::EmergencyApproved => CheckKind::EmergencyApproved,
         }
@@ -97,7 +101,10 @@ impl Check {
     pub fn subject_table(&self) -> Table {
         match self {
             Check::SecretRotated { .. } => Table::Secret,
-            Check::ActiveOwner | Check::PrivilegedAccessGoverned { .. } | Check::UnusedAccess { .. } => Table::Nhi,
+            Check::ActiveOwner
+            | Check::PrivilegedAccessGoverned { .. }
+            | Check::UnusedAccess { .. }
+            | Check::Certified { .. } => Table::Nhi,
             Check::ExceptionReviewed => Table::Exception,
             Check::EmergencyApproved => Table::Request,
         }
@@ -116,6 +123,9 @@ impl Check {
             Check::UnusedAccess { days } => {
                 format!("No NHI in scope unused for more than {days} days still holds access.")
             }
+            Check::Certified { max_age_days } => {
+                format!("Each active NHI in scope was certified by its owner within the last {max_age_days} days.")
+            }
             Check::ExceptionReviewed => "Each active exception is reviewed before its review date.".into(),
             Check::EmergencyApproved => "Each break-glass access is approved within its window.".into(),
         }
@@ -132,6 +142,7 @@ impl Check {
         match *self {
             Check::SecretRotated { max_age_days } => range("maxAgeDays", max_age_days, 1, 3650),
             Check::UnusedAccess { days } => range("days", days, 1, 3650),
+            Check::Certified { max_age_days } => range("maxAgeDays", max_age_days, 1, 3650),
             _ => Ok(()),
         }
     }
@@ -305,13 +316,22 @@ pub struct NhiFacts {
     /// The people behind it (direct owners and members of owning teams), and whether
     /// each is active.
     pub owners: Vec<(String, bool)>,
+    /// The people who own it directly (not through a team), and whether each is active.
+    pub direct_owners: Vec<(NodeId, bool)>,
     pub teams: Vec<NodeId>,
     pub access: Vec<AccessFacts>,
     /// Secrets or identities it holds or assumes, in force.
     pub holds: u32,
+    /// When a review last certified it.
+    pub certified_at: Option<DateTime<Utc>>,
 }
 
 impl NhiFacts {
+    /// Whether `scope` reaches this NHI.
+    pub fn in_scope(&self, scope: &ControlScope) -> bool {
+        scope.covers(&self.scope())
+    }
+
     fn scope(&self) -> ScopeFacts {
         ScopeFacts {
             environments: vec![self.environment],
@@ -470,6 +490,20 @@ pub fn evaluate(control: &Control, facts: &ComplianceFacts, now: DateTime<Utc>) 
                 put(&n.id, status, text);
             }
         }
+        Check::Certified { max_age_days } => {
+            for n in facts.nhis.iter().filter(|n| n.status == NhiStatus::Active && control.scope.covers(&n.scope())) {
+                let (status, text) = match n.certified_at {
+                    Some(t) if now - t <= Duration::days(i64::from(*max_age_days)) => {
+                        (ControlStatus::Pass, format!("certified {}", day(t)))
+                    }
+                    Some(t) => {
+                        (ControlStatus::Fail, format!("last certified {}, over {max_age_days} days ago", day(t)))
+                    }
+                    None => (ControlStatus::Fail, "never certified by a review".into()),
+                };
+                put(&n.id, status, text);
+            }
+        }
         Check::ExceptionReviewed => {
             for x in facts
                 .exceptions
@@ -582,6 +616,8 @@ mod tests {
             teams: vec![],
             access: vec![],
             holds: 0,
+            direct_owners: vec![],
+            certified_at: None,
         }
     }
 
@@ -667,6 +703,23 @@ mod tests {
         assert!(r[&ungoverned.id].facts.contains("no decision stands behind it"));
         assert!(r[&lapsed.id].facts.contains("approval has lapsed"));
         assert!(!r.contains_key(&reader.id) && !r.contains_key(&tier2.id));
+    }
+
+    #[test]
+    fn certification_follows_the_clock() {
+        let now = Utc::now();
+        let c = control(Check::Certified { max_age_days: 90 });
+        let mut n = nhi(vec![("a@x", true)]);
+        let status = |n: &NhiFacts| {
+            let facts =
+                ComplianceFacts { nhis: vec![n.clone()], secrets: vec![], exceptions: vec![], emergencies: vec![] };
+            evaluate(&c, &facts, now)[&n.id].status
+        };
+        assert_eq!(status(&n), ControlStatus::Fail, "never certified");
+        n.certified_at = Some(now - Duration::days(10));
+        assert_eq!(status(&n), ControlStatus::Pass);
+        n.certified_at = Some(now - Duration::days(91));
+        assert_eq!(status(&n), ControlStatus::Fail);
     }
 
     #[test]

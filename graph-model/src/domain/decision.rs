@@ -47,6 +47,9 @@ text_enum!(
         ControlResult => "control_result",
         LinkFinding => "link_finding",
         CloseFinding => "close_finding",
+        StartCampaign => "start_campaign",
+        AnswerReview => "answer_review",
+        EscalateReview => "escalate_review",
     }
 );
 
@@ -78,6 +81,7 @@ text_enum!(
         Passed => "passed",
         PassedByException => "passed_by_exception",
         NotApplicable => "not_applicable",
+        Certified => "certified",
         Linked => "linked",
     }
 );

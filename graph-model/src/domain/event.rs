@@ -21,6 +21,7 @@ text_enum!(
         TaskAdded => "task_added",
         TaskFinished => "task_finished",
         AlertRaised => "alert_raised",
+        ReviewReminder => "review_reminder",
     }
 );
 

@@ -35,10 +35,14 @@ pub enum Table {
     Control,
     /// A control failure followed to its remediation and closure.
     Finding,
+    /// A certification campaign.
+    Campaign,
+    /// One NHI of a campaign, for its owner to review.
+    ReviewItem,
 }
 
 impl Table {
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 19] = [
         Table::Person,
         Table::Team,
         Table::Nhi,
@@ -56,6 +60,8 @@ impl Table {
         Table::ImportRun,
         Table::Control,
         Table::Finding,
+        Table::Campaign,
+        Table::ReviewItem,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +83,8 @@ impl Table {
             Table::ImportRun => "import_run",
             Table::Control => "control",
             Table::Finding => "finding",
+            Table::Campaign => "campaign",
+            Table::ReviewItem => "review_item",
         }
     }
 

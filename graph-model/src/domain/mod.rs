@@ -7,6 +7,7 @@
 //! (`Name::parse`, `EdgeKind::check_endpoints`...), and everything past that trusts them.
 
 pub mod bundle;
+pub mod campaign;
 pub mod canonical;
 pub mod case;
 pub mod change;

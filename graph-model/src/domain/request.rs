@@ -9,11 +9,13 @@ pub use super::values::{DecideOutcome, TargetFacts};
 use super::values::{Label, Privilege, Text, ValueError, text_enum};
 
 text_enum!(
-    /// What a request proposes.
+    /// What a request proposes. `reduce_privilege` lowers the privilege of an NHI's
+    /// access in force to a system, as a review found it too broad.
     RequestKind, "kind" {
         GrantAccess => "grant_access",
         RotateSecret => "rotate_secret",
         RevokeNhi => "revoke_nhi",
+        ReducePrivilege => "reduce_privilege",
         Offboard => "offboard",
         Exception => "exception",
         EmergencyAccess => "emergency_access",
@@ -63,6 +65,7 @@ impl RequestKind {
         match self {
             RequestKind::GrantAccess
             | RequestKind::RevokeNhi
+            | RequestKind::ReducePrivilege
             | RequestKind::Offboard
             | RequestKind::EmergencyAccess => &[Table::Nhi],
             RequestKind::RotateSecret => &[Table::Secret],
@@ -75,6 +78,12 @@ impl RequestKind {
     /// Does this kind grant access to a target system?
     pub fn grants_access(self) -> bool {
         matches!(self, RequestKind::GrantAccess | RequestKind::EmergencyAccess)
+    }
+
+    /// Does this kind name a target system and a privilege? Grants do, and a reduction
+    /// names the system and the lower privilege.
+    pub fn names_access(self) -> bool {
+        self.grants_access() || self == RequestKind::ReducePrivilege
     }
 }
 
@@ -111,10 +120,12 @@ impl NewRequest {
                 format!("a {} request is about a {}, not a {}", self.kind, allowed.join(" or "), self.subject.table()),
             ));
         }
-        if self.kind.grants_access() {
+        if self.kind.names_access() {
             match &self.target {
                 Some(t) if t.table() == super::ids::Table::System => {}
-                Some(_) => return Err(ValueError::new("target", "the target of a grant is a system")),
+                Some(_) => {
+                    return Err(ValueError::new("target", format!("the target of a {} request is a system", self.kind)));
+                }
                 None => return Err(ValueError::new("target", format!("a {} request names the system", self.kind))),
             }
             if self.privilege.is_none() {

@@ -44,7 +44,7 @@ pub struct ControlScopeInput {
     pub team_id: Option<ID>,
 }
 
-/// The check and its parameters: `maxAgeDays` for SECRET_ROTATED, `days` for
+/// The check and its parameters: `maxAgeDays` for SECRET_ROTATED and CERTIFIED, `days` for
 /// UNUSED_ACCESS, `tier` for PRIVILEGED_ACCESS_GOVERNED.
 #[derive(InputObject)]
 pub struct ControlCheckInput {
@@ -68,6 +68,9 @@ fn control_draft(input: ControlInput) -> Result<ControlDraft, ApiError> {
             tier: c.tier.map(Into::into).ok_or_else(|| ApiError::bad_input("check.tier", "needs `tier`"))?,
         },
         gm::domain::control::CheckKind::UnusedAccess => Check::UnusedAccess { days: need(c.days, "days")? },
+        gm::domain::control::CheckKind::Certified => {
+            Check::Certified { max_age_days: need(c.max_age_days, "maxAgeDays")? }
+        }
         gm::domain::control::CheckKind::ExceptionReviewed => Check::ExceptionReviewed,
         gm::domain::control::CheckKind::EmergencyApproved => Check::EmergencyApproved,
     };

@@ -56,7 +56,9 @@ impl Control {
     async fn check(&self) -> ControlCheck {
         let c = &self.0.check;
         let (max_age_days, days, tier) = match *c {
-            Check::SecretRotated { max_age_days } => (Some(max_age_days), None, None),
+            Check::SecretRotated { max_age_days } | Check::Certified { max_age_days } => {
+                (Some(max_age_days), None, None)
+            }
             Check::UnusedAccess { days } => (None, Some(days), None),
             Check::PrivilegedAccessGoverned { tier } => (None, None, Some(tier.into())),
             _ => (None, None, None),

@@ -219,7 +219,8 @@ impl Store {
              SELECT in, out FROM member_of WHERE {IN_FORCE};
              SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE status = 'active';
              SELECT id, subject, status, requested_at, post_approval_due, decided_at FROM request WHERE kind = 'emergency_access';
-             SELECT granted_edge, approval_expires_at FROM request WHERE status = 'approved' AND granted_edge != NONE AND approval_expires_at != NONE;"
+             SELECT granted_edge, approval_expires_at FROM request WHERE status = 'approved' AND granted_edge != NONE AND approval_expires_at != NONE;
+             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE status = 'certified' GROUP BY nhi;"
         );
         let mut resp = self.read(&sql, &Vars::new()).await?;
         let (access, held, systems) = self
@@ -259,6 +260,7 @@ impl Store {
             exceptions: take(&mut resp, 5)?,
             emergencies: take(&mut resp, 6)?,
             approvals: take(&mut resp, 7)?,
+            certified: take(&mut resp, 8)?,
             systems,
             access,
             held,
@@ -919,6 +921,13 @@ struct ApprovalRow {
     approval_expires_at: DateTime<Utc>,
 }
 
+/// When a review last certified an NHI.
+#[derive(serde::Deserialize)]
+struct Certified {
+    nhi: NodeId,
+    at: DateTime<Utc>,
+}
+
 /// The flat rows of one snapshot, before they are joined.
 struct FactRows {
     nhis: Vec<NhiRow>,
@@ -926,6 +935,7 @@ struct FactRows {
     /// What the index knows of each system accessed.
     systems: HashMap<NodeId, TargetFacts>,
     people: Vec<PersonRow>,
+    certified: Vec<Certified>,
     owns: Vec<Pair>,
     members: Vec<Pair>,
     access: Vec<AccessRow>,
@@ -947,10 +957,17 @@ impl FactRows {
         }
         // Owners of each node: the people behind them, and the owning teams.
         let mut owner_people: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
+        let mut direct: HashMap<&NodeId, Vec<(NodeId, bool)>> = HashMap::new();
+        let certified: HashMap<&NodeId, DateTime<Utc>> = self.certified.iter().map(|c| (&c.nhi, c.at)).collect();
         let mut owner_teams: HashMap<&NodeId, Vec<NodeId>> = HashMap::new();
         for o in &self.owns {
             match o.from.table() {
-                Table::Person => owner_people.entry(&o.to).or_default().push(&o.from),
+                Table::Person => {
+                    owner_people.entry(&o.to).or_default().push(&o.from);
+                    if let Some(p) = people.get(&o.from) {
+                        direct.entry(&o.to).or_default().push((o.from.clone(), p.active));
+                    }
+                }
                 Table::Team => {
                     owner_teams.entry(&o.to).or_default().push(o.from.clone());
                     let members = team_members.get(&o.from).cloned().unwrap_or_default();
@@ -990,6 +1007,12 @@ impl FactRows {
             .into_iter()
             .map(|n| NhiFacts {
                 owners: owners_of(&n.id),
+                direct_owners: {
+                    let mut d = direct.remove(&n.id).unwrap_or_default();
+                    d.sort();
+                    d
+                },
+                certified_at: certified.get(&n.id).copied(),
                 teams: owner_teams.get(&n.id).cloned().unwrap_or_default(),
                 access: access.remove(&n.id).unwrap_or_default(),
                 holds: holds.get(&n.id).copied().unwrap_or(0),

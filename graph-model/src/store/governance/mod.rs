@@ -16,6 +16,7 @@
 
 mod alerts;
 mod baseline;
+mod campaigns;
 mod cases;
 mod changes;
 mod controls;
@@ -37,6 +38,7 @@ use crate::domain::*;
 
 pub use alerts::{AlertFilter, IngestOutcome, ScanSummary};
 pub use baseline::Ungoverned;
+pub use campaigns::{ItemFilter, ReviewSweep};
 pub use cases::{CaseFilter, EvidenceFilter, TimelineEntry};
 pub use changes::{Actor, Governed, SERVER_PRINCIPAL};
 pub(crate) use controls::evaluating;

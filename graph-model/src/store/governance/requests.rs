@@ -89,6 +89,25 @@ impl Store {
         Ok(Stakes { owners, target })
     }
 
+    /// A reduction names access in force with a higher privilege than the one it asks.
+    pub(super) async fn check_reduction(&self, new: &NewRequest) -> Result<()> {
+        let (Some(target), Some(privilege)) = (&new.target, new.privilege) else { return Ok(()) };
+        let sql = "SELECT VALUE privilege FROM can_access WHERE open_key = $key";
+        let mut resp = self.read(sql, &Vars::new().set("key", format!("{}|{target}", new.subject))).await?;
+        let current: Vec<Privilege> = take(&mut resp, 0)?;
+        match current.into_iter().max() {
+            Some(c) if c > privilege => Ok(()),
+            Some(c) => Err(ValueError::new(
+                "privilege",
+                format!("{} holds {c} on {target}; a reduction asks for less than that", new.subject),
+            )
+            .into()),
+            None => {
+                Err(ValueError::new("target", format!("{} has no access to {target} in force", new.subject)).into())
+            }
+        }
+    }
+
     /// File a request as `requester`. A grant the policy denies automatically (an NHI
     /// without an active owner) is recorded as denied, with the decision that denied
     /// it; emergency access is granted at once and must be approved afterwards.
@@ -104,6 +123,9 @@ impl Store {
         }
         if let Some(c) = &new.case {
             self.case(c).await.map_err(|_| StoreError::Invalid(ValueError::new("case", format!("no case {c}"))))?;
+        }
+        if new.kind == RequestKind::ReducePrivilege {
+            self.check_reduction(new).await?;
         }
         let id = &NodeId::generate(Table::Request);
         let policy = self.current_policy().await?;
@@ -785,6 +807,23 @@ fn approval_effect(
                      LET $open = array::flatten((SELECT VALUE [{kinds}] FROM ONLY $subject));
                      UPDATE $open SET valid_to = time::now(), open_key = NONE WHERE valid_to = NONE;"
             ));
+        }
+        // The access in force is replaced by one with the lower privilege, if it still
+        // has a higher one: an approval never opens access that was closed meanwhile.
+        RequestKind::ReducePrivilege => {
+            let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
+                return Err(StoreError::Database(format!("{} lacks its target", request.id)));
+            };
+            let higher: Vec<&str> = Privilege::ALL.iter().filter(|p| **p > privilege).map(|p| p.as_str()).collect();
+            *vars = std::mem::take(vars)
+                .set("reduce_key", format!("{}|{}", request.subject, target))
+                .set("reduce_higher", higher);
+            change.before.push_str(
+                "IF count(SELECT VALUE id FROM can_access WHERE open_key = $reduce_key AND privilege IN $reduce_higher) = 0 {
+                     THROW 'CONFLICT: the access this request reduces is no longer in force with a higher privilege'
+                 };",
+            );
+            open_granted_access(request, expires, now, vars, change)?;
         }
         // The rotation itself happens outside: the request stays open (approved) until the
         // secret is seen rotated after the approval, and is overdue past its due date;
