@@ -63,7 +63,8 @@ impl App {
 /// Every `every`, what the server does by itself: raise alerts for break-glass access
 /// left unapproved past its window (the alert puts it in front of people), close the
 /// approved rotations seen done, then close that overdue access, each closing a
-/// decision of the server; and, at most hourly, prune what `retention` lets go.
+/// decision of the server; remind reviewers of campaign items due soon and escalate the
+/// overdue ones; and, at most hourly, prune what `retention` lets go.
 /// Failures are logged, and the next tick tries again.
 async fn sweep(store: Store, every: Duration, retention: graph_model::store::Retention) {
     const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -93,6 +94,13 @@ async fn sweep(store: Store, every: Duration, retention: graph_model::store::Ret
             Ok(0) => {}
             Ok(n) => info!(closed = n, "unapproved emergency access closed"),
             Err(e) => tracing::warn!(error = %e, "closing overdue emergency access failed"),
+        }
+        match store.sweep_reviews(chrono::Utc::now()).await {
+            Ok(s) if s == graph_model::store::ReviewSweep::default() => {}
+            Ok(s) => {
+                info!(reminded = s.reminded, escalated = s.escalated, "campaign review items reminded and escalated")
+            }
+            Err(e) => tracing::warn!(error = %e, "sweeping campaign reviews failed"),
         }
     }
 }

@@ -4,8 +4,9 @@
 //! controls, evaluated, a few failing for real reasons.
 
 use chrono::Utc;
+use graph_model::domain::campaign::{CampaignDraft, ReviewAnswer};
 use graph_model::domain::control::{Check, ControlDraft, ControlScope};
-use graph_model::store::{Actor, ImportSummary, Store, StoreError};
+use graph_model::store::{Actor, ImportSummary, ItemFilter, Store, StoreError};
 use graph_model::{
     Change, Criticality, DecideOutcome, Email, Environment, FrameworkRef, Label, NewAlert, NodeId, Role, Severity,
     SubjectRef, Table, Text,
@@ -53,11 +54,35 @@ pub async fn load(store: &Store) -> Result<Option<ImportSummary>, StoreError> {
     if let (Some(sam), Some(noor), Some(ada)) = (id("sam"), id("noor"), id("ada")) {
         publish_controls(store, &sam, &noor, &ada).await?;
         store.evaluate_controls(Utc::now()).await?;
+        start_campaign(store, &sam).await?;
     }
     Ok(Some(summary))
 }
 
-/// The demo's six controls (one of each check), owned by `owner`: each filed by one admin
+/// A certification campaign in progress over the production NHIs, for NHI-CERT-01: one
+/// owner has answered (certified), the others have two weeks left.
+async fn start_campaign(store: &Store, admin: &NodeId) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let draft = CampaignDraft {
+        name: "Q4 production certification".into(),
+        scope: ControlScope { environments: vec![Environment::Production], ..Default::default() },
+        due_at: now + chrono::Duration::days(14),
+        control: Some("NHI-CERT-01".into()),
+    };
+    let why = Text::parse("quarterly certification of production NHIs").map_err(StoreError::from)?;
+    let actor = Actor { id: admin.clone(), roles: vec![Role::Admin] };
+    let (campaign, _) = store.start_campaign(&actor, &draft, &why, now).await?;
+    let filter = ItemFilter { campaign: Some(campaign.id), ..Default::default() };
+    let items = store.review_items(&filter).await?;
+    if let Some((item, reviewer)) = items.iter().find_map(|i| i.reviewer.clone().map(|r| (i, r))) {
+        let owner = Actor { id: reviewer, roles: vec![] };
+        let why = Text::parse("still deploys production; access matches its job").map_err(StoreError::from)?;
+        store.answer_review(&owner, &item.id, ReviewAnswer::Certify, &why, None).await?;
+    }
+    Ok(())
+}
+
+/// The demo's seven controls (one of each check), owned by `owner`: each filed by one admin
 /// and approved by the other, as any control is. The benchmark publishes them too.
 pub async fn publish_controls(
     store: &Store,
@@ -87,6 +112,13 @@ pub async fn publish_controls(
             "No NHI unused for 90 days still holds access",
             Check::UnusedAccess { days: 90 },
             prod,
+            "PR.AA-05",
+        ),
+        (
+            "NHI-CERT-01",
+            "Production NHIs are certified by their owners every 90 days",
+            Check::Certified { max_age_days: 90 },
+            ControlScope { environments: vec![Environment::Production], ..Default::default() },
             "PR.AA-05",
         ),
         (

@@ -39,6 +39,7 @@ pub struct Query(
     governance::GovernanceQuery,
     graph::GraphQuery,
     compliance::ComplianceQuery,
+    compliance::CampaignQuery,
 );
 
 /// The mutation root.
@@ -50,6 +51,7 @@ pub struct Mutation(
     governance::GovernanceMutation,
     graph::GraphMutation,
     compliance::ComplianceMutation,
+    compliance::CampaignMutation,
 );
 
 pub type NhigovSchema = Schema<Query, Mutation, events::Subscription>;

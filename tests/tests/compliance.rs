@@ -42,7 +42,7 @@ async fn the_demo_controls_fail_for_real_reasons_and_a_failure_is_followed_to_it
     let d =
         s.ok(&ada, "{ controls { key version check { kind } counts { pass fail } owner { email } } }", json!({})).await;
     let controls = d["controls"].as_array().unwrap();
-    assert_eq!(controls.len(), 6, "{controls:?}");
+    assert_eq!(controls.len(), 7, "{controls:?}");
     assert!(controls.iter().all(|c| c["owner"]["email"] == "ada.lindqvist@corvid.example" && c["version"] == 1));
     let fails = |key: &str| controls.iter().find(|c| c["key"] == key).unwrap()["counts"]["fail"].as_u64().unwrap();
     assert!(fails("NHI-OWN-01") >= 1 && fails("NHI-ROT-01") >= 1, "{controls:?}");
@@ -198,4 +198,41 @@ async fn the_compliance_guide_queries_are_valid() {
         let c = code(&body);
         assert!(!c.starts_with("GRAPHQL_"), "{c}: {block}\n{body}");
     }
+}
+
+#[tokio::test]
+async fn the_demo_campaign_is_answered_by_the_owners_it_names_and_its_report_follows() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let ada = s.token("ada.lindqvist@corvid.example");
+    let q = "{ campaigns { id name controlKey report { complete all { total certified pending } }
+               items(status: PENDING) { id reviewer { email } nhi { name } facts } } }";
+    let d = s.ok(&ada, q, json!({})).await;
+    let c = &d["campaigns"][0];
+    assert_eq!(c["controlKey"], "NHI-CERT-01");
+    let total = c["report"]["all"]["total"].as_u64().unwrap();
+    assert_eq!(c["report"]["all"]["certified"], 1, "one owner has answered in the demo: {c}");
+    assert_eq!(c["report"]["all"]["pending"].as_u64().unwrap(), total - 1);
+    let items = c["items"].as_array().unwrap();
+    let item = items.iter().find(|i| i["reviewer"]["email"].is_string()).expect("an item for a person");
+    let facts: Value = serde_json::from_str(item["facts"].as_str().unwrap()).unwrap();
+    assert!(facts["access"].is_array() && facts["open_alerts"].is_u64(), "{facts}");
+    let owner = s.token(item["reviewer"]["email"].as_str().unwrap());
+
+    let mine = s.ok(&owner, "{ myReviewItems { id } }", json!({})).await;
+    assert!(mine["myReviewItems"].as_array().unwrap().iter().any(|i| i["id"] == item["id"]), "{mine}");
+    let answer =
+        "mutation($i: ID!) { answerReviewItem(id: $i, answer: CERTIFY, rationale: \"still needed\") { kind outcome } }";
+    // Someone it is not for cannot answer it.
+    let stranger = s.token(nhigov::demo::DEMO_INVESTIGATOR);
+    if stranger != owner {
+        let (_, body) = s.gql(&stranger, answer, json!({ "i": item["id"] })).await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    let d = s.ok(&owner, answer, json!({ "i": item["id"] })).await;
+    assert_eq!(d["answerReviewItem"], json!({ "kind": "ANSWER_REVIEW", "outcome": "CERTIFIED" }));
+    let (_, body) = s.gql(&owner, answer, json!({ "i": item["id"] })).await;
+    assert_eq!(code(&body), "CONFLICT", "answered once: {body}");
+    let d = s.ok(&ada, "{ campaigns { report { all { certified } } } }", json!({})).await;
+    assert_eq!(d["campaigns"][0]["report"]["all"]["certified"], 2);
 }

@@ -163,6 +163,17 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "control" => ("{ control(key: \"NHI-NONE-01\") { key } }", json!({})),
         "controlResults" => ("{ controlResults(controlKey: \"NHI-NONE-01\") { totalCount } }", json!({})),
         "findings" => ("{ findings { id } }", json!({})),
+        "campaigns" => ("{ campaigns { id } }", json!({})),
+        "campaign" => ("query($i: ID!) { campaign(id: $i) { id } }", json!({ "i": x("campaign") })),
+        "myReviewItems" => ("{ myReviewItems { id } }", json!({})),
+        "answerReviewItem" => (
+            "mutation($i: ID!) { answerReviewItem(id: $i, answer: CERTIFY, rationale: \"r\") { id } }",
+            json!({ "i": x("review_item") }),
+        ),
+        "startCampaign" => (
+            "mutation { startCampaign(input: { name: \"m\", scope: { environments: [PRODUCTION] }, dueAt: \"2999-01-01T00:00:00Z\" }, rationale: \"r\") { id } }",
+            json!({}),
+        ),
         "finding" => ("query($i: ID!) { finding(id: $i) { id } }", json!({ "i": x("finding") })),
         "linkFinding" => (
             "mutation($i: ID!, $c: ID!) { linkFinding(id: $i, toId: $c, rationale: \"r\") { id } }",

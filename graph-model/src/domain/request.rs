@@ -124,7 +124,10 @@ impl NewRequest {
             match &self.target {
                 Some(t) if t.table() == super::ids::Table::System => {}
                 Some(_) => {
-                    return Err(ValueError::new("target", format!("the target of a {} request is a system", self.kind)));
+                    return Err(ValueError::new(
+                        "target",
+                        format!("the target of a {} request is a system", self.kind),
+                    ));
                 }
                 None => return Err(ValueError::new("target", format!("a {} request names the system", self.kind))),
             }

@@ -54,6 +54,16 @@ pub struct ControlCheckInput {
     pub tier: Option<Criticality>,
 }
 
+/// The scope given, checked.
+pub(crate) fn scope_of(s: ControlScopeInput) -> Result<ControlScope, ApiError> {
+    Ok(ControlScope {
+        environments: s.environments.into_iter().map(Into::into).collect(),
+        criticalities: s.criticalities.into_iter().map(Into::into).collect(),
+        nhi_kinds: s.nhi_kinds.into_iter().map(Into::into).collect(),
+        team: s.team_id.map(|t| node_id(&t, "scope.teamId")).transpose()?,
+    })
+}
+
 fn control_draft(input: ControlInput) -> Result<ControlDraft, ApiError> {
     let c = input.check;
     let need = |v: Option<u32>, p: &str| {
@@ -74,19 +84,13 @@ fn control_draft(input: ControlInput) -> Result<ControlDraft, ApiError> {
         gm::domain::control::CheckKind::ExceptionReviewed => Check::ExceptionReviewed,
         gm::domain::control::CheckKind::EmergencyApproved => Check::EmergencyApproved,
     };
-    let s = input.scope.unwrap_or_default();
     let draft = ControlDraft {
         key: input.key,
         title: input.title,
         description: input.description,
         owner: node_id(&input.owner_id, "ownerId")?,
         refs: framework_refs(&input.refs)?,
-        scope: ControlScope {
-            environments: s.environments.into_iter().map(Into::into).collect(),
-            criticalities: s.criticalities.into_iter().map(Into::into).collect(),
-            nhi_kinds: s.nhi_kinds.into_iter().map(Into::into).collect(),
-            team: s.team_id.map(|t| node_id(&t, "scope.teamId")).transpose()?,
-        },
+        scope: scope_of(input.scope.unwrap_or_default())?,
         check,
     };
     draft.check()?;

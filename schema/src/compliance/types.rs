@@ -44,14 +44,7 @@ impl Control {
         refs(&self.0.refs)
     }
     async fn scope(&self) -> ControlScope {
-        let s = &self.0.scope;
-        ControlScope {
-            environments: s.environments.iter().map(|e| (*e).into()).collect(),
-            criticalities: s.criticalities.iter().map(|c| (*c).into()).collect(),
-            nhi_kinds: s.nhi_kinds.iter().map(|k| (*k).into()).collect(),
-            team_id: s.team.as_ref().map(gid),
-            description: s.describe(),
-        }
+        ControlScope::from(&self.0.scope)
     }
     async fn check(&self) -> ControlCheck {
         let c = &self.0.check;
@@ -103,6 +96,18 @@ pub struct ControlScope {
     pub team_id: Option<ID>,
     /// The scope in words.
     pub description: String,
+}
+
+impl From<&control::ControlScope> for ControlScope {
+    fn from(s: &control::ControlScope) -> Self {
+        ControlScope {
+            environments: s.environments.iter().map(|e| (*e).into()).collect(),
+            criticalities: s.criticalities.iter().map(|c| (*c).into()).collect(),
+            nhi_kinds: s.nhi_kinds.iter().map(|k| (*k).into()).collect(),
+            team_id: s.team.as_ref().map(gid),
+            description: s.describe(),
+        }
+    }
 }
 
 /// A control's check and its parameters.
