@@ -527,6 +527,12 @@ fn classify(msg: &str) -> StoreError {
         let index = msg.split('`').nth(1).unwrap_or("unknown").to_owned();
         return StoreError::Unique { index };
     }
+    // "Database record `person:x` already exists": a write that creates a record whose
+    // id is taken. A conflict the caller can act on, not a database fault.
+    if msg.contains("Database record `") && msg.contains("` already exists") {
+        let record = msg.split('`').nth(1).unwrap_or("the record");
+        return StoreError::Conflict(format!("{record} exists already"));
+    }
     if is_retryable(msg) {
         return StoreError::Retryable;
     }
@@ -699,6 +705,10 @@ mod tests {
         assert!(matches!(classify(&format!("An error occurred: {STALE}")), StoreError::Stale(_)));
         assert!(matches!(classify("An error occurred: CHAIN_MOVED: another decision first"), StoreError::ChainMoved));
         assert!(matches!(classify("Transaction conflict: write conflict, can be retried"), StoreError::Retryable));
+        assert!(matches!(
+            classify("Database record `person:x` already exists"),
+            StoreError::Conflict(m) if m == "person:x exists already"
+        ));
         assert!(matches!(classify("something else"), StoreError::Database(_)));
     }
 
