@@ -126,7 +126,9 @@ impl Checkpointer {
         if head.seq == from && self.last.as_ref().is_none_or(|c| c.hash == head.hash) {
             return Ok(None);
         }
-        if head.seq < from + self.every_decisions && !due && head.seq >= from {
+        // Not enough yet and not due. (A head behind the last checkpoint goes on, to be
+        // refused below.)
+        if !due && head.seq >= from && head.seq - from < self.every_decisions {
             return Ok(None);
         }
         let mut links = store.chain_links(from.saturating_sub(1)).await?;
@@ -147,10 +149,9 @@ impl Checkpointer {
                 ),
             }
         }
-        if links.is_empty() {
+        let Some(cp) = Checkpoint::sign(&self.key, from, links.into_iter().map(|l| l.hash).collect(), now) else {
             return Ok(None);
-        }
-        let cp = Checkpoint::sign(&self.key, from, links.into_iter().map(|l| l.hash).collect(), now);
+        };
         self.append(&cp)?;
         info!(
             target: "nhigov::checkpoint",

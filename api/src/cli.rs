@@ -716,23 +716,13 @@ async fn verify(cfg: &Config, checkpoints: Option<&Path>, pinned: Option<&ed2551
     progress(&format!("opening {}", cfg.db.url));
     let store = open_store(cfg).await?;
     progress("recomputing the decision chain");
-    let chain = store.verify_decision_chain().await;
+    let chain = store.verify_decision_chain_links().await;
     progress("checking policy and evidence digests");
     let digests = store.verify_digests().await;
-    let links = match &lines {
-        Some(_) => {
-            progress("comparing the chain with its checkpoints");
-            Some(store.chain_links(0).await)
-        }
-        None => None,
-    };
     store.close().await;
-    let chain = chain?;
+    let (chain, links) = chain?;
     let digests = digests?;
-    let compared = match (lines, links) {
-        (Some((path, lines)), Some(links)) => Some((path, checkpoint::compare(&links?, &lines, pinned))),
-        _ => None,
-    };
+    let compared = lines.map(|(path, lines)| (path, checkpoint::compare(&links, &lines, pinned)));
     let secs = started.elapsed().as_secs_f64();
     println!(
         "decision chain: {} records, head {}{}",

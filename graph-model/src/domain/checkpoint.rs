@@ -50,12 +50,13 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Sign the decisions after `from`, whose hashes are `hashes` (not empty).
-    pub fn sign(key: &SigningKey, from: u64, hashes: Vec<String>, at: DateTime<Utc>) -> Checkpoint {
-        assert!(!hashes.is_empty(), "a checkpoint covers at least one decision");
+    /// Sign the decisions after `from`, whose hashes are `hashes`; `None` when there is
+    /// nothing to sign.
+    pub fn sign(key: &SigningKey, from: u64, hashes: Vec<String>, at: DateTime<Utc>) -> Option<Checkpoint> {
+        let hash = hashes.last().cloned()?;
         let mut cp = Checkpoint {
-            seq: from + hashes.len() as u64,
-            hash: hashes.last().cloned().unwrap_or_default(),
+            seq: from.checked_add(hashes.len() as u64)?,
+            hash,
             at,
             from,
             hashes,
@@ -63,7 +64,7 @@ impl Checkpoint {
             signature: String::new(),
         };
         cp.signature = hex::encode(key.sign(cp.message().as_bytes()).to_bytes());
-        cp
+        Some(cp)
     }
 
     /// What the signature covers: every field but the signature, canonically encoded.
@@ -86,10 +87,11 @@ impl Checkpoint {
 
     /// Check the signature against the key it names, and that its fields agree.
     pub fn check(&self) -> Result<(), String> {
-        if self.hashes.is_empty() || self.seq != self.from + self.hashes.len() as u64 {
+        // From a file anyone may have edited: no arithmetic here may overflow.
+        if self.hashes.is_empty() || self.from.checked_add(self.hashes.len() as u64) != Some(self.seq) {
             return Err(format!(
                 "it claims decisions #{}..=#{} but lists {} hashes",
-                self.from + 1,
+                self.from.saturating_add(1),
                 self.seq,
                 self.hashes.len()
             ));
@@ -272,7 +274,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, &cut) in cuts.iter().enumerate() {
             let hashes = chain[from as usize..cut as usize].iter().map(|l| l.hash.clone()).collect();
-            out.push((i + 1, Ok(Checkpoint::sign(k, from, hashes, Utc::now()))));
+            out.push((i + 1, Ok(Checkpoint::sign(k, from, hashes, Utc::now()).unwrap())));
             from = cut;
         }
         out
@@ -323,7 +325,10 @@ mod tests {
 
         // A checkpoint re-signed by someone else's key, in a file signed by the first.
         let mut mixed = checkpoints(&key(1), &c, &[3]);
-        mixed.push((2, Ok(Checkpoint::sign(&key(2), 3, c[3..].iter().map(|l| l.hash.clone()).collect(), Utc::now()))));
+        mixed.push((
+            2,
+            Ok(Checkpoint::sign(&key(2), 3, c[3..].iter().map(|l| l.hash.clone()).collect(), Utc::now()).unwrap()),
+        ));
         assert!(matches!(compare(&c, &mixed, None).verdict, Verdict::BadFile { line: 2, .. }));
     }
 
@@ -333,11 +338,21 @@ mod tests {
         let b = chain(6, "b");
         let k = key(1);
         let lines = vec![
-            (1, Ok(Checkpoint::sign(&k, 0, a.iter().map(|l| l.hash.clone()).collect(), Utc::now()))),
-            (2, Ok(Checkpoint::sign(&k, 0, b.iter().map(|l| l.hash.clone()).collect(), Utc::now()))),
+            (1, Ok(Checkpoint::sign(&k, 0, a.iter().map(|l| l.hash.clone()).collect(), Utc::now()).unwrap())),
+            (2, Ok(Checkpoint::sign(&k, 0, b.iter().map(|l| l.hash.clone()).collect(), Utc::now()).unwrap())),
         ];
         let r = compare(&b, &lines, None);
         assert!(matches!(r.verdict, Verdict::BadFile { line: 2, ref problem } if problem.contains("#1")), "{r:?}");
+    }
+
+    #[test]
+    fn a_checkpoint_claiming_an_impossible_range_fails_without_a_panic() {
+        let k = key(1);
+        let mut cp = Checkpoint::sign(&k, 0, vec!["a".repeat(64)], Utc::now()).unwrap();
+        cp.from = u64::MAX;
+        assert!(cp.check().is_err());
+        assert!(Checkpoint::sign(&k, u64::MAX, vec!["a".repeat(64)], Utc::now()).is_none());
+        assert!(Checkpoint::sign(&k, 0, vec![], Utc::now()).is_none());
     }
 
     #[test]

@@ -68,12 +68,12 @@ impl Store {
                         self.open_alerts_by_nhi()
                     )?;
                     let mut items = Vec::new();
-                    let mut reviewers: Vec<RecordId> = Vec::new();
+                    let mut reviewers: std::collections::BTreeSet<NodeId> = Default::default();
                     for n in facts.nhis.iter().filter(|n| n.status == NhiStatus::Active && n.in_scope(&draft.scope)) {
                         let (reviewer, team) = campaign::reviewer_of(n);
                         let open = alerts.get(&n.id).copied().unwrap_or(0);
                         if let Some(p) = &reviewer {
-                            reviewers.push(rid(p));
+                            reviewers.insert(p.clone());
                         }
                         items.push(
                             Content::new()
@@ -113,8 +113,6 @@ impl Store {
                         .set("started_at", dt(now))
                         .set("items", items.len() as i64)
                         .into_value();
-                    reviewers.sort_by_key(|r| format!("{r:?}"));
-                    reviewers.dedup();
                     // The campaign names the decision being sealed: set with it at creation,
                     // as the record is fixed from then on.
                     let effects = "LET $c = $campaign_content;
@@ -127,7 +125,7 @@ impl Store {
                         .set("campaign", rid(id))
                         .set("campaign_content", content)
                         .set("items", items)
-                        .set("ev_owners", reviewers);
+                        .set("ev_owners", reviewers.iter().map(rid).collect::<Vec<_>>());
                     Ok(Plan { draft: draft_decision, effects, vars })
                 })
             })

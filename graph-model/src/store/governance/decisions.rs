@@ -120,6 +120,13 @@ impl Store {
 
     /// Recompute the whole chain from the stored records and compare it with the head.
     pub async fn verify_decision_chain(&self) -> Result<ChainReport> {
+        Ok(self.verify_decision_chain_links().await?.0)
+    }
+
+    /// [`Store::verify_decision_chain`], with the links it read (sequence number, id and
+    /// hash of each record that reads as a decision), for a comparison with checkpoints
+    /// without reading the chain again.
+    pub async fn verify_decision_chain_links(&self) -> Result<(ChainReport, Vec<crate::domain::checkpoint::Link>)> {
         let head = self.chain_head().await?;
         let mut resp = self.read("SELECT * FROM decision ORDER BY seq", &Vars::new()).await?;
         let rows: Vec<serde_json::Value> = take(&mut resp, 0)?;
@@ -131,7 +138,8 @@ impl Store {
                 // A record that no longer reads as a decision was tampered with as
                 // surely as one whose hash is off.
                 Err(e) => {
-                    return Ok(ChainReport {
+                    let links = links_of(&records);
+                    let report = ChainReport {
                         length: i as u64,
                         head_hash: head.hash,
                         first_broken: Some(BrokenLink {
@@ -139,11 +147,12 @@ impl Store {
                             decision: NodeId::parse(&id).ok(),
                             problem: format!("the record no longer reads as a decision: {e}"),
                         }),
-                    });
+                    };
+                    return Ok((report, links));
                 }
             }
         }
-        Ok(verify_chain(&records, &head))
+        Ok((verify_chain(&records, &head), links_of(&records)))
     }
 
     /// The sequence number, id and hash of every decision after `after`, in order: what a
@@ -220,4 +229,11 @@ pub(super) fn policy_content(draft: &PolicyDraft, version: u32, by: Option<&Node
         .set("published_at", dt(Utc::now()))
         .opt("published_by", by.map(rid))
         .into_value())
+}
+
+fn links_of(records: &[Decision]) -> Vec<crate::domain::checkpoint::Link> {
+    records
+        .iter()
+        .map(|d| crate::domain::checkpoint::Link { seq: d.seq, id: d.id.clone(), hash: d.hash.clone() })
+        .collect()
 }
