@@ -105,23 +105,28 @@ async fn sweep(store: Store, every: Duration, retention: graph_model::store::Ret
     }
 }
 
-/// Keep control results current: evaluate every control when this server has written
-/// something (after a pause that gathers a burst of writes into one pass), and every
-/// `every` whatever happened, for the checks that turn on the clock and for other
-/// replicas' writes. The pause is at least as long as the last pass took, so on a large
-/// graph under a stream of writes evaluation takes at most half the time. With several
-/// replicas the evaluation lease lets one run at a time.
+/// Keep control results current: when this server has written something (after a
+/// pause that gathers a burst of writes into one pass), judge again the subjects the
+/// writes touched; every `every`, evaluate every control over the whole graph, for the
+/// checks that turn on the clock and whatever a pass between missed. The pause is at
+/// least as long as the last pass took, so under a stream of writes evaluation takes
+/// at most half the time. With several replicas the evaluation lease lets one run at a
+/// time, and a pass after a write judges what any replica touched since the last.
 async fn evaluate_controls(store: Store, every: Duration) {
     const GATHER: Duration = Duration::from_millis(200);
     let mut tick = tokio::time::interval(every);
     let mut last = Duration::ZERO;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = store.graph_changed() => tokio::time::sleep(GATHER.max(last).min(every)).await,
-        }
+        let full = tokio::select! {
+            _ = tick.tick() => true,
+            _ = store.graph_changed() => {
+                tokio::time::sleep(GATHER.max(last).min(every)).await;
+                false
+            }
+        };
         let started = std::time::Instant::now();
-        let outcome = store.evaluate_controls(chrono::Utc::now()).await;
+        let now = chrono::Utc::now();
+        let outcome = if full { store.evaluate_controls(now).await } else { store.evaluate_control_changes(now).await };
         last = started.elapsed();
         match outcome {
             Ok(r) if r.skipped => tracing::debug!("another replica holds the control evaluation lease"),
@@ -129,6 +134,7 @@ async fn evaluate_controls(store: Store, every: Duration) {
             Ok(r) => info!(
                 full = ?r.full,
                 changes = r.changes,
+                touched = r.touched,
                 ms = last.as_millis() as u64,
                 "control results updated"
             ),

@@ -61,7 +61,11 @@ fn text(s: &str) -> Text {
 }
 
 async fn world() -> World {
-    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    world_with(StoreConfig::for_tests()).await
+}
+
+async fn world_with(cfg: StoreConfig) -> World {
+    let store = Store::open(&cfg).await.unwrap();
     let doc = json!({
         "nodes": [
             {"type": "person", "ref": "admin1", "name": "Admin One", "email": "admin1@x.example", "roles": ["admin"]},
@@ -215,32 +219,7 @@ async fn a_failure_opens_a_finding_that_is_remediated_then_closed_on_evidence() 
     assert!(matches!(early, Err(StoreError::Invalid(ref e)) if e.message.contains("still fails")), "{early:?}");
 
     // An exception that names the control waives the failure while it is active.
-    let x = s
-        .create_request(
-            &w.id("owner"),
-            &NewRequest {
-                kind: RequestKind::Exception,
-                subject: w.id("gone"),
-                target: None,
-                privilege: None,
-                duration_days: Some(30),
-                justification: text("owner being hired"),
-                ticket_ref: None,
-                case: None,
-                compensating_controls: vec![text("key rotated weekly")],
-                review_days: Some(14),
-                refs: vec![],
-                waives: vec!["NHI-OWN-01".into()],
-            },
-        )
-        .await
-        .unwrap();
-    for approver in ["a1", "a2"] {
-        let r = s.requests_by_id(std::slice::from_ref(&x.id)).await.unwrap().pop().unwrap();
-        if r.status == RequestStatus::Pending {
-            s.decide_request(&w.actor(approver), &x.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
-        }
-    }
+    approved_exception(&w, "owner", "gone", "owner being hired", "NHI-OWN-01").await;
     s.evaluate_controls(Utc::now()).await.unwrap();
     assert_eq!(w.status("NHI-OWN-01", "gone").await, Some(ControlStatus::PassedByException));
     let report = s.verify_decision_chain().await.unwrap();
@@ -364,4 +343,176 @@ async fn an_alert_about_what_someone_owns_reaches_their_queue() {
     let raised = events.iter().find(|e| e.kind == EventKind::AlertRaised).expect("an alert event");
     assert!(raised.in_queue_of(&w.id("owner")), "{raised:?}");
     assert!(!raised.in_queue_of(&w.id("leaver")));
+}
+
+/// An exception on `subject` waiving control `key`, filed by `by` and approved by the
+/// approvers it needs.
+async fn approved_exception(w: &World, by: &str, subject: &str, why: &str, key: &str) {
+    let s = &w.store;
+    let request = NewRequest {
+        kind: RequestKind::Exception,
+        subject: w.id(subject),
+        target: None,
+        privilege: None,
+        duration_days: Some(30),
+        justification: text(why),
+        ticket_ref: None,
+        case: None,
+        compensating_controls: vec![text("key rotated weekly")],
+        review_days: Some(14),
+        refs: vec![],
+        waives: vec![key.into()],
+    };
+    let x = s.create_request(&w.id(by), &request).await.unwrap();
+    for approver in ["a1", "a2"] {
+        let r = s.requests_by_id(std::slice::from_ref(&x.id)).await.unwrap().pop().unwrap();
+        if r.status == RequestStatus::Pending {
+            s.decide_request(&w.actor(approver), &x.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+        }
+    }
+}
+
+/// Apply `change` as admin1, with admin2's approval when it waits for a second admin.
+async fn apply(w: &World, change: Change) {
+    let g = w.store.govern(&w.actor("admin1"), &change, &text("a test change")).await.unwrap();
+    if let Some(r) = g.request {
+        w.store.decide_request(&w.actor("admin2"), &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+        let r = w.store.requests_by_id(std::slice::from_ref(&r.id)).await.unwrap().pop().unwrap();
+        assert_ne!(r.status, RequestStatus::Pending, "{change:?} waits for more approvals");
+    } else {
+        assert!(g.applied(), "{g:?}");
+    }
+}
+
+/// The stored results agree with what a full evaluation over the whole graph finds at
+/// `now`: every subject it judges has its status, and every other stored result says
+/// the subject left the control's reach.
+async fn agrees_with_a_full_evaluation(s: &Store, now: chrono::DateTime<Utc>, after: &str) {
+    let facts = s.compliance_facts(now).await.unwrap();
+    for c in s.controls().await.unwrap() {
+        let oracle = graph_model::domain::control::evaluate(&c, &facts, now);
+        let stored = s.control_results(&c.key, None, None).await.unwrap();
+        for (subject, outcome) in &oracle {
+            let row = stored.iter().find(|r| &r.subject == subject);
+            assert_eq!(
+                row.map(|r| r.status),
+                Some(outcome.status),
+                "after {after}: {} of {subject} is stale ({:?}); a full pass finds {}",
+                c.key,
+                row.map(|r| &r.facts),
+                outcome.facts
+            );
+        }
+        for r in stored.iter().filter(|r| !oracle.contains_key(&r.subject)) {
+            assert_eq!(
+                r.status,
+                ControlStatus::NotApplicable,
+                "after {after}: {} of {} is left over",
+                c.key,
+                r.subject
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pass_after_a_write_judges_only_what_it_touched_and_agrees_with_a_full_pass() {
+    // No margin: each pass reads only what was written since the last, so what it
+    // touched can be counted (one process, one clock).
+    let w = world_with(StoreConfig { change_margin: std::time::Duration::ZERO, ..StoreConfig::for_tests() }).await;
+    let s = &w.store;
+    let prod = ControlScope { environments: vec![Environment::Production], ..Default::default() };
+    w.publish("NHI-OWN-01", Check::ActiveOwner, ControlScope::default()).await;
+    w.publish("NHI-ROT-01", Check::SecretRotated { max_age_days: 90 }, prod.clone()).await;
+    w.publish("NHI-PRIV-01", Check::PrivilegedAccessGoverned { tier: Criticality::Tier1 }, ControlScope::default())
+        .await;
+    w.publish("NHI-STALE-01", Check::UnusedAccess { days: 30 }, prod).await;
+    w.publish("NHI-EXC-01", Check::ExceptionReviewed, ControlScope::default()).await;
+    // Each pass judges at the time it runs (`Utc::now()` each time): an edge opened a
+    // moment ago is in force.
+
+    // Before any full pass, a pass after changes is a full one.
+    let first = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(first.full.len(), 5, "{first:?}");
+    agrees_with_a_full_evaluation(s, Utc::now(), "the first evaluation").await;
+
+    // Nothing written since (beyond the margin's re-read): nothing recorded.
+    let idle = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!((idle.full.len(), idle.changes), (0, 0), "{idle:?}");
+
+    // The owner leaves: what they own fails, and nothing else is judged again.
+    apply(&w, Change::Active { person: w.id("owner"), active: false }).await;
+    let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert!(r.full.is_empty(), "{r:?}");
+    // The NHI the owner owns, and the secret it holds.
+    assert_eq!((r.touched, r.changes), (2, 1), "{r:?}");
+    assert_eq!(w.status("NHI-OWN-01", "owned").await, Some(ControlStatus::Fail));
+    agrees_with_a_full_evaluation(s, Utc::now(), "an owner left").await;
+
+    // A new owner for the orphan.
+    let edge = NewEdge::parse(EdgeKind::Owns, w.id("admin2"), w.id("orphan"), EdgeAttrs::default()).unwrap();
+    apply(&w, Change::Relate { edge }).await;
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(w.status("NHI-OWN-01", "orphan").await, Some(ControlStatus::Pass));
+    agrees_with_a_full_evaluation(s, Utc::now(), "ownership opened").await;
+
+    // The wiki becomes tier1: read access to it is not privileged, the check still
+    // does not judge it; the vault drops to tier2 and the orphan's write access leaves
+    // the check's reach.
+    apply(&w, Change::SystemRisk { system: w.id("vault"), criticality: Some(Criticality::Tier2), environment: None })
+        .await;
+    let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    // The vault, and the one NHI with access to it.
+    assert_eq!(r.touched, 2, "{r:?}");
+    assert_eq!(w.status("NHI-PRIV-01", "orphan").await, Some(ControlStatus::NotApplicable));
+    agrees_with_a_full_evaluation(s, Utc::now(), "a system's criticality changed").await;
+
+    // A feed brings a team that owns the dev token, and an ungoverned admin grant.
+    let feed = json!({
+        "source": "cloud",
+        "nodes": [
+            {"type": "team", "ref": "ops", "name": "ops"},
+            {"type": "nhi", "ref": "rogue", "kind": "service_account", "name": "rogue", "environment": "production", "last_used_at": "now-1d"},
+            {"type": "system", "ref": "vault2", "kind": "vault", "name": "vault2", "environment": "production", "criticality": "tier0"}
+        ],
+        "edges": [
+            {"type": "owns", "from": "ops", "to": "rogue"},
+            {"type": "can_access", "from": "rogue", "to": "vault2", "privilege": "admin"}
+        ]
+    });
+    let imported = s.import(&graph_model::inventory::Inventory::parse(&feed, Utc::now()).unwrap()).await.unwrap();
+    let found = |r: &str| imported.ids.iter().find(|(x, _)| x == r).unwrap().1.clone();
+    let (ops, rogue) = (found("ops"), found("rogue"));
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    let priv_rows = s.control_results("NHI-PRIV-01", Some(ControlStatus::Fail), None).await.unwrap();
+    assert!(priv_rows.iter().any(|r| r.subject == rogue), "{priv_rows:?}");
+    agrees_with_a_full_evaluation(s, Utc::now(), "a feed imported a team and a grant").await;
+
+    // A member joins the team: the team's NHI has an active owner.
+    let edge = NewEdge::parse(EdgeKind::MemberOf, w.id("a1"), ops, EdgeAttrs::default()).unwrap();
+    apply(&w, Change::Relate { edge }).await;
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    let own = s.control_results("NHI-OWN-01", None, None).await.unwrap();
+    assert_eq!(own.iter().find(|r| r.subject == rogue).map(|r| r.status), Some(ControlStatus::Pass));
+    agrees_with_a_full_evaluation(s, Utc::now(), "a member joined a team").await;
+
+    // Decommissioning takes an NHI out of reach; its secret is judged again with it.
+    apply(&w, Change::NhiStatus { nhi: w.id("gone"), status: NhiStatus::Decommissioned }).await;
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(w.status("NHI-STALE-01", "gone").await, Some(ControlStatus::NotApplicable));
+    agrees_with_a_full_evaluation(s, Utc::now(), "an NHI was decommissioned").await;
+
+    // An exception is approved: it is judged, and it waives the orphan-less owner check.
+    approved_exception(&w, "admin2", "owned", "a new owner is being found", "NHI-OWN-01").await;
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(w.status("NHI-OWN-01", "owned").await, Some(ControlStatus::PassedByException));
+    let exc = s.control_results("NHI-EXC-01", None, None).await.unwrap();
+    assert_eq!(exc.len(), 1, "{exc:?}");
+    agrees_with_a_full_evaluation(s, Utc::now(), "an exception was approved").await;
+
+    // A full pass now finds nothing the passes between missed.
+    let full = s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!((full.full.len(), full.changes), (0, 0), "{full:?}");
+    let report = s.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
 }

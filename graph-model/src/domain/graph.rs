@@ -189,6 +189,23 @@ impl GraphIndex {
         })
     }
 
+    /// The edges in force at `t` leaving `id` (forward) or arriving at it (reverse).
+    pub fn edges_at(&self, id: &NodeId, direction: Direction, t: DateTime<Utc>) -> impl Iterator<Item = EdgeView<'_>> {
+        let list = self.number.get(id).map(|&n| match direction {
+            Direction::Forward => &self.out[n as usize],
+            Direction::Reverse => &self.inn[n as usize],
+        });
+        list.into_iter().flatten().map(|&e| &self.edges[e as usize]).filter(move |e| e.in_force_at(t)).map(|e| {
+            EdgeView {
+                id: &e.id,
+                from: &self.ids[e.from as usize],
+                to: &self.ids[e.to as usize],
+                privilege: e.privilege,
+                governed: e.governed,
+            }
+        })
+    }
+
     /// Record or refresh what is known of a node.
     pub fn set_meta(&mut self, id: &NodeId, meta: NodeMeta) {
         let n = self.intern(id) as usize;

@@ -7,7 +7,7 @@
 //! since its last look (edges created or closed, nodes updated), by indexed range
 //! queries in one round trip, and applies it. Reading the changes from the database, rather than hearing of this
 //! process's own writes, is what lets several API replicas over one SurrealDB each see
-//! the others' writes. Changes are re-read with a margin (`SYNC_MARGIN`) so a
+//! the others' writes. Changes are re-read with a margin (`StoreConfig::change_margin`) so a
 //! transaction that committed a little after the timestamp it wrote, or a replica whose
 //! clock runs behind, is not missed; applying a change twice is harmless.
 //!
@@ -28,8 +28,6 @@ use super::{Result, Store, StoreError, Vars, take};
 use crate::domain::graph::{Direction, GraphIndex, NodeMeta, Step, TRAVERSED, Traversal};
 use crate::domain::*;
 
-/// How far back each sync re-reads changes.
-const SYNC_MARGIN: i64 = 10;
 /// Edges read per query when the index is first loaded.
 const LOAD_PAGE: usize = 20_000;
 
@@ -42,6 +40,8 @@ pub(crate) struct LiveGraph {
     /// A load started by [`Store::warm_graph`] is running.
     warming: AtomicBool,
     pub(crate) refresh: std::time::Duration,
+    /// How far back each look re-reads changes (`StoreConfig::change_margin`).
+    pub(crate) margin: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -53,6 +53,11 @@ struct Synced {
 }
 
 impl LiveGraph {
+    /// Where a look that follows one at `t` starts reading changes.
+    pub(crate) fn look_back(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        Duration::from_std(self.margin).ok().and_then(|m| t.checked_sub_signed(m)).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
     pub(crate) fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
     }
@@ -78,13 +83,14 @@ impl MetaRow {
 }
 
 impl Store {
-    pub(crate) fn new_live_graph(refresh: std::time::Duration) -> Arc<LiveGraph> {
+    pub(crate) fn new_live_graph(refresh: std::time::Duration, margin: std::time::Duration) -> Arc<LiveGraph> {
         Arc::new(LiveGraph {
             index: RwLock::default(),
             synced_to: tokio::sync::Mutex::default(),
             dirty: AtomicBool::new(true),
             warming: AtomicBool::new(false),
             refresh,
+            margin,
         })
     }
 
@@ -133,7 +139,7 @@ impl Store {
         // Cleared before reading: a write that lands during the read marks it again.
         self.graph.dirty.store(false, Ordering::Release);
         let started = Instant::now();
-        let Some(since) = synced.to.map(|t| t - Duration::seconds(SYNC_MARGIN)) else {
+        let Some(since) = synced.to.map(|t| self.graph.look_back(t)) else {
             return self.load_graph(synced, started, LOAD_PAGE).await;
         };
         let mut sql = String::from("RETURN time::now();\n");

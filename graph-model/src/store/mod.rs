@@ -64,6 +64,10 @@ pub struct StoreConfig {
     /// re-reads the store's changes when this much time has passed since the last look.
     /// This process's own writes are seen by the next traversal regardless.
     pub graph_refresh: std::time::Duration,
+    /// How far back each look at the store's changes (the graph index's, the control
+    /// evaluator's) reads again, so that a transaction that committed a little after
+    /// the time it stamped, or a replica whose clock runs behind by less, is not missed.
+    pub change_margin: std::time::Duration,
     /// Freshness windows of feed sources: a source past its window pauses the
     /// automation its data drives (see `domain::feeds`).
     pub feed_freshness: crate::domain::feeds::FeedFreshness,
@@ -139,6 +143,7 @@ impl StoreConfig {
             password: None,
             user_level: UserLevel::Database,
             graph_refresh: std::time::Duration::from_millis(500),
+            change_margin: std::time::Duration::from_secs(10),
             feed_freshness: Default::default(),
         }
     }
@@ -249,8 +254,9 @@ pub struct Store {
     feeds: Arc<crate::domain::feeds::FeedFreshness>,
     /// Woken by every write except the control evaluator's own (see `governance::controls`).
     controls_wake: Arc<tokio::sync::Notify>,
-    /// Control evaluations of this process take turns (the lease orders replicas).
-    controls_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Control evaluations of this process take turns (the lease orders replicas); it
+    /// holds the database's clock up to which they have judged every change.
+    controls_turn: Arc<tokio::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -307,8 +313,8 @@ impl Store {
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
-            controls_turn: Arc::new(tokio::sync::Mutex::new(())),
-            graph: Store::new_live_graph(cfg.graph_refresh),
+            controls_turn: Arc::new(tokio::sync::Mutex::new(None)),
+            graph: Store::new_live_graph(cfg.graph_refresh, cfg.change_margin),
             feed: Arc::default(),
             feeds: Arc::new(cfg.feed_freshness.clone()),
         };
@@ -350,8 +356,8 @@ impl Store {
         Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
-            controls_turn: Arc::new(tokio::sync::Mutex::new(())),
-            graph: Store::new_live_graph(self.graph.refresh),
+            controls_turn: Arc::new(tokio::sync::Mutex::new(None)),
+            graph: Store::new_live_graph(self.graph.refresh, self.graph.margin),
             feed: Arc::default(),
             ..self.clone()
         }

@@ -38,10 +38,12 @@ struct Args {
     samples: usize,
     requests: usize,
     dir: Option<PathBuf>,
+    /// Import, then measure control evaluation alone.
+    controls_only: bool,
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { nhis: 100_000, seed: 1, samples: 300, requests: 800, dir: None };
+    let mut a = Args { nhis: 100_000, seed: 1, samples: 300, requests: 800, dir: None, controls_only: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| anyhow!("{flag} needs a value"));
@@ -51,11 +53,13 @@ fn args() -> Result<Args> {
             "--samples" => a.samples = value()?.parse().context("--samples")?,
             "--requests" => a.requests = value()?.parse().context("--requests")?,
             "--dir" => a.dir = Some(PathBuf::from(value()?)),
+            "--controls-only" => a.controls_only = true,
             "-h" | "--help" => {
                 println!(
-                    "nhigov-bench [--nhis 100000] [--seed 1] [--samples 300] [--requests 800] [--dir DIR]\n\
+                    "nhigov-bench [--nhis 100000] [--seed 1] [--samples 300] [--requests 800] [--dir DIR] [--controls-only]\n\
                      Generates, imports and measures; see BENCHMARKS.md. DIR (default: a temporary\n\
-                     directory) must be empty or absent; it keeps the graph, the store and the server log."
+                     directory) must be empty or absent; it keeps the graph, the store and the server log.\n\
+                     --controls-only: after the import, measure control evaluation and nothing else."
                 );
                 std::process::exit(0);
             }
@@ -189,6 +193,14 @@ async fn run(args: Args) -> Result<()> {
     let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let nhis = ids(&store, "SELECT VALUE id FROM nhi").await?;
+    if args.controls_only {
+        let origins: Vec<NodeId> = nhis.choose_multiple(&mut rng, args.samples).cloned().collect();
+        let (requester, admins) = people(&store).await?;
+        store.close().await;
+        controls(&mut report, &data, &requester, &admins, &origins).await?;
+        summary(&mut report);
+        return Ok(());
+    }
     let hubs = ids(
         &store,
         "SELECT VALUE id FROM (SELECT id, count(<-can_access) + count(<-authenticates_to) + count(<-depends_on) AS degree
@@ -290,20 +302,7 @@ async fn run(args: Args) -> Result<()> {
     // Requests for the writers: grants of read access on systems below tier0, to NHIs
     // with an active owner (the others are denied automatically, which is a decision
     // but not the one measured here).
-    // Their roles come from one genesis decision, as a deployment's first people's do.
-    let requester = person(&store, "Bench Requester", "requester@bench.example").await?;
-    let admins = [
-        person(&store, "Bench Admin One", "admin1@bench.example").await?,
-        person(&store, "Bench Admin Two", "admin2@bench.example").await?,
-    ];
-    let mut grants = vec![(requester.clone(), vec![Role::Investigator])];
-    grants.extend(admins.iter().map(|a| (a.clone(), vec![Role::Admin])));
-    for i in 0..WRITERS {
-        let a = person(&store, &format!("Bench Approver {i}"), &format!("approver{i}@bench.example")).await?;
-        grants.push((a, vec![Role::Approver]));
-    }
-    let why = Text::parse("the benchmark's people").map_err(|e| anyhow!("{}", e.message))?;
-    store.genesis(&grants, &why, false).await?;
+    let (requester, admins) = people(&store).await?;
     let targets = ids(&store, "SELECT VALUE id FROM system WHERE criticality != 'tier0' AND kind != 'vault'").await?;
     let mut requests = Vec::new();
     let mut used = HashSet::new();
@@ -461,62 +460,9 @@ async fn run(args: Args) -> Result<()> {
 
     // ---- controls, in-process again, after the server measurements so those stay
     // comparable with earlier runs (the server evaluates controls after its writes).
-    let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
-    nhigov::demo::publish_controls(&store, &admins[0], &admins[1], &requester).await?;
-    let t = Instant::now();
-    let full = store.evaluate_controls(chrono::Utc::now()).await?;
-    let full_secs = t.elapsed().as_secs_f64();
-    let (mut judged, mut failing) = (0, 0);
-    for key in &full.full {
-        let rows = store.control_results(key, None, None).await?;
-        judged += rows.len();
-        failing += rows.iter().filter(|r| r.status.failing()).count();
-    }
-    report.say(format!(
-        "controls: {} evaluated in full in {full_secs:.2}s ({judged} results, {failing} failing, one decision each control)",
-        full.full.len()
-    ));
-    let t = Instant::now();
-    let idle = store.evaluate_controls(chrono::Utc::now()).await?;
-    ensure!(idle.changes == 0, "a pass with nothing changed recorded {} changes", idle.changes);
-    report.say(format!("controls: a pass with nothing changed in {:.2}s", t.elapsed().as_secs_f64()));
-    let admin = graph_model::store::Actor { id: admins[0].clone(), roles: vec![Role::Admin] };
-    let why = Text::parse("retired by the benchmark").map_err(|e| anyhow!(e.message))?;
-    let mut times = Vec::new();
-    let mut changes = 0;
-    let wall = Instant::now();
-    for nhi in origins.iter().take(10) {
-        let off = graph_model::Change::NhiStatus { nhi: nhi.clone(), status: graph_model::NhiStatus::Decommissioned };
-        store.govern(&admin, &off, &why).await?;
-        let t = Instant::now();
-        changes += store.evaluate_controls(chrono::Utc::now()).await?.changes;
-        times.push(t.elapsed());
-    }
-    report.add(Sample {
-        name: "in-process: controls, one NHI decommissioned, every control evaluated again".into(),
-        clients: 1,
-        times,
-        wall: wall.elapsed(),
-        note: format!("{changes} result changes recorded, one decision each"),
-    });
-    store.close().await;
+    controls(&mut report, &data, &requester, &admins, &origins).await?;
 
-    // ---- summary
-    let in_process = report.get("in-process: graph index, blast radius 3 hops", 1).map(|s| s.p(0.5));
-    let http = report.get("http: blastRadius 3 hops, paths and totals", 1).map(|s| s.p(0.5));
-    if let (Some(a), Some(b)) = (in_process, http) {
-        report.say(format!(
-            "blast radius 3 hops, p50: in-process {:.2} ms, through GraphQL and HTTP {:.2} ms (the latter also renders paths, nodes and totals as JSON)",
-            a.as_secs_f64() * 1e3,
-            b.as_secs_f64() * 1e3
-        ));
-    }
-    println!("\n{}\n", report.lines.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"));
-    println!("| measurement | clients | n | min ms | p50 ms | p99 ms | max ms | rate | note |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for s in &report.samples {
-        println!("{}", s.row());
-    }
+    summary(&mut report);
     Ok(())
 }
 
@@ -597,6 +543,109 @@ impl Client {
 }
 
 /// The `nhigov` binary beside this one (the same build).
+/// The benchmark's people: a requester, two admins and an approver per writer, their
+/// roles from one genesis decision, as a deployment's first people's are.
+async fn people(store: &Store) -> Result<(NodeId, [NodeId; 2])> {
+    let requester = person(store, "Bench Requester", "requester@bench.example").await?;
+    let admins = [
+        person(store, "Bench Admin One", "admin1@bench.example").await?,
+        person(store, "Bench Admin Two", "admin2@bench.example").await?,
+    ];
+    let mut grants = vec![(requester.clone(), vec![Role::Investigator])];
+    grants.extend(admins.iter().map(|a| (a.clone(), vec![Role::Admin])));
+    for i in 0..WRITERS {
+        let a = person(store, &format!("Bench Approver {i}"), &format!("approver{i}@bench.example")).await?;
+        grants.push((a, vec![Role::Approver]));
+    }
+    let why = Text::parse("the benchmark's people").map_err(|e| anyhow!("{}", e.message))?;
+    store.genesis(&grants, &why, false).await?;
+    Ok((requester, admins))
+}
+
+/// Control evaluation on the imported store: every control from scratch, a pass with
+/// nothing changed, then passes after one NHI is decommissioned.
+async fn controls(
+    report: &mut Report,
+    data: &Path,
+    requester: &NodeId,
+    admins: &[NodeId; 2],
+    origins: &[NodeId],
+) -> Result<()> {
+    let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
+    nhigov::demo::publish_controls(&store, &admins[0], &admins[1], requester).await?;
+    let t = Instant::now();
+    let full = store.evaluate_controls(chrono::Utc::now()).await?;
+    let full_secs = t.elapsed().as_secs_f64();
+    let (mut judged, mut failing) = (0, 0);
+    for key in &full.full {
+        let rows = store.control_results(key, None, None).await?;
+        judged += rows.len();
+        failing += rows.iter().filter(|r| r.status.failing()).count();
+    }
+    report.say(format!(
+        "controls: {} evaluated in full in {full_secs:.2}s ({judged} results, {failing} failing, one decision each control)",
+        full.full.len()
+    ));
+    let t = Instant::now();
+    let idle = store.evaluate_controls(chrono::Utc::now()).await?;
+    ensure!(idle.changes == 0, "a full pass with nothing changed recorded {} changes", idle.changes);
+    report.say(format!("controls: a full pass with nothing changed in {:.2}s", t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let idle = store.evaluate_control_changes(chrono::Utc::now()).await?;
+    ensure!(idle.changes == 0, "a pass with nothing changed recorded {} changes", idle.changes);
+    report.say(format!("controls: a pass after changes, with none, in {:.1} ms", t.elapsed().as_secs_f64() * 1e3));
+    let admin = graph_model::store::Actor { id: admins[0].clone(), roles: vec![Role::Admin] };
+    let why = Text::parse("retired by the benchmark").map_err(|e| anyhow!(e.message))?;
+    let (mut times, mut changes, mut touched) = (Vec::new(), 0, 0);
+    let wall = Instant::now();
+    for nhi in origins.iter().take(20) {
+        let off = graph_model::Change::NhiStatus { nhi: nhi.clone(), status: graph_model::NhiStatus::Decommissioned };
+        store.govern(&admin, &off, &why).await?;
+        let t = Instant::now();
+        let r = store.evaluate_control_changes(chrono::Utc::now()).await?;
+        times.push(t.elapsed());
+        ensure!(r.full.is_empty(), "a pass after one change evaluated {:?} in full", r.full);
+        changes += r.changes;
+        touched += r.touched;
+    }
+    report.add(Sample {
+        name: "in-process: controls, one NHI decommissioned, the touched subjects judged again".into(),
+        clients: 1,
+        wall: wall.elapsed(),
+        note: format!(
+            "{changes} result changes recorded, one decision each; {:.1} subjects judged per pass (changes of the last 10 s are read again)",
+            touched as f64 / times.len() as f64
+        ),
+        times,
+    });
+    let t = Instant::now();
+    let full = store.evaluate_controls(chrono::Utc::now()).await?;
+    ensure!(full.changes == 0, "a full pass found {} changes the passes after each change missed", full.changes);
+    report
+        .say(format!("controls: a full pass after them found nothing they missed ({:.2}s)", t.elapsed().as_secs_f64()));
+    store.close().await;
+
+    Ok(())
+}
+
+fn summary(report: &mut Report) {
+    let in_process = report.get("in-process: graph index, blast radius 3 hops", 1).map(|s| s.p(0.5));
+    let http = report.get("http: blastRadius 3 hops, paths and totals", 1).map(|s| s.p(0.5));
+    if let (Some(a), Some(b)) = (in_process, http) {
+        report.say(format!(
+            "blast radius 3 hops, p50: in-process {:.2} ms, through GraphQL and HTTP {:.2} ms (the latter also renders paths, nodes and totals as JSON)",
+            a.as_secs_f64() * 1e3,
+            b.as_secs_f64() * 1e3
+        ));
+    }
+    println!("\n{}\n", report.lines.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"));
+    println!("| measurement | clients | n | min ms | p50 ms | p99 ms | max ms | rate | note |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for s in &report.samples {
+        println!("{}", s.row());
+    }
+}
+
 fn nhigov_binary() -> Result<PathBuf> {
     let me = std::env::current_exe()?;
     let bin = me.with_file_name(format!("nhigov{}", std::env::consts::EXE_SUFFIX));

@@ -30,7 +30,6 @@ use surrealdb::types::{RecordId, Value};
 use super::{Actor, Plan, distinct, dt, refs_text};
 use crate::domain::control::{self, *};
 use crate::domain::*;
-use crate::store::nodes::IN_FORCE;
 use crate::store::{Content, Result, STALE, Store, StoreError, Vars, json_value, rid, take};
 
 /// One subject's result row: the latest standing against a control.
@@ -106,6 +105,17 @@ pub struct EvaluationReport {
     pub changes: u64,
     /// Another replica holds the lease: nothing was evaluated.
     pub skipped: bool,
+    /// Subjects judged again in a pass between full evaluations (what changed touched).
+    pub touched: usize,
+}
+
+/// How much a pass judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Every subject, from one snapshot of the whole graph.
+    Full,
+    /// The subjects touched since the last pass.
+    Changes,
 }
 
 tokio::task_local! {
@@ -207,71 +217,20 @@ impl Store {
         self.records_by_id(Table::Control, ids).await
     }
 
-    /// One snapshot of the facts every check reads at `now`: access, secrets held and
-    /// identities assumed from the in-process graph index (the largest part of the graph,
-    /// already in memory), the rest in one round trip of flat scans.
-    pub async fn compliance_facts(&self, now: DateTime<Utc>) -> Result<ComplianceFacts> {
-        let sql = format!(
-            "SELECT id, name, kind, environment, status, last_used_at, created_at FROM nhi;
-             SELECT id, name, last_rotated_at, issued_at, created_at FROM secret;
-             SELECT id, email, active FROM person;
-             SELECT in, out FROM owns WHERE {IN_FORCE};
-             SELECT in, out FROM member_of WHERE {IN_FORCE};
-             SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE status = 'active';
-             SELECT id, subject, status, requested_at, post_approval_due, decided_at FROM request WHERE kind = 'emergency_access';
-             SELECT granted_edge, approval_expires_at FROM request WHERE status = 'approved' AND granted_edge != NONE AND approval_expires_at != NONE;
-             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE status = 'certified' GROUP BY nhi;"
-        );
-        let mut resp = self.read(&sql, &Vars::new()).await?;
-        let (access, held, systems) = self
-            .with_graph(|g| {
-                let (mut access, mut held, mut systems) = (Vec::new(), Vec::new(), HashMap::new());
-                for e in g.edges_in_force(now) {
-                    match e.id.kind {
-                        EdgeKind::CanAccess => {
-                            if let Some(m) = g.meta(e.to)
-                                && let (Some(criticality), Some(environment)) = (m.criticality, m.environment)
-                            {
-                                systems.insert(e.to.clone(), TargetFacts { criticality, environment });
-                            }
-                            access.push(AccessRow {
-                                id: e.id.clone(),
-                                from: e.from.clone(),
-                                to: e.to.clone(),
-                                privilege: e.privilege,
-                                governed: e.governed == Some(true),
-                            });
-                        }
-                        EdgeKind::Holds | EdgeKind::Assumes => {
-                            held.push(Pair { from: e.from.clone(), to: e.to.clone() })
-                        }
-                        _ => {}
-                    }
-                }
-                (access, held, systems)
-            })
-            .await?;
-        let rows = FactRows {
-            nhis: take(&mut resp, 0)?,
-            secrets: take(&mut resp, 1)?,
-            people: take(&mut resp, 2)?,
-            owns: take(&mut resp, 3)?,
-            members: take(&mut resp, 4)?,
-            exceptions: take(&mut resp, 5)?,
-            emergencies: take(&mut resp, 6)?,
-            approvals: take(&mut resp, 7)?,
-            certified: take(&mut resp, 8)?,
-            systems,
-            access,
-            held,
-        };
-        Ok(rows.join(now))
+    /// Evaluate every control's latest version at `now` over the whole graph, and
+    /// record what changed. Runs under the evaluation lease; if another replica holds
+    /// it, does nothing.
+    pub async fn evaluate_controls(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
+        EVALUATING.scope((), self.evaluate_controls_quietly(now, Pass::Full)).await
     }
 
-    /// Evaluate every control's latest version at `now` and record what changed. Runs
-    /// under the evaluation lease; if another replica holds it, does nothing.
-    pub async fn evaluate_controls(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
-        EVALUATING.scope((), self.evaluate_controls_quietly(now)).await
+    /// Judge again only the subjects that writes touched since this process's last
+    /// pass (see `control_facts`), and record what changed: the cost of a change, not
+    /// of the graph. A full evaluation instead when this process has made no pass yet
+    /// or a control version awaits its first. What only the clock changes waits for
+    /// the next [`Store::evaluate_controls`].
+    pub async fn evaluate_control_changes(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
+        EVALUATING.scope((), self.evaluate_controls_quietly(now, Pass::Changes)).await
     }
 
     /// Resolves at the next write of this process that the control evaluator did not
@@ -280,8 +239,8 @@ impl Store {
         self.controls_wake.notified().await
     }
 
-    async fn evaluate_controls_quietly(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
-        let _turn = self.controls_turn.lock().await;
+    async fn evaluate_controls_quietly(&self, now: DateTime<Utc>, pass: Pass) -> Result<EvaluationReport> {
+        let mut seen = self.controls_turn.lock().await;
         // No control published: nothing to lease or read (most writes of a store
         // without controls wake the evaluator for nothing else).
         if !self.any_control_published().await? {
@@ -290,7 +249,7 @@ impl Store {
         if !self.take_control_lease().await? {
             return Ok(EvaluationReport { skipped: true, ..Default::default() });
         }
-        let outcome = self.evaluate_controls_leased(now).await;
+        let outcome = self.evaluate_controls_leased(now, pass, &mut seen).await;
         let release = self
             .write(
                 "IF (SELECT VALUE holder FROM ONLY meta:control_lease) = $me { DELETE meta:control_lease };",
@@ -319,14 +278,43 @@ impl Store {
         }
     }
 
-    async fn evaluate_controls_leased(&self, now: DateTime<Utc>) -> Result<EvaluationReport> {
+    /// One pass; `seen` is the database's clock up to which this process has judged
+    /// every change.
+    async fn evaluate_controls_leased(
+        &self,
+        now: DateTime<Utc>,
+        pass: Pass,
+        seen: &mut Option<DateTime<Utc>>,
+    ) -> Result<EvaluationReport> {
         let controls = self.controls().await?;
         let mut report = EvaluationReport::default();
         if controls.is_empty() {
             return Ok(report);
         }
-        let facts = self.compliance_facts(now).await?;
         let evaluated = self.evaluated_versions(&controls).await?;
+        let all_evaluated = controls.iter().all(|c| evaluated.contains(&c.id));
+        if pass == Pass::Changes
+            && all_evaluated
+            && let Some(since) = *seen
+        {
+            // Re-read with the store's margin (`StoreConfig::change_margin`), as the graph
+            // index does: judging a subject twice records nothing the second time.
+            let touched = self.touched_since(self.graph.look_back(since)).await?;
+            report.touched = touched.subjects.len();
+            if !touched.subjects.is_empty() {
+                let (facts, judged) = self.compliance_facts_of(&touched.subjects, now).await?;
+                for c in &controls {
+                    let results = control::evaluate(c, &facts, now);
+                    let stored = self.stored_results_of(&c.key, &judged).await?;
+                    report.changes += self.record_changes(c, &results, &stored).await?;
+                }
+            }
+            *seen = Some(touched.at);
+            return Ok(report);
+        }
+        // Read before the snapshot: what commits while it is read is judged next time.
+        let at = self.database_now().await?;
+        let facts = self.compliance_facts(now).await?;
         for c in &controls {
             let results = control::evaluate(c, &facts, now);
             let stored = self.stored_results(&c.key).await?;
@@ -337,7 +325,13 @@ impl Store {
                 report.full.push(c.key.clone());
             }
         }
+        *seen = Some(at);
         Ok(report)
+    }
+
+    async fn database_now(&self) -> Result<DateTime<Utc>> {
+        let mut resp = self.read("RETURN time::now()", &Vars::new()).await?;
+        take(&mut resp, 0)
     }
 
     async fn evaluated_versions(&self, controls: &[Control]) -> Result<Vec<NodeId>> {
@@ -350,6 +344,18 @@ impl Store {
         let mut resp = self
             .read("SELECT * OMIT id FROM control_result WHERE control = $key", &Vars::new().set("key", key))
             .await?;
+        let rows: Vec<ControlResult> = take(&mut resp, 0)?;
+        Ok(rows.into_iter().map(|r| (r.subject.clone(), r)).collect())
+    }
+
+    /// The stored results of control `key` for `subjects`, read by record id.
+    async fn stored_results_of(
+        &self,
+        key: &str,
+        subjects: &std::collections::BTreeSet<NodeId>,
+    ) -> Result<HashMap<NodeId, ControlResult>> {
+        let ids: Vec<RecordId> = subjects.iter().map(|s| result_rid(key, s)).collect();
+        let mut resp = self.read("SELECT * OMIT id FROM $ids", &Vars::new().set("ids", ids)).await?;
         let rows: Vec<ControlResult> = take(&mut resp, 0)?;
         Ok(rows.into_iter().map(|r| (r.subject.clone(), r)).collect())
     }
@@ -848,250 +854,4 @@ fn finding_content(id: &NodeId, c: &Control, subject: &NodeId, facts: &str, now:
         .set("recurrences", 0i64)
         .set("rev", 0i64)
         .into_value()
-}
-
-#[derive(Deserialize)]
-struct NhiRow {
-    id: NodeId,
-    name: String,
-    kind: NhiKind,
-    environment: Environment,
-    status: NhiStatus,
-    last_used_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Deserialize)]
-struct SecretRow {
-    id: NodeId,
-    name: String,
-    last_rotated_at: Option<DateTime<Utc>>,
-    issued_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Deserialize)]
-struct PersonRow {
-    id: NodeId,
-    email: String,
-    active: bool,
-}
-
-#[derive(Deserialize)]
-struct Pair {
-    #[serde(rename = "in")]
-    from: NodeId,
-    #[serde(rename = "out")]
-    to: NodeId,
-}
-
-/// An access edge in force, from the graph index.
-struct AccessRow {
-    id: EdgeId,
-    from: NodeId,
-    to: NodeId,
-    privilege: Option<Privilege>,
-    governed: bool,
-}
-
-#[derive(Deserialize)]
-struct ExceptionRow {
-    id: NodeId,
-    subject: NodeId,
-    status: ExceptionStatus,
-    expires_at: DateTime<Utc>,
-    review_due: DateTime<Utc>,
-    #[serde(default)]
-    waives: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct EmergencyRow {
-    id: NodeId,
-    subject: NodeId,
-    status: RequestStatus,
-    requested_at: DateTime<Utc>,
-    post_approval_due: Option<DateTime<Utc>>,
-    decided_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Deserialize)]
-struct ApprovalRow {
-    granted_edge: String,
-    approval_expires_at: DateTime<Utc>,
-}
-
-/// When a review last certified an NHI.
-#[derive(serde::Deserialize)]
-struct Certified {
-    nhi: NodeId,
-    at: DateTime<Utc>,
-}
-
-/// The flat rows of one snapshot, before they are joined.
-struct FactRows {
-    nhis: Vec<NhiRow>,
-    secrets: Vec<SecretRow>,
-    /// What the index knows of each system accessed.
-    systems: HashMap<NodeId, TargetFacts>,
-    people: Vec<PersonRow>,
-    certified: Vec<Certified>,
-    owns: Vec<Pair>,
-    members: Vec<Pair>,
-    access: Vec<AccessRow>,
-    /// Secrets held and identities assumed.
-    held: Vec<Pair>,
-    exceptions: Vec<ExceptionRow>,
-    emergencies: Vec<EmergencyRow>,
-    approvals: Vec<ApprovalRow>,
-}
-
-impl FactRows {
-    /// Join the rows into the facts each subject is judged on.
-    fn join(self, now: DateTime<Utc>) -> ComplianceFacts {
-        let people: HashMap<&NodeId, &PersonRow> = self.people.iter().map(|p| (&p.id, p)).collect();
-        let systems = &self.systems;
-        let mut team_members: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
-        for m in &self.members {
-            team_members.entry(&m.to).or_default().push(&m.from);
-        }
-        // Owners of each node: the people behind them, and the owning teams.
-        let mut owner_people: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
-        let mut direct: HashMap<&NodeId, Vec<(NodeId, bool)>> = HashMap::new();
-        let certified: HashMap<&NodeId, DateTime<Utc>> = self.certified.iter().map(|c| (&c.nhi, c.at)).collect();
-        let mut owner_teams: HashMap<&NodeId, Vec<NodeId>> = HashMap::new();
-        for o in &self.owns {
-            match o.from.table() {
-                Table::Person => {
-                    owner_people.entry(&o.to).or_default().push(&o.from);
-                    if let Some(p) = people.get(&o.from) {
-                        direct.entry(&o.to).or_default().push((o.from.clone(), p.active));
-                    }
-                }
-                Table::Team => {
-                    owner_teams.entry(&o.to).or_default().push(o.from.clone());
-                    let members = team_members.get(&o.from).cloned().unwrap_or_default();
-                    owner_people.entry(&o.to).or_default().extend(members);
-                }
-                _ => {}
-            }
-        }
-        let lapsed: std::collections::HashSet<&str> =
-            self.approvals.iter().filter(|a| a.approval_expires_at <= now).map(|a| a.granted_edge.as_str()).collect();
-        let mut access: HashMap<&NodeId, Vec<AccessFacts>> = HashMap::new();
-        for a in &self.access {
-            let (Some(s), Some(privilege)) = (systems.get(&a.to), a.privilege) else { continue };
-            access.entry(&a.from).or_default().push(AccessFacts {
-                edge: a.id.clone(),
-                system: a.to.clone(),
-                target: *s,
-                privilege,
-                governed: a.governed,
-                approval_lapsed: lapsed.contains(a.id.to_string().as_str()),
-            });
-        }
-        let mut holds: HashMap<&NodeId, u32> = HashMap::new();
-        let mut holders: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
-        for h in &self.held {
-            *holds.entry(&h.from).or_default() += 1;
-            holders.entry(&h.to).or_default().push(&h.from);
-        }
-        let owners_of = |id: &NodeId| -> Vec<(String, bool)> {
-            let mut seen: Vec<&NodeId> = owner_people.get(id).cloned().unwrap_or_default();
-            seen.sort();
-            seen.dedup();
-            seen.iter().filter_map(|p| people.get(p)).map(|p| (p.email.clone(), p.active)).collect()
-        };
-        let nhis: Vec<NhiFacts> = self
-            .nhis
-            .into_iter()
-            .map(|n| NhiFacts {
-                owners: owners_of(&n.id),
-                direct_owners: {
-                    let mut d = direct.remove(&n.id).unwrap_or_default();
-                    d.sort();
-                    d
-                },
-                certified_at: certified.get(&n.id).copied(),
-                teams: owner_teams.get(&n.id).cloned().unwrap_or_default(),
-                access: access.remove(&n.id).unwrap_or_default(),
-                holds: holds.get(&n.id).copied().unwrap_or(0),
-                id: n.id,
-                name: n.name,
-                kind: n.kind,
-                environment: n.environment,
-                status: n.status,
-                last_used_at: n.last_used_at,
-                created_at: n.created_at,
-            })
-            .collect();
-        let by_nhi: HashMap<&NodeId, &NhiFacts> = nhis.iter().map(|n| (&n.id, n)).collect();
-        let nhi_scope = |ids: &[&NodeId], own: &NodeId| -> ScopeFacts {
-            let mut s = ScopeFacts { teams: owner_teams.get(own).cloned().unwrap_or_default(), ..Default::default() };
-            for n in ids.iter().filter_map(|i| by_nhi.get(i)) {
-                s.environments.push(n.environment);
-                s.nhi_kinds.push(n.kind);
-                s.teams.extend(n.teams.iter().cloned());
-                let c = n.access.iter().map(|a| a.target.criticality).min();
-                s.criticality = match (s.criticality, c) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-            s
-        };
-        let subject_scope = |subject: &NodeId| -> ScopeFacts {
-            match subject.table() {
-                Table::Nhi => nhi_scope(&[subject], subject),
-                Table::Secret => nhi_scope(holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject),
-                Table::System => {
-                    let s = systems.get(subject);
-                    ScopeFacts {
-                        environments: s.map(|s| vec![s.environment]).unwrap_or_default(),
-                        criticality: s.map(|s| s.criticality),
-                        teams: owner_teams.get(subject).cloned().unwrap_or_default(),
-                        ..Default::default()
-                    }
-                }
-                _ => ScopeFacts::default(),
-            }
-        };
-        let secrets = self
-            .secrets
-            .iter()
-            .map(|s| SecretFacts {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                rotated_at: s.last_rotated_at.or(s.issued_at).unwrap_or(s.created_at),
-                ever_rotated: s.last_rotated_at.is_some(),
-                scope: subject_scope(&s.id),
-            })
-            .collect();
-        let exceptions = self
-            .exceptions
-            .iter()
-            .map(|x| ExceptionFacts {
-                id: x.id.clone(),
-                subject: x.subject.clone(),
-                status: x.status,
-                expires_at: x.expires_at,
-                review_due: x.review_due,
-                waives: x.waives.clone(),
-                scope: subject_scope(&x.subject),
-            })
-            .collect();
-        let emergencies = self
-            .emergencies
-            .iter()
-            .map(|e| EmergencyFacts {
-                id: e.id.clone(),
-                status: e.status,
-                requested_at: e.requested_at,
-                post_approval_due: e.post_approval_due,
-                decided_at: e.decided_at,
-                scope: subject_scope(&e.subject),
-            })
-            .collect();
-        ComplianceFacts { nhis, secrets, exceptions, emergencies }
-    }
 }

@@ -19,6 +19,7 @@ mod baseline;
 mod campaigns;
 mod cases;
 mod changes;
+mod control_facts;
 mod controls;
 mod decisions;
 mod guards;

@@ -1,0 +1,641 @@
+//! The facts the control checks read, in two shapes.
+//!
+//! - [`Store::compliance_facts`]: one snapshot of everything, for a full evaluation (a
+//!   control version's first, and the scheduled pass that catches the checks the clock
+//!   turns). Access, secrets held and identities assumed come from the in-process graph
+//!   index; the rest is one round trip of flat scans.
+//! - [`Store::touched_since`] then [`Store::compliance_facts_of`]: the subjects whose
+//!   results a write may have changed since a time, read from indexed change stamps as
+//!   the graph index reads its changes, and the complete facts of just those subjects.
+//!   Between full evaluations a pass costs what changed, not the size of the graph.
+//!
+//! What touches a subject, so that judging the touched subjects judges every result a
+//! write can change:
+//!
+//! | write | subjects touched |
+//! |---|---|
+//! | an NHI (status, use, environment, kind) | the NHI, and the secrets it holds (their scope reads their holders) |
+//! | a secret | the secret |
+//! | a system (criticality, environment) | the NHIs with access to it |
+//! | a person (active or not) | what the person owns, directly or through a team |
+//! | ownership opened or closed | the node owned |
+//! | membership opened or closed | what the team owns |
+//! | access, holding or assuming opened, closed or adopted | the NHI, and the secret held |
+//! | an exception | the exception, and its subject |
+//! | a request | its subject, and a break-glass request itself |
+//! | a review answer | the NHI reviewed |
+//!
+//! A secret's facts read its holders, so they are loaded (and judged) with it. What
+//! only the clock changes (an age passing its limit, an edge expiring) is left to the
+//! scheduled full pass.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use surrealdb::types::RecordId;
+
+use crate::domain::control::*;
+use crate::domain::graph::{Direction, GraphIndex};
+use crate::domain::*;
+use crate::store::nodes::IN_FORCE;
+use crate::store::{Result, Store, Vars, rid, take};
+
+/// The subjects a pass judges again, and the database's clock when they were read.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    /// The database's clock before the changes were read: the next look starts there.
+    pub at: DateTime<Utc>,
+    pub subjects: BTreeSet<NodeId>,
+}
+
+/// What one `touched_since` round trip names, before it is widened.
+#[derive(Default)]
+struct Stamps {
+    nhis: Vec<NodeId>,
+    secrets: Vec<NodeId>,
+    systems: Vec<NodeId>,
+    people: Vec<NodeId>,
+    /// Nodes whose ownership changed.
+    owned: Vec<NodeId>,
+    /// Teams whose membership changed.
+    teams: Vec<NodeId>,
+    /// Both ends of access, holding and assuming edges that changed.
+    edge_ends: Vec<Pair>,
+    exceptions: Vec<Subjected>,
+    requests: Vec<Subjected>,
+    reviewed: Vec<NodeId>,
+}
+
+#[derive(Deserialize)]
+struct Subjected {
+    id: NodeId,
+    subject: NodeId,
+    /// Whether the record is a subject of its own (an exception, a break-glass
+    /// request), or only speaks of one.
+    #[serde(default = "yes")]
+    judged: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Store {
+    /// One snapshot of every fact the checks read at `now`.
+    pub async fn compliance_facts(&self, now: DateTime<Utc>) -> Result<ComplianceFacts> {
+        let sql = format!(
+            "SELECT id, name, kind, environment, status, last_used_at, created_at FROM nhi;
+             SELECT id, name, last_rotated_at, issued_at, created_at FROM secret;
+             SELECT id, email, active FROM person;
+             SELECT in, out FROM owns WHERE {IN_FORCE};
+             SELECT in, out FROM member_of WHERE {IN_FORCE};
+             SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE status = 'active';
+             SELECT {REQUEST_FIELDS} FROM request WHERE kind = 'emergency_access' OR (status = 'approved' AND granted_edge != NONE AND approval_expires_at != NONE);
+             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE status = 'certified' GROUP BY nhi;"
+        );
+        let mut resp = self.read(&sql, &Vars::new()).await?;
+        let graph = self.with_graph(|g| GraphRows::all(g, now)).await?;
+        let rows = FactRows::take(
+            &mut resp,
+            Slots { nhis: 0, secrets: 1, people: 2, owns: 3, members: 4, exceptions: 5, requests: 6, certified: 7 },
+            graph,
+        )?;
+        Ok(rows.join(now))
+    }
+
+    /// The subjects whose results a write at or after `since` may have changed (see the
+    /// module's table), read in one round trip over indexed stamps and widened in a
+    /// second.
+    pub(crate) async fn touched_since(&self, since: DateTime<Utc>) -> Result<Touched> {
+        let mut sql = String::from(
+            "RETURN time::now();
+             SELECT VALUE id FROM nhi WHERE updated_at >= $since;
+             SELECT VALUE id FROM secret WHERE updated_at >= $since;
+             SELECT VALUE id FROM system WHERE updated_at >= $since;
+             SELECT VALUE id FROM person WHERE updated_at >= $since;
+             SELECT VALUE out FROM owns WHERE created_at >= $since;
+             SELECT VALUE out FROM owns WHERE valid_to >= $since;
+             SELECT VALUE out FROM member_of WHERE created_at >= $since;
+             SELECT VALUE out FROM member_of WHERE valid_to >= $since;
+             SELECT id, subject FROM exception WHERE changed_at >= $since;
+             SELECT id, subject, kind = 'emergency_access' AS judged FROM request WHERE changed_at >= $since AND record::tb(subject) IN ['nhi', 'secret', 'system'];
+             SELECT VALUE nhi FROM review_item WHERE changed_at >= $since;\n",
+        );
+        for kind in [EdgeKind::CanAccess, EdgeKind::Holds, EdgeKind::Assumes] {
+            for field in ["created_at", "valid_to", "granted_at"] {
+                sql.push_str(&format!("SELECT in, out FROM {} WHERE {field} >= $since;\n", kind.as_str()));
+            }
+        }
+        let vars = Vars::new().set("since", surrealdb::types::Datetime::from(since));
+        let mut resp = self.read(&sql, &vars).await?;
+        let at: DateTime<Utc> = take(&mut resp, 0)?;
+        let mut stamps = Stamps {
+            nhis: take(&mut resp, 1)?,
+            secrets: take(&mut resp, 2)?,
+            systems: take(&mut resp, 3)?,
+            people: take(&mut resp, 4)?,
+            owned: take(&mut resp, 5)?,
+            teams: take(&mut resp, 7)?,
+            exceptions: take::<Vec<Subjected>>(&mut resp, 9)?,
+            requests: take(&mut resp, 10)?,
+            reviewed: take(&mut resp, 11)?,
+            edge_ends: Vec::new(),
+        };
+        stamps.owned.extend(take::<Vec<NodeId>>(&mut resp, 6)?);
+        stamps.teams.extend(take::<Vec<NodeId>>(&mut resp, 8)?);
+        for i in 12..21 {
+            stamps.edge_ends.extend(take::<Vec<Pair>>(&mut resp, i)?);
+        }
+        let subjects = self.widen(stamps, at).await?;
+        Ok(Touched { at, subjects })
+    }
+
+    /// From what was stamped to the subjects it touches.
+    async fn widen(&self, s: Stamps, now: DateTime<Utc>) -> Result<BTreeSet<NodeId>> {
+        let mut out: BTreeSet<NodeId> = BTreeSet::new();
+        if !s.people.is_empty() || !s.teams.is_empty() {
+            let sql =
+                "LET $all_teams = array::union($teams, array::flatten(SELECT VALUE ->member_of->team FROM $people));
+                       LET $owners = array::concat($people, $all_teams);
+                       RETURN array::distinct(array::flatten(SELECT VALUE ->owns->? FROM $owners));";
+            let people: Vec<RecordId> = s.people.iter().map(rid).collect();
+            let teams: Vec<RecordId> = s.teams.iter().map(rid).collect();
+            let mut resp = self.read(sql, &Vars::new().set("people", people).set("teams", teams)).await?;
+            out.extend(take::<Vec<NodeId>>(&mut resp, 2)?);
+        }
+        out.extend(s.nhis);
+        out.extend(s.secrets);
+        out.extend(s.owned);
+        out.extend(s.reviewed);
+        for x in s.exceptions.into_iter().chain(s.requests) {
+            if x.judged {
+                out.insert(x.id);
+            }
+            out.insert(x.subject);
+        }
+        for p in s.edge_ends {
+            out.insert(p.from);
+            if p.to.table() == Table::Secret {
+                out.insert(p.to);
+            }
+        }
+        let systems = s.systems;
+        self.with_graph(|g| {
+            // The NHIs with access to a system that changed.
+            for system in &systems {
+                out.extend(
+                    g.edges_at(system, Direction::Reverse, now)
+                        .filter(|e| e.id.kind == EdgeKind::CanAccess)
+                        .map(|e| e.from.clone()),
+                );
+            }
+            // The secrets each touched NHI holds: their scope reads it.
+            let nhis: Vec<NodeId> = out.iter().filter(|n| n.table() == Table::Nhi).cloned().collect();
+            for n in &nhis {
+                out.extend(
+                    g.edges_at(n, Direction::Forward, now)
+                        .filter(|e| e.id.kind == EdgeKind::Holds)
+                        .map(|e| e.to.clone()),
+                );
+            }
+        })
+        .await?;
+        out.retain(|n| {
+            matches!(n.table(), Table::Nhi | Table::Secret | Table::System | Table::Exception | Table::Request)
+        });
+        Ok(out)
+    }
+
+    /// The complete facts of `touched` at `now` (and of the NHIs holding a touched
+    /// secret, which its facts read), and every subject they judge: the touched ones
+    /// too, so that a subject gone from a check's reach is seen to go.
+    pub(crate) async fn compliance_facts_of(
+        &self,
+        touched: &BTreeSet<NodeId>,
+        now: DateTime<Utc>,
+    ) -> Result<(ComplianceFacts, BTreeSet<NodeId>)> {
+        let of = |t: Table| -> Vec<NodeId> { touched.iter().filter(|n| n.table() == t).cloned().collect() };
+        let (mut nhis, secrets, systems) = (of(Table::Nhi), of(Table::Secret), of(Table::System));
+        let graph = self
+            .with_graph(|g| {
+                for s in &secrets {
+                    nhis.extend(
+                        g.edges_at(s, Direction::Reverse, now)
+                            .filter(|e| e.id.kind == EdgeKind::Holds)
+                            .map(|e| e.from.clone()),
+                    );
+                }
+                nhis.sort();
+                nhis.dedup();
+                GraphRows::of(g, &nhis, &systems, now)
+            })
+            .await?;
+        let nodes: Vec<RecordId> = nhis.iter().chain(&secrets).chain(&systems).map(rid).collect();
+        let sql = format!(
+            "SELECT id, name, kind, environment, status, last_used_at, created_at FROM $nhis;
+             SELECT id, name, last_rotated_at, issued_at, created_at FROM $secrets;
+             LET $own_edges = array::flatten(SELECT VALUE <-owns FROM $nodes);
+             LET $owns = (SELECT in, out FROM $own_edges WHERE {IN_FORCE});
+             RETURN $owns;
+             LET $teams = array::distinct($owns[WHERE record::tb(in) = 'team'].in);
+             LET $member_edges = array::flatten(SELECT VALUE <-member_of FROM $teams);
+             LET $members = (SELECT in, out FROM $member_edges WHERE {IN_FORCE});
+             RETURN $members;
+             LET $people = array::distinct(array::concat($owns[WHERE record::tb(in) = 'person'].in, $members.in));
+             SELECT id, email, active FROM $people;
+             SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE subject IN $nodes AND status = 'active';
+             SELECT {REQUEST_FIELDS} FROM request WHERE subject IN $nodes;
+             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $nhis AND status = 'certified' GROUP BY nhi;"
+        );
+        let vars = Vars::new()
+            .set("nhis", nhis.iter().map(rid).collect::<Vec<_>>())
+            .set("secrets", secrets.iter().map(rid).collect::<Vec<_>>())
+            .set("nodes", nodes);
+        let mut resp = self.read(&sql, &vars).await?;
+        let rows = FactRows::take(
+            &mut resp,
+            Slots { nhis: 0, secrets: 1, owns: 4, members: 8, people: 10, exceptions: 11, requests: 12, certified: 13 },
+            graph,
+        )?;
+        let facts = rows.join(now);
+        let mut judged: BTreeSet<NodeId> = touched.iter().filter(|n| n.table() != Table::System).cloned().collect();
+        judged.extend(facts.nhis.iter().map(|n| n.id.clone()));
+        judged.extend(facts.secrets.iter().map(|s| s.id.clone()));
+        judged.extend(facts.exceptions.iter().map(|x| x.id.clone()));
+        judged.extend(facts.emergencies.iter().map(|e| e.id.clone()));
+        Ok((facts, judged))
+    }
+}
+
+/// The fields of a request the checks read: break-glass requests are judged, approvals
+/// with an expiry lapse the access they opened.
+const REQUEST_FIELDS: &str =
+    "id, subject, kind, status, requested_at, post_approval_due, decided_at, granted_edge, approval_expires_at";
+
+#[derive(Deserialize)]
+struct RequestRow {
+    id: NodeId,
+    subject: NodeId,
+    kind: RequestKind,
+    status: RequestStatus,
+    requested_at: DateTime<Utc>,
+    post_approval_due: Option<DateTime<Utc>>,
+    decided_at: Option<DateTime<Utc>>,
+    granted_edge: Option<String>,
+    approval_expires_at: Option<DateTime<Utc>>,
+}
+
+fn split_requests(rows: Vec<RequestRow>) -> (Vec<EmergencyRow>, Vec<ApprovalRow>) {
+    let (mut emergencies, mut approvals) = (Vec::new(), Vec::new());
+    for r in rows {
+        if r.status == RequestStatus::Approved
+            && let (Some(granted_edge), Some(approval_expires_at)) = (r.granted_edge, r.approval_expires_at)
+        {
+            approvals.push(ApprovalRow { granted_edge, approval_expires_at });
+        }
+        if r.kind == RequestKind::EmergencyAccess {
+            emergencies.push(EmergencyRow {
+                id: r.id,
+                subject: r.subject,
+                status: r.status,
+                requested_at: r.requested_at,
+                post_approval_due: r.post_approval_due,
+                decided_at: r.decided_at,
+            });
+        }
+    }
+    (emergencies, approvals)
+}
+
+/// What the graph index gives the facts: access in force, what is held or assumed, and
+/// the systems accessed.
+struct GraphRows {
+    access: Vec<AccessRow>,
+    held: Vec<Pair>,
+    systems: HashMap<NodeId, TargetFacts>,
+}
+
+impl GraphRows {
+    /// Over the whole graph.
+    fn all(g: &GraphIndex, now: DateTime<Utc>) -> GraphRows {
+        let mut rows = GraphRows { access: Vec::new(), held: Vec::new(), systems: HashMap::new() };
+        for e in g.edges_in_force(now) {
+            rows.add(g, e);
+        }
+        rows
+    }
+
+    /// Leaving `nhis` (and holding secrets), and what is known of `systems`.
+    fn of(g: &GraphIndex, nhis: &[NodeId], systems: &[NodeId], now: DateTime<Utc>) -> GraphRows {
+        let mut rows = GraphRows { access: Vec::new(), held: Vec::new(), systems: HashMap::new() };
+        for n in nhis {
+            for e in g.edges_at(n, Direction::Forward, now) {
+                rows.add(g, e);
+            }
+        }
+        for s in systems {
+            rows.system(g, s);
+        }
+        rows
+    }
+
+    fn add(&mut self, g: &GraphIndex, e: crate::domain::graph::EdgeView<'_>) {
+        match e.id.kind {
+            EdgeKind::CanAccess => {
+                self.system(g, e.to);
+                self.access.push(AccessRow {
+                    id: e.id.clone(),
+                    from: e.from.clone(),
+                    to: e.to.clone(),
+                    privilege: e.privilege,
+                    governed: e.governed == Some(true),
+                });
+            }
+            EdgeKind::Holds | EdgeKind::Assumes => self.held.push(Pair { from: e.from.clone(), to: e.to.clone() }),
+            _ => {}
+        }
+    }
+
+    fn system(&mut self, g: &GraphIndex, id: &NodeId) {
+        if let Some(m) = g.meta(id)
+            && let (Some(criticality), Some(environment)) = (m.criticality, m.environment)
+        {
+            self.systems.insert(id.clone(), TargetFacts { criticality, environment });
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NhiRow {
+    id: NodeId,
+    name: String,
+    kind: NhiKind,
+    environment: Environment,
+    status: NhiStatus,
+    last_used_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct SecretRow {
+    id: NodeId,
+    name: String,
+    last_rotated_at: Option<DateTime<Utc>>,
+    issued_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct PersonRow {
+    id: NodeId,
+    email: String,
+    active: bool,
+}
+
+#[derive(Deserialize)]
+struct Pair {
+    #[serde(rename = "in")]
+    from: NodeId,
+    #[serde(rename = "out")]
+    to: NodeId,
+}
+
+/// An access edge in force, from the graph index.
+struct AccessRow {
+    id: EdgeId,
+    from: NodeId,
+    to: NodeId,
+    privilege: Option<Privilege>,
+    governed: bool,
+}
+
+#[derive(Deserialize)]
+struct ExceptionRow {
+    id: NodeId,
+    subject: NodeId,
+    status: ExceptionStatus,
+    expires_at: DateTime<Utc>,
+    review_due: DateTime<Utc>,
+    #[serde(default)]
+    waives: Vec<String>,
+}
+
+struct EmergencyRow {
+    id: NodeId,
+    subject: NodeId,
+    status: RequestStatus,
+    requested_at: DateTime<Utc>,
+    post_approval_due: Option<DateTime<Utc>>,
+    decided_at: Option<DateTime<Utc>>,
+}
+
+struct ApprovalRow {
+    granted_edge: String,
+    approval_expires_at: DateTime<Utc>,
+}
+
+/// When a review last certified an NHI.
+#[derive(Deserialize)]
+struct Certified {
+    nhi: NodeId,
+    at: DateTime<Utc>,
+}
+
+/// The flat rows of one snapshot, before they are joined.
+struct FactRows {
+    nhis: Vec<NhiRow>,
+    secrets: Vec<SecretRow>,
+    /// What the index knows of each system accessed.
+    systems: HashMap<NodeId, TargetFacts>,
+    people: Vec<PersonRow>,
+    certified: Vec<Certified>,
+    owns: Vec<Pair>,
+    members: Vec<Pair>,
+    access: Vec<AccessRow>,
+    /// Secrets held and identities assumed.
+    held: Vec<Pair>,
+    exceptions: Vec<ExceptionRow>,
+    emergencies: Vec<EmergencyRow>,
+    approvals: Vec<ApprovalRow>,
+}
+
+/// Where each kind of row is in a response.
+struct Slots {
+    nhis: usize,
+    secrets: usize,
+    people: usize,
+    owns: usize,
+    members: usize,
+    exceptions: usize,
+    requests: usize,
+    certified: usize,
+}
+
+impl FactRows {
+    fn take(resp: &mut surrealdb::IndexedResults, at: Slots, graph: GraphRows) -> Result<FactRows> {
+        let (emergencies, approvals) = split_requests(take(resp, at.requests)?);
+        Ok(FactRows {
+            nhis: take(resp, at.nhis)?,
+            secrets: take(resp, at.secrets)?,
+            people: take(resp, at.people)?,
+            owns: take(resp, at.owns)?,
+            members: take(resp, at.members)?,
+            exceptions: take(resp, at.exceptions)?,
+            emergencies,
+            approvals,
+            certified: take(resp, at.certified)?,
+            systems: graph.systems,
+            access: graph.access,
+            held: graph.held,
+        })
+    }
+
+    /// Join the rows into the facts each subject is judged on.
+    fn join(self, now: DateTime<Utc>) -> ComplianceFacts {
+        let people: HashMap<&NodeId, &PersonRow> = self.people.iter().map(|p| (&p.id, p)).collect();
+        let systems = &self.systems;
+        let mut team_members: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
+        for m in &self.members {
+            team_members.entry(&m.to).or_default().push(&m.from);
+        }
+        // Owners of each node: the people behind them, and the owning teams.
+        let mut owner_people: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
+        let mut direct: HashMap<&NodeId, Vec<(NodeId, bool)>> = HashMap::new();
+        let certified: HashMap<&NodeId, DateTime<Utc>> = self.certified.iter().map(|c| (&c.nhi, c.at)).collect();
+        let mut owner_teams: HashMap<&NodeId, Vec<NodeId>> = HashMap::new();
+        for o in &self.owns {
+            match o.from.table() {
+                Table::Person => {
+                    owner_people.entry(&o.to).or_default().push(&o.from);
+                    if let Some(p) = people.get(&o.from) {
+                        direct.entry(&o.to).or_default().push((o.from.clone(), p.active));
+                    }
+                }
+                Table::Team => {
+                    owner_teams.entry(&o.to).or_default().push(o.from.clone());
+                    let members = team_members.get(&o.from).cloned().unwrap_or_default();
+                    owner_people.entry(&o.to).or_default().extend(members);
+                }
+                _ => {}
+            }
+        }
+        let lapsed: std::collections::HashSet<&str> =
+            self.approvals.iter().filter(|a| a.approval_expires_at <= now).map(|a| a.granted_edge.as_str()).collect();
+        let mut access: HashMap<&NodeId, Vec<AccessFacts>> = HashMap::new();
+        for a in &self.access {
+            let (Some(s), Some(privilege)) = (systems.get(&a.to), a.privilege) else { continue };
+            access.entry(&a.from).or_default().push(AccessFacts {
+                edge: a.id.clone(),
+                system: a.to.clone(),
+                target: *s,
+                privilege,
+                governed: a.governed,
+                approval_lapsed: lapsed.contains(a.id.to_string().as_str()),
+            });
+        }
+        let mut holds: HashMap<&NodeId, u32> = HashMap::new();
+        let mut holders: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
+        for h in &self.held {
+            *holds.entry(&h.from).or_default() += 1;
+            holders.entry(&h.to).or_default().push(&h.from);
+        }
+        let owners_of = |id: &NodeId| -> Vec<(String, bool)> {
+            let mut seen: Vec<&NodeId> = owner_people.get(id).cloned().unwrap_or_default();
+            seen.sort();
+            seen.dedup();
+            seen.iter().filter_map(|p| people.get(p)).map(|p| (p.email.clone(), p.active)).collect()
+        };
+        let nhis: Vec<NhiFacts> = self
+            .nhis
+            .into_iter()
+            .map(|n| NhiFacts {
+                owners: owners_of(&n.id),
+                direct_owners: {
+                    let mut d = direct.remove(&n.id).unwrap_or_default();
+                    d.sort();
+                    d
+                },
+                certified_at: certified.get(&n.id).copied(),
+                teams: owner_teams.get(&n.id).cloned().unwrap_or_default(),
+                access: access.remove(&n.id).unwrap_or_default(),
+                holds: holds.get(&n.id).copied().unwrap_or(0),
+                id: n.id,
+                name: n.name,
+                kind: n.kind,
+                environment: n.environment,
+                status: n.status,
+                last_used_at: n.last_used_at,
+                created_at: n.created_at,
+            })
+            .collect();
+        let by_nhi: HashMap<&NodeId, &NhiFacts> = nhis.iter().map(|n| (&n.id, n)).collect();
+        let nhi_scope = |ids: &[&NodeId], own: &NodeId| -> ScopeFacts {
+            let mut s = ScopeFacts { teams: owner_teams.get(own).cloned().unwrap_or_default(), ..Default::default() };
+            for n in ids.iter().filter_map(|i| by_nhi.get(i)) {
+                s.environments.push(n.environment);
+                s.nhi_kinds.push(n.kind);
+                s.teams.extend(n.teams.iter().cloned());
+                let c = n.access.iter().map(|a| a.target.criticality).min();
+                s.criticality = match (s.criticality, c) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            s
+        };
+        let subject_scope = |subject: &NodeId| -> ScopeFacts {
+            match subject.table() {
+                Table::Nhi => nhi_scope(&[subject], subject),
+                Table::Secret => nhi_scope(holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject),
+                Table::System => {
+                    let s = systems.get(subject);
+                    ScopeFacts {
+                        environments: s.map(|s| vec![s.environment]).unwrap_or_default(),
+                        criticality: s.map(|s| s.criticality),
+                        teams: owner_teams.get(subject).cloned().unwrap_or_default(),
+                        ..Default::default()
+                    }
+                }
+                _ => ScopeFacts::default(),
+            }
+        };
+        let secrets = self
+            .secrets
+            .iter()
+            .map(|s| SecretFacts {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                rotated_at: s.last_rotated_at.or(s.issued_at).unwrap_or(s.created_at),
+                ever_rotated: s.last_rotated_at.is_some(),
+                scope: subject_scope(&s.id),
+            })
+            .collect();
+        let exceptions = self
+            .exceptions
+            .iter()
+            .map(|x| ExceptionFacts {
+                id: x.id.clone(),
+                subject: x.subject.clone(),
+                status: x.status,
+                expires_at: x.expires_at,
+                review_due: x.review_due,
+                waives: x.waives.clone(),
+                scope: subject_scope(&x.subject),
+            })
+            .collect();
+        let emergencies = self
+            .emergencies
+            .iter()
+            .map(|e| EmergencyFacts {
+                id: e.id.clone(),
+                status: e.status,
+                requested_at: e.requested_at,
+                post_approval_due: e.post_approval_due,
+                decided_at: e.decided_at,
+                scope: subject_scope(&e.subject),
+            })
+            .collect();
+        ComplianceFacts { nhis, secrets, exceptions, emergencies }
+    }
+}
