@@ -99,17 +99,20 @@ pub enum Command {
         /// The key file to create.
         file: PathBuf,
     },
-    /// Export for auditors: a case's evidence bundle (`--case ID --out DIR`), or decisions
-    /// or evidence as CSV (`--csv decisions|evidence`), filtered by framework reference
-    /// and time window.
+    /// Export for auditors: the evidence bundle of a case (`--case ID --out DIR`) or of a
+    /// certification campaign (`--campaign ID`), or decisions or evidence as CSV
+    /// (`--csv decisions|evidence`), filtered by framework reference and time window.
     Export {
         /// The case whose evidence bundle to write.
-        #[arg(long, conflicts_with = "csv", required_unless_present = "csv")]
+        #[arg(long, conflicts_with_all = ["csv", "campaign"], required_unless_present_any = ["csv", "campaign"])]
         case: Option<String>,
+        /// The certification campaign whose evidence bundle to write.
+        #[arg(long, conflicts_with = "csv")]
+        campaign: Option<String>,
         /// Write this table as CSV instead.
         #[arg(long, value_enum)]
         csv: Option<CsvTable>,
-        /// For a bundle, the directory to create (default: bundle-<case key>); for CSV, the
+        /// For a bundle, the directory to create (default: bundle-<key>); for CSV, the
         /// file (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -255,14 +258,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             Ok(())
         }
-        Command::Export { case, csv, out, framework, from, to, db } => {
+        Command::Export { case, campaign, csv, out, framework, from, to, db } => {
             if let Some(db) = db {
                 cfg.db.url = db;
             }
-            match (case, csv) {
-                (Some(case), _) => export_bundle(&cfg, &case, out).await,
-                (None, Some(table)) => export_csv(&cfg, table, framework, from, to, out).await,
-                (None, None) => bail!("give --case ID or --csv decisions|evidence"),
+            match (case, campaign, csv) {
+                (Some(case), _, _) => export_bundle(&cfg, "--case", &case, out).await,
+                (None, Some(campaign), _) => export_bundle(&cfg, "--campaign", &campaign, out).await,
+                (None, None, Some(table)) => export_csv(&cfg, table, framework, from, to, out).await,
+                (None, None, None) => bail!("give --case ID, --campaign ID or --csv decisions|evidence"),
             }
         }
         Command::VerifyBundle { dir } => verify_bundle(&dir),
@@ -773,18 +777,19 @@ async fn verify(cfg: &Config, checkpoints: Option<&Path>, pinned: Option<&ed2551
     }
 }
 
-async fn export_bundle(cfg: &Config, case: &str, out: Option<PathBuf>) -> Result<()> {
-    let case = graph_model::NodeId::parse(case).map_err(|e| anyhow!("--case: {}", e.message))?;
-    let dir = out.unwrap_or_else(|| PathBuf::from(format!("bundle-{}", case.key())));
+/// Write the evidence bundle of the case or campaign `id` (given as `flag`).
+async fn export_bundle(cfg: &Config, flag: &str, id: &str, out: Option<PathBuf>) -> Result<()> {
+    let id = graph_model::NodeId::parse(id).map_err(|e| anyhow!("{flag}: {}", e.message))?;
+    let dir = out.unwrap_or_else(|| PathBuf::from(format!("bundle-{}", id.key())));
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{}: exists and is not empty; name a new directory with --out", dir.display());
     }
     progress(&format!("opening {}", cfg.db.url));
     let store = open_store(cfg).await?;
-    progress(&format!("collecting {case}"));
-    let files = store.evidence_bundle(&case).await;
+    progress(&format!("collecting {id}"));
+    let files = if flag == "--campaign" { store.campaign_bundle(&id).await } else { store.evidence_bundle(&id).await };
     store.close().await;
-    let files = files.map_err(|e| anyhow!("{case}: {e}"))?;
+    let files = files.map_err(|e| anyhow!("{id}: {e}"))?;
     let total = files.len();
     for (i, f) in files.iter().enumerate() {
         let path = dir.join(&f.path);

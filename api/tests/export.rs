@@ -284,3 +284,42 @@ fn the_committed_sample_bundle_verifies() {
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains(": intact"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_campaign_bundle_is_written_by_export_and_checked_by_verify_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let store = Store::open(&StoreConfig { url: db.display().to_string(), ..StoreConfig::memory() }).await.unwrap();
+    nhigov::demo::load(&store).await.unwrap();
+    let campaign = store.campaigns().await.unwrap().pop().expect("the demo has a campaign");
+    store.close().await;
+
+    let out = tmp.path().join("campaign-bundle");
+    let (ok, stdout, stderr) = nhigov(&[
+        "export",
+        "--db",
+        &db.display().to_string(),
+        "--campaign",
+        &campaign.id.to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    for file in ["campaign.json", "items.json", "report.json", "requests.json", "decisions.json", "manifest.json"] {
+        assert!(out.join(file).exists(), "{file} is missing");
+    }
+    let (ok, stdout, stderr) = nhigov(&["verify-bundle", &out.display().to_string()]);
+    assert!(ok, "{stdout}{stderr}");
+
+    // One answer rewritten after the export is named.
+    let items = out.join("items.json");
+    let text = std::fs::read_to_string(&items).unwrap();
+    std::fs::write(&items, text.replacen("\"certified\"", "\"pending\"", 1)).unwrap();
+    let (ok, stdout, stderr) = nhigov(&["verify-bundle", &out.display().to_string()]);
+    assert!(!ok && format!("{stdout}{stderr}").contains("items.json: altered"), "{stdout}{stderr}");
+
+    // A case flag given a campaign, or a campaign flag given a case, is refused by name.
+    let (ok, _, stderr) =
+        nhigov(&["export", "--db", &db.display().to_string(), "--campaign", "case:nope", "--out", "x"]);
+    assert!(!ok && stderr.contains("is not a campaign"), "{stderr}");
+}

@@ -184,6 +184,40 @@ async fn a_campaign_runs_from_start_to_report_with_answers_carried_out_and_an_ov
     let platform = report.by_team.iter().find(|(t, _)| t.as_ref() == Some(&w.id("platform"))).unwrap();
     assert_eq!(platform.1.certified, 1);
     assert!(s.verify_decision_chain().await.unwrap().ok());
+
+    // The campaign's evidence bundle: every decision of it, checkable offline.
+    let files = s.campaign_bundle(&campaign.id).await.unwrap();
+    let by_path: std::collections::BTreeMap<String, Vec<u8>> =
+        files.iter().map(|f| (f.path.clone(), f.bytes.clone())).collect();
+    let checked = graph_model::bundle::verify(&by_path);
+    assert!(checked.ok(), "{checked:?}");
+    let decisions: Vec<Decision> = serde_json::from_slice(&by_path["decisions.json"]).unwrap();
+    let kinds: Vec<DecisionKind> = decisions.iter().map(|d| d.kind).collect();
+    // The start, three answers, one escalation, and the approvals of the two requests.
+    for (kind, n) in [
+        (DecisionKind::StartCampaign, 1),
+        (DecisionKind::AnswerReview, 3),
+        (DecisionKind::EscalateReview, 1),
+        (DecisionKind::DecideRequest, 2),
+    ] {
+        assert_eq!(kinds.iter().filter(|k| **k == kind).count(), n, "{kind:?} in {kinds:?}");
+    }
+    assert!(decisions.windows(2).all(|w| w[0].seq < w[1].seq), "in chain order");
+    let items: Vec<graph_model::domain::campaign::ReviewItem> = serde_json::from_slice(&by_path["items.json"]).unwrap();
+    assert_eq!(items.len(), 3);
+    let requests: Vec<Request> = serde_json::from_slice(&by_path["requests.json"]).unwrap();
+    assert_eq!(requests.len(), 2);
+    let manifest: graph_model::bundle::Manifest = serde_json::from_slice(&by_path["manifest.json"]).unwrap();
+    assert_eq!((manifest.campaign.as_ref(), manifest.case.as_ref()), (Some(&campaign.id), None));
+    // An item rewritten after the export is caught, naming the file.
+    let mut forged = by_path.clone();
+    let text_of = String::from_utf8(forged["items.json"].clone()).unwrap();
+    forged.insert("items.json".into(), text_of.replacen("revoke_requested", "certified", 1).into_bytes());
+    let caught = graph_model::bundle::verify(&forged);
+    assert!(caught.problems.iter().any(|p| p.starts_with("items.json: altered")), "{caught:?}");
+    // A case's id is not a campaign.
+    let wrong = s.campaign_bundle(&w.id("owned")).await;
+    assert!(matches!(wrong, Err(StoreError::Invalid(_))), "{wrong:?}");
 }
 
 #[tokio::test]

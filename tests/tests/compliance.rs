@@ -235,4 +235,21 @@ async fn the_demo_campaign_is_answered_by_the_owners_it_names_and_its_report_fol
     assert_eq!(code(&body), "CONFLICT", "answered once: {body}");
     let d = s.ok(&ada, "{ campaigns { report { all { certified } } } }", json!({})).await;
     assert_eq!(d["campaigns"][0]["report"]["all"]["certified"], 2);
+
+    // Its evidence bundle, with the answer just given, checks offline.
+    let q = "query($c: ID!) { campaignBundle(campaignId: $c) { manifest files { path content } } }";
+    let d = s.ok(&stranger, q, json!({ "c": c["id"] })).await;
+    let bundle = &d["campaignBundle"];
+    assert_eq!(bundle["manifest"]["campaign"], c["id"]);
+    let files: std::collections::BTreeMap<String, Vec<u8>> = bundle["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_owned(), f["content"].as_str().unwrap().as_bytes().to_vec()))
+        .collect();
+    let checked = graph_model::bundle::verify(&files);
+    assert!(checked.ok(), "{checked:?}");
+    let decisions: Value = serde_json::from_slice(&files["decisions.json"]).unwrap();
+    let answers = decisions.as_array().unwrap().iter().filter(|d| d["kind"] == "answer_review").count();
+    assert_eq!(answers, 2, "the demo's answer and this one");
 }

@@ -164,6 +164,9 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "controlResults" => ("{ controlResults(controlKey: \"NHI-NONE-01\") { totalCount } }", json!({})),
         "findings" => ("{ findings { id } }", json!({})),
         "campaigns" => ("{ campaigns { id } }", json!({})),
+        "campaignBundle" => {
+            ("query($c: ID!) { campaignBundle(campaignId: $c) { manifest } }", json!({ "c": x("campaign") }))
+        }
         "campaign" => ("query($i: ID!) { campaign(id: $i) { id } }", json!({ "i": x("campaign") })),
         "myReviewItems" => ("{ myReviewItems { id } }", json!({})),
         "answerReviewItem" => (

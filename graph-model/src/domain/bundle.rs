@@ -1,11 +1,15 @@
-//! Evidence bundles: everything an auditor needs about one case, as files that can be
-//! checked offline.
+//! Evidence bundles: everything an auditor needs about one case, or one certification
+//! campaign, as files that can be checked offline.
 //!
-//! A bundle is a directory of JSON files: the case, its timeline, each piece of evidence
-//! (graph snapshots among them), its decisions with their place in the chain, the policy
-//! versions those decisions were taken under, the traversals made for the case, the
-//! people named, and `manifest.json`, which lists every other file with its SHA-256 and
-//! size, and the chain head at export time.
+//! A case's bundle is a directory of JSON files: the case, its timeline, each piece of
+//! evidence (graph snapshots among them), its decisions with their place in the chain,
+//! the policy versions those decisions were taken under, the traversals made for the
+//! case, the people named, and `manifest.json`, which lists every other file with its
+//! SHA-256 and size, and the chain head at export time. A campaign's bundle holds the
+//! campaign, its review items with the facts each reviewer saw and the answer, its
+//! report, the requests the answers filed, every decision (the start, each answer,
+//! escalations, and the decisions on those requests), their policy versions, the people
+//! named, and the manifest.
 //!
 //! [`verify`] checks a bundle without the service: every file listed and unaltered,
 //! nothing unlisted, every piece of evidence matching its digest, every decision
@@ -19,6 +23,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::campaign::{Campaign, ReviewItem};
 use super::case::{Case, Evidence, sha256_hex};
 use super::decision::{ChainHead, Decision};
 use super::ids::NodeId;
@@ -53,11 +58,23 @@ pub struct ManifestEntry {
     pub bytes: u64,
 }
 
+/// What a bundle is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum About {
+    Case(NodeId),
+    Campaign(NodeId),
+}
+
 /// What a bundle holds, and the digest of each file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: String,
-    pub case: NodeId,
+    /// The case a case's bundle is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<NodeId>,
+    /// The campaign a campaign's bundle is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<NodeId>,
     pub exported_at: DateTime<Utc>,
     /// The decision chain's head when the bundle was made.
     pub chain_head: ChainHead,
@@ -69,7 +86,7 @@ pub struct Manifest {
 
 /// Add the manifest to `files` (sorted by path) and return the whole bundle.
 pub fn seal(
-    case: &NodeId,
+    about: &About,
     head: ChainHead,
     exported_at: DateTime<Utc>,
     counts: (usize, usize, usize),
@@ -78,7 +95,14 @@ pub fn seal(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = Manifest {
         format: FORMAT.into(),
-        case: case.clone(),
+        case: match about {
+            About::Case(id) => Some(id.clone()),
+            About::Campaign(_) => None,
+        },
+        campaign: match about {
+            About::Campaign(id) => Some(id.clone()),
+            About::Case(_) => None,
+        },
         exported_at,
         chain_head: head,
         decisions: counts.0,
@@ -150,10 +174,10 @@ pub fn verify(files: &BTreeMap<String, Vec<u8>>) -> BundleReport {
     }
     report.files = manifest.files.len();
 
-    if let Some(case) = files.get("case.json").and_then(|b| parse::<Case>("case.json", b, problems))
-        && case.id != manifest.case
-    {
-        problems.push(format!("case.json: case {} where the manifest names {}", case.id, manifest.case));
+    match (&manifest.case, &manifest.campaign) {
+        (Some(case), None) => check_case(files, case, problems),
+        (None, Some(campaign)) => check_campaign(files, campaign, problems),
+        _ => problems.push(format!("{MANIFEST}: names neither one case nor one campaign")),
     }
 
     let mut policies: BTreeMap<(NodeId, u32), Policy> = BTreeMap::new();
@@ -172,8 +196,8 @@ pub fn verify(files: &BTreeMap<String, Vec<u8>>) -> BundleReport {
         if !e.intact() {
             problems.push(format!("{path}: the content of {} does not match its SHA-256", e.id));
         }
-        if e.case != manifest.case {
-            problems.push(format!("{path}: belongs to {}, not {}", e.case, manifest.case));
+        if manifest.case.as_ref() != Some(&e.case) {
+            problems.push(format!("{path}: belongs to {}, which the bundle is not about", e.case));
         }
     }
 
@@ -216,4 +240,31 @@ pub fn verify(files: &BTreeMap<String, Vec<u8>>) -> BundleReport {
         ));
     }
     report
+}
+
+/// A case's bundle holds that case.
+fn check_case(files: &BTreeMap<String, Vec<u8>>, case: &NodeId, problems: &mut Vec<String>) {
+    match files.get("case.json").and_then(|b| parse::<Case>("case.json", b, problems)) {
+        Some(c) if &c.id != case => problems.push(format!("case.json: case {} where the manifest names {case}", c.id)),
+        Some(_) => {}
+        None if !files.contains_key("case.json") => problems.push("case.json: missing".into()),
+        None => {}
+    }
+}
+
+/// A campaign's bundle holds that campaign, and only its items.
+fn check_campaign(files: &BTreeMap<String, Vec<u8>>, campaign: &NodeId, problems: &mut Vec<String>) {
+    match files.get("campaign.json").and_then(|b| parse::<Campaign>("campaign.json", b, problems)) {
+        Some(c) if &c.id != campaign => {
+            problems.push(format!("campaign.json: campaign {} where the manifest names {campaign}", c.id))
+        }
+        Some(_) => {}
+        None if !files.contains_key("campaign.json") => problems.push("campaign.json: missing".into()),
+        None => {}
+    }
+    if let Some(items) = files.get("items.json").and_then(|b| parse::<Vec<ReviewItem>>("items.json", b, problems)) {
+        for i in items.iter().filter(|i| &i.campaign != campaign) {
+            problems.push(format!("items.json: {} belongs to {}, not {campaign}", i.id, i.campaign));
+        }
+    }
 }

@@ -1,14 +1,15 @@
-//! Exports for auditors: a case's evidence bundle (`domain::bundle`), and decisions and
-//! evidence as CSV for spreadsheets, filtered by framework reference and time window.
+//! Exports for auditors: the evidence bundle of a case or of a certification campaign
+//! (`domain::bundle`), and decisions and evidence as CSV for spreadsheets, filtered by
+//! framework reference and time window.
 
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{SecondsFormat, Utc};
 
-use super::governance::{DecisionFilter, EvidenceFilter, refs_text};
+use super::governance::{DecisionFilter, EvidenceFilter, ItemFilter, refs_text};
 use super::nodes::{Page, PageRequest};
-use super::{Result, Store, StoreError};
-use crate::domain::bundle::{self, BundleFile};
+use super::{Result, Store, StoreError, Vars, rid, take};
+use crate::domain::bundle::{self, About, BundleFile};
 use crate::domain::*;
 
 /// Rows read per query while exporting.
@@ -133,22 +134,17 @@ impl Store {
         let evidence = self.evidence_of_cases(std::slice::from_ref(case)).await?;
         let timeline = self.timeline(case).await?;
         let traversals = self.traversals_of(case).await?;
-        let policy_ids: Vec<NodeId> =
-            decisions.iter().filter_map(|d| d.policy.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let policies = self.policies_by_id(&policy_ids).await?;
-        let people_ids: Vec<NodeId> = decisions
-            .iter()
-            .map(|d| d.actor.clone())
-            .chain(evidence.iter().map(|e| e.collected_by.clone()))
-            .chain([record.opened_by.clone()])
-            .chain(record.assignee.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let people: HashMap<NodeId, Person> = self.nodes_by_id(&people_ids).await?;
-        let mut people: Vec<&Person> = people.values().collect();
-        people.sort_by(|a, b| a.id.cmp(&b.id));
-
+        let policies = self.policies_of(&decisions).await?;
+        let people = self
+            .people_named(
+                decisions
+                    .iter()
+                    .map(|d| d.actor.clone())
+                    .chain(evidence.iter().map(|e| e.collected_by.clone()))
+                    .chain([record.opened_by.clone()])
+                    .chain(record.assignee.clone()),
+            )
+            .await?;
         let mut files = vec![
             BundleFile::json("case.json", &record),
             BundleFile::json("timeline.json", &timeline),
@@ -157,17 +153,82 @@ impl Store {
             BundleFile::json("people.json", &people),
         ];
         files.extend(evidence.iter().map(|e| BundleFile::json(format!("evidence/{}.json", e.id.key()), e)));
-        files.extend(policies.iter().map(|p| {
-            let name: String = p
-                .name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
-                .collect();
-            BundleFile::json(format!("policies/{name}-v{}.json", p.version), p)
-        }));
-        let files = files.into_iter().collect::<std::result::Result<Vec<_>, _>>().map_err(bundle_error)?;
-        let counts = (decisions.len(), evidence.len(), policies.len());
-        bundle::seal(case, head, Utc::now(), counts, files).map_err(bundle_error)
+        sealed(About::Case(case.clone()), head, files, (decisions.len(), evidence.len()), &policies)
+    }
+
+    /// The evidence bundle of certification campaign `campaign`: the campaign, its items
+    /// (the facts each reviewer saw, the answer), its report, the requests the answers
+    /// filed, and every decision of it in chain order (the start, each answer, the
+    /// escalations, the decisions on those requests), with their policy versions and the
+    /// people named; the manifest last.
+    pub async fn campaign_bundle(&self, campaign: &NodeId) -> Result<Vec<BundleFile>> {
+        if campaign.table() != Table::Campaign {
+            return Err(ValueError::new("campaign", format!("{campaign} is not a campaign")).into());
+        }
+        let record = self
+            .campaigns_by_id(std::slice::from_ref(campaign))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(campaign.to_string()))?;
+        let items = self.review_items(&ItemFilter { campaign: Some(campaign.clone()), ..Default::default() }).await?;
+        let report = self.campaign_report(campaign, Utc::now()).await?;
+        let request_ids: Vec<NodeId> = items.iter().filter_map(|i| i.request.clone()).collect();
+        let requests = self.requests_by_id(&request_ids).await?;
+        let answers: Vec<NodeId> =
+            items.iter().filter_map(|i| i.decision.clone()).chain([record.decision.clone()]).collect();
+        let mut decisions = self.decisions_by_id(&answers).await?;
+        // Escalations are about the campaign; approvals and rejections about a request.
+        let about: Vec<NodeId> = request_ids.iter().cloned().chain([campaign.clone()]).collect();
+        decisions.extend(self.decisions_with_subjects(&about).await?);
+        decisions.sort_by_key(|d| d.seq);
+        decisions.dedup_by_key(|d| d.seq);
+        // Read after the decisions, so every decision in the bundle is within it.
+        let head = self.chain_head().await?;
+        let policies = self.policies_of(&decisions).await?;
+        let people = self
+            .people_named(
+                decisions
+                    .iter()
+                    .map(|d| d.actor.clone())
+                    .chain([record.started_by.clone()])
+                    .chain(requests.iter().map(|r| r.requester.clone()))
+                    .chain(items.iter().flat_map(|i| {
+                        [i.reviewer.clone(), i.answered_by.clone(), i.escalated_to.clone()].into_iter().flatten()
+                    })),
+            )
+            .await?;
+        let files = vec![
+            BundleFile::json("campaign.json", &record),
+            BundleFile::json("items.json", &items),
+            BundleFile::json("report.json", &report),
+            BundleFile::json("requests.json", &requests),
+            BundleFile::json("decisions.json", &decisions),
+            BundleFile::json("people.json", &people),
+        ];
+        sealed(About::Campaign(campaign.clone()), head, files, (decisions.len(), 0), &policies)
+    }
+
+    /// Decisions whose subject is one of `subjects`, by its index.
+    async fn decisions_with_subjects(&self, subjects: &[NodeId]) -> Result<Vec<Decision>> {
+        let ids: Vec<_> = subjects.iter().map(rid).collect();
+        let mut resp = self.read("SELECT * FROM decision WHERE subject IN $ids", &Vars::new().set("ids", ids)).await?;
+        take(&mut resp, 0)
+    }
+
+    /// The policy versions `decisions` were taken under.
+    async fn policies_of(&self, decisions: &[Decision]) -> Result<Vec<Policy>> {
+        let ids: Vec<NodeId> =
+            decisions.iter().filter_map(|d| d.policy.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        self.policies_by_id(&ids).await
+    }
+
+    /// The people `ids` name, once each, in id order.
+    async fn people_named(&self, ids: impl Iterator<Item = NodeId>) -> Result<Vec<Person>> {
+        let ids: Vec<NodeId> = ids.collect::<BTreeSet<_>>().into_iter().collect();
+        let people: HashMap<NodeId, Person> = self.nodes_by_id(&ids).await?;
+        let mut people: Vec<Person> = people.into_values().collect();
+        people.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(people)
     }
 
     /// Decisions as CSV, in chain order: one row each, with its place in the chain.
@@ -280,6 +341,30 @@ impl Store {
         }
         String::from_utf8(w.into_inner().map_err(csv_error)?).map_err(csv_error)
     }
+}
+
+/// A bundle of `files` (decisions and evidence counted) with a file per policy version,
+/// sealed with its manifest.
+fn sealed(
+    about: About,
+    head: ChainHead,
+    mut files: Vec<std::result::Result<BundleFile, serde_json::Error>>,
+    (decisions, evidence): (usize, usize),
+    policies: &[Policy],
+) -> Result<Vec<BundleFile>> {
+    files.extend(policies.iter().map(policy_file));
+    let files = files.into_iter().collect::<std::result::Result<Vec<_>, _>>().map_err(bundle_error)?;
+    bundle::seal(&about, head, Utc::now(), (decisions, evidence, policies.len()), files).map_err(bundle_error)
+}
+
+/// A policy version's file, named by the policy and version.
+fn policy_file(p: &Policy) -> std::result::Result<BundleFile, serde_json::Error> {
+    let name: String = p
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    BundleFile::json(format!("policies/{name}-v{}.json", p.version), p)
 }
 
 #[cfg(test)]

@@ -158,12 +158,26 @@ impl CaseQuery {
     async fn evidence_bundle(&self, ctx: &Context<'_>, case_id: ID) -> ApiResult<EvidenceBundle> {
         let case = node_id(&case_id, "caseId")?;
         let files = ctx.data::<Store>()?.evidence_bundle(&case).await.map_err(ApiError::from)?;
+        Ok(EvidenceBundle::of(files))
+    }
+}
+
+/// An evidence bundle: its files and, parsed, its manifest.
+#[derive(SimpleObject)]
+pub struct EvidenceBundle {
+    pub manifest: Json<serde_json::Value>,
+    pub files: Vec<BundleFile>,
+}
+
+impl EvidenceBundle {
+    /// From the store's files, the manifest among them.
+    pub(crate) fn of(files: Vec<graph_model::bundle::BundleFile>) -> EvidenceBundle {
         let manifest = files
             .iter()
             .find(|f| f.path == graph_model::bundle::MANIFEST)
             .and_then(|f| serde_json::from_slice(&f.bytes).ok())
             .unwrap_or_default();
-        Ok(EvidenceBundle {
+        EvidenceBundle {
             manifest: Json(manifest),
             files: files
                 .into_iter()
@@ -173,15 +187,8 @@ impl CaseQuery {
                     content: String::from_utf8_lossy(&f.bytes).into_owned(),
                 })
                 .collect(),
-        })
+        }
     }
-}
-
-/// An evidence bundle: its files and, parsed, its manifest.
-#[derive(SimpleObject)]
-pub struct EvidenceBundle {
-    pub manifest: Json<serde_json::Value>,
-    pub files: Vec<BundleFile>,
 }
 
 /// One file of a bundle.

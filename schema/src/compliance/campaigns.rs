@@ -12,6 +12,7 @@ use graph_model::store::{ItemFilter, Store};
 use super::mutation::{ControlScopeInput, scope_of};
 use super::types::ControlScope;
 use crate::cases::mutation::{node_id, text};
+use crate::cases::query::EvidenceBundle;
 use crate::cases::types::{gid, person};
 use crate::decisions::types::{Decision, Request};
 use crate::enums::Privilege;
@@ -19,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::governance::mutation::actor;
 use crate::inventory::loaders::nodes;
 use crate::inventory::types::{Nhi, Person, Team};
-use crate::principal::{ADMINISTER, READ_CASES, RoleGuard, principal};
+use crate::principal::{ADMINISTER, READ_CASES, READ_EVIDENCE, RoleGuard, principal};
 
 /// A reviewer's answer: keep it (CERTIFY), take it away (REVOKE: files a REVOKE_NHI
 /// request), or keep less of it (REDUCE: files a REDUCE_PRIVILEGE request).
@@ -259,6 +260,18 @@ impl CampaignQuery {
         let id = node_id(&id, "id")?;
         let found = ctx.data::<Store>()?.campaigns_by_id(&[id]).await.map_err(ApiError::from)?;
         Ok(found.into_iter().next().map(Campaign))
+    }
+
+    /// A campaign's evidence bundle, as `nhigov export --campaign` writes it: the
+    /// campaign, its items (the facts each reviewer saw, the answer), its report, the
+    /// requests the answers filed, every decision of it in chain order with the policy
+    /// versions used, the people named, and a manifest of SHA-256 digests. Write each
+    /// file's `content` to its `path` and `nhigov verify-bundle` checks it offline.
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn campaign_bundle(&self, ctx: &Context<'_>, campaign_id: ID) -> ApiResult<EvidenceBundle> {
+        let campaign = node_id(&campaign_id, "campaignId")?;
+        let files = ctx.data::<Store>()?.campaign_bundle(&campaign).await.map_err(ApiError::from)?;
+        Ok(EvidenceBundle::of(files))
     }
 
     /// The review items the caller may answer (theirs, their teams', escalated to
