@@ -456,14 +456,22 @@ async fn a_pass_after_a_write_judges_only_what_it_touched_and_agrees_with_a_full
     assert_eq!(w.status("NHI-OWN-01", "orphan").await, Some(ControlStatus::Pass));
     agrees_with_a_full_evaluation(s, Utc::now(), "ownership opened").await;
 
+    // The orphan comes to hold the owned NHI's secret too: the secret is judged again,
+    // its other holder is read for the secret's scope and not judged.
+    let edge = NewEdge::parse(EdgeKind::Holds, w.id("orphan"), w.id("fresh"), EdgeAttrs::default()).unwrap();
+    apply(&w, Change::Relate { edge }).await;
+    let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(r.touched, 2, "the orphan and the secret: {r:?}");
+    agrees_with_a_full_evaluation(s, Utc::now(), "a secret gained a holder").await;
+
     // The wiki becomes tier1: read access to it is not privileged, the check still
     // does not judge it; the vault drops to tier2 and the orphan's write access leaves
     // the check's reach.
     apply(&w, Change::SystemRisk { system: w.id("vault"), criticality: Some(Criticality::Tier2), environment: None })
         .await;
     let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
-    // The vault, and the one NHI with access to it.
-    assert_eq!(r.touched, 2, "{r:?}");
+    // The vault, the one NHI with access to it, and the secret that NHI holds.
+    assert_eq!(r.touched, 3, "{r:?}");
     assert_eq!(w.status("NHI-PRIV-01", "orphan").await, Some(ControlStatus::NotApplicable));
     agrees_with_a_full_evaluation(s, Utc::now(), "a system's criticality changed").await;
 

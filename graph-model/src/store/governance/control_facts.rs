@@ -25,9 +25,9 @@
 //! | a request | its subject, and a break-glass request itself |
 //! | a review answer | the NHI reviewed |
 //!
-//! A secret's facts read its holders, so they are loaded (and judged) with it. What
-//! only the clock changes (an age passing its limit, an edge expiring) is left to the
-//! scheduled full pass.
+//! A secret's scope reads its holders, so they are read with it (for scope only: they
+//! are not judged). What only the clock changes (an age passing its limit, an edge
+//! expiring) is left to the scheduled full pass.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -207,58 +207,63 @@ impl Store {
         Ok(out)
     }
 
-    /// The complete facts of `touched` at `now` (and of the NHIs holding a touched
-    /// secret, which its facts read), and every subject they judge: the touched ones
-    /// too, so that a subject gone from a check's reach is seen to go.
+    /// The complete facts of `touched` at `now`, and every subject they judge: the
+    /// touched ones too, so that a subject gone from a check's reach is seen to go. A
+    /// touched secret's scope reads its holders, so those are read as well, but only
+    /// for scope (kind, environment, owning teams, access) and not judged: nothing of
+    /// theirs changed.
     pub(crate) async fn compliance_facts_of(
         &self,
         touched: &BTreeSet<NodeId>,
         now: DateTime<Utc>,
     ) -> Result<(ComplianceFacts, BTreeSet<NodeId>)> {
         let of = |t: Table| -> Vec<NodeId> { touched.iter().filter(|n| n.table() == t).cloned().collect() };
-        let (mut nhis, secrets, systems) = (of(Table::Nhi), of(Table::Secret), of(Table::System));
-        let graph = self
+        let (judged_nhis, secrets, systems) = (of(Table::Nhi), of(Table::Secret), of(Table::System));
+        let (graph, holders) = self
             .with_graph(|g| {
+                let mut holders: BTreeSet<NodeId> = BTreeSet::new();
                 for s in &secrets {
-                    nhis.extend(
+                    holders.extend(
                         g.edges_at(s, Direction::Reverse, now)
-                            .filter(|e| e.id.kind == EdgeKind::Holds)
+                            .filter(|e| e.id.kind == EdgeKind::Holds && !touched.contains(e.from))
                             .map(|e| e.from.clone()),
                     );
                 }
-                nhis.sort();
-                nhis.dedup();
-                GraphRows::of(g, &nhis, &systems, now)
+                let nhis: Vec<NodeId> = judged_nhis.iter().chain(&holders).cloned().collect();
+                (GraphRows::of(g, &nhis, &systems, now), holders)
             })
             .await?;
-        let nodes: Vec<RecordId> = nhis.iter().chain(&secrets).chain(&systems).map(rid).collect();
+        let judged: Vec<RecordId> = judged_nhis.iter().chain(&secrets).chain(&systems).map(rid).collect();
+        let nodes: Vec<RecordId> = judged.iter().cloned().chain(holders.iter().map(rid)).collect();
         let sql = format!(
             "SELECT id, name, kind, environment, status, last_used_at, created_at FROM $nhis;
              SELECT id, name, last_rotated_at, issued_at, created_at FROM $secrets;
              LET $own_edges = array::flatten(SELECT VALUE <-owns FROM $nodes);
              LET $owns = (SELECT in, out FROM $own_edges WHERE {IN_FORCE});
              RETURN $owns;
-             LET $teams = array::distinct($owns[WHERE record::tb(in) = 'team'].in);
+             LET $teams = array::distinct($owns[WHERE record::tb(in) = 'team' AND out IN $judged].in);
              LET $member_edges = array::flatten(SELECT VALUE <-member_of FROM $teams);
              LET $members = (SELECT in, out FROM $member_edges WHERE {IN_FORCE});
              RETURN $members;
-             LET $people = array::distinct(array::concat($owns[WHERE record::tb(in) = 'person'].in, $members.in));
+             LET $people = array::distinct(array::concat($owns[WHERE record::tb(in) = 'person' AND out IN $judged].in, $members.in));
              SELECT id, email, active FROM $people;
-             SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE subject IN $nodes AND status = 'active';
-             SELECT {REQUEST_FIELDS} FROM request WHERE subject IN $nodes;
-             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $nhis AND status = 'certified' GROUP BY nhi;"
+             SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE subject IN $judged AND status = 'active';
+             SELECT {REQUEST_FIELDS} FROM request WHERE subject IN $judged;
+             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $judged AND status = 'certified' GROUP BY nhi;"
         );
         let vars = Vars::new()
-            .set("nhis", nhis.iter().map(rid).collect::<Vec<_>>())
+            .set("nhis", judged_nhis.iter().chain(&holders).map(rid).collect::<Vec<_>>())
             .set("secrets", secrets.iter().map(rid).collect::<Vec<_>>())
-            .set("nodes", nodes);
+            .set("nodes", nodes)
+            .set("judged", judged);
         let mut resp = self.read(&sql, &vars).await?;
         let rows = FactRows::take(
             &mut resp,
             Slots { nhis: 0, secrets: 1, owns: 4, members: 8, people: 10, exceptions: 11, requests: 12, certified: 13 },
             graph,
         )?;
-        let facts = rows.join(now);
+        let mut facts = rows.join(now);
+        facts.nhis.retain(|n| !holders.contains(&n.id));
         let mut judged: BTreeSet<NodeId> = touched.iter().filter(|n| n.table() != Table::System).cloned().collect();
         judged.extend(facts.nhis.iter().map(|n| n.id.clone()));
         judged.extend(facts.secrets.iter().map(|s| s.id.clone()));

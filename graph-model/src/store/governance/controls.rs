@@ -303,9 +303,10 @@ impl Store {
             report.touched = touched.subjects.len();
             if !touched.subjects.is_empty() {
                 let (facts, judged) = self.compliance_facts_of(&touched.subjects, now).await?;
+                let mut stored = self.stored_results_of(&controls, &judged).await?;
                 for c in &controls {
                     let results = control::evaluate(c, &facts, now);
-                    let stored = self.stored_results_of(&c.key, &judged).await?;
+                    let stored = stored.remove(&c.key).unwrap_or_default();
                     report.changes += self.record_changes(c, &results, &stored).await?;
                 }
             }
@@ -348,16 +349,21 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.subject.clone(), r)).collect())
     }
 
-    /// The stored results of control `key` for `subjects`, read by record id.
+    /// The stored results of `controls` for `subjects`, by control key, read by record
+    /// id in one round trip.
     async fn stored_results_of(
         &self,
-        key: &str,
+        controls: &[Control],
         subjects: &std::collections::BTreeSet<NodeId>,
-    ) -> Result<HashMap<NodeId, ControlResult>> {
-        let ids: Vec<RecordId> = subjects.iter().map(|s| result_rid(key, s)).collect();
+    ) -> Result<HashMap<String, HashMap<NodeId, ControlResult>>> {
+        let ids: Vec<RecordId> = controls.iter().flat_map(|c| subjects.iter().map(|s| result_rid(&c.key, s))).collect();
         let mut resp = self.read("SELECT * OMIT id FROM $ids", &Vars::new().set("ids", ids)).await?;
         let rows: Vec<ControlResult> = take(&mut resp, 0)?;
-        Ok(rows.into_iter().map(|r| (r.subject.clone(), r)).collect())
+        let mut out: HashMap<String, HashMap<NodeId, ControlResult>> = HashMap::new();
+        for r in rows {
+            out.entry(r.control.clone()).or_default().insert(r.subject.clone(), r);
+        }
+        Ok(out)
     }
 
     /// The first evaluation of a version: one decision for all of its results.
