@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
+use graph_model::bundle::About;
 use graph_model::inventory::{Inventory, NodeSpec};
 use graph_model::store::{ImportPlan, Store, StoreError};
 use graph_model::{Email, Name, NewPerson, Outcome, Role, Text};
@@ -263,8 +264,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 cfg.db.url = db;
             }
             match (case, campaign, csv) {
-                (Some(case), _, _) => export_bundle(&cfg, "--case", &case, out).await,
-                (None, Some(campaign), _) => export_bundle(&cfg, "--campaign", &campaign, out).await,
+                (Some(case), _, _) => export_bundle(&cfg, About::Case(parse_id("--case", &case)?), out).await,
+                (None, Some(campaign), _) => {
+                    export_bundle(&cfg, About::Campaign(parse_id("--campaign", &campaign)?), out).await
+                }
                 (None, None, Some(table)) => export_csv(&cfg, table, framework, from, to, out).await,
                 (None, None, None) => bail!("give --case ID, --campaign ID or --csv decisions|evidence"),
             }
@@ -777,9 +780,14 @@ async fn verify(cfg: &Config, checkpoints: Option<&Path>, pinned: Option<&ed2551
     }
 }
 
-/// Write the evidence bundle of the case or campaign `id` (given as `flag`).
-async fn export_bundle(cfg: &Config, flag: &str, id: &str, out: Option<PathBuf>) -> Result<()> {
-    let id = graph_model::NodeId::parse(id).map_err(|e| anyhow!("{flag}: {}", e.message))?;
+/// A record id given as `flag`.
+fn parse_id(flag: &str, id: &str) -> Result<graph_model::NodeId> {
+    graph_model::NodeId::parse(id).map_err(|e| anyhow!("{flag}: {}", e.message))
+}
+
+/// Write the evidence bundle of a case or a campaign.
+async fn export_bundle(cfg: &Config, about: About, out: Option<PathBuf>) -> Result<()> {
+    let (About::Case(id) | About::Campaign(id)) = &about;
     let dir = out.unwrap_or_else(|| PathBuf::from(format!("bundle-{}", id.key())));
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{}: exists and is not empty; name a new directory with --out", dir.display());
@@ -787,7 +795,10 @@ async fn export_bundle(cfg: &Config, flag: &str, id: &str, out: Option<PathBuf>)
     progress(&format!("opening {}", cfg.db.url));
     let store = open_store(cfg).await?;
     progress(&format!("collecting {id}"));
-    let files = if flag == "--campaign" { store.campaign_bundle(&id).await } else { store.evidence_bundle(&id).await };
+    let files = match &about {
+        About::Case(id) => store.evidence_bundle(id).await,
+        About::Campaign(id) => store.campaign_bundle(id).await,
+    };
     store.close().await;
     let files = files.map_err(|e| anyhow!("{id}: {e}"))?;
     let total = files.len();

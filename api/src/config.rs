@@ -375,7 +375,7 @@ impl Config {
             password: self.db.password.clone(),
             user_level: self.db.user_level,
             graph_refresh: std::time::Duration::from_millis(self.graph.refresh_ms),
-            change_margin: graph_model::store::StoreConfig::memory().change_margin,
+            change_margin: graph_model::store::StoreConfig::CHANGE_MARGIN,
             feed_freshness: graph_model::domain::feeds::FeedFreshness::from_hours(
                 self.feeds.iter().map(|(source, f)| (source.as_str(), f.freshness_hours)),
             ),

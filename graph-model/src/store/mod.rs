@@ -133,6 +133,9 @@ pub fn database_user_sql(namespace: &str, database: &str, user: &str, password: 
 }
 
 impl StoreConfig {
+    /// The default [`StoreConfig::change_margin`].
+    pub const CHANGE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
     /// An in-memory store, for tests.
     pub fn memory() -> StoreConfig {
         StoreConfig {
@@ -143,7 +146,7 @@ impl StoreConfig {
             password: None,
             user_level: UserLevel::Database,
             graph_refresh: std::time::Duration::from_millis(500),
-            change_margin: std::time::Duration::from_secs(10),
+            change_margin: StoreConfig::CHANGE_MARGIN,
             feed_freshness: Default::default(),
         }
     }
