@@ -18,6 +18,7 @@ pub mod governance;
 pub mod graph;
 pub mod inventory;
 pub mod limits;
+pub mod node;
 pub mod principal;
 pub mod relay;
 
@@ -33,6 +34,7 @@ pub use principal::Principal;
 /// The query root: every area's queries.
 #[derive(MergedObject, Default)]
 pub struct Query(
+    node::NodeQuery,
     inventory::InventoryQuery,
     cases::CaseQuery,
     decisions::DecisionQuery,

@@ -23,6 +23,7 @@ mod node_clients;
 mod opengraph;
 mod persisted;
 mod query_count;
+mod relay;
 mod roles;
 mod scanners;
 mod sdl;

@@ -46,7 +46,7 @@ pub struct Alert(pub gm::Alert);
 
 #[Object]
 impl Alert {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn source(&self) -> &str {
@@ -140,7 +140,7 @@ pub struct Case(pub gm::Case);
 
 #[Object]
 impl Case {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn title(&self) -> &str {
@@ -365,7 +365,7 @@ pub struct Task(pub gm::Task);
 
 #[Object]
 impl Task {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn case(&self, ctx: &Context<'_>) -> ApiResult<Option<Case>> {
@@ -410,7 +410,7 @@ pub struct Evidence(pub gm::Evidence);
 
 #[Object]
 impl Evidence {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn case(&self, ctx: &Context<'_>) -> ApiResult<Option<Case>> {

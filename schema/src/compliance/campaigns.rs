@@ -78,7 +78,7 @@ pub struct Campaign(pub campaign::Campaign);
 
 #[Object]
 impl Campaign {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn name(&self) -> &str {
@@ -176,7 +176,7 @@ pub struct ReviewItem(pub campaign::ReviewItem);
 
 #[Object]
 impl ReviewItem {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn campaign(&self, ctx: &Context<'_>) -> ApiResult<Option<Campaign>> {

@@ -20,7 +20,7 @@ pub struct Control(pub control::Control);
 
 #[Object]
 impl Control {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     /// The stable id the control keeps across versions (`NHI-OWN-01`).
@@ -201,7 +201,7 @@ pub struct Finding(pub gm::store::Finding);
 
 #[Object]
 impl Finding {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn control_key(&self) -> &str {

@@ -18,7 +18,7 @@ pub struct Request(pub gm::Request);
 
 #[Object]
 impl Request {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn kind(&self) -> RequestKind {
@@ -189,7 +189,7 @@ pub struct Exception(pub gm::Exception);
 
 #[Object]
 impl Exception {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn request(&self) -> ID {
@@ -241,7 +241,7 @@ pub struct Policy(pub gm::Policy);
 
 #[Object]
 impl Policy {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     async fn name(&self) -> &str {
@@ -322,7 +322,7 @@ pub struct Decision(pub gm::Decision);
 
 #[Object]
 impl Decision {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         gid(&self.0.id)
     }
     /// Its place in the chain, from 1, without gaps.

@@ -15,7 +15,8 @@ use crate::enums::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{ChangeAction, EventBus};
 use crate::inventory::inputs::{RelateInput, UpdateNhiInput, UpdatePersonInput, UpdateSystemInput};
-use crate::inventory::types::{Nhi, Person, Relation, System};
+use crate::inventory::types::{Nhi, Person, System};
+use crate::node::Relation;
 use crate::principal::{ADMINISTER, Authenticated, MANAGE_PEOPLE, Principal, RoleGuard, WRITE_INVENTORY, principal};
 
 #[derive(Default)]

@@ -7,7 +7,7 @@ use graph_model::domain::feeds::{Freshness, PAUSED_WHEN_STALE};
 use graph_model::store::{FeedStatus, Store};
 
 use crate::error::{ApiError, ApiResult};
-use crate::inventory::types::Relation;
+use crate::node::Relation;
 use crate::principal::{READ_CASES, RoleGuard};
 
 #[derive(Default)]

@@ -7,6 +7,7 @@ use graph_model as gm;
 use graph_model::{Label, Name, Text, ValueError};
 
 use crate::enums::*;
+use crate::error::{ApiError, ApiResult};
 
 fn opt<T>(
     v: Option<String>,
@@ -392,4 +393,38 @@ pub fn search(s: Option<String>) -> Result<Option<String>, ValueError> {
 
 pub fn owner(id: Option<ID>) -> Result<Option<gm::NodeId>, ValueError> {
     id.map(|id| node_id(&id, "owner", &[gm::Table::Person, gm::Table::Team])).transpose()
+}
+
+/// A lookup key: trimmed, not empty, at most 200 characters.
+pub(crate) fn lookup_text<'a>(argument: &str, text: &'a str) -> ApiResult<&'a str> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > 200 {
+        return Err(ApiError::bad_input(argument, "1 to 200 characters"));
+    }
+    Ok(text)
+}
+
+/// The kinds of node `search` looks through.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum SearchKind {
+    Nhi,
+    Secret,
+    System,
+    Person,
+    Team,
+}
+
+impl SearchKind {
+    pub const ALL: [SearchKind; 5] =
+        [SearchKind::Nhi, SearchKind::Secret, SearchKind::System, SearchKind::Person, SearchKind::Team];
+
+    pub fn table(self) -> graph_model::Table {
+        match self {
+            SearchKind::Nhi => graph_model::Table::Nhi,
+            SearchKind::Secret => graph_model::Table::Secret,
+            SearchKind::System => graph_model::Table::System,
+            SearchKind::Person => graph_model::Table::Person,
+            SearchKind::Team => graph_model::Table::Team,
+        }
+    }
 }

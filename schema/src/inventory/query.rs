@@ -1,7 +1,6 @@
 //! Inventory queries: `node`, the lists an inventory screen pages through, and `me`.
 
-use async_graphql::{Context, ID, Object};
-use graph_model::NodeId;
+use async_graphql::{Context, Object};
 use graph_model::store::{NodeFilter, Store};
 
 use super::inputs::{self, *};
@@ -15,14 +14,6 @@ pub struct InventoryQuery;
 
 #[Object]
 impl InventoryQuery {
-    /// Any node by its global id; null when there is none.
-    #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
-        let id = NodeId::parse(id.as_str()).map_err(ApiError::from)?;
-        let store = ctx.data::<Store>()?;
-        Ok(store.node(&id).await.map_err(ApiError::from)?.map(Node::from))
-    }
-
     /// The secret whose value has this digest: hex SHA-256 or SHA-1 as scanners report
     /// it, with or without its algorithm (`sha256:<hex>`), or OpenSSH's
     /// `SHA256:<base64>`. Null when no secret is stored under it.
@@ -50,28 +41,6 @@ impl InventoryQuery {
     async fn person_by_email(&self, ctx: &Context<'_>, email: String) -> ApiResult<Option<Person>> {
         let email = graph_model::Email::parse(&email)?;
         Ok(ctx.data::<Store>()?.person_by_email(&email).await?.map(Person))
-    }
-
-    /// Nodes whose name starts with `prefix`, in any case, for a search box: NHIs,
-    /// secrets, systems, people and teams (or only `kinds`), by name, at most `first`
-    /// (20 unless given, up to 100).
-    #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
-    async fn search(
-        &self,
-        ctx: &Context<'_>,
-        prefix: String,
-        kinds: Option<Vec<SearchKind>>,
-        first: Option<i32>,
-    ) -> ApiResult<Vec<Node>> {
-        let prefix = lookup_text("prefix", &prefix)?;
-        let first = first.unwrap_or(20);
-        if !(0..=100).contains(&first) {
-            return Err(ApiError::bad_input("first", "must be between 0 and 100"));
-        }
-        let tables: Vec<graph_model::Table> =
-            kinds.unwrap_or_else(|| SearchKind::ALL.to_vec()).into_iter().map(SearchKind::table).collect();
-        let found = ctx.data::<Store>()?.search_names(prefix, &tables, first as usize).await?;
-        Ok(found.into_iter().map(Node::from).collect())
     }
 
     /// The caller.
@@ -200,38 +169,4 @@ where
     let store = ctx.data::<Store>()?;
     let found = store.list::<T>(&filter, &page).await.map_err(ApiError::from)?;
     Ok(connection(found, had_cursor, |t: &T| t.id().clone(), wrap))
-}
-
-/// A lookup key: trimmed, not empty, at most 200 characters.
-fn lookup_text<'a>(argument: &str, text: &'a str) -> ApiResult<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > 200 {
-        return Err(ApiError::bad_input(argument, "1 to 200 characters"));
-    }
-    Ok(text)
-}
-
-/// The kinds of node `search` looks through.
-#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
-pub enum SearchKind {
-    Nhi,
-    Secret,
-    System,
-    Person,
-    Team,
-}
-
-impl SearchKind {
-    const ALL: [SearchKind; 5] =
-        [SearchKind::Nhi, SearchKind::Secret, SearchKind::System, SearchKind::Person, SearchKind::Team];
-
-    fn table(self) -> graph_model::Table {
-        match self {
-            SearchKind::Nhi => graph_model::Table::Nhi,
-            SearchKind::Secret => graph_model::Table::Secret,
-            SearchKind::System => graph_model::Table::System,
-            SearchKind::Person => graph_model::Table::Person,
-            SearchKind::Team => graph_model::Table::Team,
-        }
-    }
 }

@@ -11,29 +11,6 @@ use super::loaders::{edges, neighbours, nodes};
 use crate::enums::*;
 use crate::error::ApiResult;
 
-/// Any object with a global id; fetch one with `node(id:)`.
-#[derive(Interface)]
-#[graphql(field(name = "id", ty = "ID", desc = "The global id, `table:key`."))]
-pub enum Node {
-    Person(Person),
-    Team(Team),
-    Nhi(Nhi),
-    Secret(Secret),
-    System(System),
-}
-
-impl From<InventoryNode> for Node {
-    fn from(n: InventoryNode) -> Node {
-        match n {
-            InventoryNode::Person(p) => Node::Person(Person(p)),
-            InventoryNode::Team(t) => Node::Team(Team(t)),
-            InventoryNode::Nhi(n) => Node::Nhi(Nhi(n)),
-            InventoryNode::Secret(s) => Node::Secret(Secret(s)),
-            InventoryNode::System(s) => Node::System(System(s)),
-        }
-    }
-}
-
 /// Who owns something: a person, or a team.
 #[derive(Interface)]
 #[graphql(
@@ -97,7 +74,7 @@ pub struct Person(pub gm::Person);
 
 #[Object]
 impl Person {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn name(&self) -> String {
@@ -139,7 +116,7 @@ pub struct Team(pub gm::Team);
 
 #[Object]
 impl Team {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn name(&self) -> String {
@@ -170,7 +147,7 @@ pub struct Nhi(pub gm::Nhi);
 
 #[Object]
 impl Nhi {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn kind(&self) -> NhiKind {
@@ -280,7 +257,7 @@ pub struct Secret(pub gm::Secret);
 
 #[Object]
 impl Secret {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn kind(&self) -> SecretKind {
@@ -341,7 +318,7 @@ pub struct System(pub gm::System);
 
 #[Object]
 impl System {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn kind(&self) -> SystemKind {
@@ -396,7 +373,7 @@ pub struct Access(pub gm::Edge);
 #[Object]
 impl Access {
     /// The id of the grant's edge; close it with `closeRelation`.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn privilege(&self) -> Option<Privilege> {
@@ -429,7 +406,7 @@ pub struct Assumption(pub gm::Edge);
 
 #[Object]
 impl Assumption {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     /// Does a decision stand behind this delegation? False when a feed reported it and
@@ -455,57 +432,5 @@ impl Assumption {
     async fn to(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Option<Nhi>> {
         let found: Vec<Nhi> = only!(nodes(ctx, [self.0.to.clone()]).await?, Nhi, Nhi);
         Ok(found.into_iter().next())
-    }
-}
-
-/// An edge of the identity graph, open while `validTo` is empty.
-pub struct Relation(pub gm::Edge);
-
-#[Object]
-impl Relation {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn kind(&self) -> EdgeKind {
-        self.0.kind().into()
-    }
-    async fn from(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Option<Node>> {
-        Ok(nodes(ctx, [self.0.from.clone()]).await?.into_iter().next().map(Node::from))
-    }
-    async fn to(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Option<Node>> {
-        Ok(nodes(ctx, [self.0.to.clone()]).await?.into_iter().next().map(Node::from))
-    }
-    async fn privilege(&self) -> Option<Privilege> {
-        self.0.privilege.map(Into::into)
-    }
-    async fn mechanism(&self) -> Option<AssumeMechanism> {
-        self.0.mechanism.map(Into::into)
-    }
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expires_at
-    }
-    async fn valid_from(&self) -> DateTime<Utc> {
-        self.0.valid_from
-    }
-    async fn valid_to(&self) -> Option<DateTime<Utc>> {
-        self.0.valid_to
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    /// For access, delegation, secrets held, ownership and membership: does a decision
-    /// stand behind the edge (`grantedBy`)? False for one a feed reported and nobody
-    /// approved; null for edges that carry no governed fact.
-    async fn governed(&self) -> Option<bool> {
-        self.0.governed()
-    }
-    /// The decision that stands behind the edge: the grant approved, the change
-    /// applied, or the baseline adopted.
-    async fn granted_by(&self) -> Option<ID> {
-        self.0.granted_by.as_ref().map(|d| ID(d.to_string()))
-    }
-    /// The feed whose import opened the edge.
-    async fn source(&self) -> Option<&str> {
-        self.0.source.as_deref()
     }
 }
