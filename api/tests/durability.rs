@@ -2,42 +2,17 @@
 //! right after a mutation answered, restarted on the same directory, and the write is
 //! there. (This test lives with the binary because it runs the binary itself.)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::running::Server;
 
 use nhigov::auth::Authenticator;
 use serde_json::{Value, json};
 
 const SECRET: &str = "durability-secret-durability-secret!!";
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-/// Start `nhigov serve --demo` on port 0 over `dir`, and read the bound address from its log.
 fn start(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nhigov"))
-        .args(["serve", "--demo", "--bind", "127.0.0.1:0", "--db"])
-        .arg(dir)
-        .env("NHIGOV_JWT_SECRET", SECRET)
-        .env("NHIGOV_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the nhigov binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(120)).expect("the server logs its address");
-    Server { child, addr }
+    crate::running::start(dir, SECRET)
 }
 
 fn post(client: &reqwest::blocking::Client, addr: &str, token: &str, query: &str, vars: Value) -> Value {

@@ -72,7 +72,11 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Authenticate, or answer for why not.
-async fn principal(state: &AppState, headers: &HeaderMap, media: Media) -> Result<nhigov_schema::Principal, Response> {
+pub(super) async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    media: Media,
+) -> Result<nhigov_schema::Principal, Response> {
     match state.auth.authenticate(authorization(headers), &state.store).await {
         Ok(p) => Ok(p),
         Err(AuthError::Store(e)) => {

@@ -5,6 +5,7 @@
 //! configured address while tests bind port 0, and both stop it the same way: in-flight
 //! requests finish, then the function returns.
 
+mod backup;
 mod console;
 mod graphql;
 mod health;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/graphql/ws", get(ws::upgrade))
         .route("/metrics", get(metrics::serve))
+        .route("/admin/backup", get(backup::backup))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(console::routes());

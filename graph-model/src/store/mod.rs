@@ -9,6 +9,7 @@
 //! [`Store::round_trips`], which the API's tests use to prove that batch loaders keep the
 //! number of queries constant.
 
+mod backup;
 mod edges;
 pub(crate) mod events;
 mod export;
@@ -36,6 +37,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::domain::inventory::ItemError;
 use crate::domain::{EdgeId, NodeId, ValueError};
 
+pub use backup::{Restored, check_backup, restore};
 pub use edges::EdgeDirection;
 pub use feeds::FeedStatus;
 pub use governance::*;
@@ -244,6 +246,8 @@ pub struct Store {
     round_trips: Arc<AtomicU64>,
     metrics: Arc<metrics::StoreMetrics>,
     remote: bool,
+    /// A remote server's HTTP routes, for backups (see `backup`).
+    remote_http: Option<Arc<backup::RemoteHttp>>,
     /// The embedded engine's lock file, released once the engine has shut down.
     lock_file: Option<std::path::PathBuf>,
     /// Decisions from this process take turns (see `governance`); the lock holds the
@@ -272,47 +276,14 @@ impl Store {
     /// Connect, select the namespace and database (creating them when missing), and
     /// bring the schema up to this build's version.
     pub async fn open(cfg: &StoreConfig) -> Result<Store> {
-        let url = cfg.engine_url();
-        let mut lock_file = None;
-        if let Some(path) = url.strip_prefix("surrealkv://") {
-            let dir = path.split('?').next().unwrap_or(path);
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Database(format!("cannot create the data directory {dir}: {e}")))?;
-            lock_file = Some(std::path::Path::new(dir).join("LOCK"));
-        }
-        let db = surrealdb::engine::any::connect(url.as_str()).await?;
-        if cfg.is_remote() {
-            let (Some(username), Some(password)) = (&cfg.username, &cfg.password) else {
-                return Err(StoreError::Database(
-                    "a remote SurrealDB needs a username and password (db.username, db.password)".into(),
-                ));
-            };
-            match cfg.user_level {
-                UserLevel::Root => {
-                    db.signin(Root { username: username.clone(), password: password.clone() }).await?;
-                }
-                UserLevel::Database => {
-                    let user = Database {
-                        namespace: cfg.namespace.clone(),
-                        database: cfg.database.clone(),
-                        username: username.clone(),
-                        password: password.clone(),
-                    };
-                    db.signin(user).await.map_err(|e| {
-                        StoreError::Database(format!(
-                            "signing in as `{username}`, a user of database {}/{}: {e} (`nhigov db-user` creates \
-                             one; db.user_level = \"root\" signs in as the server's root instead)",
-                            cfg.namespace, cfg.database
-                        ))
-                    })?;
-                }
-            }
-        }
+        let lock_file = embedded_lock(cfg)?;
+        let db = connect(cfg).await?;
         let store = Store {
             db: Arc::new(db),
             round_trips: Arc::new(AtomicU64::new(0)),
             metrics: Arc::default(),
             remote: cfg.is_remote(),
+            remote_http: backup::RemoteHttp::of(cfg).map(Arc::new),
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
@@ -405,18 +376,7 @@ impl Store {
         let lock_file = self.lock_file.clone();
         drop(self);
         if let Some(lock) = lock_file {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                let free = std::fs::File::open(&lock).map(|f| f.try_lock().is_ok()).unwrap_or(true);
-                if free {
-                    break;
-                }
-                if std::time::Instant::now() > deadline {
-                    warn!(lock = %lock.display(), "the embedded store has not released its lock yet");
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            released(&lock).await;
         }
         info!("store closed");
     }
@@ -551,6 +511,69 @@ fn classify(msg: &str) -> StoreError {
 fn is_retryable(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
     m.contains("transaction conflict") || m.contains("write conflict") || m.contains("can be retried")
+}
+
+/// The embedded store's lock file, its directory created; `None` for other engines.
+fn embedded_lock(cfg: &StoreConfig) -> Result<Option<std::path::PathBuf>> {
+    let url = cfg.engine_url();
+    let Some(path) = url.strip_prefix("surrealkv://") else {
+        return Ok(None);
+    };
+    let dir = path.split('?').next().unwrap_or(path);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Database(format!("cannot create the data directory {dir}: {e}")))?;
+    Ok(Some(std::path::Path::new(dir).join("LOCK")))
+}
+
+/// Wait (ten seconds at most) until the embedded engine that held `lock` has let go of
+/// it, so the same process can open the store again.
+async fn released(lock: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let free = std::fs::File::open(lock).map(|f| f.try_lock().is_ok()).unwrap_or(true);
+        if free {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            warn!(lock = %lock.display(), "the embedded store has not released its lock yet");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A connection to the engine `cfg` names, signed in as its user on a remote server;
+/// no namespace or database chosen yet.
+async fn connect(cfg: &StoreConfig) -> Result<Surreal<Any>> {
+    let db = surrealdb::engine::any::connect(cfg.engine_url().as_str()).await?;
+    if cfg.is_remote() {
+        let (Some(username), Some(password)) = (&cfg.username, &cfg.password) else {
+            return Err(StoreError::Database(
+                "a remote SurrealDB needs a username and password (db.username, db.password)".into(),
+            ));
+        };
+        match cfg.user_level {
+            UserLevel::Root => {
+                db.signin(Root { username: username.clone(), password: password.clone() }).await?;
+            }
+            UserLevel::Database => {
+                let user = Database {
+                    namespace: cfg.namespace.clone(),
+                    database: cfg.database.clone(),
+                    username: username.clone(),
+                    password: password.clone(),
+                };
+                db.signin(user).await.map_err(|e| {
+                    StoreError::Database(format!(
+                        "signing in as `{username}`, a user of database {}/{}: {e} (`nhigov db-user` creates \
+                         one; db.user_level = \"root\" signs in as the server's root instead)",
+                        cfg.namespace, cfg.database
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(db)
 }
 
 fn ident(s: &str) -> Result<&str> {

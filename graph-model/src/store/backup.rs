@@ -1,0 +1,301 @@
+//! Backup and restore: the whole store as a SurrealQL dump, SurrealDB's own export
+//! format, so `surreal import` can read it too.
+//!
+//! A backup is one read snapshot: SurrealDB's export reads every table inside a single
+//! read-only transaction, so decisions committed while it streams are either wholly in
+//! it or not at all, and the chain it holds ends at one head. The embedded engine
+//! exports through the SDK; a remote server through its HTTP `/export` route (the SDK
+//! offers no export over `ws://`), signed in with the store's own credentials. The dump
+//! carries no users or access methods: a restored store's service signs in with the
+//! user `nhigov db-user` makes on the new server.
+//!
+//! The dump is framed by a header line and a trailer holding the size and SHA-256 of all
+//! before it (both SurrealQL comments): [`check_backup`] refuses a file cut short or
+//! altered before anything is written.
+//!
+//! A restore goes into an empty database only (no tables): it never merges with what a
+//! store holds. Statements apply one by one, as SurrealDB imports do; the first that
+//! fails stops the restore and is named, and the database is then to be dropped, not
+//! used.
+
+use std::path::Path;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sha2::{Digest, Sha256};
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use surrealdb::types::Value;
+
+use super::{Result, Store, StoreConfig, StoreError, UserLevel, ident};
+
+/// What a dump leaves out: who may sign in is the server's business, not the store's.
+const EXPORT_CONFIG: &str = r#"{"users": false, "accesses": false, "database_definition": false}"#;
+
+/// How to reach a remote server's HTTP routes, kept from the store's configuration.
+#[derive(Debug, Clone)]
+pub(super) struct RemoteHttp {
+    /// `http://HOST:PORT` or `https://HOST:PORT`, from the `ws://` or `wss://` URL.
+    base: String,
+    namespace: String,
+    database: String,
+    username: String,
+    password: String,
+    level: UserLevel,
+}
+
+impl RemoteHttp {
+    /// `None` for an embedded store, or a remote one without credentials (which
+    /// `Store::open` refuses anyway).
+    pub(super) fn of(cfg: &StoreConfig) -> Option<RemoteHttp> {
+        let url = cfg.url.trim();
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+            ("http", rest)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            ("https", rest)
+        } else {
+            return None;
+        };
+        let host = rest.split(['/', '?']).next().unwrap_or(rest);
+        Some(RemoteHttp {
+            base: format!("{scheme}://{host}"),
+            namespace: cfg.namespace.clone(),
+            database: cfg.database.clone(),
+            username: cfg.username.clone()?,
+            password: cfg.password.clone()?,
+            level: cfg.user_level,
+        })
+    }
+
+    /// A request to `route`, in the store's database, signed in as its user.
+    fn request(&self, client: &reqwest::Client, route: &str) -> reqwest::RequestBuilder {
+        let req = client
+            .post(format!("{}/{route}", self.base))
+            .basic_auth(&self.username, Some(&self.password))
+            .header("surreal-ns", &self.namespace)
+            .header("surreal-db", &self.database)
+            .header(reqwest::header::ACCEPT, "application/octet-stream");
+        match self.level {
+            UserLevel::Database => {
+                req.header("surreal-auth-ns", &self.namespace).header("surreal-auth-db", &self.database)
+            }
+            UserLevel::Root => req,
+        }
+    }
+
+    async fn export(&self) -> Result<BoxStream<'static, Result<Vec<u8>>>> {
+        let client = reqwest::Client::new();
+        let resp = self
+            .request(&client, "export")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(EXPORT_CONFIG)
+            .send()
+            .await
+            .map_err(|e| StoreError::Database(format!("export from {}: {e}", self.base)))?;
+        let resp = refused("export", resp).await?;
+        let chunks = futures::stream::unfold(Some(resp), |resp| async move {
+            let mut resp = resp?;
+            match resp.chunk().await {
+                Ok(Some(bytes)) => Some((Ok(bytes.to_vec()), Some(resp))),
+                Ok(None) => None,
+                Err(e) => Some((Err(StoreError::Database(format!("the export stream broke: {e}"))), None)),
+            }
+        });
+        Ok(chunks.boxed())
+    }
+
+    async fn import(&self, dump: Vec<u8>) -> Result<()> {
+        let client = reqwest::Client::new();
+        let resp = self
+            .request(&client, "import")
+            .body(dump)
+            .send()
+            .await
+            .map_err(|e| StoreError::Database(format!("import into {}: {e}", self.base)))?;
+        refused("import", resp).await.map(drop)
+    }
+}
+
+/// The response, or the server's refusal as an error naming the route.
+async fn refused(route: &str, resp: reqwest::Response) -> Result<reqwest::Response> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let body = resp.text().await.unwrap_or_default();
+    let first = body.lines().next().unwrap_or("").chars().take(400).collect::<String>();
+    Err(StoreError::Database(format!("the server refused the {route} ({status}): {first}")))
+}
+
+/// The first line of every backup.
+const HEADER: &str = "-- nhigov backup";
+/// The last line's opening: `-- nhigov backup end: BYTES bytes, sha256 HEX`, where the
+/// size and digest cover every byte before that line. A dump cut short (a connection
+/// dropped, a disk full) has no such line, or one that does not match, and is refused.
+const TRAILER: &str = "-- nhigov backup end: ";
+
+impl Store {
+    /// The store as a SurrealQL dump, streamed in chunks, read from one snapshot: a
+    /// header line, SurrealDB's export, and a trailer with the size and SHA-256 of
+    /// what came before it.
+    pub async fn backup(&self) -> Result<BoxStream<'static, Result<Vec<u8>>>> {
+        let dump = match &self.remote_http {
+            Some(remote) => remote.export().await?,
+            None => self
+                .db
+                .export(())
+                .with_config()
+                .users(false)
+                .accesses(false)
+                .database_definition(false)
+                .into_owned()
+                .await?
+                .map(|chunk| chunk.map_err(StoreError::from))
+                .boxed(),
+        };
+        let header = format!(
+            "{HEADER} (schema version {}, taken {})\n",
+            super::SCHEMA_VERSION,
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let framed = Framed { dump, digest: Sha256::new(), size: 0, phase: Phase::Header(header) };
+        Ok(futures::stream::unfold(framed, Framed::next).boxed())
+    }
+}
+
+/// A dump between its header and its trailer.
+struct Framed {
+    dump: BoxStream<'static, Result<Vec<u8>>>,
+    digest: Sha256,
+    size: u64,
+    phase: Phase,
+}
+
+enum Phase {
+    Header(String),
+    Body,
+    Done,
+}
+
+impl Framed {
+    async fn next(mut self) -> Option<(Result<Vec<u8>>, Framed)> {
+        let chunk = match std::mem::replace(&mut self.phase, Phase::Body) {
+            Phase::Done => return None,
+            Phase::Header(header) => header.into_bytes(),
+            Phase::Body => match self.dump.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => {
+                    // Nothing follows an error, the trailer least of all.
+                    self.phase = Phase::Done;
+                    return Some((Err(e), self));
+                }
+                None => {
+                    self.phase = Phase::Done;
+                    let trailer = trailer(self.size, &hex::encode(self.digest.clone().finalize()));
+                    return Some((Ok(trailer.into_bytes()), self));
+                }
+            },
+        };
+        self.digest.update(&chunk);
+        self.size += chunk.len() as u64;
+        Some((Ok(chunk), self))
+    }
+}
+
+fn trailer(size: u64, sha256: &str) -> String {
+    format!("{TRAILER}{size} bytes, sha256 {sha256}\n")
+}
+
+/// Whether `dump` is a whole backup: it opens with the header and closes with a trailer
+/// that matches what precedes it. The error says what is wrong.
+pub fn check_backup(dump: &[u8]) -> std::result::Result<(), String> {
+    if !dump.starts_with(HEADER.as_bytes()) {
+        return Err("not an nhigov backup: it does not open with its header line".into());
+    }
+    let body = dump.strip_suffix(b"\n").unwrap_or(dump);
+    let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let (before, last) = dump.split_at(start);
+    let last = String::from_utf8_lossy(last);
+    let Some(rest) = last.strip_prefix(TRAILER) else {
+        return Err(
+            "cut short: the backup has no closing line (the transfer or the disk stopped before its end)".into()
+        );
+    };
+    let expected = trailer(before.len() as u64, &hex::encode(Sha256::digest(before)));
+    if last != expected {
+        return Err(format!(
+            "damaged: its closing line says {}, and the {} bytes before it do not match",
+            rest.trim_end(),
+            before.len()
+        ));
+    }
+    Ok(())
+}
+
+/// What [`restore`] found and did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// Bytes of the dump applied.
+    pub bytes: u64,
+}
+
+/// Rebuild the store `cfg` names from the dump at `file`: into an empty database only.
+/// Open it with [`Store::open`] afterwards, which checks its schema version.
+pub async fn restore(cfg: &StoreConfig, file: &Path) -> Result<Restored> {
+    let dump = std::fs::read(file).map_err(|e| StoreError::Database(format!("reading {}: {e}", file.display())))?;
+    check_backup(&dump).map_err(|problem| StoreError::Database(format!("{}: {problem}", file.display())))?;
+    let lock = super::embedded_lock(cfg)?;
+    let db = super::connect(cfg).await?;
+    let bytes = dump.len() as u64;
+    let result = restore_into(&db, cfg, file, dump).await;
+    let _ = db.invalidate().await;
+    drop(db);
+    if let Some(lock) = lock {
+        super::released(&lock).await;
+    }
+    result.map(|()| Restored { bytes })
+}
+
+async fn restore_into(db: &Surreal<Any>, cfg: &StoreConfig, file: &Path, dump: Vec<u8>) -> Result<()> {
+    if !(cfg.is_remote() && cfg.user_level == UserLevel::Database) {
+        let define = format!(
+            "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db};",
+            ns = ident(&cfg.namespace)?,
+            db = ident(&cfg.database)?
+        );
+        db.query(define).await?.check()?;
+    }
+    db.use_ns(cfg.namespace.clone()).use_db(cfg.database.clone()).await?;
+    let tables = table_count(db).await?;
+    if tables > 0 {
+        return Err(StoreError::Conflict(format!(
+            "{}/{} at {} holds {tables} table(s): a restore goes into an empty database only",
+            cfg.namespace,
+            cfg.database,
+            super::redact(&cfg.url)
+        )));
+    }
+    match RemoteHttp::of(cfg) {
+        Some(remote) => {
+            // The HTTP route takes the dump as one body, as the server reads it.
+            remote.import(dump).await?;
+        }
+        None => {
+            drop(dump);
+            db.import(file).await?
+        }
+    }
+    Ok(())
+}
+
+/// How many tables the session's database defines.
+async fn table_count(db: &Surreal<Any>) -> Result<usize> {
+    let info: Option<Value> = db.query("INFO FOR DB").await?.check()?.take(0)?;
+    Ok(match info {
+        Some(Value::Object(info)) => match info.get("tables") {
+            Some(Value::Object(tables)) => tables.len(),
+            _ => 0,
+        },
+        _ => 0,
+    })
+}
