@@ -54,7 +54,7 @@ async fn the_demo_holds_every_nhi_kind_and_its_risks() {
     assert!(overdue >= 3, "{overdue}");
 }
 
-/// The governance walk-through of the README, step by step, on the demo data.
+/// The governance walk-through of docs/governance.md, step by step, on the demo data.
 #[tokio::test]
 async fn the_readme_walkthrough_runs_on_the_demo() {
     let s = TestServer::start().await;

@@ -11,6 +11,7 @@ mod console;
 mod containers;
 mod cors;
 mod demo;
+mod docs;
 mod export;
 mod extremes;
 mod governed;

@@ -1,6 +1,6 @@
-//! The role matrix of the README, walked from outside: every operation the table names
+//! The role matrix of docs/api.md, walked from outside: every operation the table names
 //! is called by a person holding each single role, and must be refused with FORBIDDEN
-//! exactly where the table says `·`. The table is read from README.md, so the document
+//! exactly where the table says `·`. The table is read from docs/api.md, so the document
 //! and the server cannot drift apart.
 
 use std::collections::HashMap;
@@ -195,14 +195,14 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "adoptBaseline" => {
             ("mutation { adoptBaseline(digest: \"none\", rationale: \"r\") { request { id } } }", json!({}))
         }
-        other => panic!("README's role matrix names `{other}`, which this test does not know how to call"),
+        other => panic!("The role matrix of docs/api.md names `{other}`, which this test does not know how to call"),
     };
     (q.to_owned(), v)
 }
 
 /// The matrix rows: the operations each names, and whether each role may call them.
 fn matrix() -> Vec<(Vec<String>, Vec<bool>)> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md")).expect("docs/api.md");
     let start = readme.find("<!-- roles:start -->").expect("roles:start marker");
     let end = readme.find("<!-- roles:end -->").expect("roles:end marker");
     let mut rows = Vec::new();
@@ -257,7 +257,7 @@ async fn every_role_against_every_operation() {
             }
         }
     }
-    assert!(wrong.is_empty(), "{} cell(s) disagree with the README:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(wrong.is_empty(), "{} cell(s) disagree with docs/api.md:\n{}", wrong.len(), wrong.join("\n"));
     assert!(checked >= 50 * 6, "only {checked} cells checked");
     s.stop().await;
 }

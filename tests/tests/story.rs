@@ -1,4 +1,4 @@
-//! The walk-through of the README, as a client drives it: a leaked-token alert comes
+//! The walk-through of docs/governance.md, as a client drives it: a leaked-token alert comes
 //! in, a case opens, evidence is attached, containment is requested, the requester's
 //! own approval is refused, another approver's passes, the case closes, and the
 //! auditor's one query returns the whole trail.

@@ -162,7 +162,7 @@ impl PolicyDraft {
     }
 
     /// The policy every new database starts with: all rules, with the parameters the
-    /// README documents.
+    /// governance guide (docs/governance.md) documents.
     pub fn baseline() -> PolicyDraft {
         PolicyDraft {
             name: "nhigov baseline".into(),
