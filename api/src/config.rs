@@ -153,7 +153,7 @@ pub struct DbConfig {
     pub user_level: graph_model::store::UserLevel,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// HS256 secret (at least 32 bytes). In development, when unset, one is generated
@@ -165,6 +165,9 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     /// Required `aud` claim, when set.
     pub audience: Option<String>,
+    /// Sign-in through an OpenID Connect provider (`[auth.oidc]`).
+    #[serde(default)]
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -202,7 +205,7 @@ impl Default for Config {
                 password: None,
                 user_level: Default::default(),
             },
-            auth: AuthConfig { jwt_secret: None, jwt_public_key_file: None, issuer: None, audience: None },
+            auth: AuthConfig::default(),
             limits: LimitsConfig {
                 body_bytes: 1024 * 1024,
                 request_timeout_secs: 30,
@@ -451,6 +454,20 @@ mod tests {
             assert_eq!(cfg.db.url, "mem://");
             assert_eq!(cfg.limits.max_batch, 3);
             assert_eq!(cfg.data_dir(), None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_identity_provider_is_configured_from_the_file_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[auth.oidc]\nissuer = \"https://idp.example\"\nrefresh_secs = 60\n")?;
+            jail.set_env("NHIGOV_AUTH__OIDC__AUDIENCE", "nhigov");
+            let cfg = Config::load(Some(Path::new("c.toml"))).unwrap();
+            let oidc = cfg.auth.oidc.expect("[auth.oidc] read");
+            assert_eq!(oidc.issuer.as_deref(), Some("https://idp.example"));
+            assert_eq!(oidc.audience.as_deref(), Some("nhigov"));
+            assert_eq!((oidc.email_claim.as_str(), oidc.max_lifetime_secs, oidc.refresh_secs), ("email", 86_400, 60));
             Ok(())
         });
     }

@@ -46,7 +46,9 @@ impl TestServer {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
         }
         cfg.auth.jwt_secret = Some(SECRET.into());
-        let auth = Authenticator::with_secret(SECRET);
+        // From the configuration, as `serve` builds it: an identity provider a test
+        // configures is used beside the HS256 secret the test mints with.
+        let auth = Authenticator::from_config(&cfg.auth, cfg.mode, None).expect("the test's auth configuration");
         // The service as `nhigov serve` composes it: index warm-up, sweep, webhooks.
         let app = nhigov::app::App::start(&cfg, store.clone(), auth.clone()).expect("the app starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");

@@ -21,6 +21,7 @@ mod layers;
 mod least_privilege;
 mod metrics;
 mod node_clients;
+mod oidc;
 mod opengraph;
 mod persisted;
 mod query_count;

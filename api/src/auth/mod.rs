@@ -1,9 +1,15 @@
-//! Authentication: bearer JWTs whose subject is a person's e-mail address.
+//! Authentication: bearer JWTs that name a person by e-mail address.
 //!
-//! Tokens are HS256 with the configured secret, or RS256 against a configured public
-//! key. A token is accepted only if its signature and expiry check out *and* its subject
-//! is a known, active person; anything else is `UNAUTHENTICATED`. The principal is
-//! looked up on every request, so deactivating a person takes effect at once.
+//! Tokens come from an OpenID Connect provider (`[auth.oidc]`, see [`oidc`]: the e-mail
+//! in a claim of its own, keys from the provider's JWKS), or are signed locally: HS256
+//! with the configured secret (development, and `nhigov token`), or RS256 against a
+//! configured public key, with the e-mail as `sub`. A token that names a key (`kid`)
+//! goes to the provider when one is configured. A token is accepted only if its
+//! signature and claims check out *and* it names a known, active person; anything else
+//! is `UNAUTHENTICATED`. The principal is looked up on every request, so deactivating a
+//! person takes effect at once.
+
+pub mod oidc;
 
 use std::path::Path;
 
@@ -46,6 +52,15 @@ pub enum AuthError {
 /// Verifies tokens and, with the HS256 secret, mints them.
 #[derive(Clone)]
 pub struct Authenticator {
+    /// The locally configured key, when there is one.
+    local: Option<LocalKey>,
+    /// The identity provider, when one is configured.
+    oidc: Option<std::sync::Arc<oidc::Oidc>>,
+}
+
+/// A key configured here: an HS256 secret or an RS256 public key.
+#[derive(Clone)]
+struct LocalKey {
     decoding: DecodingKey,
     encoding: Option<EncodingKey>,
     validation: Validation,
@@ -58,68 +73,67 @@ impl Authenticator {
     /// generated once and kept in `secret_file` (beside the embedded store) so tokens
     /// survive restarts; in production a key must be configured.
     pub fn from_config(cfg: &AuthConfig, mode: Mode, secret_file: Option<&Path>) -> Result<Authenticator, String> {
-        let (decoding, encoding, alg) = if let Some(path) = &cfg.jwt_public_key_file {
+        let oidc = cfg
+            .oidc
+            .clone()
+            .map(|o| oidc::Oidc::new(o, mode == Mode::Production).map(std::sync::Arc::new))
+            .transpose()?;
+        let local = if let Some(path) = &cfg.jwt_public_key_file {
             let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let key = DecodingKey::from_rsa_pem(&pem)
                 .map_err(|e| format!("{} is not an RSA public key in PEM: {e}", path.display()))?;
-            (key, None, Algorithm::RS256)
+            Some(LocalKey::new(cfg, key, None, Algorithm::RS256))
         } else {
             let secret = match (&cfg.jwt_secret, mode, secret_file) {
-                (Some(s), _, _) => s.clone(),
-                (None, Mode::Development, Some(file)) => load_or_create_secret(file)?,
-                (None, Mode::Development, None) => random_secret(),
+                (Some(s), _, _) => Some(s.clone()),
+                (None, Mode::Production, _) if oidc.is_some() => None,
+                (None, Mode::Development, Some(file)) => Some(load_or_create_secret(file)?),
+                (None, Mode::Development, None) => Some(random_secret()),
                 (None, Mode::Production, _) => {
-                    return Err(
-                        "production mode needs auth.jwt_secret (NHIGOV_JWT_SECRET) or auth.jwt_public_key_file".into(),
-                    );
+                    return Err("production mode needs auth.oidc, auth.jwt_secret (NHIGOV_JWT_SECRET) or \
+                                auth.jwt_public_key_file"
+                        .into());
                 }
             };
-            (
-                DecodingKey::from_secret(secret.as_bytes()),
-                Some(EncodingKey::from_secret(secret.as_bytes())),
-                Algorithm::HS256,
-            )
+            secret.map(|secret| {
+                let (decoding, encoding) =
+                    (DecodingKey::from_secret(secret.as_bytes()), EncodingKey::from_secret(secret.as_bytes()));
+                LocalKey::new(cfg, decoding, Some(encoding), Algorithm::HS256)
+            })
         };
-        let mut validation = Validation::new(alg);
-        validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        match &cfg.issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
-            None => validation.iss = None,
-        }
-        match &cfg.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
-        Ok(Authenticator { decoding, encoding, validation, issuer: cfg.issuer.clone(), audience: cfg.audience.clone() })
+        Ok(Authenticator { local, oidc })
     }
 
     /// An authenticator with a known HS256 secret, for tests and tools.
     pub fn with_secret(secret: &str) -> Authenticator {
-        let cfg =
-            AuthConfig { jwt_secret: Some(secret.to_owned()), jwt_public_key_file: None, issuer: None, audience: None };
+        let cfg = AuthConfig { jwt_secret: Some(secret.to_owned()), ..AuthConfig::default() };
         Authenticator::from_config(&cfg, Mode::Production, None).expect("a secret is configured")
     }
 
     /// Mint a token for `subject`, valid for `ttl`.
     pub fn mint(&self, subject: &Email, ttl: Duration) -> Result<String, String> {
-        let key = self.encoding.as_ref().ok_or("tokens can only be minted with an HS256 secret")?;
+        let local = self.local.as_ref().ok_or("tokens can only be minted with an HS256 secret")?;
+        let key = local.encoding.as_ref().ok_or("tokens can only be minted with an HS256 secret")?;
         let now = Utc::now();
         let claims = Claims {
             sub: subject.as_str().to_owned(),
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: local.issuer.clone(),
+            aud: local.audience.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key).map_err(|e| e.to_string())
     }
 
-    /// Check a token's signature and claims; return its subject.
-    pub fn verify(&self, token: &str) -> Result<Email, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        Email::parse(&data.claims.sub).map_err(|_| AuthError::Invalid("the subject is not an e-mail address".into()))
+    /// Check a token's signature and claims; return the e-mail it signs in.
+    pub async fn verify(&self, token: &str) -> Result<Email, AuthError> {
+        let names_a_key = jsonwebtoken::decode_header(token).map(|h| h.kid.is_some()).unwrap_or(false);
+        match (&self.oidc, &self.local) {
+            (Some(provider), _) if names_a_key => provider.verify(token).await,
+            (_, Some(local)) => local.verify(token),
+            (Some(provider), None) => provider.verify(token).await,
+            (None, None) => Err(AuthError::Invalid("no key is configured".into())),
+        }
     }
 
     /// From an `Authorization` header value to the principal, or why not.
@@ -129,7 +143,7 @@ impl Authenticator {
             let found = store.authenticate_token(token).await?.ok_or(AuthError::UnknownPerson)?;
             return Ok(Principal::token(found.person, found.roles));
         }
-        let email = self.verify(token)?;
+        let email = self.verify(token).await?;
         let person: Person = store.person_by_email(&email).await?.ok_or(AuthError::UnknownPerson)?;
         if !person.active {
             debug!(person = %person.id, "token of an inactive person refused");
@@ -142,6 +156,29 @@ impl Authenticator {
             return Err(AuthError::UnknownPerson);
         }
         Ok(Principal::person(person))
+    }
+}
+
+impl LocalKey {
+    fn new(cfg: &AuthConfig, decoding: DecodingKey, encoding: Option<EncodingKey>, alg: Algorithm) -> LocalKey {
+        let mut validation = Validation::new(alg);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &cfg.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &cfg.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        LocalKey { decoding, encoding, validation, issuer: cfg.issuer.clone(), audience: cfg.audience.clone() }
+    }
+
+    fn verify(&self, token: &str) -> Result<Email, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        Email::parse(&data.claims.sub).map_err(|_| AuthError::Invalid("the subject is not an e-mail address".into()))
     }
 }
 
@@ -213,25 +250,25 @@ mod tests {
         Authenticator::with_secret(&"k".repeat(32))
     }
 
-    #[test]
-    fn a_minted_token_verifies_to_its_subject() {
+    #[tokio::test]
+    async fn a_minted_token_verifies_to_its_subject() {
         let email = Email::parse("ines@example.com").unwrap();
         let token = auth().mint(&email, Duration::hours(1)).unwrap();
-        assert_eq!(auth().verify(&token).unwrap(), email);
+        assert_eq!(auth().verify(&token).await.unwrap(), email);
     }
 
-    #[test]
-    fn a_token_signed_with_another_secret_is_refused() {
+    #[tokio::test]
+    async fn a_token_signed_with_another_secret_is_refused() {
         let email = Email::parse("ines@example.com").unwrap();
         let token = Authenticator::with_secret(&"x".repeat(32)).mint(&email, Duration::hours(1)).unwrap();
-        assert!(matches!(auth().verify(&token), Err(AuthError::Invalid(_))));
+        assert!(matches!(auth().verify(&token).await, Err(AuthError::Invalid(_))));
     }
 
-    #[test]
-    fn an_expired_token_is_refused() {
+    #[tokio::test]
+    async fn an_expired_token_is_refused() {
         let email = Email::parse("ines@example.com").unwrap();
         let token = auth().mint(&email, Duration::seconds(-120)).unwrap();
-        assert!(matches!(auth().verify(&token), Err(AuthError::Invalid(_))));
+        assert!(matches!(auth().verify(&token).await, Err(AuthError::Invalid(_))));
     }
 
     #[test]
@@ -254,21 +291,21 @@ mod tests {
 
     #[test]
     fn production_without_a_key_is_refused() {
-        let cfg = AuthConfig { jwt_secret: None, jwt_public_key_file: None, issuer: None, audience: None };
+        let cfg = AuthConfig::default();
         assert!(Authenticator::from_config(&cfg, Mode::Production, None).is_err());
     }
 
-    #[test]
-    fn a_development_secret_is_kept_across_restarts() {
+    #[tokio::test]
+    async fn a_development_secret_is_kept_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("jwt-secret");
-        let cfg = AuthConfig { jwt_secret: None, jwt_public_key_file: None, issuer: None, audience: None };
+        let cfg = AuthConfig::default();
         let email = Email::parse("a@example.com").unwrap();
         let token = Authenticator::from_config(&cfg, Mode::Development, Some(&file))
             .unwrap()
             .mint(&email, Duration::hours(1))
             .unwrap();
         let again = Authenticator::from_config(&cfg, Mode::Development, Some(&file)).unwrap();
-        assert_eq!(again.verify(&token).unwrap(), email);
+        assert_eq!(again.verify(&token).await.unwrap(), email);
     }
 }
