@@ -323,3 +323,59 @@ async fn a_campaign_bundle_is_written_by_export_and_checked_by_verify_bundle() {
         nhigov(&["export", "--db", &db.display().to_string(), "--campaign", "case:nope", "--out", "x"]);
     assert!(!ok && stderr.contains("is not a campaign"), "{stderr}");
 }
+
+/// A GRC analyst's "everything for the quarter under RS.AN": the period's bundle holds
+/// the evidence of a case carrying RS.AN-03, verifies offline, holds nothing under a
+/// function no record carries, and a manifest whose period is narrowed afterwards no
+/// longer verifies.
+#[tokio::test]
+async fn a_periods_bundle_holds_what_falls_under_its_scope_and_verifies_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    worked_case(&db).await;
+    let from = (Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let to = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let export = |framework: &str, out: &Path| {
+        nhigov(&[
+            "export",
+            "--period",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--framework",
+            framework,
+            "--db",
+            db.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let out = tmp.path().join("q-rs-an");
+    let (ok, stdout, stderr) = export("RS.AN", &out);
+    assert!(ok, "{stdout}\n{stderr}");
+    for f in ["manifest.json", "period.json", "decisions.json", "cases.json", "people.json"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    assert_eq!(std::fs::read_dir(out.join("evidence")).unwrap().count(), 2, "both exhibits of the RS.AN-03 case");
+    let (ok, stdout, stderr) = nhigov(&["verify-bundle", out.to_str().unwrap()]);
+    assert!(ok && stdout.contains("intact"), "{stdout}\n{stderr}");
+
+    let none = tmp.path().join("q-pr");
+    let (ok, stdout, stderr) = export("PR", &none);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(!none.join("evidence").exists(), "no record falls under PR");
+    let (ok, stdout, _) = nhigov(&["verify-bundle", none.to_str().unwrap()]);
+    assert!(ok && stdout.contains("0 pieces of evidence"), "{stdout}");
+
+    // The manifest's period narrowed to a window that ended before the records.
+    let manifest = out.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["period"]["to"] = json!((Utc::now() - chrono::Duration::hours(20)).to_rfc3339());
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let (ok, _, stderr) = nhigov(&["verify-bundle", out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("outside the period"), "{stderr}");
+
+    let (ok, _, stderr) = export("XX.YY-1", &tmp.path().join("bad"));
+    assert!(!ok && stderr.contains("--framework"), "{stderr}");
+}

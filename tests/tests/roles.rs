@@ -164,6 +164,10 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "controlResults" => ("{ controlResults(controlKey: \"NHI-NONE-01\") { totalCount } }", json!({})),
         "findings" => ("{ findings { id } }", json!({})),
         "campaigns" => ("{ campaigns { id } }", json!({})),
+        "periodBundle" => (
+            "{ periodBundle(from: \"2026-01-01T00:00:00Z\", to: \"2026-04-01T00:00:00Z\", framework: \"RS.AN\") { manifest } }",
+            json!({}),
+        ),
         "campaignBundle" => {
             ("query($c: ID!) { campaignBundle(campaignId: $c) { manifest } }", json!({ "c": x("campaign") }))
         }

@@ -11,20 +11,24 @@ use crate::config::Config;
 
 /// Write the evidence bundle of a case or a campaign.
 pub(super) async fn export_bundle(cfg: &Config, about: About, out: Option<PathBuf>) -> Result<()> {
-    let (About::Case(id) | About::Campaign(id)) = &about;
-    let dir = out.unwrap_or_else(|| PathBuf::from(format!("bundle-{}", id.key())));
+    let name = match &about {
+        About::Case(id) | About::Campaign(id) => id.key().to_owned(),
+        About::Period(p) => format!("{}-{}", p.from.format("%Y%m%d"), p.to.format("%Y%m%d")),
+    };
+    let dir = out.unwrap_or_else(|| PathBuf::from(format!("bundle-{name}")));
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{}: exists and is not empty; name a new directory with --out", dir.display());
     }
     progress(&format!("opening {}", cfg.db.url));
     let store = open_store(cfg).await?;
-    progress(&format!("collecting {id}"));
+    progress(&format!("collecting {name}"));
     let files = match &about {
         About::Case(id) => store.evidence_bundle(id).await,
         About::Campaign(id) => store.campaign_bundle(id).await,
+        About::Period(p) => store.period_bundle(p).await,
     };
     store.close().await;
-    let files = files.map_err(|e| anyhow!("{id}: {e}"))?;
+    let files = files.map_err(|e| anyhow!("{name}: {e}"))?;
     let total = files.len();
     for (i, f) in files.iter().enumerate() {
         let path = dir.join(&f.path);

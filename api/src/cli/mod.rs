@@ -111,11 +111,16 @@ pub enum Command {
     /// (`--csv decisions|evidence`), filtered by framework reference and time window.
     Export {
         /// The case whose evidence bundle to write.
-        #[arg(long, conflicts_with_all = ["csv", "campaign"], required_unless_present_any = ["csv", "campaign"])]
+        #[arg(long, conflicts_with_all = ["csv", "campaign"], required_unless_present_any = ["csv", "campaign", "period"])]
         case: Option<String>,
         /// The certification campaign whose evidence bundle to write.
         #[arg(long, conflicts_with = "csv")]
         campaign: Option<String>,
+        /// The bundle of a period (`--from`, `--to`): every decision and piece of
+        /// evidence of it, under `--framework` when given (a reference, a NIST CSF
+        /// category such as RS.AN or function such as RS, or NHI).
+        #[arg(long, conflicts_with_all = ["csv", "case", "campaign"], requires_all = ["from", "to"])]
+        period: bool,
         /// Write this table as CSV instead.
         #[arg(long, value_enum)]
         csv: Option<CsvTable>,
@@ -123,14 +128,15 @@ pub enum Command {
         /// file (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Only rows carrying this framework reference (CSV).
-        #[arg(long, requires = "csv")]
+        /// Only rows carrying this framework reference (CSV), or what falls under it
+        /// (--period).
+        #[arg(long)]
         framework: Option<String>,
-        /// Only rows at or after this time, RFC 3339 (CSV).
-        #[arg(long, requires = "csv")]
+        /// Only rows at or after this time, RFC 3339 (CSV, --period).
+        #[arg(long)]
         from: Option<chrono::DateTime<Utc>>,
-        /// Only rows before this time, RFC 3339 (CSV).
-        #[arg(long, requires = "csv")]
+        /// Only rows before this time, RFC 3339 (CSV, --period).
+        #[arg(long)]
         to: Option<chrono::DateTime<Utc>>,
         #[arg(long)]
         db: Option<String>,
@@ -305,18 +311,31 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             Ok(())
         }
-        Command::Export { case, campaign, csv, out, framework, from, to, db, remote } => {
+        Command::Export { case, campaign, period, csv, out, framework, from, to, db, remote } => {
             if let Some(db) = db {
                 cfg.db.url = db;
             }
             let (cfg, _snapshot) = from_server(cfg, &remote).await?;
+            let windowed = framework.is_some() || from.is_some() || to.is_some();
             match (case, campaign, csv) {
+                (Some(_), _, _) | (None, Some(_), _) if windowed => {
+                    bail!("--framework, --from and --to choose rows of --csv or --period, not of one case or campaign")
+                }
                 (Some(case), _, _) => export::export_bundle(&cfg, About::Case(parse_id("--case", &case)?), out).await,
                 (None, Some(campaign), _) => {
                     export::export_bundle(&cfg, About::Campaign(parse_id("--campaign", &campaign)?), out).await
                 }
                 (None, None, Some(table)) => export::export_csv(&cfg, table, framework, from, to, out).await,
-                (None, None, None) => bail!("give --case ID, --campaign ID or --csv decisions|evidence"),
+                (None, None, None) if period => {
+                    let (Some(from), Some(to)) = (from, to) else { bail!("--period needs --from and --to") };
+                    let under = framework
+                        .map(|f| graph_model::FrameworkScope::parse(&f))
+                        .transpose()
+                        .map_err(|e| anyhow!("--framework: {}", e.message))?;
+                    let period = graph_model::bundle::Period { from, to, under };
+                    export::export_bundle(&cfg, About::Period(period), out).await
+                }
+                (None, None, None) => bail!("give --case ID, --campaign ID, --period or --csv decisions|evidence"),
             }
         }
         Command::Backup { out, remote, db } => {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::campaign::{Campaign, ReviewItem};
 use super::case::{Case, Evidence, sha256_hex};
 use super::decision::{ChainHead, Decision};
+use super::framework::{FrameworkRef, FrameworkScope};
 use super::ids::NodeId;
 use super::policy::Policy;
 
@@ -63,6 +64,25 @@ pub struct ManifestEntry {
 pub enum About {
     Case(NodeId),
     Campaign(NodeId),
+    /// Every decision and piece of evidence of a time window, under a framework scope.
+    Period(Period),
+}
+
+/// A time window, `from` included and `to` not, and optionally the part of a framework
+/// the records must fall under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under: Option<FrameworkScope>,
+}
+
+impl Period {
+    /// Does a record of time `at` carrying `refs` belong to the period?
+    pub fn holds(&self, at: DateTime<Utc>, refs: &[FrameworkRef]) -> bool {
+        self.from <= at && at < self.to && self.under.as_ref().is_none_or(|s| refs.iter().any(|r| s.covers(r)))
+    }
 }
 
 /// What a bundle holds, and the digest of each file.
@@ -75,6 +95,9 @@ pub struct Manifest {
     /// The campaign a campaign's bundle is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<NodeId>,
+    /// The period a period's bundle is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
     pub exported_at: DateTime<Utc>,
     /// The decision chain's head when the bundle was made.
     pub chain_head: ChainHead,
@@ -97,11 +120,15 @@ pub fn seal(
         format: FORMAT.into(),
         case: match about {
             About::Case(id) => Some(id.clone()),
-            About::Campaign(_) => None,
+            _ => None,
         },
         campaign: match about {
             About::Campaign(id) => Some(id.clone()),
-            About::Case(_) => None,
+            _ => None,
+        },
+        period: match about {
+            About::Period(p) => Some(p.clone()),
+            _ => None,
         },
         exported_at,
         chain_head: head,
@@ -174,10 +201,11 @@ pub fn verify(files: &BTreeMap<String, Vec<u8>>) -> BundleReport {
     }
     report.files = manifest.files.len();
 
-    match (&manifest.case, &manifest.campaign) {
-        (Some(case), None) => check_case(files, case, problems),
-        (None, Some(campaign)) => check_campaign(files, campaign, problems),
-        _ => problems.push(format!("{MANIFEST}: names neither one case nor one campaign")),
+    match (&manifest.case, &manifest.campaign, &manifest.period) {
+        (Some(case), None, None) => check_case(files, case, problems),
+        (None, Some(campaign), None) => check_campaign(files, campaign, problems),
+        (None, None, Some(period)) => check_period(files, period, problems),
+        _ => problems.push(format!("{MANIFEST}: names not exactly one case, campaign or period")),
     }
 
     let mut policies: BTreeMap<(NodeId, u32), Policy> = BTreeMap::new();
@@ -196,7 +224,7 @@ pub fn verify(files: &BTreeMap<String, Vec<u8>>) -> BundleReport {
         if !e.intact() {
             problems.push(format!("{path}: the content of {} does not match its SHA-256", e.id));
         }
-        if manifest.case.as_ref() != Some(&e.case) {
+        if manifest.case.is_some() && manifest.case.as_ref() != Some(&e.case) {
             problems.push(format!("{path}: belongs to {}, which the bundle is not about", e.case));
         }
     }
@@ -249,6 +277,32 @@ fn check_case(files: &BTreeMap<String, Vec<u8>>, case: &NodeId, problems: &mut V
         Some(_) => {}
         None if !files.contains_key("case.json") => problems.push("case.json: missing".into()),
         None => {}
+    }
+}
+
+/// A period's bundle holds only decisions and evidence of its window that fall under its
+/// scope (evidence through its own references or its case's, from `cases.json`).
+fn check_period(files: &BTreeMap<String, Vec<u8>>, period: &Period, problems: &mut Vec<String>) {
+    if let Some(decisions) =
+        files.get("decisions.json").and_then(|b| parse::<Vec<Decision>>("decisions.json", b, problems))
+    {
+        for d in decisions.iter().filter(|d| !period.holds(d.at, &d.refs)) {
+            problems.push(format!("decisions.json: decision #{} ({}) is outside the period", d.seq, d.id));
+        }
+    }
+    let cases: BTreeMap<NodeId, Case> = files
+        .get("cases.json")
+        .and_then(|b| parse::<Vec<Case>>("cases.json", b, problems))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    for (path, b) in files.iter().filter(|(p, _)| p.starts_with("evidence/")) {
+        let Some(e) = parse::<Evidence>(path, b, problems) else { continue };
+        let case_refs = cases.get(&e.case).map(|c| c.refs.as_slice()).unwrap_or_default();
+        if !period.holds(e.collected_at, &e.refs) && !period.holds(e.collected_at, case_refs) {
+            problems.push(format!("{path}: {} is outside the period", e.id));
+        }
     }
 }
 

@@ -101,6 +101,77 @@ impl FrameworkRef {
     }
 }
 
+/// What a framework reference names, or a part of a framework: a reference
+/// (`RS.AN-03`), a NIST CSF category (`RS.AN`) or function (`RS`), or the OWASP NHI Top
+/// 10 as a whole (`NHI`). "Everything under RS.AN" is the evidence of every reference
+/// in that category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FrameworkScope(String);
+
+impl FrameworkScope {
+    pub fn parse(raw: &str) -> Result<FrameworkScope, ValueError> {
+        let s = raw.trim().to_ascii_uppercase();
+        if s == "NHI" {
+            return Ok(FrameworkScope(s));
+        }
+        let part = match s.split_once('.') {
+            None => CSF_FUNCTIONS.contains(&s.as_str()),
+            Some((function, category)) => {
+                CSF_FUNCTIONS.contains(&function)
+                    && category.len() == 2
+                    && category.bytes().all(|b| b.is_ascii_uppercase())
+            }
+        };
+        if part {
+            return Ok(FrameworkScope(s));
+        }
+        FrameworkRef::parse(raw).map(|r| FrameworkScope(r.0)).map_err(|_| {
+            ValueError::new(
+                "framework",
+                format!(
+                    "`{}` is not a framework reference (RS.AN-03, NHI-01), a NIST CSF category (RS.AN) or function (RS), or NHI",
+                    raw.chars().take(40).collect::<String>()
+                ),
+            )
+        })
+    }
+
+    /// Does `r` fall under this scope? A reference covers itself in every spelling.
+    pub fn covers(&self, r: &FrameworkRef) -> bool {
+        let s = self.0.as_str();
+        if s.contains('-') {
+            let mine = FrameworkRef(self.0.clone()).forms();
+            return r.forms().iter().any(|f| mine.contains(f));
+        }
+        let sep = if s == "NHI" || s.contains('.') { '-' } else { '.' };
+        r.as_str().strip_prefix(s).is_some_and(|rest| rest.starts_with(sep))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for FrameworkScope {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
+        FrameworkScope::parse(&s)
+    }
+}
+
+impl From<FrameworkScope> for String {
+    fn from(s: FrameworkScope) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for FrameworkScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl fmt::Display for FrameworkRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -120,6 +191,22 @@ impl<'de> Deserialize<'de> for FrameworkRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_covers_the_references_under_it_in_every_spelling() {
+        let r = |s: &str| FrameworkRef::parse(s).unwrap();
+        let legacy: FrameworkRef = serde_json::from_str("\"RS.AN-3\"").unwrap();
+        let scope = |s: &str| FrameworkScope::parse(s).unwrap();
+        assert!(scope("RS.AN").covers(&r("RS.AN-03")) && scope("RS.AN").covers(&legacy));
+        assert!(!scope("RS.AN").covers(&r("RS.MA-01")));
+        assert!(scope("rs").covers(&r("RS.MA-01")) && !scope("RS").covers(&r("PR.AA-01")));
+        assert!(scope("RS.AN-3").covers(&legacy) && scope("RS.AN-03").covers(&r("RS.AN-03")));
+        assert!(!scope("RS.AN-03").covers(&r("RS.AN-04")));
+        assert!(scope("NHI").covers(&r("NHI-07")) && !scope("NHI").covers(&r("RS.AN-01")));
+        for bad in ["RS.A", "XX", "RS.AN-", "NHI-11", ""] {
+            assert!(FrameworkScope::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn csf_and_owasp_ids_are_accepted_and_normalised() {

@@ -1,5 +1,5 @@
-//! Exports for auditors: the evidence bundle of a case or of a certification campaign
-//! (`domain::bundle`), and decisions and evidence as CSV for spreadsheets, filtered by
+//! Exports for auditors: the evidence bundle of a case, of a certification campaign or
+//! of a period under a framework scope (`domain::bundle`), and decisions and evidence as CSV for spreadsheets, filtered by
 //! framework reference and time window.
 
 use std::collections::{BTreeSet, HashMap};
@@ -206,6 +206,49 @@ impl Store {
             BundleFile::json("people.json", &people),
         ];
         sealed(About::Campaign(campaign.clone()), head, files, (decisions.len(), 0), &policies)
+    }
+
+    /// The evidence bundle of a period: every decision taken in it and every piece of
+    /// evidence collected in it that falls under its framework scope (evidence through
+    /// its own references or its case's), with those cases, the policy versions and the
+    /// people named; the manifest last. "Everything for Q3 under NIST CSF RS.AN."
+    pub async fn period_bundle(&self, period: &bundle::Period) -> Result<Vec<BundleFile>> {
+        if period.from >= period.to {
+            return Err(ValueError::new("to", "the period ends after it starts").into());
+        }
+        let window = &DecisionFilter { from: Some(period.from), to: Some(period.to), ..Default::default() };
+        let mut decisions = all(|p| Box::pin(async move { self.decisions(window, &p).await })).await?;
+        decisions.retain(|d| period.holds(d.at, &d.refs));
+        decisions.sort_by_key(|d| d.seq);
+        // Read after the decisions, so every decision in the bundle is within it.
+        let head = self.chain_head().await?;
+        let collected =
+            &EvidenceFilter { collected_from: Some(period.from), collected_to: Some(period.to), ..Default::default() };
+        let mut evidence = all(|p| Box::pin(async move { self.evidence(collected, &p).await })).await?;
+        let case_ids: Vec<NodeId> =
+            evidence.iter().map(|e| e.case.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let cases: HashMap<NodeId, Case> =
+            self.cases_by_id(&case_ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        evidence.retain(|e| {
+            let case_refs = cases.get(&e.case).map(|c| c.refs.as_slice()).unwrap_or_default();
+            period.holds(e.collected_at, &e.refs) || period.holds(e.collected_at, case_refs)
+        });
+        let mut cases: Vec<Case> = cases.into_values().filter(|c| evidence.iter().any(|e| e.case == c.id)).collect();
+        cases.sort_by(|a, b| a.id.cmp(&b.id));
+        let policies = self.policies_of(&decisions).await?;
+        let people = self
+            .people_named(
+                decisions.iter().map(|d| d.actor.clone()).chain(evidence.iter().map(|e| e.collected_by.clone())),
+            )
+            .await?;
+        let mut files = vec![
+            BundleFile::json("period.json", period),
+            BundleFile::json("decisions.json", &decisions),
+            BundleFile::json("cases.json", &cases),
+            BundleFile::json("people.json", &people),
+        ];
+        files.extend(evidence.iter().map(|e| BundleFile::json(format!("evidence/{}.json", e.id.key()), e)));
+        sealed(About::Period(period.clone()), head, files, (decisions.len(), evidence.len()), &policies)
     }
 
     /// Decisions whose subject is one of `subjects`, by its index.

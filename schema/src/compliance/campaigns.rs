@@ -274,6 +274,26 @@ impl CampaignQuery {
         Ok(EvidenceBundle::of(files))
     }
 
+    /// The evidence bundle of a period, as `nhigov export --period` writes it: every
+    /// decision taken from `from` (included) to `to` (not) and every piece of evidence
+    /// collected then, under `framework` when given (a reference such as RS.AN-03, a NIST
+    /// CSF category such as RS.AN or function such as RS, or NHI), with the cases of that
+    /// evidence, the policy versions used, the people named and a manifest of SHA-256
+    /// digests. "Everything for Q3 under RS.AN."
+    #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    async fn period_bundle(
+        &self,
+        ctx: &Context<'_>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        framework: Option<String>,
+    ) -> ApiResult<EvidenceBundle> {
+        let under = framework.map(|f| graph_model::FrameworkScope::parse(&f)).transpose()?;
+        let period = graph_model::bundle::Period { from, to, under };
+        let files = ctx.data::<Store>()?.period_bundle(&period).await.map_err(ApiError::from)?;
+        Ok(EvidenceBundle::of(files))
+    }
+
     /// The review items the caller may answer (theirs, their teams', escalated to
     /// them), pending ones unless `status` says otherwise.
     #[graphql(guard = "RoleGuard(READ_CASES)")]
