@@ -24,12 +24,12 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use futures::StreamExt;
-use surrealdb::method::StreamItem;
-
 use super::{Result, Store, StoreError, Vars, take};
 use crate::domain::graph::{Direction, GraphIndex, NodeMeta, Step, TRAVERSED, Traversal};
 use crate::domain::*;
+
+/// Edges read per query when the index is first loaded.
+const LOAD_PAGE: usize = 20_000;
 
 /// The index and the time up to which it has read the store.
 pub(crate) struct LiveGraph {
@@ -104,7 +104,7 @@ impl Store {
             let started = Instant::now();
             match store.sync_graph().await {
                 Ok(()) => {
-                    let (nodes, edges) = store.graph_size();
+                    let (edges, nodes) = store.graph_size();
                     tracing::info!(nodes, edges, secs = started.elapsed().as_secs_f64(), "graph index loaded");
                 }
                 Err(e) => tracing::warn!(error = %e, "loading the graph index failed; the first traversal loads it"),
@@ -140,7 +140,7 @@ impl Store {
         self.graph.dirty.store(false, Ordering::Release);
         let started = Instant::now();
         let Some(since) = synced.to.map(|t| self.graph.look_back(t)) else {
-            return self.load_graph(synced, started).await;
+            return self.load_graph(synced, started, LOAD_PAGE).await;
         };
         let mut sql = String::from("RETURN time::now();\n");
         for kind in TRAVERSED {
@@ -182,12 +182,10 @@ impl Store {
         Ok(())
     }
 
-    /// The first look: every node's meta, then every traversed edge, streamed in one
-    /// pass per table (`SELECT * FROM can_access`, read row by row as the engine produces
-    /// it) into a new index, which replaces the old one once whole. Paging by `WHERE id >
-    /// $after` would scan each table from its start for every page; one response holding
-    /// 900,000 edges would hold them all in memory at once.
-    async fn load_graph(&self, synced: &mut Synced, started: Instant) -> Result<()> {
+    /// The first look: every node's meta, then every traversed edge, read in pages of
+    /// `LOAD_PAGE` so that the peak memory of a large graph's load stays bounded (one
+    /// response holding 900,000 edges is several times their size in the index).
+    async fn load_graph(&self, synced: &mut Synced, started: Instant, page: usize) -> Result<()> {
         let mut resp = self
             .read(
                 "RETURN time::now();
@@ -207,17 +205,23 @@ impl Store {
         for m in metas {
             index.set_meta(&m.id, m.meta());
         }
-        let sql: String = TRAVERSED.iter().map(|k| format!("SELECT * FROM {};\n", k.as_str())).collect();
-        let mut rows = self.query(sql).stream_items()?;
-        while let Some(item) = rows.next().await {
-            match item? {
-                StreamItem::Row { value, .. } => {
-                    let edge: Edge = serde_json::from_value(value.into_json_value())
-                        .map_err(|e| StoreError::Database(format!("unexpected edge shape: {e}")))?;
-                    index.upsert_edge(&edge);
+        for kind in TRAVERSED {
+            let mut after: Option<EdgeId> = None;
+            loop {
+                let (cond, vars) = match &after {
+                    None => ("", Vars::new()),
+                    Some(a) => ("WHERE id > $after", Vars::new().set("after", super::edge_rid(a))),
+                };
+                let sql = format!("SELECT * FROM {} {cond} ORDER BY id LIMIT {page}", kind.as_str());
+                let mut resp = self.read(&sql, &vars).await?;
+                let edges: Vec<Edge> = take(&mut resp, 0)?;
+                for e in &edges {
+                    index.upsert_edge(e);
                 }
-                // A failed statement retracts its rows: the new index is dropped whole.
-                StreamItem::StatementEnd { result, .. } => result?,
+                if edges.len() < page {
+                    break;
+                }
+                after = edges.last().map(|e| e.id.clone());
             }
         }
         *self.graph.index.write().map_err(|_| StoreError::Database("graph index poisoned".into()))? = index;
@@ -325,27 +329,27 @@ mod tests {
     use crate::domain::inventory::Inventory;
     use crate::store::StoreConfig;
 
-    /// The streamed first load reads every edge of every traversed table.
+    /// A load in pages of 2 reads the same graph as one in a single page.
     #[tokio::test]
-    async fn the_first_load_reads_every_edge() {
+    async fn a_paged_first_load_reads_every_edge() {
         let store = Store::open(&StoreConfig::memory()).await.unwrap();
         let mut nodes = vec![
             serde_json::json!({"type": "system", "ref": "s", "kind": "database", "name": "s", "environment": "production"}),
-            serde_json::json!({"type": "secret", "ref": "k", "kind": "api_key", "name": "k", "fingerprint": "fp-load-1"}),
         ];
-        let mut edges = vec![serde_json::json!({"type": "authenticates_to", "from": "k", "to": "s"})];
-        for i in 0..700 {
+        let mut edges = Vec::new();
+        for i in 0..7 {
             nodes.push(serde_json::json!({"type": "nhi", "ref": format!("n{i}"), "kind": "token", "name": format!("n{i}"), "environment": "test"}));
             edges.push(
                 serde_json::json!({"type": "can_access", "from": format!("n{i}"), "to": "s", "privilege": "read"}),
             );
         }
-        edges.push(serde_json::json!({"type": "holds", "from": "n0", "to": "k"}));
         let doc = serde_json::json!({ "nodes": nodes, "edges": edges });
         store.import(&Inventory::parse(&doc, Utc::now()).unwrap()).await.unwrap();
-        let mut synced = Synced::default();
-        store.load_graph(&mut synced, Instant::now()).await.unwrap();
-        assert_eq!(store.graph_size(), (702, 702));
-        assert!(synced.to.is_some());
+        for page in [2, 7, 1000] {
+            let mut synced = Synced::default();
+            store.load_graph(&mut synced, Instant::now(), page).await.unwrap();
+            assert_eq!(store.graph_size(), (7, 8), "page size {page}");
+            assert!(synced.to.is_some());
+        }
     }
 }
