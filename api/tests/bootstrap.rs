@@ -55,7 +55,7 @@ async fn bootstrap_records_one_genesis_and_only_on_an_empty_chain() {
     let runs = store
         .decisions(
             &graph_model::store::DecisionFilter { kind: Some(DecisionKind::ImportRun), ..Default::default() },
-            &graph_model::store::PageRequest { first: 10, after: None, count: true },
+            &graph_model::store::PageRequest { first: 10, after: None, count: true, ..Default::default() },
         )
         .await
         .unwrap()

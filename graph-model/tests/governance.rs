@@ -457,7 +457,10 @@ async fn roles_held_before_they_were_governed_are_adopted_once_at_the_upgrade() 
     let chain = store.verify_decision_chain().await.unwrap();
     assert_eq!((chain.length, chain.first_broken.is_none()), (1, true));
     let adopted = store
-        .decisions(&Default::default(), &graph_model::store::PageRequest { first: 10, after: None, count: true })
+        .decisions(
+            &Default::default(),
+            &graph_model::store::PageRequest { first: 10, after: None, count: true, ..Default::default() },
+        )
         .await;
     let d = adopted.unwrap().items.remove(0);
     assert_eq!((d.kind, d.outcome, d.actor.clone()), (DecisionKind::Genesis, Outcome::Accepted, ids["sam"].clone()));

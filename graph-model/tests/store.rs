@@ -86,7 +86,10 @@ async fn a_store_from_before_page_keys_lists_every_record_after_the_upgrade() {
     let mut after = None;
     loop {
         let page = s
-            .list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 5, after: after.clone(), count: true })
+            .list::<Nhi>(
+                &NodeFilter::default(),
+                &PageRequest { first: 5, after: after.clone(), count: true, ..Default::default() },
+            )
             .await
             .unwrap();
         assert_eq!(page.total, 23);
@@ -228,13 +231,15 @@ async fn lists_filter_and_page() {
     for i in 0..5 {
         create(&s, nhi_spec(&format!("n{i}"))).await;
     }
-    let page =
-        s.list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 2, after: None, count: true }).await.unwrap();
+    let page = s
+        .list::<Nhi>(&NodeFilter::default(), &PageRequest { first: 2, after: None, count: true, ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!((page.items.len(), page.has_next, page.total), (2, true, 5));
     let next = s
         .list::<Nhi>(
             &NodeFilter::default(),
-            &PageRequest { first: 10, after: Some(page.items[1].id.clone()), count: true },
+            &PageRequest { first: 10, after: Some(page.items[1].id.clone()), count: true, ..Default::default() },
         )
         .await
         .unwrap();
@@ -243,7 +248,7 @@ async fn lists_filter_and_page() {
     let filtered = s
         .list::<Nhi>(
             &NodeFilter { name_contains: Some("N3".into()), ..Default::default() },
-            &PageRequest { first: 10, after: None, count: true },
+            &PageRequest { first: 10, after: None, count: true, ..Default::default() },
         )
         .await
         .unwrap();
@@ -252,7 +257,7 @@ async fn lists_filter_and_page() {
     let uncounted = s
         .list::<Nhi>(
             &NodeFilter { name_contains: Some("N3".into()), ..Default::default() },
-            &PageRequest { first: 10, after: None, count: false },
+            &PageRequest { first: 10, after: None, count: false, ..Default::default() },
         )
         .await
         .unwrap();
@@ -260,7 +265,7 @@ async fn lists_filter_and_page() {
     let refused = s
         .list::<Team>(
             &NodeFilter { criticality: Some(Criticality::Tier0), ..Default::default() },
-            &PageRequest { first: 1, after: None, count: true },
+            &PageRequest { first: 1, after: None, count: true, ..Default::default() },
         )
         .await;
     assert!(matches!(refused, Err(StoreError::Invalid(_))));
@@ -293,7 +298,12 @@ async fn imports_land_whole() {
     let again = Inventory::parse(&doc, Utc::now()).unwrap();
     let s2 = s.import(&again).await.unwrap();
     assert_eq!((s2.nodes, s2.nodes_updated, s2.edges, s2.edges_kept), (1, 3, 2, 1));
-    let people =
-        s.list::<Person>(&NodeFilter::default(), &PageRequest { first: 10, after: None, count: true }).await.unwrap();
+    let people = s
+        .list::<Person>(
+            &NodeFilter::default(),
+            &PageRequest { first: 10, after: None, count: true, ..Default::default() },
+        )
+        .await
+        .unwrap();
     assert_eq!(people.total, 1);
 }

@@ -1,5 +1,5 @@
-//! Relay-style connections: opaque cursors over node ids, forward paging with
-//! `first`/`after`, and `totalCount` on every list.
+//! Relay-style connections: opaque cursors over node ids, paging forward with
+//! `first`/`after` or backward with `last`/`before`, and `totalCount` on every list.
 
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{OutputType, SimpleObject};
@@ -43,40 +43,61 @@ pub struct ListTotals {
 
 pub type List<N> = Connection<NodeCursor, N, ListTotals>;
 
-/// Check `first` and `after` and turn them into a page request, which counts the whole
+/// The paging arguments of a connection field, as the client sent them.
+pub struct Paging {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+/// Check the paging arguments and turn them into a page request, which counts the whole
 /// list only when the operation selects `totalCount`.
-pub fn page_request(
-    ctx: &async_graphql::Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<PageRequest, ApiError> {
-    let mut page = page_bounds(first, after)?;
+pub fn page_request(ctx: &async_graphql::Context<'_>, paging: Paging) -> Result<PageRequest, ApiError> {
+    let mut page = page_bounds(paging)?;
     page.count = ctx.look_ahead().field("totalCount").exists();
     Ok(page)
 }
 
-fn page_bounds(first: Option<i32>, after: Option<String>) -> Result<PageRequest, ApiError> {
-    let first = first.unwrap_or(DEFAULT_PAGE);
-    if !(0..=MAX_PAGE).contains(&first) {
-        return Err(ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")));
-    }
-    let after = after
+fn cursor(argument: &str, value: Option<String>) -> Result<Option<NodeId>, ApiError> {
+    value
         .map(|a| NodeCursor::decode_cursor(&a))
         .transpose()
-        .map_err(|m| ApiError::bad_input("after", m))?
-        .map(|c| c.0);
-    Ok(PageRequest { first: first as usize, after, count: false })
+        .map_err(|m| ApiError::bad_input(argument, m))
+        .map(|c| c.map(|c| c.0))
+}
+
+fn size(argument: &str, n: Option<i32>) -> Result<usize, ApiError> {
+    let n = n.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&n) {
+        return Err(ApiError::bad_input(argument, format!("must be between 0 and {MAX_PAGE}")));
+    }
+    Ok(n as usize)
+}
+
+/// Forward (`first`, `after`) or backward (`last`, `before`); the two directions are
+/// not mixed in one request.
+fn page_bounds(p: Paging) -> Result<PageRequest, ApiError> {
+    let backward = p.last.is_some() || p.before.is_some();
+    if backward && (p.first.is_some() || p.after.is_some()) {
+        let argument = if p.last.is_some() { "last" } else { "before" };
+        return Err(ApiError::bad_input(argument, "page forward (first, after) or backward (last, before), not both"));
+    }
+    if backward {
+        return Ok(PageRequest {
+            first: size("last", p.last)?,
+            before: cursor("before", p.before)?,
+            backward: true,
+            ..Default::default()
+        });
+    }
+    Ok(PageRequest { first: size("first", p.first)?, after: cursor("after", p.after)?, ..Default::default() })
 }
 
 /// Build a connection from a store page.
-pub fn connection<T, N: OutputType>(
-    page: Page<T>,
-    had_cursor: bool,
-    id: impl Fn(&T) -> NodeId,
-    wrap: impl Fn(T) -> N,
-) -> List<N> {
+pub fn connection<T, N: OutputType>(page: Page<T>, id: impl Fn(&T) -> NodeId, wrap: impl Fn(T) -> N) -> List<N> {
     let mut conn =
-        Connection::with_additional_fields(had_cursor, page.has_next, ListTotals { total_count: page.total });
+        Connection::with_additional_fields(page.has_previous, page.has_next, ListTotals { total_count: page.total });
     conn.edges = page.items.into_iter().map(|item| Edge::new(NodeCursor(id(&item)), wrap(item))).collect();
     conn
 }
@@ -97,8 +118,12 @@ mod tests {
 
     #[test]
     fn page_sizes_are_bounded() {
-        assert_eq!(page_bounds(None, None).unwrap().first, DEFAULT_PAGE as usize);
-        assert!(page_bounds(Some(MAX_PAGE + 1), None).is_err());
-        assert!(page_bounds(Some(-1), None).is_err());
+        let forward = |first| Paging { first, after: None, last: None, before: None };
+        assert_eq!(page_bounds(forward(None)).unwrap().first, DEFAULT_PAGE as usize);
+        assert!(page_bounds(forward(Some(MAX_PAGE + 1))).is_err());
+        assert!(page_bounds(forward(Some(-1))).is_err());
+        let back = page_bounds(Paging { first: None, after: None, last: Some(5), before: None }).unwrap();
+        assert!(back.backward && back.first == 5);
+        assert!(page_bounds(Paging { first: Some(5), after: None, last: Some(5), before: None }).is_err());
     }
 }

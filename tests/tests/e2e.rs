@@ -23,6 +23,7 @@ mod metrics;
 mod node_clients;
 mod oidc;
 mod opengraph;
+mod paging;
 mod persisted;
 mod query_count;
 mod relay;

@@ -27,7 +27,7 @@ where
     let mut out: Vec<T> = Vec::new();
     let mut after = None;
     loop {
-        let p = page(PageRequest { first: PAGE, after: after.clone(), count: false }).await?;
+        let p = page(PageRequest { first: PAGE, after: after.clone(), count: false, ..Default::default() }).await?;
         let more = p.has_next;
         out.extend(p.items);
         if !more {

@@ -10,7 +10,7 @@ use super::types::{Alert, Case, Evidence};
 use crate::enums::*;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::{READ_CASES, READ_EVIDENCE, RoleGuard, principal};
-use crate::relay::{List, connection, page_request};
+use crate::relay::{List, Paging, connection, page_request};
 
 #[derive(InputObject, Default)]
 pub struct AlertFilterInput {
@@ -66,6 +66,8 @@ impl CaseQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<AlertFilterInput>,
     ) -> ApiResult<List<Alert>> {
         let f = filter.unwrap_or_default();
@@ -76,10 +78,9 @@ impl CaseQuery {
             unknown_subject: f.unknown_subject,
             source: f.source.map(|s| label(&s, "source")).transpose()?.map(|l| l.into_inner()),
         };
-        let had = after.is_some();
-        let page = page_request(ctx, first, after)?;
+        let page = page_request(ctx, Paging { first, after, last, before })?;
         let found = ctx.data::<Store>()?.alerts(&filter, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, had, |a| a.id.clone(), Alert))
+        Ok(connection(found, |a| a.id.clone(), Alert))
     }
 
     #[graphql(guard = "RoleGuard(READ_CASES)")]
@@ -95,6 +96,8 @@ impl CaseQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<CaseFilterInput>,
     ) -> ApiResult<List<Case>> {
         let f = filter.unwrap_or_default();
@@ -107,15 +110,22 @@ impl CaseQuery {
             reference: reference(f.reference)?,
             subject: f.subject_id.map(|s| node_id(&s, "subjectId")).transpose()?,
         };
-        cases(ctx, filter, first, after).await
+        cases(ctx, filter, Paging { first, after, last, before }).await
     }
 
     /// The caller's queue: open cases assigned to them.
     #[graphql(guard = "RoleGuard(READ_CASES)")]
-    async fn my_queue(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<List<Case>> {
+    async fn my_queue(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<List<Case>> {
         let filter =
             CaseFilter { assignee: Some(principal(ctx)?.id().clone()), open: Some(true), ..Default::default() };
-        cases(ctx, filter, first, after).await
+        cases(ctx, filter, Paging { first, after, last, before }).await
     }
 
     #[graphql(guard = "RoleGuard(READ_CASES)")]
@@ -131,13 +141,14 @@ impl CaseQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<EvidenceFilterInput>,
     ) -> ApiResult<List<Evidence>> {
         let filter = evidence_filter(filter)?;
-        let had = after.is_some();
-        let page = page_request(ctx, first, after)?;
+        let page = page_request(ctx, Paging { first, after, last, before })?;
         let found = ctx.data::<Store>()?.evidence(&filter, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, had, |e| e.id.clone(), Evidence))
+        Ok(connection(found, |e| e.id.clone(), Evidence))
     }
 
     /// Every piece of evidence the filter matches as CSV (RFC 4180, a header row), oldest
@@ -212,14 +223,8 @@ fn evidence_filter(filter: Option<EvidenceFilterInput>) -> Result<EvidenceFilter
     })
 }
 
-async fn cases(
-    ctx: &Context<'_>,
-    filter: CaseFilter,
-    first: Option<i32>,
-    after: Option<String>,
-) -> ApiResult<List<Case>> {
-    let had = after.is_some();
-    let page = page_request(ctx, first, after)?;
+async fn cases(ctx: &Context<'_>, filter: CaseFilter, paging: Paging) -> ApiResult<List<Case>> {
+    let page = page_request(ctx, paging)?;
     let found = ctx.data::<Store>()?.cases(&filter, &page).await.map_err(ApiError::from)?;
-    Ok(connection(found, had, |c| c.id.clone(), Case))
+    Ok(connection(found, |c| c.id.clone(), Case))
 }

@@ -248,7 +248,7 @@ impl Case {
     async fn decisions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Decision>> {
         let store = ctx.data::<graph_model::store::Store>()?;
         let filter = graph_model::store::DecisionFilter { case: Some(self.0.id.clone()), ..Default::default() };
-        let page = graph_model::store::PageRequest { first: 1000, after: None, count: false };
+        let page = graph_model::store::PageRequest { first: 1000, after: None, count: false, ..Default::default() };
         let found = store.decisions(&filter, &page).await.map_err(crate::ApiError::from)?;
         Ok(found.items.into_iter().map(Decision).collect())
     }

@@ -10,7 +10,7 @@ use crate::cases::query::reference;
 use crate::enums::*;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::{ADMINISTER, READ_CASES, READ_EVIDENCE, RoleGuard};
-use crate::relay::{List, connection, page_request};
+use crate::relay::{List, Paging, connection, page_request};
 
 #[derive(InputObject, Default)]
 pub struct RequestFilterInput {
@@ -54,6 +54,8 @@ impl DecisionQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<RequestFilterInput>,
     ) -> ApiResult<List<Request>> {
         let f = filter.unwrap_or_default();
@@ -66,10 +68,9 @@ impl DecisionQuery {
             revalidation_due: f.revalidation_due,
             post_approval_overdue: f.post_approval_overdue,
         };
-        let had = after.is_some();
-        let page = page_request(ctx, first, after)?;
+        let page = page_request(ctx, Paging { first, after, last, before })?;
         let found = ctx.data::<Store>()?.requests(&filter, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, had, |r| r.id.clone(), Request))
+        Ok(connection(found, |r| r.id.clone(), Request))
     }
 
     #[graphql(guard = "RoleGuard(READ_CASES)")]
@@ -80,20 +81,23 @@ impl DecisionQuery {
 
     /// Exceptions, optionally only those due for revalidation (expired or past review).
     #[graphql(guard = "RoleGuard(READ_CASES)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn exceptions(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         subject_id: Option<ID>,
         #[graphql(default = false)] revalidation_due: bool,
     ) -> ApiResult<List<Exception>> {
         let subject = subject_id.map(|i| node_id(&i, "subjectId")).transpose()?;
-        let had = after.is_some();
-        let page = page_request(ctx, first, after)?;
+        let page = page_request(ctx, Paging { first, after, last, before })?;
         let found =
             ctx.data::<Store>()?.exceptions(subject.as_ref(), revalidation_due, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, had, |e| e.id.clone(), Exception))
+        Ok(connection(found, |e| e.id.clone(), Exception))
     }
 
     /// The policy in force: the latest published version.
@@ -115,13 +119,14 @@ impl DecisionQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<DecisionFilterInput>,
     ) -> ApiResult<List<Decision>> {
         let filter = decision_filter(filter)?;
-        let had = after.is_some();
-        let page = page_request(ctx, first, after)?;
+        let page = page_request(ctx, Paging { first, after, last, before })?;
         let found = ctx.data::<Store>()?.decisions(&filter, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, had, |d| d.id.clone(), Decision))
+        Ok(connection(found, |d| d.id.clone(), Decision))
     }
 
     /// Every decision the filter matches as CSV (RFC 4180, a header row), in chain order,

@@ -7,7 +7,7 @@ use super::inputs::{self, *};
 use super::types::*;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::{READ_INVENTORY, RoleGuard, principal};
-use crate::relay::{List, connection, page_request};
+use crate::relay::{List, Paging, connection, page_request};
 
 #[derive(Default)]
 pub struct InventoryQuery;
@@ -55,6 +55,8 @@ impl InventoryQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<NhiFilter>,
     ) -> ApiResult<List<Nhi>> {
         let filter = filter.unwrap_or_default();
@@ -74,7 +76,7 @@ impl InventoryQuery {
             over_privileged: filter.over_privileged,
             ..Default::default()
         };
-        list(ctx, filter, first, after, Nhi).await
+        list(ctx, filter, Paging { first, after, last, before }, Nhi).await
     }
 
     /// Secrets (metadata only), in creation order.
@@ -84,6 +86,8 @@ impl InventoryQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<SecretFilter>,
     ) -> ApiResult<List<Secret>> {
         let filter = filter.unwrap_or_default();
@@ -93,7 +97,7 @@ impl InventoryQuery {
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
             ..Default::default()
         };
-        list(ctx, filter, first, after, Secret).await
+        list(ctx, filter, Paging { first, after, last, before }, Secret).await
     }
 
     /// Systems, in creation order.
@@ -103,6 +107,8 @@ impl InventoryQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<SystemFilter>,
     ) -> ApiResult<List<System>> {
         let filter = filter.unwrap_or_default();
@@ -114,7 +120,7 @@ impl InventoryQuery {
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
             ..Default::default()
         };
-        list(ctx, filter, first, after, System).await
+        list(ctx, filter, Paging { first, after, last, before }, System).await
     }
 
     /// People, in creation order.
@@ -124,6 +130,8 @@ impl InventoryQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<PersonFilter>,
     ) -> ApiResult<List<Person>> {
         let filter = filter.unwrap_or_default();
@@ -133,7 +141,7 @@ impl InventoryQuery {
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
             ..Default::default()
         };
-        list(ctx, filter, first, after, Person).await
+        list(ctx, filter, Paging { first, after, last, before }, Person).await
     }
 
     /// Teams, in creation order.
@@ -143,30 +151,25 @@ impl InventoryQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<TeamFilter>,
     ) -> ApiResult<List<Team>> {
         let filter = NodeFilter {
             name_contains: search(filter.unwrap_or_default().name_contains).map_err(ApiError::from)?,
             ..Default::default()
         };
-        list(ctx, filter, first, after, Team).await
+        list(ctx, filter, Paging { first, after, last, before }, Team).await
     }
 }
 
-async fn list<T, N>(
-    ctx: &Context<'_>,
-    filter: NodeFilter,
-    first: Option<i32>,
-    after: Option<String>,
-    wrap: fn(T) -> N,
-) -> ApiResult<List<N>>
+async fn list<T, N>(ctx: &Context<'_>, filter: NodeFilter, paging: Paging, wrap: fn(T) -> N) -> ApiResult<List<N>>
 where
     T: graph_model::store::NodeRecord,
     N: async_graphql::OutputType,
 {
-    let had_cursor = after.is_some();
-    let page = page_request(ctx, first, after)?;
+    let page = page_request(ctx, paging)?;
     let store = ctx.data::<Store>()?;
     let found = store.list::<T>(&filter, &page).await.map_err(ApiError::from)?;
-    Ok(connection(found, had_cursor, |t: &T| t.id().clone(), wrap))
+    Ok(connection(found, |t: &T| t.id().clone(), wrap))
 }

@@ -639,7 +639,7 @@ impl Store {
         let decisions = self
             .decisions(
                 &super::DecisionFilter { case: Some(case.clone()), ..Default::default() },
-                &PageRequest { first: 1000, after: None, count: false },
+                &PageRequest { first: 1000, after: None, count: false, ..Default::default() },
             )
             .await?
             .items;

@@ -492,7 +492,10 @@ impl Store {
     /// (`postApprovalOverdue`) whether or not it has run.
     pub async fn raise_overdue_emergency_alerts(&self) -> Result<usize> {
         let filter = RequestFilter { post_approval_overdue: true, ..Default::default() };
-        let overdue = self.requests(&filter, &PageRequest { first: 1000, after: None, count: false }).await?.items;
+        let overdue = self
+            .requests(&filter, &PageRequest { first: 1000, after: None, count: false, ..Default::default() })
+            .await?
+            .items;
         let keys: Vec<String> = overdue.iter().map(|r| format!("emergency-overdue:{}", r.id)).collect();
         let mut resp = self
             .read("SELECT VALUE dedupe_key FROM alert WHERE dedupe_key IN $keys", &Vars::new().set("keys", keys))
@@ -527,7 +530,10 @@ impl Store {
     /// replaced is restored, and the request ends `expired`. Returns how many.
     pub async fn close_overdue_emergency_access(&self) -> Result<usize> {
         let filter = RequestFilter { post_approval_overdue: true, ..Default::default() };
-        let overdue = self.requests(&filter, &PageRequest { first: 1000, after: None, count: false }).await?.items;
+        let overdue = self
+            .requests(&filter, &PageRequest { first: 1000, after: None, count: false, ..Default::default() })
+            .await?
+            .items;
         if overdue.is_empty() {
             return Ok(0);
         }
