@@ -15,8 +15,6 @@ const KNOWN: &[(&str, &str)] = &[
     // A request carries the change it files; a change names the request kind whose
     // automated checks it runs.
     ("graph-model:domain::change", "graph-model:domain::request"),
-    // An edge id names its kind; an edge names its ends by node id.
-    ("graph-model:domain::edges", "graph-model:domain::ids"),
     // A case lists its decisions and requests; a decision and a request name their case.
     ("schema:cases::types", "schema:decisions::types"),
 ];

@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::control::ControlDraft;
-use super::edges::{EdgeKind, NewEdge};
-use super::ids::{EdgeId, NodeId};
+use super::edges::{EdgeId, EdgeKind, NewEdge};
+use super::ids::NodeId;
 use super::policy::{Policy, PolicyDraft, RuleKind, Violation};
 use super::values::{Criticality, DecideOutcome, Environment, NhiStatus, Privilege, Role, TargetFacts, ValueError};
 

@@ -17,8 +17,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::canonical;
+use super::edges::EdgeId;
 use super::framework::FrameworkRef;
-use super::ids::{EdgeId, NodeId, Table};
+use super::ids::{NodeId, Table};
 use super::request::{ExceptionStatus, RequestStatus};
 pub use super::values::check_control_key as check_key;
 use super::values::{Criticality, Environment, NhiKind, NhiStatus, Privilege, TargetFacts, ValueError, text_enum};

@@ -6,9 +6,9 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::ids::{EdgeId, NodeId, Table};
+use super::ids::{NodeId, Table, derived_key, truncate, valid_key};
 use super::values::*;
 
 /// The edge kinds whose opening and closing are governed (see `change`).
@@ -217,6 +217,58 @@ impl Edge {
     /// Whether the edge was in force at `at`: opened by then, not yet closed, not expired.
     pub fn in_force_at(&self, at: DateTime<Utc>) -> bool {
         self.valid_from <= at && self.valid_to.is_none_or(|to| at < to) && self.expires_at.is_none_or(|exp| at < exp)
+    }
+}
+
+/// The id of an edge record (`owns:key`, `can_access:key`...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EdgeId {
+    pub kind: EdgeKind,
+    pub key: String,
+}
+
+impl EdgeId {
+    pub fn parse(s: &str) -> Result<EdgeId, ValueError> {
+        let bad = || ValueError::new("id", format!("`{}` is not an edge id", truncate(s)));
+        let (table, key) = s.split_once(':').ok_or_else(bad)?;
+        let kind = EdgeKind::parse(table).map_err(|_| bad())?;
+        let key = key
+            .strip_prefix('⟨')
+            .and_then(|k| k.strip_suffix('⟩'))
+            .or_else(|| key.strip_prefix('`').and_then(|k| k.strip_suffix('`')))
+            .unwrap_or(key);
+        if !valid_key(key) {
+            return Err(bad());
+        }
+        Ok(EdgeId { kind, key: key.to_owned() })
+    }
+
+    pub fn generate(kind: EdgeKind) -> EdgeId {
+        EdgeId { kind, key: uuid::Uuid::now_v7().simple().to_string() }
+    }
+
+    /// The id the edge `name` always gets under `seed`; see [`NodeId::derived`].
+    pub fn derived(kind: EdgeKind, seed: &str, name: &str) -> EdgeId {
+        EdgeId { kind, key: derived_key(seed, name) }
+    }
+}
+
+impl fmt::Display for EdgeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.key)
+    }
+}
+
+impl Serialize for EdgeId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EdgeId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EdgeId::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use super::edges::{Edge, EdgeKind};
-use super::ids::{EdgeId, NodeId, Table};
+use super::edges::{Edge, EdgeId, EdgeKind};
+use super::ids::{NodeId, Table};
 use super::values::{Criticality, Environment, Privilege};
 
 /// The edge kinds a blast radius follows: identities to their secrets, secrets and

@@ -161,11 +161,11 @@ impl NodeId {
     }
 }
 
-fn valid_key(key: &str) -> bool {
+pub(super) fn valid_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn truncate(s: &str) -> String {
+pub(super) fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
@@ -195,63 +195,11 @@ impl<'de> Deserialize<'de> for NodeId {
     }
 }
 
-/// The id of an edge record (`owns:key`, `can_access:key`...).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EdgeId {
-    pub kind: super::edges::EdgeKind,
-    pub key: String,
-}
-
-impl EdgeId {
-    pub fn parse(s: &str) -> Result<EdgeId, ValueError> {
-        let bad = || ValueError::new("id", format!("`{}` is not an edge id", truncate(s)));
-        let (table, key) = s.split_once(':').ok_or_else(bad)?;
-        let kind = super::edges::EdgeKind::parse(table).map_err(|_| bad())?;
-        let key = key
-            .strip_prefix('⟨')
-            .and_then(|k| k.strip_suffix('⟩'))
-            .or_else(|| key.strip_prefix('`').and_then(|k| k.strip_suffix('`')))
-            .unwrap_or(key);
-        if !valid_key(key) {
-            return Err(bad());
-        }
-        Ok(EdgeId { kind, key: key.to_owned() })
-    }
-
-    pub fn generate(kind: super::edges::EdgeKind) -> EdgeId {
-        EdgeId { kind, key: uuid::Uuid::now_v7().simple().to_string() }
-    }
-
-    /// The id the edge `name` always gets under `seed`; see [`NodeId::derived`].
-    pub fn derived(kind: super::edges::EdgeKind, seed: &str, name: &str) -> EdgeId {
-        EdgeId { kind, key: derived_key(seed, name) }
-    }
-}
-
 /// 128 bits of SHA-256 over seed and name, in hex: a valid key, stable across runs.
-fn derived_key(seed: &str, name: &str) -> String {
+pub(super) fn derived_key(seed: &str, name: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::new().chain_update(seed).chain_update([0u8]).chain_update(name).finalize();
     hex::encode(&digest[..16])
-}
-
-impl fmt::Display for EdgeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind.as_str(), self.key)
-    }
-}
-
-impl Serialize for EdgeId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for EdgeId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        EdgeId::parse(&s).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]
