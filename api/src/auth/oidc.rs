@@ -144,8 +144,9 @@ impl Oidc {
             .map_err(|e| invalid(&e.to_string()))?;
         let claims = data.claims;
         let (exp, iat) = (claims["exp"].as_i64(), claims["iat"].as_i64());
+        let max = i64::try_from(self.cfg.max_lifetime_secs).unwrap_or(i64::MAX);
         match (exp, iat) {
-            (Some(exp), Some(iat)) if exp - iat <= self.cfg.max_lifetime_secs as i64 => {}
+            (Some(exp), Some(iat)) if exp.checked_sub(iat).is_some_and(|life| life <= max) => {}
             (Some(_), Some(_)) => return Err(invalid("the token lives longer than auth.oidc.max_lifetime_secs")),
             _ => return Err(invalid("the token's exp and iat are not numbers")),
         }
