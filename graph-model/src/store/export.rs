@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{SecondsFormat, Utc};
 
 use super::governance::{DecisionFilter, EvidenceFilter, ItemFilter, refs_text};
-use super::nodes::{Page, PageRequest};
+use super::paging::{Page, PageRequest};
 use super::{Result, Store, StoreError, Vars, rid, take};
 use crate::domain::bundle::{self, About, BundleFile};
 use crate::domain::*;
@@ -21,36 +21,17 @@ type PageFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<Page<T>>> 
 /// Every page of a list, in creation order.
 async fn all<'a, T, F>(mut page: F) -> Result<Vec<T>>
 where
-    T: HasId,
     F: FnMut(PageRequest) -> PageFuture<'a, T>,
 {
     let mut out: Vec<T> = Vec::new();
     let mut after = None;
     loop {
-        let p = page(PageRequest { first: PAGE, after: after.clone(), count: false, ..Default::default() }).await?;
-        let more = p.has_next;
+        let p = page(PageRequest { first: PAGE, after: after.take(), count: false, ..Default::default() }).await?;
         out.extend(p.items);
-        if !more {
+        if !p.has_next {
             return Ok(out);
         }
-        after = out.last().map(|x| x.node_id().clone());
-    }
-}
-
-/// Records listed page by page.
-trait HasId {
-    fn node_id(&self) -> &NodeId;
-}
-
-impl HasId for Decision {
-    fn node_id(&self) -> &NodeId {
-        &self.id
-    }
-}
-
-impl HasId for Evidence {
-    fn node_id(&self) -> &NodeId {
-        &self.id
+        after = p.cursors.last().cloned();
     }
 }
 

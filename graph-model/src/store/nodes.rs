@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use surrealdb::types::RecordId;
 
+use super::paging::{Page, PageRequest};
 use super::{Content, Result, Store, StoreError, Vars, rid, take};
 use crate::domain::inventory::NodeSpec;
 use crate::domain::*;
@@ -25,33 +26,6 @@ macro_rules! node_record {
     )+};
 }
 node_record!(Person => Table::Person, Team => Table::Team, Nhi => Table::Nhi, Secret => Table::Secret, System => Table::System);
-
-/// Which page of a list: at most `first` items after the cursor `after`, and whether
-/// to count the whole filtered list too (a count reads every matching row when the
-/// list is filtered; a client that does not ask for it should not pay for it).
-///
-/// Backward (`backward`), the page is the `first` items just before the cursor
-/// `before` (the last ones without it), still in creation order.
-#[derive(Debug, Clone, Default)]
-pub struct PageRequest {
-    pub first: usize,
-    pub after: Option<NodeId>,
-    pub count: bool,
-    pub before: Option<NodeId>,
-    pub backward: bool,
-}
-
-/// One page of a list, in creation order, with the size of the whole filtered list
-/// (0 when the request did not ask for it).
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Items follow this page.
-    pub has_next: bool,
-    /// Items precede this page.
-    pub has_previous: bool,
-    pub total: u64,
-}
 
 /// Filters an inventory screen needs. Fields that do not apply to a table are refused.
 #[derive(Debug, Clone, Default)]
@@ -291,92 +265,6 @@ impl Store {
         self.page_of(table, &prelude, &source, conds, vars, page).await
     }
 
-    /// One page of a table under the conditions of `w`.
-    pub(crate) async fn page_where<T: DeserializeOwned>(
-        &self,
-        table: Table,
-        source: &str,
-        w: super::Where,
-        page: &PageRequest,
-    ) -> Result<Page<T>> {
-        let conds: Vec<&str> = w.conds.iter().map(String::as_str).collect();
-        self.page_of(table, "", source, conds, w.vars, page).await
-    }
-
-    /// One page of `source` (a table, or a variable the prelude sets) in id order, with
-    /// the total matching `conds`. Cursors are ids of `table`.
-    pub(crate) async fn page_of<T: DeserializeOwned>(
-        &self,
-        table: Table,
-        prelude: &str,
-        source: &str,
-        conds: Vec<&str>,
-        mut vars: Vars,
-        page: &PageRequest,
-    ) -> Result<Page<T>> {
-        let filter_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
-        let mut page_conds = conds.clone();
-        // After a cursor, a table keyed for paging is read from its `page_key` index (the
-        // same order as its ids) at a cost that does not grow with the cursor's position;
-        // a first page, or a variable's rows, in id order, which for a table is a scan
-        // from its start (0.3 ms for 100 NHIs, where the index costs 7 ms: it reads
-        // each record on its own).
-        // Backward, the page is read in reverse from its cursor (or the list's end) and
-        // turned round.
-        let (cursor, argument, op) = match page.backward {
-            false => (&page.after, "after", ">"),
-            true => (&page.before, "before", "<"),
-        };
-        let by_key = (cursor.is_some() || page.backward) && !source.starts_with('$') && paged_by_key(table);
-        let order = match (by_key, page.backward) {
-            (true, false) => "page_key",
-            (false, false) => "id",
-            (true, true) => "page_key DESC",
-            (false, true) => "id DESC",
-        };
-        if let Some(cursor) = cursor {
-            if cursor.table() != table {
-                return Err(StoreError::Invalid(ValueError::new(argument, "the cursor belongs to another list")));
-            }
-            if by_key {
-                page_conds.push(if op == ">" { "page_key > $cursor" } else { "page_key < $cursor" });
-                vars = vars.set("cursor", cursor.key());
-            } else {
-                page_conds.push(if op == ">" { "id > $cursor" } else { "id < $cursor" });
-                vars = vars.set("cursor", rid(cursor));
-            }
-        }
-        let page_sql =
-            if page_conds.is_empty() { String::new() } else { format!("WHERE {}", page_conds.join(" AND ")) };
-        let limit = page.first.min(1000) + 1;
-        // Over a table, `count() ... GROUP ALL` is counted by the engine (by the table's
-        // COUNT index when unfiltered: 0.6 ms for 100,000 rows, against 270 ms for
-        // counting the selected ids). SurrealDB 3.3 refuses that form over a variable.
-        let total = if !page.count {
-            "0".to_owned()
-        } else if source.starts_with('$') {
-            format!("count(SELECT VALUE id FROM {source} {filter_sql})")
-        } else {
-            format!("(SELECT count() FROM {source} {filter_sql} GROUP ALL)[0].count ?? 0")
-        };
-        let sql = format!(
-            "{prelude}
-             SELECT * FROM {source} {page_sql} ORDER BY {order} LIMIT {limit};
-             RETURN {total};"
-        );
-        let statements_before = prelude.matches(';').count();
-        let mut resp = self.read(&sql, &vars).await?;
-        let mut items: Vec<T> = take(&mut resp, statements_before)?;
-        let total: u64 = take(&mut resp, statements_before + 1)?;
-        let more = items.len() > page.first;
-        items.truncate(page.first);
-        if page.backward {
-            items.reverse();
-            return Ok(Page { items, has_next: page.before.is_some(), has_previous: more, total });
-        }
-        Ok(Page { items, has_next: more, has_previous: page.after.is_some(), total })
-    }
-
     /// Create a node from a validated spec.
     pub async fn create_node(&self, spec: &NodeSpec) -> Result<InventoryNode> {
         let id = NodeId::generate(spec.table());
@@ -566,23 +454,4 @@ fn system_changes(p: &SystemPatch) -> Content {
     Content::new()
         .opt("name", p.name.as_ref().map(Name::as_str))
         .opt("description", p.description.as_ref().map(Text::as_str))
-}
-
-/// Whether a table's lists page by its indexed `page_key`: every table a list reads
-/// directly, but the append-only ones (decisions, evidence), whose guards refuse the
-/// update that would fill the key in on records written before it existed. See
-/// "paging" in `schema.surql`.
-fn paged_by_key(table: Table) -> bool {
-    matches!(
-        table,
-        Table::Person
-            | Table::Team
-            | Table::Nhi
-            | Table::Secret
-            | Table::System
-            | Table::Alert
-            | Table::Case
-            | Table::Request
-            | Table::Exception
-    )
 }

@@ -10,7 +10,7 @@ use super::types::{Alert, Case, Evidence};
 use crate::enums::*;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::{READ_CASES, READ_EVIDENCE, RoleGuard, principal};
-use crate::relay::{List, Paging, connection, page_request};
+use crate::relay::{AlertOrder, CaseOrder, CreatedOrder, List, ListOrder, Paging, connection, page_request};
 
 #[derive(InputObject, Default)]
 pub struct AlertFilterInput {
@@ -59,8 +59,10 @@ pub struct CaseQuery;
 
 #[Object]
 impl CaseQuery {
-    /// Alerts, oldest first.
+    /// Alerts, oldest first unless `orderBy` says otherwise.
     #[graphql(guard = "RoleGuard(READ_CASES)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn alerts(
         &self,
         ctx: &Context<'_>,
@@ -68,6 +70,7 @@ impl CaseQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<AlertOrder>,
         filter: Option<AlertFilterInput>,
     ) -> ApiResult<List<Alert>> {
         let f = filter.unwrap_or_default();
@@ -78,9 +81,9 @@ impl CaseQuery {
             unknown_subject: f.unknown_subject,
             source: f.source.map(|s| label(&s, "source")).transpose()?.map(|l| l.into_inner()),
         };
-        let page = page_request(ctx, Paging { first, after, last, before })?;
+        let page = page_request(ctx, Paging { first, after, last, before, order: ListOrder::or_default(order_by) })?;
         let found = ctx.data::<Store>()?.alerts(&filter, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, |a| a.id.clone(), Alert))
+        Ok(connection(found, Alert))
     }
 
     #[graphql(guard = "RoleGuard(READ_CASES)")]
@@ -89,8 +92,10 @@ impl CaseQuery {
         Ok(ctx.data::<Store>()?.alerts_by_id(&[id]).await.map_err(ApiError::from)?.pop().map(Alert))
     }
 
-    /// Cases, oldest first.
+    /// Cases, oldest first unless `orderBy` says otherwise.
     #[graphql(guard = "RoleGuard(READ_CASES)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn cases(
         &self,
         ctx: &Context<'_>,
@@ -98,6 +103,7 @@ impl CaseQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<CaseOrder>,
         filter: Option<CaseFilterInput>,
     ) -> ApiResult<List<Case>> {
         let f = filter.unwrap_or_default();
@@ -110,7 +116,7 @@ impl CaseQuery {
             reference: reference(f.reference)?,
             subject: f.subject_id.map(|s| node_id(&s, "subjectId")).transpose()?,
         };
-        cases(ctx, filter, Paging { first, after, last, before }).await
+        cases(ctx, filter, Paging { first, after, last, before, order: ListOrder::or_default(order_by) }).await
     }
 
     /// The caller's queue: open cases assigned to them.
@@ -122,10 +128,11 @@ impl CaseQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<CaseOrder>,
     ) -> ApiResult<List<Case>> {
         let filter =
             CaseFilter { assignee: Some(principal(ctx)?.id().clone()), open: Some(true), ..Default::default() };
-        cases(ctx, filter, Paging { first, after, last, before }).await
+        cases(ctx, filter, Paging { first, after, last, before, order: ListOrder::or_default(order_by) }).await
     }
 
     #[graphql(guard = "RoleGuard(READ_CASES)")]
@@ -136,6 +143,8 @@ impl CaseQuery {
 
     /// Evidence by case, kind, framework reference and collection window.
     #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn evidence(
         &self,
         ctx: &Context<'_>,
@@ -143,12 +152,13 @@ impl CaseQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<CreatedOrder>,
         filter: Option<EvidenceFilterInput>,
     ) -> ApiResult<List<Evidence>> {
         let filter = evidence_filter(filter)?;
-        let page = page_request(ctx, Paging { first, after, last, before })?;
+        let page = page_request(ctx, Paging { first, after, last, before, order: ListOrder::or_default(order_by) })?;
         let found = ctx.data::<Store>()?.evidence(&filter, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, |e| e.id.clone(), Evidence))
+        Ok(connection(found, Evidence))
     }
 
     /// Every piece of evidence the filter matches as CSV (RFC 4180, a header row), oldest
@@ -226,5 +236,5 @@ fn evidence_filter(filter: Option<EvidenceFilterInput>) -> Result<EvidenceFilter
 async fn cases(ctx: &Context<'_>, filter: CaseFilter, paging: Paging) -> ApiResult<List<Case>> {
     let page = page_request(ctx, paging)?;
     let found = ctx.data::<Store>()?.cases(&filter, &page).await.map_err(ApiError::from)?;
-    Ok(connection(found, |c| c.id.clone(), Case))
+    Ok(connection(found, Case))
 }

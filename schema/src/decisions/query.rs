@@ -10,7 +10,7 @@ use crate::cases::query::reference;
 use crate::enums::*;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::{ADMINISTER, READ_CASES, READ_EVIDENCE, RoleGuard};
-use crate::relay::{List, Paging, connection, page_request};
+use crate::relay::{CreatedOrder, ExceptionOrder, List, ListOrder, Paging, connection, page_request};
 
 #[derive(InputObject, Default)]
 pub struct RequestFilterInput {
@@ -47,8 +47,10 @@ pub struct DecisionQuery;
 
 #[Object]
 impl DecisionQuery {
-    /// Requests, oldest first.
+    /// Requests, oldest first unless `orderBy` says otherwise.
     #[graphql(guard = "RoleGuard(READ_CASES)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn requests(
         &self,
         ctx: &Context<'_>,
@@ -56,6 +58,7 @@ impl DecisionQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<CreatedOrder>,
         filter: Option<RequestFilterInput>,
     ) -> ApiResult<List<Request>> {
         let f = filter.unwrap_or_default();
@@ -68,9 +71,9 @@ impl DecisionQuery {
             revalidation_due: f.revalidation_due,
             post_approval_overdue: f.post_approval_overdue,
         };
-        let page = page_request(ctx, Paging { first, after, last, before })?;
+        let page = page_request(ctx, Paging { first, after, last, before, order: ListOrder::or_default(order_by) })?;
         let found = ctx.data::<Store>()?.requests(&filter, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, |r| r.id.clone(), Request))
+        Ok(connection(found, Request))
     }
 
     #[graphql(guard = "RoleGuard(READ_CASES)")]
@@ -90,14 +93,15 @@ impl DecisionQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<ExceptionOrder>,
         subject_id: Option<ID>,
         #[graphql(default = false)] revalidation_due: bool,
     ) -> ApiResult<List<Exception>> {
         let subject = subject_id.map(|i| node_id(&i, "subjectId")).transpose()?;
-        let page = page_request(ctx, Paging { first, after, last, before })?;
+        let page = page_request(ctx, Paging { first, after, last, before, order: ListOrder::or_default(order_by) })?;
         let found =
             ctx.data::<Store>()?.exceptions(subject.as_ref(), revalidation_due, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, |e| e.id.clone(), Exception))
+        Ok(connection(found, Exception))
     }
 
     /// The policy in force: the latest published version.
@@ -114,6 +118,8 @@ impl DecisionQuery {
 
     /// Decision records in chain order.
     #[graphql(guard = "RoleGuard(READ_EVIDENCE)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn decisions(
         &self,
         ctx: &Context<'_>,
@@ -121,12 +127,13 @@ impl DecisionQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<CreatedOrder>,
         filter: Option<DecisionFilterInput>,
     ) -> ApiResult<List<Decision>> {
         let filter = decision_filter(filter)?;
-        let page = page_request(ctx, Paging { first, after, last, before })?;
+        let page = page_request(ctx, Paging { first, after, last, before, order: ListOrder::or_default(order_by) })?;
         let found = ctx.data::<Store>()?.decisions(&filter, &page).await.map_err(ApiError::from)?;
-        Ok(connection(found, |d| d.id.clone(), Decision))
+        Ok(connection(found, Decision))
     }
 
     /// Every decision the filter matches as CSV (RFC 4180, a header row), in chain order,

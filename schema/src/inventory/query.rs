@@ -7,7 +7,7 @@ use super::inputs::{self, *};
 use super::types::*;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::{READ_INVENTORY, RoleGuard, principal};
-use crate::relay::{List, Paging, connection, page_request};
+use crate::relay::{InventoryOrder, List, ListOrder, NhiOrder, Paging, connection, page_request};
 
 #[derive(Default)]
 pub struct InventoryQuery;
@@ -48,8 +48,10 @@ impl InventoryQuery {
         Ok(Person(principal(ctx)?.person.clone()))
     }
 
-    /// Non-human identities, in creation order.
+    /// Non-human identities, in creation order or as `orderBy` says.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn nhis(
         &self,
         ctx: &Context<'_>,
@@ -57,6 +59,7 @@ impl InventoryQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<NhiOrder>,
         filter: Option<NhiFilter>,
     ) -> ApiResult<List<Nhi>> {
         let filter = filter.unwrap_or_default();
@@ -76,11 +79,13 @@ impl InventoryQuery {
             over_privileged: filter.over_privileged,
             ..Default::default()
         };
-        list(ctx, filter, Paging { first, after, last, before }, Nhi).await
+        list(ctx, filter, Paging { first, after, last, before, order: ListOrder::or_default(order_by) }, Nhi).await
     }
 
-    /// Secrets (metadata only), in creation order.
+    /// Secrets (metadata only), in creation order or as `orderBy` says.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn secrets(
         &self,
         ctx: &Context<'_>,
@@ -88,6 +93,7 @@ impl InventoryQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<InventoryOrder>,
         filter: Option<SecretFilter>,
     ) -> ApiResult<List<Secret>> {
         let filter = filter.unwrap_or_default();
@@ -97,11 +103,13 @@ impl InventoryQuery {
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
             ..Default::default()
         };
-        list(ctx, filter, Paging { first, after, last, before }, Secret).await
+        list(ctx, filter, Paging { first, after, last, before, order: ListOrder::or_default(order_by) }, Secret).await
     }
 
-    /// Systems, in creation order.
+    /// Systems, in creation order or as `orderBy` says.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn systems(
         &self,
         ctx: &Context<'_>,
@@ -109,6 +117,7 @@ impl InventoryQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<InventoryOrder>,
         filter: Option<SystemFilter>,
     ) -> ApiResult<List<System>> {
         let filter = filter.unwrap_or_default();
@@ -120,11 +129,13 @@ impl InventoryQuery {
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
             ..Default::default()
         };
-        list(ctx, filter, Paging { first, after, last, before }, System).await
+        list(ctx, filter, Paging { first, after, last, before, order: ListOrder::or_default(order_by) }, System).await
     }
 
-    /// People, in creation order.
+    /// People, in creation order or as `orderBy` says.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn people(
         &self,
         ctx: &Context<'_>,
@@ -132,6 +143,7 @@ impl InventoryQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<InventoryOrder>,
         filter: Option<PersonFilter>,
     ) -> ApiResult<List<Person>> {
         let filter = filter.unwrap_or_default();
@@ -141,11 +153,13 @@ impl InventoryQuery {
             name_contains: search(filter.name_contains).map_err(ApiError::from)?,
             ..Default::default()
         };
-        list(ctx, filter, Paging { first, after, last, before }, Person).await
+        list(ctx, filter, Paging { first, after, last, before, order: ListOrder::or_default(order_by) }, Person).await
     }
 
-    /// Teams, in creation order.
+    /// Teams, in creation order or as `orderBy` says.
     #[graphql(guard = "RoleGuard(READ_INVENTORY)")]
+    // The arguments are the field's GraphQL arguments: a struct would change the API.
+    #[allow(clippy::too_many_arguments)]
     async fn teams(
         &self,
         ctx: &Context<'_>,
@@ -153,13 +167,14 @@ impl InventoryQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<InventoryOrder>,
         filter: Option<TeamFilter>,
     ) -> ApiResult<List<Team>> {
         let filter = NodeFilter {
             name_contains: search(filter.unwrap_or_default().name_contains).map_err(ApiError::from)?,
             ..Default::default()
         };
-        list(ctx, filter, Paging { first, after, last, before }, Team).await
+        list(ctx, filter, Paging { first, after, last, before, order: ListOrder::or_default(order_by) }, Team).await
     }
 }
 
@@ -171,5 +186,5 @@ where
     let page = page_request(ctx, paging)?;
     let store = ctx.data::<Store>()?;
     let found = store.list::<T>(&filter, &page).await.map_err(ApiError::from)?;
-    Ok(connection(found, |t: &T| t.id().clone(), wrap))
+    Ok(connection(found, wrap))
 }
