@@ -110,6 +110,15 @@ function list(items, render, empty = 'none') {
   return h('ul', { class: 'plain' }, items.map((i) => h('li', {}, render(i))));
 }
 
+// A relation that pages (the first RELATED of it): its items, and how many there are in all.
+const RELATED = 100;
+const related = (fields) => `(first: ${RELATED}) { totalCount edges { node { ${fields} } } }`;
+function connectionList(conn, render, empty = 'none') {
+  const items = conn ? conn.edges.map((e) => e.node) : [];
+  const more = conn && conn.totalCount > items.length ? h('p', { class: 'notice' }, `first ${items.length} of ${conn.totalCount}`) : null;
+  return [list(items, render, empty), more];
+}
+
 function card(title, ...kids) {
   return h('section', { class: 'card' }, title ? h('h2', {}, title) : null, ...kids);
 }
@@ -275,9 +284,9 @@ async function nodePage(id) {
       ... on Secret { name kind fingerprint issuedAt lastRotatedAt expiresAt rotationDueAt rotationOverdue ${owners}
         heldBy { id name kind } authenticatesTo { id name criticality } storedIn { id name } }
       ... on System { name kind environment criticality description ${owners}
-        accessors { id privilege governed expiresAt nhi { id name kind } } dependsOn { id name } dependents { id name } }
-      ... on Person { name email roles active machine teams { id name } owns { __typename id name } }
-      ... on Team { name description members { id name } owns { __typename id name } } } }`,
+        accessors${related('id privilege governed expiresAt nhi { id name kind }')} dependsOn { id name } dependents { id name } }
+      ... on Person { name email roles active machine teams { id name } owns${related('__typename id name')} }
+      ... on Team { name description members${related('id name')} owns${related('__typename id name')} } } }`,
     { id },
   );
   const n = data.node;
@@ -312,17 +321,17 @@ async function nodePage(id) {
   } else if (n.__typename === 'System') {
     grid.push(card('Facts', facts([['Kind', lower(n.kind)], ['Environment', lower(n.environment)], ['Criticality', lower(n.criticality)], ['Description', n.description]])));
     grid.push(card('Owners', list(n.owners, named, 'no owner')));
-    grid.push(card('Accessed by', list(n.accessors, (a) => [a.nhi ? named(a.nhi) : '?', ' ', badge(lower(a.privilege)), ' ', governed(a)])));
+    grid.push(card('Accessed by', connectionList(n.accessors, (a) => [a.nhi ? named(a.nhi) : '?', ' ', badge(lower(a.privilege)), ' ', governed(a)])));
     grid.push(card('Depends on', list(n.dependsOn, named)));
     grid.push(card('Depended on by', list(n.dependents, named)));
   } else if (n.__typename === 'Person') {
     grid.push(card('Facts', facts([['E-mail', n.email], ['Roles', n.roles.map(lower).join(', ') || 'none'], ['Active', n.active ? 'yes' : 'no (left)'], ['Machine principal', n.machine ? 'yes' : 'no']])));
     grid.push(card('Teams', list(n.teams, named)));
-    grid.push(card('Owns', list(n.owns, named)));
+    grid.push(card('Owns', connectionList(n.owns, named)));
   } else {
     grid.push(card('Facts', facts([['Description', n.description]])));
-    grid.push(card('Members', list(n.members, named)));
-    grid.push(card('Owns', list(n.owns, named)));
+    grid.push(card('Members', connectionList(n.members, named)));
+    grid.push(card('Owns', connectionList(n.owns, named)));
   }
   out.push(h('div', { class: 'grid' }, grid));
   if (walkable) out.push(await alertsAndCases(id));

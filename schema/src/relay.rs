@@ -6,6 +6,7 @@ use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{Enum, InputObject, InputType, OutputType, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use graph_model::NodeId;
 use graph_model::store::{Cursor, Order, OrderBy, Page, PageRequest};
 
 use crate::error::ApiError;
@@ -218,6 +219,37 @@ fn page_bounds(p: Paging) -> Result<PageRequest, ApiError> {
     })
 }
 
+/// One page of a list held in memory (the edges at one node), in the order of each
+/// item's node id, with cursors by id; `totalCount` is the whole list.
+pub fn slice<T>(mut items: Vec<T>, id: impl Fn(&T) -> &NodeId, page: &PageRequest) -> Result<Page<T>, ApiError> {
+    let bound = |c: &Option<Cursor>, argument: &str| {
+        c.as_ref()
+            .map(|c| c.node_id().ok_or_else(|| ApiError::bad_input(argument, "the cursor belongs to another list")))
+            .transpose()
+    };
+    let (after, before) = (bound(&page.after, "after")?, bound(&page.before, "before")?);
+    let total = items.len() as u64;
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    items.retain(|x| after.as_ref().is_none_or(|a| id(x) > a) && before.as_ref().is_none_or(|b| id(x) < b));
+    let (items, has_next, has_previous) = if page.backward {
+        let start = items.len().saturating_sub(page.first);
+        (items.split_off(start), page.before.is_some(), start > 0)
+    } else {
+        let more = items.len() > page.first;
+        items.truncate(page.first);
+        (items, more, page.after.is_some())
+    };
+    let cursors = items.iter().map(|x| Cursor::from(id(x))).collect();
+    Ok(Page { items, cursors, has_next, has_previous, total })
+}
+
+/// A page with each item turned into another, those `f` turns into nothing left out
+/// (with their cursors).
+pub fn filter_page<T, N>(page: Page<T>, mut f: impl FnMut(T) -> Option<N>) -> Page<N> {
+    let (items, cursors) = page.items.into_iter().zip(page.cursors).filter_map(|(t, c)| f(t).map(|n| (n, c))).unzip();
+    Page { items, cursors, has_next: page.has_next, has_previous: page.has_previous, total: page.total }
+}
+
 /// Build a connection from a store page.
 pub fn connection<T, N: OutputType>(page: Page<T>, wrap: impl Fn(T) -> N) -> List<N> {
     let mut conn =
@@ -230,7 +262,7 @@ pub fn connection<T, N: OutputType>(page: Page<T>, wrap: impl Fn(T) -> N) -> Lis
 #[cfg(test)]
 mod tests {
     use super::*;
-    use graph_model::{NodeId, Table};
+    use graph_model::Table;
 
     #[test]
     fn cursors_round_trip_and_strangers_are_refused() {
@@ -239,6 +271,23 @@ mod tests {
         assert_eq!(PageCursor::decode_cursor(&c).unwrap().0, Cursor::from(&id));
         assert!(PageCursor::decode_cursor("not-a-cursor!").is_err());
         assert!(PageCursor::decode_cursor(&URL_SAFE_NO_PAD.encode("hello")).is_err());
+    }
+
+    #[test]
+    fn a_list_in_memory_pages_by_id_both_ways() {
+        let ids: Vec<NodeId> = (0..5).map(|_| NodeId::generate(Table::Nhi)).collect();
+        let mut shuffled = ids.clone();
+        shuffled.reverse();
+        let forward =
+            |after: Option<&NodeId>| PageRequest { first: 2, after: after.map(Cursor::from), ..Default::default() };
+        let p = slice(shuffled.clone(), |i| i, &forward(None)).unwrap();
+        assert_eq!((p.items.as_slice(), p.has_next, p.has_previous, p.total), (&ids[..2], true, false, 5));
+        let p = slice(shuffled.clone(), |i| i, &forward(Some(&ids[3]))).unwrap();
+        assert_eq!((p.items.as_slice(), p.has_next, p.has_previous), (&ids[4..], false, true));
+        let back = PageRequest { first: 2, before: Some(Cursor::from(&ids[3])), backward: true, ..Default::default() };
+        let p = slice(shuffled, |i| i, &back).unwrap();
+        assert_eq!((p.items.as_slice(), p.has_next, p.has_previous), (&ids[1..3], true, true));
+        assert_eq!(p.cursors, vec![Cursor::from(&ids[1]), Cursor::from(&ids[2])]);
     }
 
     #[test]

@@ -128,7 +128,7 @@ async fn queries_that_nest_too_deep_are_refused() {
     let t = s.admin().await;
     let mut q = String::from("id");
     for _ in 0..20 {
-        q = format!("teams {{ members {{ {q} }} }}");
+        q = format!("teams {{ members {{ edges {{ node {{ {q} }} }} }} }}");
     }
     let (status, body) = s.gql(&t, &format!("{{ me {{ {q} }} }}"), json!({})).await;
     assert_eq!(status, 200, "{body}");

@@ -345,9 +345,10 @@ async fn an_import_can_attach_to_stored_nodes() {
     let d =
         s.ok(&t, "mutation($d: JSON!) { importInventory(document: $d) { nodes edges } }", json!({ "d": doc })).await;
     assert_eq!(d["importInventory"], json!({ "nodes": 1, "edges": 1 }));
-    let q = "query($id: ID!) { node(id: $id) { ... on System { accessors { nhi { name } } } } }";
+    let q = "query($id: ID!) { node(id: $id) { ... on System { accessors { totalCount edges { node { nhi { name } } } } } } }";
     let d = s.ok(&t, q, json!({ "id": db })).await;
-    assert_eq!(d["node"]["accessors"][0]["nhi"]["name"], "k");
+    assert_eq!(d["node"]["accessors"]["totalCount"], 1);
+    assert_eq!(d["node"]["accessors"]["edges"][0]["node"]["nhi"]["name"], "k");
 }
 
 #[tokio::test]

@@ -174,3 +174,65 @@ async fn each_order_a_list_offers_pages_both_ways_in_the_order_its_fields_say() 
         assert_eq!(code(&body), "BAD_USER_INPUT", "{elsewhere}: {body}");
     }
 }
+
+/// A relation list (a team's members, what it owns, a system's accessors) pages like any
+/// list: by id, both ways, each node once, with the whole list's `totalCount`.
+#[tokio::test]
+async fn relation_lists_page_both_ways_by_id() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let admin = s.token(nhigov::demo::DEMO_ADMIN);
+    let d = s
+        .ok(
+            &admin,
+            "{ teams(first: 100) { edges { node { id members(first: 100) { totalCount } owns(first: 100) { totalCount } } } }
+               systems(first: 100) { edges { node { id accessors(first: 100) { totalCount } } } } }",
+            json!({}),
+        )
+        .await;
+    let largest = |list: &str, field: &str| {
+        d[list]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .max_by_key(|e| e["node"][field]["totalCount"].as_u64().unwrap())
+            .map(|e| (e["node"]["id"].clone(), e["node"][field]["totalCount"].as_u64().unwrap()))
+            .unwrap()
+    };
+    for (list, field, select) in
+        [("teams", "members", "id"), ("teams", "owns", "id"), ("systems", "accessors", "nhi { id }")]
+    {
+        let (node, total) = largest(list, field);
+        assert!(total > 2, "{list}.{field}: the demo has one with more than a page of 2 ({total})");
+        let mut walks = Vec::new();
+        for backward in [false, true] {
+            let (size, arg, next) =
+                if backward { ("last", "before", "startCursor") } else { ("first", "after", "endCursor") };
+            let q = format!(
+                "query($n: ID!, $c: String) {{ node(id: $n) {{ ... on {ty} {{ {field}({size}: 2, {arg}: $c) {{
+                    totalCount edges {{ node {{ {select} }} }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }} }} }}",
+                ty = if list == "teams" { "Team" } else { "System" },
+            );
+            let (mut pages, mut cursor) = (Vec::new(), Value::Null);
+            loop {
+                let d = s.ok(&admin, &q, json!({ "n": node, "c": cursor })).await;
+                let conn = &d["node"][field];
+                assert_eq!(conn["totalCount"].as_u64(), Some(total), "{list}.{field}");
+                pages.push(conn["edges"].as_array().unwrap().iter().map(|e| e["node"].to_string()).collect::<Vec<_>>());
+                let more =
+                    conn["pageInfo"][if backward { "hasPreviousPage" } else { "hasNextPage" }].as_bool().unwrap();
+                if !more {
+                    break;
+                }
+                cursor = conn["pageInfo"][next].clone();
+                assert!(pages.len() <= total as usize, "{list}.{field}: paging does not end");
+            }
+            if backward {
+                pages.reverse();
+            }
+            walks.push(pages.concat());
+        }
+        assert_eq!(walks[0].len() as u64, total, "{list}.{field}: each node once");
+        assert_eq!(walks[0], walks[1], "{list}.{field}: backward meets what forward meets");
+    }
+}

@@ -105,6 +105,16 @@ impl Cursor {
     }
 }
 
+impl Cursor {
+    /// The record a cursor in id order stands at.
+    pub fn node_id(&self) -> Option<NodeId> {
+        if self.by != OrderBy::Id {
+            return None;
+        }
+        NodeId::new(self.table, self.key.as_str()).ok()
+    }
+}
+
 /// The cursor just after (or before) a record in id order.
 impl From<&NodeId> for Cursor {
     fn from(id: &NodeId) -> Cursor {

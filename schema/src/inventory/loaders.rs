@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ErrorExtensions};
-use graph_model::store::{EdgeDirection, Store};
+use graph_model::store::{EdgeDirection, Page, Store};
 use graph_model::{Edge, EdgeKind, InventoryNode, NodeId};
 
 use crate::error::{ApiError, ApiResult};
+use crate::relay::{Paging, filter_page, page_request, slice};
 
 /// Loads inventory nodes of any table by id.
 pub struct NodeLoader(pub Store);
@@ -88,4 +89,24 @@ pub async fn neighbours(
         }),
     )
     .await
+}
+
+/// One page of the nodes at the other end of the edges of `kind` at `node`, by id: the
+/// edges are read whole (through the batch loader), the far ends only for the page.
+pub async fn related(
+    ctx: &Context<'_>,
+    kind: EdgeKind,
+    direction: EdgeDirection,
+    node: &NodeId,
+    paging: Paging,
+) -> ApiResult<Page<InventoryNode>> {
+    let request = page_request(ctx, paging)?;
+    let far = edges(ctx, kind, direction, node).await?.into_iter().map(|e| match direction {
+        EdgeDirection::Out => e.to,
+        EdgeDirection::In => e.from,
+    });
+    let page = slice(far.collect(), |id| id, &request)?;
+    let mut found: HashMap<NodeId, InventoryNode> =
+        nodes(ctx, page.items.iter().cloned()).await?.into_iter().map(|n| (n.id().clone(), n)).collect();
+    Ok(filter_page(page, |id| found.remove(&id)))
 }

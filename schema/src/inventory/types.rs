@@ -7,9 +7,10 @@ use graph_model as gm;
 use graph_model::store::EdgeDirection::{In, Out};
 use graph_model::{EdgeKind as K, InventoryNode};
 
-use super::loaders::{edges, neighbours, nodes};
+use super::loaders::{edges, neighbours, nodes, related};
 use crate::enums::*;
 use crate::error::ApiResult;
+use crate::relay::{List, Paging, connection, filter_page, page_request, slice};
 
 /// Who owns something: a person, or a team.
 #[derive(Interface)]
@@ -46,15 +47,34 @@ pub(crate) fn owners_of(found: Vec<InventoryNode>) -> Vec<Owner> {
 }
 
 pub(crate) fn owned(found: Vec<InventoryNode>) -> Vec<Owned> {
-    found
-        .into_iter()
-        .filter_map(|n| match n {
-            InventoryNode::Nhi(n) => Some(Owned::Nhi(Nhi(n))),
-            InventoryNode::Secret(s) => Some(Owned::Secret(Secret(s))),
-            InventoryNode::System(s) => Some(Owned::System(System(s))),
-            _ => None,
-        })
-        .collect()
+    found.into_iter().filter_map(owned_one).collect()
+}
+
+fn owned_one(n: InventoryNode) -> Option<Owned> {
+    match n {
+        InventoryNode::Nhi(n) => Some(Owned::Nhi(Nhi(n))),
+        InventoryNode::Secret(s) => Some(Owned::Secret(Secret(s))),
+        InventoryNode::System(s) => Some(Owned::System(System(s))),
+        _ => None,
+    }
+}
+
+fn person(n: InventoryNode) -> Option<Person> {
+    match n {
+        InventoryNode::Person(p) => Some(Person(p)),
+        _ => None,
+    }
+}
+
+/// A page of what a person or team owns.
+async fn owns(ctx: &async_graphql::Context<'_>, owner: &gm::NodeId, paging: Paging) -> ApiResult<List<Owned>> {
+    let page = related(ctx, K::Owns, Out, owner, paging).await?;
+    Ok(connection(filter_page(page, owned_one), |o| o))
+}
+
+/// The paging arguments of a relation list, which sorts by id only.
+fn by_id(first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>) -> Paging {
+    Paging { first, after, last, before, order: Default::default() }
 }
 
 macro_rules! only {
@@ -105,9 +125,16 @@ impl Person {
     async fn teams(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Team>> {
         Ok(only!(neighbours(ctx, K::MemberOf, Out, &self.0.id).await?, Team, Team))
     }
-    /// What the person owns directly (not through teams).
-    async fn owns(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Owned>> {
-        Ok(owned(neighbours(ctx, K::Owns, Out, &self.0.id).await?))
+    /// What the person owns directly (not through teams), by id.
+    async fn owns(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<List<Owned>> {
+        owns(ctx, &self.0.id, by_id(first, after, last, before)).await
     }
 }
 
@@ -131,13 +158,28 @@ impl Team {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-    /// Current members.
-    async fn members(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Person>> {
-        Ok(only!(neighbours(ctx, K::MemberOf, In, &self.0.id).await?, Person, Person))
+    /// Current members, by id.
+    async fn members(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<List<Person>> {
+        let page = related(ctx, K::MemberOf, In, &self.0.id, by_id(first, after, last, before)).await?;
+        Ok(connection(filter_page(page, person), |p| p))
     }
-    /// What the team owns.
-    async fn owns(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Owned>> {
-        Ok(owned(neighbours(ctx, K::Owns, Out, &self.0.id).await?))
+    /// What the team owns, by id.
+    async fn owns(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<List<Owned>> {
+        owns(ctx, &self.0.id, by_id(first, after, last, before)).await
     }
 }
 
@@ -345,9 +387,18 @@ impl System {
     async fn owners(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Owner>> {
         Ok(owners_of(neighbours(ctx, K::Owns, In, &self.0.id).await?))
     }
-    /// Identities with access to this system, and their privilege.
-    async fn accessors(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Access>> {
-        Ok(edges(ctx, K::CanAccess, In, &self.0.id).await?.into_iter().map(Access).collect())
+    /// Identities with access to this system, and their privilege, by the identity's id.
+    async fn accessors(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<List<Access>> {
+        let request = page_request(ctx, by_id(first, after, last, before))?;
+        let page = slice(edges(ctx, K::CanAccess, In, &self.0.id).await?, |e| &e.from, &request)?;
+        Ok(connection(page, Access))
     }
     /// Secrets that authenticate to this system.
     async fn secrets(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Secret>> {
