@@ -1,6 +1,7 @@
-// nhigov console: pages over the public GraphQL API, with the token the user pasted.
+// nhigov console: pages over the public GraphQL API, with the token the user signed in
+// with (through the identity provider) or pasted.
 // It builds every element with the DOM (never HTML from data), draws the blast radius
-// as SVG by hand, and fetches nothing but this origin's /graphql.
+// as SVG by hand, and fetches nothing but this origin's /graphql and /auth/config.
 //
 // Why a hand-made layered drawing rather than a graph library: a traversal is already
 // layered (each node has its hop distance), so one column per hop and one row per node
@@ -217,7 +218,22 @@ async function signInPage() {
     h('button', { type: 'submit' }, 'Sign in'),
     status,
   );
-  return [h('h1', {}, 'Sign in'), message ? h('p', { class: 'notice warn', role: 'alert' }, message) : null, form];
+  const provider = await browserSignIn();
+  return [h('h1', {}, 'Sign in'), message ? h('p', { class: 'notice warn', role: 'alert' }, message) : null, provider, form];
+}
+
+/** A card that signs in through the organisation's identity provider, when one is configured. */
+async function browserSignIn() {
+  try {
+    const resp = await fetch('/auth/config');
+    const cfg = await resp.json();
+    if (!cfg.browserSignIn) return null;
+    return card(null,
+      h('a', { class: 'button', id: 'sso', href: `${cfg.login}?to=console` }, 'Sign in with your organisation account'),
+      h('p', { class: 'notice' }, 'Or paste a token below.'));
+  } catch {
+    return null;
+  }
 }
 
 // ------------------------------------------------------------------ search
@@ -627,5 +643,12 @@ function actions(c, walkable) {
   return h('div', { class: 'grid' }, forms);
 }
 
+// A browser sign-in comes back with the provider's token in the fragment (see
+// /auth/callback): it moves into this tab's storage and out of the address bar at once.
+const returned = location.hash.match(/^#token=([^&]+)$/);
+if (returned) {
+  sessionStorage.setItem(TOKEN, decodeURIComponent(returned[1]));
+  history.replaceState(null, '', `${location.pathname}#/search`);
+}
 window.addEventListener('hashchange', route);
 route();

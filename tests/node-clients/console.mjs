@@ -169,7 +169,19 @@ try {
   await page.evaluate(() => sessionStorage.setItem('nhigov.console.token', 'not-a-token'));
   await page.goto(`${base}/console#/search?q=gh`);
   await until('#/signin');
+  await page.waitForSelector('main [role=alert]');
   seen.afterRefusedToken = await page.$eval('main [role=alert]', (e) => e.textContent);
+
+  // Browser sign-in hands the provider's token over in the fragment: the console keeps
+  // it in the tab and takes it out of the address bar.
+  await page.goto(`${base}/console/#token=${encodeURIComponent(process.env.INVESTIGATOR_TOKEN)}`);
+  await until('#/search');
+  await page.waitForSelector('#nav .who');
+  seen.fragmentSignIn = {
+    url: page.url(),
+    who: await page.$eval('#nav .who', (e) => e.textContent),
+    kept: await page.evaluate(() => sessionStorage.getItem('nhigov.console.token') === null ? 'nothing' : 'a token'),
+  };
 } catch (e) {
   problem(`the walk stopped: ${e.message}`);
   await page.screenshot({ path: join(outDir, 'failure.png'), fullPage: true }).catch(() => {});

@@ -3,7 +3,8 @@
 //! `gh-actions-deploy`, open its blast radius and a path and check that what is drawn is
 //! what the API answers, open a case and grow its timeline from the page (evidence, a
 //! snapshot, a containment request), see a viewer's attempt
-//! refused in the API's words, and be sent back to sign-in by a refused token. Every
+//! refused in the API's words, be sent back to sign-in by a refused token, and be signed
+//! in by the token a browser sign-in hands over in the fragment. Every
 //! page is checked at 1280x800 for sideways scrolling and for keyboard focus, and its
 //! screenshot kept under `<target>/console-screenshots/`.
 //!
@@ -159,5 +160,9 @@ async fn an_investigator_works_a_case_in_the_console() {
     assert_eq!(d["case"]["requests"][0]["kind"], "REVOKE_NHI", "containment is a revoke request on the case");
     assert!(seen["refused"].as_str().unwrap().starts_with("FORBIDDEN:"), "the API's words: {}", seen["refused"]);
     assert!(seen["afterRefusedToken"].as_str().unwrap().contains("sign in again"));
+    let fragment = &seen["fragmentSignIn"];
+    assert!(fragment["who"].as_str().unwrap().contains("Ines Ortega"), "{fragment}");
+    assert_eq!(fragment["kept"], "a token", "{fragment}");
+    assert!(!fragment["url"].as_str().unwrap().contains("token="), "the token left the address bar: {fragment}");
     s.stop().await;
 }

@@ -125,6 +125,11 @@ impl Authenticator {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key).map_err(|e| e.to_string())
     }
 
+    /// The identity provider, when one is configured.
+    pub fn provider(&self) -> Option<&oidc::Oidc> {
+        self.oidc.as_deref()
+    }
+
     /// Check a token's signature and claims; return the e-mail it signs in.
     pub async fn verify(&self, token: &str) -> Result<Email, AuthError> {
         // Only with a provider configured is the header read to route the token.

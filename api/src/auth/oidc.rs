@@ -14,6 +14,12 @@
 //! `max_lifetime_secs`, its `iss` and `aud` are the configured ones (both required in
 //! production), and the configured e-mail claim holds an address; a provider that sends
 //! `email_verified: false` is refused.
+//!
+//! Browser sign-in (the console, GraphiQL) is the authorization code flow with PKCE
+//! (RFC 7636, S256) when `redirect_url` is set: see `server::signin`. The server makes
+//! the code exchange at the provider's token endpoint itself, so confidential clients
+//! (a `client_secret`, as Google's web clients need) and public ones both work, and the
+//! ID token it gets is checked here like any other, its `nonce` too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +55,24 @@ pub struct OidcConfig {
     /// The least time between two fetches of the keys.
     #[serde(default = "default_refresh")]
     pub refresh_secs: u64,
+    /// Browser sign-in: the public URL of this server's `/auth/callback`, as registered
+    /// with the provider. Unset, the console and GraphiQL take a pasted token only.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// The client id nhigov is registered under at the provider, for browser sign-in;
+    /// `audience` when unset (an ID token's `aud` is the client id).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The client secret, for providers that register web clients as confidential.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// The scopes browser sign-in asks for.
+    #[serde(default = "default_scopes")]
+    pub scopes: String,
+}
+
+fn default_scopes() -> String {
+    "openid email".into()
 }
 
 fn default_email_claim() -> String {
@@ -94,6 +118,24 @@ pub struct Oidc {
 struct Fetch {
     last: Option<Instant>,
     jwks_url: Option<String>,
+    /// The authorization and token endpoints, once discovered.
+    endpoints: Option<Endpoints>,
+}
+
+/// Where a browser is sent to sign in, and where the code it brings back is exchanged.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    pub authorization: String,
+    pub token: String,
+}
+
+/// What browser sign-in sends the provider: the client, where to come back, and what to
+/// ask for.
+#[derive(Clone, Debug)]
+pub struct BrowserClient {
+    pub client_id: String,
+    pub redirect_url: String,
+    pub scopes: String,
 }
 
 impl Oidc {
@@ -110,16 +152,102 @@ impl Oidc {
         if cfg.email_claim.trim().is_empty() {
             return Err("auth.oidc.email_claim names no claim".into());
         }
+        if cfg.redirect_url.is_some() {
+            if cfg.issuer.is_none() {
+                return Err("auth.oidc.redirect_url (browser sign-in) needs auth.oidc.issuer: its discovery \
+                            document names the authorization and token endpoints"
+                    .into());
+            }
+            if cfg.client_id.is_none() && cfg.audience.is_none() {
+                return Err("auth.oidc.redirect_url (browser sign-in) needs auth.oidc.client_id or audience".into());
+            }
+            if let (Some(client), Some(aud)) = (&cfg.client_id, &cfg.audience)
+                && client != aud
+            {
+                return Err(format!(
+                    "auth.oidc.client_id `{client}` is not auth.oidc.audience `{aud}`: the ID tokens browser \
+                     sign-in gets name the client id as their audience, and would be refused"
+                ));
+            }
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| format!("the HTTP client for the identity provider: {e}"))?;
-        let fetch = Fetch { last: None, jwks_url: cfg.jwks_url.clone() };
+        let fetch = Fetch { jwks_url: cfg.jwks_url.clone(), ..Fetch::default() };
         Ok(Oidc { cfg, client, keys: RwLock::default(), fetch: Mutex::new(fetch) })
     }
 
     /// The person a token signs in, or why not.
     pub async fn verify(&self, token: &str) -> Result<Email, AuthError> {
+        self.verify_claims(token).await.map(|(email, _)| email)
+    }
+
+    /// The client browser sign-in speaks as, when it is configured.
+    pub fn browser_client(&self) -> Option<BrowserClient> {
+        let redirect_url = self.cfg.redirect_url.clone()?;
+        let client_id = self.cfg.client_id.clone().or_else(|| self.cfg.audience.clone())?;
+        Some(BrowserClient { client_id, redirect_url, scopes: self.cfg.scopes.clone() })
+    }
+
+    /// The provider's authorization and token endpoints, from its discovery document.
+    pub async fn endpoints(&self) -> Result<Endpoints, String> {
+        let mut fetch = self.fetch.lock().await;
+        if let Some(e) = &fetch.endpoints {
+            return Ok(e.clone());
+        }
+        let doc = self.discovery().await?;
+        let field = |name: &str| {
+            doc[name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("the provider's discovery document names no {name}"))
+        };
+        let endpoints = Endpoints { authorization: field("authorization_endpoint")?, token: field("token_endpoint")? };
+        fetch.endpoints = Some(endpoints.clone());
+        Ok(endpoints)
+    }
+
+    /// Exchange an authorization code (with the PKCE verifier it was asked with) for the
+    /// provider's ID token, checked like any token, its `nonce` the one sent.
+    pub async fn exchange(&self, code: &str, verifier: &str, nonce: &str) -> Result<(Email, String), String> {
+        let client = self.browser_client().ok_or("browser sign-in is not configured")?;
+        let endpoints = self.endpoints().await?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", client.redirect_url.as_str()),
+            ("client_id", client.client_id.as_str()),
+            ("code_verifier", verifier),
+        ];
+        if let Some(secret) = &self.cfg.client_secret {
+            form.push(("client_secret", secret.as_str()));
+        }
+        let resp = self
+            .client
+            .post(&endpoints.token)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| format!("{}: {e}", endpoints.token))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.map_err(|e| format!("{}: {e}", endpoints.token))?;
+        if !status.is_success() {
+            return Err(format!(
+                "the provider refused the code: {}",
+                body["error"].as_str().unwrap_or(status.as_str())
+            ));
+        }
+        let token = body["id_token"].as_str().ok_or("the provider's answer holds no id_token")?.to_owned();
+        let (email, claims) = self.verify_claims(&token).await.map_err(|e| e.to_string())?;
+        if claims["nonce"].as_str() != Some(nonce) {
+            return Err("the ID token's nonce is not the one this sign-in sent".into());
+        }
+        Ok((email, token))
+    }
+
+    /// The person a token signs in and its claims, or why not.
+    async fn verify_claims(&self, token: &str) -> Result<(Email, serde_json::Value), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e.to_string()))?;
         if !ASYMMETRIC.contains(&header.alg) {
             return Err(invalid("the token is not signed with an asymmetric algorithm"));
@@ -157,7 +285,8 @@ impl Oidc {
             .get(&self.cfg.email_claim)
             .and_then(serde_json::Value::as_str)
             .ok_or_else(|| invalid(&format!("the token has no `{}` claim", self.cfg.email_claim)))?;
-        Email::parse(email).map_err(|_| invalid("the e-mail claim is not an e-mail address"))
+        let email = Email::parse(email).map_err(|_| invalid("the e-mail claim is not an e-mail address"))?;
+        Ok((email, claims))
     }
 
     /// The key `kid` names: cached, or fetched when the cache lacks it and the last fetch
@@ -228,13 +357,22 @@ impl Oidc {
 
     /// The JWKS URL the issuer's discovery document names.
     async fn discover(&self) -> Result<String, String> {
+        let doc = self.discovery().await?;
+        doc["jwks_uri"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "the provider's discovery document names no jwks_uri".into())
+    }
+
+    /// The issuer's discovery document, which must name the issuer configured.
+    async fn discovery(&self) -> Result<serde_json::Value, String> {
         let issuer = self.cfg.issuer.as_deref().ok_or("no issuer to discover")?;
         let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         let doc: serde_json::Value = self.get_json(&url).await?;
         if doc["issuer"].as_str() != Some(issuer) {
             return Err(format!("{url} names another issuer: {}", doc["issuer"]));
         }
-        doc["jwks_uri"].as_str().map(str::to_owned).ok_or_else(|| format!("{url} names no jwks_uri"))
+        Ok(doc)
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {

@@ -377,16 +377,44 @@ pub async fn method_not_allowed() -> Response {
     resp
 }
 
-/// GraphiQL, development only. Add `{"Authorization": "Bearer <token>"}` in its headers tab.
-pub async fn graphiql() -> impl IntoResponse {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("nhigov")
-            .finish(),
-    )
+/// GraphiQL, development only. Add `{"Authorization": "Bearer <token>"}` in its headers
+/// tab, or, with browser sign-in configured, sign in through the provider: the page is
+/// sent there when it holds no token, and its requests carry the token it came back with.
+pub async fn graphiql(sso: bool) -> impl IntoResponse {
+    let page = async_graphql::http::GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql/ws")
+        .title("nhigov")
+        .finish();
+    let script = GRAPHIQL_SIGN_IN.replace("SSO", if sso { "true" } else { "false" });
+    Html(page.replacen("<head>", &format!("<head>\n<script>{script}</script>"), 1))
 }
+
+/// Run before GraphiQL: a token the sign-in returned in the fragment moves into this
+/// tab's storage (the console's key, so one sign-in serves both), and every request
+/// GraphiQL makes carries it unless the headers tab sets its own.
+const GRAPHIQL_SIGN_IN: &str = r#"
+(() => {
+  const KEY = 'nhigov.console.token';
+  const m = location.hash.match(/^#token=([^&]+)$/);
+  if (m) {
+    sessionStorage.setItem(KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, '', location.pathname);
+  }
+  const token = sessionStorage.getItem(KEY);
+  if (!token && SSO) {
+    location.replace('/auth/login?to=graphiql');
+    return;
+  }
+  if (!token) return;
+  const send = window.fetch.bind(window);
+  window.fetch = (url, opts = {}) => {
+    const headers = new Headers(opts.headers || {});
+    if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+    return send(url, { ...opts, headers });
+  };
+})();
+"#;
 
 #[cfg(test)]
 mod tests {

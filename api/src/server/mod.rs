@@ -12,6 +12,7 @@ mod health;
 pub mod metrics;
 pub mod persisted;
 mod respond;
+mod signin;
 mod ws;
 
 use std::future::Future;
@@ -84,9 +85,13 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/backup", get(backup::backup))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/auth/config", get(signin::config))
+        .route("/auth/login", get(signin::login))
+        .route("/auth/callback", get(signin::callback))
         .merge(console::routes());
     if state.graphiql {
-        app = app.route("/", get(graphql::graphiql));
+        let sso = state.auth.provider().and_then(|p| p.browser_client()).is_some();
+        app = app.route("/", get(move || graphql::graphiql(sso)));
     }
     let cors = cors(&state.cors_origins);
     let app = app.fallback(respond::not_found).with_state(state);
