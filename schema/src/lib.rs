@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod limits;
 pub mod node;
 pub mod principal;
+pub mod records;
 pub mod relay;
 
 use async_graphql::dataloader::DataLoader;

@@ -297,10 +297,7 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
             EdgeKind::CanAccess => {
                 let target = facts.system.ok_or_else(|| missing("target system"))?;
                 let privilege = edge.attrs.privilege.unwrap_or(Privilege::Read);
-                if let Some(v) = policy.automated_deny(
-                    super::request::RequestKind::GrantAccess,
-                    facts.subject_has_active_owner.unwrap_or(false),
-                ) {
+                if let Some(v) = policy.automated_deny_access(facts.subject_has_active_owner.unwrap_or(false)) {
                     return Err(Refusal::Rule(v));
                 }
                 if target.privileged(privilege) {

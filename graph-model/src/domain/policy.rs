@@ -321,6 +321,12 @@ impl Policy {
         })
     }
 
+    /// [`Policy::automated_deny`] for access granted to an NHI: what a change that
+    /// relates access directly answers to, as a grant request would.
+    pub fn automated_deny_access(&self, subject_has_active_owner: bool) -> Option<Violation> {
+        self.automated_deny(RequestKind::GrantAccess, subject_has_active_owner)
+    }
+
     /// Would an automated check deny this grant (or break-glass access, which passes
     /// the same checks) when it is requested?
     pub fn automated_deny(&self, kind: RequestKind, subject_has_active_owner: bool) -> Option<Violation> {

@@ -7,42 +7,14 @@ use graph_model as gm;
 use graph_model::{InventoryNode, NodeId};
 
 use super::loaders::{Part, Parts, Record, part, records};
-use crate::decisions::types::{Decision, Request};
 use crate::enums::*;
 use crate::error::ApiResult;
 use crate::inventory::loaders::nodes;
 use crate::inventory::types::{Owned, Owner, Person, System, owned, owners_of};
 use crate::principal::{READ_CASES, READ_EVIDENCE, RoleGuard};
-
-pub(crate) fn gid(id: &NodeId) -> ID {
-    ID(id.to_string())
-}
-
-/// People by id, through the inventory's batch loader.
-pub(crate) async fn people(ctx: &Context<'_>, ids: impl IntoIterator<Item = NodeId>) -> ApiResult<Vec<Person>> {
-    Ok(nodes(ctx, ids)
-        .await?
-        .into_iter()
-        .filter_map(|n| match n {
-            InventoryNode::Person(p) => Some(Person(p)),
-            _ => None,
-        })
-        .collect())
-}
-
-pub(crate) async fn person(ctx: &Context<'_>, id: Option<&NodeId>) -> ApiResult<Option<Person>> {
-    match id {
-        Some(id) => Ok(people(ctx, [id.clone()]).await?.pop()),
-        None => Ok(None),
-    }
-}
-
-pub(crate) fn refs(r: &[gm::FrameworkRef]) -> Vec<String> {
-    r.iter().map(|r| r.as_str().to_owned()).collect()
-}
-
-/// A signal from a scanner or rule about an NHI or a secret.
-pub struct Alert(pub gm::Alert);
+pub use crate::records::{Alert, Case, Evidence};
+use crate::records::{Decision, Request};
+pub(crate) use crate::records::{gid, people, person, refs};
 
 #[Object]
 impl Alert {
@@ -134,9 +106,6 @@ impl Alert {
         self.0.created_at
     }
 }
-
-/// An investigation: owners, evidence, escalation, approvals and closure.
-pub struct Case(pub gm::Case);
 
 #[Object]
 impl Case {
@@ -403,10 +372,6 @@ impl Task {
         self.0.completed_at
     }
 }
-
-/// An immutable exhibit attached to a case. It is never edited or deleted; a
-/// correction is newer evidence that supersedes it.
-pub struct Evidence(pub gm::Evidence);
 
 #[Object]
 impl Evidence {

@@ -5,16 +5,12 @@ use chrono::{DateTime, Utc};
 use graph_model as gm;
 
 use crate::cases::loaders::{Record, records};
-use crate::cases::types::{Alert, Case, Evidence, gid, people, person, refs};
 use crate::enums::*;
 use crate::error::{ApiError, ApiResult};
 use crate::inventory::loaders::nodes;
 use crate::inventory::types::{Owned, Person, System, owned};
-
-/// A proposed change: grant access, rotate a secret, revoke or offboard an NHI, an
-/// exception, emergency access, or (`CHANGE`) a change to a governed fact waiting for a
-/// second person.
-pub struct Request(pub gm::Request);
+use crate::records::{Alert, Case, Evidence, gid, people, person, refs};
+pub use crate::records::{Decision, Request};
 
 #[Object]
 impl Request {
@@ -316,9 +312,6 @@ pub enum Signal {
     Alert(Alert),
     Evidence(Evidence),
 }
-
-/// The record of one decision, a link in the hash chain.
-pub struct Decision(pub gm::Decision);
 
 #[Object]
 impl Decision {
