@@ -10,6 +10,7 @@
 //! number of queries constant.
 
 mod backup;
+mod document;
 mod edges;
 pub(crate) mod events;
 mod export;
@@ -39,6 +40,7 @@ use crate::domain::inventory::ItemError;
 use crate::domain::{EdgeId, NodeId, ValueError};
 
 pub use backup::{Restored, check_backup, restore};
+pub use document::{ImportFailure, ImportKind, ImportReport, ImportStep};
 pub use edges::EdgeDirection;
 pub use feeds::FeedStatus;
 pub use governance::*;
@@ -383,9 +385,10 @@ impl Store {
         info!("store closed");
     }
 
-    /// Run SurrealQL as it is and return the last statement's result. For maintenance
-    /// and for tests that tamper with records underneath the API; nothing in the API
-    /// reaches it.
+    /// Run SurrealQL as it is and return the last statement's result, for tests that
+    /// tamper with records underneath the API. Built only with the `test-support`
+    /// feature: the service has no way to run it.
+    #[cfg(feature = "test-support")]
     pub async fn execute_raw(&self, sql: &str) -> Result<serde_json::Value> {
         let mut resp = self.query(sql.to_owned()).await?;
         self.graph.mark_dirty();
