@@ -51,6 +51,15 @@ pub struct TimelineEntry {
     pub summary: String,
 }
 
+/// Who decides what about which case, and why: a case decision's record.
+struct CaseDecision<'a> {
+    actor: &'a NodeId,
+    case: &'a NodeId,
+    kind: DecisionKind,
+    outcome: Outcome,
+    rationale: &'a str,
+}
+
 /// What a case decision changes, given the case as it is.
 struct CaseChange {
     set: String,
@@ -159,16 +168,12 @@ impl Store {
 
     /// A decision about a case: plan it on the case as it is now, refuse it if the
     /// case moved on underneath.
-    #[allow(clippy::too_many_arguments)]
     async fn case_decision<'a>(
         &'a self,
-        actor: &'a NodeId,
-        id: &'a NodeId,
-        kind: DecisionKind,
-        outcome: Outcome,
-        rationale: &'a str,
+        what: CaseDecision<'a>,
         change: impl Fn(Case) -> PlanFuture<'a, CaseChange> + Send + Sync + 'a,
     ) -> Result<Case> {
+        let CaseDecision { actor, case: id, kind, outcome, rationale } = what;
         let change = &change;
         if id.table() != Table::Case {
             return Err(ValueError::new("id", format!("{id} is not a case")).into());
@@ -209,11 +214,13 @@ impl Store {
     /// Move a case to another status of its state machine.
     pub async fn transition_case(&self, actor: &NodeId, id: &NodeId, to: CaseStatus, rationale: &Text) -> Result<Case> {
         self.case_decision(
-            actor,
-            id,
-            DecisionKind::TransitionCase,
-            Outcome::Transitioned,
-            rationale.as_str(),
+            CaseDecision {
+                actor,
+                case: id,
+                kind: DecisionKind::TransitionCase,
+                outcome: Outcome::Transitioned,
+                rationale: rationale.as_str(),
+            },
             move |c: Case| {
                 Box::pin(async move {
                     c.status.check_transition(to)?;
@@ -234,11 +241,13 @@ impl Store {
     pub async fn assign_case(&self, actor: &NodeId, id: &NodeId, assignee: &NodeId, rationale: &Text) -> Result<Case> {
         let person = &self.active_person(assignee, "assignee").await?;
         self.case_decision(
-            actor,
-            id,
-            DecisionKind::AssignCase,
-            Outcome::Assigned,
-            rationale.as_str(),
+            CaseDecision {
+                actor,
+                case: id,
+                kind: DecisionKind::AssignCase,
+                outcome: Outcome::Assigned,
+                rationale: rationale.as_str(),
+            },
             move |c: Case| {
                 Box::pin(async move {
                     if c.status.is_closed() {
@@ -260,7 +269,9 @@ impl Store {
     /// Escalate a case to someone, saying why.
     pub async fn escalate_case(&self, actor: &NodeId, id: &NodeId, to: &NodeId, reason: &Text) -> Result<Case> {
         let person = &self.active_person(to, "to").await?;
-        self.case_decision(actor, id, DecisionKind::EscalateCase, Outcome::Escalated, reason.as_str(), move |c: Case| Box::pin(async move {
+        self.case_decision(
+            CaseDecision { actor, case: id, kind: DecisionKind::EscalateCase, outcome: Outcome::Escalated, rationale: reason.as_str() },
+            move |c: Case| Box::pin(async move {
             if c.status != CaseStatus::Escalated {
                 c.status.check_transition(CaseStatus::Escalated)?;
             }
@@ -281,11 +292,13 @@ impl Store {
     /// are recorded separately.
     pub async fn close_case(&self, actor: &NodeId, id: &NodeId, close: &CloseCase) -> Result<Case> {
         self.case_decision(
-            actor,
-            id,
-            DecisionKind::CloseCase,
-            Outcome::Closed,
-            close.summary.as_str(),
+            CaseDecision {
+                actor,
+                case: id,
+                kind: DecisionKind::CloseCase,
+                outcome: Outcome::Closed,
+                rationale: close.summary.as_str(),
+            },
             move |c: Case| {
                 Box::pin(async move {
                     let tasks = self.tasks_of_cases(std::slice::from_ref(id)).await?;
@@ -335,7 +348,9 @@ impl Store {
 
     /// Reopen a closed case, with a reason.
     pub async fn reopen_case(&self, actor: &NodeId, id: &NodeId, reason: &Text) -> Result<Case> {
-        self.case_decision(actor, id, DecisionKind::ReopenCase, Outcome::Reopened, reason.as_str(), move |c: Case| {
+        self.case_decision(
+            CaseDecision { actor, case: id, kind: DecisionKind::ReopenCase, outcome: Outcome::Reopened, rationale: reason.as_str() },
+            move |c: Case| {
             Box::pin(async move {
                 if !c.status.is_closed() {
                     return Err(ValueError::new(
@@ -366,33 +381,42 @@ impl Store {
         alert_ids: &[NodeId],
         rationale: &Text,
     ) -> Result<Case> {
-        self.case_decision(actor, id, DecisionKind::MergeAlerts, Outcome::Merged, rationale.as_str(), move |c: Case| {
-            Box::pin(async move {
-                if c.status.is_closed() {
-                    return Err(ValueError::new("status", "the case is closed; reopen it first").into());
-                }
-                let alerts = self.alerts_by_id(alert_ids).await?;
-                if let Some(missing) = alert_ids.iter().find(|a| !alerts.iter().any(|x| &x.id == *a)) {
-                    return Err(StoreError::NotFound(missing.to_string()));
-                }
-                if let Some(taken) = alerts.iter().find(|a| a.status != AlertStatus::New) {
-                    return Err(StoreError::Conflict(format!("{} is already {}", taken.id, taken.status)));
-                }
-                let subjects = distinct(c.subjects_with(alerts.iter().filter_map(|a| a.subject.clone())));
-                Ok(CaseChange {
-                    set: "subjects = $subjects".into(),
-                    extra: format!(
-                        "FOR $a IN $alerts {{ IF $a.status != 'new' {{ THROW '{STALE}' }} }};
+        self.case_decision(
+            CaseDecision {
+                actor,
+                case: id,
+                kind: DecisionKind::MergeAlerts,
+                outcome: Outcome::Merged,
+                rationale: rationale.as_str(),
+            },
+            move |c: Case| {
+                Box::pin(async move {
+                    if c.status.is_closed() {
+                        return Err(ValueError::new("status", "the case is closed; reopen it first").into());
+                    }
+                    let alerts = self.alerts_by_id(alert_ids).await?;
+                    if let Some(missing) = alert_ids.iter().find(|a| !alerts.iter().any(|x| &x.id == *a)) {
+                        return Err(StoreError::NotFound(missing.to_string()));
+                    }
+                    if let Some(taken) = alerts.iter().find(|a| a.status != AlertStatus::New) {
+                        return Err(StoreError::Conflict(format!("{} is already {}", taken.id, taken.status)));
+                    }
+                    let subjects = distinct(c.subjects_with(alerts.iter().filter_map(|a| a.subject.clone())));
+                    Ok(CaseChange {
+                        set: "subjects = $subjects".into(),
+                        extra: format!(
+                            "FOR $a IN $alerts {{ IF $a.status != 'new' {{ THROW '{STALE}' }} }};
                      UPDATE $alerts SET status = 'promoted', case = $case;"
-                    ),
-                    vars: Vars::new()
-                        .set("subjects", subjects.iter().map(rid).collect::<Vec<_>>())
-                        .set("alerts", alert_ids.iter().map(rid).collect::<Vec<_>>()),
-                    inputs: serde_json::json!({ "alerts": alerts }),
-                    signals: alert_ids.to_vec(),
+                        ),
+                        vars: Vars::new()
+                            .set("subjects", subjects.iter().map(rid).collect::<Vec<_>>())
+                            .set("alerts", alert_ids.iter().map(rid).collect::<Vec<_>>()),
+                        inputs: serde_json::json!({ "alerts": alerts }),
+                        signals: alert_ids.to_vec(),
+                    })
                 })
-            })
-        })
+            },
+        )
         .await
     }
 }
