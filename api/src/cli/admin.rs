@@ -1,5 +1,5 @@
-//! `bootstrap` (the genesis: the first people's roles) and `db-user` (the SurrealDB
-//! user the service signs in as).
+//! `bootstrap` (the genesis: the first people's roles), `db-user` (the SurrealDB
+//! user the service signs in as) and `token` (a development token).
 
 use std::path::Path;
 
@@ -9,6 +9,7 @@ use graph_model::store::StoreError;
 use graph_model::{Email, Name, NewPerson, Role, Text};
 
 use super::open_store;
+use crate::auth::parse_ttl;
 use crate::config::{Config, Mode};
 
 /// See [`Command::DbUser`].
@@ -92,5 +93,17 @@ pub(super) async fn bootstrap(cfg: &Config, admins: &[String], roles: Option<&Pa
     })?;
     println!("genesis recorded as {} (seq {}): {} people given their roles", decision.id, decision.seq, grants.len());
     store.close().await;
+    Ok(())
+}
+
+/// `token`: a development token for `subject`, valid for `ttl`.
+pub(super) fn token(cfg: &Config, subject: &str, ttl: &str) -> Result<()> {
+    if cfg.mode == Mode::Production {
+        bail!("`nhigov token` works in development mode only: in production, tokens come from the identity provider");
+    }
+    let email = Email::parse(subject).map_err(|e| anyhow!("--subject: {}", e.message))?;
+    let ttl = parse_ttl(ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
+    let auth = super::authenticator(cfg)?;
+    println!("{}", auth.mint(&email, ttl).map_err(|e| anyhow!(e))?);
     Ok(())
 }

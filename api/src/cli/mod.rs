@@ -5,6 +5,7 @@
 mod admin;
 mod backup;
 mod export;
+use export::ExportArgs;
 mod fixtures;
 mod import;
 mod serve;
@@ -14,13 +15,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow, bail};
-use chrono::Utc;
 use clap::{Parser, Subcommand};
-use graph_model::Email;
-use graph_model::bundle::About;
 use graph_model::store::{Store, StoreError};
 
-use crate::auth::{Authenticator, parse_ttl};
+use crate::auth::Authenticator;
 use crate::config::{Config, LogFormat, Mode};
 pub use import::{Imported, import};
 
@@ -109,40 +107,7 @@ pub enum Command {
     /// Export for auditors: the evidence bundle of a case (`--case ID --out DIR`) or of a
     /// certification campaign (`--campaign ID`), or decisions or evidence as CSV
     /// (`--csv decisions|evidence`), filtered by framework reference and time window.
-    Export {
-        /// The case whose evidence bundle to write.
-        #[arg(long, conflicts_with_all = ["csv", "campaign"], required_unless_present_any = ["csv", "campaign", "period"])]
-        case: Option<String>,
-        /// The certification campaign whose evidence bundle to write.
-        #[arg(long, conflicts_with = "csv")]
-        campaign: Option<String>,
-        /// The bundle of a period (`--from`, `--to`): every decision and piece of
-        /// evidence of it, under `--framework` when given (a reference, a NIST CSF
-        /// category such as RS.AN or function such as RS, or NHI).
-        #[arg(long, conflicts_with_all = ["csv", "case", "campaign"], requires_all = ["from", "to"])]
-        period: bool,
-        /// Write this table as CSV instead.
-        #[arg(long, value_enum)]
-        csv: Option<CsvTable>,
-        /// For a bundle, the directory to create (default: bundle-<key>); for CSV, the
-        /// file (default: standard output).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Only rows carrying this framework reference (CSV), or what falls under it
-        /// (--period).
-        #[arg(long)]
-        framework: Option<String>,
-        /// Only rows at or after this time, RFC 3339 (CSV, --period).
-        #[arg(long)]
-        from: Option<chrono::DateTime<Utc>>,
-        /// Only rows before this time, RFC 3339 (CSV, --period).
-        #[arg(long)]
-        to: Option<chrono::DateTime<Utc>>,
-        #[arg(long)]
-        db: Option<String>,
-        #[command(flatten)]
-        remote: ServerArgs,
-    },
+    Export(ExportArgs),
     /// Back up a store to FILE while its server runs: one consistent snapshot, as a
     /// SurrealQL dump (SurrealDB's export format) with a closing line that proves it
     /// whole. `--server` asks a running server, with an admin's token; `--db` reads a
@@ -264,40 +229,22 @@ pub enum FixturesCommand {
 
 /// Run a command to completion.
 pub async fn run(cli: Cli) -> Result<()> {
-    let mut cfg = Config::load(cli.config.as_deref()).map_err(|e| anyhow!(e))?;
+    let cfg = Config::load(cli.config.as_deref()).map_err(|e| anyhow!(e))?;
     match cli.command {
         Command::Schema => {
             print!("{}", nhigov_schema::sdl());
             Ok(())
         }
         Command::Bootstrap { admins, roles, db } => {
-            if let Some(db) = db {
-                cfg.db.url = db;
-            }
+            let cfg = with_db(cfg, db);
             admin::bootstrap(&cfg, &admins, roles.as_deref()).await
         }
-        Command::Token { subject, ttl, db } => {
-            if let Some(db) = db {
-                cfg.db.url = db;
-            }
-            if cfg.mode == Mode::Production {
-                bail!(
-                    "`nhigov token` works in development mode only: in production, tokens come from the identity provider"
-                );
-            }
-            let email = Email::parse(&subject).map_err(|e| anyhow!("--subject: {}", e.message))?;
-            let ttl = parse_ttl(&ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
-            let auth = authenticator(&cfg)?;
-            println!("{}", auth.mint(&email, ttl).map_err(|e| anyhow!(e))?);
-            Ok(())
-        }
+        Command::Token { subject, ttl, db } => admin::token(&with_db(cfg, db), &subject, &ttl),
         Command::Fixtures { action: FixturesCommand::Generate { nhis, seed, out } } => {
             fixtures::generate(nhis, seed, &out)
         }
         Command::Verify { db, remote, checkpoints, public_key } => {
-            if let Some(db) = db {
-                cfg.db.url = db;
-            }
+            let cfg = with_db(cfg, db);
             let pinned = public_key
                 .map(|k| graph_model::checkpoint::parse_public_key(&k))
                 .transpose()
@@ -311,37 +258,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             Ok(())
         }
-        Command::Export { case, campaign, period, csv, out, framework, from, to, db, remote } => {
-            if let Some(db) = db {
-                cfg.db.url = db;
-            }
-            let (cfg, _snapshot) = from_server(cfg, &remote).await?;
-            let windowed = framework.is_some() || from.is_some() || to.is_some();
-            match (case, campaign, csv) {
-                (Some(_), _, _) | (None, Some(_), _) if windowed => {
-                    bail!("--framework, --from and --to choose rows of --csv or --period, not of one case or campaign")
-                }
-                (Some(case), _, _) => export::export_bundle(&cfg, About::Case(parse_id("--case", &case)?), out).await,
-                (None, Some(campaign), _) => {
-                    export::export_bundle(&cfg, About::Campaign(parse_id("--campaign", &campaign)?), out).await
-                }
-                (None, None, Some(table)) => export::export_csv(&cfg, table, framework, from, to, out).await,
-                (None, None, None) if period => {
-                    let (Some(from), Some(to)) = (from, to) else { bail!("--period needs --from and --to") };
-                    let under = framework
-                        .map(|f| graph_model::FrameworkScope::parse(&f))
-                        .transpose()
-                        .map_err(|e| anyhow!("--framework: {}", e.message))?;
-                    let period = graph_model::bundle::Period { from, to, under };
-                    export::export_bundle(&cfg, About::Period(period), out).await
-                }
-                (None, None, None) => bail!("give --case ID, --campaign ID, --period or --csv decisions|evidence"),
-            }
+        Command::Export(args) => {
+            let cfg = with_db(cfg, args.db.clone());
+            let (cfg, _snapshot) = from_server(cfg, &args.remote).await?;
+            export::export(&cfg, args).await
         }
         Command::Backup { out, remote, db } => {
-            if let Some(db) = db {
-                cfg.db.url = db;
-            }
+            let cfg = with_db(cfg, db);
             let source = match (&remote.server, &remote.token) {
                 (Some(url), Some(token)) => backup::Source::Server { url, token },
                 (Some(_), None) => bail!("--server needs an admin's --token (or NHIGOV_TOKEN)"),
@@ -359,33 +282,25 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Restore { file, db } => {
-            if let Some(db) = db {
-                cfg.db.url = db;
-            }
+            let cfg = with_db(cfg, db);
             backup::restore(&cfg, &file).await
         }
         Command::VerifyBundle { dir } => verify::verify_bundle(&dir),
         Command::DbUser { user, apply, db } => {
-            if let Some(db) = db {
-                cfg.db.url = db;
-            }
+            let cfg = with_db(cfg, db);
             admin::db_user(&cfg, &user, apply).await
         }
         Command::Import { file, batch, db } => {
-            if let Some(db) = db {
-                cfg.db.url = db;
-            }
+            let cfg = with_db(cfg, db);
             if batch == 0 {
                 bail!("--batch: at least 1");
             }
             import::import(&cfg, &file, batch).await.map(|_| ())
         }
         Command::Serve { bind, db, demo, production } => {
+            let mut cfg = with_db(cfg, db);
             if let Some(bind) = bind {
                 cfg.bind = bind;
-            }
-            if let Some(db) = db {
-                cfg.db.url = db;
             }
             if production {
                 cfg.mode = Mode::Production;
@@ -393,6 +308,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             serve::serve(cfg, demo).await
         }
     }
+}
+
+/// `cfg` with the store `--db` names, when it names one.
+fn with_db(mut cfg: Config, db: Option<String>) -> Config {
+    if let Some(db) = db {
+        cfg.db.url = db;
+    }
+    cfg
 }
 
 /// With `--server`, the configuration of a temporary copy of that server's store (and
