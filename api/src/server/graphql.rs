@@ -184,7 +184,28 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
             "send the request as application/json",
         );
     }
-    let limit = state.limits.body_bytes;
+    let bytes = match read_body(&headers, body, state.limits.body_bytes, media).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let mut batch = match parse_batch(&bytes, state.limits.max_batch) {
+        Ok(b) => b,
+        Err((code, message)) => return error(StatusCode::BAD_REQUEST, media, code, &message),
+    };
+    let principal = match principal(&state, &headers, media).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    for req in batch.iter_mut() {
+        if let Err(e) = state.persisted.resolve(req) {
+            return persisted_error(media, &e);
+        }
+    }
+    execute(&state, batch, principal, media).await
+}
+
+/// The body, refused when it is over `limit` bytes (as declared, or as read).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize, media: Media) -> Result<axum::body::Bytes, Response> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let too_large = || {
@@ -196,60 +217,38 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
         )
     };
     if declared.is_some_and(|n| n > limit) {
-        return too_large();
+        return Err(too_large());
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(e) if e.to_string().contains("length limit") => return too_large(),
-        Err(_) => return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "the request body could not be read"),
-    };
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b),
+        Err(e) if e.to_string().contains("length limit") => Err(too_large()),
+        Err(_) => Err(error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "the request body could not be read")),
+    }
+}
+
+/// One operation or a batch of 1 to `max_batch`, each with a query or a persisted
+/// query's hash; or the code and message of a 400.
+fn parse_batch(bytes: &[u8], max_batch: usize) -> Result<BatchRequest, (&'static str, String)> {
     // serde_json refuses nesting past 128 levels, so deep variables cannot exhaust the stack.
     let parsed = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        serde_json::from_slice::<Vec<Request>>(&bytes).map(BatchRequest::Batch)
+        serde_json::from_slice::<Vec<Request>>(bytes).map(BatchRequest::Batch)
     } else {
-        serde_json::from_slice::<Request>(&bytes).map(BatchRequest::Single)
+        serde_json::from_slice::<Request>(bytes).map(BatchRequest::Single)
     };
-    let batch = match parsed {
-        Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                media,
-                "BAD_REQUEST",
-                &format!("the body is not a GraphQL request in JSON ({e})"),
-            );
-        }
-    };
+    let batch = parsed.map_err(|e| ("BAD_REQUEST", format!("the body is not a GraphQL request in JSON ({e})")))?;
     if batch.iter().any(|r| r.query.trim().is_empty() && !r.extensions.0.contains_key("persistedQuery")) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            media,
-            "BAD_REQUEST",
-            "every operation needs a non-empty `query`, or a persisted query's hash",
-        );
+        return Err(("BAD_REQUEST", "every operation needs a non-empty `query`, or a persisted query's hash".into()));
     }
     if let BatchRequest::Batch(items) = &batch
-        && (items.is_empty() || items.len() > state.limits.max_batch)
+        && (items.is_empty() || items.len() > max_batch)
     {
-        {
-            return error(
-                StatusCode::BAD_REQUEST,
-                media,
-                "BATCH_TOO_LARGE",
-                &format!("a batch holds 1 to {} operations", state.limits.max_batch),
-            );
-        }
+        return Err(("BATCH_TOO_LARGE", format!("a batch holds 1 to {max_batch} operations")));
     }
-    let principal = match principal(&state, &headers, media).await {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
-    let mut batch = batch;
-    for req in batch.iter_mut() {
-        if let Err(e) = state.persisted.resolve(req) {
-            return persisted_error(media, &e);
-        }
-    }
+    Ok(batch)
+}
+
+/// Run one operation, or a batch, as `principal`.
+async fn execute(state: &AppState, batch: BatchRequest, principal: nhigov_schema::Principal, media: Media) -> Response {
     match batch {
         BatchRequest::Single(req) => {
             let op = operation_label(&req);
