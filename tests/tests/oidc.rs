@@ -364,6 +364,8 @@ async fn a_browser_signs_in_through_the_provider_with_pkce_and_nothing_else_gets
     // Back only to the two sign-in pages: never to a URL the request names.
     let resp = browser.get(s.url("/auth/login?to=https://evil.example/")).send().await.unwrap();
     assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(code(&body), "SIGN_IN_FAILED", "{body}");
 }
 
 #[tokio::test]

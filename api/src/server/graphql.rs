@@ -419,6 +419,17 @@ const GRAPHIQL_SIGN_IN: &str = r#"
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn graphiql_takes_a_returned_token_and_goes_to_sign_in_only_when_it_is_configured() {
+        for (sso, redirects) in [(true, "if (!token && true)"), (false, "if (!token && false)")] {
+            let body = graphiql(sso).await.into_response().into_body();
+            let page = String::from_utf8(axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec()).unwrap();
+            let script = page.find("nhigov.console.token").expect("the sign-in script is in the page");
+            assert!(script < page.find("GraphiQL.createFetcher").unwrap(), "it runs before GraphiQL starts");
+            assert!(page.contains(redirects), "{sso}");
+        }
+    }
+
     fn accept(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());

@@ -36,8 +36,7 @@ const COOKIE: &str = "nhigov_signin";
 const COOKIE_SECS: u32 = 600;
 
 /// The pages a sign-in returns to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     Console,
     Graphiql,
@@ -70,7 +69,7 @@ pub async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
-    to: Option<Page>,
+    to: Option<String>,
 }
 
 pub async fn login(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
@@ -84,7 +83,13 @@ pub async fn login(State(state): State<AppState>, Query(q): Query<LoginQuery>) -
             return refused(StatusCode::BAD_GATEWAY, "the identity provider could not be reached; try again");
         }
     };
-    let page = q.to.unwrap_or(Page::Console);
+    let page = match q.to.as_deref() {
+        None => Page::Console,
+        Some(to) => match Page::parse(to) {
+            Some(page) => page,
+            None => return refused(StatusCode::BAD_REQUEST, "`to` is `console` or `graphiql`"),
+        },
+    };
     let (state_token, nonce, verifier) = (random(), random(), random());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let url = reqwest::Url::parse_with_params(
