@@ -70,6 +70,14 @@ pub fn new_key(path: &Path) -> Result<SigningKey> {
     Ok(key)
 }
 
+/// `nhigov checkpoint-key`: write a new key to `path` and print its public half.
+pub fn write_new_key(path: &Path) -> Result<()> {
+    let key = new_key(path)?;
+    eprintln!("{}: checkpoint signing key written (keep it off the database host)", path.display());
+    println!("{}", hex::encode(key.verifying_key().to_bytes()));
+    Ok(())
+}
+
 /// The signer: its key, its file, and the last checkpoint it wrote or found there.
 pub struct Checkpointer {
     key: SigningKey,

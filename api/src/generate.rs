@@ -47,109 +47,168 @@ pub struct Shape {
     pub edges: usize,
 }
 
+/// Environments, drawn uniformly.
+const ENVIRONMENTS: [&str; 4] = ["production", "staging", "development", "test"];
+
 /// Generate the document for `nhis` NHIs from `seed`.
 pub fn generate(nhis: usize, seed: u64) -> (Value, Shape) {
-    let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
-    let secrets = (nhis / 5).max(2);
     let systems = (nhis / 20).max(4);
-    let people = (nhis / 50).max(4);
-    let teams = (nhis / 200).max(2);
-    let vaults = (systems / 500).clamp(1, 10);
-    let mut nodes = Vec::with_capacity(nhis + secrets + systems + people + teams);
-    let mut edges = Vec::with_capacity(nhis * 11);
-    let envs = ["production", "staging", "development", "test"];
-    let nhi_kinds = [
-        "service_account",
-        "api_key",
-        "oauth_client",
-        "token",
-        "certificate",
-        "ssh_key",
-        "ai_agent",
-        "workload_identity",
-    ];
+    let mut g = Gen {
+        rng: Rng(seed ^ 0x9e37_79b9_7f4a_7c15),
+        seed,
+        nhis,
+        secrets: (nhis / 5).max(2),
+        systems,
+        people: (nhis / 50).max(4),
+        teams: (nhis / 200).max(2),
+        vaults: (systems / 500).clamp(1, 10),
+        nodes: Vec::new(),
+        edges: Vec::with_capacity(nhis * 11),
+    };
+    g.nodes.reserve(g.nhis + g.secrets + g.systems + g.people + g.teams);
+    // Each kind in turn, in this order: the draws, and so the document, follow from the seed.
+    g.teams_and_people();
+    g.systems();
+    g.secrets();
+    g.nhis();
+    let shape = Shape { nodes: g.nodes.len(), edges: g.edges.len() };
+    (json!({ "nodes": g.nodes, "edges": g.edges }), shape)
+}
 
-    for t in 0..teams {
-        nodes.push(json!({ "type": "team", "ref": format!("t{t}"), "name": format!("team-{t}") }));
+/// A document being generated: the draws, the sizes, and what is written so far.
+struct Gen {
+    rng: Rng,
+    seed: u64,
+    nhis: usize,
+    secrets: usize,
+    systems: usize,
+    people: usize,
+    teams: usize,
+    vaults: usize,
+    nodes: Vec<Value>,
+    edges: Vec<Value>,
+}
+
+impl Gen {
+    fn teams_and_people(&mut self) {
+        for t in 0..self.teams {
+            self.nodes.push(json!({ "type": "team", "ref": format!("t{t}"), "name": format!("team-{t}") }));
+        }
+        for p in 0..self.people {
+            // About one person in twenty has left.
+            let active = !self.rng.chance(5);
+            self.nodes.push(json!({ "type": "person", "ref": format!("p{p}"), "name": format!("person {p}"),
+                "email": format!("person{p}@synthetic.example"), "active": active }));
+            let team = self.rng.below(self.teams);
+            self.edges.push(json!({ "type": "member_of", "from": format!("p{p}"), "to": format!("t{team}") }));
+        }
     }
-    for p in 0..people {
-        // About one person in twenty has left.
-        let active = !rng.chance(5);
-        nodes.push(json!({ "type": "person", "ref": format!("p{p}"), "name": format!("person {p}"),
-            "email": format!("person{p}@synthetic.example"), "active": active }));
-        edges.push(json!({ "type": "member_of", "from": format!("p{p}"), "to": format!("t{}", rng.below(teams)) }));
-    }
-    for y in 0..systems {
-        let kind = if y < vaults {
-            "vault"
-        } else {
-            ["application", "database", "repository", "cloud_account", "saas", "cluster", "pipeline"][rng.below(7)]
-        };
-        let criticality = if y < systems / 50 + vaults { "tier0" } else { ["tier1", "tier2", "tier3"][rng.below(3)] };
-        let env = envs[rng.below(4)];
-        nodes.push(json!({ "type": "system", "ref": format!("y{y}"), "kind": kind, "name": format!("system-{y}"),
-            "environment": env, "criticality": criticality }));
-        edges.push(json!({ "type": "owns", "from": format!("t{}", rng.below(teams)), "to": format!("y{y}") }));
-        if y > 0 {
-            let dep = rng.skewed(systems);
-            if dep != y {
-                edges.push(json!({ "type": "depends_on", "from": format!("y{y}"), "to": format!("y{dep}") }));
+
+    /// Systems (the first few vaults, the first 2% tier0), each owned by a team and
+    /// depending on another, skewed to hubs.
+    fn systems(&mut self) {
+        let (systems, vaults) = (self.systems, self.vaults);
+        for y in 0..systems {
+            let kind = if y < vaults {
+                "vault"
+            } else {
+                ["application", "database", "repository", "cloud_account", "saas", "cluster", "pipeline"]
+                    [self.rng.below(7)]
+            };
+            let criticality =
+                if y < systems / 50 + vaults { "tier0" } else { ["tier1", "tier2", "tier3"][self.rng.below(3)] };
+            let env = ENVIRONMENTS[self.rng.below(4)];
+            self.nodes
+                .push(json!({ "type": "system", "ref": format!("y{y}"), "kind": kind, "name": format!("system-{y}"),
+                "environment": env, "criticality": criticality }));
+            let team = self.rng.below(self.teams);
+            self.edges.push(json!({ "type": "owns", "from": format!("t{team}"), "to": format!("y{y}") }));
+            if y > 0 {
+                let dep = self.rng.skewed(systems);
+                if dep != y {
+                    self.edges.push(json!({ "type": "depends_on", "from": format!("y{y}"), "to": format!("y{dep}") }));
+                }
             }
         }
     }
-    for s in 0..secrets {
-        let secret_kind =
-            ["api_key", "password", "token", "certificate", "ssh_key", "oauth_secret", "private_key"][rng.below(7)];
-        let mut secret = json!({ "type": "secret", "ref": format!("s{s}"), "kind": secret_kind,
-            "name": format!("secret-{s}"), "fingerprint": format!("synthetic-{seed}-{s:08}"), "rotation_period_days": 90 });
-        secret["issued_at"] = json!(if rng.chance(15) { "now-400d" } else { "now-30d" });
-        nodes.push(secret);
-        let mut targets = vec![rng.skewed(systems)];
-        if rng.chance(50) {
-            targets.push(rng.skewed(systems));
-        }
-        targets.sort_unstable();
-        targets.dedup();
-        for y in targets {
-            edges.push(json!({ "type": "authenticates_to", "from": format!("s{s}"), "to": format!("y{y}") }));
-        }
-        edges.push(json!({ "type": "stored_in", "from": format!("s{s}"), "to": format!("y{}", rng.below(vaults)) }));
-    }
-    for n in 0..nhis {
-        let stale = rng.chance(10);
-        let (kind, env) = (nhi_kinds[rng.below(8)], envs[rng.below(4)]);
-        let last_used = if stale { "now-200d" } else { "now-1d" };
-        nodes.push(json!({ "type": "nhi", "ref": format!("n{n}"), "kind": kind, "name": format!("nhi-{n}"),
-            "environment": env, "provider": "synthetic", "external_id": format!("ext-{seed}-{n}"),
-            "last_used_at": last_used }));
-        // Owned by a team, or by one person (who may have left: orphaned).
-        let owner = if rng.chance(70) { format!("t{}", rng.below(teams)) } else { format!("p{}", rng.below(people)) };
-        edges.push(json!({ "type": "owns", "from": owner, "to": format!("n{n}") }));
-        let mut held = vec![rng.skewed(secrets)];
-        if rng.chance(50) {
-            held.push(rng.below(secrets));
-        }
-        held.sort_unstable();
-        held.dedup();
-        for s in held {
-            edges.push(json!({ "type": "holds", "from": format!("n{n}"), "to": format!("s{s}") }));
-        }
-        let mut reach: Vec<usize> = (0..3 + rng.below(7)).map(|_| rng.skewed(systems)).collect();
-        reach.sort_unstable();
-        reach.dedup();
-        for y in reach {
-            let privilege = PRIVILEGES[rng.below(4)];
-            edges.push(
-                json!({ "type": "can_access", "from": format!("n{n}"), "to": format!("y{y}"), "privilege": privilege }),
-            );
-        }
-        if n > 0 && rng.chance(5) {
-            let other = rng.below(n);
-            edges.push(json!({ "type": "assumes", "from": format!("n{n}"), "to": format!("n{other}"), "mechanism": "role_assumption" }));
+
+    /// Secrets (15% overdue for rotation), each authenticating to one or two systems
+    /// and stored in a vault.
+    fn secrets(&mut self) {
+        for s in 0..self.secrets {
+            let secret_kind = ["api_key", "password", "token", "certificate", "ssh_key", "oauth_secret", "private_key"]
+                [self.rng.below(7)];
+            let mut secret = json!({ "type": "secret", "ref": format!("s{s}"), "kind": secret_kind,
+                "name": format!("secret-{s}"), "fingerprint": format!("synthetic-{}-{s:08}", self.seed),
+                "rotation_period_days": 90 });
+            secret["issued_at"] = json!(if self.rng.chance(15) { "now-400d" } else { "now-30d" });
+            self.nodes.push(secret);
+            let mut targets = vec![self.rng.skewed(self.systems)];
+            if self.rng.chance(50) {
+                targets.push(self.rng.skewed(self.systems));
+            }
+            targets.sort_unstable();
+            targets.dedup();
+            for y in targets {
+                self.edges.push(json!({ "type": "authenticates_to", "from": format!("s{s}"), "to": format!("y{y}") }));
+            }
+            let vault = self.rng.below(self.vaults);
+            self.edges.push(json!({ "type": "stored_in", "from": format!("s{s}"), "to": format!("y{vault}") }));
         }
     }
-    let shape = Shape { nodes: nodes.len(), edges: edges.len() };
-    (json!({ "nodes": nodes, "edges": edges }), shape)
+
+    /// NHIs (10% stale), each owned by a team or a person, holding one or two secrets,
+    /// reaching three to nine systems, and now and then assuming another NHI.
+    fn nhis(&mut self) {
+        const KINDS: [&str; 8] = [
+            "service_account",
+            "api_key",
+            "oauth_client",
+            "token",
+            "certificate",
+            "ssh_key",
+            "ai_agent",
+            "workload_identity",
+        ];
+        for n in 0..self.nhis {
+            let stale = self.rng.chance(10);
+            let (kind, env) = (KINDS[self.rng.below(8)], ENVIRONMENTS[self.rng.below(4)]);
+            let last_used = if stale { "now-200d" } else { "now-1d" };
+            self.nodes.push(json!({ "type": "nhi", "ref": format!("n{n}"), "kind": kind, "name": format!("nhi-{n}"),
+                "environment": env, "provider": "synthetic", "external_id": format!("ext-{}-{n}", self.seed),
+                "last_used_at": last_used }));
+            // Owned by a team, or by one person (who may have left: orphaned).
+            let owner = if self.rng.chance(70) {
+                format!("t{}", self.rng.below(self.teams))
+            } else {
+                format!("p{}", self.rng.below(self.people))
+            };
+            self.edges.push(json!({ "type": "owns", "from": owner, "to": format!("n{n}") }));
+            let mut held = vec![self.rng.skewed(self.secrets)];
+            if self.rng.chance(50) {
+                held.push(self.rng.below(self.secrets));
+            }
+            held.sort_unstable();
+            held.dedup();
+            for s in held {
+                self.edges.push(json!({ "type": "holds", "from": format!("n{n}"), "to": format!("s{s}") }));
+            }
+            let reach = 3 + self.rng.below(7);
+            let mut reach: Vec<usize> = (0..reach).map(|_| self.rng.skewed(self.systems)).collect();
+            reach.sort_unstable();
+            reach.dedup();
+            for y in reach {
+                let privilege = PRIVILEGES[self.rng.below(4)];
+                self.edges.push(
+                    json!({ "type": "can_access", "from": format!("n{n}"), "to": format!("y{y}"), "privilege": privilege }),
+                );
+            }
+            if n > 0 && self.rng.chance(5) {
+                let other = self.rng.below(n);
+                self.edges.push(json!({ "type": "assumes", "from": format!("n{n}"), "to": format!("n{other}"), "mechanism": "role_assumption" }));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

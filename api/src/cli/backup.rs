@@ -26,6 +26,26 @@ pub(super) struct Saved {
     pub secs: f64,
 }
 
+/// `nhigov backup`: from the server `remote` names, or from the store `cfg` names,
+/// and say where it went and how to restore it.
+pub(super) async fn take(cfg: &Config, remote: &super::ServerArgs, out: &Path) -> Result<()> {
+    let source = match (&remote.server, &remote.token) {
+        (Some(url), Some(token)) => Source::Server { url, token },
+        (Some(_), None) => bail!("--server needs an admin's --token (or NHIGOV_TOKEN)"),
+        (None, _) => Source::Store(cfg),
+    };
+    let saved = backup(source, out).await?;
+    println!(
+        "{}: {} bytes in {:.1}s, SHA-256 {}; restore it with `nhigov restore {} --db <an empty store>`",
+        out.display(),
+        saved.bytes,
+        saved.secs,
+        saved.sha256,
+        out.display()
+    );
+    Ok(())
+}
+
 /// Write a backup to `out`: to `out.partial` first, renamed once whole, so a file with
 /// the final name is always a complete backup.
 pub(super) async fn backup(source: Source<'_>, out: &Path) -> Result<Saved> {

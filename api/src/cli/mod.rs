@@ -252,35 +252,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let (cfg, _snapshot) = from_server(cfg, &remote).await?;
             verify::verify(&cfg, checkpoints.as_deref(), pinned.as_ref()).await
         }
-        Command::CheckpointKey { file } => {
-            let key = crate::checkpoints::new_key(&file)?;
-            eprintln!("{}: checkpoint signing key written (keep it off the database host)", file.display());
-            println!("{}", hex::encode(key.verifying_key().to_bytes()));
-            Ok(())
-        }
+        Command::CheckpointKey { file } => crate::checkpoints::write_new_key(&file),
         Command::Export(args) => {
             let cfg = with_db(cfg, args.db.clone());
             let (cfg, _snapshot) = from_server(cfg, &args.remote).await?;
             export::export(&cfg, args).await
         }
-        Command::Backup { out, remote, db } => {
-            let cfg = with_db(cfg, db);
-            let source = match (&remote.server, &remote.token) {
-                (Some(url), Some(token)) => backup::Source::Server { url, token },
-                (Some(_), None) => bail!("--server needs an admin's --token (or NHIGOV_TOKEN)"),
-                (None, _) => backup::Source::Store(&cfg),
-            };
-            let saved = backup::backup(source, &out).await?;
-            println!(
-                "{}: {} bytes in {:.1}s, SHA-256 {}; restore it with `nhigov restore {} --db <an empty store>`",
-                out.display(),
-                saved.bytes,
-                saved.secs,
-                saved.sha256,
-                out.display()
-            );
-            Ok(())
-        }
+        Command::Backup { out, remote, db } => backup::take(&with_db(cfg, db), &remote, &out).await,
         Command::Restore { file, db } => {
             let cfg = with_db(cfg, db);
             backup::restore(&cfg, &file).await

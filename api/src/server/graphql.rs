@@ -284,16 +284,10 @@ pub async fn get(
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let mut req = Request::new(params.get("query").cloned().unwrap_or_default());
-    if let Some(ext) = params.get("extensions").filter(|s| !s.is_empty()) {
-        match serde_json::from_str::<serde_json::Value>(ext) {
-            Ok(v @ serde_json::Value::Object(_)) => match serde_json::from_value(v) {
-                Ok(ext) => req.extensions = ext,
-                Err(_) => return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "`extensions` is not valid"),
-            },
-            _ => return error(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", "`extensions` must be a JSON object"),
-        }
-    }
+    let mut req = match get_request(&params, media) {
+        Ok(req) => req,
+        Err(resp) => return *resp,
+    };
     // A persisted query is looked up, or registered, for an authenticated caller only.
     let mut principal_now = None;
     if req.extensions.0.contains_key("persistedQuery") {
@@ -313,33 +307,12 @@ pub async fn get(
             "a GET request carries the query in the `query` parameter, or a persisted query's hash in `extensions`",
         );
     }
-    let query = req.query.clone();
-    if let Err(e) = check_nesting(&query, &state.query_limits) {
+    if let Err(e) = check_nesting(&req.query, &state.query_limits) {
         return error(request_error_status(media), media, "QUERY_TOO_COMPLEX", &e.message);
     }
     let operation_name = params.get("operationName").filter(|s| !s.is_empty()).cloned();
-    let doc = match async_graphql::parser::parse_query(&query) {
-        Ok(doc) => doc,
-        Err(e) => return error(request_error_status(media), media, PARSE_FAILED, &e.to_string()),
-    };
-    let op_type = doc
-        .operations
-        .iter()
-        .find(|(name, _)| match (&operation_name, name) {
-            (Some(wanted), Some(n)) => n.as_str() == wanted,
-            (None, _) => true,
-            (Some(_), None) => false,
-        })
-        .map(|(_, op)| op.node.ty);
-    if matches!(op_type, Some(OperationType::Mutation) | Some(OperationType::Subscription)) {
-        let mut resp = error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            media,
-            "METHOD_NOT_ALLOWED",
-            "GET runs queries only; send mutations with POST",
-        );
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return resp;
+    if let Err(resp) = queries_only(&req.query, operation_name.as_deref(), media) {
+        return *resp;
     }
     if let Some(name) = operation_name {
         req = req.operation_name(name);
@@ -359,6 +332,62 @@ pub async fn get(
     };
     let op = operation_label(&req);
     graphql_response(media, &op, state.schema.execute(req.data(principal)).await)
+}
+
+/// The request a GET's `query` and `extensions` parameters carry.
+fn get_request(params: &HashMap<String, String>, media: Media) -> Result<Request, Box<Response>> {
+    let mut req = Request::new(params.get("query").cloned().unwrap_or_default());
+    if let Some(ext) = params.get("extensions").filter(|s| !s.is_empty()) {
+        match serde_json::from_str::<serde_json::Value>(ext) {
+            Ok(v @ serde_json::Value::Object(_)) => match serde_json::from_value(v) {
+                Ok(ext) => req.extensions = ext,
+                Err(_) => {
+                    return Err(Box::new(error(
+                        StatusCode::BAD_REQUEST,
+                        media,
+                        "BAD_REQUEST",
+                        "`extensions` is not valid",
+                    )));
+                }
+            },
+            _ => {
+                return Err(Box::new(error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "BAD_REQUEST",
+                    "`extensions` must be a JSON object",
+                )));
+            }
+        }
+    }
+    Ok(req)
+}
+
+/// Refuse a GET whose operation (the one named, or the first) is not a query: 405,
+/// naming POST; a document that does not parse is refused as such.
+fn queries_only(query: &str, operation_name: Option<&str>, media: Media) -> Result<(), Box<Response>> {
+    let doc = async_graphql::parser::parse_query(query)
+        .map_err(|e| Box::new(error(request_error_status(media), media, PARSE_FAILED, &e.to_string())))?;
+    let op_type = doc
+        .operations
+        .iter()
+        .find(|(name, _)| match (operation_name, name) {
+            (Some(wanted), Some(n)) => n.as_str() == wanted,
+            (None, _) => true,
+            (Some(_), None) => false,
+        })
+        .map(|(_, op)| op.node.ty);
+    if matches!(op_type, Some(OperationType::Mutation) | Some(OperationType::Subscription)) {
+        let mut resp = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "METHOD_NOT_ALLOWED",
+            "GET runs queries only; send mutations with POST",
+        );
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Err(Box::new(resp));
+    }
+    Ok(())
 }
 
 /// A persisted query that cannot be used. Not registered answers 200 with the error, as

@@ -184,21 +184,7 @@ pub fn verify(files: &BTreeMap<String, Vec<u8>>) -> BundleReport {
         problems.push(format!("{MANIFEST}: format `{}`, this build reads `{FORMAT}`", manifest.format));
         return report;
     }
-    // Every listed file present and unaltered; nothing else.
-    for entry in &manifest.files {
-        match files.get(&entry.path) {
-            None => problems.push(format!("{}: listed in the manifest but missing", entry.path)),
-            Some(b) if b.len() as u64 != entry.bytes || sha256_hex(b) != entry.sha256 => {
-                problems.push(format!("{}: altered (its SHA-256 differs from the manifest's)", entry.path))
-            }
-            Some(_) => {}
-        }
-    }
-    for path in files.keys().filter(|p| p.as_str() != MANIFEST) {
-        if !manifest.files.iter().any(|e| &e.path == path) {
-            problems.push(format!("{path}: not listed in the manifest"));
-        }
-    }
+    check_listed(files, &manifest, problems);
     report.files = manifest.files.len();
 
     match (&manifest.case, &manifest.campaign, &manifest.period) {
@@ -233,33 +219,7 @@ pub fn verify(files: &BTreeMap<String, Vec<u8>>) -> BundleReport {
         files.get("decisions.json").and_then(|b| parse::<Vec<Decision>>("decisions.json", b, problems))
     {
         report.decisions = decisions.len();
-        for d in &decisions {
-            if d.compute_hash() != d.hash {
-                problems.push(format!("decisions.json: decision #{} ({}) does not match its hash", d.seq, d.id));
-            }
-            if d.seq > manifest.chain_head.seq {
-                problems.push(format!(
-                    "decisions.json: decision #{} is past the chain head #{} the bundle was made at",
-                    d.seq, manifest.chain_head.seq
-                ));
-            }
-            if let (Some(id), Some(version)) = (&d.policy, d.policy_version) {
-                match policies.get(&(id.clone(), version)) {
-                    None => problems.push(format!(
-                        "decisions.json: decision #{} names policy version {version}, which the bundle lacks",
-                        d.seq
-                    )),
-                    Some(p) if d.policy_sha256.as_deref() != Some(p.sha256.as_str()) => problems.push(format!(
-                        "decisions.json: decision #{} recorded another digest for policy version {version}",
-                        d.seq
-                    )),
-                    Some(_) => {}
-                }
-            }
-        }
-        if decisions.windows(2).any(|w| w[0].seq >= w[1].seq) {
-            problems.push("decisions.json: decisions out of chain order".into());
-        }
+        check_decisions(&decisions, &manifest, &policies, problems);
     }
     if report.decisions != manifest.decisions || report.evidence != manifest.evidence {
         problems.push(format!(
@@ -268,6 +228,62 @@ pub fn verify(files: &BTreeMap<String, Vec<u8>>) -> BundleReport {
         ));
     }
     report
+}
+
+/// Every file the manifest lists is present and unaltered; nothing else is there.
+fn check_listed(files: &BTreeMap<String, Vec<u8>>, manifest: &Manifest, problems: &mut Vec<String>) {
+    for entry in &manifest.files {
+        match files.get(&entry.path) {
+            None => problems.push(format!("{}: listed in the manifest but missing", entry.path)),
+            Some(b) if b.len() as u64 != entry.bytes || sha256_hex(b) != entry.sha256 => {
+                problems.push(format!("{}: altered (its SHA-256 differs from the manifest's)", entry.path))
+            }
+            Some(_) => {}
+        }
+    }
+    for path in files.keys().filter(|p| p.as_str() != MANIFEST) {
+        if !manifest.files.iter().any(|e| &e.path == path) {
+            problems.push(format!("{path}: not listed in the manifest"));
+        }
+    }
+}
+
+/// Each decision matches its hash, falls within the chain head the bundle was made at
+/// and names a policy version the bundle holds, with the digest it recorded; the
+/// decisions are in chain order.
+fn check_decisions(
+    decisions: &[Decision],
+    manifest: &Manifest,
+    policies: &BTreeMap<(NodeId, u32), Policy>,
+    problems: &mut Vec<String>,
+) {
+    for d in decisions {
+        if d.compute_hash() != d.hash {
+            problems.push(format!("decisions.json: decision #{} ({}) does not match its hash", d.seq, d.id));
+        }
+        if d.seq > manifest.chain_head.seq {
+            problems.push(format!(
+                "decisions.json: decision #{} is past the chain head #{} the bundle was made at",
+                d.seq, manifest.chain_head.seq
+            ));
+        }
+        if let (Some(id), Some(version)) = (&d.policy, d.policy_version) {
+            match policies.get(&(id.clone(), version)) {
+                None => problems.push(format!(
+                    "decisions.json: decision #{} names policy version {version}, which the bundle lacks",
+                    d.seq
+                )),
+                Some(p) if d.policy_sha256.as_deref() != Some(p.sha256.as_str()) => problems.push(format!(
+                    "decisions.json: decision #{} recorded another digest for policy version {version}",
+                    d.seq
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if decisions.windows(2).any(|w| w[0].seq >= w[1].seq) {
+        problems.push("decisions.json: decisions out of chain order".into());
+    }
 }
 
 /// A case's bundle holds that case.

@@ -229,32 +229,10 @@ fn missing(what: &str) -> Refusal {
 
 /// Decide how `change`, asked for by `actor`, goes ahead.
 pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Policy) -> Result<Route, Refusal> {
-    let refuse = |rule, message: String| Refusal::Rule(Violation { rule, policy_version: policy.version, message });
     match change {
         Change::Roles { person, grant, revoke } => {
             let now = facts.person.as_ref().ok_or_else(|| missing("person"))?;
-            if grant.is_empty() && revoke.is_empty() {
-                return Err(ValueError::new("roles", "the roles given are the roles held: nothing changes").into());
-            }
-            if let Some(r) = grant.iter().find(|r| now.roles.contains(r)) {
-                return Err(ValueError::new("roles", format!("{person} holds {r} already")).into());
-            }
-            if let Some(r) = revoke.iter().find(|r| !now.roles.contains(r)) {
-                return Err(ValueError::new("roles", format!("{person} does not hold {r}")).into());
-            }
-            if let Some(r) = grant.iter().find(|r| now.machine && DECIDING_ROLES.contains(r)) {
-                return Err(refuse(
-                    RuleKind::MachineCannotDecide,
-                    format!("{person} is a machine principal and cannot hold {r}: decisions are made by people"),
-                ));
-            }
-            if let Some(r) = grant.iter().find(|r| GUARDED_ROLES.contains(r)) {
-                return second(format!("granting {r} needs a second admin"), Role::Admin);
-            }
-            if !grant.is_empty() && person == actor {
-                return second("nobody grants themselves a role", Role::Admin);
-            }
-            Ok(Route::Apply)
+            assess_roles(person, grant, revoke, now, actor, policy)
         }
         Change::Active { active, .. } => {
             let now = facts.person.as_ref().ok_or_else(|| missing("person"))?;
@@ -279,19 +257,7 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
         }
         Change::SystemRisk { criticality, environment, .. } => {
             let now = facts.system.ok_or_else(|| missing("system"))?;
-            let lowered = criticality.is_some_and(|c| c > now.criticality);
-            let out_of_production =
-                now.environment == Environment::Production && environment.is_some_and(|e| e != Environment::Production);
-            if criticality.is_none_or(|c| c == now.criticality) && environment.is_none_or(|e| e == now.environment) {
-                return Err(ValueError::new("criticality", "the system is so already: nothing changes").into());
-            }
-            if lowered {
-                return second("lowering a system's criticality needs a second admin", Role::Admin);
-            }
-            if out_of_production {
-                return second("taking a system out of production needs a second admin", Role::Admin);
-            }
-            Ok(Route::Apply)
+            assess_system_risk(*criticality, *environment, now)
         }
         Change::Relate { edge } => match edge.kind {
             EdgeKind::CanAccess => {
@@ -311,28 +277,7 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
         Change::Unrelate { .. } | Change::RevokeToken { .. } => Ok(Route::Apply),
         Change::Token { principal, scopes, .. } => {
             let holder = facts.person.as_ref().ok_or_else(|| missing("principal"))?;
-            if scopes.is_empty() {
-                return Err(ValueError::new("scopes", "a token needs at least one scope").into());
-            }
-            if !holder.active {
-                return Err(ValueError::new("principalId", format!("{principal} is not active")).into());
-            }
-            if let Some(r) = scopes.iter().find(|r| !holder.roles.contains(r)) {
-                return Err(ValueError::new("scopes", format!("{principal} does not hold the role {r}")).into());
-            }
-            if principal != actor && !holder.machine {
-                return Err(refuse(
-                    RuleKind::OwnTokenOnly,
-                    format!("{principal} is a person: a person's tokens are made by that person, for their own use"),
-                ));
-            }
-            if principal != actor {
-                return second("a token for a machine principal needs a second admin", Role::Admin);
-            }
-            if scopes.iter().any(|r| *r != Role::Ingest) {
-                return second("a token with more than the ingest scope needs a second admin", Role::Admin);
-            }
-            Ok(Route::Apply)
+            assess_token(principal, scopes, holder, actor, policy)
         }
         Change::Policy { draft, .. } => {
             draft.check()?;
@@ -343,22 +288,120 @@ pub fn assess(change: &Change, actor: &NodeId, facts: &ChangeFacts, policy: &Pol
             second("a control version needs a second admin", Role::Admin)
         }
         Change::AdoptBaseline { edges, digest, .. } => {
-            let (now_edges, now_digest) = facts.ungoverned.as_ref().ok_or_else(|| missing("ungoverned edges"))?;
-            if *edges == 0 || *now_edges == 0 {
-                return Err(ValueError::new("source", "there are no ungoverned edges to adopt").into());
-            }
-            if (now_edges, now_digest) != (edges, digest) {
-                return Err(ValueError::new(
-                    "digest",
-                    format!(
-                        "the ungoverned edges changed since they were read (now {now_edges}, digest {now_digest}): read ungovernedAccess again"
-                    ),
-                )
-                .into());
-            }
-            second("adopting a baseline needs a second admin", Role::Admin)
+            let now = facts.ungoverned.as_ref().ok_or_else(|| missing("ungoverned edges"))?;
+            assess_baseline(*edges, digest, now)
         }
     }
+}
+
+/// A rule's refusal under `policy`, recorded as a refused decision.
+fn refuse(policy: &Policy, rule: RuleKind, message: String) -> Refusal {
+    Refusal::Rule(Violation { rule, policy_version: policy.version, message })
+}
+
+/// Roles change only where they would; a machine never holds a deciding role; a
+/// guarded role, or any role granted to oneself, needs a second admin.
+fn assess_roles(
+    person: &NodeId,
+    grant: &[Role],
+    revoke: &[Role],
+    now: &PersonFacts,
+    actor: &NodeId,
+    policy: &Policy,
+) -> Result<Route, Refusal> {
+    if grant.is_empty() && revoke.is_empty() {
+        return Err(ValueError::new("roles", "the roles given are the roles held: nothing changes").into());
+    }
+    if let Some(r) = grant.iter().find(|r| now.roles.contains(r)) {
+        return Err(ValueError::new("roles", format!("{person} holds {r} already")).into());
+    }
+    if let Some(r) = revoke.iter().find(|r| !now.roles.contains(r)) {
+        return Err(ValueError::new("roles", format!("{person} does not hold {r}")).into());
+    }
+    if let Some(r) = grant.iter().find(|r| now.machine && DECIDING_ROLES.contains(r)) {
+        return Err(refuse(
+            policy,
+            RuleKind::MachineCannotDecide,
+            format!("{person} is a machine principal and cannot hold {r}: decisions are made by people"),
+        ));
+    }
+    if let Some(r) = grant.iter().find(|r| GUARDED_ROLES.contains(r)) {
+        return second(format!("granting {r} needs a second admin"), Role::Admin);
+    }
+    if !grant.is_empty() && person == actor {
+        return second("nobody grants themselves a role", Role::Admin);
+    }
+    Ok(Route::Apply)
+}
+
+/// Lowering a system's criticality or taking it out of production needs a second admin.
+fn assess_system_risk(
+    criticality: Option<Criticality>,
+    environment: Option<Environment>,
+    now: TargetFacts,
+) -> Result<Route, Refusal> {
+    if criticality.is_none_or(|c| c == now.criticality) && environment.is_none_or(|e| e == now.environment) {
+        return Err(ValueError::new("criticality", "the system is so already: nothing changes").into());
+    }
+    if criticality.is_some_and(|c| c > now.criticality) {
+        return second("lowering a system's criticality needs a second admin", Role::Admin);
+    }
+    if now.environment == Environment::Production && environment.is_some_and(|e| e != Environment::Production) {
+        return second("taking a system out of production needs a second admin", Role::Admin);
+    }
+    Ok(Route::Apply)
+}
+
+/// A token carries roles its active principal holds; a person's tokens are their own;
+/// a machine's, or one beyond the ingest scope, needs a second admin.
+fn assess_token(
+    principal: &NodeId,
+    scopes: &[Role],
+    holder: &PersonFacts,
+    actor: &NodeId,
+    policy: &Policy,
+) -> Result<Route, Refusal> {
+    if scopes.is_empty() {
+        return Err(ValueError::new("scopes", "a token needs at least one scope").into());
+    }
+    if !holder.active {
+        return Err(ValueError::new("principalId", format!("{principal} is not active")).into());
+    }
+    if let Some(r) = scopes.iter().find(|r| !holder.roles.contains(r)) {
+        return Err(ValueError::new("scopes", format!("{principal} does not hold the role {r}")).into());
+    }
+    if principal != actor && !holder.machine {
+        return Err(refuse(
+            policy,
+            RuleKind::OwnTokenOnly,
+            format!("{principal} is a person: a person's tokens are made by that person, for their own use"),
+        ));
+    }
+    if principal != actor {
+        return second("a token for a machine principal needs a second admin", Role::Admin);
+    }
+    if scopes.iter().any(|r| *r != Role::Ingest) {
+        return second("a token with more than the ingest scope needs a second admin", Role::Admin);
+    }
+    Ok(Route::Apply)
+}
+
+/// A baseline adopts the ungoverned edges as they were read, if they are still so.
+fn assess_baseline(edges: u64, digest: &str, now: &(u64, String)) -> Result<Route, Refusal> {
+    let (now_edges, now_digest) = now;
+    if edges == 0 || *now_edges == 0 {
+        return Err(ValueError::new("source", "there are no ungoverned edges to adopt").into());
+    }
+    if (*now_edges, now_digest.as_str()) != (edges, digest) {
+        return Err(ValueError::new(
+            "digest",
+            format!(
+                "the ungoverned edges changed since they were read (now {now_edges}, digest {now_digest}): read ungovernedAccess again"
+            ),
+        )
+        .into());
+    }
+    second("adopting a baseline needs a second admin", Role::Admin)
 }
 
 /// Who may decide a change that waits for a second person: someone holding the

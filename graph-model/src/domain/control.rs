@@ -404,155 +404,190 @@ pub struct ControlOutcome {
     pub facts: String,
 }
 
-/// Every subject the control applies to now, with its outcome, in subject order.
+/// Every subject the control applies to now, with its outcome, in subject order. A
+/// failure an active exception waives for this control passes by exception.
 pub fn evaluate(control: &Control, facts: &ComplianceFacts, now: DateTime<Utc>) -> BTreeMap<NodeId, ControlOutcome> {
-    let mut out = BTreeMap::new();
-    let mut put = |subject: &NodeId, status: ControlStatus, text: String| {
-        let waiver = (status == ControlStatus::Fail)
-            .then(|| facts.exceptions.iter().find(|x| x.waives_at(&control.key, subject, now)))
-            .flatten();
-        let outcome = match waiver {
-            Some(x) => ControlOutcome {
-                status: ControlStatus::PassedByException,
-                facts: format!("{text}; waived by {} until {}", x.id, x.expires_at.format("%Y-%m-%d")),
-            },
-            None => ControlOutcome { status, facts: text },
-        };
-        out.insert(subject.clone(), outcome);
-    };
-    let day = |t: DateTime<Utc>| t.format("%Y-%m-%d").to_string();
+    judge(control, facts, now)
+        .into_iter()
+        .map(|(subject, status, text)| {
+            let waiver = (status == ControlStatus::Fail)
+                .then(|| facts.exceptions.iter().find(|x| x.waives_at(&control.key, subject, now)))
+                .flatten();
+            let outcome = match waiver {
+                Some(x) => ControlOutcome {
+                    status: ControlStatus::PassedByException,
+                    facts: format!("{text}; waived by {} until {}", x.id, day(x.expires_at)),
+                },
+                None => ControlOutcome { status, facts: text },
+            };
+            (subject.clone(), outcome)
+        })
+        .collect()
+}
+
+/// A subject's standing before exceptions, and why.
+type Judgement = (ControlStatus, String);
+
+/// Every subject in the control's scope judged by its check, before exceptions.
+fn judge<'a>(
+    control: &Control,
+    facts: &'a ComplianceFacts,
+    now: DateTime<Utc>,
+) -> Vec<(&'a NodeId, ControlStatus, String)> {
+    let scope = &control.scope;
+    let nhis = || facts.nhis.iter().filter(|n| scope.covers(&n.scope()));
+    let active = || nhis().filter(|n| n.status == NhiStatus::Active);
+    let each = |id: &'a NodeId, j: Option<Judgement>| j.map(|(status, text)| (id, status, text));
     match &control.check {
-        Check::SecretRotated { max_age_days } => {
-            for s in facts.secrets.iter().filter(|s| control.scope.covers(&s.scope)) {
-                let age = (now - s.rotated_at).num_days();
-                let what = if s.ever_rotated { "last rotated" } else { "never rotated; issued" };
-                let text = format!("{what} {} ({age} days ago; at most {max_age_days})", day(s.rotated_at));
-                let ok = now - s.rotated_at <= Duration::days(i64::from(*max_age_days));
-                put(&s.id, if ok { ControlStatus::Pass } else { ControlStatus::Fail }, text);
-            }
-        }
-        Check::ActiveOwner => {
-            for n in facts.nhis.iter().filter(|n| n.status == NhiStatus::Active && control.scope.covers(&n.scope())) {
-                let active: Vec<&str> = n.owners.iter().filter(|(_, a)| *a).map(|(e, _)| e.as_str()).collect();
-                if let Some(first) = active.first() {
-                    put(&n.id, ControlStatus::Pass, format!("active owner {first}"));
-                } else if n.owners.is_empty() {
-                    put(&n.id, ControlStatus::Fail, "no owner".into());
-                } else {
-                    let gone: Vec<&str> = n.owners.iter().map(|(e, _)| e.as_str()).collect();
-                    put(&n.id, ControlStatus::Fail, format!("every owner is inactive: {}", gone.join(", ")));
-                }
-            }
-        }
+        Check::SecretRotated { max_age_days } => facts
+            .secrets
+            .iter()
+            .filter(|s| scope.covers(&s.scope))
+            .filter_map(|s| each(&s.id, Some(secret_rotated(s, *max_age_days, now))))
+            .collect(),
+        Check::ActiveOwner => active().filter_map(|n| each(&n.id, Some(active_owner(n)))).collect(),
         Check::PrivilegedAccessGoverned { tier } => {
-            for n in facts.nhis.iter().filter(|n| control.scope.covers(&n.scope())) {
-                let held: Vec<&AccessFacts> = n
-                    .access
-                    .iter()
-                    .filter(|a| a.target.criticality <= *tier && a.target.privileged(a.privilege))
-                    .collect();
-                if held.is_empty() {
-                    continue;
-                }
-                let bad: Vec<String> = held
-                    .iter()
-                    .filter_map(|a| {
-                        let why = if !a.governed {
-                            "no decision stands behind it"
-                        } else if a.approval_lapsed {
-                            "its approval has lapsed"
-                        } else {
-                            return None;
-                        };
-                        Some(format!("{} on {} ({}): {why}", a.privilege, a.system, a.edge))
-                    })
-                    .collect();
-                if bad.is_empty() {
-                    put(&n.id, ControlStatus::Pass, format!("{} privileged access, each approved", held.len()));
-                } else {
-                    put(&n.id, ControlStatus::Fail, bad.join("; "));
-                }
-            }
+            nhis().filter_map(|n| each(&n.id, privileged_access_governed(n, *tier))).collect()
         }
         Check::UnusedAccess { days } => {
-            for n in facts.nhis.iter().filter(|n| n.status == NhiStatus::Active && control.scope.covers(&n.scope())) {
-                let since = n.last_used_at.unwrap_or(n.created_at);
-                let used = match n.last_used_at {
-                    Some(t) => format!("last used {}", day(t)),
-                    None => format!("never used; created {}", day(n.created_at)),
-                };
-                let holding = n.access.len() as u32 + n.holds;
-                let stale = now - since > Duration::days(i64::from(*days));
-                let (status, text) = match (stale, holding) {
-                    (true, h) if h > 0 => (ControlStatus::Fail, format!("{used}, still holding {h} access")),
-                    (true, _) => (ControlStatus::Pass, format!("{used}, holding no access")),
-                    (false, _) => (ControlStatus::Pass, format!("{used} (within {days} days)")),
-                };
-                put(&n.id, status, text);
-            }
+            active().filter_map(|n| each(&n.id, Some(unused_access(n, *days, now)))).collect()
         }
         Check::Certified { max_age_days } => {
-            for n in facts.nhis.iter().filter(|n| n.status == NhiStatus::Active && control.scope.covers(&n.scope())) {
-                let (status, text) = match n.certified_at {
-                    Some(t) if now - t <= Duration::days(i64::from(*max_age_days)) => {
-                        (ControlStatus::Pass, format!("certified {}", day(t)))
-                    }
-                    Some(t) => {
-                        (ControlStatus::Fail, format!("last certified {}, over {max_age_days} days ago", day(t)))
-                    }
-                    None => (ControlStatus::Fail, "never certified by a review".into()),
-                };
-                put(&n.id, status, text);
-            }
+            active().filter_map(|n| each(&n.id, Some(certified(n, *max_age_days, now)))).collect()
         }
-        Check::ExceptionReviewed => {
-            for x in facts
-                .exceptions
-                .iter()
-                .filter(|x| x.status == ExceptionStatus::Active && x.expires_at > now && control.scope.covers(&x.scope))
-            {
-                if x.review_due <= now {
-                    put(
-                        &x.id,
-                        ControlStatus::Fail,
-                        format!("review was due {} and has not been done", day(x.review_due)),
-                    );
-                } else {
-                    put(&x.id, ControlStatus::Pass, format!("review due {}", day(x.review_due)));
-                }
-            }
-        }
-        Check::EmergencyApproved => {
-            for e in facts.emergencies.iter().filter(|e| control.scope.covers(&e.scope)) {
-                let due = e.post_approval_due;
-                let (status, text) = match e.status {
-                    RequestStatus::EmergencyActive if due.is_some_and(|d| d <= now) => (
-                        ControlStatus::Fail,
-                        format!("in use past its approval window (due {})", due.map(day).unwrap_or_default()),
-                    ),
-                    RequestStatus::EmergencyActive => (
-                        ControlStatus::Pass,
-                        format!("within its approval window (due {})", due.map(day).unwrap_or_default()),
-                    ),
-                    RequestStatus::Approved | RequestStatus::Fulfilled => match (e.decided_at, due) {
-                        (Some(at), Some(d)) if at > d => {
-                            (ControlStatus::Fail, format!("approved {} after its window closed {}", day(at), day(d)))
-                        }
-                        _ => (ControlStatus::Pass, "approved within its window".into()),
-                    },
-                    RequestStatus::Expired => {
-                        (ControlStatus::Fail, "closed by the server: nobody approved it within its window".into())
-                    }
-                    RequestStatus::Rejected | RequestStatus::Denied => {
-                        (ControlStatus::Pass, format!("{}: the access was taken back", e.status))
-                    }
-                    RequestStatus::Pending | RequestStatus::Escalated => continue,
-                };
-                put(&e.id, status, text);
-            }
-        }
+        Check::ExceptionReviewed => facts
+            .exceptions
+            .iter()
+            .filter(|x| x.status == ExceptionStatus::Active && x.expires_at > now && scope.covers(&x.scope))
+            .filter_map(|x| each(&x.id, Some(exception_reviewed(x, now))))
+            .collect(),
+        Check::EmergencyApproved => facts
+            .emergencies
+            .iter()
+            .filter(|e| scope.covers(&e.scope))
+            .filter_map(|e| each(&e.id, emergency_approved(e, now)))
+            .collect(),
     }
-    out
+}
+
+fn day(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+fn pass_or_fail(ok: bool) -> ControlStatus {
+    if ok { ControlStatus::Pass } else { ControlStatus::Fail }
+}
+
+/// Rotated (or issued, if never rotated) within `max_age_days`.
+fn secret_rotated(s: &SecretFacts, max_age_days: u32, now: DateTime<Utc>) -> Judgement {
+    let age = (now - s.rotated_at).num_days();
+    let what = if s.ever_rotated { "last rotated" } else { "never rotated; issued" };
+    let text = format!("{what} {} ({age} days ago; at most {max_age_days})", day(s.rotated_at));
+    (pass_or_fail(now - s.rotated_at <= Duration::days(i64::from(max_age_days))), text)
+}
+
+/// At least one of its owners is active.
+fn active_owner(n: &NhiFacts) -> Judgement {
+    let active: Vec<&str> = n.owners.iter().filter(|(_, a)| *a).map(|(e, _)| e.as_str()).collect();
+    if let Some(first) = active.first() {
+        (ControlStatus::Pass, format!("active owner {first}"))
+    } else if n.owners.is_empty() {
+        (ControlStatus::Fail, "no owner".into())
+    } else {
+        let gone: Vec<&str> = n.owners.iter().map(|(e, _)| e.as_str()).collect();
+        (ControlStatus::Fail, format!("every owner is inactive: {}", gone.join(", ")))
+    }
+}
+
+/// Each privileged access to a system at `tier` or above stands on an approval that
+/// has not lapsed; an NHI with none is not judged.
+fn privileged_access_governed(n: &NhiFacts, tier: Criticality) -> Option<Judgement> {
+    let held: Vec<&AccessFacts> =
+        n.access.iter().filter(|a| a.target.criticality <= tier && a.target.privileged(a.privilege)).collect();
+    if held.is_empty() {
+        return None;
+    }
+    let bad: Vec<String> = held
+        .iter()
+        .filter_map(|a| {
+            let why = if !a.governed {
+                "no decision stands behind it"
+            } else if a.approval_lapsed {
+                "its approval has lapsed"
+            } else {
+                return None;
+            };
+            Some(format!("{} on {} ({}): {why}", a.privilege, a.system, a.edge))
+        })
+        .collect();
+    Some(if bad.is_empty() {
+        (ControlStatus::Pass, format!("{} privileged access, each approved", held.len()))
+    } else {
+        (ControlStatus::Fail, bad.join("; "))
+    })
+}
+
+/// Unused for over `days` (or never used since created that long ago) and still
+/// holding access or secrets.
+fn unused_access(n: &NhiFacts, days: u32, now: DateTime<Utc>) -> Judgement {
+    let since = n.last_used_at.unwrap_or(n.created_at);
+    let used = match n.last_used_at {
+        Some(t) => format!("last used {}", day(t)),
+        None => format!("never used; created {}", day(n.created_at)),
+    };
+    let holding = n.access.len() as u32 + n.holds;
+    let stale = now - since > Duration::days(i64::from(days));
+    match (stale, holding) {
+        (true, h) if h > 0 => (ControlStatus::Fail, format!("{used}, still holding {h} access")),
+        (true, _) => (ControlStatus::Pass, format!("{used}, holding no access")),
+        (false, _) => (ControlStatus::Pass, format!("{used} (within {days} days)")),
+    }
+}
+
+/// Certified by a review within `max_age_days`.
+fn certified(n: &NhiFacts, max_age_days: u32, now: DateTime<Utc>) -> Judgement {
+    match n.certified_at {
+        Some(t) if now - t <= Duration::days(i64::from(max_age_days)) => {
+            (ControlStatus::Pass, format!("certified {}", day(t)))
+        }
+        Some(t) => (ControlStatus::Fail, format!("last certified {}, over {max_age_days} days ago", day(t))),
+        None => (ControlStatus::Fail, "never certified by a review".into()),
+    }
+}
+
+/// An active exception reviewed before its review date.
+fn exception_reviewed(x: &ExceptionFacts, now: DateTime<Utc>) -> Judgement {
+    if x.review_due <= now {
+        (ControlStatus::Fail, format!("review was due {} and has not been done", day(x.review_due)))
+    } else {
+        (ControlStatus::Pass, format!("review due {}", day(x.review_due)))
+    }
+}
+
+/// Break-glass access approved within its window; one still pending is not judged.
+fn emergency_approved(e: &EmergencyFacts, now: DateTime<Utc>) -> Option<Judgement> {
+    let due = e.post_approval_due;
+    Some(match e.status {
+        RequestStatus::EmergencyActive if due.is_some_and(|d| d <= now) => {
+            (ControlStatus::Fail, format!("in use past its approval window (due {})", due.map(day).unwrap_or_default()))
+        }
+        RequestStatus::EmergencyActive => {
+            (ControlStatus::Pass, format!("within its approval window (due {})", due.map(day).unwrap_or_default()))
+        }
+        RequestStatus::Approved | RequestStatus::Fulfilled => match (e.decided_at, due) {
+            (Some(at), Some(d)) if at > d => {
+                (ControlStatus::Fail, format!("approved {} after its window closed {}", day(at), day(d)))
+            }
+            _ => (ControlStatus::Pass, "approved within its window".into()),
+        },
+        RequestStatus::Expired => {
+            (ControlStatus::Fail, "closed by the server: nobody approved it within its window".into())
+        }
+        RequestStatus::Rejected | RequestStatus::Denied => {
+            (ControlStatus::Pass, format!("{}: the access was taken back", e.status))
+        }
+        RequestStatus::Pending | RequestStatus::Escalated => return None,
+    })
 }
 
 /// Counts of a full evaluation, by status.

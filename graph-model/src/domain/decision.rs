@@ -86,6 +86,18 @@ text_enum!(
     }
 );
 
+impl From<super::values::DecideOutcome> for Outcome {
+    /// What an approver's decision records.
+    fn from(o: super::values::DecideOutcome) -> Outcome {
+        use super::values::DecideOutcome;
+        match o {
+            DecideOutcome::Approve => Outcome::Approved,
+            DecideOutcome::Reject => Outcome::Rejected,
+            DecideOutcome::Escalate => Outcome::Escalated,
+        }
+    }
+}
+
 /// A decision about to be recorded: everything but its place in the chain.
 #[derive(Debug, Clone)]
 pub struct DecisionDraft {

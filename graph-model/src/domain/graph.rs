@@ -266,18 +266,41 @@ impl GraphIndex {
         node_cap: usize,
         at: DateTime<Utc>,
     ) -> Option<Traversal> {
-        const UNSEEN: u32 = u32::MAX;
         let start = *self.number.get(origin)?;
-        let mut hops = vec![UNSEEN; self.ids.len()];
-        // The edge by which each node was first reached, and the highest privilege on
-        // that witness path.
-        let mut parent = vec![UNSEEN; self.ids.len()];
-        let mut highest: Vec<Option<Privilege>> = vec![None; self.ids.len()];
-        hops[start as usize] = 0;
-        let mut order: Vec<u32> = Vec::new();
+        let walk = self.walk(start, direction, max_hops, at);
+        let mut totals = ReachTotals::default();
+        for &n in &walk.order {
+            totals.add(&self.meta_of(n), walk.highest[n as usize]);
+        }
+        let truncated = walk.order.len() > node_cap;
+        let reached = walk
+            .order
+            .iter()
+            .take(node_cap)
+            .map(|&n| Reached {
+                node: self.ids[n as usize].clone(),
+                meta: self.meta_of(n),
+                hops: walk.hops[n as usize],
+                path: self.path_to(&walk, start, n, direction),
+                max_privilege: walk.highest[n as usize],
+            })
+            .collect();
+        Some(Traversal { reached, truncated, totals })
+    }
+
+    /// Breadth first from node `start`: every node reached, in the order reached, with
+    /// its hops, the edge it was first reached by, and the highest privilege on that path.
+    fn walk(&self, start: u32, direction: Direction, max_hops: u32, at: DateTime<Utc>) -> Walk {
+        let mut w = Walk {
+            hops: vec![UNSEEN; self.ids.len()],
+            parent: vec![UNSEEN; self.ids.len()],
+            highest: vec![None; self.ids.len()],
+            order: Vec::new(),
+        };
+        w.hops[start as usize] = 0;
         let mut queue = VecDeque::from([start]);
         while let Some(n) = queue.pop_front() {
-            let h = hops[n as usize];
+            let h = w.hops[n as usize];
             if h == max_hops {
                 continue;
             }
@@ -298,50 +321,38 @@ impl GraphIndex {
                     Direction::Forward => edge.to,
                     Direction::Reverse => edge.from,
                 };
-                if hops[next as usize] != UNSEEN {
+                if w.hops[next as usize] != UNSEEN {
                     continue;
                 }
-                hops[next as usize] = h + 1;
-                parent[next as usize] = e;
-                highest[next as usize] = highest[n as usize].max(edge.privilege);
-                order.push(next);
+                w.hops[next as usize] = h + 1;
+                w.parent[next as usize] = e;
+                w.highest[next as usize] = w.highest[n as usize].max(edge.privilege);
+                w.order.push(next);
                 queue.push_back(next);
             }
         }
-        let mut totals = ReachTotals::default();
-        for &n in &order {
-            totals.add(&self.meta_of(n), highest[n as usize]);
+        w
+    }
+
+    /// The witness path of node `n`: from the origin for a forward walk, towards it for
+    /// a reverse one.
+    fn path_to(&self, walk: &Walk, start: u32, n: u32, direction: Direction) -> Vec<Step> {
+        let mut path = Vec::new();
+        let mut at_node = n;
+        while at_node != start {
+            let e = &self.edges[walk.parent[at_node as usize] as usize];
+            path.push(self.step(e));
+            at_node = match direction {
+                Direction::Forward => e.from,
+                Direction::Reverse => e.to,
+            };
         }
-        let truncated = order.len() > node_cap;
-        let reached = order
-            .into_iter()
-            .take(node_cap)
-            .map(|n| {
-                let mut path = Vec::new();
-                let mut at_node = n;
-                while at_node != start {
-                    let e = &self.edges[parent[at_node as usize] as usize];
-                    path.push(self.step(e));
-                    at_node = match direction {
-                        Direction::Forward => e.from,
-                        Direction::Reverse => e.to,
-                    };
-                }
-                // Forward paths were collected target-first; reverse ones already run
-                // from the reaching node towards the origin.
-                if direction == Direction::Forward {
-                    path.reverse();
-                }
-                Reached {
-                    node: self.ids[n as usize].clone(),
-                    meta: self.meta_of(n),
-                    hops: hops[n as usize],
-                    path,
-                    max_privilege: highest[n as usize],
-                }
-            })
-            .collect();
-        Some(Traversal { reached, truncated, totals })
+        // Forward paths were collected target-first; reverse ones already run from the
+        // reaching node towards the origin.
+        if direction == Direction::Forward {
+            path.reverse();
+        }
+        path
     }
 
     fn step(&self, e: &IndexedEdge) -> Step {
@@ -364,6 +375,20 @@ impl GraphIndex {
         let t = self.traverse(from, Direction::Forward, max_hops, usize::MAX, at)?;
         t.reached.into_iter().find(|r| &r.node == to).map(|r| r.path)
     }
+}
+
+/// A node number no walk has reached.
+const UNSEEN: u32 = u32::MAX;
+
+/// The state of one walk, in arrays indexed by node number.
+struct Walk {
+    hops: Vec<u32>,
+    /// The edge by which each node was first reached.
+    parent: Vec<u32>,
+    /// The highest privilege on each node's witness path.
+    highest: Vec<Option<Privilege>>,
+    /// The nodes reached, nearest first.
+    order: Vec<u32>,
 }
 
 #[cfg(test)]

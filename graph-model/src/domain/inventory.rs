@@ -124,43 +124,7 @@ impl Inventory {
         let Some(obj) = doc.as_object() else {
             return Err(vec![doc_error("an inventory document is a JSON object with `nodes` and `edges`")]);
         };
-        for key in obj.keys() {
-            if !["nodes", "edges", "source", "complete"].contains(&key.as_str()) {
-                errors.push(doc_error(format!(
-                    "unknown key `{key}`; a document has `nodes`, `edges`, `source` and `complete`"
-                )));
-            }
-        }
-        let source = match obj.get("source") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => match Label::parse(s) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    errors.push(item_error("document", None, Some("source"), e.message));
-                    None
-                }
-            },
-            Some(_) => {
-                errors.push(item_error("document", None, Some("source"), "must be a string naming the collector"));
-                None
-            }
-        };
-        let complete = match obj.get("complete") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                errors.push(item_error("document", None, Some("complete"), "must be true or false"));
-                false
-            }
-        };
-        if complete && source.is_none() && obj.get("source").is_none_or(|v| v.is_null()) {
-            errors.push(item_error(
-                "document",
-                None,
-                Some("complete"),
-                "a complete run names its `source`: only that source's edges can be closed by it",
-            ));
-        }
+        let (source, complete) = parse_header(obj, &mut errors);
         let list = |key: &str, errors: &mut Vec<ItemError>| -> Vec<Value> {
             match obj.get(key) {
                 None | Some(Value::Null) => Vec::new(),
@@ -176,65 +140,127 @@ impl Inventory {
         if raw_nodes.len() + raw_edges.len() > MAX_ITEMS {
             return Err(vec![doc_error(format!("a document holds at most {MAX_ITEMS} nodes and edges"))]);
         }
-
-        let mut inv = Inventory { source, complete, ..Inventory::default() };
-        let mut refs: HashMap<String, NodeId> = HashMap::new();
-        let mut emails = HashSet::new();
-        let mut fingerprints = HashSet::new();
-        for (i, raw) in raw_nodes.iter().enumerate() {
-            let item = format!("nodes[{i}]");
-            match parse_node(&item, raw, now) {
-                Ok((reference, spec)) => {
-                    let dup_key = match &spec {
-                        NodeSpec::Person(p) => (!emails.insert(p.email.clone())).then_some("email"),
-                        NodeSpec::Secret(s) => (!fingerprints.insert(s.fingerprint.clone())).then_some("fingerprint"),
-                        _ => None,
-                    };
-                    if let Some(field) = dup_key {
-                        errors.push(item_error(&item, Some(&reference), Some(field), "appears twice in the document"));
-                        continue;
-                    }
-                    let id = match seed {
-                        Some(seed) => NodeId::derived(spec.table(), seed, &reference),
-                        None => NodeId::generate(spec.table()),
-                    };
-                    if refs.insert(reference.clone(), id.clone()).is_some() {
-                        errors.push(item_error(
-                            &item,
-                            Some(&reference),
-                            Some("ref"),
-                            "this ref is used by an earlier node",
-                        ));
-                        continue;
-                    }
-                    inv.nodes.push(ImportNode { item, reference, id, spec });
-                }
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
-
-        let mut external = HashMap::new();
-        let mut open = HashSet::new();
-        for (i, raw) in raw_edges.iter().enumerate() {
-            let item = format!("edges[{i}]");
-            match parse_edge(&item, raw, now, &refs, &mut external) {
-                Ok(edge) => {
-                    let key = (edge.edge.kind, edge.edge.from.clone(), edge.edge.to.clone());
-                    if edge.valid_to.is_none() && !open.insert(key) {
-                        errors.push(item_error(&item, None, Some("to"), "an earlier edge already opens this relation"));
-                    } else {
-                        inv.edges.push(edge);
-                    }
-                }
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
-        let mut external: Vec<(String, NodeId)> = external.into_iter().collect();
-        external.sort_by(|a, b| a.0.cmp(&b.0));
-        inv.external_ids = external;
-
+        let (nodes, refs) = parse_nodes(&raw_nodes, now, seed, &mut errors);
+        let (edges, external_ids) = parse_edges(&raw_edges, now, &refs, &mut errors);
+        let inv = Inventory { nodes, edges, external_ids, source, complete };
         if errors.is_empty() { Ok(inv) } else { Err(errors) }
     }
+}
+
+/// A document's own keys: its `source` and whether it is `complete` (which needs a
+/// source); unknown keys are faults.
+fn parse_header(obj: &serde_json::Map<String, Value>, errors: &mut Vec<ItemError>) -> (Option<Label>, bool) {
+    for key in obj.keys() {
+        if !["nodes", "edges", "source", "complete"].contains(&key.as_str()) {
+            errors.push(doc_error(format!(
+                "unknown key `{key}`; a document has `nodes`, `edges`, `source` and `complete`"
+            )));
+        }
+    }
+    let source = match obj.get("source") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match Label::parse(s) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                errors.push(item_error("document", None, Some("source"), e.message));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(item_error("document", None, Some("source"), "must be a string naming the collector"));
+            None
+        }
+    };
+    let complete = match obj.get("complete") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(item_error("document", None, Some("complete"), "must be true or false"));
+            false
+        }
+    };
+    if complete && source.is_none() && obj.get("source").is_none_or(|v| v.is_null()) {
+        errors.push(item_error(
+            "document",
+            None,
+            Some("complete"),
+            "a complete run names its `source`: only that source's edges can be closed by it",
+        ));
+    }
+    (source, complete)
+}
+
+/// The document's nodes, each with its id, and the id of each ref; an e-mail,
+/// fingerprint or ref that appears twice is a fault.
+fn parse_nodes(
+    raw_nodes: &[Value],
+    now: DateTime<Utc>,
+    seed: Option<&str>,
+    errors: &mut Vec<ItemError>,
+) -> (Vec<ImportNode>, HashMap<String, NodeId>) {
+    let mut nodes = Vec::new();
+    let mut refs: HashMap<String, NodeId> = HashMap::new();
+    let mut emails = HashSet::new();
+    let mut fingerprints = HashSet::new();
+    for (i, raw) in raw_nodes.iter().enumerate() {
+        let item = format!("nodes[{i}]");
+        let (reference, spec) = match parse_node(&item, raw, now) {
+            Ok(parsed) => parsed,
+            Err(mut e) => {
+                errors.append(&mut e);
+                continue;
+            }
+        };
+        let dup_key = match &spec {
+            NodeSpec::Person(p) => (!emails.insert(p.email.clone())).then_some("email"),
+            NodeSpec::Secret(s) => (!fingerprints.insert(s.fingerprint.clone())).then_some("fingerprint"),
+            _ => None,
+        };
+        if let Some(field) = dup_key {
+            errors.push(item_error(&item, Some(&reference), Some(field), "appears twice in the document"));
+            continue;
+        }
+        let id = match seed {
+            Some(seed) => NodeId::derived(spec.table(), seed, &reference),
+            None => NodeId::generate(spec.table()),
+        };
+        if refs.insert(reference.clone(), id.clone()).is_some() {
+            errors.push(item_error(&item, Some(&reference), Some("ref"), "this ref is used by an earlier node"));
+            continue;
+        }
+        nodes.push(ImportNode { item, reference, id, spec });
+    }
+    (nodes, refs)
+}
+
+/// The document's edges, and the stored ids they name that the document does not
+/// define (sorted by how they are written); a relation opened twice is a fault.
+fn parse_edges(
+    raw_edges: &[Value],
+    now: DateTime<Utc>,
+    refs: &HashMap<String, NodeId>,
+    errors: &mut Vec<ItemError>,
+) -> (Vec<ImportEdge>, Vec<(String, NodeId)>) {
+    let mut edges = Vec::new();
+    let mut external = HashMap::new();
+    let mut open = HashSet::new();
+    for (i, raw) in raw_edges.iter().enumerate() {
+        let item = format!("edges[{i}]");
+        match parse_edge(&item, raw, now, refs, &mut external) {
+            Ok(edge) => {
+                let key = (edge.edge.kind, edge.edge.from.clone(), edge.edge.to.clone());
+                if edge.valid_to.is_none() && !open.insert(key) {
+                    errors.push(item_error(&item, None, Some("to"), "an earlier edge already opens this relation"));
+                } else {
+                    edges.push(edge);
+                }
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    let mut external: Vec<(String, NodeId)> = external.into_iter().collect();
+    external.sort_by(|a, b| a.0.cmp(&b.0));
+    (edges, external)
 }
 
 impl NodeSpec {
@@ -364,6 +390,87 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Each node type's fields; `None` when a required one is missing or wrong (the fault
+/// is recorded).
+impl Fields<'_> {
+    fn person(&mut self) -> Option<NodeSpec> {
+        let name = self.parsed("name", true, Name::parse);
+        let email = self.parsed("email", true, Email::parse);
+        self.refuse_roles();
+        let active = self.boolean("active", true);
+        let machine = self.boolean("machine", false);
+        Some(NodeSpec::Person(NewPerson { name: name?, email: email?, active, machine }))
+    }
+
+    fn team(&mut self) -> Option<NodeSpec> {
+        let name = self.parsed("name", true, Name::parse);
+        let description = self.parsed("description", false, Text::parse);
+        Some(NodeSpec::Team(NewTeam { name: name?, description }))
+    }
+
+    fn nhi(&mut self) -> Option<NodeSpec> {
+        let kind = self.parsed("kind", true, NhiKind::parse);
+        let name = self.parsed("name", true, Name::parse);
+        let provider = self.parsed("provider", false, Label::parse);
+        let external_id = self.parsed("external_id", false, Label::parse);
+        let environment = self.parsed("environment", true, Environment::parse);
+        let status = self.parsed("status", false, NhiStatus::parse).unwrap_or(NhiStatus::Active);
+        let description = self.parsed("description", false, Text::parse);
+        let last_used_at = self.time("last_used_at");
+        Some(NodeSpec::Nhi(NewNhi {
+            kind: kind?,
+            name: name?,
+            provider,
+            external_id,
+            environment: environment?,
+            status,
+            description,
+            last_used_at,
+        }))
+    }
+
+    fn secret(&mut self) -> Option<NodeSpec> {
+        let kind = self.parsed("kind", true, SecretKind::parse);
+        let name = self.parsed("name", true, Name::parse);
+        let fingerprint = self.parsed("fingerprint", true, Fingerprint::parse);
+        let issued_at = self.time("issued_at");
+        let last_rotated_at = self.time("last_rotated_at");
+        let expires_at = self.time("expires_at");
+        let period = match self.integer("rotation_period_days").map(RotationDays::parse) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                self.fail("rotation_period_days", e.message);
+                None
+            }
+            None => None,
+        };
+        Some(NodeSpec::Secret(NewSecret {
+            kind: kind?,
+            name: name?,
+            fingerprint: fingerprint?,
+            issued_at,
+            last_rotated_at,
+            expires_at,
+            rotation_period_days: period,
+        }))
+    }
+
+    fn system(&mut self) -> Option<NodeSpec> {
+        let kind = self.parsed("kind", true, SystemKind::parse);
+        let name = self.parsed("name", true, Name::parse);
+        let environment = self.parsed("environment", true, Environment::parse);
+        let criticality = self.parsed("criticality", false, Criticality::parse).unwrap_or(Criticality::Tier3);
+        let description = self.parsed("description", false, Text::parse);
+        Some(NodeSpec::System(NewSystem {
+            kind: kind?,
+            name: name?,
+            environment: environment?,
+            criticality,
+            description,
+        }))
+    }
+}
+
 /// The first roles of a bootstrap document's people. A demo or a test world names its
 /// people's roles beside them, which no feed may: this takes each person item's `roles`
 /// out of `doc`, leaving a document any feed could send, and returns them by ref for
@@ -446,88 +553,12 @@ fn parse_node(item: &str, raw: &Value, now: DateTime<Utc>) -> Result<(String, No
     {
         f.fail("ref", "a ref is 1 to 200 characters");
     }
-    let kind = f.required_text("type");
-    let spec = match kind {
-        Some("person") => {
-            let name = f.parsed("name", true, Name::parse);
-            let email = f.parsed("email", true, Email::parse);
-            f.refuse_roles();
-            let active = f.boolean("active", true);
-            let machine = f.boolean("machine", false);
-            match (name, email) {
-                (Some(name), Some(email)) => Some(NodeSpec::Person(NewPerson { name, email, active, machine })),
-                _ => None,
-            }
-        }
-        Some("team") => {
-            let name = f.parsed("name", true, Name::parse);
-            let description = f.parsed("description", false, Text::parse);
-            name.map(|name| NodeSpec::Team(NewTeam { name, description }))
-        }
-        Some("nhi") => {
-            let kind = f.parsed("kind", true, NhiKind::parse);
-            let name = f.parsed("name", true, Name::parse);
-            let provider = f.parsed("provider", false, Label::parse);
-            let external_id = f.parsed("external_id", false, Label::parse);
-            let environment = f.parsed("environment", true, Environment::parse);
-            let status = f.parsed("status", false, NhiStatus::parse).unwrap_or(NhiStatus::Active);
-            let description = f.parsed("description", false, Text::parse);
-            let last_used_at = f.time("last_used_at");
-            match (kind, name, environment) {
-                (Some(kind), Some(name), Some(environment)) => Some(NodeSpec::Nhi(NewNhi {
-                    kind,
-                    name,
-                    provider,
-                    external_id,
-                    environment,
-                    status,
-                    description,
-                    last_used_at,
-                })),
-                _ => None,
-            }
-        }
-        Some("secret") => {
-            let kind = f.parsed("kind", true, SecretKind::parse);
-            let name = f.parsed("name", true, Name::parse);
-            let fingerprint = f.parsed("fingerprint", true, Fingerprint::parse);
-            let issued_at = f.time("issued_at");
-            let last_rotated_at = f.time("last_rotated_at");
-            let expires_at = f.time("expires_at");
-            let period = match f.integer("rotation_period_days").map(RotationDays::parse) {
-                Some(Ok(p)) => Some(p),
-                Some(Err(e)) => {
-                    f.fail("rotation_period_days", e.message);
-                    None
-                }
-                None => None,
-            };
-            match (kind, name, fingerprint) {
-                (Some(kind), Some(name), Some(fingerprint)) => Some(NodeSpec::Secret(NewSecret {
-                    kind,
-                    name,
-                    fingerprint,
-                    issued_at,
-                    last_rotated_at,
-                    expires_at,
-                    rotation_period_days: period,
-                })),
-                _ => None,
-            }
-        }
-        Some("system") => {
-            let kind = f.parsed("kind", true, SystemKind::parse);
-            let name = f.parsed("name", true, Name::parse);
-            let environment = f.parsed("environment", true, Environment::parse);
-            let criticality = f.parsed("criticality", false, Criticality::parse).unwrap_or(Criticality::Tier3);
-            let description = f.parsed("description", false, Text::parse);
-            match (kind, name, environment) {
-                (Some(kind), Some(name), Some(environment)) => {
-                    Some(NodeSpec::System(NewSystem { kind, name, environment, criticality, description }))
-                }
-                _ => None,
-            }
-        }
+    let spec = match f.required_text("type") {
+        Some("person") => f.person(),
+        Some("team") => f.team(),
+        Some("nhi") => f.nhi(),
+        Some("secret") => f.secret(),
+        Some("system") => f.system(),
         Some(other) => {
             f.fail("type", format!("`{other}` is not a node type; one of: person, team, nhi, secret, system"));
             None

@@ -111,146 +111,23 @@ pub fn convert(doc: &Value, environment: &str) -> Result<Converted, String> {
     let source = doc.pointer("/metadata/source_kind").and_then(Value::as_str).unwrap_or("opengraph");
     let mut skipped = Vec::new();
     let mut out_nodes = Vec::new();
-    // id -> (inventory type, kinds); name -> ids, for matching edges by name.
-    let mut types: HashMap<String, (&'static str, Vec<String>)> = HashMap::new();
-    let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
-    let empty = Map::new();
+    let mut known = Known::default();
     for (i, n) in nodes.iter().enumerate() {
-        let at = format!("graph.nodes[{i}]");
-        let Some(id) =
-            n.get("id").and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|x| x.to_string())))
-        else {
-            skipped.push(format!("{at}: no id"));
-            continue;
-        };
-        let props = n.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-        let kinds: Vec<String> = n
-            .get("kinds")
-            .and_then(Value::as_array)
-            .map(|k| k.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
-        let forced = prop_text(props, &["nhigov_type"]);
-        let mapped = match forced.as_deref() {
-            Some(t @ ("person" | "team" | "nhi" | "secret" | "system")) => {
-                let t: &'static str = match t {
-                    "person" => "person",
-                    "team" => "team",
-                    "nhi" => "nhi",
-                    "secret" => "secret",
-                    _ => "system",
-                };
-                Some((t, kinds.iter().find_map(|k| node_type(k)).and_then(|(_, k)| k)))
+        match convert_node(&format!("graph.nodes[{i}]"), n, environment, source) {
+            Ok(node) => {
+                known.by_name.entry(node.name).or_default().push(node.id.clone());
+                known.types.insert(node.id, node.kinds);
+                out_nodes.push(node.value);
             }
-            _ => kinds.iter().find_map(|k| node_type(k)),
-        };
-        let Some((ty, implied)) = mapped else {
-            skipped.push(format!("{at} ({id}): no kind of {kinds:?} maps to a person, team, NHI, secret or system"));
-            continue;
-        };
-        let name = prop_text(props, &["name", "displayname", "display_name", "login"]).unwrap_or_else(|| id.clone());
-        let mut node = json!({ "type": ty, "ref": id, "name": name });
-        let set = |node: &mut Value, key: &str, v: Option<String>| {
-            if let Some(v) = v {
-                node[key] = Value::String(v);
-            }
-        };
-        match ty {
-            "person" => {
-                let Some(email) = prop_text(props, &["email", "mail", "userprincipalname"]) else {
-                    skipped.push(format!("{at} ({id}): a person needs an `email` property"));
-                    continue;
-                };
-                node["email"] = json!(email);
-            }
-            "team" => set(&mut node, "description", prop_text(props, &["description"])),
-            "nhi" => {
-                node["kind"] = json!(prop_text(props, &["nhi_kind", "kind"]).or(implied.map(str::to_owned)));
-                node["environment"] =
-                    json!(prop_text(props, &["environment", "env"]).unwrap_or_else(|| environment.into()));
-                node["provider"] = json!(source);
-                node["external_id"] = json!(id);
-                set(&mut node, "status", prop_text(props, &["status"]));
-                set(&mut node, "last_used_at", prop_text(props, &["last_used_at", "lastused"]));
-                set(&mut node, "description", prop_text(props, &["description"]));
-            }
-            "secret" => {
-                let Some(fp) = prop_text(props, &["fingerprint", "sha256", "hash"]) else {
-                    skipped.push(format!("{at} ({id}): a secret needs a `fingerprint` property (a hash of its value)"));
-                    continue;
-                };
-                node["fingerprint"] = json!(fp);
-                node["kind"] = json!(prop_text(props, &["secret_kind", "kind"]).or(implied.map(str::to_owned)));
-                for key in ["created_at", "last_rotated_at", "expires_at", "rotation_period_days"] {
-                    if let Some(v) = prop(props, &[key]) {
-                        node[key] = v.clone();
-                    }
-                }
-            }
-            _ => {
-                node["kind"] = json!(prop_text(props, &["system_kind", "kind"]).or(implied.map(str::to_owned)));
-                node["environment"] =
-                    json!(prop_text(props, &["environment", "env"]).unwrap_or_else(|| environment.into()));
-                set(&mut node, "criticality", prop_text(props, &["criticality", "tier"]));
-                set(&mut node, "description", prop_text(props, &["description"]));
-            }
+            Err(why) => skipped.push(why),
         }
-        by_name.entry(name).or_default().push(id.clone());
-        types.insert(id, (ty, kinds));
-        out_nodes.push(node);
     }
-
     let mut out_edges = Vec::new();
     for (i, e) in edges.iter().enumerate() {
-        let at = format!("graph.edges[{i}]");
-        let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
-        let Some((ty, implied)) = edge_kind(kind) else {
-            skipped.push(format!("{at}: the edge kind `{kind}` maps to no inventory edge"));
-            continue;
-        };
-        let end = |side: &str| -> Result<String, String> {
-            let m = e.get(side).ok_or(format!("{at}.{side}: missing"))?;
-            let value = m
-                .get("value")
-                .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|x| x.to_string())))
-                .ok_or(format!("{at}.{side}.value: missing"))?;
-            match m.get("match_by").and_then(Value::as_str).unwrap_or("id") {
-                "id" if types.contains_key(&value) => Ok(value),
-                "id" => Err(format!("{at}.{side}: no node `{value}` in the document (or it was skipped)")),
-                "name" => {
-                    let want = m.get("kind").and_then(Value::as_str);
-                    let found: Vec<&String> = by_name
-                        .get(&value)
-                        .map(|ids| {
-                            ids.iter().filter(|id| want.is_none_or(|k| types[*id].1.iter().any(|x| x == k))).collect()
-                        })
-                        .unwrap_or_default();
-                    match found.as_slice() {
-                        [one] => Ok((*one).clone()),
-                        [] => Err(format!("{at}.{side}: no node named `{value}`")),
-                        _ => Err(format!("{at}.{side}: {} nodes are named `{value}`; match by id", found.len())),
-                    }
-                }
-                other => Err(format!("{at}.{side}.match_by: `{other}` is neither id nor name")),
-            }
-        };
-        let (from, to) = match (end("start"), end("end")) {
-            (Ok(f), Ok(t)) => (f, t),
-            (Err(why), _) | (_, Err(why)) => {
-                skipped.push(why);
-                continue;
-            }
-        };
-        let props = e.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-        let mut edge = json!({ "type": ty, "from": from, "to": to });
-        if ty == "can_access" {
-            edge["privilege"] = json!(prop_text(props, &["privilege"]).or(implied.map(str::to_owned)));
+        match convert_edge(&format!("graph.edges[{i}]"), e, &known) {
+            Ok(edge) => out_edges.push(edge),
+            Err(why) => skipped.push(why),
         }
-        for key in ["mechanism", "expires_at"] {
-            if let Some(v) = prop_text(props, &[key]) {
-                edge[key] = json!(v);
-            }
-        }
-        out_edges.push(edge);
     }
     // The edges it opens carry the collector's name, so a later document from the same
     // collector recognises them; an OpenGraph document never says it is complete, so a
@@ -259,6 +136,160 @@ pub fn convert(doc: &Value, environment: &str) -> Result<Converted, String> {
         document: json!({ "source": format!("opengraph:{source}"), "nodes": out_nodes, "edges": out_edges }),
         skipped,
     })
+}
+
+/// The converted nodes edges can name: their OpenGraph kinds by id, and ids by name.
+#[derive(Default)]
+struct Known {
+    types: HashMap<String, Vec<String>>,
+    by_name: HashMap<String, Vec<String>>,
+}
+
+/// One converted node, with what edges match it by.
+struct NodeOut {
+    id: String,
+    kinds: Vec<String>,
+    name: String,
+    value: Value,
+}
+
+/// An OpenGraph id: a string, or a number written as one.
+fn id_text(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|x| x.to_string()))
+}
+
+/// Convert one node, or say why it is skipped.
+fn convert_node(at: &str, n: &Value, environment: &str, source: &str) -> Result<NodeOut, String> {
+    let id = n.get("id").and_then(id_text).ok_or(format!("{at}: no id"))?;
+    let empty = Map::new();
+    let props = n.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+    let kinds: Vec<String> = n
+        .get("kinds")
+        .and_then(Value::as_array)
+        .map(|k| k.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let implied_by_kinds = || kinds.iter().find_map(|k| node_type(k));
+    let mapped = match prop_text(props, &["nhigov_type"]).as_deref() {
+        Some(t @ ("person" | "team" | "nhi" | "secret" | "system")) => {
+            let t: &'static str = match t {
+                "person" => "person",
+                "team" => "team",
+                "nhi" => "nhi",
+                "secret" => "secret",
+                _ => "system",
+            };
+            Some((t, implied_by_kinds().and_then(|(_, k)| k)))
+        }
+        _ => implied_by_kinds(),
+    };
+    let Some((ty, implied)) = mapped else {
+        return Err(format!("{at} ({id}): no kind of {kinds:?} maps to a person, team, NHI, secret or system"));
+    };
+    let name = prop_text(props, &["name", "displayname", "display_name", "login"]).unwrap_or_else(|| id.clone());
+    let mut node = json!({ "type": ty, "ref": id, "name": name });
+    node_fields(&mut node, ty, implied, props, environment, source, &id)
+        .map_err(|what| format!("{at} ({id}): {what}"))?;
+    Ok(NodeOut { id, kinds, name, value: node })
+}
+
+/// The fields of a node of inventory type `ty`, from its properties; the one it
+/// cannot do without, when missing, is the error.
+fn node_fields(
+    node: &mut Value,
+    ty: &str,
+    implied: Option<&str>,
+    props: &Map<String, Value>,
+    environment: &str,
+    source: &str,
+    id: &str,
+) -> Result<(), &'static str> {
+    let set = |node: &mut Value, key: &str, v: Option<String>| {
+        if let Some(v) = v {
+            node[key] = Value::String(v);
+        }
+    };
+    let kind = |keys: &[&str]| json!(prop_text(props, keys).or(implied.map(str::to_owned)));
+    let env = || json!(prop_text(props, &["environment", "env"]).unwrap_or_else(|| environment.into()));
+    match ty {
+        "person" => {
+            let email = prop_text(props, &["email", "mail", "userprincipalname"]);
+            node["email"] = json!(email.ok_or("a person needs an `email` property")?);
+        }
+        "team" => set(node, "description", prop_text(props, &["description"])),
+        "nhi" => {
+            node["kind"] = kind(&["nhi_kind", "kind"]);
+            node["environment"] = env();
+            node["provider"] = json!(source);
+            node["external_id"] = json!(id);
+            set(node, "status", prop_text(props, &["status"]));
+            set(node, "last_used_at", prop_text(props, &["last_used_at", "lastused"]));
+            set(node, "description", prop_text(props, &["description"]));
+        }
+        "secret" => {
+            let fp = prop_text(props, &["fingerprint", "sha256", "hash"]);
+            node["fingerprint"] = json!(fp.ok_or("a secret needs a `fingerprint` property (a hash of its value)")?);
+            node["kind"] = kind(&["secret_kind", "kind"]);
+            for key in ["created_at", "last_rotated_at", "expires_at", "rotation_period_days"] {
+                if let Some(v) = prop(props, &[key]) {
+                    node[key] = v.clone();
+                }
+            }
+        }
+        _ => {
+            node["kind"] = kind(&["system_kind", "kind"]);
+            node["environment"] = env();
+            set(node, "criticality", prop_text(props, &["criticality", "tier"]));
+            set(node, "description", prop_text(props, &["description"]));
+        }
+    }
+    Ok(())
+}
+
+/// Convert one edge, or say why it is skipped.
+fn convert_edge(at: &str, e: &Value, known: &Known) -> Result<Value, String> {
+    let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
+    let (ty, implied) = edge_kind(kind).ok_or(format!("{at}: the edge kind `{kind}` maps to no inventory edge"))?;
+    let from = edge_end(at, e, "start", known)?;
+    let to = edge_end(at, e, "end", known)?;
+    let empty = Map::new();
+    let props = e.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+    let mut edge = json!({ "type": ty, "from": from, "to": to });
+    if ty == "can_access" {
+        edge["privilege"] = json!(prop_text(props, &["privilege"]).or(implied.map(str::to_owned)));
+    }
+    for key in ["mechanism", "expires_at"] {
+        if let Some(v) = prop_text(props, &[key]) {
+            edge[key] = json!(v);
+        }
+    }
+    Ok(edge)
+}
+
+/// The node id one end of an edge names, by id or by name (optionally among nodes of
+/// one OpenGraph kind).
+fn edge_end(at: &str, e: &Value, side: &str, known: &Known) -> Result<String, String> {
+    let m = e.get(side).ok_or(format!("{at}.{side}: missing"))?;
+    let value = m.get("value").and_then(id_text).ok_or(format!("{at}.{side}.value: missing"))?;
+    match m.get("match_by").and_then(Value::as_str).unwrap_or("id") {
+        "id" if known.types.contains_key(&value) => Ok(value),
+        "id" => Err(format!("{at}.{side}: no node `{value}` in the document (or it was skipped)")),
+        "name" => {
+            let want = m.get("kind").and_then(Value::as_str);
+            let found: Vec<&String> = known
+                .by_name
+                .get(&value)
+                .map(|ids| {
+                    ids.iter().filter(|id| want.is_none_or(|k| known.types[*id].iter().any(|x| x == k))).collect()
+                })
+                .unwrap_or_default();
+            match found.as_slice() {
+                [one] => Ok((*one).clone()),
+                [] => Err(format!("{at}.{side}: no node named `{value}`")),
+                _ => Err(format!("{at}.{side}: {} nodes are named `{value}`; match by id", found.len())),
+            }
+        }
+        other => Err(format!("{at}.{side}.match_by: `{other}` is neither id nor name")),
+    }
 }
 
 #[cfg(test)]

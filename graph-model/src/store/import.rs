@@ -15,7 +15,7 @@ use super::edges::{edge_content, open_key};
 use super::nodes::node_content;
 use super::reconcile::{Plan, item_fault, refresh_content};
 use super::{Content, Result, STALE, Store, StoreError, Vars, rid, take};
-use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, NodeSpec};
+use crate::domain::inventory::{ImportEdge, ImportNode, Inventory, ItemError, NodeSpec};
 use crate::domain::*;
 
 /// The record of a bulk load (`import_run:<SHA-256 of the document>`).
@@ -240,20 +240,12 @@ impl Store {
         batch_size: usize,
         mut progress: impl FnMut(&BulkProgress) -> std::ops::ControlFlow<()>,
     ) -> Result<BulkSummary> {
-        let run = run_id(digest);
         let previous = self.import_run(digest).await?;
         let batch_size = previous.as_ref().map_or(batch_size, |r| r.batch_size).max(1);
-        // Nodes then edges, one sequence cut into batches: a document smaller than a batch
-        // is one transaction, and a batch's nodes are written before its edges.
-        let (n, e) = (inv.nodes.len(), inv.edges.len());
-        let batches = (n + e).div_ceil(batch_size).max(1);
-        let slices = |k: usize| {
-            let (from, to) = (k * batch_size, (k + 1) * batch_size);
-            (&inv.nodes[from.min(n)..to.min(n)], &inv.edges[from.saturating_sub(n).min(e)..to.saturating_sub(n).min(e)])
-        };
+        let cut = Cut::of(inv, batch_size);
         let start = previous.as_ref().map_or(0, |r| r.done);
         if let Some(r) = &previous
-            && (r.batches != batches || r.nodes != inv.nodes.len() || r.edges != inv.edges.len())
+            && (r.batches != cut.batches || r.nodes != inv.nodes.len() || r.edges != inv.edges.len())
         {
             return Err(StoreError::Conflict(format!(
                 "a load of this document began with a different plan ({} batches of {}); it cannot be resumed",
@@ -261,73 +253,79 @@ impl Store {
             )));
         }
         // What the batches from `start` on will write.
-        let from = start * batch_size;
-        self.check_against_store(
-            &inv.nodes[from.min(n)..],
-            &inv.edges[from.saturating_sub(n).min(e)..],
-            &inv.external_ids,
-            true,
-        )
-        .await?;
+        let (nodes, edges) = cut.slice(inv, start, cut.batches);
+        self.check_against_store(nodes, edges, &inv.external_ids, true).await?;
         if previous.is_none() {
             let content = Content::new()
                 .set("source", source)
                 .set("parsed_at", surrealdb::types::Datetime::from(parsed_at))
                 .set("batch_size", batch_size as i64)
-                .set("batches", batches as i64)
+                .set("batches", cut.batches as i64)
                 .set("done", 0_i64)
                 .set("nodes", inv.nodes.len() as i64)
                 .set("edges", inv.edges.len() as i64)
                 .set("started_at", surrealdb::types::Datetime::from(Utc::now()));
             self.write(
                 "CREATE $run CONTENT $content RETURN NONE;",
-                &Vars::new().set("run", run.clone()).set("content", content.into_value()),
+                &Vars::new().set("run", run_id(digest)).set("content", content.into_value()),
             )
             .await?;
         }
-        let mut summary = BulkSummary { batches, resumed_at: start, done: start, ..BulkSummary::default() };
-        for k in start..batches {
-            let (nodes, edges) = slices(k);
-            let now = Utc::now();
-            let source = inv.source.as_ref().map(|s| s.as_str());
-            let (body, vars) =
-                insert_statements(nodes, edges, now, source, |e| EdgeId::derived(e.edge.kind, digest, &e.item));
-            // The last batch completes the run: the source's record advances with it.
-            let (feed, vars) = match source {
-                Some(s) if k + 1 == batches => super::feeds::run_statement(vars, s, inv.complete),
-                _ => ("", vars),
-            };
-            let sql = format!(
-                "BEGIN;
-                 IF $run.done != $k {{ THROW 'CONFLICT: another load of this document is running' }};
-                 {body}
-                 {feed}
-                 UPDATE $run SET done = $k + 1, finished_at = IF $k + 1 = $batches {{ time::now() }} ELSE {{ NONE }} RETURN NONE;
-                 COMMIT;"
-            );
-            let vars = vars.set("run", run.clone()).set("k", k as i64).set("batches", batches as i64);
-            self.write(&sql, &vars).await.map_err(|e| StoreError::Database(format!(
-                "batch {} of {batches} ({}) failed: {e}; the {k} batches before it are stored, and running the same import again resumes at this batch",
-                k + 1,
-                batch_items(nodes, edges)
-            )))?;
+        let mut summary =
+            BulkSummary { batches: cut.batches, resumed_at: start, done: start, ..BulkSummary::default() };
+        for k in start..cut.batches {
+            let (nodes, edges) = cut.slice(inv, k, k + 1);
+            self.write_batch(digest, inv, &cut, k).await?;
             summary.done = k + 1;
             summary.nodes += nodes.len();
             summary.edges += edges.len();
+            let (done_nodes, done_edges) = cut.slice(inv, 0, k + 1);
             let next = progress(&BulkProgress {
                 batch: k + 1,
-                batches,
-                nodes: ((k + 1) * batch_size).min(n),
-                edges: ((k + 1) * batch_size).saturating_sub(n).min(e),
+                batches: cut.batches,
+                nodes: done_nodes.len(),
+                edges: done_edges.len(),
                 total_nodes: inv.nodes.len(),
                 total_edges: inv.edges.len(),
             });
-            if next.is_break() && k + 1 < batches {
+            if next.is_break() && k + 1 < cut.batches {
                 summary.stopped = true;
                 break;
             }
         }
         Ok(summary)
+    }
+
+    /// Write batch `k` of a bulk load in one transaction that advances the run record;
+    /// the last batch also records the feed's run.
+    async fn write_batch(&self, digest: &str, inv: &Inventory, cut: &Cut, k: usize) -> Result<()> {
+        let (nodes, edges) = cut.slice(inv, k, k + 1);
+        let batches = cut.batches;
+        let source = inv.source.as_ref().map(|s| s.as_str());
+        let (body, vars) =
+            insert_statements(nodes, edges, Utc::now(), source, |e| EdgeId::derived(e.edge.kind, digest, &e.item));
+        // The last batch completes the run: the source's record advances with it.
+        let (feed, vars) = match source {
+            Some(s) if k + 1 == batches => super::feeds::run_statement(vars, s, inv.complete),
+            _ => ("", vars),
+        };
+        let sql = format!(
+            "BEGIN;
+             IF $run.done != $k {{ THROW 'CONFLICT: another load of this document is running' }};
+             {body}
+             {feed}
+             UPDATE $run SET done = $k + 1, finished_at = IF $k + 1 = $batches {{ time::now() }} ELSE {{ NONE }} RETURN NONE;
+             COMMIT;"
+        );
+        let vars = vars.set("run", run_id(digest)).set("k", k as i64).set("batches", batches as i64);
+        self.write(&sql, &vars).await.map_err(|e| {
+            StoreError::Database(format!(
+                "batch {} of {batches} ({}) failed: {e}; the {k} batches before it are stored, and running the same import again resumes at this batch",
+                k + 1,
+                batch_items(nodes, edges)
+            ))
+        })?;
+        Ok(())
     }
 
     /// Find what the store makes wrong in a document that is valid on its own: edges to
@@ -341,6 +339,28 @@ impl Store {
         external_ids: &[(String, NodeId)],
         open_check: bool,
     ) -> Result<()> {
+        // Only edges between stored nodes can collide with an edge already open.
+        let stored: HashSet<&NodeId> = external_ids.iter().map(|(_, id)| id).collect();
+        let mut candidate_keys: HashMap<EdgeKind, Vec<String>> = HashMap::new();
+        for e in edges {
+            if open_check && e.valid_to.is_none() && stored.contains(&e.edge.from) && stored.contains(&e.edge.to) {
+                candidate_keys.entry(e.edge.kind).or_default().push(open_key(&e.edge));
+            }
+        }
+        let existing = self.existing(nodes, external_ids, &candidate_keys).await?;
+        let errors = store_faults(nodes, edges, &stored, existing);
+        if errors.is_empty() { Ok(()) } else { Err(StoreError::Import(errors)) }
+    }
+
+    /// What the store already holds of a document's keys, in one round trip: the stored
+    /// ids it names (with a system's kind), e-mails and fingerprints taken, and the open
+    /// edges with one of `candidate_keys` (as `kind|open_key`).
+    async fn existing(
+        &self,
+        nodes: &[ImportNode],
+        external_ids: &[(String, NodeId)],
+        candidate_keys: &HashMap<EdgeKind, Vec<String>>,
+    ) -> Result<Existing> {
         let external: Vec<RecordId> = external_ids.iter().map(|(_, id)| rid(id)).collect();
         let emails: Vec<String> = nodes
             .iter()
@@ -356,17 +376,9 @@ impl Store {
                 _ => None,
             })
             .collect();
-        // Only edges between stored nodes can collide with an edge already open.
-        let stored: HashSet<&NodeId> = external_ids.iter().map(|(_, id)| id).collect();
-        let mut candidate_keys: HashMap<EdgeKind, Vec<String>> = HashMap::new();
-        for e in edges {
-            if open_check && e.valid_to.is_none() && stored.contains(&e.edge.from) && stored.contains(&e.edge.to) {
-                candidate_keys.entry(e.edge.kind).or_default().push(open_key(&e.edge));
-            }
-        }
         let mut open_checks = Vec::new();
         let mut vars = Vars::new().set("ids", external).set("emails", emails).set("fingerprints", fingerprints);
-        for (kind, keys) in &candidate_keys {
+        for (kind, keys) in candidate_keys {
             open_checks.push(format!("(SELECT VALUE '{kind}|' + open_key FROM {kind} WHERE open_key IN $k_{kind})"));
             vars = vars.set(&format!("k_{kind}"), keys.clone());
         }
@@ -384,58 +396,87 @@ impl Store {
             }};"
         );
         let mut resp = self.read(&sql, &vars).await?;
-        let existing: Existing = take(&mut resp, 0)?;
+        take(&mut resp, 0)
+    }
+}
 
-        let found: HashMap<NodeId, Option<String>> = existing.ids.into_iter().map(|n| (n.id, n.kind)).collect();
-        let emails: HashSet<String> = existing.emails.into_iter().collect();
-        let fingerprints: HashSet<String> = existing.fingerprints.into_iter().collect();
-        let open: HashSet<String> = existing.open.into_iter().collect();
-        let mut errors = Vec::new();
-        let fail = item_fault;
-        for n in nodes {
-            match &n.spec {
-                NodeSpec::Person(p) if emails.contains(p.email.as_str()) => errors.push(fail(
-                    &n.item,
-                    Some(&n.reference),
-                    "email",
-                    format!("a person with e-mail {} already exists", p.email),
-                )),
-                NodeSpec::Secret(s) if fingerprints.contains(s.fingerprint.as_str()) => errors.push(fail(
-                    &n.item,
-                    Some(&n.reference),
-                    "fingerprint",
-                    "a secret with this fingerprint already exists".to_owned(),
-                )),
-                _ => {}
+/// The faults of a document against what the store holds (see `check_against_store`).
+fn store_faults(
+    nodes: &[ImportNode],
+    edges: &[ImportEdge],
+    stored: &HashSet<&NodeId>,
+    existing: Existing,
+) -> Vec<ItemError> {
+    let found: HashMap<NodeId, Option<String>> = existing.ids.into_iter().map(|n| (n.id, n.kind)).collect();
+    let emails: HashSet<String> = existing.emails.into_iter().collect();
+    let fingerprints: HashSet<String> = existing.fingerprints.into_iter().collect();
+    let open: HashSet<String> = existing.open.into_iter().collect();
+    let mut errors = Vec::new();
+    let fail = item_fault;
+    for n in nodes {
+        match &n.spec {
+            NodeSpec::Person(p) if emails.contains(p.email.as_str()) => errors.push(fail(
+                &n.item,
+                Some(&n.reference),
+                "email",
+                format!("a person with e-mail {} already exists", p.email),
+            )),
+            NodeSpec::Secret(s) if fingerprints.contains(s.fingerprint.as_str()) => errors.push(fail(
+                &n.item,
+                Some(&n.reference),
+                "fingerprint",
+                "a secret with this fingerprint already exists".to_owned(),
+            )),
+            _ => {}
+        }
+    }
+    let kinds: HashMap<&NodeId, &NodeSpec> = nodes.iter().map(|n| (&n.id, &n.spec)).collect();
+    for e in edges {
+        for (field, id) in [("from", &e.edge.from), ("to", &e.edge.to)] {
+            if stored.contains(id) && !found.contains_key(id) {
+                errors.push(fail(&e.item, None, field, format!("{id} does not exist")));
             }
         }
-        let kinds: HashMap<&NodeId, &NodeSpec> = nodes.iter().map(|n| (&n.id, &n.spec)).collect();
-        for e in edges {
-            for (field, id) in [("from", &e.edge.from), ("to", &e.edge.to)] {
-                if stored.contains(id) && !found.contains_key(id) {
-                    errors.push(fail(&e.item, None, field, format!("{id} does not exist")));
-                }
-            }
-            if e.edge.kind == EdgeKind::StoredIn {
-                let is_vault = match kinds.get(&e.edge.to) {
-                    Some(NodeSpec::System(s)) => s.kind == SystemKind::Vault,
-                    Some(_) => false,
-                    None => found.get(&e.edge.to).is_some_and(|k| k.as_deref() == Some("vault")),
-                };
-                if !is_vault && (kinds.contains_key(&e.edge.to) || found.contains_key(&e.edge.to)) {
-                    errors.push(fail(&e.item, None, "to", "a stored_in edge ends at a vault".to_owned()));
-                }
-            }
-            if e.valid_to.is_none() && open.contains(&format!("{}|{}", e.edge.kind, open_key(&e.edge))) {
-                errors.push(fail(
-                    &e.item,
-                    None,
-                    "to",
-                    format!("an open {} edge between these nodes already exists", e.edge.kind),
-                ));
+        if e.edge.kind == EdgeKind::StoredIn {
+            let is_vault = match kinds.get(&e.edge.to) {
+                Some(NodeSpec::System(s)) => s.kind == SystemKind::Vault,
+                Some(_) => false,
+                None => found.get(&e.edge.to).is_some_and(|k| k.as_deref() == Some("vault")),
+            };
+            if !is_vault && (kinds.contains_key(&e.edge.to) || found.contains_key(&e.edge.to)) {
+                errors.push(fail(&e.item, None, "to", "a stored_in edge ends at a vault".to_owned()));
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(StoreError::Import(errors)) }
+        if e.valid_to.is_none() && open.contains(&format!("{}|{}", e.edge.kind, open_key(&e.edge))) {
+            errors.push(fail(
+                &e.item,
+                None,
+                "to",
+                format!("an open {} edge between these nodes already exists", e.edge.kind),
+            ));
+        }
+    }
+    errors
+}
+
+/// How a bulk load cuts its document: nodes then edges, one sequence cut into batches,
+/// so a document smaller than a batch is one transaction and a batch's nodes are
+/// written before its edges.
+struct Cut {
+    batch_size: usize,
+    batches: usize,
+}
+
+impl Cut {
+    fn of(inv: &Inventory, batch_size: usize) -> Cut {
+        Cut { batch_size, batches: (inv.nodes.len() + inv.edges.len()).div_ceil(batch_size).max(1) }
+    }
+
+    /// The nodes and edges of batches `from..to`.
+    fn slice<'i>(&self, inv: &'i Inventory, from: usize, to: usize) -> (&'i [ImportNode], &'i [ImportEdge]) {
+        let (n, e) = (inv.nodes.len(), inv.edges.len());
+        let (from, to) = (from * self.batch_size, to * self.batch_size);
+        (&inv.nodes[from.min(n)..to.min(n)], &inv.edges[from.saturating_sub(n).min(e)..to.saturating_sub(n).min(e)])
     }
 }
 

@@ -98,14 +98,53 @@ pub(crate) fn refresh_content(spec: &NodeSpec, now: DateTime<Utc>) -> Content {
     node_content(spec, now).keep(fields).set("updated_at", surrealdb::types::Datetime::from(now))
 }
 
+/// Stored nodes by their table and natural key (several when a key is not unique).
+type StoredByKey = HashMap<(Table, String), Vec<NodeId>>;
+/// Stored open and closed edges by kind and ends.
+type EdgesByEnds = HashMap<(EdgeKind, NodeId, NodeId), Vec<Edge>>;
+
 impl Store {
     /// Read the store for what `inv` matches (two round trips, three for a complete
     /// run) and plan the write. Faults a document cannot be written with are reported
     /// by item.
     pub(crate) async fn plan_import(&self, inv: &Inventory) -> Result<Plan> {
         let mut errors = Vec::new();
+        let mut plan = Plan::default();
+        let stored = self.stored_by_key(inv).await?;
+        let remap = plan_nodes(inv, &stored, &mut plan, &mut errors);
 
-        // Nodes, by natural key.
+        // Edges, their ends mapped; those between stored nodes may exist already.
+        let ends_stored: HashSet<NodeId> =
+            remap.values().cloned().chain(inv.external_ids.iter().map(|(_, id)| id.clone())).collect();
+        let edges: Vec<ImportEdge> = inv.edges.iter().map(|e| remapped(e, &remap)).collect();
+        let existing = self.existing_edges(&edges, &ends_stored).await?;
+        let (kept, replaced) = plan_edges(edges, &existing, &mut plan);
+        plan.kept = kept.iter().map(edge_rid).collect();
+
+        if let Some(source) = &inv.source {
+            plan.source_stale = self.feed_freshness(source.as_str(), Utc::now()).await?.is_stale();
+        }
+        // A complete run closes its source's open edges that it no longer holds, unless
+        // the source was stale: then the run repairs it, and the next one closes them.
+        if let (true, Some(source)) = (inv.complete, &inv.source) {
+            for id in self.open_edges_of(source.as_str()).await? {
+                if kept.contains(&id) || replaced.contains(&id) {
+                    continue;
+                }
+                if plan.source_stale {
+                    plan.absent_paused += 1;
+                } else {
+                    plan.close.push(edge_rid(&id));
+                    plan.absent += 1;
+                }
+            }
+        }
+
+        if errors.is_empty() { Ok(plan) } else { Err(StoreError::Import(errors)) }
+    }
+
+    /// The stored nodes the document's natural keys match, in one round trip.
+    async fn stored_by_key(&self, inv: &Inventory) -> Result<StoredByKey> {
         let mut wanted: HashMap<Table, Vec<String>> = HashMap::new();
         for n in &inv.nodes {
             if let Some(key) = natural_key(&n.spec) {
@@ -139,7 +178,7 @@ impl Store {
             )
             .await?;
         let found: Matches = take(&mut resp, 0)?;
-        let mut stored: HashMap<(Table, String), Vec<NodeId>> = HashMap::new();
+        let mut stored = StoredByKey::new();
         for (table, rows) in [
             (Table::Person, found.people),
             (Table::Secret, found.secrets),
@@ -151,152 +190,154 @@ impl Store {
                 stored.entry((table, row.key)).or_default().push(row.id);
             }
         }
+        Ok(stored)
+    }
 
-        let mut plan = Plan::default();
-        let mut remap: HashMap<NodeId, NodeId> = HashMap::new();
-        let mut claimed: HashMap<NodeId, String> = HashMap::new();
-        for n in &inv.nodes {
-            let hits = natural_key(&n.spec).and_then(|k| stored.get(&(n.spec.table(), k)));
-            match hits.map(Vec::as_slice) {
-                None | Some([]) => {
-                    plan.ids.push((n.reference.clone(), n.id.clone()));
-                    plan.create.push(n.clone());
-                }
-                Some([id]) => {
-                    if let Some(earlier) = claimed.insert(id.clone(), n.item.clone()) {
-                        errors.push(item_fault(
-                            &n.item,
-                            Some(&n.reference),
-                            "ref",
-                            format!("matches {id}, as {earlier} does; a node appears once in a document"),
-                        ));
-                        continue;
-                    }
-                    remap.insert(n.id.clone(), id.clone());
-                    plan.ids.push((n.reference.clone(), id.clone()));
-                    plan.update.push(ImportNode { id: id.clone(), ..n.clone() });
-                }
-                Some(many) => errors.push(item_fault(
-                    &n.item,
-                    Some(&n.reference),
-                    "ref",
-                    format!(
-                        "{} stored {}s have this {}; refer to the one meant by its id in the edges instead",
-                        many.len(),
-                        n.spec.table(),
-                        key_name(&n.spec)
-                    ),
-                )),
-            }
-        }
-
-        // Edges, their ends mapped; those between stored nodes may exist already.
-        let ends_stored: HashSet<NodeId> =
-            remap.values().cloned().chain(inv.external_ids.iter().map(|(_, id)| id.clone())).collect();
-        let edges: Vec<ImportEdge> = inv
-            .edges
-            .iter()
-            .map(|e| {
-                let mut e = e.clone();
-                for end in [&mut e.edge.from, &mut e.edge.to] {
-                    if let Some(id) = remap.get(end) {
-                        *end = id.clone();
-                    }
-                }
-                e
-            })
-            .collect();
+    /// The stored edges leaving the ends of `edges` that are both stored, by kind and
+    /// ends: one query per kind, in one round trip.
+    async fn existing_edges(&self, edges: &[ImportEdge], ends_stored: &HashSet<NodeId>) -> Result<EdgesByEnds> {
         let mut from_by_kind: HashMap<EdgeKind, HashSet<NodeId>> = HashMap::new();
-        for e in &edges {
+        for e in edges {
             if ends_stored.contains(&e.edge.from) && ends_stored.contains(&e.edge.to) {
                 from_by_kind.entry(e.edge.kind).or_default().insert(e.edge.from.clone());
             }
         }
         let kinds: Vec<EdgeKind> = EdgeKind::ALL.into_iter().filter(|k| from_by_kind.contains_key(k)).collect();
-        let mut existing: HashMap<(EdgeKind, NodeId, NodeId), Vec<Edge>> = HashMap::new();
-        if !kinds.is_empty() {
-            let mut sql = String::new();
-            let mut vars = Vars::new();
-            for kind in &kinds {
-                sql.push_str(&format!(
-                    "LET $x_{kind} = array::flatten(SELECT VALUE ->{kind} FROM $f_{kind});\nSELECT * FROM $x_{kind};\n"
-                ));
-                let from: Vec<RecordId> = from_by_kind[kind].iter().map(rid).collect();
-                vars = vars.set(&format!("f_{kind}"), from);
-            }
-            let mut resp = self.read(&sql, &vars).await?;
-            for (i, kind) in kinds.iter().enumerate() {
-                let rows: Vec<Edge> = take(&mut resp, 2 * i + 1)?;
-                for edge in rows {
-                    existing.entry((*kind, edge.from.clone(), edge.to.clone())).or_default().push(edge);
-                }
-            }
+        let mut existing = EdgesByEnds::new();
+        if kinds.is_empty() {
+            return Ok(existing);
         }
-        let mut kept: HashSet<EdgeId> = HashSet::new();
-        let mut replaced: HashSet<EdgeId> = HashSet::new();
-        for e in edges {
-            let same = existing.get(&(e.edge.kind, e.edge.from.clone(), e.edge.to.clone()));
-            let same = same.map(Vec::as_slice).unwrap_or_default();
-            match e.valid_to {
-                // History: recorded once, matched by when it ended (and began, if given).
-                Some(to) => {
-                    let recorded = same
-                        .iter()
-                        .any(|s| s.valid_to == Some(to) && e.valid_from.is_none_or(|from| s.valid_from == from));
-                    if !recorded {
-                        plan.open.push(e);
-                    }
-                }
-                None => match same.iter().find(|s| s.valid_to.is_none()) {
-                    Some(s)
-                        if s.privilege == e.edge.attrs.privilege
-                            && s.mechanism == e.edge.attrs.mechanism
-                            && s.expires_at == e.edge.attrs.expires_at =>
-                    {
-                        kept.insert(s.id.clone());
-                    }
-                    // The relation goes on with other attributes: the old edge is closed
-                    // and the new one opened, so history shows when it changed.
-                    Some(s) => {
-                        replaced.insert(s.id.clone());
-                        plan.close.push(edge_rid(&s.id));
-                        plan.open.push(e);
-                    }
-                    None => plan.open.push(e),
-                },
+        let mut sql = String::new();
+        let mut vars = Vars::new();
+        for kind in &kinds {
+            sql.push_str(&format!(
+                "LET $x_{kind} = array::flatten(SELECT VALUE ->{kind} FROM $f_{kind});\nSELECT * FROM $x_{kind};\n"
+            ));
+            let from: Vec<RecordId> = from_by_kind[kind].iter().map(rid).collect();
+            vars = vars.set(&format!("f_{kind}"), from);
+        }
+        let mut resp = self.read(&sql, &vars).await?;
+        for (i, kind) in kinds.iter().enumerate() {
+            let rows: Vec<Edge> = take(&mut resp, 2 * i + 1)?;
+            for edge in rows {
+                existing.entry((*kind, edge.from.clone(), edge.to.clone())).or_default().push(edge);
             }
         }
-        plan.kept = kept.iter().map(edge_rid).collect();
-
-        if let Some(source) = &inv.source {
-            plan.source_stale = self.feed_freshness(source.as_str(), Utc::now()).await?.is_stale();
-        }
-        // A complete run closes its source's open edges that it no longer holds, unless
-        // the source was stale: then the run repairs it, and the next one closes them.
-        if let (true, Some(source)) = (inv.complete, &inv.source) {
-            let sql: String = EdgeKind::ALL
-                .iter()
-                .map(|k| format!("SELECT VALUE id FROM {k} WHERE source = $source AND valid_to = NONE;\n"))
-                .collect();
-            let mut resp = self.read(&sql, &Vars::new().set("source", source.as_str())).await?;
-            for i in 0..EdgeKind::ALL.len() {
-                let open: Vec<EdgeId> = take(&mut resp, i)?;
-                for id in open {
-                    if kept.contains(&id) || replaced.contains(&id) {
-                        continue;
-                    }
-                    if plan.source_stale {
-                        plan.absent_paused += 1;
-                    } else {
-                        plan.close.push(edge_rid(&id));
-                        plan.absent += 1;
-                    }
-                }
-            }
-        }
-
-        if errors.is_empty() { Ok(plan) } else { Err(StoreError::Import(errors)) }
+        Ok(existing)
     }
+
+    /// The open edges a feed recorded, of every kind.
+    async fn open_edges_of(&self, source: &str) -> Result<Vec<EdgeId>> {
+        let sql: String = EdgeKind::ALL
+            .iter()
+            .map(|k| format!("SELECT VALUE id FROM {k} WHERE source = $source AND valid_to = NONE;\n"))
+            .collect();
+        let mut resp = self.read(&sql, &Vars::new().set("source", source)).await?;
+        let mut open = Vec::new();
+        for i in 0..EdgeKind::ALL.len() {
+            open.extend(take::<Vec<EdgeId>>(&mut resp, i)?);
+        }
+        Ok(open)
+    }
+}
+
+/// Match the document's nodes to stored ones: new nodes are created, matched ones
+/// updated (and their document ids mapped to the stored ids, which are returned); a
+/// node matching several stored ones, or one another node matched, is a fault.
+fn plan_nodes(
+    inv: &Inventory,
+    stored: &StoredByKey,
+    plan: &mut Plan,
+    errors: &mut Vec<ItemError>,
+) -> HashMap<NodeId, NodeId> {
+    let mut remap: HashMap<NodeId, NodeId> = HashMap::new();
+    let mut claimed: HashMap<NodeId, String> = HashMap::new();
+    for n in &inv.nodes {
+        let hits = natural_key(&n.spec).and_then(|k| stored.get(&(n.spec.table(), k)));
+        match hits.map(Vec::as_slice) {
+            None | Some([]) => {
+                plan.ids.push((n.reference.clone(), n.id.clone()));
+                plan.create.push(n.clone());
+            }
+            Some([id]) => {
+                if let Some(earlier) = claimed.insert(id.clone(), n.item.clone()) {
+                    errors.push(item_fault(
+                        &n.item,
+                        Some(&n.reference),
+                        "ref",
+                        format!("matches {id}, as {earlier} does; a node appears once in a document"),
+                    ));
+                    continue;
+                }
+                remap.insert(n.id.clone(), id.clone());
+                plan.ids.push((n.reference.clone(), id.clone()));
+                plan.update.push(ImportNode { id: id.clone(), ..n.clone() });
+            }
+            Some(many) => errors.push(item_fault(
+                &n.item,
+                Some(&n.reference),
+                "ref",
+                format!(
+                    "{} stored {}s have this {}; refer to the one meant by its id in the edges instead",
+                    many.len(),
+                    n.spec.table(),
+                    key_name(&n.spec)
+                ),
+            )),
+        }
+    }
+    remap
+}
+
+/// An edge with its ends mapped to the stored nodes they matched.
+fn remapped(e: &ImportEdge, remap: &HashMap<NodeId, NodeId>) -> ImportEdge {
+    let mut e = e.clone();
+    for end in [&mut e.edge.from, &mut e.edge.to] {
+        if let Some(id) = remap.get(end) {
+            *end = id.clone();
+        }
+    }
+    e
+}
+
+/// Plan each edge against the stored ones between the same ends: history is recorded
+/// once; an open relation with the same attributes is kept, with others it is replaced
+/// (closed and opened again). Returns the kept and the replaced stored edges.
+fn plan_edges(edges: Vec<ImportEdge>, existing: &EdgesByEnds, plan: &mut Plan) -> (HashSet<EdgeId>, HashSet<EdgeId>) {
+    let mut kept: HashSet<EdgeId> = HashSet::new();
+    let mut replaced: HashSet<EdgeId> = HashSet::new();
+    for e in edges {
+        let same = existing.get(&(e.edge.kind, e.edge.from.clone(), e.edge.to.clone()));
+        let same = same.map(Vec::as_slice).unwrap_or_default();
+        match e.valid_to {
+            // History: recorded once, matched by when it ended (and began, if given).
+            Some(to) => {
+                let recorded =
+                    same.iter().any(|s| s.valid_to == Some(to) && e.valid_from.is_none_or(|from| s.valid_from == from));
+                if !recorded {
+                    plan.open.push(e);
+                }
+            }
+            None => match same.iter().find(|s| s.valid_to.is_none()) {
+                Some(s)
+                    if s.privilege == e.edge.attrs.privilege
+                        && s.mechanism == e.edge.attrs.mechanism
+                        && s.expires_at == e.edge.attrs.expires_at =>
+                {
+                    kept.insert(s.id.clone());
+                }
+                // The relation goes on with other attributes: the old edge is closed
+                // and the new one opened, so history shows when it changed.
+                Some(s) => {
+                    replaced.insert(s.id.clone());
+                    plan.close.push(edge_rid(&s.id));
+                    plan.open.push(e);
+                }
+                None => plan.open.push(e),
+            },
+        }
+    }
+    (kept, replaced)
 }
 
 /// A fault of one item of a document, at a field.

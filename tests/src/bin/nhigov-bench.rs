@@ -142,21 +142,7 @@ impl Report {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let temp;
-    // With --controls-only, a directory holding a store this benchmark imported before
-    // is measured again without a new import.
-    let reuse = args.controls_only && args.dir.as_ref().is_some_and(|d| d.join("data").exists());
-    let dir = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            ensure!(reuse || std::fs::read_dir(d)?.next().is_none(), "{} is not empty", d.display());
-            d.clone()
-        }
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_owned()
-        }
-    };
+    let (dir, reuse, _temp) = bench_dir(&args)?;
     let mut report = Report { lines: Vec::new(), samples: Vec::new() };
     report.say(format!(
         "nhigov-bench: {} NHIs, seed {}, {} samples per measurement, {} requests for {WRITERS} writers",
@@ -164,36 +150,11 @@ async fn run(args: Args) -> Result<()> {
     ));
     report.say(format!("machine: {}", machine()));
 
-    // ---- generate and import
     let data = dir.join("data");
     if reuse {
         report.say(format!("import: reusing the store in {}", data.display()));
     } else {
-        let graph = dir.join("graph.json");
-        let started = Instant::now();
-        let (doc, shape) = nhigov::generate::generate(args.nhis, args.seed);
-        {
-            let file = std::fs::File::create(&graph)?;
-            serde_json::to_writer(std::io::BufWriter::new(file), &doc)?;
-        }
-        drop(doc);
-        report.say(format!(
-            "generate: {} nodes, {} edges in {:.2}s",
-            shape.nodes,
-            shape.edges,
-            started.elapsed().as_secs_f64()
-        ));
-        let mut cfg = Config::default();
-        cfg.db.url = data.display().to_string();
-        let imported = nhigov::cli::import(&cfg, &graph, 5000).await?;
-        report.say(format!(
-            "import: {} nodes and {} edges written in {:.2}s: {:.0} edges/s, {:.0} items/s (batches of 5000, SurrealKV, fsync per batch)",
-            imported.nodes,
-            imported.edges,
-            imported.write_secs,
-            imported.edges as f64 / imported.write_secs,
-            (imported.nodes + imported.edges) as f64 / imported.write_secs
-        ));
+        generate_and_import(&mut report, &args, &dir, &data).await?;
     }
 
     // ---- in-process
@@ -216,7 +177,111 @@ async fn run(args: Args) -> Result<()> {
     .await?;
     let systems = ids(&store, "SELECT VALUE id FROM system").await?;
     let origins: Vec<NodeId> = nhis.choose_multiple(&mut rng, args.samples).cloned().collect();
+    in_process(&mut report, &store, &origins, &hubs).await?;
+    let pairs = path_pairs(&store, &origins, &systems, &mut rng).await?;
+    let (requester, admins) = people(&store).await?;
+    let requests = file_requests(&mut report, &store, &requester, &nhis, args.requests, &mut rng).await?;
+    store.close().await;
 
+    // ---- through HTTP
+    let t = Instant::now();
+    let server = Server::start(&dir, &data).await?;
+    report.say(format!("http: server ready (store opened, graph index loaded) in {:.2}s", t.elapsed().as_secs_f64()));
+    let auth = Authenticator::with_secret(SECRET);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let client = Client {
+        http,
+        url: format!("http://{}/graphql", server.addr),
+        token: token(&auth, "requester@bench.example")?,
+    };
+    let mut work: Vec<Value> = hubs.iter().map(|h| json!({ "t": h.to_string() })).collect();
+    work.extend(
+        systems
+            .choose_multiple(&mut rng, args.samples - hubs.len().min(args.samples))
+            .map(|s| json!({ "t": s.to_string() })),
+    );
+    http_reads(&mut report, &client, &origins, &hubs, work, &pairs).await?;
+    page_walk(&mut report, &client, (args.samples / 3).max(10)).await?;
+    approvals(&mut report, &client, &auth, requests).await?;
+    let peak = server.peak_rss()?;
+    report.say(format!("server peak memory (VmHWM): {:.0} MiB", peak as f64 / 1024.0 / 1024.0));
+    server.stop()?;
+
+    verify_chain(&mut report, &data)?;
+
+    // ---- controls, in-process again, after the server measurements so those stay
+    // comparable with earlier runs (the server evaluates controls after its writes).
+    let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
+    controls(&mut report, &store, &requester, &admins, &origins).await?;
+    store.close().await;
+
+    summary(&mut report);
+    Ok(())
+}
+
+/// The benchmark's directory (a temporary one unless `--dir`, kept until the handle
+/// drops), and whether it holds a store to measure again (`--controls-only`).
+fn bench_dir(args: &Args) -> Result<(PathBuf, bool, Option<tempfile::TempDir>)> {
+    let reuse = args.controls_only && args.dir.as_ref().is_some_and(|d| d.join("data").exists());
+    match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            ensure!(reuse || std::fs::read_dir(d)?.next().is_none(), "{} is not empty", d.display());
+            Ok((d.clone(), reuse, None))
+        }
+        None => {
+            let temp = tempfile::tempdir()?;
+            Ok((temp.path().to_owned(), false, Some(temp)))
+        }
+    }
+}
+
+/// `nhigov verify` over the chain the writers built.
+fn verify_chain(report: &mut Report, data: &Path) -> Result<()> {
+    let t = Instant::now();
+    let out = Command::new(nhigov_binary()?).args(["verify", "--db"]).arg(data).output()?;
+    ensure!(out.status.success(), "nhigov verify failed: {}", String::from_utf8_lossy(&out.stderr));
+    report.say(format!(
+        "nhigov verify after the writers: {} ({:.2}s)",
+        String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or(""),
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Generate the graph into `dir/graph.json` and import it into the store at `data`.
+async fn generate_and_import(report: &mut Report, args: &Args, dir: &Path, data: &Path) -> Result<()> {
+    let graph = dir.join("graph.json");
+    let started = Instant::now();
+    let (doc, shape) = nhigov::generate::generate(args.nhis, args.seed);
+    {
+        let file = std::fs::File::create(&graph)?;
+        serde_json::to_writer(std::io::BufWriter::new(file), &doc)?;
+    }
+    drop(doc);
+    report.say(format!(
+        "generate: {} nodes, {} edges in {:.2}s",
+        shape.nodes,
+        shape.edges,
+        started.elapsed().as_secs_f64()
+    ));
+    let mut cfg = Config::default();
+    cfg.db.url = data.display().to_string();
+    let imported = nhigov::cli::import(&cfg, &graph, 5000).await?;
+    report.say(format!(
+        "import: {} nodes and {} edges written in {:.2}s: {:.0} edges/s, {:.0} items/s (batches of 5000, SurrealKV, fsync per batch)",
+        imported.nodes,
+        imported.edges,
+        imported.write_secs,
+        imported.edges as f64 / imported.write_secs,
+        (imported.nodes + imported.edges) as f64 / imported.write_secs
+    ));
+    Ok(())
+}
+
+/// Traversals in-process: the graph index and SurrealDB's own recursive query, from
+/// `origins` forward and from the `hubs` in reverse.
+async fn in_process(report: &mut Report, store: &Store, origins: &[NodeId], hubs: &[NodeId]) -> Result<()> {
     let t = Instant::now();
     store.sync_graph().await?;
     let (edges, nodes) = store.graph_size();
@@ -225,26 +290,25 @@ async fn run(args: Args) -> Result<()> {
     let mut times = Vec::new();
     let mut reached_total = 0usize;
     let wall = Instant::now();
-    for o in &origins {
+    for o in origins {
         let t = Instant::now();
         let r =
             store.traverse(o, Direction::Forward, 3, 10_000, None).await?.ok_or_else(|| anyhow!("{o} not found"))?;
         times.push(t.elapsed());
         reached_total += r.reached.len();
     }
-    let avg_reached = reached_total / origins.len();
     report.add(Sample {
         name: "in-process: graph index, blast radius 3 hops".into(),
         clients: 1,
         times,
         wall: wall.elapsed(),
-        note: format!("{avg_reached} nodes reached on average"),
+        note: format!("{} nodes reached on average", reached_total / origins.len()),
     });
 
     let mut times = Vec::new();
     let mut surreal_reached = 0usize;
     let wall = Instant::now();
-    for o in &origins {
+    for o in origins {
         let t = Instant::now();
         let v = store
             .execute_raw(&format!(
@@ -265,7 +329,7 @@ async fn run(args: Args) -> Result<()> {
     let mut times = Vec::new();
     let mut hub_reached = Vec::new();
     let wall = Instant::now();
-    for h in &hubs {
+    for h in hubs {
         let t = Instant::now();
         let r = store.traverse(h, Direction::Reverse, 3, usize::MAX, None).await?.ok_or_else(|| anyhow!("{h}"))?;
         times.push(t.elapsed());
@@ -278,7 +342,7 @@ async fn run(args: Args) -> Result<()> {
         wall: wall.elapsed(),
         note: format!("{} nodes reached from the largest", hub_reached.iter().max().unwrap_or(&0)),
     });
-    let biggest = &hubs[0];
+    let biggest = hubs.first().ok_or_else(|| anyhow!("the graph has no systems"))?;
     let t = Instant::now();
     let v = store
         .execute_raw(&format!(
@@ -290,40 +354,56 @@ async fn run(args: Args) -> Result<()> {
         v.as_u64().unwrap_or(0),
         t.elapsed().as_secs_f64() * 1e3
     ));
+    Ok(())
+}
 
-    // Pairs for `path`: an NHI and a system it reaches within 3 hops, or a random
-    // system (often unreachable: the search then exhausts the hop limit).
+/// Pairs for `path`: an NHI and a system it reaches within 3 hops, or a random system
+/// (often unreachable: the search then exhausts the hop limit).
+async fn path_pairs(
+    store: &Store,
+    origins: &[NodeId],
+    systems: &[NodeId],
+    rng: &mut StdRng,
+) -> Result<Vec<(NodeId, NodeId)>> {
     let mut pairs = Vec::new();
-    for o in origins.iter().take(args.samples) {
+    for o in origins {
         let r =
             store.traverse(o, Direction::Forward, 3, 10_000, None).await?.ok_or_else(|| anyhow!("{o} not found"))?;
         let sys: Vec<&NodeId> =
             r.reached.iter().map(|n| &n.node).filter(|n| n.table() == graph_model::Table::System).collect();
-        let to = match sys.choose(&mut rng) {
+        let to = match sys.choose(rng) {
             Some(s) if rng.random_bool(0.8) => (*s).clone(),
-            _ => systems.choose(&mut rng).ok_or_else(|| anyhow!("the graph has no systems"))?.clone(),
+            _ => systems.choose(rng).ok_or_else(|| anyhow!("the graph has no systems"))?.clone(),
         };
         pairs.push((o.clone(), to));
     }
+    Ok(pairs)
+}
 
-    // Requests for the writers: grants of read access on systems below tier0, to NHIs
-    // with an active owner (the others are denied automatically, which is a decision
-    // but not the one measured here).
-    let (requester, admins) = people(&store).await?;
-    let targets = ids(&store, "SELECT VALUE id FROM system WHERE criticality != 'tier0' AND kind != 'vault'").await?;
+/// Requests for the writers: grants of read access on systems below tier0, to NHIs
+/// with an active owner (the others are denied automatically, which is a decision but
+/// not the one measured here).
+async fn file_requests(
+    report: &mut Report,
+    store: &Store,
+    requester: &NodeId,
+    nhis: &[NodeId],
+    wanted: usize,
+    rng: &mut StdRng,
+) -> Result<Vec<String>> {
+    let targets = ids(store, "SELECT VALUE id FROM system WHERE criticality != 'tier0' AND kind != 'vault'").await?;
     let mut requests = Vec::new();
     let mut used = HashSet::new();
     let t = Instant::now();
-    while requests.len() < args.requests {
-        let subject = nhis.choose(&mut rng).ok_or_else(|| anyhow!("the graph has no NHIs"))?.clone();
-        let target =
-            targets.choose(&mut rng).ok_or_else(|| anyhow!("no system below tier0 to grant access to"))?.clone();
+    while requests.len() < wanted {
+        let subject = nhis.choose(rng).ok_or_else(|| anyhow!("the graph has no NHIs"))?.clone();
+        let target = targets.choose(rng).ok_or_else(|| anyhow!("no system below tier0 to grant access to"))?.clone();
         if !used.insert((subject.clone(), target.clone())) {
             continue;
         }
         let r = store
             .create_request(
-                &requester,
+                requester,
                 &NewRequest {
                     kind: RequestKind::GrantAccess,
                     subject,
@@ -343,28 +423,30 @@ async fn run(args: Args) -> Result<()> {
         if r.status == graph_model::RequestStatus::Pending {
             requests.push(r.id.to_string());
         }
-        ensure!(t.elapsed() < Duration::from_secs(600), "could not file {} pending requests", args.requests);
+        ensure!(t.elapsed() < Duration::from_secs(600), "could not file {wanted} pending requests");
     }
     report.say(format!("filed {} pending requests in {:.2}s", requests.len(), t.elapsed().as_secs_f64()));
-    store.close().await;
+    Ok(requests)
+}
 
-    // ---- through HTTP
+/// Traversals through HTTP, with one client and with several: blast radius from
+/// `origins`, who can reach `reach_work` (hubs, then random systems), paths of `pairs`.
+async fn http_reads(
+    report: &mut Report,
+    client: &Client,
+    origins: &[NodeId],
+    hubs: &[NodeId],
+    reach_work: Vec<Value>,
+    pairs: &[(NodeId, NodeId)],
+) -> Result<()> {
+    let first = origins.first().ok_or_else(|| anyhow!("no origins"))?;
     let t = Instant::now();
-    let server = Server::start(&dir, &data).await?;
-    report.say(format!("http: server ready (store opened, graph index loaded) in {:.2}s", t.elapsed().as_secs_f64()));
-    let auth = Authenticator::with_secret(SECRET);
-    let investigator = token(&auth, "requester@bench.example")?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let client = Client { http, url: format!("http://{}/graphql", server.addr), token: investigator };
-
-    let t = Instant::now();
-    client.post(BLAST, json!({ "f": origins[0].to_string(), "h": 3 })).await?;
+    client.post(BLAST, json!({ "f": first.to_string(), "h": 3 })).await?;
     report.say(format!("http: first blast radius {:.2}s", t.elapsed().as_secs_f64()));
     // Warm the connection pool and the allocator.
     for o in origins.iter().take(20) {
         client.post(BLAST, json!({ "f": o.to_string(), "h": 2 })).await?;
     }
-
     for hops in [2, 3] {
         for clients in [1, WRITERS] {
             let work: Vec<Value> = origins.iter().map(|o| json!({ "f": o.to_string(), "h": hops })).collect();
@@ -374,19 +456,13 @@ async fn run(args: Args) -> Result<()> {
             report.add(s);
         }
     }
-    let mut work: Vec<Value> = hubs.iter().map(|h| json!({ "t": h.to_string() })).collect();
-    work.extend(
-        systems
-            .choose_multiple(&mut rng, args.samples - hubs.len().min(args.samples))
-            .map(|s| json!({ "t": s.to_string() })),
-    );
     for clients in [1, WRITERS] {
         let s = client
             .measure(
                 "http: whoCanReach 3 hops, totals + first 50 (10 hubs + random systems)",
                 clients,
                 REACH,
-                work.clone(),
+                reach_work.clone(),
             )
             .await?;
         report.add(s);
@@ -399,12 +475,15 @@ async fn run(args: Args) -> Result<()> {
         let s = client.measure("http: path, up to 4 hops", clients, PATH, work.clone()).await?;
         report.add(s);
     }
+    Ok(())
+}
 
-    // Pages of 100 NHIs with owners, secrets and systems, walking the connection.
+/// `pages` pages of 100 NHIs with owners, secrets and systems, walking the connection.
+async fn page_walk(report: &mut Report, client: &Client, pages: usize) -> Result<()> {
     let mut times = Vec::new();
     let mut after: Option<String> = None;
     let wall = Instant::now();
-    for _ in 0..(args.samples / 3).max(10) {
+    for _ in 0..pages {
         let t = Instant::now();
         let d = client.post(PAGE, json!({ "after": after })).await?;
         times.push(t.elapsed());
@@ -419,13 +498,16 @@ async fn run(args: Args) -> Result<()> {
         wall: wall.elapsed(),
         note: String::new(),
     });
+    Ok(())
+}
 
-    // Approvals by concurrent writers, each a distinct approver.
+/// Approvals of `requests` by concurrent writers, each a distinct approver.
+async fn approvals(report: &mut Report, client: &Client, auth: &Authenticator, requests: Vec<String>) -> Result<()> {
     let requests = Arc::new(requests);
     let wall = Instant::now();
     let mut handles = Vec::new();
     for w in 0..WRITERS {
-        let token = token(&auth, &format!("approver{w}@bench.example"))?;
+        let token = token(auth, &format!("approver{w}@bench.example"))?;
         let c = Client { http: client.http.clone(), url: client.url.clone(), token };
         let requests = requests.clone();
         handles.push(tokio::spawn(async move {
@@ -452,26 +534,6 @@ async fn run(args: Args) -> Result<()> {
         wall,
         note: format!("{decisions} decisions"),
     });
-    let peak = server.peak_rss()?;
-    report.say(format!("server peak memory (VmHWM): {:.0} MiB", peak as f64 / 1024.0 / 1024.0));
-    server.stop()?;
-
-    let t = Instant::now();
-    let out = Command::new(nhigov_binary()?).args(["verify", "--db"]).arg(&data).output()?;
-    ensure!(out.status.success(), "nhigov verify failed: {}", String::from_utf8_lossy(&out.stderr));
-    report.say(format!(
-        "nhigov verify after the writers: {} ({:.2}s)",
-        String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or(""),
-        t.elapsed().as_secs_f64()
-    ));
-
-    // ---- controls, in-process again, after the server measurements so those stay
-    // comparable with earlier runs (the server evaluates controls after its writes).
-    let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
-    controls(&mut report, &store, &requester, &admins, &origins).await?;
-    store.close().await;
-
-    summary(&mut report);
     Ok(())
 }
 

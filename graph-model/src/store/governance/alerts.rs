@@ -44,6 +44,52 @@ struct Reach {
     last_used_at: Option<chrono::DateTime<Utc>>,
 }
 
+/// A new alert's record: linked to its subject when found, with what enrichment read.
+fn alert_content(
+    alert: &NewAlert,
+    subject: Option<&NodeId>,
+    enrichment: &Enrichment,
+) -> Result<surrealdb::types::Value> {
+    Ok(Content::new()
+        .set("source", alert.source.as_str())
+        .set("rule", alert.rule.as_str())
+        .set("severity", alert.severity.as_str())
+        .set("title", alert.title.as_str())
+        .opt("detail", alert.detail.as_ref().map(|d| d.as_str().to_owned()))
+        .set("dedupe_key", alert.dedupe_key.as_str())
+        .set("status", AlertStatus::New.as_str())
+        .set("detected_at", dt(alert.detected_at))
+        .set("first_seen", dt(alert.detected_at))
+        .set("last_seen", dt(alert.detected_at))
+        .set("count", 1i64)
+        .opt("subject", subject.map(rid))
+        .set("subject_ref", alert.subject.describe())
+        .set("unknown_subject", subject.is_none())
+        .set("enrichment", json_value(enrichment)?)
+        .set("refs", refs_text(&alert.refs))
+        .set("created_at", dt(Utc::now()))
+        .into_value())
+}
+
+/// The event a new alert raises.
+fn raised_event(alert: &NewAlert, id: &NodeId) -> EventDraft {
+    EventDraft {
+        kind: EventKind::AlertRaised,
+        case: None,
+        record: id.clone(),
+        actor: None,
+        also: None,
+        summary: format!(
+            "{} alert from {} ({}): {}",
+            alert.severity,
+            alert.source.as_str(),
+            alert.subject.describe(),
+            alert.title.as_str()
+        ),
+        detail: Some(alert.severity.as_str().to_owned()),
+    }
+}
+
 impl Store {
     /// Take in an alert. A repeat of a known dedupe key raises its count and
     /// `last_seen`; a new one is linked to its subject (by id, external id or
@@ -57,26 +103,7 @@ impl Store {
             None => Enrichment::default(),
         };
         let id = NodeId::generate(Table::Alert);
-        let now = Utc::now();
-        let content = Content::new()
-            .set("source", alert.source.as_str())
-            .set("rule", alert.rule.as_str())
-            .set("severity", alert.severity.as_str())
-            .set("title", alert.title.as_str())
-            .opt("detail", alert.detail.as_ref().map(|d| d.as_str().to_owned()))
-            .set("dedupe_key", alert.dedupe_key.as_str())
-            .set("status", AlertStatus::New.as_str())
-            .set("detected_at", dt(alert.detected_at))
-            .set("first_seen", dt(alert.detected_at))
-            .set("last_seen", dt(alert.detected_at))
-            .set("count", 1i64)
-            .opt("subject", subject.as_ref().map(rid))
-            .set("subject_ref", alert.subject.describe())
-            .set("unknown_subject", subject.is_none())
-            .set("enrichment", json_value(&enrichment)?)
-            .set("refs", refs_text(&alert.refs))
-            .set("created_at", dt(now))
-            .into_value();
+        let content = alert_content(alert, subject.as_ref(), &enrichment)?;
         let sql = format!(
             "BEGIN;
              LET $existing = (SELECT VALUE id FROM alert WHERE dedupe_key = $key LIMIT 1)[0];
@@ -89,21 +116,7 @@ impl Store {
              COMMIT;
              RETURN $existing;"
         );
-        let event = EventDraft {
-            kind: EventKind::AlertRaised,
-            case: None,
-            record: id.clone(),
-            actor: None,
-            also: None,
-            summary: format!(
-                "{} alert from {} ({}): {}",
-                alert.severity,
-                alert.source.as_str(),
-                alert.subject.describe(),
-                alert.title.as_str()
-            ),
-            detail: Some(alert.severity.as_str().to_owned()),
-        };
+        let event = raised_event(alert, &id);
         // The owners of what the alert is about see it in their queue.
         let owners: Vec<RecordId> = match &subject {
             Some(s) => self.owner_facts(s).await?.people.iter().map(|(p, _)| rid(p)).collect(),

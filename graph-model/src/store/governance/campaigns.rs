@@ -57,81 +57,66 @@ impl Store {
             return Err(ValueError::new("controlKey", format!("no control {key}")).into());
         }
         let id = NodeId::generate(Table::Campaign);
-        let id = &id;
-        let decision = self
-            .decide(|| {
-                Box::pin(async move {
-                    let ((_, roles), policy, facts, alerts) = futures::try_join!(
-                        self.acting(actor),
-                        self.current_policy(),
-                        self.compliance_facts(now),
-                        self.open_alerts_by_nhi()
-                    )?;
-                    let mut items = Vec::new();
-                    let mut reviewers: std::collections::BTreeSet<NodeId> = Default::default();
-                    for n in facts.nhis.iter().filter(|n| n.status == NhiStatus::Active && n.in_scope(&draft.scope)) {
-                        let (reviewer, team) = campaign::reviewer_of(n);
-                        let open = alerts.get(&n.id).copied().unwrap_or(0);
-                        if let Some(p) = &reviewer {
-                            reviewers.insert(p.clone());
-                        }
-                        items.push(
-                            Content::new()
-                                .set("id", rid(&NodeId::generate(Table::ReviewItem)))
-                                .set("campaign", rid(id))
-                                .set("nhi", rid(&n.id))
-                                .set("reviewer", reviewer.as_ref().map(rid))
-                                .set("team", team.as_ref().map(rid))
-                                .set("facts", campaign::item_facts(n, open).to_string())
-                                .set("status", ItemStatus::Pending.as_str())
-                                .into_value(),
-                        );
-                    }
-                    if items.is_empty() {
-                        return Err(ValueError::new("scope", "no active NHI is in this scope").into());
-                    }
-                    let draft_decision = DecisionDraft {
-                        inputs: json!({
-                            "name": draft.name, "scope": draft.scope, "due_at": draft.due_at, "control": draft.control,
-                            "items": items.len(), "actor_roles": roles,
-                        }),
-                        ..DecisionDraft::under(
-                            &policy,
-                            DecisionKind::StartCampaign,
-                            Outcome::Started,
-                            &actor.id,
-                            id,
-                            rationale.as_str(),
-                        )
-                    };
-                    let content = Content::new()
-                        .set("name", draft.name.as_str())
-                        .set("scope", json_value(&draft.scope)?)
-                        .set("due_at", dt(draft.due_at))
-                        .set("control", draft.control.clone())
-                        .set("started_by", rid(&actor.id))
-                        .set("started_at", dt(now))
-                        .set("items", items.len() as i64)
-                        .into_value();
-                    // The campaign names the decision being sealed: set with it at creation,
-                    // as the record is fixed from then on.
-                    let effects = "LET $c = $campaign_content;
-                         CREATE ONLY $campaign SET name = $c.name, scope = $c.scope, due_at = $c.due_at,
-                             control = $c.control, started_by = $c.started_by, started_at = $c.started_at,
-                             items = $c.items, decision = $decision_id RETURN NONE;
-                         INSERT INTO review_item $items RETURN NONE;"
-                        .to_owned();
-                    let vars = Vars::new()
-                        .set("campaign", rid(id))
-                        .set("campaign_content", content)
-                        .set("items", items)
-                        .set("ev_owners", reviewers.iter().map(rid).collect::<Vec<_>>());
-                    Ok(Plan { draft: draft_decision, effects, vars })
-                })
-            })
-            .await?;
-        let campaign = self.campaigns_by_id(std::slice::from_ref(id)).await?.pop();
+        let decision = self.decide(|| Box::pin(self.plan_campaign(actor, &id, draft, rationale, now))).await?;
+        let campaign = self.campaigns_by_id(std::slice::from_ref(&id)).await?.pop();
         Ok((campaign.ok_or_else(|| StoreError::NotFound(id.to_string()))?, decision))
+    }
+
+    async fn plan_campaign(
+        &self,
+        actor: &Actor,
+        id: &NodeId,
+        draft: &CampaignDraft,
+        rationale: &Text,
+        now: DateTime<Utc>,
+    ) -> Result<Plan> {
+        let ((_, roles), policy, facts, alerts) = futures::try_join!(
+            self.acting(actor),
+            self.current_policy(),
+            self.compliance_facts(now),
+            self.open_alerts_by_nhi()
+        )?;
+        let (items, reviewers) = review_items(id, draft, &facts, &alerts);
+        if items.is_empty() {
+            return Err(ValueError::new("scope", "no active NHI is in this scope").into());
+        }
+        let draft_decision = DecisionDraft {
+            inputs: json!({
+                "name": draft.name, "scope": draft.scope, "due_at": draft.due_at, "control": draft.control,
+                "items": items.len(), "actor_roles": roles,
+            }),
+            ..DecisionDraft::under(
+                &policy,
+                DecisionKind::StartCampaign,
+                Outcome::Started,
+                &actor.id,
+                id,
+                rationale.as_str(),
+            )
+        };
+        let content = Content::new()
+            .set("name", draft.name.as_str())
+            .set("scope", json_value(&draft.scope)?)
+            .set("due_at", dt(draft.due_at))
+            .set("control", draft.control.clone())
+            .set("started_by", rid(&actor.id))
+            .set("started_at", dt(now))
+            .set("items", items.len() as i64)
+            .into_value();
+        // The campaign names the decision being sealed: set with it at creation,
+        // as the record is fixed from then on.
+        let effects = "LET $c = $campaign_content;
+             CREATE ONLY $campaign SET name = $c.name, scope = $c.scope, due_at = $c.due_at,
+                 control = $c.control, started_by = $c.started_by, started_at = $c.started_at,
+                 items = $c.items, decision = $decision_id RETURN NONE;
+             INSERT INTO review_item $items RETURN NONE;"
+            .to_owned();
+        let vars = Vars::new()
+            .set("campaign", rid(id))
+            .set("campaign_content", content)
+            .set("items", items)
+            .set("ev_owners", reviewers.iter().map(rid).collect::<Vec<_>>());
+        Ok(Plan { draft: draft_decision, effects, vars })
     }
 
     /// Open alerts (not dismissed) about each NHI.
@@ -205,94 +190,103 @@ impl Store {
             )
             .into());
         }
-        let reduce = &reduce;
-        self.decide(|| {
-            Box::pin(async move {
-                let ((_, roles), policy, found) = futures::try_join!(
-                    self.acting(actor),
-                    self.current_policy(),
-                    self.review_items_by_id(std::slice::from_ref(item))
-                )?;
-                let it = found.into_iter().next().ok_or_else(|| StoreError::NotFound(item.to_string()))?;
-                if it.status != ItemStatus::Pending {
-                    return Err(StoreError::Conflict(format!("{item} was answered already ({})", it.status)));
-                }
-                let teams = self.teams_of(&actor.id).await?;
-                if !it.answerable_by(&actor.id, &teams, roles.contains(&Role::Admin)) {
-                    return Err(ValueError::new(
-                        "id",
-                        format!("{item} is for its reviewer, their team or whom it was escalated to, not {}", actor.id),
-                    )
-                    .into());
-                }
-                let request = match answer {
-                    ReviewAnswer::Certify => None,
-                    ReviewAnswer::Revoke | ReviewAnswer::Reduce => {
-                        let (kind, target, privilege) = match reduce {
-                            Some((t, p)) => (RequestKind::ReducePrivilege, Some(t.clone()), Some(*p)),
-                            None => (RequestKind::RevokeNhi, None, None),
-                        };
-                        let new = NewRequest {
-                            kind,
-                            subject: it.nhi.clone(),
-                            target,
-                            privilege,
-                            duration_days: None,
-                            justification: rationale.clone(),
-                            ticket_ref: None,
-                            case: None,
-                            compensating_controls: vec![],
-                            review_days: None,
-                            waives: vec![],
-                            refs: vec![],
-                        };
-                        new.check()?;
-                        if kind == RequestKind::ReducePrivilege {
-                            self.check_reduction(&new).await?;
-                        }
-                        let needed = policy.approvals_needed(kind, false);
-                        let id = NodeId::generate(Table::Request);
-                        let content =
-                            request_content(&new, &actor.id, RequestStatus::Pending, needed, Utc::now()).into_value();
-                        Some((id, content))
-                    }
-                };
-                let outcome = if answer == ReviewAnswer::Certify { Outcome::Certified } else { Outcome::Requested };
-                let draft = DecisionDraft {
-                    inputs: json!({
-                        "item": item.to_string(), "campaign": it.campaign.to_string(), "nhi": it.nhi.to_string(),
-                        "answer": answer, "facts": it.facts, "actor_roles": roles,
-                        "request": request.as_ref().map(|(id, _)| id.to_string()),
-                        "reduce_to": reduce.as_ref().map(|(t, p)| json!({ "system": t.to_string(), "privilege": p })),
-                    }),
-                    ..DecisionDraft::under(
-                        &policy,
-                        DecisionKind::AnswerReview,
-                        outcome,
-                        &actor.id,
-                        &it.nhi,
-                        rationale.as_str(),
-                    )
-                };
-                let mut effects = format!(
-                    "IF $item.rev != $rev {{ THROW '{STALE}' }};
-                     UPDATE $item SET status = $status, answered_by = $actor, answered_at = time::now(),
-                         decision = $decision_id, request = $request, rev += 1 RETURN NONE;"
-                );
-                let mut vars = Vars::new()
-                    .set("item", rid(item))
-                    .set("rev", it.rev as i64)
-                    .set("status", answer.status().as_str())
-                    .set("actor", rid(&actor.id))
-                    .set("request", request.as_ref().map(|(id, _)| rid(id)));
-                if let Some((_, content)) = request {
-                    effects.insert_str(0, "CREATE ONLY $request CONTENT $request_content RETURN NONE;");
-                    vars = vars.set("request_content", content);
-                }
-                Ok(Plan { draft, effects, vars })
-            })
-        })
-        .await
+        let reduce = reduce.as_ref();
+        self.decide(|| Box::pin(self.plan_answer(actor, item, answer, rationale, reduce))).await
+    }
+
+    async fn plan_answer(
+        &self,
+        actor: &Actor,
+        item: &NodeId,
+        answer: ReviewAnswer,
+        rationale: &Text,
+        reduce: Option<&(NodeId, Privilege)>,
+    ) -> Result<Plan> {
+        let ((_, roles), policy, found) = futures::try_join!(
+            self.acting(actor),
+            self.current_policy(),
+            self.review_items_by_id(std::slice::from_ref(item))
+        )?;
+        let it = found.into_iter().next().ok_or_else(|| StoreError::NotFound(item.to_string()))?;
+        if it.status != ItemStatus::Pending {
+            return Err(StoreError::Conflict(format!("{item} was answered already ({})", it.status)));
+        }
+        let teams = self.teams_of(&actor.id).await?;
+        if !it.answerable_by(&actor.id, &teams, roles.contains(&Role::Admin)) {
+            return Err(ValueError::new(
+                "id",
+                format!("{item} is for its reviewer, their team or whom it was escalated to, not {}", actor.id),
+            )
+            .into());
+        }
+        let request = match answer {
+            ReviewAnswer::Certify => None,
+            ReviewAnswer::Revoke | ReviewAnswer::Reduce => {
+                Some(self.answer_request(&actor.id, &it.nhi, reduce, rationale, &policy).await?)
+            }
+        };
+        let outcome = if answer == ReviewAnswer::Certify { Outcome::Certified } else { Outcome::Requested };
+        let draft = DecisionDraft {
+            inputs: json!({
+                "item": item.to_string(), "campaign": it.campaign.to_string(), "nhi": it.nhi.to_string(),
+                "answer": answer, "facts": it.facts, "actor_roles": roles,
+                "request": request.as_ref().map(|(id, _)| id.to_string()),
+                "reduce_to": reduce.map(|(t, p)| json!({ "system": t.to_string(), "privilege": p })),
+            }),
+            ..DecisionDraft::under(&policy, DecisionKind::AnswerReview, outcome, &actor.id, &it.nhi, rationale.as_str())
+        };
+        let mut effects = format!(
+            "IF $item.rev != $rev {{ THROW '{STALE}' }};
+             UPDATE $item SET status = $status, answered_by = $actor, answered_at = time::now(),
+                 decision = $decision_id, request = $request, rev += 1 RETURN NONE;"
+        );
+        let mut vars = Vars::new()
+            .set("item", rid(item))
+            .set("rev", it.rev as i64)
+            .set("status", answer.status().as_str())
+            .set("actor", rid(&actor.id))
+            .set("request", request.as_ref().map(|(id, _)| rid(id)));
+        if let Some((_, content)) = request {
+            effects.insert_str(0, "CREATE ONLY $request CONTENT $request_content RETURN NONE;");
+            vars = vars.set("request_content", content);
+        }
+        Ok(Plan { draft, effects, vars })
+    }
+
+    /// The request a revoke (or, with `reduce`, a reduction) files: its id and record.
+    async fn answer_request(
+        &self,
+        actor: &NodeId,
+        nhi: &NodeId,
+        reduce: Option<&(NodeId, Privilege)>,
+        rationale: &Text,
+        policy: &Policy,
+    ) -> Result<(NodeId, surrealdb::types::Value)> {
+        let (kind, target, privilege) = match reduce {
+            Some((t, p)) => (RequestKind::ReducePrivilege, Some(t.clone()), Some(*p)),
+            None => (RequestKind::RevokeNhi, None, None),
+        };
+        let new = NewRequest {
+            kind,
+            subject: nhi.clone(),
+            target,
+            privilege,
+            duration_days: None,
+            justification: rationale.clone(),
+            ticket_ref: None,
+            case: None,
+            compensating_controls: vec![],
+            review_days: None,
+            waives: vec![],
+            refs: vec![],
+        };
+        new.check()?;
+        if kind == RequestKind::ReducePrivilege {
+            self.check_reduction(&new).await?;
+        }
+        let needed = policy.approvals_needed(kind, false);
+        let content = request_content(&new, actor, RequestStatus::Pending, needed, Utc::now()).into_value();
+        Ok((NodeId::generate(Table::Request), content))
     }
 
     /// The teams `person` belongs to now.
@@ -427,4 +421,35 @@ impl Store {
         .await?;
         Ok(items.len())
     }
+}
+
+/// One review item per active NHI in the campaign's scope, for its reviewer (or team),
+/// with the facts beside it; and the reviewers, who see their items in their queue.
+fn review_items(
+    campaign: &NodeId,
+    draft: &CampaignDraft,
+    facts: &crate::domain::control::ComplianceFacts,
+    alerts: &std::collections::HashMap<NodeId, u32>,
+) -> (Vec<surrealdb::types::Value>, std::collections::BTreeSet<NodeId>) {
+    let mut items = Vec::new();
+    let mut reviewers = std::collections::BTreeSet::new();
+    for n in facts.nhis.iter().filter(|n| n.status == NhiStatus::Active && n.in_scope(&draft.scope)) {
+        let (reviewer, team) = campaign::reviewer_of(n);
+        let open = alerts.get(&n.id).copied().unwrap_or(0);
+        if let Some(p) = &reviewer {
+            reviewers.insert(p.clone());
+        }
+        items.push(
+            Content::new()
+                .set("id", rid(&NodeId::generate(Table::ReviewItem)))
+                .set("campaign", rid(campaign))
+                .set("nhi", rid(&n.id))
+                .set("reviewer", reviewer.as_ref().map(rid))
+                .set("team", team.as_ref().map(rid))
+                .set("facts", campaign::item_facts(n, open).to_string())
+                .set("status", ItemStatus::Pending.as_str())
+                .into_value(),
+        );
+    }
+    (items, reviewers)
 }

@@ -278,11 +278,6 @@ impl Store {
             .ok_or_else(|| StoreError::Database(format!("{} is a change request without its change", request.id)))?;
         let ((actor_facts, roles), policy, read) =
             futures::try_join!(self.acting(actor), self.current_policy(), self.read_change(&change))?;
-        let decided = match outcome {
-            DecideOutcome::Approve => Outcome::Approved,
-            DecideOutcome::Reject => Outcome::Rejected,
-            DecideOutcome::Escalate => Outcome::Escalated,
-        };
         let draft = DecisionDraft {
             case: request.case.clone(),
             signals,
@@ -297,7 +292,7 @@ impl Store {
             ..DecisionDraft::under(
                 &policy,
                 DecisionKind::DecideRequest,
-                decided,
+                outcome.into(),
                 &actor.id,
                 &request.id,
                 rationale.as_str(),
@@ -321,22 +316,15 @@ impl Store {
                 )
             }
             DecideOutcome::Reject => ("status = 'rejected', decided_at = time::now()", String::new(), vars),
-            DecideOutcome::Approve => {
-                match assess(&change, &request.requester, &read.facts, &policy) {
-                    Err(Refusal::Invalid(e)) => {
-                        return Err(StoreError::Conflict(format!("the change no longer applies: {}", e.message)));
-                    }
-                    Err(Refusal::Rule(v)) => return Ok(Plan::refused(draft, v)),
-                    Ok(_) => {}
-                }
-                let (apply, vars) = apply_statements(&change, &read.facts, &request.requester, &policy, vars)?;
-                (
+            DecideOutcome::Approve => match approved_change(&change, &request.requester, &read.facts, &policy, vars)? {
+                Ok((apply, vars)) => (
                     "status = 'approved', decided_at = time::now(),
                      approvals += { approver: $actor, at: time::now(), decision: $decision_id }",
                     apply,
                     vars.set("actor", rid(&actor.id)),
-                )
-            }
+                ),
+                Err(v) => return Ok(Plan::refused(draft, v)),
+            },
         };
         let (checks, vars) = guards.finish(vars);
         Ok(Plan {
@@ -603,6 +591,23 @@ fn filed_request(
         .into_value())
 }
 
+/// A filed change assessed again at its approval, on the facts as they are now: the
+/// statements that carry it out, or the rule that refuses it now; one that no longer
+/// applies is a conflict.
+fn approved_change(
+    change: &Change,
+    requester: &NodeId,
+    facts: &ChangeFacts,
+    policy: &Policy,
+    vars: Vars,
+) -> Result<std::result::Result<(String, Vars), Violation>> {
+    match assess(change, requester, facts, policy) {
+        Err(Refusal::Invalid(e)) => Err(StoreError::Conflict(format!("the change no longer applies: {}", e.message))),
+        Err(Refusal::Rule(v)) => Ok(Err(v)),
+        Ok(_) => apply_statements(change, facts, requester, policy, vars).map(Ok),
+    }
+}
+
 /// The statements that carry a change out, run after its guards. `by` is who asked for
 /// it (a token records its maker).
 fn apply_statements(
@@ -615,15 +620,10 @@ fn apply_statements(
     let now = Utc::now();
     Ok(match change {
         Change::Roles { person, grant, revoke } => {
-            let held = facts.person.as_ref().map(|p| p.roles.clone()).unwrap_or_default();
-            let mut roles: Vec<Role> =
-                held.into_iter().filter(|r| !revoke.contains(r)).chain(grant.iter().copied()).collect();
-            roles.sort();
-            roles.dedup();
-            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            let held = facts.person.as_ref().map(|p| p.roles.as_slice()).unwrap_or_default();
             (
                 "UPDATE $change_person SET roles = $change_roles, updated_at = time::now() RETURN NONE;".into(),
-                vars.set("change_person", rid(person)).set("change_roles", roles),
+                vars.set("change_person", rid(person)).set("change_roles", roles_after(held, grant, revoke)),
             )
         }
         Change::Active { person, active } => (
@@ -662,12 +662,10 @@ fn apply_statements(
                 .set("scopes", scopes.iter().map(|r| r.as_str()).collect::<Vec<_>>())
                 .set("created_at", dt(now))
                 .set("created_by", rid(by))
-                .opt("expires_at", expires_at.map(dt))
-                .into_value();
+                .opt("expires_at", expires_at.map(dt));
             (
                 "CREATE ONLY $change_token CONTENT $change_token_content RETURN NONE;".into(),
-                vars.set("change_token", surrealdb::types::RecordId::new("api_token", key.clone()))
-                    .set("change_token_content", content),
+                vars.set("change_token", token_rid(key)).set("change_token_content", content.into_value()),
             )
         }
         Change::RevokeToken { key, .. } => (
@@ -675,30 +673,24 @@ fn apply_statements(
              IF $change_token.revoked_at != NONE { THROW 'CONFLICT: the token was revoked already' };
              UPDATE $change_token SET revoked_at = time::now() RETURN NONE;"
                 .into(),
-            vars.set("change_token", surrealdb::types::RecordId::new("api_token", key.clone())),
+            vars.set("change_token", token_rid(key)),
         ),
         Change::AdoptBaseline { id, source, edges, digest } => {
-            let content = Content::new()
-                .opt("source", source.clone())
-                .set("edges", *edges as i64)
-                .set("digest", digest.as_str())
-                .set("adopted_by", rid(by))
-                .set("adopted_at", dt(now))
-                .into_value();
-            let cond = super::baseline::ungoverned_where(source.as_deref());
-            let vars = vars.set("baseline", rid(id)).set("baseline_content", content);
-            let vars = match source {
-                Some(s) => vars.set("source", s.as_str()),
-                None => vars,
-            };
-            (
-                format!(
-                    "CREATE ONLY $baseline CONTENT $baseline_content RETURN NONE;\n{}",
-                    super::baseline::adopt_statements(cond)
-                ),
-                vars,
-            )
+            baseline_statements(id, source.as_deref(), *edges, digest, by, vars)
         }
+        Change::Policy { .. } | Change::Control { .. } => publish_statements(change, facts, by, policy, vars)?,
+    })
+}
+
+/// The statements publishing a policy or control version, the next after the latest.
+fn publish_statements(
+    change: &Change,
+    facts: &ChangeFacts,
+    by: &NodeId,
+    policy: &Policy,
+    vars: Vars,
+) -> Result<(String, Vars)> {
+    Ok(match change {
         Change::Policy { id, draft } => {
             draft.check()?;
             let content = super::decisions::policy_content(draft, policy.version + 1, Some(by))?;
@@ -718,7 +710,53 @@ fn apply_statements(
                 vars.set("change_control", rid(id)).set("change_control_content", content),
             )
         }
+        _ => return Err(StoreError::Database(format!("{} publishes no version", change.describe()))),
     })
+}
+
+/// The roles a person holds after a change: those held, less those revoked, plus
+/// those granted, sorted, each once.
+fn roles_after(held: &[Role], grant: &[Role], revoke: &[Role]) -> Vec<&'static str> {
+    let mut roles: Vec<Role> = held.iter().filter(|r| !revoke.contains(r)).chain(grant).copied().collect();
+    roles.sort();
+    roles.dedup();
+    roles.iter().map(|r| r.as_str()).collect()
+}
+
+fn token_rid(key: &str) -> surrealdb::types::RecordId {
+    surrealdb::types::RecordId::new("api_token", key.to_owned())
+}
+
+/// The statements adopting a source's ungoverned edges (or those no feed opened) as
+/// the governed baseline, recorded as one baseline record.
+fn baseline_statements(
+    id: &NodeId,
+    source: Option<&str>,
+    edges: u64,
+    digest: &str,
+    by: &NodeId,
+    vars: Vars,
+) -> (String, Vars) {
+    let content = Content::new()
+        .opt("source", source.map(str::to_owned))
+        .set("edges", edges as i64)
+        .set("digest", digest)
+        .set("adopted_by", rid(by))
+        .set("adopted_at", dt(Utc::now()))
+        .into_value();
+    let cond = super::baseline::ungoverned_where(source);
+    let vars = vars.set("baseline", rid(id)).set("baseline_content", content);
+    let vars = match source {
+        Some(s) => vars.set("source", s),
+        None => vars,
+    };
+    (
+        format!(
+            "CREATE ONLY $baseline CONTENT $baseline_content RETURN NONE;\n{}",
+            super::baseline::adopt_statements(cond)
+        ),
+        vars,
+    )
 }
 
 /// The server's own principal: the actor of what the server does by itself (closing

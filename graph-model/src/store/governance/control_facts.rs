@@ -499,70 +499,27 @@ impl FactRows {
     /// Join the rows into the facts each subject is judged on.
     fn join(self, now: DateTime<Utc>) -> ComplianceFacts {
         let people: HashMap<&NodeId, &PersonRow> = self.people.iter().map(|p| (&p.id, p)).collect();
-        let systems = &self.systems;
-        let mut team_members: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
-        for m in &self.members {
-            team_members.entry(&m.to).or_default().push(&m.from);
-        }
-        // Owners of each node: the people behind them, and the owning teams.
-        let mut owner_people: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
-        let mut direct: HashMap<&NodeId, Vec<(NodeId, bool)>> = HashMap::new();
+        let mut own = Ownership::of(&self.owns, &self.members, &people);
+        let mut access = access_facts(&self.access, &self.approvals, &self.systems, now);
         let certified: HashMap<&NodeId, DateTime<Utc>> = self.certified.iter().map(|c| (&c.nhi, c.at)).collect();
-        let mut owner_teams: HashMap<&NodeId, Vec<NodeId>> = HashMap::new();
-        for o in &self.owns {
-            match o.from.table() {
-                Table::Person => {
-                    owner_people.entry(&o.to).or_default().push(&o.from);
-                    if let Some(p) = people.get(&o.from) {
-                        direct.entry(&o.to).or_default().push((o.from.clone(), p.active));
-                    }
-                }
-                Table::Team => {
-                    owner_teams.entry(&o.to).or_default().push(o.from.clone());
-                    let members = team_members.get(&o.from).cloned().unwrap_or_default();
-                    owner_people.entry(&o.to).or_default().extend(members);
-                }
-                _ => {}
-            }
-        }
-        let lapsed: std::collections::HashSet<&str> =
-            self.approvals.iter().filter(|a| a.approval_expires_at <= now).map(|a| a.granted_edge.as_str()).collect();
-        let mut access: HashMap<&NodeId, Vec<AccessFacts>> = HashMap::new();
-        for a in &self.access {
-            let (Some(s), Some(privilege)) = (systems.get(&a.to), a.privilege) else { continue };
-            access.entry(&a.from).or_default().push(AccessFacts {
-                edge: a.id.clone(),
-                system: a.to.clone(),
-                target: *s,
-                privilege,
-                governed: a.governed,
-                approval_lapsed: lapsed.contains(a.id.to_string().as_str()),
-            });
-        }
         let mut holds: HashMap<&NodeId, u32> = HashMap::new();
         let mut holders: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
         for h in &self.held {
             *holds.entry(&h.from).or_default() += 1;
             holders.entry(&h.to).or_default().push(&h.from);
         }
-        let owners_of = |id: &NodeId| -> Vec<(String, bool)> {
-            let mut seen: Vec<&NodeId> = owner_people.get(id).cloned().unwrap_or_default();
-            seen.sort();
-            seen.dedup();
-            seen.iter().filter_map(|p| people.get(p)).map(|p| (p.email.clone(), p.active)).collect()
-        };
         let nhis: Vec<NhiFacts> = self
             .nhis
             .into_iter()
             .map(|n| NhiFacts {
-                owners: owners_of(&n.id),
+                owners: own.owners_of(&n.id, &people),
                 direct_owners: {
-                    let mut d = direct.remove(&n.id).unwrap_or_default();
+                    let mut d = own.direct.remove(&n.id).unwrap_or_default();
                     d.sort();
                     d
                 },
                 certified_at: certified.get(&n.id).copied(),
-                teams: owner_teams.get(&n.id).cloned().unwrap_or_default(),
+                teams: own.teams.get(&n.id).cloned().unwrap_or_default(),
                 access: access.remove(&n.id).unwrap_or_default(),
                 holds: holds.get(&n.id).copied().unwrap_or(0),
                 id: n.id,
@@ -574,36 +531,11 @@ impl FactRows {
                 created_at: n.created_at,
             })
             .collect();
-        let by_nhi: HashMap<&NodeId, &NhiFacts> = nhis.iter().map(|n| (&n.id, n)).collect();
-        let nhi_scope = |ids: &[&NodeId], own: &NodeId| -> ScopeFacts {
-            let mut s = ScopeFacts { teams: owner_teams.get(own).cloned().unwrap_or_default(), ..Default::default() };
-            for n in ids.iter().filter_map(|i| by_nhi.get(i)) {
-                s.environments.push(n.environment);
-                s.nhi_kinds.push(n.kind);
-                s.teams.extend(n.teams.iter().cloned());
-                let c = n.access.iter().map(|a| a.target.criticality).min();
-                s.criticality = match (s.criticality, c) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-            s
-        };
-        let subject_scope = |subject: &NodeId| -> ScopeFacts {
-            match subject.table() {
-                Table::Nhi => nhi_scope(&[subject], subject),
-                Table::Secret => nhi_scope(holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject),
-                Table::System => {
-                    let s = systems.get(subject);
-                    ScopeFacts {
-                        environments: s.map(|s| vec![s.environment]).unwrap_or_default(),
-                        criticality: s.map(|s| s.criticality),
-                        teams: owner_teams.get(subject).cloned().unwrap_or_default(),
-                        ..Default::default()
-                    }
-                }
-                _ => ScopeFacts::default(),
-            }
+        let scopes = Scopes {
+            by_nhi: nhis.iter().map(|n| (&n.id, n)).collect(),
+            owner_teams: &own.teams,
+            holders: &holders,
+            systems: &self.systems,
         };
         let secrets = self
             .secrets
@@ -613,7 +545,7 @@ impl FactRows {
                 name: s.name.clone(),
                 rotated_at: s.last_rotated_at.or(s.issued_at).unwrap_or(s.created_at),
                 ever_rotated: s.last_rotated_at.is_some(),
-                scope: subject_scope(&s.id),
+                scope: scopes.of(&s.id),
             })
             .collect();
         let exceptions = self
@@ -626,7 +558,7 @@ impl FactRows {
                 expires_at: x.expires_at,
                 review_due: x.review_due,
                 waives: x.waives.clone(),
-                scope: subject_scope(&x.subject),
+                scope: scopes.of(&x.subject),
             })
             .collect();
         let emergencies = self
@@ -638,9 +570,121 @@ impl FactRows {
                 requested_at: e.requested_at,
                 post_approval_due: e.post_approval_due,
                 decided_at: e.decided_at,
-                scope: subject_scope(&e.subject),
+                scope: scopes.of(&e.subject),
             })
             .collect();
         ComplianceFacts { nhis, secrets, exceptions, emergencies }
+    }
+}
+
+/// Who owns each node: the people behind it (directly or through an owning team), the
+/// people who own it directly (with whether they are active), and the owning teams.
+struct Ownership<'a> {
+    people: HashMap<&'a NodeId, Vec<&'a NodeId>>,
+    direct: HashMap<&'a NodeId, Vec<(NodeId, bool)>>,
+    teams: HashMap<&'a NodeId, Vec<NodeId>>,
+}
+
+impl<'a> Ownership<'a> {
+    fn of(owns: &'a [Pair], members: &'a [Pair], people: &HashMap<&NodeId, &PersonRow>) -> Ownership<'a> {
+        let mut team_members: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
+        for m in members {
+            team_members.entry(&m.to).or_default().push(&m.from);
+        }
+        let mut own = Ownership { people: HashMap::new(), direct: HashMap::new(), teams: HashMap::new() };
+        for o in owns {
+            match o.from.table() {
+                Table::Person => {
+                    own.people.entry(&o.to).or_default().push(&o.from);
+                    if let Some(p) = people.get(&o.from) {
+                        own.direct.entry(&o.to).or_default().push((o.from.clone(), p.active));
+                    }
+                }
+                Table::Team => {
+                    own.teams.entry(&o.to).or_default().push(o.from.clone());
+                    let members = team_members.get(&o.from).cloned().unwrap_or_default();
+                    own.people.entry(&o.to).or_default().extend(members);
+                }
+                _ => {}
+            }
+        }
+        own
+    }
+
+    /// The people answerable for a node, each once: e-mail and whether active.
+    fn owners_of(&self, id: &NodeId, people: &HashMap<&NodeId, &PersonRow>) -> Vec<(String, bool)> {
+        let mut seen: Vec<&NodeId> = self.people.get(id).cloned().unwrap_or_default();
+        seen.sort();
+        seen.dedup();
+        seen.iter().filter_map(|p| people.get(p)).map(|p| (p.email.clone(), p.active)).collect()
+    }
+}
+
+/// Each NHI's access to systems the index knows, with whether a decision stands behind
+/// it and whether that decision's approval has lapsed.
+fn access_facts<'a>(
+    rows: &'a [AccessRow],
+    approvals: &[ApprovalRow],
+    systems: &HashMap<NodeId, TargetFacts>,
+    now: DateTime<Utc>,
+) -> HashMap<&'a NodeId, Vec<AccessFacts>> {
+    let lapsed: std::collections::HashSet<&str> =
+        approvals.iter().filter(|a| a.approval_expires_at <= now).map(|a| a.granted_edge.as_str()).collect();
+    let mut access: HashMap<&NodeId, Vec<AccessFacts>> = HashMap::new();
+    for a in rows {
+        let (Some(s), Some(privilege)) = (systems.get(&a.to), a.privilege) else { continue };
+        access.entry(&a.from).or_default().push(AccessFacts {
+            edge: a.id.clone(),
+            system: a.to.clone(),
+            target: *s,
+            privilege,
+            governed: a.governed,
+            approval_lapsed: lapsed.contains(a.id.to_string().as_str()),
+        });
+    }
+    access
+}
+
+/// What a control's scope reads of a subject: an NHI's own facts, a secret's holders',
+/// a system's own.
+struct Scopes<'a> {
+    by_nhi: HashMap<&'a NodeId, &'a NhiFacts>,
+    owner_teams: &'a HashMap<&'a NodeId, Vec<NodeId>>,
+    holders: &'a HashMap<&'a NodeId, Vec<&'a NodeId>>,
+    systems: &'a HashMap<NodeId, TargetFacts>,
+}
+
+impl Scopes<'_> {
+    fn of(&self, subject: &NodeId) -> ScopeFacts {
+        match subject.table() {
+            Table::Nhi => self.nhis(&[subject], subject),
+            Table::Secret => self.nhis(self.holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject),
+            Table::System => {
+                let s = self.systems.get(subject);
+                ScopeFacts {
+                    environments: s.map(|s| vec![s.environment]).unwrap_or_default(),
+                    criticality: s.map(|s| s.criticality),
+                    teams: self.owner_teams.get(subject).cloned().unwrap_or_default(),
+                    ..Default::default()
+                }
+            }
+            _ => ScopeFacts::default(),
+        }
+    }
+
+    /// The scope of a subject through the NHIs `ids`, plus the teams owning `own`.
+    fn nhis(&self, ids: &[&NodeId], own: &NodeId) -> ScopeFacts {
+        let mut s = ScopeFacts { teams: self.owner_teams.get(own).cloned().unwrap_or_default(), ..Default::default() };
+        for n in ids.iter().filter_map(|i| self.by_nhi.get(i)) {
+            s.environments.push(n.environment);
+            s.nhi_kinds.push(n.kind);
+            s.teams.extend(n.teams.iter().cloned());
+            let c = n.access.iter().map(|a| a.target.criticality).min();
+            s.criticality = match (s.criticality, c) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        s
     }
 }

@@ -376,11 +376,7 @@ impl Store {
         let server = self.server_principal().await?;
         let open = self.open_findings(&c.key).await?;
         let now = Utc::now();
-        let mut rows = Vec::with_capacity(results.len().max(stored.len()));
-        let mut changes = Vec::new();
-        let mut opened = Vec::new();
-        let mut recurred = Vec::new();
-        let mut remediated = Vec::new();
+        let mut writes = FullWrites::default();
         let mut judged: Vec<(&NodeId, ControlStatus, &str)> =
             results.iter().map(|(s, o)| (s, o.status, o.facts.as_str())).collect();
         // Subjects judged before and no longer in the check's reach.
@@ -390,50 +386,7 @@ impl Store {
             }
         }
         for (subject, status, facts) in judged {
-            let before = stored.get(subject);
-            let changed = before.is_none_or(|b| b.status != status);
-            let mut finding = before.and_then(|b| b.finding.clone());
-            match (status.failing(), open.get(subject)) {
-                (true, None) => {
-                    let id = NodeId::generate(Table::Finding);
-                    opened.push(finding_content(&id, c, subject, facts, now));
-                    finding = Some(id);
-                }
-                (true, Some(f)) => {
-                    if f.remediated_at.is_some() {
-                        recurred.push(rid(&f.id));
-                    }
-                    finding = Some(f.id.clone());
-                }
-                (false, Some(f)) if f.remediated_at.is_none() => remediated.push(rid(&f.id)),
-                (false, _) => {}
-            }
-            if changed {
-                changes.push(
-                    Content::new()
-                        .set("control", c.key.as_str())
-                        .set("version", i64::from(c.version))
-                        .set("subject", rid(subject))
-                        .opt("before", before.map(|b| b.status.as_str()))
-                        .set("after", status.as_str())
-                        .set("facts", facts)
-                        .set("at", dt(now))
-                        .into_value(),
-                );
-            }
-            rows.push(
-                Content::new()
-                    .set("id", result_rid(&c.key, subject))
-                    .set("control", c.key.as_str())
-                    .set("version", i64::from(c.version))
-                    .set("subject", rid(subject))
-                    .set("status", status.as_str())
-                    .set("facts", if changed { facts } else { before.map_or(facts, |b| b.facts.as_str()) })
-                    .set("since", dt(if changed { now } else { before.map_or(now, |b| b.since) }))
-                    .set("first_at", dt(before.map_or(now, |b| b.first_at)))
-                    .opt("finding", finding.as_ref().map(rid))
-                    .into_value(),
-            );
+            writes.add(c, Judged { subject, status, facts }, stored.get(subject), open.get(subject), now);
         }
         let counts = control::counts(results);
         let digest = control::digest(results);
@@ -443,7 +396,7 @@ impl Store {
             refs: c.refs.clone(),
             inputs: json!({
                 "control": c.id.to_string(), "key": c.key, "version": c.version, "sha256": c.sha256,
-                "digest": digest, "counts": counts, "changed": changes.len(), "findings_opened": opened.len(),
+                "digest": digest, "counts": counts, "changed": writes.changes.len(), "findings_opened": writes.opened.len(),
             }),
             ..DecisionDraft::under(
                 &policy,
@@ -466,8 +419,11 @@ impl Store {
              CREATE ONLY $evaluation CONTENT $evaluation_content RETURN NONE;
              UPDATE $evaluation SET decision = $decision_id RETURN NONE;"
             .to_owned();
-        let opened_ids: Vec<Value> =
-            opened.iter().filter_map(|v| if let Value::Object(o) = v { o.get("id").cloned() } else { None }).collect();
+        let opened_ids: Vec<Value> = writes
+            .opened
+            .iter()
+            .filter_map(|v| if let Value::Object(o) = v { o.get("id").cloned() } else { None })
+            .collect();
         let evaluation = Content::new()
             .set("control", rid(&c.id))
             .set("key", c.key.as_str())
@@ -478,22 +434,27 @@ impl Store {
             .into_value();
         let vars = Vars::new()
             .set("key", c.key.as_str())
-            .set("rows", rows)
-            .set("changes", changes)
-            .set("opened", opened)
+            .set("rows", writes.rows)
+            .set("changes", writes.changes)
+            .set("opened", writes.opened)
             .set("opened_ids", opened_ids)
-            .set("recurred", recurred)
-            .set("remediated", remediated)
+            .set("recurred", writes.recurred)
+            .set("remediated", writes.remediated)
             .set("evaluation", evaluation_rid(&c.id))
             .set("evaluation_content", evaluation);
-        let mut once = Some((draft, effects, vars));
+        self.decide_once(Plan { draft, effects, vars }, || {
+            StoreError::Conflict("the evaluation changed while it was recorded".into())
+        })
+        .await
+    }
+
+    /// Record a decision planned once: if the plan goes stale it is not made again, and
+    /// `stale` is the error.
+    async fn decide_once(&self, plan: Plan, stale: impl Fn() -> StoreError + Send + Sync) -> Result<()> {
+        let mut once = Some(plan);
         self.decide(|| {
-            let planned = once.take();
-            Box::pin(async move {
-                let (draft, effects, vars) = planned
-                    .ok_or_else(|| StoreError::Conflict("the evaluation changed while it was recorded".into()))?;
-                Ok(Plan { draft, effects, vars })
-            })
+            let planned = once.take().ok_or_else(&stale);
+            Box::pin(async move { planned })
         })
         .await?;
         Ok(())
@@ -565,38 +526,7 @@ impl Store {
                 format!("{} v{}: {from} → {}: {}", c.key, c.version, outcome.status, outcome.facts),
             )
         };
-        let now = Utc::now();
-        let mut finding_sql = String::new();
-        let mut vars = Vars::new();
-        let mut finding = open.as_ref().map(|f| f.id.clone());
-        match (outcome.status.failing(), &open) {
-            (true, None) => {
-                let id = NodeId::generate(Table::Finding);
-                finding_sql.push_str(
-                    "CREATE ONLY $finding CONTENT $finding_content RETURN NONE;
-                     UPDATE $finding SET opened_by = $decision_id RETURN NONE;",
-                );
-                vars = vars
-                    .set("finding", rid(&id))
-                    .set("finding_content", finding_content(&id, c, subject, &outcome.facts, now));
-                finding = Some(id);
-            }
-            (true, Some(f)) if f.remediated_at.is_some() => {
-                finding_sql.push_str(&format!(
-                    "IF $finding.rev != $finding_rev {{ THROW '{STALE}' }};
-                     UPDATE $finding SET remediated_at = NONE, remediated_by = NONE, recurrences += 1, rev += 1 RETURN NONE;"
-                ));
-                vars = vars.set("finding", rid(&f.id)).set("finding_rev", f.rev as i64);
-            }
-            (false, Some(f)) if f.remediated_at.is_none() => {
-                finding_sql.push_str(&format!(
-                    "IF $finding.rev != $finding_rev {{ THROW '{STALE}' }};
-                     UPDATE $finding SET remediated_at = time::now(), remediated_by = $decision_id, rev += 1 RETURN NONE;"
-                ));
-                vars = vars.set("finding", rid(&f.id)).set("finding_rev", f.rev as i64);
-            }
-            _ => {}
-        }
+        let (finding_sql, finding, vars) = finding_effect(c, subject, outcome, open.as_ref(), Utc::now());
         let effects = format!(
             "IF ($result.status ?? 'unjudged') != $before {{ THROW '{STALE}' }};
              {finding_sql}
@@ -619,18 +549,11 @@ impl Store {
             .set("after", outcome.status.as_str())
             .set("facts", outcome.facts.as_str())
             .set("result_finding", finding.as_ref().map(rid));
-        let mut once = Some((draft, effects, vars));
-        self.decide(|| {
-            let planned = once.take();
-            Box::pin(async move {
-                // A plan that went stale is not made again: the next pass reads afresh.
-                let (draft, effects, vars) =
-                    planned.ok_or_else(|| StoreError::Stale("the result changed while it was recorded".into()))?;
-                Ok(Plan { draft, effects, vars })
-            })
+        // A plan that went stale is not made again: the next pass reads afresh.
+        self.decide_once(Plan { draft, effects, vars }, || {
+            StoreError::Stale("the result changed while it was recorded".into())
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Open findings of control `key`, by subject.
@@ -842,6 +765,117 @@ impl Store {
     async fn record_exists(&self, id: &NodeId) -> Result<bool> {
         let mut resp = self.read("RETURN record::exists($id)", &Vars::new().set("id", rid(id))).await?;
         take(&mut resp, 0)
+    }
+}
+
+/// One subject's result in a full evaluation.
+struct Judged<'a> {
+    subject: &'a NodeId,
+    status: ControlStatus,
+    facts: &'a str,
+}
+
+/// What a full evaluation writes: every result row, the changes of status, findings
+/// opened, recurred and remediated.
+#[derive(Default)]
+struct FullWrites {
+    rows: Vec<Value>,
+    changes: Vec<Value>,
+    opened: Vec<Value>,
+    recurred: Vec<RecordId>,
+    remediated: Vec<RecordId>,
+}
+
+impl FullWrites {
+    /// Add one subject's result, given its stored result and its open finding.
+    fn add(
+        &mut self,
+        c: &Control,
+        j: Judged<'_>,
+        before: Option<&ControlResult>,
+        open: Option<&Finding>,
+        now: DateTime<Utc>,
+    ) {
+        let Judged { subject, status, facts } = j;
+        let changed = before.is_none_or(|b| b.status != status);
+        let mut finding = before.and_then(|b| b.finding.clone());
+        match (status.failing(), open) {
+            (true, None) => {
+                let id = NodeId::generate(Table::Finding);
+                self.opened.push(finding_content(&id, c, subject, facts, now));
+                finding = Some(id);
+            }
+            (true, Some(f)) => {
+                if f.remediated_at.is_some() {
+                    self.recurred.push(rid(&f.id));
+                }
+                finding = Some(f.id.clone());
+            }
+            (false, Some(f)) if f.remediated_at.is_none() => self.remediated.push(rid(&f.id)),
+            (false, _) => {}
+        }
+        if changed {
+            self.changes.push(
+                Content::new()
+                    .set("control", c.key.as_str())
+                    .set("version", i64::from(c.version))
+                    .set("subject", rid(subject))
+                    .opt("before", before.map(|b| b.status.as_str()))
+                    .set("after", status.as_str())
+                    .set("facts", facts)
+                    .set("at", dt(now))
+                    .into_value(),
+            );
+        }
+        self.rows.push(
+            Content::new()
+                .set("id", result_rid(&c.key, subject))
+                .set("control", c.key.as_str())
+                .set("version", i64::from(c.version))
+                .set("subject", rid(subject))
+                .set("status", status.as_str())
+                .set("facts", if changed { facts } else { before.map_or(facts, |b| b.facts.as_str()) })
+                .set("since", dt(if changed { now } else { before.map_or(now, |b| b.since) }))
+                .set("first_at", dt(before.map_or(now, |b| b.first_at)))
+                .opt("finding", finding.as_ref().map(rid))
+                .into_value(),
+        );
+    }
+}
+
+/// What one change of status does to the subject's finding: opens one, reopens a
+/// remediated one, or marks it remediated; the statements (guarded by the finding's
+/// revision), the finding the result names, and their bindings.
+fn finding_effect(
+    c: &Control,
+    subject: &NodeId,
+    outcome: &ControlOutcome,
+    open: Option<&Finding>,
+    now: DateTime<Utc>,
+) -> (String, Option<NodeId>, Vars) {
+    let guarded = |f: &Finding, sql: &str| {
+        let vars = Vars::new().set("finding", rid(&f.id)).set("finding_rev", f.rev as i64);
+        (format!("IF $finding.rev != $finding_rev {{ THROW '{STALE}' }};\n{sql}"), Some(f.id.clone()), vars)
+    };
+    match (outcome.status.failing(), open) {
+        (true, None) => {
+            let id = NodeId::generate(Table::Finding);
+            let vars = Vars::new()
+                .set("finding", rid(&id))
+                .set("finding_content", finding_content(&id, c, subject, &outcome.facts, now));
+            let sql = "CREATE ONLY $finding CONTENT $finding_content RETURN NONE;
+                 UPDATE $finding SET opened_by = $decision_id RETURN NONE;";
+            (sql.into(), Some(id), vars)
+        }
+        (true, Some(f)) if f.remediated_at.is_some() => guarded(
+            f,
+            "UPDATE $finding SET remediated_at = NONE, remediated_by = NONE, recurrences += 1, rev += 1 RETURN NONE;",
+        ),
+        (false, Some(f)) if f.remediated_at.is_none() => guarded(
+            f,
+            "UPDATE $finding SET remediated_at = time::now(), remediated_by = $decision_id, rev += 1 RETURN NONE;",
+        ),
+        _ => (String::new(), open.map(|f| f.id.clone()), Vars::new()),
     }
 }
 

@@ -308,127 +308,90 @@ impl Store {
         }
         self.check_signals(signals).await?;
         let decision = self
-            .decide(|| Box::pin(async move {
-                let request = self.request(id).await?;
-                if !request.status.is_open() {
-                    return Err(StoreError::Conflict(format!("{id} is {} and can no longer be decided", request.status)));
-                }
-                if request.kind == RequestKind::Change {
-                    return self
-                        .plan_change_decision(actor, request, outcome, escalate_to, rationale, signals.to_vec())
-                        .await;
-                }
-                // Independent reads, at once: this runs while other decisions wait.
-                let (policy, (actor_facts, actor_roles), stakes) = futures::try_join!(
-                    self.current_policy(),
-                    self.acting(actor),
-                    self.stakes(&request.subject, request.target.as_ref())
-                )?;
-                let actor = &actor.id;
-                let privileged = stakes.target.is_some_and(|t| request.privilege.is_some_and(|p| t.privileged(p)));
-                let prior: Vec<NodeId> = request.approvals.iter().map(|a| a.approver.clone()).collect();
-                let facts = ApprovalFacts {
-                    outcome,
-                    kind: request.kind,
-                    requester: request.requester.clone(),
-                    actor: actor.clone(),
-                    actor_roles: actor_roles.clone(),
-                    actor_owns_subject: stakes.owners.includes(actor),
-                    privileged,
-                    prior_approvers: prior.clone(),
-                    subject_has_active_owner: stakes.owners.has_active_owner(),
-                    risk_accepted: request.risk_accepted_by.is_some(),
-                    escalated_to: request.escalated_to.clone(),
-                    escalated_by: request.escalated_by.clone(),
-                };
-                let case_alerts: Vec<NodeId> = match &request.case {
-                    Some(c) => self.alerts_of_cases(std::slice::from_ref(c)).await?.into_iter().map(|a| a.id).collect(),
-                    None => vec![],
-                };
-                let draft = DecisionDraft {
-                    kind: DecisionKind::DecideRequest,
-                    outcome: match outcome {
-                        DecideOutcome::Approve => Outcome::Approved,
-                        DecideOutcome::Reject => Outcome::Rejected,
-                        DecideOutcome::Escalate => Outcome::Escalated,
-                    },
-                    actor: actor.clone(),
-                    subject: id.clone(),
-                    case: request.case.clone(),
-                    rationale: rationale.as_str().to_owned(),
-                    signals: distinct(signals.iter().cloned().chain(case_alerts)),
-                    policy: Some(policy.reference()),
-                    violation: None,
-                    refs: distinct_refs(&request.refs, &policy.refs),
-                    inputs: json!({
-                        "request": request,
-                        "actor_roles": actor_roles,
-                        "actor_owns_subject": facts.actor_owns_subject,
-                        "subject_owners": stakes.owners.owners,
-                        "subject_has_active_owner": facts.subject_has_active_owner,
-                        "target": stakes.target.map(|t| json!({"criticality": t.criticality, "environment": t.environment})),
-                        "privileged": privileged,
-                        "approvals_before": prior,
-                        "policy_text": policy.text(),
-                    }),
-                };
-                if let Err(violation) = policy.check_decision(&facts) {
-                    return Ok(Plan::refused(draft, violation));
-                }
-                let mut vars = Vars::new().set("request", rid(id)).set("rev", request.rev as i64);
-                let now = Utc::now();
-                // What the decision changes on the request, and the statements on other
-                // records that run before that update in the same transaction.
-                let mut change = RequestChange::default();
-                match outcome {
-                    DecideOutcome::Escalate => {
-                        let (to, by) = escalation(escalate_to, actor)?;
-                        vars = vars.set("escalated_to", to).set("escalated_by", by);
-                        change.set.push("status = 'escalated', escalated_to = $escalated_to, escalated_by = $escalated_by".into());
-                    }
-                    DecideOutcome::Reject => {
-                        change.set.push("status = 'rejected', decided_at = time::now()".into());
-                        if let (RequestKind::EmergencyAccess, Some(edge)) = (request.kind, &request.granted_edge) {
-                            change.before.push_str(&rollback_emergency(&request, edge, &mut vars)?);
-                        }
-                    }
-                    DecideOutcome::Approve => {
-                        change.set.push("approvals += { approver: $actor, at: time::now(), decision: $decision_id }".into());
-                        vars = vars.set("actor", rid(actor));
-                        if prior.len() as u32 + 1 >= request.approvals_needed {
-                            let expires = policy.approval_lifetime(request.duration_days).map(|d| now + d);
-                            vars = vars.set("expires", expires.map(dt));
-                            change.set.push("status = 'approved', decided_at = time::now(), approval_expires_at = $expires".into());
-                            approval_effect(&request, &policy, expires, now, &mut vars, &mut change)?;
-                        } else if request.status == RequestStatus::Escalated {
-                            // The one it was escalated to has approved; the approvals
-                            // still needed may come from anyone but the escalator.
-                            change.set.push("status = 'pending', escalated_to = NONE".into());
-                        }
-                    }
-                }
-                let RequestChange { set, before } = change;
-                // Every fact the rules read, checked again at commit: the actor's roles
-                // and activity, the policy version, the target, the subject's owners.
-                let mut guards = Guards::default().person(actor, &actor_facts).policy(&policy).owners(&request.subject, &stakes.owners);
-                if let (Some(t), Some(facts)) = (&request.target, &stakes.target) {
-                    guards = guards.system(t, facts);
-                }
-                let (checks, vars) = guards.finish(vars);
-                Ok(Plan {
-                    draft,
-                    effects: format!(
-                        "IF $request.rev != $rev {{ THROW '{STALE}' }};
-                         {checks}
-                         {before}
-                         UPDATE $request SET {}, rev += 1;",
-                        set.join(", ")
-                    ),
-                    vars,
-                })
-            }))
+            .decide(|| Box::pin(self.plan_request_decision(actor, id, outcome, escalate_to, rationale, signals)))
             .await?;
         Ok((decision, self.request(id).await?))
+    }
+
+    /// Plan one decision on a request from what the store holds now: the rules' facts,
+    /// the decision's record and its effects, guarded at commit by every fact the rules
+    /// read. A change request is planned by `plan_change_decision`.
+    async fn plan_request_decision(
+        &self,
+        actor: &Actor,
+        id: &NodeId,
+        outcome: DecideOutcome,
+        escalate_to: Option<&EscalationTarget>,
+        rationale: &Text,
+        signals: &[NodeId],
+    ) -> Result<Plan> {
+        let request = self.request(id).await?;
+        if !request.status.is_open() {
+            return Err(StoreError::Conflict(format!("{id} is {} and can no longer be decided", request.status)));
+        }
+        if request.kind == RequestKind::Change {
+            return self.plan_change_decision(actor, request, outcome, escalate_to, rationale, signals.to_vec()).await;
+        }
+        // Independent reads, at once: this runs while other decisions wait.
+        let (policy, (actor_facts, actor_roles), stakes) = futures::try_join!(
+            self.current_policy(),
+            self.acting(actor),
+            self.stakes(&request.subject, request.target.as_ref())
+        )?;
+        let actor = &actor.id;
+        let facts = approval_facts(&request, actor, &actor_roles, &stakes, outcome);
+        let case_alerts: Vec<NodeId> = match &request.case {
+            Some(c) => self.alerts_of_cases(std::slice::from_ref(c)).await?.into_iter().map(|a| a.id).collect(),
+            None => vec![],
+        };
+        let draft = DecisionDraft {
+            kind: DecisionKind::DecideRequest,
+            outcome: outcome.into(),
+            actor: actor.clone(),
+            subject: id.clone(),
+            case: request.case.clone(),
+            rationale: rationale.as_str().to_owned(),
+            signals: distinct(signals.iter().cloned().chain(case_alerts)),
+            policy: Some(policy.reference()),
+            violation: None,
+            refs: distinct_refs(&request.refs, &policy.refs),
+            inputs: json!({
+                "request": request,
+                "actor_roles": actor_roles,
+                "actor_owns_subject": facts.actor_owns_subject,
+                "subject_owners": stakes.owners.owners,
+                "subject_has_active_owner": facts.subject_has_active_owner,
+                "target": stakes.target.map(|t| json!({"criticality": t.criticality, "environment": t.environment})),
+                "privileged": facts.privileged,
+                "approvals_before": facts.prior_approvers,
+                "policy_text": policy.text(),
+            }),
+        };
+        if let Err(violation) = policy.check_decision(&facts) {
+            return Ok(Plan::refused(draft, violation));
+        }
+        let vars = Vars::new().set("request", rid(id)).set("rev", request.rev as i64);
+        let (RequestChange { set, before }, vars) =
+            request_change(&request, &policy, outcome, escalate_to, actor, vars)?;
+        // Every fact the rules read, checked again at commit: the actor's roles
+        // and activity, the policy version, the target, the subject's owners.
+        let mut guards =
+            Guards::default().person(actor, &actor_facts).policy(&policy).owners(&request.subject, &stakes.owners);
+        if let (Some(t), Some(facts)) = (&request.target, &stakes.target) {
+            guards = guards.system(t, facts);
+        }
+        let (checks, vars) = guards.finish(vars);
+        Ok(Plan {
+            draft,
+            effects: format!(
+                "IF $request.rev != $rev {{ THROW '{STALE}' }};
+                 {checks}
+                 {before}
+                 UPDATE $request SET {}, rev += 1;",
+                set.join(", ")
+            ),
+            vars,
+        })
     }
 
     /// The control owner accepts the risk of a denied grant, so approvers may approve
@@ -787,6 +750,72 @@ struct RequestChange {
     before: String,
 }
 
+/// The facts the policy judges a decision on a request by.
+fn approval_facts(
+    request: &Request,
+    actor: &NodeId,
+    actor_roles: &[Role],
+    stakes: &Stakes,
+    outcome: DecideOutcome,
+) -> ApprovalFacts {
+    ApprovalFacts {
+        outcome,
+        kind: request.kind,
+        requester: request.requester.clone(),
+        actor: actor.clone(),
+        actor_roles: actor_roles.to_vec(),
+        actor_owns_subject: stakes.owners.includes(actor),
+        privileged: stakes.target.is_some_and(|t| request.privilege.is_some_and(|p| t.privileged(p))),
+        prior_approvers: request.approvals.iter().map(|a| a.approver.clone()).collect(),
+        subject_has_active_owner: stakes.owners.has_active_owner(),
+        risk_accepted: request.risk_accepted_by.is_some(),
+        escalated_to: request.escalated_to.clone(),
+        escalated_by: request.escalated_by.clone(),
+    }
+}
+
+/// What a decision the policy allows changes on the request, and on other records
+/// before it; `$request` and `$rev` are bound in `vars`.
+fn request_change(
+    request: &Request,
+    policy: &Policy,
+    outcome: DecideOutcome,
+    escalate_to: Option<&EscalationTarget>,
+    actor: &NodeId,
+    mut vars: Vars,
+) -> Result<(RequestChange, Vars)> {
+    let now = Utc::now();
+    let mut change = RequestChange::default();
+    match outcome {
+        DecideOutcome::Escalate => {
+            let (to, by) = escalation(escalate_to, actor)?;
+            vars = vars.set("escalated_to", to).set("escalated_by", by);
+            change.set.push("status = 'escalated', escalated_to = $escalated_to, escalated_by = $escalated_by".into());
+        }
+        DecideOutcome::Reject => {
+            change.set.push("status = 'rejected', decided_at = time::now()".into());
+            if let (RequestKind::EmergencyAccess, Some(edge)) = (request.kind, &request.granted_edge) {
+                change.before.push_str(&rollback_emergency(request, edge, &mut vars)?);
+            }
+        }
+        DecideOutcome::Approve => {
+            change.set.push("approvals += { approver: $actor, at: time::now(), decision: $decision_id }".into());
+            vars = vars.set("actor", rid(actor));
+            if request.approvals.len() as u32 + 1 >= request.approvals_needed {
+                let expires = policy.approval_lifetime(request.duration_days).map(|d| now + d);
+                vars = vars.set("expires", expires.map(dt));
+                change.set.push("status = 'approved', decided_at = time::now(), approval_expires_at = $expires".into());
+                approval_effect(request, policy, expires, now, &mut vars, &mut change)?;
+            } else if request.status == RequestStatus::Escalated {
+                // The one it was escalated to has approved; the approvals
+                // still needed may come from anyone but the escalator.
+                change.set.push("status = 'pending', escalated_to = NONE".into());
+            }
+        }
+    }
+    Ok((change, vars))
+}
+
 /// What a final approval changes besides the request's status: more `SET` clauses on
 /// the request and statements on other records, added to `change`.
 fn approval_effect(
@@ -817,73 +846,14 @@ fn approval_effect(
         // The access in force is replaced by one with the lower privilege, if it still
         // has a higher one: an approval never opens access that was closed meanwhile.
         RequestKind::ReducePrivilege => {
-            let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
-                return Err(StoreError::Database(format!("{} lacks its target", request.id)));
-            };
-            let higher: Vec<&str> = Privilege::ALL.iter().filter(|p| **p > privilege).map(|p| p.as_str()).collect();
-            *vars = std::mem::take(vars)
-                .set("reduce_key", format!("{}|{}", request.subject, target))
-                .set("reduce_higher", higher);
-            change.before.push_str(
-                "IF count(SELECT VALUE id FROM can_access WHERE open_key = $reduce_key AND privilege IN $reduce_higher) = 0 {
-                     THROW 'CONFLICT: the access this request reduces is no longer in force with a higher privilege'
-                 };",
-            );
+            reduce_still_higher(request, vars, change)?;
             open_granted_access(request, expires, now, vars, change)?;
         }
         // The rotation itself happens outside: the request stays open (approved) until the
         // secret is seen rotated after the approval, and is overdue past its due date;
         // within a case, a mandatory task to do it blocks closing until someone has.
-        RequestKind::RotateSecret => {
-            let due = now + Duration::days(i64::from(request.duration_days.unwrap_or(ROTATION_DAYS)));
-            *vars = std::mem::take(vars).set("rotation_due", dt(due));
-            change.set.push("rotation_due_at = $rotation_due".into());
-            if let Some(case) = &request.case {
-                let task = Content::new()
-                    .set("case", rid(case))
-                    .set("kind", TaskKind::Rotate.as_str())
-                    .set("title", format!("Rotate {} as approved in {}", request.subject, request.id))
-                    .set("mandatory", true)
-                    .set("status", TaskStatus::Open.as_str())
-                    .set("created_by", rid(&request.requester))
-                    .set("created_at", dt(now))
-                    .into_value();
-                *vars = std::mem::take(vars)
-                    .set("task", rid(&NodeId::generate(Table::Task)))
-                    .set("task_content", task)
-                    .set("task_case", rid(case));
-                change.before.push_str(
-                    "CREATE ONLY $task CONTENT $task_content;
-                     UPDATE $task_case SET rev += 1, updated_at = time::now();",
-                );
-            }
-        }
-        RequestKind::Exception => {
-            let expires = expires.unwrap_or(now + Duration::days(i64::from(request.duration_days.unwrap_or(30))));
-            let review =
-                request.review_days.map(|d| now + Duration::days(i64::from(d))).unwrap_or(expires).min(expires);
-            let approvers: Vec<RecordId> = request.approvals.iter().map(|a| rid(&a.approver)).collect();
-            let exception = Content::new()
-                .set("request", rid(&request.id))
-                .set("subject", subject)
-                .set("justification", request.justification.as_str())
-                .set("compensating_controls", request.compensating_controls.clone())
-                .set("waives", request.waives.clone())
-                .set("status", ExceptionStatus::Active.as_str())
-                .set("expires_at", dt(expires))
-                .set("review_due", dt(review))
-                .set("created_at", dt(now))
-                .set("refs", refs_text(&distinct_refs(&request.refs, &policy.refs)))
-                .into_value();
-            *vars = std::mem::take(vars)
-                .set("exception", rid(&NodeId::generate(Table::Exception)))
-                .set("exception_content", exception)
-                .set("prior_approvers", approvers);
-            change.before.push_str(
-                "CREATE ONLY $exception CONTENT $exception_content;
-                     UPDATE $exception SET approved_by = array::append($prior_approvers, $actor);",
-            );
-        }
+        RequestKind::RotateSecret => rotation_due(request, now, vars, change),
+        RequestKind::Exception => open_exception(request, policy, expires, now, vars, change),
         // In force since it was granted: the approval makes it regular and extends it to
         // the approved lifetime. One denied at first (no active owner) and approved after
         // a risk acceptance opens only now.
@@ -904,6 +874,83 @@ fn approval_effect(
         }
     }
     Ok(())
+}
+
+/// The guard of a privilege reduction: the access it reduces is still in force with
+/// a higher privilege.
+fn reduce_still_higher(request: &Request, vars: &mut Vars, change: &mut RequestChange) -> Result<()> {
+    let (Some(target), Some(privilege)) = (&request.target, request.privilege) else {
+        return Err(StoreError::Database(format!("{} lacks its target", request.id)));
+    };
+    let higher: Vec<&str> = Privilege::ALL.iter().filter(|p| **p > privilege).map(|p| p.as_str()).collect();
+    *vars =
+        std::mem::take(vars).set("reduce_key", format!("{}|{}", request.subject, target)).set("reduce_higher", higher);
+    change.before.push_str(
+        "IF count(SELECT VALUE id FROM can_access WHERE open_key = $reduce_key AND privilege IN $reduce_higher) = 0 {
+             THROW 'CONFLICT: the access this request reduces is no longer in force with a higher privilege'
+         };",
+    );
+    Ok(())
+}
+
+/// An approved rotation's due date, and within a case the mandatory task to do it.
+fn rotation_due(request: &Request, now: DateTime<Utc>, vars: &mut Vars, change: &mut RequestChange) {
+    let due = now + Duration::days(i64::from(request.duration_days.unwrap_or(ROTATION_DAYS)));
+    *vars = std::mem::take(vars).set("rotation_due", dt(due));
+    change.set.push("rotation_due_at = $rotation_due".into());
+    let Some(case) = &request.case else { return };
+    let task = Content::new()
+        .set("case", rid(case))
+        .set("kind", TaskKind::Rotate.as_str())
+        .set("title", format!("Rotate {} as approved in {}", request.subject, request.id))
+        .set("mandatory", true)
+        .set("status", TaskStatus::Open.as_str())
+        .set("created_by", rid(&request.requester))
+        .set("created_at", dt(now))
+        .into_value();
+    *vars = std::mem::take(vars)
+        .set("task", rid(&NodeId::generate(Table::Task)))
+        .set("task_content", task)
+        .set("task_case", rid(case));
+    change.before.push_str(
+        "CREATE ONLY $task CONTENT $task_content;
+         UPDATE $task_case SET rev += 1, updated_at = time::now();",
+    );
+}
+
+/// The exception an approved exception request opens, until the approval expires
+/// (or the requested days), reviewed by its review date.
+fn open_exception(
+    request: &Request,
+    policy: &Policy,
+    expires: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    vars: &mut Vars,
+    change: &mut RequestChange,
+) {
+    let expires = expires.unwrap_or(now + Duration::days(i64::from(request.duration_days.unwrap_or(30))));
+    let review = request.review_days.map(|d| now + Duration::days(i64::from(d))).unwrap_or(expires).min(expires);
+    let approvers: Vec<RecordId> = request.approvals.iter().map(|a| rid(&a.approver)).collect();
+    let exception = Content::new()
+        .set("request", rid(&request.id))
+        .set("subject", rid(&request.subject))
+        .set("justification", request.justification.as_str())
+        .set("compensating_controls", request.compensating_controls.clone())
+        .set("waives", request.waives.clone())
+        .set("status", ExceptionStatus::Active.as_str())
+        .set("expires_at", dt(expires))
+        .set("review_due", dt(review))
+        .set("created_at", dt(now))
+        .set("refs", refs_text(&distinct_refs(&request.refs, &policy.refs)))
+        .into_value();
+    *vars = std::mem::take(vars)
+        .set("exception", rid(&NodeId::generate(Table::Exception)))
+        .set("exception_content", exception)
+        .set("prior_approvers", approvers);
+    change.before.push_str(
+        "CREATE ONLY $exception CONTENT $exception_content;
+         UPDATE $exception SET approved_by = array::append($prior_approvers, $actor);",
+    );
 }
 
 /// The access a final approval opens: the request's grant, with the approval's expiry,
