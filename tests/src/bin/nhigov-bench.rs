@@ -101,28 +101,51 @@ impl Sample {
         Sample::quantile(&t, q)
     }
 
-    fn row(&self) -> String {
+    /// The row of the table; `cal` is the calibration's time, and p50 is also given in
+    /// calibrations, which compares across machines and days better than milliseconds.
+    fn row(&self, cal: Duration) -> String {
         let mut t = self.times.clone();
         t.sort();
         let rate = self.times.len() as f64 / self.wall.as_secs_f64().max(1e-9);
+        let p50 = Sample::quantile(&t, 0.5);
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0}/s | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0}/s | {:.3} | {} |",
             self.name,
             self.clients,
             t.len(),
             Sample::ms(t[0]),
-            Sample::ms(Sample::quantile(&t, 0.5)),
+            Sample::ms(p50),
             Sample::ms(Sample::quantile(&t, 0.99)),
             Sample::ms(t[t.len() - 1]),
             rate,
+            p50.as_secs_f64() / cal.as_secs_f64().max(1e-9),
             self.note
         )
     }
 }
 
+/// A fixed piece of CPU work (SHA-256 over 16 MiB), timed as the median of five runs:
+/// each row's p50 is also given as a multiple of it, so a machine or a day that is
+/// slower for everything shows as such rather than as a change in nhigov.
+fn calibrate() -> Duration {
+    use sha2::Digest;
+    let data = vec![0x5au8; 16 << 20];
+    let mut runs: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(sha2::Sha256::digest(std::hint::black_box(&data)));
+            t.elapsed()
+        })
+        .collect();
+    runs.sort();
+    runs[2]
+}
+
 struct Report {
     lines: Vec<String>,
     samples: Vec<Sample>,
+    /// The calibration's time at the start of the run.
+    calibration: Duration,
 }
 
 impl Report {
@@ -132,7 +155,7 @@ impl Report {
     }
 
     fn add(&mut self, s: Sample) {
-        eprintln!("{}", s.row());
+        eprintln!("{}", s.row(self.calibration));
         self.samples.push(s);
     }
 
@@ -143,12 +166,17 @@ impl Report {
 
 async fn run(args: Args) -> Result<()> {
     let (dir, reuse, _temp) = bench_dir(&args)?;
-    let mut report = Report { lines: Vec::new(), samples: Vec::new() };
+    let calibration = calibrate();
+    let mut report = Report { lines: Vec::new(), samples: Vec::new(), calibration };
     report.say(format!(
         "nhigov-bench: {} NHIs, seed {}, {} samples per measurement, {} requests for {WRITERS} writers",
         args.nhis, args.seed, args.samples, args.requests
     ));
     report.say(format!("machine: {}", machine()));
+    report.say(format!(
+        "calibration: SHA-256 over 16 MiB in {:.2} ms (the p50 / cal column is each p50 in these units)",
+        calibration.as_secs_f64() * 1e3
+    ));
 
     let data = dir.join("data");
     if reuse {
@@ -721,11 +749,19 @@ fn summary(report: &mut Report) {
             b.as_secs_f64() * 1e3
         ));
     }
+    // The same work again: a calibration that moved during the run says the machine's
+    // speed changed under it (another load, thermal limits), and by how much.
+    let end = calibrate();
+    report.say(format!(
+        "calibration at the end: {:.2} ms ({:+.0}% from the start)",
+        end.as_secs_f64() * 1e3,
+        (end.as_secs_f64() / report.calibration.as_secs_f64().max(1e-9) - 1.0) * 100.0
+    ));
     println!("\n{}\n", report.lines.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"));
-    println!("| measurement | clients | n | min ms | p50 ms | p99 ms | max ms | rate | note |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| measurement | clients | n | min ms | p50 ms | p99 ms | max ms | rate | p50 / cal | note |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for s in &report.samples {
-        println!("{}", s.row());
+        println!("{}", s.row(report.calibration));
     }
 }
 
