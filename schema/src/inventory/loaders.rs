@@ -46,11 +46,18 @@ impl Loader<EdgeKey> for EdgeLoader {
         for k in keys {
             groups.entry((k.kind, k.direction)).or_default().push(k.node.clone());
         }
+        // The groups are independent reads: side by side, so a page's relations arrive
+        // together and the far ends they name load in one batch.
+        let reads = groups.into_iter().map(|((kind, direction), nodes)| async move {
+            let found = self.0.edges_of(kind, direction, &nodes, None).await;
+            found.map(|found| (kind, direction, nodes, found))
+        });
         let mut out = HashMap::with_capacity(keys.len());
-        for ((kind, direction), nodes) in groups {
-            let found = self.0.edges_of(kind, direction, &nodes, None).await.map_err(|e| ApiError::from(e).extend())?;
+        for (kind, direction, nodes, mut found) in
+            futures::future::try_join_all(reads).await.map_err(|e| ApiError::from(e).extend())?
+        {
             for node in nodes {
-                let edges = found.get(&node).cloned().unwrap_or_default();
+                let edges = found.remove(&node).unwrap_or_default();
                 out.insert(EdgeKey { kind, direction, node }, edges);
             }
         }
