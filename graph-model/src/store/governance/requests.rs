@@ -619,6 +619,9 @@ impl Store {
 
     /// Alerts and evidence cited as signals must exist.
     async fn check_signals(&self, signals: &[NodeId]) -> Result<()> {
+        if signals.is_empty() {
+            return Ok(());
+        }
         if let Some(bad) = signals.iter().find(|s| !matches!(s.table(), Table::Alert | Table::Evidence)) {
             return Err(ValueError::new("signals", format!("{bad} is neither an alert nor evidence")).into());
         }
