@@ -159,6 +159,22 @@ impl Report {
         self.samples.push(s);
     }
 
+    /// A report with its header: what is measured, on what, and the calibration.
+    fn start(args: &Args) -> Report {
+        let calibration = calibrate();
+        let mut report = Report { lines: Vec::new(), samples: Vec::new(), calibration };
+        report.say(format!(
+            "nhigov-bench: {} NHIs, seed {}, {} samples per measurement, {} requests for {WRITERS} writers",
+            args.nhis, args.seed, args.samples, args.requests
+        ));
+        report.say(format!("machine: {}", machine()));
+        report.say(format!(
+            "calibration: SHA-256 over 16 MiB in {:.2} ms (the p50 / cal column is each p50 in these units)",
+            calibration.as_secs_f64() * 1e3
+        ));
+        report
+    }
+
     fn get(&self, name: &str, clients: usize) -> Option<&Sample> {
         self.samples.iter().find(|s| s.name == name && s.clients == clients)
     }
@@ -166,18 +182,7 @@ impl Report {
 
 async fn run(args: Args) -> Result<()> {
     let (dir, reuse, _temp) = bench_dir(&args)?;
-    let calibration = calibrate();
-    let mut report = Report { lines: Vec::new(), samples: Vec::new(), calibration };
-    report.say(format!(
-        "nhigov-bench: {} NHIs, seed {}, {} samples per measurement, {} requests for {WRITERS} writers",
-        args.nhis, args.seed, args.samples, args.requests
-    ));
-    report.say(format!("machine: {}", machine()));
-    report.say(format!(
-        "calibration: SHA-256 over 16 MiB in {:.2} ms (the p50 / cal column is each p50 in these units)",
-        calibration.as_secs_f64() * 1e3
-    ));
-
+    let mut report = Report::start(&args);
     let data = dir.join("data");
     if reuse {
         report.say(format!("import: reusing the store in {}", data.display()));
