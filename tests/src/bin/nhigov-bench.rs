@@ -40,10 +40,13 @@ struct Args {
     dir: Option<PathBuf>,
     /// Import, then measure control evaluation alone.
     controls_only: bool,
+    /// A previous run's output, whose p50 is printed beside each row.
+    previous: Option<PathBuf>,
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { nhis: 100_000, seed: 1, samples: 300, requests: 800, dir: None, controls_only: false };
+    let mut a =
+        Args { nhis: 100_000, seed: 1, samples: 300, requests: 800, dir: None, controls_only: false, previous: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| anyhow!("{flag} needs a value"));
@@ -54,12 +57,14 @@ fn args() -> Result<Args> {
             "--requests" => a.requests = value()?.parse().context("--requests")?,
             "--dir" => a.dir = Some(PathBuf::from(value()?)),
             "--controls-only" => a.controls_only = true,
+            "--previous" => a.previous = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!(
-                    "nhigov-bench [--nhis 100000] [--seed 1] [--samples 300] [--requests 800] [--dir DIR] [--controls-only]\n\
+                    "nhigov-bench [--nhis 100000] [--seed 1] [--samples 300] [--requests 800] [--dir DIR] [--controls-only] [--previous FILE]\n\
                      Generates, imports and measures; see BENCHMARKS.md. DIR (default: a temporary\n\
                      directory) must be empty or absent; it keeps the graph, the store and the server log.\n\
-                     --controls-only: after the import, measure control evaluation and nothing else."
+                     --controls-only: after the import, measure control evaluation and nothing else.\n\
+                     --previous FILE: an earlier run's output; its p50 is printed beside each row."
                 );
                 std::process::exit(0);
             }
@@ -103,13 +108,14 @@ impl Sample {
 
     /// The row of the table; `cal` is the calibration's time, and p50 is also given in
     /// calibrations, which compares across machines and days better than milliseconds.
-    fn row(&self, cal: Duration) -> String {
+    fn row(&self, cal: Duration, previous: &Previous) -> String {
         let mut t = self.times.clone();
         t.sort();
         let rate = self.times.len() as f64 / self.wall.as_secs_f64().max(1e-9);
         let p50 = Sample::quantile(&t, 0.5);
+        let before = previous.get(&(self.name.clone(), self.clients)).map_or("", String::as_str);
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0}/s | {:.3} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0}/s | {:.3} | {before} | {} |",
             self.name,
             self.clients,
             t.len(),
@@ -122,6 +128,29 @@ impl Sample {
             self.note
         )
     }
+}
+
+/// The p50 (ms, as printed) of each row of an earlier run, by measurement and clients.
+type Previous = std::collections::HashMap<(String, usize), String>;
+
+/// The rows of an earlier run's output (its table: `| measurement | clients | n | min |
+/// p50 | ...`); other lines are skipped, a row that does not parse is an error naming
+/// the file and line.
+fn previous_p50s(file: &Path) -> Result<Previous> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("--previous {}", file.display()))?;
+    let mut rows = Previous::new();
+    for (i, line) in text.lines().enumerate() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if !line.starts_with("| ") || cells.len() < 7 || cells[1] == "measurement" || cells[1].starts_with("---") {
+            continue;
+        }
+        let at = || format!("{}:{}", file.display(), i + 1);
+        let clients: usize = cells[2].parse().with_context(|| format!("{}: clients `{}`", at(), cells[2]))?;
+        cells[5].parse::<f64>().with_context(|| format!("{}: p50 `{}`", at(), cells[5]))?;
+        rows.insert((cells[1].to_owned(), clients), cells[5].to_owned());
+    }
+    ensure!(!rows.is_empty(), "--previous {}: no rows of a benchmark's table", file.display());
+    Ok(rows)
 }
 
 /// A fixed piece of CPU work (SHA-256 over 16 MiB), timed as the median of five runs:
@@ -146,6 +175,8 @@ struct Report {
     samples: Vec<Sample>,
     /// The calibration's time at the start of the run.
     calibration: Duration,
+    /// The p50 of each row in the run named by `--previous`.
+    previous: Previous,
 }
 
 impl Report {
@@ -155,14 +186,18 @@ impl Report {
     }
 
     fn add(&mut self, s: Sample) {
-        eprintln!("{}", s.row(self.calibration));
+        eprintln!("{}", s.row(self.calibration, &self.previous));
         self.samples.push(s);
     }
 
     /// A report with its header: what is measured, on what, and the calibration.
-    fn start(args: &Args) -> Report {
+    fn start(args: &Args) -> Result<Report> {
+        let previous = match &args.previous {
+            Some(file) => previous_p50s(file)?,
+            None => Previous::new(),
+        };
         let calibration = calibrate();
-        let mut report = Report { lines: Vec::new(), samples: Vec::new(), calibration };
+        let mut report = Report { lines: Vec::new(), samples: Vec::new(), calibration, previous };
         report.say(format!(
             "nhigov-bench: {} NHIs, seed {}, {} samples per measurement, {} requests for {WRITERS} writers",
             args.nhis, args.seed, args.samples, args.requests
@@ -172,7 +207,7 @@ impl Report {
             "calibration: SHA-256 over 16 MiB in {:.2} ms (the p50 / cal column is each p50 in these units)",
             calibration.as_secs_f64() * 1e3
         ));
-        report
+        Ok(report)
     }
 
     fn get(&self, name: &str, clients: usize) -> Option<&Sample> {
@@ -182,7 +217,7 @@ impl Report {
 
 async fn run(args: Args) -> Result<()> {
     let (dir, reuse, _temp) = bench_dir(&args)?;
-    let mut report = Report::start(&args);
+    let mut report = Report::start(&args)?;
     let data = dir.join("data");
     if reuse {
         report.say(format!("import: reusing the store in {}", data.display()));
@@ -763,10 +798,12 @@ fn summary(report: &mut Report) {
         (end.as_secs_f64() / report.calibration.as_secs_f64().max(1e-9) - 1.0) * 100.0
     ));
     println!("\n{}\n", report.lines.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"));
-    println!("| measurement | clients | n | min ms | p50 ms | p99 ms | max ms | rate | p50 / cal | note |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| measurement | clients | n | min ms | p50 ms | p99 ms | max ms | rate | p50 / cal | previous p50 ms | note |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &report.samples {
-        println!("{}", s.row(report.calibration));
+        println!("{}", s.row(report.calibration, &report.previous));
     }
 }
 
