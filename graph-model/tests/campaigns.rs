@@ -64,7 +64,9 @@ async fn world() -> World {
             {"type": "nhi", "ref": "teamed", "kind": "token", "name": "teamed", "environment": "production"},
             {"type": "nhi", "ref": "orphan", "kind": "api_key", "name": "orphan", "environment": "production"},
             {"type": "nhi", "ref": "dev", "kind": "token", "name": "dev", "environment": "development"},
-            {"type": "system", "ref": "vault", "kind": "vault", "name": "vault", "environment": "production", "criticality": "tier0"}
+            {"type": "system", "ref": "vault", "kind": "vault", "name": "vault", "environment": "production", "criticality": "tier0"},
+            {"type": "secret", "ref": "deploy", "kind": "ssh_key", "name": "deploy", "fingerprint": "fp-deploy-0001"},
+            {"type": "secret", "ref": "api", "kind": "api_key", "name": "api", "fingerprint": "fp-api-0001"}
         ],
         "edges": [
             {"type": "owns", "from": "owner", "to": "owned"},
@@ -73,7 +75,10 @@ async fn world() -> World {
             {"type": "member_of", "from": "member", "to": "platform"},
             {"type": "owns", "from": "owner", "to": "dev"},
             {"type": "can_access", "from": "owned", "to": "vault", "privilege": "admin"},
-            {"type": "can_access", "from": "orphan", "to": "vault", "privilege": "read"}
+            {"type": "can_access", "from": "orphan", "to": "vault", "privilege": "read"},
+            {"type": "holds", "from": "teamed", "to": "deploy"},
+            {"type": "holds", "from": "dev", "to": "deploy"},
+            {"type": "holds", "from": "owned", "to": "api"}
         ]
     });
     let (summary, _) = store.bootstrap(&doc, Utc::now(), &text("first roles")).await.unwrap();
@@ -241,4 +246,31 @@ async fn a_campaign_needs_a_future_due_date_a_known_control_and_something_in_sco
     assert!(matches!(r, Err(StoreError::Invalid(ref e)) if e.field == "controlKey"), "{r:?}");
     let r = w.store.start_campaign(&a, &draft(Duration::days(1), None, Environment::Staging), &text("x"), now).await;
     assert!(matches!(r, Err(StoreError::Invalid(ref e)) if e.field == "scope"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_campaign_over_the_holders_of_a_secret_kind_reviews_just_them() {
+    let w = world().await;
+    let now = Utc::now();
+    let draft = |environments: Vec<Environment>| CampaignDraft {
+        name: "SSH key holders".into(),
+        scope: ControlScope { secret_kinds: vec![SecretKind::SshKey], environments, ..Default::default() },
+        due_at: now + Duration::days(7),
+        control: None,
+    };
+    let (all, _) = w.store.start_campaign(&w.actor("admin1"), &draft(vec![]), &text("deploy keys"), now).await.unwrap();
+    let items =
+        w.store.review_items(&ItemFilter { campaign: Some(all.id.clone()), ..Default::default() }).await.unwrap();
+    let mut reviewed: Vec<NodeId> = items.iter().map(|i| i.nhi.clone()).collect();
+    reviewed.sort();
+    let mut holders = vec![w.id("teamed"), w.id("dev")];
+    holders.sort();
+    assert_eq!(reviewed, holders, "the two holders of the SSH key, not the API key's");
+    let (prod, _) = w
+        .store
+        .start_campaign(&w.actor("admin1"), &draft(vec![Environment::Production]), &text("production keys"), now)
+        .await
+        .unwrap();
+    assert_eq!(prod.items, 1, "bounds add up: an SSH key holder in production");
+    assert_eq!(prod.scope.describe(), "in production, holding a secret of kind ssh_key");
 }

@@ -524,3 +524,83 @@ async fn a_pass_after_a_write_judges_only_what_it_touched_and_agrees_with_a_full
     let report = s.verify_decision_chain().await.unwrap();
     assert!(report.first_broken.is_none(), "{report:?}");
 }
+
+#[tokio::test]
+async fn a_scope_by_secret_kind_reaches_the_holders_and_the_secrets_of_that_kind() {
+    let w = world_with(StoreConfig { change_margin: std::time::Duration::ZERO, ..StoreConfig::for_tests() }).await;
+    let s = &w.store;
+    // A deploy key (an SSH key) held by the development token; every other secret here
+    // is an API key.
+    let feed = |kind: &str, holder: &NodeId| {
+        json!({
+            "source": "ci",
+            "nodes": [{"type": "secret", "ref": "deploy", "kind": kind, "name": "deploy", "fingerprint": "fp-deploy-0001", "issued_at": "now-200d"}],
+            "edges": [{"type": "holds", "from": holder.to_string(), "to": "deploy"}]
+        })
+    };
+    let dev = w.id("dev");
+    let ssh = ControlScope { secret_kinds: vec![SecretKind::SshKey], ..Default::default() };
+    w.publish("NHI-OWN-SSH", Check::ActiveOwner, ssh.clone()).await;
+    w.publish("NHI-ROT-SSH", Check::SecretRotated { max_age_days: 90 }, ssh).await;
+    let import = |kind: &'static str| {
+        let doc = feed(kind, &dev);
+        async move { s.import(&graph_model::inventory::Inventory::parse(&doc, Utc::now()).unwrap()).await.unwrap() }
+    };
+    let imported = import("ssh_key").await;
+    let deploy = imported.ids.iter().find(|(r, _)| r == "deploy").unwrap().1.clone();
+    s.evaluate_controls(Utc::now()).await.unwrap();
+
+    // Only the holder of an SSH key, and only the SSH key, are judged.
+    let own = s.control_results("NHI-OWN-SSH", None, None).await.unwrap();
+    assert_eq!(own.iter().map(|r| &r.subject).collect::<Vec<_>>(), vec![&w.id("dev")], "{own:?}");
+    assert_eq!(own[0].status, ControlStatus::Fail, "nobody owns the dev token");
+    let rot = s.control_results("NHI-ROT-SSH", None, None).await.unwrap();
+    assert_eq!(rot.iter().map(|r| (&r.subject, r.status)).collect::<Vec<_>>(), vec![(&deploy, ControlStatus::Fail)]);
+    agrees_with_a_full_evaluation(s, Utc::now(), "the first evaluation").await;
+
+    // The orphan comes to hold the key: a pass after the write brings it into reach.
+    let edge = NewEdge::parse(EdgeKind::Holds, w.id("orphan"), deploy.clone(), EdgeAttrs::default()).unwrap();
+    apply(&w, Change::Relate { edge }).await;
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(w.status("NHI-OWN-SSH", "orphan").await, Some(ControlStatus::Fail));
+    agrees_with_a_full_evaluation(s, Utc::now(), "an NHI came to hold an SSH key").await;
+
+    // The feed corrects the key's kind: the key and both holders leave the reach.
+    import("certificate").await;
+    let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert!(r.full.is_empty(), "{r:?}");
+    assert_eq!(w.status("NHI-OWN-SSH", "orphan").await, Some(ControlStatus::NotApplicable));
+    assert_eq!(w.status("NHI-OWN-SSH", "dev").await, Some(ControlStatus::NotApplicable));
+    let rot = s.control_results("NHI-ROT-SSH", None, None).await.unwrap();
+    assert_eq!(rot.iter().map(|r| r.status).collect::<Vec<_>>(), vec![ControlStatus::NotApplicable]);
+    agrees_with_a_full_evaluation(s, Utc::now(), "the key's kind was corrected").await;
+}
+
+#[tokio::test]
+async fn an_owner_lists_the_findings_on_what_they_own_directly_or_through_a_team() {
+    let w = world().await;
+    let s = &w.store;
+    w.publish("NHI-OWN-01", Check::ActiveOwner, ControlScope::default()).await;
+    s.evaluate_controls(Utc::now()).await.unwrap();
+    let of = |person: &str| {
+        let filter = FindingFilter { owned_by: Some(w.id(person)), ..Default::default() };
+        async move { s.findings(&filter, 10).await.unwrap().into_iter().map(|f| f.subject).collect::<Vec<_>>() }
+    };
+    // The orphan and the NHI whose only owner left fail; the owner's own NHI passes.
+    assert_eq!(of("leaver").await, vec![w.id("gone")], "a direct owner");
+    assert!(of("owner").await.is_empty());
+
+    // A team takes the orphan; its findings reach the owner once they are a member.
+    let feed = json!({
+        "source": "hr",
+        "nodes": [{"type": "team", "ref": "ops", "name": "ops"}],
+        "edges": [{"type": "owns", "from": "ops", "to": w.id("orphan").to_string()}]
+    });
+    let imported = s.import(&graph_model::inventory::Inventory::parse(&feed, Utc::now()).unwrap()).await.unwrap();
+    let ops = imported.ids.iter().find(|(r, _)| r == "ops").unwrap().1.clone();
+    assert!(of("owner").await.is_empty(), "not a member yet");
+    let edge = NewEdge::parse(EdgeKind::MemberOf, w.id("owner"), ops, EdgeAttrs::default()).unwrap();
+    apply(&w, Change::Relate { edge }).await;
+    assert_eq!(of("owner").await, vec![w.id("orphan")], "through the team");
+    assert_eq!(of("a1").await, Vec::<NodeId>::new(), "owning nothing, seeing nothing");
+}

@@ -253,3 +253,71 @@ async fn the_demo_campaign_is_answered_by_the_owners_it_names_and_its_report_fol
     let answers = decisions.as_array().unwrap().iter().filter(|d| d["kind"] == "answer_review").count();
     assert_eq!(answers, 2, "the demo's answer and this one");
 }
+
+#[tokio::test]
+async fn a_campaign_over_the_holders_of_a_secret_kind_reviews_the_active_holders() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let admin = s.token(nhigov::demo::DEMO_ADMIN);
+    // Who holds an SSH key, read from the graph.
+    let d = s
+        .ok(
+            &admin,
+            "{ nhis(first: 100) { pageInfo { hasNextPage } nodes { name status secrets { kind } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["nhis"]["pageInfo"]["hasNextPage"], false, "one page holds the demo");
+    let mut holders: Vec<&str> = d["nhis"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "ACTIVE" && n["secrets"].as_array().unwrap().iter().any(|s| s["kind"] == "SSH_KEY"))
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    holders.sort();
+    assert!(!holders.is_empty(), "the demo has SSH key holders");
+    let start = "mutation { startCampaign(input: { name: \"SSH keys\", scope: { secretKinds: [SSH_KEY] },
+                   dueAt: \"2999-01-01T00:00:00Z\" }, rationale: \"deploy keys\") {
+                   scope { secretKinds description } items { nhi { name } } } }";
+    let d = s.ok(&admin, start, json!({})).await;
+    let c = &d["startCampaign"];
+    assert_eq!(c["scope"]["secretKinds"], json!(["SSH_KEY"]));
+    assert_eq!(c["scope"]["description"], "holding a secret of kind ssh_key");
+    let mut reviewed: Vec<&str> =
+        c["items"].as_array().unwrap().iter().map(|i| i["nhi"]["name"].as_str().unwrap()).collect();
+    reviewed.sort();
+    assert_eq!(reviewed, holders);
+}
+
+#[tokio::test]
+async fn each_owner_finds_the_failing_controls_on_what_they_own_in_their_findings() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let admin = s.token(nhigov::demo::DEMO_ADMIN);
+    let d = s.ok(&admin, "{ findings(filter: { status: OPEN }, first: 1000) { id subjectId } }", json!({})).await;
+    let open = d["findings"].as_array().unwrap().clone();
+    // What each person owns, directly and through their teams, read from the graph.
+    let q = "{ people(first: 100) { pageInfo { hasNextPage } nodes { email active roles
+                 owns(first: 100) { nodes { id } } teams { owns(first: 100) { nodes { id } } } } } }";
+    let d = s.ok(&admin, q, json!({})).await;
+    assert_eq!(d["people"]["pageInfo"]["hasNextPage"], false, "one page holds the demo");
+    let ids = |c: &Value| -> Vec<Value> { c["nodes"].as_array().unwrap().iter().map(|n| n["id"].clone()).collect() };
+    let mut owners_with_findings = 0;
+    for p in d["people"]["nodes"].as_array().unwrap().iter().filter(|p| {
+        // Whoever reads: a person with no role, or only INGEST, reads nothing.
+        p["active"] == true && p["roles"].as_array().unwrap().iter().any(|r| r != "INGEST")
+    }) {
+        let mut owned = ids(&p["owns"]);
+        for t in p["teams"].as_array().unwrap() {
+            owned.extend(ids(&t["owns"]));
+        }
+        let expected: Vec<&Value> = open.iter().filter(|f| owned.contains(&f["subjectId"])).map(|f| &f["id"]).collect();
+        let email = p["email"].as_str().unwrap();
+        let d = s.ok(&s.token(email), "{ myFindings { id } }", json!({})).await;
+        let mine: Vec<&Value> = d["myFindings"].as_array().unwrap().iter().map(|f| &f["id"]).collect();
+        assert_eq!(mine, expected, "{email}'s open findings, newest first");
+        owners_with_findings += usize::from(!expected.is_empty());
+    }
+    assert!(owners_with_findings > 0, "the demo has a failing control on something a person owns");
+}

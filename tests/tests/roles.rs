@@ -163,6 +163,7 @@ fn call(op: &str, role: &str) -> (String, Value) {
         "control" => ("{ control(key: \"NHI-NONE-01\") { key } }", json!({})),
         "controlResults" => ("{ controlResults(controlKey: \"NHI-NONE-01\") { totalCount } }", json!({})),
         "findings" => ("{ findings { id } }", json!({})),
+        "myFindings" => ("{ myFindings { id } }", json!({})),
         "campaigns" => ("{ campaigns { id } }", json!({})),
         "periodBundle" => (
             "{ periodBundle(from: \"2026-01-01T00:00:00Z\", to: \"2026-04-01T00:00:00Z\", framework: \"RS.AN\") { manifest } }",

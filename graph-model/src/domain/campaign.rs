@@ -242,6 +242,7 @@ mod tests {
             teams,
             access: vec![],
             holds: 0,
+            secret_kinds: vec![],
             certified_at: None,
         }
     }

@@ -22,7 +22,9 @@ use super::framework::FrameworkRef;
 use super::ids::{NodeId, Table};
 use super::request::{ExceptionStatus, RequestStatus};
 pub use super::values::check_control_key as check_key;
-use super::values::{Criticality, Environment, NhiKind, NhiStatus, Privilege, TargetFacts, ValueError, text_enum};
+use super::values::{
+    Criticality, Environment, NhiKind, NhiStatus, Privilege, SecretKind, TargetFacts, ValueError, text_enum,
+};
 
 text_enum!(
     /// Where a subject stands against a control.
@@ -152,7 +154,8 @@ impl Check {
 /// Which subjects a control covers. An empty list puts no bound; a subject matches when
 /// every bound holds. A secret's environments and kinds are those of the NHIs holding
 /// it; an exception's and a request's are those of their subject. An NHI's criticality
-/// is that of the most critical system it can access.
+/// is that of the most critical system it can access. Secret kinds reach an NHI through
+/// the secrets it holds and a secret through its own kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControlScope {
     #[serde(default)]
@@ -161,6 +164,10 @@ pub struct ControlScope {
     pub criticalities: Vec<Criticality>,
     #[serde(default)]
     pub nhi_kinds: Vec<NhiKind>,
+    /// Only the holders of a secret of one of these kinds (and such secrets). Left out
+    /// of the record when empty, so that versions published before it keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_kinds: Vec<SecretKind>,
     /// Only what this team owns.
     #[serde(default)]
     pub team: Option<NodeId>,
@@ -171,6 +178,7 @@ impl ControlScope {
         (self.environments.is_empty() || s.environments.iter().any(|e| self.environments.contains(e)))
             && (self.criticalities.is_empty() || s.criticality.is_some_and(|c| self.criticalities.contains(&c)))
             && (self.nhi_kinds.is_empty() || s.nhi_kinds.iter().any(|k| self.nhi_kinds.contains(k)))
+            && (self.secret_kinds.is_empty() || s.secret_kinds.iter().any(|k| self.secret_kinds.contains(k)))
             && self.team.as_ref().is_none_or(|t| s.teams.contains(t))
     }
 
@@ -186,6 +194,12 @@ impl ControlScope {
         }
         if !self.nhi_kinds.is_empty() {
             parts.push(format!("of kind {}", list(self.nhi_kinds.iter().map(|k| k.as_str()).collect())));
+        }
+        if !self.secret_kinds.is_empty() {
+            parts.push(format!(
+                "holding a secret of kind {}",
+                list(self.secret_kinds.iter().map(|k| k.as_str()).collect())
+            ));
         }
         if let Some(t) = &self.team {
             parts.push(format!("owned by {t}"));
@@ -287,6 +301,8 @@ pub struct ScopeFacts {
     pub environments: Vec<Environment>,
     pub criticality: Option<Criticality>,
     pub nhi_kinds: Vec<NhiKind>,
+    /// For an NHI, the kinds of the secrets it holds; for a secret, its own.
+    pub secret_kinds: Vec<SecretKind>,
     /// The teams owning the subject (for a secret: owning it or an NHI holding it).
     pub teams: Vec<NodeId>,
 }
@@ -323,6 +339,8 @@ pub struct NhiFacts {
     pub access: Vec<AccessFacts>,
     /// Secrets or identities it holds or assumes, in force.
     pub holds: u32,
+    /// The kinds of the secrets it holds, each once.
+    pub secret_kinds: Vec<SecretKind>,
     /// When a review last certified it.
     pub certified_at: Option<DateTime<Utc>>,
 }
@@ -338,6 +356,7 @@ impl NhiFacts {
             environments: vec![self.environment],
             criticality: self.access.iter().map(|a| a.target.criticality).min(),
             nhi_kinds: vec![self.kind],
+            secret_kinds: self.secret_kinds.clone(),
             teams: self.teams.clone(),
         }
     }
@@ -652,6 +671,7 @@ mod tests {
             teams: vec![],
             access: vec![],
             holds: 0,
+            secret_kinds: vec![],
             direct_owners: vec![],
             certified_at: None,
         }

@@ -9,7 +9,7 @@ use graph_model::{NodeId, Table};
 use crate::cases::mutation::{framework_refs, node_id, node_ids, text};
 use crate::decisions::mutation::RequestDecision;
 use crate::decisions::types::{Decision, Request};
-use crate::enums::{CheckKind, Criticality, Environment, NhiKind};
+use crate::enums::{CheckKind, Criticality, Environment, NhiKind, SecretKind};
 use crate::error::{ApiError, ApiResult};
 use crate::governance::mutation::{actor, govern};
 use crate::principal::{ADMINISTER, DECIDE_REQUESTS, FILE_REQUESTS, RoleGuard, principal};
@@ -41,6 +41,9 @@ pub struct ControlScopeInput {
     pub criticalities: Vec<Criticality>,
     #[graphql(default)]
     pub nhi_kinds: Vec<NhiKind>,
+    /// Only the NHIs holding a secret of one of these kinds, and such secrets.
+    #[graphql(default)]
+    pub secret_kinds: Vec<SecretKind>,
     pub team_id: Option<ID>,
 }
 
@@ -60,6 +63,7 @@ pub(crate) fn scope_of(s: ControlScopeInput) -> Result<ControlScope, ApiError> {
         environments: s.environments.into_iter().map(Into::into).collect(),
         criticalities: s.criticalities.into_iter().map(Into::into).collect(),
         nhi_kinds: s.nhi_kinds.into_iter().map(Into::into).collect(),
+        secret_kinds: s.secret_kinds.into_iter().map(Into::into).collect(),
         team: s.team_id.map(|t| node_id(&t, "scope.teamId")).transpose()?,
     })
 }

@@ -9,7 +9,7 @@ use crate::cases::mutation::node_id;
 use crate::cases::types::gid;
 use crate::enums::{ControlStatus, FindingStatus};
 use crate::error::{ApiError, ApiResult};
-use crate::principal::{READ_CASES, RoleGuard};
+use crate::principal::{READ_CASES, RoleGuard, principal};
 
 #[derive(Default)]
 pub struct ComplianceQuery;
@@ -88,6 +88,29 @@ impl ComplianceQuery {
             control: f.control_key,
             status: f.status.map(Into::into),
             subject: f.subject_id.map(|s| node_id(&s, "filter.subjectId")).transpose()?,
+            owned_by: None,
+        };
+        let found = ctx.data::<Store>()?.findings(&filter, first).await.map_err(ApiError::from)?;
+        Ok(found.into_iter().map(Finding).collect())
+    }
+
+    /// Findings on what the caller owns, directly or through a team they are a member
+    /// of, newest first: open ones unless `status` says otherwise. A failing control
+    /// reaches its subject's owners here (and as a `queueEvents` event when it fails).
+    #[graphql(guard = "RoleGuard(READ_CASES)")]
+    async fn my_findings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(FindingStatus::Open)")] status: Option<FindingStatus>,
+        #[graphql(default = 100)] first: usize,
+    ) -> ApiResult<Vec<Finding>> {
+        if !(1..=MAX_PAGE).contains(&first) {
+            return Err(ApiError::bad_input("first", format!("between 1 and {MAX_PAGE}")));
+        }
+        let filter = FindingFilter {
+            status: status.map(Into::into),
+            owned_by: Some(principal(ctx)?.id().clone()),
+            ..Default::default()
         };
         let found = ctx.data::<Store>()?.findings(&filter, first).await.map_err(ApiError::from)?;
         Ok(found.into_iter().map(Finding).collect())

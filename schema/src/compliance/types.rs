@@ -92,6 +92,8 @@ pub struct ControlScope {
     /// For an NHI, the criticality of the most critical system it can access.
     pub criticalities: Vec<Criticality>,
     pub nhi_kinds: Vec<NhiKind>,
+    /// Only the NHIs holding a secret of one of these kinds, and such secrets.
+    pub secret_kinds: Vec<SecretKind>,
     /// Only what this team owns.
     pub team_id: Option<ID>,
     /// The scope in words.
@@ -104,6 +106,7 @@ impl From<&control::ControlScope> for ControlScope {
             environments: s.environments.iter().map(|e| (*e).into()).collect(),
             criticalities: s.criticalities.iter().map(|c| (*c).into()).collect(),
             nhi_kinds: s.nhi_kinds.iter().map(|k| (*k).into()).collect(),
+            secret_kinds: s.secret_kinds.iter().map(|k| (*k).into()).collect(),
             team_id: s.team.as_ref().map(gid),
             description: s.describe(),
         }

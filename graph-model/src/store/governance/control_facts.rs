@@ -15,7 +15,7 @@
 //! | write | subjects touched |
 //! |---|---|
 //! | an NHI (status, use, environment, kind) | the NHI, and the secrets it holds (their scope reads their holders) |
-//! | a secret | the secret |
+//! | a secret | the secret, and the NHIs holding it (their scope reads its kind) |
 //! | a system (criticality, environment) | the NHIs with access to it |
 //! | a person (active or not) | what the person owns, directly or through a team |
 //! | ownership opened or closed | the node owned |
@@ -86,7 +86,7 @@ impl Store {
     pub async fn compliance_facts(&self, now: DateTime<Utc>) -> Result<ComplianceFacts> {
         let sql = format!(
             "SELECT id, name, kind, environment, status, last_used_at, created_at FROM nhi;
-             SELECT id, name, last_rotated_at, issued_at, created_at FROM secret;
+             SELECT id, name, kind, last_rotated_at, issued_at, created_at FROM secret;
              SELECT id, email, active FROM person;
              SELECT in, out FROM owns WHERE {IN_FORCE};
              SELECT in, out FROM member_of WHERE {IN_FORCE};
@@ -98,7 +98,17 @@ impl Store {
         let graph = self.with_graph(|g| GraphRows::all(g, now)).await?;
         let rows = FactRows::take(
             &mut resp,
-            Slots { nhis: 0, secrets: 1, people: 2, owns: 3, members: 4, exceptions: 5, requests: 6, certified: 7 },
+            Slots {
+                nhis: 0,
+                secrets: 1,
+                people: 2,
+                owns: 3,
+                members: 4,
+                exceptions: 5,
+                requests: 6,
+                certified: 7,
+                held_kinds: None,
+            },
             graph,
         )?;
         Ok(rows.join(now))
@@ -165,7 +175,7 @@ impl Store {
             out.extend(take::<Vec<NodeId>>(&mut resp, 2)?);
         }
         out.extend(s.nhis);
-        out.extend(s.secrets);
+        out.extend(s.secrets.iter().cloned());
         out.extend(s.owned);
         out.extend(s.reviewed);
         for x in s.exceptions.into_iter().chain(s.requests) {
@@ -180,10 +190,18 @@ impl Store {
                 out.insert(p.to);
             }
         }
-        let systems = s.systems;
+        let systems = &s.systems;
         self.with_graph(|g| {
+            // The holders of a secret that changed: their scope reads its kind.
+            for secret in &s.secrets {
+                out.extend(
+                    g.edges_at(secret, Direction::Reverse, now)
+                        .filter(|e| e.id.kind == EdgeKind::Holds)
+                        .map(|e| e.from.clone()),
+                );
+            }
             // The NHIs with access to a system that changed.
-            for system in &systems {
+            for system in systems {
                 out.extend(
                     g.edges_at(system, Direction::Reverse, now)
                         .filter(|e| e.id.kind == EdgeKind::CanAccess)
@@ -237,7 +255,7 @@ impl Store {
         let nodes: Vec<RecordId> = judged.iter().cloned().chain(holders.iter().map(rid)).collect();
         let sql = format!(
             "SELECT id, name, kind, environment, status, last_used_at, created_at FROM $nhis;
-             SELECT id, name, last_rotated_at, issued_at, created_at FROM $secrets;
+             SELECT id, name, kind, last_rotated_at, issued_at, created_at FROM $secrets;
              LET $own_edges = array::flatten(SELECT VALUE <-owns FROM $nodes);
              LET $owns = (SELECT in, out FROM $own_edges WHERE {IN_FORCE});
              RETURN $owns;
@@ -249,9 +267,13 @@ impl Store {
              SELECT id, email, active FROM $people;
              SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE subject IN $judged AND status = 'active';
              SELECT {REQUEST_FIELDS} FROM request WHERE subject IN $judged;
-             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $judged AND status = 'certified' GROUP BY nhi;"
+             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $judged AND status = 'certified' GROUP BY nhi;
+             SELECT id, kind FROM $held;"
         );
+        let held: Vec<RecordId> =
+            graph.held.iter().filter(|h| h.to.table() == Table::Secret).map(|h| rid(&h.to)).collect();
         let vars = Vars::new()
+            .set("held", held)
             .set("nhis", judged_nhis.iter().chain(&holders).map(rid).collect::<Vec<_>>())
             .set("secrets", secrets.iter().map(rid).collect::<Vec<_>>())
             .set("nodes", nodes)
@@ -259,7 +281,17 @@ impl Store {
         let mut resp = self.read(&sql, &vars).await?;
         let rows = FactRows::take(
             &mut resp,
-            Slots { nhis: 0, secrets: 1, owns: 4, members: 8, people: 10, exceptions: 11, requests: 12, certified: 13 },
+            Slots {
+                nhis: 0,
+                secrets: 1,
+                owns: 4,
+                members: 8,
+                people: 10,
+                exceptions: 11,
+                requests: 12,
+                certified: 13,
+                held_kinds: Some(14),
+            },
             graph,
         )?;
         let mut facts = rows.join(now);
@@ -386,6 +418,7 @@ struct NhiRow {
 struct SecretRow {
     id: NodeId,
     name: String,
+    kind: SecretKind,
     last_rotated_at: Option<DateTime<Utc>>,
     issued_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -440,6 +473,13 @@ struct ApprovalRow {
     approval_expires_at: DateTime<Utc>,
 }
 
+/// A secret's kind, for the scope of the NHIs holding it.
+#[derive(Deserialize)]
+struct KindRow {
+    id: NodeId,
+    kind: SecretKind,
+}
+
 /// When a review last certified an NHI.
 #[derive(Deserialize)]
 struct Certified {
@@ -460,6 +500,8 @@ struct FactRows {
     access: Vec<AccessRow>,
     /// Secrets held and identities assumed.
     held: Vec<Pair>,
+    /// The kind of each secret read or held.
+    secret_kinds: HashMap<NodeId, SecretKind>,
     exceptions: Vec<ExceptionRow>,
     emergencies: Vec<EmergencyRow>,
     approvals: Vec<ApprovalRow>,
@@ -475,14 +517,22 @@ struct Slots {
     exceptions: usize,
     requests: usize,
     certified: usize,
+    /// The kinds of the secrets held, when the secrets read are not all of them.
+    held_kinds: Option<usize>,
 }
 
 impl FactRows {
     fn take(resp: &mut surrealdb::IndexedResults, at: Slots, graph: GraphRows) -> Result<FactRows> {
         let (emergencies, approvals) = split_requests(take(resp, at.requests)?);
+        let secrets: Vec<SecretRow> = take(resp, at.secrets)?;
+        let mut secret_kinds: HashMap<NodeId, SecretKind> = secrets.iter().map(|s| (s.id.clone(), s.kind)).collect();
+        if let Some(i) = at.held_kinds {
+            secret_kinds.extend(take::<Vec<KindRow>>(resp, i)?.into_iter().map(|k| (k.id, k.kind)));
+        }
         Ok(FactRows {
             nhis: take(resp, at.nhis)?,
-            secrets: take(resp, at.secrets)?,
+            secrets,
+            secret_kinds,
             people: take(resp, at.people)?,
             owns: take(resp, at.owns)?,
             members: take(resp, at.members)?,
@@ -502,12 +552,7 @@ impl FactRows {
         let mut own = Ownership::of(&self.owns, &self.members, &people);
         let mut access = access_facts(&self.access, &self.approvals, &self.systems, now);
         let certified: HashMap<&NodeId, DateTime<Utc>> = self.certified.iter().map(|c| (&c.nhi, c.at)).collect();
-        let mut holds: HashMap<&NodeId, u32> = HashMap::new();
-        let mut holders: HashMap<&NodeId, Vec<&NodeId>> = HashMap::new();
-        for h in &self.held {
-            *holds.entry(&h.from).or_default() += 1;
-            holders.entry(&h.to).or_default().push(&h.from);
-        }
+        let mut held = Held::of(&self.held, &self.secret_kinds);
         let nhis: Vec<NhiFacts> = self
             .nhis
             .into_iter()
@@ -521,7 +566,8 @@ impl FactRows {
                 certified_at: certified.get(&n.id).copied(),
                 teams: own.teams.get(&n.id).cloned().unwrap_or_default(),
                 access: access.remove(&n.id).unwrap_or_default(),
-                holds: holds.get(&n.id).copied().unwrap_or(0),
+                holds: held.count.get(&n.id).copied().unwrap_or(0),
+                secret_kinds: held.kinds.remove(&n.id).unwrap_or_default(),
                 id: n.id,
                 name: n.name,
                 kind: n.kind,
@@ -534,8 +580,9 @@ impl FactRows {
         let scopes = Scopes {
             by_nhi: nhis.iter().map(|n| (&n.id, n)).collect(),
             owner_teams: &own.teams,
-            holders: &holders,
+            holders: &held.holders,
             systems: &self.systems,
+            secret_kinds: &self.secret_kinds,
         };
         let secrets = self
             .secrets
@@ -574,6 +621,31 @@ impl FactRows {
             })
             .collect();
         ComplianceFacts { nhis, secrets, exceptions, emergencies }
+    }
+}
+
+/// What is held: how much each NHI holds, the kinds of the secrets it holds, and who
+/// holds each secret.
+struct Held<'a> {
+    count: HashMap<&'a NodeId, u32>,
+    kinds: HashMap<&'a NodeId, Vec<SecretKind>>,
+    holders: HashMap<&'a NodeId, Vec<&'a NodeId>>,
+}
+
+impl<'a> Held<'a> {
+    fn of(held: &'a [Pair], secret_kinds: &HashMap<NodeId, SecretKind>) -> Held<'a> {
+        let mut h = Held { count: HashMap::new(), kinds: HashMap::new(), holders: HashMap::new() };
+        for p in held {
+            *h.count.entry(&p.from).or_default() += 1;
+            h.holders.entry(&p.to).or_default().push(&p.from);
+            if let Some(k) = secret_kinds.get(&p.to) {
+                let kinds = h.kinds.entry(&p.from).or_default();
+                if !kinds.contains(k) {
+                    kinds.push(*k);
+                }
+            }
+        }
+        h
     }
 }
 
@@ -652,13 +724,17 @@ struct Scopes<'a> {
     owner_teams: &'a HashMap<&'a NodeId, Vec<NodeId>>,
     holders: &'a HashMap<&'a NodeId, Vec<&'a NodeId>>,
     systems: &'a HashMap<NodeId, TargetFacts>,
+    secret_kinds: &'a HashMap<NodeId, SecretKind>,
 }
 
 impl Scopes<'_> {
     fn of(&self, subject: &NodeId) -> ScopeFacts {
         match subject.table() {
             Table::Nhi => self.nhis(&[subject], subject),
-            Table::Secret => self.nhis(self.holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject),
+            Table::Secret => ScopeFacts {
+                secret_kinds: self.secret_kinds.get(subject).into_iter().copied().collect(),
+                ..self.nhis(self.holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject)
+            },
             Table::System => {
                 let s = self.systems.get(subject);
                 ScopeFacts {
@@ -678,6 +754,7 @@ impl Scopes<'_> {
         for n in ids.iter().filter_map(|i| self.by_nhi.get(i)) {
             s.environments.push(n.environment);
             s.nhi_kinds.push(n.kind);
+            s.secret_kinds.extend(n.secret_kinds.iter().filter(|k| !s.secret_kinds.contains(k)).collect::<Vec<_>>());
             s.teams.extend(n.teams.iter().cloned());
             let c = n.access.iter().map(|a| a.target.criticality).min();
             s.criticality = match (s.criticality, c) {

@@ -30,6 +30,7 @@ use surrealdb::types::{RecordId, Value};
 use super::{Actor, Plan, distinct, dt, refs_text};
 use crate::domain::control::{self, *};
 use crate::domain::*;
+use crate::store::nodes::IN_FORCE;
 use crate::store::{Content, Result, STALE, Store, StoreError, Vars, json_value, rid, take};
 
 /// One subject's result row: the latest standing against a control.
@@ -94,6 +95,9 @@ pub struct FindingFilter {
     pub control: Option<String>,
     pub status: Option<FindingStatus>,
     pub subject: Option<NodeId>,
+    /// Only findings on what this person owns, directly or through a team they are a
+    /// member of (ownership and membership in force now).
+    pub owned_by: Option<NodeId>,
 }
 
 /// What one evaluation pass did, per control key.
@@ -634,14 +638,31 @@ impl Store {
         if f.subject.is_some() {
             cond.push("subject = $subject");
         }
-        let sql = format!("SELECT * FROM finding WHERE {} ORDER BY id DESC LIMIT $limit", cond.join(" AND "));
+        let mut sql = String::new();
+        if f.owned_by.is_some() {
+            sql = format!(
+                "LET $member_edges = array::flatten(SELECT VALUE ->member_of FROM [$owner]);
+                 LET $owners = array::concat([$owner], (SELECT VALUE out FROM $member_edges WHERE {IN_FORCE}));
+                 LET $own_edges = array::flatten(SELECT VALUE ->owns FROM $owners);
+                 LET $owned = array::distinct((SELECT VALUE out FROM $own_edges WHERE {IN_FORCE}));\n"
+            );
+            cond.push("subject IN $owned");
+        }
+        let at = sql.matches(';').count();
+        // By subject, the planner would rather walk every open finding by status.
+        let hint = if f.owned_by.is_some() || f.subject.is_some() { "WITH INDEX finding_subject" } else { "" };
+        sql.push_str(&format!(
+            "SELECT * FROM finding {hint} WHERE {} ORDER BY id DESC LIMIT $limit;",
+            cond.join(" AND ")
+        ));
         let vars = Vars::new()
             .set("control", f.control.clone())
             .set("status", f.status.map(|s| s.as_str()))
             .set("subject", f.subject.as_ref().map(rid))
+            .set("owner", f.owned_by.as_ref().map(rid))
             .set("limit", limit as i64);
         let mut resp = self.read(&sql, &vars).await?;
-        take(&mut resp, 0)
+        take(&mut resp, at)
     }
 
     pub async fn findings_by_id(&self, ids: &[NodeId]) -> Result<Vec<Finding>> {
