@@ -151,6 +151,20 @@ pub struct DbConfig {
     /// needs; or `root`.
     #[serde(default)]
     pub user_level: graph_model::store::UserLevel,
+    /// An embedded store's block cache, in MiB (blocks read from disk kept in memory).
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+    /// An embedded store's memtable, in MiB (writes held before a flush to disk).
+    #[serde(default = "default_memtable_mb")]
+    pub memtable_mb: u64,
+}
+
+fn default_cache_mb() -> u64 {
+    graph_model::store::EmbeddedMemory::DEFAULT.block_cache_bytes >> 20
+}
+
+fn default_memtable_mb() -> u64 {
+    graph_model::store::EmbeddedMemory::DEFAULT.memtable_bytes >> 20
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -204,6 +218,8 @@ impl Default for Config {
                 username: None,
                 password: None,
                 user_level: Default::default(),
+                cache_mb: default_cache_mb(),
+                memtable_mb: default_memtable_mb(),
             },
             auth: AuthConfig::default(),
             limits: LimitsConfig {
@@ -340,6 +356,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         crate::webhooks::Filter::check_config(&self.webhooks)?;
+        graph_model::store::EmbeddedMemory::from_mib(self.db.cache_mb, self.db.memtable_mb)
+            .map_err(|e| format!("configuration: db.cache_mb, db.memtable_mb: {e}"))?;
         self.telemetry.validate()?;
         if let Some(s) = &self.auth.jwt_secret
             && s.len() < 32
@@ -382,6 +400,9 @@ impl Config {
             feed_freshness: graph_model::domain::feeds::FeedFreshness::from_hours(
                 self.feeds.iter().map(|(source, f)| (source.as_str(), f.freshness_hours)),
             ),
+            // Checked by `validate`; a configuration built in code past it gets the default.
+            memory: graph_model::store::EmbeddedMemory::from_mib(self.db.cache_mb, self.db.memtable_mb)
+                .unwrap_or_default(),
         }
     }
 }
@@ -423,6 +444,21 @@ mod tests {
             jail.set_env("NHIGOV_LIMITS__MAX_BACH", "3");
             let err = Config::load(None).unwrap_err();
             assert!(err.contains("max_bach"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn embedded_memory_is_set_in_mib_and_bounded_below() {
+        figment::Jail::expect_with(|jail| {
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.store_config().memory, graph_model::store::EmbeddedMemory::DEFAULT);
+            jail.create_file("ok.toml", "[db]\ncache_mb = 64\nmemtable_mb = 32\n")?;
+            let memory = Config::load(Some(Path::new("ok.toml"))).unwrap().store_config().memory;
+            assert_eq!((memory.block_cache_bytes, memory.memtable_bytes), (64 << 20, 32 << 20));
+            jail.set_env("NHIGOV_DB__CACHE_MB", "8");
+            let err = Config::load(Some(Path::new("ok.toml"))).unwrap_err();
+            assert!(err.contains("db.cache_mb") && err.contains("16 MiB"), "{err}");
             Ok(())
         });
     }

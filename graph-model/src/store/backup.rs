@@ -23,10 +23,9 @@ use std::path::Path;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use sha2::{Digest, Sha256};
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 use surrealdb::types::Value;
 
+use super::conn::Conn;
 use super::{Result, Store, StoreConfig, StoreError, UserLevel, ident};
 
 /// What a dump leaves out: who may sign in is the server's business, not the store's.
@@ -141,17 +140,7 @@ impl Store {
     pub async fn backup(&self) -> Result<BoxStream<'static, Result<Vec<u8>>>> {
         let dump = match &self.remote_http {
             Some(remote) => remote.export().await?,
-            None => self
-                .db
-                .export(())
-                .with_config()
-                .users(false)
-                .accesses(false)
-                .database_definition(false)
-                .into_owned()
-                .await?
-                .map(|chunk| chunk.map_err(StoreError::from))
-                .boxed(),
+            None => self.db.export().await?,
         };
         let header = format!(
             "{HEADER} (schema version {}, taken {})\n",
@@ -256,16 +245,16 @@ pub async fn restore(cfg: &StoreConfig, file: &Path) -> Result<Restored> {
     result.map(|()| Restored { bytes })
 }
 
-async fn restore_into(db: &Surreal<Any>, cfg: &StoreConfig, file: &Path, dump: Vec<u8>) -> Result<()> {
+async fn restore_into(db: &Conn, cfg: &StoreConfig, file: &Path, dump: Vec<u8>) -> Result<()> {
     if !(cfg.is_remote() && cfg.user_level == UserLevel::Database) {
         let define = format!(
             "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db};",
             ns = ident(&cfg.namespace)?,
             db = ident(&cfg.database)?
         );
-        db.query(define).await?.check()?;
+        db.query(define, None).await?.check()?;
     }
-    db.use_ns(cfg.namespace.clone()).use_db(cfg.database.clone()).await?;
+    db.use_database(&cfg.namespace, &cfg.database).await?;
     let tables = table_count(db).await?;
     if tables > 0 {
         return Err(StoreError::Conflict(format!(
@@ -289,8 +278,8 @@ async fn restore_into(db: &Surreal<Any>, cfg: &StoreConfig, file: &Path, dump: V
 }
 
 /// How many tables the session's database defines.
-async fn table_count(db: &Surreal<Any>) -> Result<usize> {
-    let info: Option<Value> = db.query("INFO FOR DB").await?.check()?.take(0)?;
+async fn table_count(db: &Conn) -> Result<usize> {
+    let info: Option<Value> = db.query("INFO FOR DB".into(), None).await?.check()?.take(0)?;
     Ok(match info {
         Some(Value::Object(info)) => match info.get("tables") {
             Some(Value::Object(tables)) => tables.len(),

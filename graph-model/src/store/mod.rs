@@ -10,6 +10,7 @@
 //! number of queries constant.
 
 mod backup;
+mod conn;
 mod document;
 mod edges;
 pub(crate) mod events;
@@ -30,14 +31,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::{Database, Root};
 use surrealdb::types::{Object, RecordId, SurrealValue, Value};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::domain::inventory::ItemError;
 use crate::domain::{EdgeId, NodeId, ValueError};
+use conn::Conn;
+pub use conn::EmbeddedMemory;
 
 pub use backup::{Restored, check_backup, restore};
 pub use document::{ImportFailure, ImportKind, ImportReport, ImportStep};
@@ -77,6 +78,8 @@ pub struct StoreConfig {
     /// Freshness windows of feed sources: a source past its window pauses the
     /// automation its data drives (see `domain::feeds`).
     pub feed_freshness: crate::domain::feeds::FeedFreshness,
+    /// What an embedded SurrealKV store may keep in memory.
+    pub memory: EmbeddedMemory,
 }
 
 /// The level of SurrealDB user a remote store signs in as.
@@ -154,6 +157,7 @@ impl StoreConfig {
             graph_refresh: std::time::Duration::from_millis(500),
             change_margin: StoreConfig::CHANGE_MARGIN,
             feed_freshness: Default::default(),
+            memory: EmbeddedMemory::DEFAULT,
         }
     }
 
@@ -246,7 +250,7 @@ pub struct Store {
     /// Shared, not cloned: cloning a `Surreal` handle opens a new server session and
     /// replays `attach`, `use` and `signin` on it (and `detach` when it drops), a round
     /// trip per clone over `ws://` that can also fail under load.
-    db: Arc<Surreal<Any>>,
+    db: Arc<Conn>,
     round_trips: Arc<AtomicU64>,
     metrics: Arc<metrics::StoreMetrics>,
     remote: bool,
@@ -311,7 +315,7 @@ impl Store {
                 )
                 .await?;
         }
-        store.db.use_ns(cfg.namespace.clone()).use_db(cfg.database.clone()).await?;
+        store.db.use_database(&cfg.namespace, &cfg.database).await?;
         schema::migrate(&store).await?;
         store.ensure_baseline_policy().await?;
         if let Some(d) = store.adopt_roles().await? {
@@ -343,7 +347,7 @@ impl Store {
 
     /// Is the database answering?
     pub async fn ping(&self) -> Result<()> {
-        let mut resp = self.query("RETURN 1").await?;
+        let mut resp = self.send("RETURN 1".into(), None).await?;
         check(&mut resp)
     }
 
@@ -390,17 +394,17 @@ impl Store {
     /// feature: the service has no way to run it.
     #[cfg(feature = "test-support")]
     pub async fn execute_raw(&self, sql: &str) -> Result<serde_json::Value> {
-        let mut resp = self.query(sql.to_owned()).await?;
+        let mut resp = self.send(sql.to_owned(), None).await?;
         self.graph.mark_dirty();
         check(&mut resp)?;
         let last = resp.num_statements().saturating_sub(1);
         take(&mut resp, last)
     }
 
-    /// Send one batch of statements.
-    pub(crate) fn query(&self, sql: impl Into<String>) -> surrealdb::method::Query<'_, Any> {
+    /// Send one batch of statements, with its variables.
+    pub(crate) async fn send(&self, sql: String, vars: Option<Value>) -> surrealdb::Result<surrealdb::IndexedResults> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        self.db.query(sql.into())
+        self.db.query(sql, vars).await
     }
 
     /// Run a statement batch that writes, retrying the whole batch when the database
@@ -412,7 +416,7 @@ impl Store {
             attempt += 1;
             let started = std::time::Instant::now();
             let span = tracing::info_span!("db", db.system.name = "surrealdb", db.operation.name = "write", attempt);
-            let sent = self.query(sql.to_owned()).bind(vars.value()).into_future().instrument(span).await;
+            let sent = self.send(sql.to_owned(), Some(vars.value())).instrument(span).await;
             self.metrics.db_latency.observe(started.elapsed());
             let mut resp = sent?;
             // Whatever it wrote, the next traversal from this process must see it, and
@@ -437,7 +441,7 @@ impl Store {
     pub(crate) async fn read(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
         let started = std::time::Instant::now();
         let span = tracing::info_span!("db", db.system.name = "surrealdb", db.operation.name = "read");
-        let sent = self.query(sql.to_owned()).bind(vars.value()).into_future().instrument(span).await;
+        let sent = self.send(sql.to_owned(), Some(vars.value())).instrument(span).await;
         self.metrics.db_latency.observe(started.elapsed());
         let mut resp = sent?;
         check(&mut resp)?;
@@ -549,8 +553,12 @@ async fn released(lock: &std::path::Path) {
 
 /// A connection to the engine `cfg` names, signed in as its user on a remote server;
 /// no namespace or database chosen yet.
-async fn connect(cfg: &StoreConfig) -> Result<Surreal<Any>> {
-    let db = surrealdb::engine::any::connect(cfg.engine_url().as_str()).await?;
+async fn connect(cfg: &StoreConfig) -> Result<Conn> {
+    let url = cfg.engine_url();
+    if url.starts_with("surrealkv://") {
+        return Conn::embedded(&url, cfg.memory).await;
+    }
+    let db = surrealdb::engine::any::connect(url.as_str()).await?;
     if cfg.is_remote() {
         let (Some(username), Some(password)) = (&cfg.username, &cfg.password) else {
             return Err(StoreError::Database(
@@ -578,7 +586,7 @@ async fn connect(cfg: &StoreConfig) -> Result<Surreal<Any>> {
             }
         }
     }
-    Ok(db)
+    Ok(Conn::Any(db))
 }
 
 fn ident(s: &str) -> Result<&str> {

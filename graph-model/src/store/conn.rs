@@ -1,0 +1,135 @@
+//! The SDK handle a [`Store`](super::Store) sends its statements through.
+//!
+//! A remote server and the in-memory engine go through the SDK's `any` engine. An
+//! embedded SurrealKV directory does not: `connect` gives SurrealKV half the host's
+//! memory for its block cache and a memtable of up to 1 GiB, with no way to set
+//! either (URL parameters reach the datastore renamed `datastore_*`, which SurrealKV
+//! does not read). So the datastore is built here, with the sizes of
+//! [`EmbeddedMemory`], exactly as the SDK's local engine builds it otherwise (version
+//! check, bootstrap, then the maintenance tasks), and handed to the SDK. Both handles
+//! answer queries alike; the two arms differ only in the engine type the SDK is
+//! generic over, so every use dispatches through [`on_conn`].
+
+use std::path::Path;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use surrealdb::engine::local::Db;
+use surrealdb::types::Value;
+use surrealdb_engine_local::Datastore;
+
+use super::{Result, StoreError};
+
+/// How much memory an embedded SurrealKV store may keep: its block cache (blocks read
+/// from disk) and its memtable (writes not yet flushed to a table file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedMemory {
+    pub block_cache_bytes: u64,
+    pub memtable_bytes: u64,
+}
+
+impl EmbeddedMemory {
+    const MIB: u64 = 1024 * 1024;
+
+    /// 256 MiB of block cache and a 128 MiB memtable: what a server with a graph of
+    /// 100,000 NHIs keeps warm, well under the 1.5 GiB the whole process may use.
+    pub const DEFAULT: EmbeddedMemory =
+        EmbeddedMemory { block_cache_bytes: 256 * Self::MIB, memtable_bytes: 128 * Self::MIB };
+
+    /// From sizes in MiB, each at least 16 MiB.
+    pub fn from_mib(block_cache: u64, memtable: u64) -> std::result::Result<EmbeddedMemory, String> {
+        if block_cache < 16 || memtable < 16 {
+            return Err(format!(
+                "the block cache and the memtable need at least 16 MiB each (given {block_cache} and {memtable})"
+            ));
+        }
+        Ok(EmbeddedMemory { block_cache_bytes: block_cache * Self::MIB, memtable_bytes: memtable * Self::MIB })
+    }
+}
+
+impl Default for EmbeddedMemory {
+    fn default() -> Self {
+        EmbeddedMemory::DEFAULT
+    }
+}
+
+/// An open SDK handle.
+pub(crate) enum Conn {
+    /// A remote server, or the in-memory engine.
+    Any(Surreal<Any>),
+    /// An embedded SurrealKV datastore built with bounded memory.
+    Kv(Surreal<Db>),
+}
+
+/// Run `$body` with `$db` bound to whichever handle `$conn` holds.
+macro_rules! on_conn {
+    ($conn:expr, $db:ident => $body:expr) => {
+        match $conn {
+            Conn::Any($db) => $body,
+            Conn::Kv($db) => $body,
+        }
+    };
+}
+
+impl Conn {
+    /// Open the embedded SurrealKV store at `url` (`surrealkv://PATH?...`).
+    pub(crate) async fn embedded(url: &str, memory: EmbeddedMemory) -> Result<Conn> {
+        let config = surrealdb_cnf::ConfigMap::from_config_string(&format!(
+            "surrealkv_block_cache_capacity={}&surrealkv_max_memtable_size={}",
+            memory.block_cache_bytes, memory.memtable_bytes
+        ));
+        let engine = |e: &dyn std::fmt::Display| StoreError::Database(format!("opening {url}: {e}"));
+        // The maintenance tasks start after the version check and the bootstrap, as
+        // the SDK's own local engine starts them: a task that writes first would make
+        // a new directory look like one written before the version key existed.
+        let kvs = Datastore::builder()
+            .with_config(config)
+            .without_maintenance_tasks()
+            .build_with_path(url)
+            .await
+            .map_err(|e| engine(&e))?;
+        kvs.check_version().await.map_err(|e| engine(&e))?;
+        kvs.bootstrap().await.map_err(|e| engine(&e))?;
+        kvs.start_maintenance_tasks();
+        Ok(Conn::Kv(Surreal::<Db>::unstable_from_datastore(kvs, None).await?))
+    }
+
+    /// Send one batch of statements, with its variables.
+    pub(crate) async fn query(&self, sql: String, vars: Option<Value>) -> surrealdb::Result<surrealdb::IndexedResults> {
+        on_conn!(self, db => match vars {
+            Some(vars) => db.query(sql).bind(vars).await,
+            None => db.query(sql).await,
+        })
+    }
+
+    pub(crate) async fn use_database(&self, namespace: &str, database: &str) -> surrealdb::Result<()> {
+        on_conn!(self, db => db.use_ns(namespace.to_owned()).use_db(database.to_owned()).await.map(|_| ()))
+    }
+
+    /// End the session: the engine shuts down once the last handle is gone.
+    pub(crate) async fn invalidate(&self) -> surrealdb::Result<()> {
+        on_conn!(self, db => db.invalidate().await)
+    }
+
+    /// The database as SurrealQL (its records and schema; no users, accesses or
+    /// database definition), in chunks.
+    pub(crate) async fn export(&self) -> Result<BoxStream<'static, Result<Vec<u8>>>> {
+        Ok(on_conn!(self, db => db
+            .export(())
+            .with_config()
+            .users(false)
+            .accesses(false)
+            .database_definition(false)
+            .into_owned()
+            .await?
+            .map(|chunk| chunk.map_err(StoreError::from))
+            .boxed()))
+    }
+
+    /// Run the SurrealQL dump at `file`.
+    pub(crate) async fn import(&self, file: &Path) -> surrealdb::Result<()> {
+        on_conn!(self, db => db.import(file).await)
+    }
+}
