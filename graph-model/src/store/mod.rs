@@ -238,8 +238,18 @@ pub enum StoreError {
 
 impl From<surrealdb::Error> for StoreError {
     fn from(e: surrealdb::Error) -> Self {
-        StoreError::Database(e.to_string())
+        database_error(e.to_string())
     }
+}
+
+/// A fault of the database, with what to do about it where there is something.
+fn database_error(msg: String) -> StoreError {
+    if msg.contains("Memtable arena is full") {
+        return StoreError::Database(format!(
+            "{msg}: one transaction wrote more than the embedded store's memtable holds; raise db.memtable_mb"
+        ));
+    }
+    StoreError::Database(msg)
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -514,7 +524,7 @@ fn classify(msg: &str) -> StoreError {
     if is_retryable(msg) {
         return StoreError::Retryable;
     }
-    StoreError::Database(msg.to_owned())
+    database_error(msg.to_owned())
 }
 
 fn is_retryable(msg: &str) -> bool {
