@@ -44,20 +44,7 @@ async fn reject_once(store: &Store, ids: &std::collections::HashMap<String, Node
     let r = store
         .create_request(
             &ids["r"],
-            &NewRequest {
-                kind: RequestKind::RevokeNhi,
-                subject: ids["n"].clone(),
-                target: None,
-                privilege: None,
-                duration_days: None,
-                justification: Text::parse("unused still").unwrap(),
-                ticket_ref: None,
-                case: None,
-                compensating_controls: vec![],
-                review_days: None,
-                waives: vec![],
-                refs: vec![],
-            },
+            &NewRequest::new(RequestKind::RevokeNhi, ids["n"].clone(), Text::parse("unused still").unwrap()),
         )
         .await
         .unwrap();

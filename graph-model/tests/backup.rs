@@ -34,18 +34,10 @@ async fn write_backup(store: &Store, path: &std::path::Path) -> Vec<u8> {
 /// A request for the bot's access to the vault.
 fn grant(ids: &std::collections::HashMap<String, NodeId>, privilege: Privilege, why: &str) -> NewRequest {
     NewRequest {
-        kind: RequestKind::GrantAccess,
-        subject: ids["bot"].clone(),
         target: Some(ids["vault"].clone()),
         privilege: Some(privilege),
         duration_days: Some(30),
-        justification: text(why),
-        ticket_ref: None,
-        case: None,
-        compensating_controls: vec![],
-        review_days: None,
-        waives: vec![],
-        refs: vec![],
+        ..NewRequest::new(RequestKind::GrantAccess, ids["bot"].clone(), text(why))
     }
 }
 

@@ -350,18 +350,11 @@ async fn an_alert_about_what_someone_owns_reaches_their_queue() {
 async fn approved_exception(w: &World, by: &str, subject: &str, why: &str, key: &str) {
     let s = &w.store;
     let request = NewRequest {
-        kind: RequestKind::Exception,
-        subject: w.id(subject),
-        target: None,
-        privilege: None,
         duration_days: Some(30),
-        justification: text(why),
-        ticket_ref: None,
-        case: None,
         compensating_controls: vec![text("key rotated weekly")],
         review_days: Some(14),
-        refs: vec![],
         waives: vec![key.into()],
+        ..NewRequest::new(RequestKind::Exception, w.id(subject), text(why))
     };
     let x = s.create_request(&w.id(by), &request).await.unwrap();
     for approver in ["a1", "a2"] {

@@ -59,18 +59,10 @@ fn text(s: &str) -> Text {
 
 fn grant(w: &World, subject: &str, target: &str, privilege: Privilege) -> NewRequest {
     NewRequest {
-        kind: RequestKind::GrantAccess,
-        subject: w.id(subject),
         target: Some(w.id(target)),
         privilege: Some(privilege),
         duration_days: Some(30),
-        justification: text("deploys need it"),
-        ticket_ref: None,
-        case: None,
-        compensating_controls: vec![],
-        review_days: None,
-        waives: vec![],
-        refs: vec![],
+        ..NewRequest::new(RequestKind::GrantAccess, w.id(subject), text("deploys need it"))
     }
 }
 
@@ -368,20 +360,7 @@ async fn a_role_removal_racing_an_approval_never_lets_a_rule_breaking_approval_c
     let replica = store.as_replica();
     let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
     let (acknowledged_tx, mut acknowledged_rx) = tokio::sync::mpsc::unbounded_channel();
-    let rotate = NewRequest {
-        kind: RequestKind::RotateSecret,
-        subject: ids["key"].clone(),
-        target: None,
-        privilege: None,
-        duration_days: None,
-        justification: text("rotate"),
-        ticket_ref: None,
-        case: None,
-        compensating_controls: vec![],
-        review_days: None,
-        waives: vec![],
-        refs: vec![],
-    };
+    let rotate = NewRequest::new(RequestKind::RotateSecret, ids["key"].clone(), text("rotate"));
     let (mut before, mut refused, mut acknowledged) = (0, 0, Vec::new());
     for i in 0..RACES {
         let approver = Actor { id: ids[&format!("a{i}")].clone(), roles: vec![Role::Approver] };
@@ -606,18 +585,10 @@ async fn a_criticality_raised_during_an_owners_approval_never_lets_the_owner_app
 
 fn grant_to(ids: &HashMap<String, NodeId>, system: &NodeId, privilege: Privilege) -> NewRequest {
     NewRequest {
-        kind: RequestKind::GrantAccess,
-        subject: ids["bot"].clone(),
         target: Some(system.clone()),
         privilege: Some(privilege),
         duration_days: Some(30),
-        justification: text("the pipeline needs it"),
-        ticket_ref: None,
-        case: None,
-        compensating_controls: vec![],
-        review_days: None,
-        waives: vec![],
-        refs: vec![],
+        ..NewRequest::new(RequestKind::GrantAccess, ids["bot"].clone(), text("the pipeline needs it"))
     }
 }
 

@@ -111,6 +111,25 @@ pub struct NewRequest {
 }
 
 impl NewRequest {
+    /// A request of `kind` about `subject`, every optional field empty: set what the
+    /// kind needs with `NewRequest { target: .., ..NewRequest::new(..) }`.
+    pub fn new(kind: RequestKind, subject: NodeId, justification: Text) -> NewRequest {
+        NewRequest {
+            kind,
+            subject,
+            target: None,
+            privilege: None,
+            duration_days: None,
+            justification,
+            ticket_ref: None,
+            case: None,
+            compensating_controls: vec![],
+            review_days: None,
+            refs: vec![],
+            waives: vec![],
+        }
+    }
+
     /// Check the fields each kind needs and refuse those it does not take.
     pub fn check(&self) -> Result<(), ValueError> {
         if !self.kind.subject_tables().contains(&self.subject.table()) {

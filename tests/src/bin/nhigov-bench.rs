@@ -474,18 +474,14 @@ async fn file_requests(
             .create_request(
                 requester,
                 &NewRequest {
-                    kind: RequestKind::GrantAccess,
-                    subject,
                     target: Some(target),
                     privilege: Some(Privilege::Read),
                     duration_days: Some(30),
-                    justification: Text::parse("benchmark grant").map_err(|e| anyhow!(e.message))?,
-                    ticket_ref: None,
-                    case: None,
-                    compensating_controls: Vec::new(),
-                    review_days: None,
-                    waives: vec![],
-                    refs: Vec::new(),
+                    ..NewRequest::new(
+                        RequestKind::GrantAccess,
+                        subject,
+                        Text::parse("benchmark grant").map_err(|e| anyhow!(e.message))?,
+                    )
                 },
             )
             .await?;

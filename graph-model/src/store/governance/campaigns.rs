@@ -266,20 +266,7 @@ impl Store {
             Some((t, p)) => (RequestKind::ReducePrivilege, Some(t.clone()), Some(*p)),
             None => (RequestKind::RevokeNhi, None, None),
         };
-        let new = NewRequest {
-            kind,
-            subject: nhi.clone(),
-            target,
-            privilege,
-            duration_days: None,
-            justification: rationale.clone(),
-            ticket_ref: None,
-            case: None,
-            compensating_controls: vec![],
-            review_days: None,
-            waives: vec![],
-            refs: vec![],
-        };
+        let new = NewRequest { target, privilege, ..NewRequest::new(kind, nhi.clone(), rationale.clone()) };
         new.check()?;
         if kind == RequestKind::ReducePrivilege {
             self.check_reduction(&new).await?;

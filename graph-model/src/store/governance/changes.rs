@@ -558,21 +558,13 @@ fn filed_request(
         && edge.kind == EdgeKind::CanAccess
     {
         let new = NewRequest {
-            kind: RequestKind::GrantAccess,
-            subject: edge.from.clone(),
             target: Some(edge.to.clone()),
             privilege: edge.attrs.privilege,
             duration_days: edge
                 .attrs
                 .expires_at
                 .map(|t| u32::try_from((t - now).num_days().clamp(1, 3650)).unwrap_or(1)),
-            justification: rationale.clone(),
-            ticket_ref: None,
-            case: None,
-            compensating_controls: vec![],
-            review_days: None,
-            waives: vec![],
-            refs: vec![],
+            ..NewRequest::new(RequestKind::GrantAccess, edge.from.clone(), rationale.clone())
         };
         let high = facts.system.is_some_and(|t| new.privilege.is_some_and(|p| t.privileged(p)));
         let needed = policy.approvals_needed(RequestKind::GrantAccess, high);
