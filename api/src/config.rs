@@ -449,16 +449,18 @@ mod tests {
     }
 
     #[test]
-    fn embedded_memory_is_set_in_mib_and_bounded_below() {
+    fn embedded_memory_is_set_in_mib_and_bounded() {
         figment::Jail::expect_with(|jail| {
             let cfg = Config::load(None).unwrap();
             assert_eq!(cfg.store_config().memory, graph_model::store::EmbeddedMemory::DEFAULT);
             jail.create_file("ok.toml", "[db]\ncache_mb = 64\nmemtable_mb = 32\n")?;
             let memory = Config::load(Some(Path::new("ok.toml"))).unwrap().store_config().memory;
             assert_eq!((memory.block_cache_bytes, memory.memtable_bytes), (64 << 20, 32 << 20));
-            jail.set_env("NHIGOV_DB__CACHE_MB", "8");
-            let err = Config::load(Some(Path::new("ok.toml"))).unwrap_err();
-            assert!(err.contains("db.cache_mb") && err.contains("16 MiB"), "{err}");
+            for bad in ["8", "18446744073709551615"] {
+                jail.set_env("NHIGOV_DB__CACHE_MB", bad);
+                let err = Config::load(Some(Path::new("ok.toml"))).unwrap_err();
+                assert!(err.contains("db.cache_mb") && err.contains("16 MiB to 1 TiB"), "{bad}: {err}");
+            }
             Ok(())
         });
     }

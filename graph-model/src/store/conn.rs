@@ -40,11 +40,15 @@ impl EmbeddedMemory {
     pub const DEFAULT: EmbeddedMemory =
         EmbeddedMemory { block_cache_bytes: 256 * Self::MIB, memtable_bytes: 512 * Self::MIB };
 
-    /// From sizes in MiB, each at least 16 MiB.
+    /// The most either may be: 1 TiB.
+    const MAX_MIB: u64 = 1024 * 1024;
+
+    /// From sizes in MiB, each from 16 MiB to 1 TiB.
     pub fn from_mib(block_cache: u64, memtable: u64) -> std::result::Result<EmbeddedMemory, String> {
-        if block_cache < 16 || memtable < 16 {
+        let range = 16..=Self::MAX_MIB;
+        if !range.contains(&block_cache) || !range.contains(&memtable) {
             return Err(format!(
-                "the block cache and the memtable need at least 16 MiB each (given {block_cache} and {memtable})"
+                "the block cache and the memtable take 16 MiB to 1 TiB each (given {block_cache} and {memtable})"
             ));
         }
         Ok(EmbeddedMemory { block_cache_bytes: block_cache * Self::MIB, memtable_bytes: memtable * Self::MIB })
