@@ -213,6 +213,32 @@ async fn approvals_follow_the_policy_and_change_the_graph() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_chain_verifies_while_decisions_are_being_recorded() {
+    let w = world().await;
+    let r = w.store.create_request(&w.id("req"), &grant(&w, "bot", "vault", Privilege::Admin)).await.unwrap();
+    // Each refused self-approval is a decision appended to the chain.
+    let writer = {
+        let (s, actor, id) = (w.store.clone(), w.actor("req"), r.id.clone());
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                let own = s.decide_request(&actor, &id, DecideOutcome::Approve, &text("mine"), &[]).await;
+                assert!(matches!(own, Err(StoreError::Refused { .. })), "{own:?}");
+            }
+        })
+    };
+    let mut verified = 0;
+    while !writer.is_finished() {
+        let report = w.store.verify_decision_chain().await.unwrap();
+        assert!(report.ok(), "a verification racing the writer saw a broken chain: {report:?}");
+        verified += 1;
+    }
+    writer.await.unwrap();
+    let report = w.store.verify_decision_chain().await.unwrap();
+    assert!(report.ok() && report.length >= 41, "{report:?}");
+    assert!(verified > 1, "the verifications ran beside the writes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_racing_on_one_request_cannot_both_approve() {
     let w = world().await;
     // Eight replicas of the API over one database, none sharing the in-process lock.

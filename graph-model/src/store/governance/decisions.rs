@@ -127,9 +127,16 @@ impl Store {
     /// hash of each record that reads as a decision), for a comparison with checkpoints
     /// without reading the chain again.
     pub async fn verify_decision_chain_links(&self) -> Result<(ChainReport, Vec<crate::domain::checkpoint::Link>)> {
-        let head = self.chain_head().await?;
-        let mut resp = self.read("SELECT * FROM decision ORDER BY seq", &Vars::new()).await?;
-        let rows: Vec<serde_json::Value> = take(&mut resp, 0)?;
+        // The head and the records from one snapshot: read apart, a decision recorded
+        // between the two reads would look like a record beyond the head.
+        let sql = "BEGIN;
+             SELECT seq, hash FROM ONLY meta:chain;
+             SELECT * FROM decision ORDER BY seq;
+             COMMIT;";
+        let mut resp = self.read(sql, &Vars::new()).await?;
+        let head: Option<ChainHead> = take(&mut resp, 1)?;
+        let head = head.unwrap_or_else(ChainHead::genesis);
+        let rows: Vec<serde_json::Value> = take(&mut resp, 2)?;
         let mut records = Vec::with_capacity(rows.len());
         for (i, row) in rows.into_iter().enumerate() {
             let id = row.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
