@@ -13,6 +13,12 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// describes its configuration at length on every start.
 const DEFAULT_LOG: &str = "info,surrealdb=warn,surrealkv=warn";
 
+/// mimalloc rather than glibc's malloc: the query engine allocates and frees many small
+/// values per record, where glibc spent as much time as the queries themselves
+/// (BENCHMARKS.md, "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Embedded SurrealDB runs queries on the runtime's threads and recurses deeply.

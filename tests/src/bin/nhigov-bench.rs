@@ -29,6 +29,10 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+/// The allocator the server runs with (api/src/main.rs), for the in-process rows.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &str = "bench-secret-bench-secret-bench-secret";
 const WRITERS: usize = 8;
 
