@@ -110,6 +110,24 @@ impl Conn {
         })
     }
 
+    /// Run statements that read, yielding each row as the engine produces it, with the
+    /// index of its statement: a whole table in one pass, where pages after a cursor
+    /// would each scan from the table's start. A statement that fails ends the stream
+    /// with its error (its rows so far are to be discarded).
+    pub(crate) fn stream_rows(&self, sql: String) -> Result<BoxStream<'static, Result<(usize, Value)>>> {
+        use surrealdb::method::StreamItem;
+        let items = on_conn!(self, db => db.query(sql).stream_items()?);
+        Ok(items
+            .filter_map(|item| async move {
+                match item {
+                    Ok(StreamItem::Row { statement, value }) => Some(Ok((statement, value))),
+                    Ok(StreamItem::StatementEnd { result: Ok(()), .. }) => None,
+                    Ok(StreamItem::StatementEnd { result: Err(e), .. }) | Err(e) => Some(Err(StoreError::from(e))),
+                }
+            })
+            .boxed())
+    }
+
     pub(crate) async fn use_database(&self, namespace: &str, database: &str) -> surrealdb::Result<()> {
         on_conn!(self, db => db.use_ns(namespace.to_owned()).use_db(database.to_owned()).await.map(|_| ()))
     }

@@ -417,6 +417,15 @@ impl Store {
         self.db.query(sql, vars).await
     }
 
+    /// Stream the rows of statements that read (see [`conn::Conn::stream_rows`]).
+    pub(crate) fn stream_rows(
+        &self,
+        sql: String,
+    ) -> Result<futures::stream::BoxStream<'static, Result<(usize, surrealdb::types::Value)>>> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.db.stream_rows(sql)
+    }
+
     /// Run a statement batch that writes, retrying the whole batch when the database
     /// reports a transaction conflict (snapshot isolation: the loser must start over).
     pub(crate) async fn write(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
