@@ -68,6 +68,51 @@ pub struct EdgeView<'a> {
     pub to: &'a NodeId,
     pub privilege: Option<Privilege>,
     pub governed: Option<bool>,
+    pub valid_from: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What the index knows of an edge, owned: enough for a relation field (a grant's
+/// privilege, expiry, start and whether a decision stands behind it) without reading
+/// the edge's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeFact {
+    pub id: EdgeId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub privilege: Option<Privilege>,
+    pub valid_from: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `None` for kinds that carry no governed fact.
+    pub governed: Option<bool>,
+}
+
+impl From<EdgeView<'_>> for EdgeFact {
+    fn from(v: EdgeView<'_>) -> EdgeFact {
+        EdgeFact {
+            id: v.id.clone(),
+            from: v.from.clone(),
+            to: v.to.clone(),
+            privilege: v.privilege,
+            valid_from: v.valid_from,
+            expires_at: v.expires_at,
+            governed: v.governed,
+        }
+    }
+}
+
+impl From<&Edge> for EdgeFact {
+    fn from(e: &Edge) -> EdgeFact {
+        EdgeFact {
+            id: e.id.clone(),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            privilege: e.privilege,
+            valid_from: e.valid_from,
+            expires_at: e.expires_at,
+            governed: e.governed(),
+        }
+    }
 }
 
 /// One edge of a witness path.
@@ -180,13 +225,7 @@ impl GraphIndex {
 
     /// Every edge in force at `t`, for scans over the whole graph (compliance checks).
     pub fn edges_in_force(&self, t: DateTime<Utc>) -> impl Iterator<Item = EdgeView<'_>> {
-        self.edges.iter().filter(move |e| e.in_force_at(t)).map(|e| EdgeView {
-            id: &e.id,
-            from: &self.ids[e.from as usize],
-            to: &self.ids[e.to as usize],
-            privilege: e.privilege,
-            governed: e.governed,
-        })
+        self.edges.iter().filter(move |e| e.in_force_at(t)).map(|e| self.view(e))
     }
 
     /// The edges in force at `t` leaving `id` (forward) or arriving at it (reverse).
@@ -195,15 +234,23 @@ impl GraphIndex {
             Direction::Forward => &self.out[n as usize],
             Direction::Reverse => &self.inn[n as usize],
         });
-        list.into_iter().flatten().map(|&e| &self.edges[e as usize]).filter(move |e| e.in_force_at(t)).map(|e| {
-            EdgeView {
-                id: &e.id,
-                from: &self.ids[e.from as usize],
-                to: &self.ids[e.to as usize],
-                privilege: e.privilege,
-                governed: e.governed,
-            }
-        })
+        list.into_iter()
+            .flatten()
+            .map(|&e| &self.edges[e as usize])
+            .filter(move |e| e.in_force_at(t))
+            .map(|e| self.view(e))
+    }
+
+    fn view<'a>(&'a self, e: &'a IndexedEdge) -> EdgeView<'a> {
+        EdgeView {
+            id: &e.id,
+            from: &self.ids[e.from as usize],
+            to: &self.ids[e.to as usize],
+            privilege: e.privilege,
+            governed: e.governed,
+            valid_from: e.valid_from,
+            expires_at: e.expires_at,
+        }
     }
 
     /// Record or refresh what is known of a node.

@@ -26,7 +26,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use super::{Result, Store, StoreError, Vars, take};
-use crate::domain::graph::{Direction, GraphIndex, NodeMeta, Step, TRAVERSED, Traversal};
+use crate::domain::graph::{Direction, EdgeFact, GraphIndex, NodeMeta, Step, TRAVERSED, Traversal};
 use crate::domain::*;
 
 /// The index and the time up to which it has read the store.
@@ -257,6 +257,29 @@ impl Store {
         Ok(f(&index))
     }
 
+    /// The edges of `kind` in force now at `node`, leaving it (forward) or arriving at it
+    /// (reverse), from the graph index (refreshed when it needs it, so a process reads
+    /// its own writes), in id order: a relation field answered without reading an edge
+    /// record. `None` for a kind the index does not hold (see [`TRAVERSED`]).
+    pub async fn indexed_edges(
+        &self,
+        kind: EdgeKind,
+        direction: Direction,
+        node: &NodeId,
+    ) -> Result<Option<Vec<EdgeFact>>> {
+        if !TRAVERSED.contains(&kind) {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let mut found: Vec<EdgeFact> = self
+            .with_graph(|g| {
+                g.edges_at(node, direction, now).filter(|e| e.id.kind == kind).map(EdgeFact::from).collect()
+            })
+            .await?;
+        found.sort_by(|a, b| a.id.key.cmp(&b.id.key));
+        Ok(Some(found))
+    }
+
     /// How many edges and nodes the index holds.
     pub fn graph_size(&self) -> (usize, usize) {
         self.graph.index.read().map(|g| (g.edge_count(), g.node_count())).unwrap_or_default()
@@ -319,7 +342,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::inventory::Inventory;
-    use crate::store::StoreConfig;
+    use crate::store::{EdgeDirection, StoreConfig};
 
     /// The streamed first load reads every edge of every traversed kind, closed ones
     /// too, and the meta of every node.
@@ -346,5 +369,56 @@ mod tests {
             assert_eq!(store.graph_size(), (9, 9));
             assert!(synced.to.is_some());
         }
+    }
+
+    /// A relation read from the index lists what the store's edge records list: the
+    /// edges in force, in id order, with their privilege, expiry and start; a closed
+    /// edge leaves it at once for the process that closed it.
+    #[tokio::test]
+    async fn indexed_edges_agree_with_the_edge_records() {
+        let store = Store::open(&StoreConfig::memory()).await.unwrap();
+        let mut nodes = vec![
+            serde_json::json!({"type": "system", "ref": "a", "kind": "database", "name": "a", "environment": "production"}),
+            serde_json::json!({"type": "system", "ref": "b", "kind": "database", "name": "b", "environment": "test"}),
+        ];
+        let mut edges = Vec::new();
+        for i in 0..6 {
+            nodes.push(serde_json::json!({"type": "nhi", "ref": format!("n{i}"), "kind": "token", "name": format!("n{i}"), "environment": "test"}));
+            let privilege = ["read", "write", "admin"][i % 3];
+            edges.push(
+                serde_json::json!({"type": "can_access", "from": format!("n{i}"), "to": "a", "privilege": privilege}),
+            );
+            if i % 2 == 0 {
+                edges.push(serde_json::json!({"type": "can_access", "from": format!("n{i}"), "to": "b", "privilege": "read", "expires_at": "2999-01-01T00:00:00Z"}));
+            }
+        }
+        let doc = serde_json::json!({ "nodes": nodes, "edges": edges });
+        let summary = store.import(&Inventory::parse(&doc, Utc::now()).unwrap()).await.unwrap();
+        let ids: Vec<NodeId> = summary.ids.iter().map(|(_, id)| id.clone()).collect();
+        let agree = |ids: Vec<NodeId>| {
+            let store = store.clone();
+            async move {
+                for (walk, direction) in
+                    [(Direction::Forward, EdgeDirection::Out), (Direction::Reverse, EdgeDirection::In)]
+                {
+                    let mut records = store.edges_of(EdgeKind::CanAccess, direction, &ids, None).await.unwrap();
+                    for id in &ids {
+                        let indexed = store.indexed_edges(EdgeKind::CanAccess, walk, id).await.unwrap().unwrap();
+                        let stored: Vec<EdgeFact> =
+                            records.remove(id).unwrap_or_default().iter().map(EdgeFact::from).collect();
+                        assert_eq!(indexed, stored, "{id} {walk:?}");
+                    }
+                }
+            }
+        };
+        agree(ids.clone()).await;
+        let first = store.edges_of(EdgeKind::CanAccess, EdgeDirection::Out, &ids, None).await.unwrap();
+        let closed = first.values().flatten().next().unwrap().id.clone();
+        store.close_edge(&closed).await.unwrap();
+        agree(ids.clone()).await;
+        let a = ids.iter().find(|i| i.table() == Table::System).unwrap();
+        let listed = store.indexed_edges(EdgeKind::CanAccess, Direction::Reverse, a).await.unwrap().unwrap();
+        assert!(listed.iter().all(|e| e.id != closed), "the closed edge is gone at once");
+        assert!(store.indexed_edges(EdgeKind::Owns, Direction::Forward, a).await.unwrap().is_none(), "not indexed");
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ErrorExtensions};
+use graph_model::graph::{Direction, EdgeFact};
 use graph_model::store::{EdgeDirection, Page, Store};
 use graph_model::{Edge, EdgeKind, InventoryNode, NodeId};
 
@@ -71,6 +72,37 @@ pub async fn edges(ctx: &Context<'_>, kind: EdgeKind, direction: EdgeDirection, 
     Ok(loader.load_one(EdgeKey { kind, direction, node: node.clone() }).await?.unwrap_or_default())
 }
 
+/// The edges of `kind` at `node` now from the graph index, for the kinds it holds (the
+/// traversed ones: a page of NHIs with their access reads no grant record); from the
+/// store through the batch loader for the others.
+pub async fn indexed(
+    ctx: &Context<'_>,
+    kind: EdgeKind,
+    direction: EdgeDirection,
+    node: &NodeId,
+) -> ApiResult<Vec<EdgeFact>> {
+    let walk = match direction {
+        EdgeDirection::Out => Direction::Forward,
+        EdgeDirection::In => Direction::Reverse,
+    };
+    match ctx.data::<Store>()?.indexed_edges(kind, walk, node).await? {
+        Some(found) => Ok(found),
+        None => Ok(edges(ctx, kind, direction, node).await?.iter().map(EdgeFact::from).collect()),
+    }
+}
+
+/// The nodes at the other end of the edges of `kind` at `node`, the edges read from the
+/// graph index where it holds their kind (see [`indexed`]).
+pub async fn indexed_neighbours(
+    ctx: &Context<'_>,
+    kind: EdgeKind,
+    direction: EdgeDirection,
+    node: &NodeId,
+) -> ApiResult<Vec<InventoryNode>> {
+    let es = indexed(ctx, kind, direction, node).await?;
+    nodes(ctx, es.into_iter().map(|e| far_end(direction, e.from, e.to))).await
+}
+
 /// Nodes by id, in the order asked, through the batch loader; ids that no longer
 /// resolve are left out.
 pub async fn nodes(ctx: &Context<'_>, ids: impl IntoIterator<Item = NodeId>) -> ApiResult<Vec<InventoryNode>> {
@@ -88,14 +120,15 @@ pub async fn neighbours(
     node: &NodeId,
 ) -> ApiResult<Vec<InventoryNode>> {
     let es = edges(ctx, kind, direction, node).await?;
-    nodes(
-        ctx,
-        es.into_iter().map(|e| match direction {
-            EdgeDirection::Out => e.to,
-            EdgeDirection::In => e.from,
-        }),
-    )
-    .await
+    nodes(ctx, es.into_iter().map(|e| far_end(direction, e.from, e.to))).await
+}
+
+/// The node an edge from `from` to `to` leads to, walked in `direction`.
+fn far_end(direction: EdgeDirection, from: NodeId, to: NodeId) -> NodeId {
+    match direction {
+        EdgeDirection::Out => to,
+        EdgeDirection::In => from,
+    }
 }
 
 /// One page of the nodes at the other end of the edges of `kind` at `node`, by id: the
@@ -108,10 +141,7 @@ pub async fn related(
     paging: Paging,
 ) -> ApiResult<Page<InventoryNode>> {
     let request = page_request(ctx, paging)?;
-    let far = edges(ctx, kind, direction, node).await?.into_iter().map(|e| match direction {
-        EdgeDirection::Out => e.to,
-        EdgeDirection::In => e.from,
-    });
+    let far = edges(ctx, kind, direction, node).await?.into_iter().map(|e| far_end(direction, e.from, e.to));
     let page = slice(far.collect(), |id| id, &request)?;
     let mut found: HashMap<NodeId, InventoryNode> =
         nodes(ctx, page.items.iter().cloned()).await?.into_iter().map(|n| (n.id().clone(), n)).collect();

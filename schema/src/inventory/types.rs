@@ -7,7 +7,7 @@ use graph_model as gm;
 use graph_model::store::EdgeDirection::{In, Out};
 use graph_model::{EdgeKind as K, InventoryNode};
 
-use super::loaders::{edges, neighbours, nodes, related};
+use super::loaders::{edges, indexed, indexed_neighbours, neighbours, nodes, related};
 use crate::enums::*;
 use crate::error::ApiResult;
 use crate::relay::{List, Paging, connection, filter_page, page_request, slice};
@@ -230,11 +230,11 @@ impl Nhi {
     }
     /// Secrets the identity holds.
     async fn secrets(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Secret>> {
-        Ok(only!(neighbours(ctx, K::Holds, Out, &self.0.id).await?, Secret, Secret))
+        Ok(only!(indexed_neighbours(ctx, K::Holds, Out, &self.0.id).await?, Secret, Secret))
     }
     /// Systems the identity can access, with the privilege of each grant.
     async fn access(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Access>> {
-        Ok(edges(ctx, K::CanAccess, Out, &self.0.id).await?.into_iter().map(Access).collect())
+        Ok(indexed(ctx, K::CanAccess, Out, &self.0.id).await?.into_iter().map(Access).collect())
     }
     /// Identities this one can act as.
     async fn assumes(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Assumption>> {
@@ -267,7 +267,7 @@ impl Nhi {
     }
     /// Admin access to a tier0 system or to anything in production.
     async fn over_privileged(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<bool> {
-        let admin: Vec<gm::NodeId> = edges(ctx, K::CanAccess, Out, &self.0.id)
+        let admin: Vec<gm::NodeId> = indexed(ctx, K::CanAccess, Out, &self.0.id)
             .await?
             .into_iter()
             .filter(|e| e.privilege == Some(gm::Privilege::Admin))
@@ -285,11 +285,11 @@ impl Nhi {
         #[graphql(default = 30)] days: u32,
     ) -> ApiResult<bool> {
         let horizon = Utc::now() + chrono::Duration::days(i64::from(crate::limits::days("days", days)?));
-        let grants = edges(ctx, K::CanAccess, Out, &self.0.id).await?;
+        let grants = indexed(ctx, K::CanAccess, Out, &self.0.id).await?;
         if grants.iter().any(|e| e.expires_at.is_some_and(|t| t <= horizon)) {
             return Ok(true);
         }
-        let secrets = neighbours(ctx, K::Holds, Out, &self.0.id).await?;
+        let secrets = indexed_neighbours(ctx, K::Holds, Out, &self.0.id).await?;
         Ok(secrets.iter().any(|n| matches!(n, InventoryNode::Secret(s) if s.expires_at.is_some_and(|t| t <= horizon))))
     }
 }
@@ -343,7 +343,7 @@ impl Secret {
     }
     /// Identities that hold this secret.
     async fn held_by(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Nhi>> {
-        Ok(only!(neighbours(ctx, K::Holds, In, &self.0.id).await?, Nhi, Nhi))
+        Ok(only!(indexed_neighbours(ctx, K::Holds, In, &self.0.id).await?, Nhi, Nhi))
     }
     /// Systems the secret authenticates to.
     async fn authenticates_to(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<System>> {
@@ -397,7 +397,7 @@ impl System {
         before: Option<String>,
     ) -> ApiResult<List<Access>> {
         let request = page_request(ctx, by_id(first, after, last, before))?;
-        let page = slice(edges(ctx, K::CanAccess, In, &self.0.id).await?, |e| &e.from, &request)?;
+        let page = slice(indexed(ctx, K::CanAccess, In, &self.0.id).await?, |e| &e.from, &request)?;
         Ok(connection(page, Access))
     }
     /// Secrets that authenticate to this system.
@@ -418,8 +418,8 @@ impl System {
     }
 }
 
-/// An NHI's access to a system (a `can_access` edge).
-pub struct Access(pub gm::Edge);
+/// An NHI's access to a system (a `can_access` edge), as the graph index holds it.
+pub struct Access(pub gm::graph::EdgeFact);
 
 #[Object]
 impl Access {
@@ -440,7 +440,7 @@ impl Access {
     /// Does a decision stand behind this access (a grant approved, a change applied, a
     /// baseline adopted)? False for access a feed reported that nobody approved.
     async fn governed(&self) -> bool {
-        self.0.granted_by.is_some()
+        self.0.governed == Some(true)
     }
     async fn nhi(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Option<Nhi>> {
         let found: Vec<Nhi> = only!(nodes(ctx, [self.0.from.clone()]).await?, Nhi, Nhi);
