@@ -104,6 +104,26 @@ async fn a_store_from_before_page_keys_lists_every_record_after_the_upgrade() {
 }
 
 #[tokio::test]
+async fn a_store_from_before_the_policy_pointer_finds_its_policy_in_force_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { url: dir.path().join("db").display().to_string(), ..StoreConfig::memory() };
+    let s = Store::open(&cfg).await.unwrap();
+    let baseline = s.current_policy().await.unwrap();
+    // As the store was at schema version 15: no `meta:policy`, no event keeping it.
+    s.execute_raw(
+        "REMOVE EVENT policy_in_force ON policy; DELETE meta:policy;
+         UPDATE meta:schema SET version = 15, backfilled = NONE;",
+    )
+    .await
+    .unwrap();
+    s.close().await;
+
+    let s = Store::open(&cfg).await.unwrap();
+    let found = s.current_policy().await.unwrap();
+    assert_eq!((found.id, found.version), (baseline.id, 1), "the backfill names the latest version");
+}
+
+#[tokio::test]
 async fn nodes_round_trip_with_their_times() {
     let s = store().await;
     let node = s.create_node(&nhi_spec("ci")).await.unwrap();

@@ -193,9 +193,10 @@ impl Store {
         })
     }
 
-    /// The policy in force: the latest published version.
+    /// The policy in force: the latest published version, which `meta:policy` names.
     pub async fn current_policy(&self) -> Result<Policy> {
-        let mut resp = self.read("SELECT * FROM policy ORDER BY version DESC LIMIT 1", &Vars::new()).await?;
+        let sql = "SELECT * FROM (SELECT VALUE current FROM meta:policy)";
+        let mut resp = self.read(sql, &Vars::new()).await?;
         let mut rows: Vec<Policy> = take(&mut resp, 0)?;
         rows.pop().ok_or_else(|| StoreError::Database("no policy has been published".into()))
     }

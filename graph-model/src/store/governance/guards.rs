@@ -54,10 +54,9 @@ impl Guards {
     pub fn policy(mut self, policy: &Policy) -> Guards {
         let k = self.key();
         let id = rid(&policy.id);
-        self.add(
-            format!("IF (SELECT VALUE id FROM policy ORDER BY version DESC LIMIT 1)[0] != ${k} {{ THROW '{STALE}' }};"),
-            |v| v.set(&k, id),
-        )
+        self.add(format!("IF (SELECT VALUE current FROM ONLY meta:policy) != ${k} {{ THROW '{STALE}' }};"), |v| {
+            v.set(&k, id)
+        })
     }
 
     /// A system's criticality and environment are still as read.
