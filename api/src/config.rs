@@ -403,6 +403,7 @@ impl Config {
             // Checked by `validate`; a configuration built in code past it gets the default.
             memory: graph_model::store::EmbeddedMemory::from_mib(self.db.cache_mb, self.db.memtable_mb)
                 .unwrap_or_default(),
+            evaluation_part: graph_model::store::StoreConfig::EVALUATION_PART,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
 use graph_model::domain::control::{Check, ControlDraft, ControlScope, ControlStatus, FindingStatus};
-use graph_model::store::{Actor, FindingFilter, Store, StoreConfig, StoreError};
+use graph_model::store::{Actor, DecisionFilter, FindingFilter, Store, StoreConfig, StoreError};
 use graph_model::*;
 use serde_json::json;
 
@@ -96,6 +96,73 @@ async fn world_with(cfg: StoreConfig) -> World {
     });
     let (summary, _) = store.bootstrap(&doc, Utc::now(), &text("first roles")).await.unwrap();
     World { store, ids: summary.ids.into_iter().collect() }
+}
+
+#[tokio::test]
+async fn a_first_evaluation_larger_than_a_part_is_a_decision_per_part_and_judges_as_one_would() {
+    // Four NHIs in the reach of NHI-OWN-01: parts of three are two decisions.
+    let parted = world_with(StoreConfig { evaluation_part: 3, ..StoreConfig::for_tests() }).await;
+    let whole = world().await;
+    for w in [&parted, &whole] {
+        w.publish("NHI-OWN-01", Check::ActiveOwner, ControlScope::default()).await;
+    }
+    let head = parted.store.chain_head().await.unwrap();
+    parted.store.evaluate_controls(Utc::now()).await.unwrap();
+    whole.store.evaluate_controls(Utc::now()).await.unwrap();
+    let by_ref = |w: &World, rows: Vec<graph_model::store::ControlResult>| {
+        let refs: HashMap<NodeId, String> = w.ids.iter().map(|(r, id)| (id.clone(), r.clone())).collect();
+        let mut out: Vec<(String, ControlStatus, String)> =
+            rows.into_iter().map(|r| (refs[&r.subject].clone(), r.status, r.facts)).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    let results = by_ref(&parted, parted.store.control_results("NHI-OWN-01", None, None).await.unwrap());
+    assert_eq!(results.len(), 4);
+    assert_eq!(results, by_ref(&whole, whole.store.control_results("NHI-OWN-01", None, None).await.unwrap()));
+
+    let s = &parted.store;
+    let evaluations = DecisionFilter { kind: Some(DecisionKind::EvaluateControl), ..Default::default() };
+    let decisions = s.decisions(&evaluations, &page(10)).await.unwrap().items;
+    assert_eq!(s.chain_head().await.unwrap().seq, head.seq + 2, "one decision per part");
+    assert_eq!(decisions.len(), 2);
+    let inputs: Vec<serde_json::Value> = decisions.iter().map(|d| serde_json::from_str(&d.inputs).unwrap()).collect();
+    assert_eq!(
+        (inputs[0]["part"].as_u64(), inputs[0]["parts"].as_u64(), inputs[0]["subjects"].as_u64()),
+        (Some(1), Some(2), Some(3))
+    );
+    assert_eq!(inputs[1]["parts"].as_u64(), Some(2), "the last names how many parts there were");
+    let total: u64 = inputs[1]["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 4, "the last holds the counts of every result: {}", inputs[1]);
+    assert!(decisions[1].rationale.ends_with("(in 2 parts)"), "{}", decisions[1].rationale);
+    // Each failure's finding names the part that recorded it: the first three subjects
+    // (in id order) the first part.
+    let open =
+        s.findings(&FindingFilter { status: Some(FindingStatus::Open), ..Default::default() }, 10).await.unwrap();
+    let mut subjects: Vec<NodeId> =
+        s.control_results("NHI-OWN-01", None, None).await.unwrap().into_iter().map(|r| r.subject).collect();
+    subjects.sort();
+    for f in &open {
+        let part = if subjects.iter().position(|x| *x == f.subject).unwrap() < 3 { 0 } else { 1 };
+        assert_eq!(f.opened_by.as_ref(), Some(&decisions[part].id), "{}", f.subject);
+    }
+
+    // Stopped before the last part: the version is not marked evaluated, and the next
+    // pass judges again, opening no finding twice.
+    s.execute_raw("DELETE control_evaluation").await.unwrap();
+    let again = s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!(again.full, vec!["NHI-OWN-01".to_string()]);
+    let after = s.findings(&FindingFilter::default(), 10).await.unwrap();
+    assert_eq!(after.len(), open.len(), "the open findings are joined, not opened again");
+    assert_eq!(by_ref(&parted, s.control_results("NHI-OWN-01", None, None).await.unwrap()), results);
+    let report = s.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    // Nothing changed since: nothing is recorded.
+    let quiet = s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!((quiet.full.len(), quiet.changes), (0, 0));
+}
+
+fn page(first: usize) -> graph_model::store::PageRequest {
+    graph_model::store::PageRequest { first, ..Default::default() }
 }
 
 #[tokio::test]

@@ -33,12 +33,14 @@ pub struct EmbeddedMemory {
 impl EmbeddedMemory {
     const MIB: u64 = 1024 * 1024;
 
-    /// 256 MiB of block cache and a 512 MiB memtable. The memtable bounds one
-    /// transaction: the largest here is a control version's first evaluation, every
-    /// result in one transaction (measured on the 100,000-NHI benchmark graph: 128 MiB
-    /// is too little for it, 512 MiB enough). It takes memory only as it fills.
+    /// 256 MiB of block cache and a 128 MiB memtable. The memtable bounds one
+    /// transaction; the largest nhigov writes are a bulk import's batches and the parts
+    /// of a control version's first evaluation (`StoreConfig::evaluation_part`), both
+    /// sized to fit (measured on the 100,000-NHI benchmark graph). A larger memtable
+    /// costs memory as it fills and, in SurrealKV 0.21, time: a reverse range read walks
+    /// back over its keys from the end.
     pub const DEFAULT: EmbeddedMemory =
-        EmbeddedMemory { block_cache_bytes: 256 * Self::MIB, memtable_bytes: 512 * Self::MIB };
+        EmbeddedMemory { block_cache_bytes: 256 * Self::MIB, memtable_bytes: 128 * Self::MIB };
 
     /// The most either may be: 1 TiB.
     const MAX_MIB: u64 = 1024 * 1024;

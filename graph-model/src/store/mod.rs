@@ -80,6 +80,10 @@ pub struct StoreConfig {
     pub feed_freshness: crate::domain::feeds::FeedFreshness,
     /// What an embedded SurrealKV store may keep in memory.
     pub memory: EmbeddedMemory,
+    /// At most this many subjects per transaction of a control version's first
+    /// evaluation: each part is a decision of its own, so that no transaction outgrows
+    /// the embedded store's memtable (see `governance::controls`).
+    pub evaluation_part: usize,
 }
 
 /// The level of SurrealDB user a remote store signs in as.
@@ -145,6 +149,10 @@ impl StoreConfig {
     /// The default [`StoreConfig::change_margin`].
     pub const CHANGE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+    /// The default [`StoreConfig::evaluation_part`]: at 100,000 NHIs a part's
+    /// transaction holds some tens of MiB, well within the default memtable.
+    pub const EVALUATION_PART: usize = 10_000;
+
     /// An in-memory store, for tests.
     pub fn memory() -> StoreConfig {
         StoreConfig {
@@ -158,6 +166,7 @@ impl StoreConfig {
             change_margin: StoreConfig::CHANGE_MARGIN,
             feed_freshness: Default::default(),
             memory: EmbeddedMemory::DEFAULT,
+            evaluation_part: StoreConfig::EVALUATION_PART,
         }
     }
 
@@ -282,6 +291,8 @@ pub struct Store {
     /// Control evaluations of this process take turns (the lease orders replicas); it
     /// holds the database's clock up to which they have judged every change.
     controls_turn: Arc<tokio::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
+    /// Subjects per part of a control version's first evaluation.
+    evaluation_part: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -309,6 +320,7 @@ impl Store {
             graph: Store::new_live_graph(cfg.graph_refresh, cfg.change_margin),
             feed: Arc::default(),
             feeds: Arc::new(cfg.feed_freshness.clone()),
+            evaluation_part: cfg.evaluation_part.max(1),
         };
         // Retried on conflict: stores opening side by side on one server race to define
         // the namespace they share. A database user cannot, and needs not: its database

@@ -734,7 +734,7 @@ async fn controls(
         failing += rows.iter().filter(|r| r.status.failing()).count();
     }
     report.say(format!(
-        "controls: {} evaluated in full in {full_secs:.2}s ({judged} results, {failing} failing, one decision each control)",
+        "controls: {} evaluated in full in {full_secs:.2}s ({judged} results, {failing} failing, one decision per part of each control)",
         full.full.len()
     ));
     let t = Instant::now();

@@ -8,7 +8,10 @@
 //! - The first evaluation of a version is one decision (`evaluate_control`) naming the
 //!   digest and counts of all its results, written with every result row, the history
 //!   rows of the subjects whose status changed and the findings opened, in one
-//!   transaction.
+//!   transaction; over more subjects than `StoreConfig::evaluation_part`, one such
+//!   decision per part (in subject order), the last naming the whole. A transaction
+//!   must fit in the embedded store's memtable, and at 100,000 NHIs one holding every
+//!   result did not fit in 128 MiB.
 //! - After that, each subject whose status changed is one decision (`control_result`:
 //!   the version, the subject, before, after, the facts), with its result row, history
 //!   row and finding in the same transaction. Guards re-read the row, so two evaluators
@@ -370,7 +373,12 @@ impl Store {
         Ok(out)
     }
 
-    /// The first evaluation of a version: one decision for all of its results.
+    /// The first evaluation of a version: one decision for all of its results, or, over
+    /// more subjects than a part holds (`StoreConfig::evaluation_part`), one decision per
+    /// part in subject order, the last holding the digest and counts of them all and
+    /// marking the version evaluated. A pass stopped between parts leaves the version
+    /// unmarked, and the next full pass judges every subject again: the parts already
+    /// written are then unchanged, and their findings are joined, not opened twice.
     async fn record_full_evaluation(
         &self,
         c: &Control,
@@ -380,38 +388,77 @@ impl Store {
         let server = self.server_principal().await?;
         let open = self.open_findings(&c.key).await?;
         let now = Utc::now();
-        let mut writes = FullWrites::default();
-        let mut judged: Vec<(&NodeId, ControlStatus, &str)> =
-            results.iter().map(|(s, o)| (s, o.status, o.facts.as_str())).collect();
+        let mut judged: Vec<Judged<'_>> =
+            results.iter().map(|(subject, o)| Judged { subject, status: o.status, facts: o.facts.as_str() }).collect();
         // Subjects judged before and no longer in the check's reach.
-        for s in stored.keys() {
-            if !results.contains_key(s) {
-                judged.push((s, ControlStatus::NotApplicable, "no longer within the control's reach"));
+        for subject in stored.keys() {
+            if !results.contains_key(subject) {
+                judged.push(Judged { subject, status: ControlStatus::NotApplicable, facts: OUT_OF_REACH });
             }
         }
-        for (subject, status, facts) in judged {
-            writes.add(c, Judged { subject, status, facts }, stored.get(subject), open.get(subject), now);
+        let parts: Vec<&[Judged<'_>]> =
+            if judged.is_empty() { vec![&[]] } else { judged.chunks(self.evaluation_part).collect() };
+        let of = parts.len();
+        let (mut changed, mut opened) = (0, 0);
+        for (i, part) in parts.into_iter().enumerate() {
+            let mut writes = FullWrites::default();
+            for j in part {
+                writes.add(c, *j, stored.get(j.subject), open.get(j.subject), now);
+            }
+            changed += writes.changes.len();
+            opened += writes.opened.len();
+            let (rationale, inputs, whole) = if i + 1 == of {
+                let whole = Whole { digest: control::digest(results), counts: control::counts(results) };
+                let mut inputs = json!({
+                    "control": c.id.to_string(), "key": c.key, "version": c.version, "sha256": c.sha256,
+                    "digest": whole.digest, "counts": whole.counts, "changed": changed, "findings_opened": opened,
+                });
+                let mut rationale = format!("{} v{} evaluated in full: {}", c.key, c.version, summary(&whole.counts));
+                if of > 1 {
+                    inputs["parts"] = json!(of);
+                    rationale.push_str(&format!(" (in {of} parts)"));
+                }
+                (rationale, inputs, Some(whole))
+            } else {
+                let mine: BTreeMap<NodeId, ControlOutcome> = part
+                    .iter()
+                    .filter_map(|j| results.get_key_value(j.subject))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let counts = control::counts(&mine);
+                let inputs = json!({
+                    "control": c.id.to_string(), "key": c.key, "version": c.version, "sha256": c.sha256,
+                    "part": i + 1, "parts": of, "subjects": part.len(), "digest": control::digest(&mine), "counts": counts,
+                    "changed": writes.changes.len(), "findings_opened": writes.opened.len(),
+                });
+                let rationale =
+                    format!("{} v{} evaluated in full, part {} of {of}: {}", c.key, c.version, i + 1, summary(&counts));
+                (rationale, inputs, None)
+            };
+            let draft =
+                DecisionDraft { refs: c.refs.clone(), inputs, ..self.evaluation_draft(c, &server, rationale).await? };
+            self.record_full_part(c, part, writes, draft, whole, now).await?;
         }
-        let counts = control::counts(results);
-        let digest = control::digest(results);
-        let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {}", k.replace('_', " "))).collect();
+        Ok(())
+    }
+
+    async fn evaluation_draft(&self, c: &Control, server: &NodeId, rationale: String) -> Result<DecisionDraft> {
         let policy = self.current_policy().await?;
-        let draft = DecisionDraft {
-            refs: c.refs.clone(),
-            inputs: json!({
-                "control": c.id.to_string(), "key": c.key, "version": c.version, "sha256": c.sha256,
-                "digest": digest, "counts": counts, "changed": writes.changes.len(), "findings_opened": writes.opened.len(),
-            }),
-            ..DecisionDraft::under(
-                &policy,
-                DecisionKind::EvaluateControl,
-                Outcome::Completed,
-                &server,
-                &c.id,
-                format!("{} v{} evaluated in full: {}", c.key, c.version, summary.join(", ")),
-            )
-        };
-        let effects = "DELETE control_result WHERE control = $key RETURN NONE;
+        Ok(DecisionDraft::under(&policy, DecisionKind::EvaluateControl, Outcome::Completed, server, &c.id, rationale))
+    }
+
+    /// One part of a full evaluation, as one decision; the last (`whole`) also writes
+    /// the record that marks the version evaluated.
+    async fn record_full_part(
+        &self,
+        c: &Control,
+        part: &[Judged<'_>],
+        writes: FullWrites,
+        draft: DecisionDraft,
+        whole: Option<Whole>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut effects = "DELETE $row_ids RETURN NONE;
              IF array::len($rows) > 0 { INSERT INTO control_result $rows RETURN NONE };
              IF array::len($changes) > 0 { INSERT INTO control_change $changes RETURN NONE };
              IF array::len($opened) > 0 {
@@ -419,33 +466,37 @@ impl Store {
                  UPDATE $opened_ids SET opened_by = $decision_id RETURN NONE;
              };
              UPDATE $recurred SET remediated_at = NONE, remediated_by = NONE, recurrences += 1, rev += 1 RETURN NONE;
-             UPDATE $remediated SET remediated_at = time::now(), remediated_by = $decision_id, rev += 1 RETURN NONE;
-             CREATE ONLY $evaluation CONTENT $evaluation_content RETURN NONE;
-             UPDATE $evaluation SET decision = $decision_id RETURN NONE;"
+             UPDATE $remediated SET remediated_at = time::now(), remediated_by = $decision_id, rev += 1 RETURN NONE;"
             .to_owned();
         let opened_ids: Vec<Value> = writes
             .opened
             .iter()
             .filter_map(|v| if let Value::Object(o) = v { o.get("id").cloned() } else { None })
             .collect();
-        let evaluation = Content::new()
-            .set("control", rid(&c.id))
-            .set("key", c.key.as_str())
-            .set("version", i64::from(c.version))
-            .set("digest", digest.as_str())
-            .set("counts", json_value(&counts)?)
-            .set("at", dt(now))
-            .into_value();
-        let vars = Vars::new()
-            .set("key", c.key.as_str())
+        let row_ids: Vec<RecordId> = part.iter().map(|j| result_rid(&c.key, j.subject)).collect();
+        let mut vars = Vars::new()
+            .set("row_ids", row_ids)
             .set("rows", writes.rows)
             .set("changes", writes.changes)
             .set("opened", writes.opened)
             .set("opened_ids", opened_ids)
             .set("recurred", writes.recurred)
-            .set("remediated", writes.remediated)
-            .set("evaluation", evaluation_rid(&c.id))
-            .set("evaluation_content", evaluation);
+            .set("remediated", writes.remediated);
+        if let Some(whole) = whole {
+            effects.push_str(
+                "CREATE ONLY $evaluation CONTENT $evaluation_content RETURN NONE;
+                 UPDATE $evaluation SET decision = $decision_id RETURN NONE;",
+            );
+            let evaluation = Content::new()
+                .set("control", rid(&c.id))
+                .set("key", c.key.as_str())
+                .set("version", i64::from(c.version))
+                .set("digest", whole.digest.as_str())
+                .set("counts", json_value(&whole.counts)?)
+                .set("at", dt(now))
+                .into_value();
+            vars = vars.set("evaluation", evaluation_rid(&c.id)).set("evaluation_content", evaluation);
+        }
         self.decide_once(Plan { draft, effects, vars }, || {
             StoreError::Conflict("the evaluation changed while it was recorded".into())
         })
@@ -471,10 +522,7 @@ impl Store {
         results: &BTreeMap<NodeId, ControlOutcome>,
         stored: &HashMap<NodeId, ControlResult>,
     ) -> Result<u64> {
-        let gone = ControlOutcome {
-            status: ControlStatus::NotApplicable,
-            facts: "no longer within the control's reach".into(),
-        };
+        let gone = ControlOutcome { status: ControlStatus::NotApplicable, facts: OUT_OF_REACH.into() };
         let mut changed: Vec<(&NodeId, &ControlOutcome)> = results
             .iter()
             .filter(|(s, o)| stored.get(*s).is_none_or(|r| r.status != o.status || r.version != c.version))
@@ -488,13 +536,16 @@ impl Store {
             return Ok(0);
         }
         let server = self.server_principal().await?;
+        // The policy the pass's changes are recorded under, read once for the pass like
+        // the facts it judged.
+        let policy = self.current_policy().await?;
         let mut n = 0;
         for (subject, outcome) in changed {
             let before = stored.get(subject).map(|r| r.status);
             if before == Some(outcome.status) {
                 continue;
             }
-            match self.record_change(c, &server, subject, before, outcome).await {
+            match self.record_change(c, (&server, &policy), subject, before, outcome).await {
                 Ok(()) => n += 1,
                 // Recorded meanwhile by another evaluator.
                 Err(StoreError::Stale(_)) => {}
@@ -507,12 +558,11 @@ impl Store {
     async fn record_change(
         &self,
         c: &Control,
-        server: &NodeId,
+        (server, policy): (&NodeId, &Policy),
         subject: &NodeId,
         before: Option<ControlStatus>,
         outcome: &ControlOutcome,
     ) -> Result<()> {
-        let policy = self.current_policy().await?;
         let open = self.open_findings_of(&c.key, subject).await?;
         let from = before.map_or("unjudged", |b| b.as_str());
         let draft = DecisionDraft {
@@ -522,7 +572,7 @@ impl Store {
                 "subject": subject.to_string(), "before": before, "after": outcome.status, "facts": outcome.facts,
             }),
             ..DecisionDraft::under(
-                &policy,
+                policy,
                 DecisionKind::ControlResult,
                 decision_outcome(outcome.status),
                 server,
@@ -789,7 +839,23 @@ impl Store {
     }
 }
 
+/// What a subject no longer in a control's reach is judged: not applicable.
+const OUT_OF_REACH: &str = "no longer within the control's reach";
+
+/// The digest and counts of every result of a full evaluation.
+struct Whole {
+    digest: String,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+/// Counts in words: "3 pass, 1 fail".
+fn summary(counts: &BTreeMap<&'static str, u64>) -> String {
+    let words: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {}", k.replace('_', " "))).collect();
+    words.join(", ")
+}
+
 /// One subject's result in a full evaluation.
+#[derive(Clone, Copy)]
 struct Judged<'a> {
     subject: &'a NodeId,
     status: ControlStatus,
