@@ -124,6 +124,13 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Respons
     for (outcome, n) in store.decisions() {
         let _ = writeln!(out, "nhigov_decisions_total{{outcome=\"{outcome}\"}} {n}");
     }
+    family(
+        &mut out,
+        "nhigov_decision_commits_total",
+        "counter",
+        "Transactions that committed this process's decisions (decisions over commits is the group size).",
+    );
+    let _ = writeln!(out, "nhigov_decision_commits_total {}", store.decision_commits());
     family(&mut out, "nhigov_sod_refusals_total", "counter", "Decision attempts refused by a policy rule, by rule.");
     for (rule, n) in store.refusals() {
         let _ = writeln!(out, "nhigov_sod_refusals_total{{rule=\"{rule}\"}} {n}");

@@ -54,6 +54,8 @@ pub struct StoreMetrics {
     pub db_latency: Histogram,
     decisions: Mutex<BTreeMap<String, u64>>,
     refusals: Mutex<BTreeMap<String, u64>>,
+    /// Transactions that committed decisions: decisions over commits is the group size.
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl StoreMetrics {
@@ -62,6 +64,15 @@ impl StoreMetrics {
         if let Some(rule) = refused_by {
             *self.refusals.lock().unwrap_or_else(|p| p.into_inner()).entry(rule.to_owned()).or_default() += 1;
         }
+    }
+
+    pub(crate) fn commit(&self) {
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Transactions that committed this process's decisions (several each under load).
+    pub fn decision_commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Decisions recorded by this process, by outcome.

@@ -280,6 +280,9 @@ pub struct Store {
     /// Decisions from this process take turns (see `governance`); the lock holds the
     /// chain head as this process last committed it, when nothing has cast doubt on it.
     chain_lock: Arc<tokio::sync::Mutex<Option<crate::domain::ChainHead>>>,
+    /// Decisions planned and waiting for the committer, which seals all that are ready
+    /// in one transaction (see `governance`).
+    chain_queue: Arc<std::sync::Mutex<Vec<governance::Pending>>>,
     /// The in-process adjacency index (see `graph`).
     graph: Arc<graph::LiveGraph>,
     /// Events for this process's subscribers (see `events`).
@@ -315,6 +318,7 @@ impl Store {
             remote_http: backup::RemoteHttp::of(cfg).map(Arc::new),
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
+            chain_queue: Arc::default(),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
             controls_turn: Arc::new(tokio::sync::Mutex::new(None)),
             graph: Store::new_live_graph(cfg.graph_refresh, cfg.change_margin),
@@ -359,6 +363,7 @@ impl Store {
     pub fn as_replica(&self) -> Store {
         Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
+            chain_queue: Arc::default(),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
             controls_turn: Arc::new(tokio::sync::Mutex::new(None)),
             graph: Store::new_live_graph(self.graph.refresh, self.graph.margin),
@@ -441,6 +446,12 @@ impl Store {
     /// Run a statement batch that writes, retrying the whole batch when the database
     /// reports a transaction conflict (snapshot isolation: the loser must start over).
     pub(crate) async fn write(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
+        self.write_waking(sql, vars, !governance::evaluating()).await
+    }
+
+    /// [`Store::write`], saying whether the write wakes the control evaluator (the
+    /// evaluator's own writes do not): for a batch written on behalf of other tasks.
+    pub(crate) async fn write_waking(&self, sql: &str, vars: &Vars, wake: bool) -> Result<surrealdb::IndexedResults> {
         const ATTEMPTS: u32 = 8;
         let mut attempt = 0;
         loop {
@@ -454,7 +465,7 @@ impl Store {
             // this process's subscribers should hear of it without waiting for a tick.
             self.graph.mark_dirty();
             self.feed.poke();
-            if !governance::evaluating() {
+            if wake {
                 self.controls_wake.notify_one();
             }
             match check(&mut resp) {
@@ -672,7 +683,7 @@ impl Where {
 }
 
 /// Bound variables for a statement batch.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Vars(Object);
 
 impl Vars {
@@ -693,6 +704,33 @@ impl Vars {
 
     fn value(&self) -> Value {
         Value::Object(self.0.clone())
+    }
+
+    /// These variables with `prefix` before each name, and `sql` with every `$name` they
+    /// bind renamed to match, so that the statements of several plans can share one
+    /// batch without seeing each other's bindings. Names `sql` defines itself (`LET`)
+    /// or does not bind are left as they are.
+    pub fn prefixed(self, sql: &str, prefix: &str) -> (String, Vars) {
+        let bound = self.0.into_inner();
+        let mut out = String::with_capacity(sql.len() + 64);
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let name = &rest[..len];
+            if bound.contains_key(name) {
+                out.push_str(prefix);
+            }
+            out.push_str(name);
+            rest = &rest[len..];
+        }
+        out.push_str(rest);
+        let mut vars = Object::new();
+        for (k, v) in bound {
+            vars.insert(format!("{prefix}{k}"), v);
+        }
+        (out, Vars(vars))
     }
 }
 
@@ -764,6 +802,15 @@ mod tests {
         assert_eq!(cfg("surrealkv://./data?sync=never").engine_url(), "surrealkv://./data?sync=every");
         assert_eq!(cfg("mem://").engine_url(), "mem://");
         assert_eq!(cfg("ws://db:8000").engine_url(), "ws://db:8000");
+    }
+
+    #[test]
+    fn prefixed_variables_rename_what_they_bind_and_nothing_else() {
+        let vars = Vars::new().set("a", 1).set("ab", 2);
+        let (sql, vars) = vars.prefixed("LET $x = $a + $ab; RETURN [$x, $abc, $a_b, $a];", "d3_");
+        assert_eq!(sql, "LET $x = $d3_a + $d3_ab; RETURN [$x, $abc, $a_b, $d3_a];");
+        let names: Vec<&String> = vars.0.keys().collect();
+        assert_eq!(names, ["d3_a", "d3_ab"]);
     }
 
     #[test]

@@ -398,7 +398,7 @@ impl Store {
                         inputs: json!({ "grants": listed, "policy_version": policy.version }),
                         ..DecisionDraft::under(&policy, DecisionKind::Genesis, Outcome::Granted, actor, actor, rationale.as_str())
                     },
-                    effects: "IF $head.seq != 0 {
+                    effects: "IF $decision.seq != 1 {
                              THROW 'CONFLICT: the decision chain has begun: roles are now granted by governed changes'
                          };
                          FOR $g IN $genesis_grants { UPDATE $g.person SET roles = $g.roles, updated_at = time::now() RETURN NONE; };

@@ -26,11 +26,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use surrealdb::types::{RecordId, Value};
 
-use super::{Actor, Plan, distinct, dt, refs_text};
+use super::{Actor, Plan, PlanFuture, distinct, dt, refs_text};
 use crate::domain::control::{self, *};
 use crate::domain::*;
 use crate::store::nodes::IN_FORCE;
@@ -140,6 +141,9 @@ fn lease_holder() -> &'static str {
     static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HOLDER.get_or_init(|| uuid::Uuid::now_v7().simple().to_string())
 }
+
+/// Result changes of one pass planned at once.
+const CHANGES_AT_ONCE: usize = 16;
 
 /// How long a lease outlives a crashed holder.
 const LEASE_SECS: i64 = 300;
@@ -539,13 +543,20 @@ impl Store {
         // The policy the pass's changes are recorded under, read once for the pass like
         // the facts it judged.
         let policy = self.current_policy().await?;
-        let mut n = 0;
+        let by = (&server, &policy);
+        // Side by side, so that the committer seals the pass's changes in few
+        // transactions rather than one each.
+        let mut changes: Vec<PlanFuture<'_, ()>> = Vec::with_capacity(changed.len());
         for (subject, outcome) in changed {
             let before = stored.get(subject).map(|r| r.status);
-            if before == Some(outcome.status) {
-                continue;
+            if before != Some(outcome.status) {
+                changes.push(Box::pin(self.record_change(c, by, subject, before, outcome)));
             }
-            match self.record_change(c, (&server, &policy), subject, before, outcome).await {
+        }
+        let mut recorded = futures::stream::iter(changes).buffer_unordered(CHANGES_AT_ONCE);
+        let mut n = 0;
+        while let Some(outcome) = recorded.next().await {
+            match outcome {
                 Ok(()) => n += 1,
                 // Recorded meanwhile by another evaluator.
                 Err(StoreError::Stale(_)) => {}

@@ -1,18 +1,22 @@
 //! The governance record in the store: alerts, cases, requests, policies and the
 //! decision chain.
 //!
-//! Every decision goes through [`Store::decide`], which serialises the writing of
-//! decisions twice over: an in-process lock keeps this process's commits in single file,
-//! and each decision transaction compares and rewrites the chain head (`meta:chain`), so
-//! decisions from other processes sharing the database conflict instead of forking the
-//! chain. A decision is planned (facts read, rules evaluated, effects written as
-//! statements) before it takes the lock, so plans overlap; the effects check the facts
-//! they relied on (a record's `rev`, an alert's status) and throw `STALE` if another
-//! decision changed them first, and a stale plan, like one whose chain head moved, is
-//! thrown away and made again on fresh facts. This is what makes snapshot isolation safe here: two approvals of the
-//! same request cannot both commit, because both write the head. The head this process
-//! committed last is kept under the lock, so a decision usually costs no extra read of
-//! it; a stale copy only makes the compare-and-set fail and the head be read again.
+//! Every decision goes through [`Store::decide`]. A decision is planned (facts read,
+//! rules evaluated, effects written as statements) outside any lock, so plans overlap;
+//! the plan then joins a queue, and one committer at a time (an in-process lock holding
+//! the chain head as this process last committed it) seals every plan waiting, in
+//! order, each after the one before, and writes them, their effects, their events and
+//! the new head in one transaction: under load one fsync carries many decisions. The
+//! transaction compares and rewrites the chain head (`meta:chain`), so decisions from
+//! other processes sharing the database conflict instead of forking the chain. Each
+//! plan's effects check the facts it relied on (a record's `rev`, an alert's status)
+//! and throw `STALE` if another decision changed them first, and they run after the
+//! effects of the plans sealed before them in the same transaction, so two approvals of
+//! the same request cannot both commit, in one batch or in two. When a batch fails, its
+//! plans are committed one by one, and only a stale plan (or every plan, when the chain
+//! moved) is thrown away and made again on fresh facts. Each plan's variables are
+//! renamed apart in a batch (`Vars::prefixed`). The commit runs as a task of its own,
+//! so a caller that goes away cannot cut short a batch that holds others' decisions.
 
 mod alerts;
 mod baseline;
@@ -95,6 +99,17 @@ struct PersonActive {
     active: bool,
 }
 
+/// A planned decision waiting for the committer, and where its outcome goes.
+pub(crate) struct Pending {
+    plan: Plan,
+    /// Filed by the control evaluator, whose own writes do not wake it again.
+    evaluating: bool,
+    done: tokio::sync::oneshot::Sender<Result<Decision>>,
+}
+
+/// The most decisions sealed in one transaction.
+const GROUP_MAX: usize = 64;
+
 impl Store {
     /// Plan and commit one decision. `plan` reads the facts and returns the decision
     /// with its effects; it is called again if another process committed a decision
@@ -108,71 +123,140 @@ impl Store {
             // Planning reads facts only, so it runs outside the lock, beside other
             // decisions being planned or written; a plan whose facts changed before it
             // committed fails its own checks (`STALE`) and is made again.
-            let Plan { draft, effects, vars } = plan().await?;
-            let mut known_head = self.chain_lock.lock().await;
-            // The head this process committed last saves a round trip; if another
-            // process has moved the chain since, the compare-and-set below fails and the
-            // head is read afresh.
-            let head = match known_head.take() {
-                Some(head) => head,
-                None => self.chain_head().await?,
+            let planned = plan().await?;
+            let (done, outcome) = tokio::sync::oneshot::channel();
+            let pending = Pending { plan: planned, evaluating: controls::evaluating(), done };
+            self.chain_queue.lock().unwrap_or_else(|e| e.into_inner()).push(pending);
+            self.commit_queued().await;
+            let decision = match outcome.await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StoreError::Database("the decision's commit stopped before it finished".into())),
             };
-            let decision = draft.seal(NodeId::generate(Table::Decision), &head, Utc::now());
-            let sql = format!(
-                "BEGIN;
-                 LET $head = (SELECT seq, hash FROM ONLY meta:chain) ?? {{ seq: 0, hash: $genesis }};
-                 IF $head.seq != $expected_seq OR $head.hash != $expected_hash {{
-                     THROW 'CHAIN_MOVED: another decision was recorded first'
-                 }};
-                 {effects}
-                 CREATE ONLY $decision_id CONTENT $decision;
-                 UPSERT meta:chain SET seq = $seq, hash = $hash;
-                 {RECORD_EVENT}
-                 COMMIT;"
-            );
-            let event = EventDraft {
-                kind: EventKind::Decision,
-                case: decision
-                    .case
-                    .clone()
-                    .or_else(|| (decision.subject.table() == Table::Case).then(|| decision.subject.clone())),
-                record: decision.id.clone(),
-                actor: Some(decision.actor.clone()),
-                also: None,
-                summary: format!("{} {}: {}", decision.kind, decision.outcome, decision.rationale),
-                detail: Some(format!("{} {}", decision.kind, decision.outcome)),
-            };
-            let vars = event
-                .bind(vars)
-                .set("genesis", GENESIS_HASH)
-                .set("expected_seq", head.seq as i64)
-                .set("expected_hash", head.hash.as_str())
-                .set("decision_id", rid(&decision.id))
-                .set("decision", decisions::content(&decision)?)
-                .set("seq", decision.seq as i64)
-                .set("hash", decision.hash.as_str());
-            match self.write(&sql, &vars).await {
-                Ok(_) => {
-                    *known_head = Some(ChainHead { seq: decision.seq, hash: decision.hash.clone() });
-                    self.metrics
-                        .decision(decision.outcome.as_str(), decision.violation.as_ref().map(|v| v.rule.as_str()));
+            match decision {
+                Ok(decision) => {
                     return match &decision.violation {
                         Some(v) => Err(StoreError::Refused { violation: v.clone(), decision: decision.id.clone() }),
                         None => Ok(decision),
                     };
                 }
                 Err(StoreError::Stale(_)) => {
-                    // The facts moved, not the chain: the head is still good.
-                    *known_head = Some(head);
-                    debug!(attempt, "a decision's facts changed while it was planned; planning again");
+                    debug!(attempt, "a decision's facts changed while it was planned; planning again")
                 }
-                Err(StoreError::ChainMoved) => {
-                    warn!(attempt, "decision chain moved; planning again");
-                }
+                Err(StoreError::ChainMoved) => warn!(attempt, "decision chain moved; planning again"),
                 Err(e) => return Err(e),
             }
         }
         Err(StoreError::Conflict("the decision chain is too busy; try again".into()))
+    }
+
+    /// Take the chain's turn and commit every decision waiting (this caller's among
+    /// them, unless a committer before took it). The commit runs as a task of its own,
+    /// so a caller that goes away cannot cut short a batch holding others' decisions.
+    async fn commit_queued(&self) {
+        let store = self.clone();
+        let turn = tokio::spawn(async move {
+            let mut known_head = store.chain_lock.lock().await;
+            loop {
+                let batch: Vec<Pending> = {
+                    let mut queue = store.chain_queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = queue.len().min(GROUP_MAX);
+                    queue.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    return;
+                }
+                store.commit_batch(&mut known_head, batch).await;
+            }
+        });
+        if let Err(e) = turn.await {
+            warn!(error = %e, "a decision commit task failed");
+        }
+    }
+
+    /// Commit `batch` in one transaction, in order, the chain linear through it; if the
+    /// transaction fails (one plan's facts went stale, the chain moved), each is
+    /// committed alone, so that only the plans at fault are made again.
+    async fn commit_batch(&self, known_head: &mut Option<ChainHead>, batch: Vec<Pending>) {
+        if batch.len() > 1 {
+            let plans: Vec<(&Plan, bool)> = batch.iter().map(|p| (&p.plan, p.evaluating)).collect();
+            match self.commit_group(known_head, &plans).await {
+                Ok(decisions) => {
+                    for (p, d) in batch.into_iter().zip(decisions) {
+                        let _ = p.done.send(Ok(d));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    debug!(error = %e, decisions = batch.len(), "a group of decisions did not commit; committing each alone");
+                    *known_head = None;
+                }
+            }
+        }
+        for p in batch {
+            let outcome = self.commit_group(known_head, &[(&p.plan, p.evaluating)]).await.map(|mut d| d.remove(0));
+            match &outcome {
+                // The facts moved, not the chain: the head is still good.
+                Err(StoreError::Stale(_)) => {}
+                Err(_) => *known_head = None,
+                Ok(_) => {}
+            }
+            let _ = p.done.send(outcome);
+        }
+    }
+
+    /// Seal `plans` after the head and write them, with their effects and events and
+    /// the new head, in one transaction; on success `known_head` is the new head.
+    async fn commit_group(&self, known_head: &mut Option<ChainHead>, plans: &[(&Plan, bool)]) -> Result<Vec<Decision>> {
+        // The head this process committed last saves a round trip; if another process
+        // has moved the chain since, the compare-and-set below fails and the head is
+        // read afresh.
+        let start = match known_head.take() {
+            Some(head) => head,
+            None => self.chain_head().await?,
+        };
+        let mut sql = String::from(
+            "BEGIN;
+             LET $head = (SELECT seq, hash FROM ONLY meta:chain) ?? { seq: 0, hash: $genesis };
+             IF $head.seq != $expected_seq OR $head.hash != $expected_hash {
+                 THROW 'CHAIN_MOVED: another decision was recorded first'
+             };\n",
+        );
+        let mut vars = Vars::new()
+            .set("genesis", GENESIS_HASH)
+            .set("expected_seq", start.seq as i64)
+            .set("expected_hash", start.hash.as_str());
+        let mut head = start.clone();
+        let mut decisions = Vec::with_capacity(plans.len());
+        for (i, (plan, _)) in plans.iter().enumerate() {
+            let decision = plan.draft.clone().seal(NodeId::generate(Table::Decision), &head, Utc::now());
+            let (statements, bound) = decision_statements(plan, &decision)?;
+            // One plan alone keeps its names; in a group each plan's are its own.
+            let (statements, bound) =
+                if plans.len() == 1 { (statements, bound) } else { bound.prefixed(&statements, &format!("d{i}_")) };
+            sql.push_str(&statements);
+            vars = vars.merge(bound);
+            head = ChainHead { seq: decision.seq, hash: decision.hash.clone() };
+            decisions.push(decision);
+        }
+        sql.push_str("UPSERT meta:chain SET seq = $seq, hash = $hash;\nCOMMIT;");
+        let vars = vars.set("seq", head.seq as i64).set("hash", head.hash.as_str());
+        let wake = plans.iter().any(|(_, evaluating)| !evaluating);
+        match self.write_waking(&sql, &vars, wake).await {
+            Ok(_) => {
+                *known_head = Some(head);
+                self.metrics.commit();
+                for d in &decisions {
+                    self.metrics.decision(d.outcome.as_str(), d.violation.as_ref().map(|v| v.rule.as_str()));
+                }
+                Ok(decisions)
+            }
+            Err(e) => {
+                if matches!(e, StoreError::Stale(_)) {
+                    *known_head = Some(start);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The head of the decision chain as stored now.
@@ -237,6 +321,29 @@ impl Store {
     }
 }
 
+/// One sealed decision's statements (its effects, its record, its event) and their
+/// bindings, for a commit's transaction.
+fn decision_statements(plan: &Plan, decision: &Decision) -> Result<(String, Vars)> {
+    let event = EventDraft {
+        kind: EventKind::Decision,
+        case: decision
+            .case
+            .clone()
+            .or_else(|| (decision.subject.table() == Table::Case).then(|| decision.subject.clone())),
+        record: decision.id.clone(),
+        actor: Some(decision.actor.clone()),
+        also: None,
+        summary: format!("{} {}: {}", decision.kind, decision.outcome, decision.rationale),
+        detail: Some(format!("{} {}", decision.kind, decision.outcome)),
+    };
+    let vars = event
+        .bind(plan.vars.clone())
+        .set("decision_id", rid(&decision.id))
+        .set("decision", decisions::content(decision)?);
+    let sql = format!("{}\nCREATE ONLY $decision_id CONTENT $decision;\n{RECORD_EVENT}\n", plan.effects);
+    Ok((sql, vars))
+}
+
 /// Distinct ids, in first-seen order.
 pub(crate) fn distinct(ids: impl IntoIterator<Item = NodeId>) -> Vec<NodeId> {
     let mut seen = HashSet::new();
@@ -246,4 +353,123 @@ pub(crate) fn distinct(ids: impl IntoIterator<Item = NodeId>) -> Vec<NodeId> {
 /// Framework references as stored text.
 pub(crate) fn refs_text(refs: &[FrameworkRef]) -> Vec<String> {
     refs.iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::store::StoreConfig;
+
+    fn text(s: &str) -> Text {
+        Text::parse(s).unwrap()
+    }
+
+    async fn world() -> (Store, HashMap<String, NodeId>) {
+        let store = Store::open(&StoreConfig::memory()).await.unwrap();
+        let doc = serde_json::json!({
+            "nodes": [
+                {"type": "person", "ref": "req", "name": "Requester", "email": "req@x.example", "roles": ["investigator", "approver"]},
+                {"type": "person", "ref": "a1", "name": "Approver One", "email": "a1@x.example", "roles": ["approver"]},
+                {"type": "person", "ref": "a2", "name": "Approver Two", "email": "a2@x.example", "roles": ["approver"]},
+                {"type": "person", "ref": "owner", "name": "Owner", "email": "owner@x.example"},
+                {"type": "nhi", "ref": "bot", "kind": "service_account", "name": "bot", "environment": "production"},
+                {"type": "system", "ref": "db0", "kind": "database", "name": "ledger", "environment": "production", "criticality": "tier2"},
+                {"type": "system", "ref": "db1", "kind": "database", "name": "billing", "environment": "production", "criticality": "tier2"},
+                {"type": "system", "ref": "db2", "kind": "database", "name": "reports", "environment": "production", "criticality": "tier2"}
+            ],
+            "edges": [{"type": "owns", "from": "owner", "to": "bot"}]
+        });
+        let (summary, _) = store.bootstrap(&doc, Utc::now(), &text("first roles")).await.unwrap();
+        (store, summary.ids.into_iter().collect())
+    }
+
+    fn actor(ids: &HashMap<String, NodeId>, r: &str) -> Actor {
+        Actor { id: ids[r].clone(), roles: Role::ALL.to_vec() }
+    }
+
+    async fn grant(store: &Store, ids: &HashMap<String, NodeId>, target: &str) -> Request {
+        let new = NewRequest {
+            target: Some(ids[target].clone()),
+            privilege: Some(Privilege::Read),
+            duration_days: Some(30),
+            ..NewRequest::new(RequestKind::GrantAccess, ids["bot"].clone(), text("reports need it"))
+        };
+        store.create_request(&ids["req"], &new).await.unwrap()
+    }
+
+    /// Hold the committer's turn until `n` plans wait, then let it go.
+    async fn release_when_waiting(store: &Store, turn: tokio::sync::MutexGuard<'_, Option<ChainHead>>, n: usize) {
+        while store.chain_queue.lock().unwrap().len() < n {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        drop(turn);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn decisions_waiting_together_are_sealed_in_one_transaction() {
+        let (store, ids) = world().await;
+        let r = grant(&store, &ids, "db0").await;
+        let (head, commits) = (store.chain_head().await.unwrap(), store.metrics().decision_commits());
+        let turn = store.chain_lock.lock().await;
+        // Eight self-approvals, each a refused attempt recorded in the chain.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, a, id) = (store.clone(), actor(&ids, "req"), r.id.clone());
+                tokio::spawn(async move { s.decide_request(&a, &id, DecideOutcome::Approve, &text("mine"), &[]).await })
+            })
+            .collect();
+        release_when_waiting(&store, turn, 8).await;
+        let mut refused = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Err(StoreError::Refused { decision, .. }) => refused.push(decision),
+                other => panic!("a self-approval: {other:?}"),
+            }
+        }
+        assert_eq!(store.metrics().decision_commits(), commits + 1, "eight decisions, one transaction");
+        let recorded = store.decisions_by_id(&refused).await.unwrap();
+        let mut seqs: Vec<u64> = recorded.iter().map(|d| d.seq).collect();
+        seqs.sort();
+        assert_eq!(seqs, (head.seq + 1..=head.seq + 8).collect::<Vec<_>>(), "each in its own place in the chain");
+        let report = store.verify_decision_chain().await.unwrap();
+        assert!(report.ok() && report.length == head.seq + 8, "{report:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_approvals_of_one_request_in_one_batch_cannot_both_commit() {
+        let (store, ids) = world().await;
+        for round in 0..3 {
+            let r = grant(&store, &ids, &format!("db{round}")).await;
+            assert_eq!(r.status, RequestStatus::Pending, "round {round}");
+            let turn = store.chain_lock.lock().await;
+            let tasks: Vec<_> = ["a1", "a2"]
+                .iter()
+                .map(|who| {
+                    let (s, a, id) = (store.clone(), actor(&ids, who), r.id.clone());
+                    tokio::spawn(
+                        async move { s.decide_request(&a, &id, DecideOutcome::Approve, &text("ok"), &[]).await },
+                    )
+                })
+                .collect();
+            release_when_waiting(&store, turn, 2).await;
+            let mut approved = 0;
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok((d, _)) => {
+                        assert_eq!(d.outcome, Outcome::Approved);
+                        approved += 1;
+                    }
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => panic!("round {round}: {e:?}"),
+                }
+            }
+            assert_eq!(approved, 1, "round {round}: the second plan's guard saw the first's effects");
+            let r = store.request(&r.id).await.unwrap();
+            assert_eq!((r.status, r.approvals.len()), (RequestStatus::Approved, 1), "round {round}");
+        }
+        let report = store.verify_decision_chain().await.unwrap();
+        assert!(report.ok(), "{report:?}");
+    }
 }
