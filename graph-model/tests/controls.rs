@@ -476,6 +476,49 @@ async fn agrees_with_a_full_evaluation(s: &Store, now: chrono::DateTime<Utc>, af
 }
 
 #[tokio::test]
+async fn a_pass_judging_more_subjects_than_one_index_read_holds_agrees_with_a_full_pass() {
+    // Forty NHIs owned by one team: when its only member leaves, a pass after the change
+    // judges all forty, more than SurrealDB reads `IN $list` from an index for (32), so
+    // their exceptions and requests are read in chunks.
+    let w = world_with(StoreConfig { change_margin: std::time::Duration::ZERO, ..StoreConfig::for_tests() }).await;
+    let s = &w.store;
+    let mut nodes = vec![
+        json!({"type": "team", "ref": "ops", "name": "Ops"}),
+        json!({"type": "person", "ref": "lead", "name": "Ops Lead", "email": "lead@x.example"}),
+    ];
+    let mut edges = vec![json!({"type": "member_of", "from": "lead", "to": "ops"})];
+    for i in 0..40 {
+        let r = format!("n{i:02}");
+        nodes.push(json!({"type": "nhi", "ref": r, "kind": "service_account", "name": r, "environment": "production"}));
+        edges.push(json!({"type": "owns", "from": "ops", "to": r}));
+    }
+    let doc = json!({ "source": "hr", "nodes": nodes, "edges": edges });
+    let feed = s.import(&graph_model::inventory::Inventory::parse(&doc, Utc::now()).unwrap()).await.unwrap();
+    let ids: HashMap<String, NodeId> = feed.ids.into_iter().collect();
+    w.publish("NHI-OWN-01", Check::ActiveOwner, ControlScope::default()).await;
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    // An exception waives the control for NHIs in the second and third chunks.
+    let w2 = World { store: s.clone(), ids: w.ids.clone().into_iter().chain(ids.clone()).collect() };
+    let mut late: Vec<NodeId> = ids.iter().filter(|(r, _)| r.starts_with('n')).map(|(_, id)| id.clone()).collect();
+    late.sort();
+    let (second, last) = (late[33].clone(), late[39].clone());
+    let refs: HashMap<NodeId, String> = ids.iter().map(|(r, id)| (id.clone(), r.clone())).collect();
+    for n in [&second, &last] {
+        approved_exception(&w2, "owner", &refs[n], "a new owner is being hired", "NHI-OWN-01").await;
+    }
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+
+    apply(&w, Change::Active { person: ids["lead"].clone(), active: false }).await;
+    let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert!(r.touched >= 40, "{r:?}");
+    agrees_with_a_full_evaluation(s, Utc::now(), "the team's only member left").await;
+    assert_eq!(w2.status("NHI-OWN-01", &refs[&last]).await, Some(ControlStatus::PassedByException));
+    assert_eq!(w2.status("NHI-OWN-01", &refs[&late[0]]).await, Some(ControlStatus::Fail));
+    let full = s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!(full.changes, 0, "the pass after the change missed nothing");
+}
+
+#[tokio::test]
 async fn a_pass_after_a_write_judges_only_what_it_touched_and_agrees_with_a_full_pass() {
     // No margin: each pass reads only what was written since the last, so what it
     // touched can be counted (one process, one clock).

@@ -265,19 +265,31 @@ impl Store {
              RETURN $members;
              LET $people = array::distinct(array::concat($owns[WHERE record::tb(in) = 'person' AND out IN $judged].in, $members.in));
              SELECT id, email, active FROM $people;
-             SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE subject IN $judged AND status = 'active';
-             SELECT {REQUEST_FIELDS} FROM request WHERE subject IN $judged;
-             SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $judged AND status = 'certified' GROUP BY nhi;
-             SELECT id, kind FROM $held;"
+             {exceptions}
+             {requests}
+             {certified}
+             SELECT id, kind FROM $held;",
+            exceptions = per_chunk(
+                "SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE subject IN $judged AND status = 'active'",
+                judged.len()
+            ),
+            requests = per_chunk(&format!("SELECT {REQUEST_FIELDS} FROM request WHERE subject IN $judged"), judged.len()),
+            certified = per_chunk(
+                "SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $judged AND status = 'certified' GROUP BY nhi",
+                judged.len()
+            ),
         );
         let held: Vec<RecordId> =
             graph.held.iter().filter(|h| h.to.table() == Table::Secret).map(|h| rid(&h.to)).collect();
-        let vars = Vars::new()
+        let mut vars = Vars::new()
             .set("held", held)
             .set("nhis", judged_nhis.iter().chain(&holders).map(rid).collect::<Vec<_>>())
             .set("secrets", secrets.iter().map(rid).collect::<Vec<_>>())
-            .set("nodes", nodes)
-            .set("judged", judged);
+            .set("nodes", nodes);
+        for (i, chunk) in judged.chunks(IN_LIST).enumerate() {
+            vars = vars.set(&format!("judged_{i}"), chunk.to_vec());
+        }
+        let vars = vars.set("judged", judged);
         let mut resp = self.read(&sql, &vars).await?;
         let rows = FactRows::take(
             &mut resp,
@@ -508,6 +520,19 @@ struct FactRows {
 }
 
 /// Where each kind of row is in a response.
+/// The most values SurrealDB 3.3 reads `field IN $list` for from an index
+/// (`MAX_IN_EXPANSION_SIZE`): past it, it reads the whole table.
+const IN_LIST: usize = 32;
+
+/// One statement returning the rows of `select` for every chunk of `$judged` (of `n`
+/// values) of at most [`IN_LIST`]: each chunk is read from the index, and a pass that
+/// judges many subjects reads no table whole (the requests grow with every decision).
+fn per_chunk(select: &str, n: usize) -> String {
+    let parts: Vec<String> =
+        (0..n.div_ceil(IN_LIST)).map(|i| format!("({})", select.replace("$judged", &format!("$judged_{i}")))).collect();
+    format!("RETURN array::flatten([{}]);", parts.join(", "))
+}
+
 struct Slots {
     nhis: usize,
     secrets: usize,
