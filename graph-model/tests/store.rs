@@ -365,3 +365,18 @@ async fn every_order_pages_from_its_index_without_a_sort() {
         }
     }
 }
+
+/// What `Store::read_in` works around: SurrealDB reads `field IN $list` from the field's
+/// index for up to 32 values and reads the whole table past that. Should an upgrade
+/// change the limit, this says so.
+#[tokio::test]
+async fn an_in_list_is_read_from_the_index_up_to_32_values() {
+    let s = Store::open(&StoreConfig::memory()).await.unwrap();
+    for (n, indexed) in [(2, true), (32, true), (33, false)] {
+        let list: Vec<String> = (0..n).map(|i| format!("nhi:k{i}")).collect();
+        let sql = format!("LET $s = [{}]; EXPLAIN SELECT * FROM request WHERE subject IN $s;", list.join(", "));
+        let plan = s.execute_raw(&sql).await.unwrap();
+        let plan = plan.as_str().unwrap_or_default().to_owned();
+        assert_eq!(plan.contains("index: request_subject"), indexed, "{n} values:\n{plan}");
+    }
+}

@@ -8,7 +8,7 @@ use chrono::{SecondsFormat, Utc};
 
 use super::governance::{DecisionFilter, EvidenceFilter, ItemFilter, refs_text};
 use super::paging::{Page, PageRequest};
-use super::{Result, Store, StoreError, Vars, rid, take};
+use super::{Result, Store, StoreError, rid};
 use crate::domain::bundle::{self, About, BundleFile};
 use crate::domain::*;
 
@@ -235,8 +235,7 @@ impl Store {
     /// Decisions whose subject is one of `subjects`, by its index.
     async fn decisions_with_subjects(&self, subjects: &[NodeId]) -> Result<Vec<Decision>> {
         let ids: Vec<_> = subjects.iter().map(rid).collect();
-        let mut resp = self.read("SELECT * FROM decision WHERE subject IN $ids", &Vars::new().set("ids", ids)).await?;
-        take(&mut resp, 0)
+        self.read_in("SELECT * FROM decision WHERE subject IN $ids", "ids", ids).await
     }
 
     /// The policy versions `decisions` were taken under.

@@ -479,6 +479,24 @@ impl Store {
         }
     }
 
+    /// The rows of `select`, which reads the list `$list`, for `values`: read 32 values
+    /// at a time ([`IN_LIST`]) in one statement, so that `field IN $list` is read from
+    /// the field's index whatever the number of values; rows come in order within each
+    /// chunk.
+    pub(crate) async fn read_in<T: DeserializeOwned>(
+        &self,
+        select: &str,
+        list: &str,
+        values: Vec<RecordId>,
+    ) -> Result<Vec<T>> {
+        if values.is_empty() {
+            return Ok(vec![]);
+        }
+        let (sql, vars) = in_chunks(select, list, &values);
+        let mut resp = self.read(&sql, &vars).await?;
+        take(&mut resp, 0)
+    }
+
     /// Run a read-only statement batch.
     pub(crate) async fn read(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
         let started = std::time::Instant::now();
@@ -712,26 +730,47 @@ impl Vars {
     /// or does not bind are left as they are.
     pub fn prefixed(self, sql: &str, prefix: &str) -> (String, Vars) {
         let bound = self.0.into_inner();
-        let mut out = String::with_capacity(sql.len() + 64);
-        let mut rest = sql;
-        while let Some(at) = rest.find('$') {
-            out.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
-            let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
-            let name = &rest[..len];
-            if bound.contains_key(name) {
-                out.push_str(prefix);
-            }
-            out.push_str(name);
-            rest = &rest[len..];
-        }
-        out.push_str(rest);
+        let out = rename_params(sql, |name| bound.contains_key(name).then(|| format!("{prefix}{name}")));
         let mut vars = Object::new();
         for (k, v) in bound {
             vars.insert(format!("{prefix}{k}"), v);
         }
         (out, Vars(vars))
     }
+}
+
+/// The most values SurrealDB 3.3 reads `field IN $list` for from the field's index
+/// (its `MAX_IN_EXPANSION_SIZE`, checked with `EXPLAIN`): past it, the whole table.
+pub(crate) const IN_LIST: usize = 32;
+
+/// One statement returning the rows of `select` (which reads `$list`) for every chunk of
+/// `values` of at most [`IN_LIST`], and the chunks bound as `$list_0`, `$list_1`, ...
+pub(crate) fn in_chunks<V: SurrealValue + Clone>(select: &str, list: &str, values: &[V]) -> (String, Vars) {
+    let mut vars = Vars::new();
+    let mut parts = Vec::with_capacity(values.len().div_ceil(IN_LIST));
+    for (i, chunk) in values.chunks(IN_LIST).enumerate() {
+        let name = format!("{list}_{i}");
+        parts.push(format!("({})", rename_params(select, |p| (p == list).then(|| name.clone()))));
+        vars = vars.set(&name, chunk.to_vec());
+    }
+    (format!("RETURN array::flatten([{}]);", parts.join(", ")), vars)
+}
+
+/// `sql` with each `$name` that `to` renames written `$` and the new name; other
+/// parameters, and names that only begin like one, are left as they are.
+fn rename_params(sql: &str, to: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let name = &rest[..len];
+        out.push_str(&to(name).unwrap_or_else(|| name.to_owned()));
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The SurrealDB record id of a node.
@@ -811,6 +850,19 @@ mod tests {
         assert_eq!(sql, "LET $x = $d3_a + $d3_ab; RETURN [$x, $abc, $a_b, $d3_a];");
         let names: Vec<&String> = vars.0.keys().collect();
         assert_eq!(names, ["d3_a", "d3_ab"]);
+    }
+
+    #[test]
+    fn a_long_list_is_read_in_chunks_an_index_serves() {
+        let values: Vec<i64> = (0..70).collect();
+        let (sql, vars) = in_chunks("SELECT * FROM t WHERE f IN $xs AND g = $xsg", "xs", &values);
+        assert_eq!(
+            sql,
+            "RETURN array::flatten([(SELECT * FROM t WHERE f IN $xs_0 AND g = $xsg), \
+             (SELECT * FROM t WHERE f IN $xs_1 AND g = $xsg), (SELECT * FROM t WHERE f IN $xs_2 AND g = $xsg)]);"
+        );
+        let sizes: Vec<usize> = vars.0.values().map(|v| if let Value::Array(a) = v { a.len() } else { 0 }).collect();
+        assert_eq!(sizes, [32, 32, 6]);
     }
 
     #[test]

@@ -302,9 +302,7 @@ impl Store {
     /// The alerts grouped into each of `cases`.
     pub async fn alerts_of_cases(&self, cases: &[NodeId]) -> Result<Vec<Alert>> {
         let rids: Vec<RecordId> = cases.iter().map(rid).collect();
-        let mut resp =
-            self.read("SELECT * FROM alert WHERE case IN $cases ORDER BY id", &Vars::new().set("cases", rids)).await?;
-        take(&mut resp, 0)
+        self.read_in("SELECT * FROM alert WHERE case IN $cases ORDER BY id", "cases", rids).await
     }
 
     /// Dismiss a new alert, with a reason: a decision.

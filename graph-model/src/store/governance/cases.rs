@@ -449,9 +449,7 @@ impl Store {
 
     pub async fn tasks_of_cases(&self, cases: &[NodeId]) -> Result<Vec<Task>> {
         let rids: Vec<RecordId> = cases.iter().map(rid).collect();
-        let mut resp =
-            self.read("SELECT * FROM task WHERE case IN $cases ORDER BY id", &Vars::new().set("cases", rids)).await?;
-        take(&mut resp, 0)
+        self.read_in("SELECT * FROM task WHERE case IN $cases ORDER BY id", "cases", rids).await
     }
 
     pub async fn evidence_by_id(&self, ids: &[NodeId]) -> Result<Vec<Evidence>> {
@@ -467,8 +465,7 @@ impl Store {
     pub async fn evidence_of_cases(&self, cases: &[NodeId]) -> Result<Vec<Evidence>> {
         let rids: Vec<RecordId> = cases.iter().map(rid).collect();
         let sql = format!("SELECT {EVIDENCE_FIELDS} FROM evidence WHERE case IN $cases ORDER BY id");
-        let mut resp = self.read(&sql, &Vars::new().set("cases", rids)).await?;
-        take(&mut resp, 0)
+        self.read_in(&sql, "cases", rids).await
     }
 
     /// Evidence by case, kind, framework reference and collection window.

@@ -39,7 +39,7 @@ use crate::domain::control::*;
 use crate::domain::graph::{Direction, GraphIndex};
 use crate::domain::*;
 use crate::store::nodes::IN_FORCE;
-use crate::store::{Result, Store, Vars, rid, take};
+use crate::store::{Result, Store, Vars, in_chunks, rid, take};
 
 /// The subjects a pass judges again, and the database's clock when they were read.
 #[derive(Debug, Default)]
@@ -253,43 +253,18 @@ impl Store {
             .await?;
         let judged: Vec<RecordId> = judged_nhis.iter().chain(&secrets).chain(&systems).map(rid).collect();
         let nodes: Vec<RecordId> = judged.iter().cloned().chain(holders.iter().map(rid)).collect();
-        let sql = format!(
-            "SELECT id, name, kind, environment, status, last_used_at, created_at FROM $nhis;
-             SELECT id, name, kind, last_rotated_at, issued_at, created_at FROM $secrets;
-             LET $own_edges = array::flatten(SELECT VALUE <-owns FROM $nodes);
-             LET $owns = (SELECT in, out FROM $own_edges WHERE {IN_FORCE});
-             RETURN $owns;
-             LET $teams = array::distinct($owns[WHERE record::tb(in) = 'team' AND out IN $judged].in);
-             LET $member_edges = array::flatten(SELECT VALUE <-member_of FROM $teams);
-             LET $members = (SELECT in, out FROM $member_edges WHERE {IN_FORCE});
-             RETURN $members;
-             LET $people = array::distinct(array::concat($owns[WHERE record::tb(in) = 'person' AND out IN $judged].in, $members.in));
-             SELECT id, email, active FROM $people;
-             {exceptions}
-             {requests}
-             {certified}
-             SELECT id, kind FROM $held;",
-            exceptions = per_chunk(
-                "SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE subject IN $judged AND status = 'active'",
-                judged.len()
-            ),
-            requests = per_chunk(&format!("SELECT {REQUEST_FIELDS} FROM request WHERE subject IN $judged"), judged.len()),
-            certified = per_chunk(
-                "SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $judged AND status = 'certified' GROUP BY nhi",
-                judged.len()
-            ),
-        );
+        let sql = facts_of_sql(&judged);
         let held: Vec<RecordId> =
             graph.held.iter().filter(|h| h.to.table() == Table::Secret).map(|h| rid(&h.to)).collect();
-        let mut vars = Vars::new()
+        // The chunks `in_chunks` named above, bound once for the three statements.
+        let (_, chunks) = in_chunks("", "judged", &judged);
+        let vars = Vars::new()
             .set("held", held)
             .set("nhis", judged_nhis.iter().chain(&holders).map(rid).collect::<Vec<_>>())
             .set("secrets", secrets.iter().map(rid).collect::<Vec<_>>())
-            .set("nodes", nodes);
-        for (i, chunk) in judged.chunks(IN_LIST).enumerate() {
-            vars = vars.set(&format!("judged_{i}"), chunk.to_vec());
-        }
-        let vars = vars.set("judged", judged);
+            .set("nodes", nodes)
+            .set("judged", judged)
+            .merge(chunks);
         let mut resp = self.read(&sql, &vars).await?;
         let rows = FactRows::take(
             &mut resp,
@@ -520,17 +495,39 @@ struct FactRows {
 }
 
 /// Where each kind of row is in a response.
-/// The most values SurrealDB 3.3 reads `field IN $list` for from an index
-/// (`MAX_IN_EXPANSION_SIZE`): past it, it reads the whole table.
-const IN_LIST: usize = 32;
-
-/// One statement returning the rows of `select` for every chunk of `$judged` (of `n`
-/// values) of at most [`IN_LIST`]: each chunk is read from the index, and a pass that
-/// judges many subjects reads no table whole (the requests grow with every decision).
-fn per_chunk(select: &str, n: usize) -> String {
-    let parts: Vec<String> =
-        (0..n.div_ceil(IN_LIST)).map(|i| format!("({})", select.replace("$judged", &format!("$judged_{i}")))).collect();
-    format!("RETURN array::flatten([{}]);", parts.join(", "))
+/// What a pass after changes reads of the subjects it judges (`$judged`, and its chunks
+/// `$judged_0`, ... for the reads by index; see `in_chunks`).
+fn facts_of_sql(judged: &[RecordId]) -> String {
+    format!(
+            "SELECT id, name, kind, environment, status, last_used_at, created_at FROM $nhis;
+             SELECT id, name, kind, last_rotated_at, issued_at, created_at FROM $secrets;
+             LET $own_edges = array::flatten(SELECT VALUE <-owns FROM $nodes);
+             LET $owns = (SELECT in, out FROM $own_edges WHERE {IN_FORCE});
+             RETURN $owns;
+             LET $teams = array::distinct($owns[WHERE record::tb(in) = 'team' AND out IN $judged].in);
+             LET $member_edges = array::flatten(SELECT VALUE <-member_of FROM $teams);
+             LET $members = (SELECT in, out FROM $member_edges WHERE {IN_FORCE});
+             RETURN $members;
+             LET $people = array::distinct(array::concat($owns[WHERE record::tb(in) = 'person' AND out IN $judged].in, $members.in));
+             SELECT id, email, active FROM $people;
+             {exceptions}
+             {requests}
+             {certified}
+             SELECT id, kind FROM $held;",
+            exceptions = in_chunks(
+                "SELECT id, subject, status, expires_at, review_due, waives FROM exception WHERE subject IN $judged AND status = 'active'",
+                "judged",
+                judged
+            )
+            .0,
+            requests = in_chunks(&format!("SELECT {REQUEST_FIELDS} FROM request WHERE subject IN $judged"), "judged", judged).0,
+            certified = in_chunks(
+                "SELECT nhi, time::max(answered_at) AS at FROM review_item WHERE nhi IN $judged AND status = 'certified' GROUP BY nhi",
+                "judged",
+                judged
+            )
+            .0,
+        )
 }
 
 struct Slots {

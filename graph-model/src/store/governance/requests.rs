@@ -52,10 +52,7 @@ impl Store {
     /// The requests filed within each of `cases`.
     pub async fn requests_of_cases(&self, cases: &[NodeId]) -> Result<Vec<Request>> {
         let rids: Vec<RecordId> = cases.iter().map(rid).collect();
-        let mut resp = self
-            .read("SELECT * FROM request WHERE case IN $cases ORDER BY id", &Vars::new().set("cases", rids))
-            .await?;
-        take(&mut resp, 0)
+        self.read_in("SELECT * FROM request WHERE case IN $cases ORDER BY id", "cases", rids).await
     }
 
     pub async fn requests(&self, f: &RequestFilter, page: &PageRequest) -> Result<Page<Request>> {
