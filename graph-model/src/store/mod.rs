@@ -746,14 +746,20 @@ pub(crate) const IN_LIST: usize = 32;
 /// One statement returning the rows of `select` (which reads `$list`) for every chunk of
 /// `values` of at most [`IN_LIST`], and the chunks bound as `$list_0`, `$list_1`, ...
 pub(crate) fn in_chunks<V: SurrealValue + Clone>(select: &str, list: &str, values: &[V]) -> (String, Vars) {
+    let parts: Vec<String> = (0..values.len().div_ceil(IN_LIST))
+        .map(|i| format!("({})", rename_params(select, |p| (p == list).then(|| format!("{list}_{i}")))))
+        .collect();
+    (format!("RETURN array::flatten([{}]);", parts.join(", ")), chunk_vars(list, values))
+}
+
+/// `values` in chunks of at most [`IN_LIST`], bound as `$list_0`, `$list_1`, ...: what
+/// the statements of [`in_chunks`] read.
+pub(crate) fn chunk_vars<V: SurrealValue + Clone>(list: &str, values: &[V]) -> Vars {
     let mut vars = Vars::new();
-    let mut parts = Vec::with_capacity(values.len().div_ceil(IN_LIST));
     for (i, chunk) in values.chunks(IN_LIST).enumerate() {
-        let name = format!("{list}_{i}");
-        parts.push(format!("({})", rename_params(select, |p| (p == list).then(|| name.clone()))));
-        vars = vars.set(&name, chunk.to_vec());
+        vars = vars.set(&format!("{list}_{i}"), chunk.to_vec());
     }
-    (format!("RETURN array::flatten([{}]);", parts.join(", ")), vars)
+    vars
 }
 
 /// `sql` with each `$name` that `to` renames written `$` and the new name; other

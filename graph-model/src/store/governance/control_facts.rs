@@ -39,7 +39,7 @@ use crate::domain::control::*;
 use crate::domain::graph::{Direction, GraphIndex};
 use crate::domain::*;
 use crate::store::nodes::IN_FORCE;
-use crate::store::{Result, Store, Vars, in_chunks, rid, take};
+use crate::store::{Result, Store, Vars, chunk_vars, in_chunks, rid, take};
 
 /// The subjects a pass judges again, and the database's clock when they were read.
 #[derive(Debug, Default)]
@@ -256,8 +256,8 @@ impl Store {
         let sql = facts_of_sql(&judged);
         let held: Vec<RecordId> =
             graph.held.iter().filter(|h| h.to.table() == Table::Secret).map(|h| rid(&h.to)).collect();
-        // The chunks `in_chunks` named above, bound once for the three statements.
-        let (_, chunks) = in_chunks("", "judged", &judged);
+        // The chunks the three reads by index name (`facts_of_sql`), bound once.
+        let chunks = chunk_vars("judged", &judged);
         let vars = Vars::new()
             .set("held", held)
             .set("nhis", judged_nhis.iter().chain(&holders).map(rid).collect::<Vec<_>>())

@@ -186,26 +186,22 @@ impl Store {
                     }
                     return;
                 }
+                // `commit_group` kept the head if the chain did not move.
                 Err(e) => {
-                    debug!(error = %e, decisions = batch.len(), "a group of decisions did not commit; committing each alone");
-                    *known_head = None;
+                    debug!(error = %e, decisions = batch.len(), "a group of decisions did not commit; committing each alone")
                 }
             }
         }
         for p in batch {
             let outcome = self.commit_group(known_head, &[(&p.plan, p.evaluating)]).await.map(|mut d| d.remove(0));
-            match &outcome {
-                // The facts moved, not the chain: the head is still good.
-                Err(StoreError::Stale(_)) => {}
-                Err(_) => *known_head = None,
-                Ok(_) => {}
-            }
             let _ = p.done.send(outcome);
         }
     }
 
     /// Seal `plans` after the head and write them, with their effects and events and
-    /// the new head, in one transaction; on success `known_head` is the new head.
+    /// the new head, in one transaction. On success `known_head` is the new head; when a
+    /// plan went stale it is the head as it was (nothing was written); otherwise it is
+    /// unknown and read again next time.
     async fn commit_group(&self, known_head: &mut Option<ChainHead>, plans: &[(&Plan, bool)]) -> Result<Vec<Decision>> {
         // The head this process committed last saves a round trip; if another process
         // has moved the chain since, the compare-and-set below fails and the head is
