@@ -118,7 +118,7 @@ async fn requests_are_traced_over_otlp_under_the_callers_trace() {
         .post(format!("http://{addr}/graphql"))
         .bearer_auth(&token)
         .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
-        .json(&json!({ "query": "query Probe { nhis(first: 2) { totalCount edges { node { name owners { name } } } } }" }))
+        .json(&json!({ "query": "query Probe { nhis(first: 2) { totalCount edges { node { name owners { name } assumes { mechanism } } } } }" }))
         .send()
         .await
         .unwrap();
@@ -156,8 +156,9 @@ async fn requests_are_traced_over_otlp_under_the_callers_trace() {
         s.start_time_unix_nano >= graphql.start_time_unix_nano && s.end_time_unix_nano <= graphql.end_time_unix_nano
     };
     assert!(db.iter().any(|s| inside(s)), "a database round trip inside the operation");
-    // The owners come through the batch loaders, whose batches run on tasks of their
-    // own: still inside the operation's trace, their round trips under them.
+    // Delegations come through the edge batch loader (owners come from the graph
+    // index), whose batches run on tasks of their own: still inside the operation's
+    // trace, their round trips under them.
     let load = ours
         .iter()
         .map(|(_, s)| s)

@@ -37,14 +37,16 @@ impl Extension for BoundaryExtension {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        let field = info.name.to_owned();
-        let path = info.path_node.to_string();
-        let segments: Vec<async_graphql::PathSegment> =
-            info.path_node.to_string_vec().into_iter().map(async_graphql::PathSegment::Field).collect();
+        // Borrowed, not formatted: every field of a response passes here, and the path
+        // is spelled out only for the rare one that panics.
+        let (field, path_node) = (info.name, info.path_node);
         match AssertUnwindSafe(next.run(ctx, info)).catch_unwind().await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(coded(e, &field)),
+            Ok(Err(e)) => Err(coded(e, field)),
             Err(panic) => {
+                let path = path_node.to_string();
+                let segments: Vec<async_graphql::PathSegment> =
+                    path_node.to_string_vec().into_iter().map(async_graphql::PathSegment::Field).collect();
                 let message = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())

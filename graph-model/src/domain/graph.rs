@@ -5,8 +5,10 @@
 //! the most nodes ("who can reach the production vault?"). The index keeps every edge of
 //! the five traversed kinds, closed ones included (so `asOf` works), as adjacency lists
 //! over interned node numbers, and answers with a breadth-first search: shortest hop
-//! distance, one witness path, the highest privilege on it. It is pure: the store fills
-//! it and keeps it in step; nothing here touches the database.
+//! distance, one witness path, the highest privilege on it. It also holds ownership and
+//! membership ([`HELD`]), which no walk follows, so that a page of identities with their
+//! owners reads no edge record. It is pure: the store fills it and keeps it in step;
+//! nothing here touches the database.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -21,6 +23,18 @@ use super::values::{Criticality, Environment, Privilege};
 /// systems they depend on.
 pub const TRAVERSED: [EdgeKind; 5] =
     [EdgeKind::Holds, EdgeKind::AuthenticatesTo, EdgeKind::CanAccess, EdgeKind::Assumes, EdgeKind::DependsOn];
+
+/// Every edge kind the index holds: the traversed ones, then ownership and membership,
+/// kept beside them for relation fields (who owns a page of identities) and never walked.
+pub const HELD: [EdgeKind; 7] = [
+    EdgeKind::Holds,
+    EdgeKind::AuthenticatesTo,
+    EdgeKind::CanAccess,
+    EdgeKind::Assumes,
+    EdgeKind::DependsOn,
+    EdgeKind::Owns,
+    EdgeKind::MemberOf,
+];
 
 /// Which way to walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +66,8 @@ struct IndexedEdge {
     valid_to: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
     governed: Option<bool>,
+    /// Of a traversed kind: walks follow it.
+    walked: bool,
 }
 
 impl IndexedEdge {
@@ -188,8 +204,12 @@ pub struct GraphIndex {
     meta: Vec<Option<NodeMeta>>,
     edges: Vec<IndexedEdge>,
     edge_number: HashMap<EdgeId, u32>,
+    /// The walked edges leaving and arriving at each node.
     out: Vec<Vec<u32>>,
     inn: Vec<Vec<u32>>,
+    /// The held edges no walk follows (ownership, membership), leaving and arriving.
+    side_out: Vec<Vec<u32>>,
+    side_inn: Vec<Vec<u32>>,
 }
 
 impl GraphIndex {
@@ -215,6 +235,8 @@ impl GraphIndex {
         self.meta.push(None);
         self.out.push(Vec::new());
         self.inn.push(Vec::new());
+        self.side_out.push(Vec::new());
+        self.side_inn.push(Vec::new());
         n
     }
 
@@ -223,16 +245,41 @@ impl GraphIndex {
         self.number.get(id).and_then(|n| self.meta[*n as usize])
     }
 
-    /// Every edge in force at `t`, for scans over the whole graph (compliance checks).
+    /// Every walked edge in force at `t`, for scans over the whole graph (compliance
+    /// checks).
     pub fn edges_in_force(&self, t: DateTime<Utc>) -> impl Iterator<Item = EdgeView<'_>> {
-        self.edges.iter().filter(move |e| e.in_force_at(t)).map(|e| self.view(e))
+        self.edges.iter().filter(move |e| e.walked && e.in_force_at(t)).map(|e| self.view(e))
     }
 
-    /// The edges in force at `t` leaving `id` (forward) or arriving at it (reverse).
+    /// The walked edges in force at `t` leaving `id` (forward) or arriving at it (reverse).
     pub fn edges_at(&self, id: &NodeId, direction: Direction, t: DateTime<Utc>) -> impl Iterator<Item = EdgeView<'_>> {
-        let list = self.number.get(id).map(|&n| match direction {
-            Direction::Forward => &self.out[n as usize],
-            Direction::Reverse => &self.inn[n as usize],
+        self.adjacent(id, direction, false, t)
+    }
+
+    /// The edges of `kind` (one of [`HELD`]) in force at `t` leaving `id` (forward) or
+    /// arriving at it (reverse).
+    pub fn edges_of_kind_at(
+        &self,
+        id: &NodeId,
+        kind: EdgeKind,
+        direction: Direction,
+        t: DateTime<Utc>,
+    ) -> impl Iterator<Item = EdgeView<'_>> {
+        self.adjacent(id, direction, !TRAVERSED.contains(&kind), t).filter(move |e| e.id.kind == kind)
+    }
+
+    fn adjacent(
+        &self,
+        id: &NodeId,
+        direction: Direction,
+        side: bool,
+        t: DateTime<Utc>,
+    ) -> impl Iterator<Item = EdgeView<'_>> {
+        let list = self.number.get(id).map(|&n| match (direction, side) {
+            (Direction::Forward, false) => &self.out[n as usize],
+            (Direction::Reverse, false) => &self.inn[n as usize],
+            (Direction::Forward, true) => &self.side_out[n as usize],
+            (Direction::Reverse, true) => &self.side_inn[n as usize],
         });
         list.into_iter()
             .flatten()
@@ -260,11 +307,12 @@ impl GraphIndex {
     }
 
     /// Add an edge, or refresh one already known (it was closed, say). Edges of kinds
-    /// that are not traversed are ignored.
+    /// the index does not hold ([`HELD`]) are ignored.
     pub fn upsert_edge(&mut self, e: &Edge) {
-        if !TRAVERSED.contains(&e.id.kind) {
+        if !HELD.contains(&e.id.kind) {
             return;
         }
+        let walked = TRAVERSED.contains(&e.id.kind);
         let (from, to) = (self.intern(&e.from), self.intern(&e.to));
         let edge = IndexedEdge {
             id: e.id.clone(),
@@ -275,6 +323,7 @@ impl GraphIndex {
             valid_to: e.valid_to,
             expires_at: e.expires_at,
             governed: e.governed(),
+            walked,
         };
         match self.edge_number.get(&e.id) {
             Some(&n) => self.edges[n as usize] = edge,
@@ -282,8 +331,10 @@ impl GraphIndex {
                 let n = self.edges.len() as u32;
                 self.edges.push(edge);
                 self.edge_number.insert(e.id.clone(), n);
-                self.out[from as usize].push(n);
-                self.inn[to as usize].push(n);
+                let (out, inn) =
+                    if walked { (&mut self.out, &mut self.inn) } else { (&mut self.side_out, &mut self.side_inn) };
+                out[from as usize].push(n);
+                inn[to as usize].push(n);
             }
         }
     }
@@ -535,6 +586,23 @@ mod tests {
         best
     }
 
+    /// An edge opened an hour before `t0`, in force since.
+    fn open_edge(kind: EdgeKind, from: &NodeId, to: &NodeId, t0: DateTime<Utc>) -> Edge {
+        Edge {
+            id: EdgeId::generate(kind),
+            from: from.clone(),
+            to: to.clone(),
+            privilege: None,
+            mechanism: None,
+            expires_at: None,
+            valid_from: t0 - Duration::hours(1),
+            valid_to: None,
+            created_at: t0,
+            source: None,
+            granted_by: None,
+        }
+    }
+
     fn index(edges: &[Edge]) -> GraphIndex {
         let mut g = GraphIndex::new();
         for e in edges {
@@ -610,17 +678,8 @@ mod tests {
         let hub = NodeId::generate(Table::System);
         let edges: Vec<Edge> = (0..50)
             .map(|_| Edge {
-                id: EdgeId::generate(EdgeKind::CanAccess),
-                from: NodeId::generate(Table::Nhi),
-                to: hub.clone(),
                 privilege: Some(Privilege::Read),
-                mechanism: None,
-                expires_at: None,
-                valid_from: t0 - Duration::hours(1),
-                valid_to: None,
-                created_at: t0,
-                source: None,
-                granted_by: None,
+                ..open_edge(EdgeKind::CanAccess, &NodeId::generate(Table::Nhi), &hub, t0)
             })
             .collect();
         let g = index(&edges);
@@ -661,5 +720,25 @@ mod tests {
         assert_eq!(g.edge_count(), 1, "an update replaces, it does not add");
         assert!(g.shortest_path(&a, &b, 3, t0).is_none(), "closed now");
         assert!(g.shortest_path(&a, &b, 3, t0 - Duration::minutes(90)).is_some(), "open then");
+    }
+
+    #[test]
+    fn ownership_is_held_for_relation_fields_and_never_walked() {
+        let t0 = Utc::now();
+        let (person, nhi, secret) =
+            (NodeId::generate(Table::Person), NodeId::generate(Table::Nhi), NodeId::generate(Table::Secret));
+        let edge = |kind, from: &NodeId, to: &NodeId| open_edge(kind, from, to, t0);
+        let owns = edge(EdgeKind::Owns, &person, &nhi);
+        let g = index(&[owns.clone(), edge(EdgeKind::Owns, &person, &secret), edge(EdgeKind::Holds, &nhi, &secret)]);
+        let owners: Vec<&EdgeId> =
+            g.edges_of_kind_at(&nhi, EdgeKind::Owns, Direction::Reverse, t0).map(|e| e.id).collect();
+        assert_eq!(owners, vec![&owns.id]);
+        assert_eq!(g.edges_of_kind_at(&nhi, EdgeKind::Holds, Direction::Reverse, t0).count(), 0);
+        assert_eq!(g.edges_at(&secret, Direction::Reverse, t0).count(), 1, "the holds edge, not the owns one");
+        assert_eq!(g.edges_in_force(t0).count(), 1, "scans see the walked edges only");
+        let from_person = g.traverse(&person, Direction::Forward, 3, 100, t0).unwrap();
+        assert_eq!(from_person.totals.nodes, 0, "owning is not reaching");
+        let to_secret = g.traverse(&secret, Direction::Reverse, 3, 100, t0).unwrap();
+        assert_eq!(to_secret.reached.iter().map(|r| &r.node).collect::<Vec<_>>(), vec![&nhi]);
     }
 }

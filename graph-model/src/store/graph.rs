@@ -1,10 +1,12 @@
 //! Keeps the in-process [`GraphIndex`] in step with the store.
 //!
-//! The first traversal loads every edge of the traversed kinds and the meta of every
-//! NHI, secret and system, unless [`Store::warm_graph`] loaded them before (the server
+//! The first traversal loads every edge of the kinds the index holds ([`HELD`]), the
+//! meta of every NHI, secret and system, and the records of every secret, system, person
+//! and team (the far ends of a page's relation fields: [`Store::current_nodes`]), unless
+//! [`Store::warm_graph`] loaded them before (the server
 //! does at start, and is not ready until it has: on a million edges the load takes
 //! tens of seconds, longer than a request may). Later, the index reads what changed
-//! since its last look (edges created or closed, nodes updated), by indexed range
+//! since its last look (edges created, closed or adopted, nodes updated), by indexed range
 //! queries in one round trip, and applies it. Reading the changes from the database, rather than hearing of this
 //! process's own writes, is what lets several API replicas over one SurrealDB each see
 //! the others' writes. Changes are re-read with a margin (`StoreConfig::change_margin`) so a
@@ -17,7 +19,8 @@
 //! Otherwise a traversal costs no database round trip at all. Concurrent traversals
 //! that need a look share one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -26,17 +29,23 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use super::{Result, Store, StoreError, Vars, take};
-use crate::domain::graph::{Direction, EdgeFact, GraphIndex, NodeMeta, Step, TRAVERSED, Traversal};
+use crate::domain::graph::{Direction, EdgeFact, GraphIndex, HELD, NodeMeta, Step, Traversal};
 use crate::domain::*;
 
 /// The index and the time up to which it has read the store.
 pub(crate) struct LiveGraph {
     index: RwLock<GraphIndex>,
+    /// The records of the tables in [`RECORDED`], as fresh as the index.
+    records: RwLock<HashMap<NodeId, InventoryNode>>,
     synced_to: tokio::sync::Mutex<Synced>,
     /// This process wrote since the last look.
     dirty: AtomicBool,
     /// A load started by [`Store::warm_graph`] is running.
     warming: AtomicBool,
+    /// When the last look started, in nanoseconds after `epoch` (0: never), readable
+    /// without the lock: a read that finds it fresh and nothing written takes no lock.
+    looked: AtomicU64,
+    epoch: Instant,
     pub(crate) refresh: std::time::Duration,
     /// How far back each look re-reads changes (`StoreConfig::change_margin`).
     pub(crate) margin: std::time::Duration,
@@ -59,6 +68,62 @@ impl LiveGraph {
     pub(crate) fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
     }
+
+    /// Note a look that started at `started`.
+    fn looked_at(&self, synced: &mut Synced, started: Instant) {
+        synced.at = Some(started);
+        let nanos = started.saturating_duration_since(self.epoch).as_nanos().max(1);
+        self.looked.store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Release);
+    }
+
+    /// Nothing written here since the last look, and it is younger than the refresh
+    /// interval.
+    fn fresh(&self) -> bool {
+        let looked = self.looked.load(Ordering::Acquire);
+        looked != 0
+            && !self.dirty.load(Ordering::Acquire)
+            && (self.epoch + std::time::Duration::from_nanos(looked)).elapsed() < self.refresh
+    }
+}
+
+/// The tables whose whole records the index keeps beside it: the far ends of relation
+/// fields (a page of identities names their owners, secrets and systems), few beside the
+/// identities themselves.
+const RECORDED: [Table; 4] = [Table::Secret, Table::System, Table::Person, Table::Team];
+
+/// The statements that read the meta and records of the nodes updated since `$since`
+/// (all of them with `WHERE` left out), in the order [`read_nodes`] takes them.
+fn node_statements(filter: &str) -> String {
+    let mut sql = format!("SELECT id, environment, status FROM nhi{filter};\n");
+    for t in RECORDED {
+        sql.push_str(&format!("SELECT * FROM {t}{filter};\n"));
+    }
+    sql
+}
+
+/// Take what [`node_statements`] read, from statement `first` on, into the index and the
+/// records.
+fn read_nodes(
+    resp: &mut surrealdb::IndexedResults,
+    first: usize,
+    index: &mut GraphIndex,
+    records: &mut HashMap<NodeId, InventoryNode>,
+) -> Result<()> {
+    for m in take::<Vec<MetaRow>>(resp, first)? {
+        index.set_meta(&m.id, m.meta());
+    }
+    for (i, table) in RECORDED.iter().enumerate() {
+        for row in take::<Vec<serde_json::Value>>(resp, first + 1 + i)? {
+            if matches!(table, Table::Secret | Table::System) {
+                let m = MetaRow::deserialize(&row)
+                    .map_err(|e| StoreError::Database(format!("a {table} the graph index cannot read: {e}")))?;
+                index.set_meta(&m.id, m.meta());
+            }
+            let node = super::nodes::inventory_node(row)?;
+            records.insert(node.id().clone(), node);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -84,9 +149,12 @@ impl Store {
     pub(crate) fn new_live_graph(refresh: std::time::Duration, margin: std::time::Duration) -> Arc<LiveGraph> {
         Arc::new(LiveGraph {
             index: RwLock::default(),
+            records: RwLock::default(),
             synced_to: tokio::sync::Mutex::default(),
             dirty: AtomicBool::new(true),
             warming: AtomicBool::new(false),
+            looked: AtomicU64::new(0),
+            epoch: Instant::now(),
             refresh,
             margin,
         })
@@ -125,6 +193,9 @@ impl Store {
     /// Bring the index up to date if this process wrote since the last look or the last
     /// look is older than the refresh interval.
     async fn refresh_graph(&self) -> Result<()> {
+        if self.graph.fresh() {
+            return Ok(());
+        }
         let needed = |s: &Synced| {
             self.graph.dirty.load(Ordering::Acquire) || s.at.is_none_or(|at| at.elapsed() >= self.graph.refresh)
         };
@@ -141,42 +212,34 @@ impl Store {
             return self.load_graph(synced, started).await;
         };
         let mut sql = String::from("RETURN time::now();\n");
-        for kind in TRAVERSED {
+        for kind in HELD {
             sql.push_str(&format!(
                 "SELECT * FROM {k} WHERE created_at >= $since;\nSELECT * FROM {k} WHERE valid_to >= $since;\n\
                  SELECT * FROM {k} WHERE granted_at >= $since;\n",
                 k = kind.as_str()
             ));
         }
-        for (table, fields) in
-            [("nhi", "id, environment, status"), ("secret", "id"), ("system", "id, environment, criticality")]
-        {
-            sql.push_str(&format!("SELECT {fields} FROM {table} WHERE updated_at >= $since;\n"));
-        }
+        sql.push_str(&node_statements(" WHERE updated_at >= $since"));
         let vars = Vars::new().set("since", surrealdb::types::Datetime::from(since));
         let mut resp = self.read(&sql, &vars).await?;
         let now: DateTime<Utc> = take(&mut resp, 0)?;
-        let edge_statements = TRAVERSED.len() * 3;
+        let edge_statements = HELD.len() * 3;
         let mut edges: Vec<Edge> = Vec::new();
         for i in 0..edge_statements {
             edges.extend(take::<Vec<Edge>>(&mut resp, 1 + i)?);
         }
-        let mut metas: Vec<MetaRow> = Vec::new();
-        for i in 0..3 {
-            metas.extend(take::<Vec<MetaRow>>(&mut resp, 1 + edge_statements + i)?);
-        }
         {
-            let mut index =
-                self.graph.index.write().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
-            for m in metas {
-                index.set_meta(&m.id, m.meta());
-            }
+            let poisoned = |_| StoreError::Database("graph index poisoned".into());
+            let mut index = self.graph.index.write().map_err(poisoned)?;
+            let mut records =
+                self.graph.records.write().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+            read_nodes(&mut resp, 1 + edge_statements, &mut index, &mut records)?;
             for e in &edges {
                 index.upsert_edge(e);
             }
         }
         synced.to = Some(now);
-        synced.at = Some(started);
+        self.graph.looked_at(synced, started);
         Ok(())
     }
 
@@ -186,29 +249,17 @@ impl Store {
     /// once (pages after a cursor each scanned from the table's start: 27.6 s for 909,569
     /// edges at 100,000 NHIs with pages of 1,000).
     async fn load_graph(&self, synced: &mut Synced, started: Instant) -> Result<()> {
-        let mut resp = self
-            .read(
-                "RETURN time::now();
-                 SELECT id, environment, status FROM nhi;
-                 SELECT id FROM secret;
-                 SELECT id, environment, criticality FROM system;",
-                &Vars::new(),
-            )
-            .await?;
+        let sql = format!("RETURN time::now();\n{}", node_statements(""));
+        let mut resp = self.read(&sql, &Vars::new()).await?;
         // Read before the edges: what commits while they load is read again next time.
         let now: DateTime<Utc> = take(&mut resp, 0)?;
-        let mut metas: Vec<MetaRow> = Vec::new();
-        for i in 1..=3 {
-            metas.extend(take::<Vec<MetaRow>>(&mut resp, i)?);
-        }
         let mut index = GraphIndex::default();
-        for m in metas {
-            index.set_meta(&m.id, m.meta());
-        }
-        // Every traversed edge in one streamed pass: rows are indexed as they arrive,
-        // so the load holds the index and a channel's worth of rows, never a response
-        // of the whole table.
-        let sql: String = TRAVERSED.iter().map(|k| format!("SELECT * FROM {};\n", k.as_str())).collect();
+        let mut records = HashMap::new();
+        read_nodes(&mut resp, 1, &mut index, &mut records)?;
+        // Every held edge in one streamed pass: rows are indexed as they arrive, so the
+        // load holds the index and a channel's worth of rows, never a response of the
+        // whole table.
+        let sql: String = HELD.iter().map(|k| format!("SELECT * FROM {};\n", k.as_str())).collect();
         let mut rows = self.stream_rows(sql)?;
         while let Some(row) = rows.next().await {
             let (_, value) = row?;
@@ -217,8 +268,9 @@ impl Store {
             index.upsert_edge(&edge);
         }
         *self.graph.index.write().map_err(|_| StoreError::Database("graph index poisoned".into()))? = index;
+        *self.graph.records.write().map_err(|_| StoreError::Database("graph index poisoned".into()))? = records;
         synced.to = Some(now);
-        synced.at = Some(started);
+        self.graph.looked_at(synced, started);
         Ok(())
     }
 
@@ -260,24 +312,48 @@ impl Store {
     /// The edges of `kind` in force now at `node`, leaving it (forward) or arriving at it
     /// (reverse), from the graph index (refreshed when it needs it, so a process reads
     /// its own writes), in id order: a relation field answered without reading an edge
-    /// record. `None` for a kind the index does not hold (see [`TRAVERSED`]).
+    /// record. `None` for a kind the index does not hold (see [`HELD`]).
     pub async fn indexed_edges(
         &self,
         kind: EdgeKind,
         direction: Direction,
         node: &NodeId,
     ) -> Result<Option<Vec<EdgeFact>>> {
-        if !TRAVERSED.contains(&kind) {
+        if !HELD.contains(&kind) {
             return Ok(None);
         }
         let now = Utc::now();
-        let mut found: Vec<EdgeFact> = self
-            .with_graph(|g| {
-                g.edges_at(node, direction, now).filter(|e| e.id.kind == kind).map(EdgeFact::from).collect()
-            })
-            .await?;
+        let mut found: Vec<EdgeFact> =
+            self.with_graph(|g| g.edges_of_kind_at(node, kind, direction, now).map(EdgeFact::from).collect()).await?;
         found.sort_by(|a, b| a.id.key.cmp(&b.id.key));
         Ok(Some(found))
+    }
+
+    /// Inventory nodes by id, as fresh as the graph index (this process's own writes,
+    /// and other replicas' within the refresh interval): secrets, systems, people and
+    /// teams from the records kept beside it, identities and any id it does not hold
+    /// from the store. For what a page shows; decisions read the store
+    /// ([`Store::nodes_any`]).
+    pub async fn current_nodes(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, InventoryNode>> {
+        let (kept, read): (Vec<&NodeId>, Vec<&NodeId>) = ids.iter().partition(|id| RECORDED.contains(&id.table()));
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut missing: Vec<NodeId> = read.into_iter().cloned().collect();
+        if !kept.is_empty() {
+            self.refresh_graph().await?;
+            let records = self.graph.records.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+            for id in kept {
+                match records.get(id) {
+                    Some(node) => {
+                        out.insert(id.clone(), node.clone());
+                    }
+                    None => missing.push(id.clone()),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            out.extend(self.nodes_any(&missing).await?);
+        }
+        Ok(out)
     }
 
     /// How many edges and nodes the index holds.
@@ -381,9 +457,14 @@ mod tests {
             serde_json::json!({"type": "system", "ref": "a", "kind": "database", "name": "a", "environment": "production"}),
             serde_json::json!({"type": "system", "ref": "b", "kind": "database", "name": "b", "environment": "test"}),
         ];
-        let mut edges = Vec::new();
+        nodes.push(serde_json::json!({"type": "person", "ref": "p", "name": "P", "email": "p@example.com"}));
+        nodes.push(serde_json::json!({"type": "team", "ref": "t", "name": "T"}));
+        let mut edges = vec![serde_json::json!({"type": "member_of", "from": "p", "to": "t"})];
         for i in 0..6 {
             nodes.push(serde_json::json!({"type": "nhi", "ref": format!("n{i}"), "kind": "token", "name": format!("n{i}"), "environment": "test"}));
+            edges.push(
+                serde_json::json!({"type": "owns", "from": if i % 2 == 0 { "p" } else { "t" }, "to": format!("n{i}")}),
+            );
             let privilege = ["read", "write", "admin"][i % 3];
             edges.push(
                 serde_json::json!({"type": "can_access", "from": format!("n{i}"), "to": "a", "privilege": privilege}),
@@ -398,15 +479,17 @@ mod tests {
         let agree = |ids: Vec<NodeId>| {
             let store = store.clone();
             async move {
-                for (walk, direction) in
-                    [(Direction::Forward, EdgeDirection::Out), (Direction::Reverse, EdgeDirection::In)]
-                {
-                    let mut records = store.edges_of(EdgeKind::CanAccess, direction, &ids, None).await.unwrap();
-                    for id in &ids {
-                        let indexed = store.indexed_edges(EdgeKind::CanAccess, walk, id).await.unwrap().unwrap();
-                        let stored: Vec<EdgeFact> =
-                            records.remove(id).unwrap_or_default().iter().map(EdgeFact::from).collect();
-                        assert_eq!(indexed, stored, "{id} {walk:?}");
+                for kind in [EdgeKind::CanAccess, EdgeKind::Owns, EdgeKind::MemberOf] {
+                    for (walk, direction) in
+                        [(Direction::Forward, EdgeDirection::Out), (Direction::Reverse, EdgeDirection::In)]
+                    {
+                        let mut records = store.edges_of(kind, direction, &ids, None).await.unwrap();
+                        for id in &ids {
+                            let indexed = store.indexed_edges(kind, walk, id).await.unwrap().unwrap();
+                            let stored: Vec<EdgeFact> =
+                                records.remove(id).unwrap_or_default().iter().map(EdgeFact::from).collect();
+                            assert_eq!(indexed, stored, "{kind:?} at {id} {walk:?}");
+                        }
                     }
                 }
             }
@@ -419,6 +502,49 @@ mod tests {
         let a = ids.iter().find(|i| i.table() == Table::System).unwrap();
         let listed = store.indexed_edges(EdgeKind::CanAccess, Direction::Reverse, a).await.unwrap().unwrap();
         assert!(listed.iter().all(|e| e.id != closed), "the closed edge is gone at once");
-        assert!(store.indexed_edges(EdgeKind::Owns, Direction::Forward, a).await.unwrap().is_none(), "not indexed");
+        assert!(store.indexed_edges(EdgeKind::StoredIn, Direction::Forward, a).await.unwrap().is_none(), "not held");
+        let owns = first.values().flatten().next().unwrap().from.clone();
+        let owned = store.edges_of(EdgeKind::Owns, EdgeDirection::In, std::slice::from_ref(&owns), None).await.unwrap();
+        store.close_edge(&owned[&owns][0].id).await.unwrap();
+        agree(ids.clone()).await;
+    }
+
+    /// The records kept beside the index are what the store holds: this process's own
+    /// update is read at once, another replica's within the refresh interval; an
+    /// identity (not kept) is read from the store.
+    #[tokio::test]
+    async fn current_nodes_follow_writes_here_at_once_and_elsewhere_within_the_refresh() {
+        let store = Store::open(&StoreConfig::memory()).await.unwrap();
+        let doc = serde_json::json!({ "nodes": [
+            {"type": "team", "ref": "t", "name": "payments"},
+            {"type": "system", "ref": "s", "kind": "database", "name": "ledger", "environment": "production"},
+            {"type": "nhi", "ref": "n", "kind": "token", "name": "deployer", "environment": "test"},
+        ], "edges": [{"type": "can_access", "from": "n", "to": "s", "privilege": "read"}] });
+        let summary = store.import(&Inventory::parse(&doc, Utc::now()).unwrap()).await.unwrap();
+        let ids: Vec<NodeId> = summary.ids.iter().map(|(_, id)| id.clone()).collect();
+        let replica = store.as_replica();
+        let name = |nodes: &HashMap<NodeId, InventoryNode>, table: Table| {
+            nodes.values().find(|n| n.id().table() == table).unwrap().name().to_owned()
+        };
+        let there = replica.current_nodes(&ids).await.unwrap();
+        assert_eq!(there, store.nodes_any(&ids).await.unwrap(), "all three, as stored");
+        let team = ids.iter().find(|i| i.table() == Table::Team).unwrap();
+        let patch = TeamPatch { name: Some(Name::parse("payments-core").unwrap()), description: None };
+        store.update_team(team, &patch).await.unwrap();
+        let nhi = ids.iter().find(|i| i.table() == Table::Nhi).unwrap();
+        let nhi_patch = NhiPatch { name: Some(Name::parse("deployer-2").unwrap()), ..NhiPatch::default() };
+        replica.update_nhi(nhi, &nhi_patch).await.unwrap();
+        let here = store.current_nodes(&ids).await.unwrap();
+        assert_eq!(name(&here, Table::Team), "payments-core", "this process's write, at once");
+        assert_eq!(name(&here, Table::Nhi), "deployer-2", "identities are read from the store");
+        let waited = Instant::now();
+        loop {
+            let there = replica.current_nodes(&ids).await.unwrap();
+            if name(&there, Table::Team) == "payments-core" {
+                break;
+            }
+            assert!(waited.elapsed() < std::time::Duration::from_secs(5), "another replica's write never arrived");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }

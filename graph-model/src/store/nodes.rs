@@ -328,7 +328,7 @@ fn is_inventory(t: Table) -> bool {
 }
 
 /// Read a row of any inventory table into its type, by the table of its id.
-fn inventory_node(row: serde_json::Value) -> Result<InventoryNode> {
+pub(super) fn inventory_node(row: serde_json::Value) -> Result<InventoryNode> {
     let shape = |e: serde_json::Error| StoreError::Database(format!("unexpected row shape: {e}"));
     let id: NodeId = row
         .get("id")

@@ -13,7 +13,8 @@ use graph_model::{Edge, EdgeKind, InventoryNode, NodeId};
 use crate::error::{ApiError, ApiResult};
 use crate::relay::{Paging, filter_page, page_request, slice};
 
-/// Loads inventory nodes of any table by id.
+/// Loads inventory nodes of any table by id, as fresh as the graph index
+/// ([`Store::current_nodes`]): the far ends of a page's relations come from memory.
 pub struct NodeLoader(pub Store);
 
 impl Loader<NodeId> for NodeLoader {
@@ -22,7 +23,7 @@ impl Loader<NodeId> for NodeLoader {
 
     #[tracing::instrument(name = "load", skip_all, fields(loader = "nodes", keys = keys.len()))]
     async fn load(&self, keys: &[NodeId]) -> Result<HashMap<NodeId, InventoryNode>, Self::Error> {
-        self.0.nodes_any(keys).await.map_err(|e| ApiError::from(e).extend())
+        self.0.current_nodes(keys).await.map_err(|e| ApiError::from(e).extend())
     }
 }
 
@@ -91,18 +92,6 @@ pub async fn indexed(
     }
 }
 
-/// The nodes at the other end of the edges of `kind` at `node`, the edges read from the
-/// graph index where it holds their kind (see [`indexed`]).
-pub async fn indexed_neighbours(
-    ctx: &Context<'_>,
-    kind: EdgeKind,
-    direction: EdgeDirection,
-    node: &NodeId,
-) -> ApiResult<Vec<InventoryNode>> {
-    let es = indexed(ctx, kind, direction, node).await?;
-    nodes(ctx, es.into_iter().map(|e| far_end(direction, e.from, e.to))).await
-}
-
 /// Nodes by id, in the order asked, through the batch loader; ids that no longer
 /// resolve are left out.
 pub async fn nodes(ctx: &Context<'_>, ids: impl IntoIterator<Item = NodeId>) -> ApiResult<Vec<InventoryNode>> {
@@ -112,14 +101,15 @@ pub async fn nodes(ctx: &Context<'_>, ids: impl IntoIterator<Item = NodeId>) -> 
     Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
 }
 
-/// The nodes at the other end of the edges of `kind` at `node`.
+/// The nodes at the other end of the edges of `kind` at `node`, the edges read from the
+/// graph index where it holds their kind (see [`indexed`]).
 pub async fn neighbours(
     ctx: &Context<'_>,
     kind: EdgeKind,
     direction: EdgeDirection,
     node: &NodeId,
 ) -> ApiResult<Vec<InventoryNode>> {
-    let es = edges(ctx, kind, direction, node).await?;
+    let es = indexed(ctx, kind, direction, node).await?;
     nodes(ctx, es.into_iter().map(|e| far_end(direction, e.from, e.to))).await
 }
 

@@ -7,7 +7,7 @@ use graph_model as gm;
 use graph_model::store::EdgeDirection::{In, Out};
 use graph_model::{EdgeKind as K, InventoryNode};
 
-use super::loaders::{edges, indexed, indexed_neighbours, neighbours, nodes, related};
+use super::loaders::{edges, indexed, neighbours, nodes, related};
 use crate::enums::*;
 use crate::error::ApiResult;
 use crate::relay::{List, Paging, connection, filter_page, page_request, slice};
@@ -230,7 +230,7 @@ impl Nhi {
     }
     /// Secrets the identity holds.
     async fn secrets(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Secret>> {
-        Ok(only!(indexed_neighbours(ctx, K::Holds, Out, &self.0.id).await?, Secret, Secret))
+        Ok(only!(neighbours(ctx, K::Holds, Out, &self.0.id).await?, Secret, Secret))
     }
     /// Systems the identity can access, with the privilege of each grant.
     async fn access(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Access>> {
@@ -289,7 +289,7 @@ impl Nhi {
         if grants.iter().any(|e| e.expires_at.is_some_and(|t| t <= horizon)) {
             return Ok(true);
         }
-        let secrets = indexed_neighbours(ctx, K::Holds, Out, &self.0.id).await?;
+        let secrets = neighbours(ctx, K::Holds, Out, &self.0.id).await?;
         Ok(secrets.iter().any(|n| matches!(n, InventoryNode::Secret(s) if s.expires_at.is_some_and(|t| t <= horizon))))
     }
 }
@@ -343,7 +343,7 @@ impl Secret {
     }
     /// Identities that hold this secret.
     async fn held_by(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<Nhi>> {
-        Ok(only!(indexed_neighbours(ctx, K::Holds, In, &self.0.id).await?, Nhi, Nhi))
+        Ok(only!(neighbours(ctx, K::Holds, In, &self.0.id).await?, Nhi, Nhi))
     }
     /// Systems the secret authenticates to.
     async fn authenticates_to(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<Vec<System>> {
