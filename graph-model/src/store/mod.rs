@@ -594,10 +594,13 @@ fn embedded_lock(cfg: &StoreConfig) -> Result<Option<std::path::PathBuf>> {
     Ok(Some(std::path::Path::new(dir).join("LOCK")))
 }
 
-/// Wait (ten seconds at most) until the embedded engine that held `lock` has let go of
+/// Wait (two minutes at most) until the embedded engine that held `lock` has let go of
 /// it, so the same process can open the store again.
 async fn released(lock: &std::path::Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Closing flushes the memtable (up to `db.memtable_mb`) to a table file; after a bulk
+    // import on a busy disk that took longer than 10 s, and whoever opened the store
+    // next found it locked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let free = std::fs::File::open(lock).map(|f| f.try_lock().is_ok()).unwrap_or(true);
         if free {
