@@ -20,7 +20,7 @@
 //! that need a look share one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -42,10 +42,6 @@ pub(crate) struct LiveGraph {
     dirty: AtomicBool,
     /// A load started by [`Store::warm_graph`] is running.
     warming: AtomicBool,
-    /// When the last look started, in nanoseconds after `epoch` (0: never), readable
-    /// without the lock: a read that finds it fresh and nothing written takes no lock.
-    looked: AtomicU64,
-    epoch: Instant,
     pub(crate) refresh: std::time::Duration,
     /// How far back each look re-reads changes (`StoreConfig::change_margin`).
     pub(crate) margin: std::time::Duration,
@@ -67,22 +63,6 @@ impl LiveGraph {
 
     pub(crate) fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
-    }
-
-    /// Note a look that started at `started`.
-    fn looked_at(&self, synced: &mut Synced, started: Instant) {
-        synced.at = Some(started);
-        let nanos = started.saturating_duration_since(self.epoch).as_nanos().max(1);
-        self.looked.store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Release);
-    }
-
-    /// Nothing written here since the last look, and it is younger than the refresh
-    /// interval.
-    fn fresh(&self) -> bool {
-        let looked = self.looked.load(Ordering::Acquire);
-        looked != 0
-            && !self.dirty.load(Ordering::Acquire)
-            && (self.epoch + std::time::Duration::from_nanos(looked)).elapsed() < self.refresh
     }
 }
 
@@ -153,8 +133,6 @@ impl Store {
             synced_to: tokio::sync::Mutex::default(),
             dirty: AtomicBool::new(true),
             warming: AtomicBool::new(false),
-            looked: AtomicU64::new(0),
-            epoch: Instant::now(),
             refresh,
             margin,
         })
@@ -193,9 +171,6 @@ impl Store {
     /// Bring the index up to date if this process wrote since the last look or the last
     /// look is older than the refresh interval.
     async fn refresh_graph(&self) -> Result<()> {
-        if self.graph.fresh() {
-            return Ok(());
-        }
         let needed = |s: &Synced| {
             self.graph.dirty.load(Ordering::Acquire) || s.at.is_none_or(|at| at.elapsed() >= self.graph.refresh)
         };
@@ -239,7 +214,7 @@ impl Store {
             }
         }
         synced.to = Some(now);
-        self.graph.looked_at(synced, started);
+        synced.at = Some(started);
         Ok(())
     }
 
@@ -270,7 +245,7 @@ impl Store {
         *self.graph.index.write().map_err(|_| StoreError::Database("graph index poisoned".into()))? = index;
         *self.graph.records.write().map_err(|_| StoreError::Database("graph index poisoned".into()))? = records;
         synced.to = Some(now);
-        self.graph.looked_at(synced, started);
+        synced.at = Some(started);
         Ok(())
     }
 
