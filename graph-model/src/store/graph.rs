@@ -106,6 +106,11 @@ fn read_nodes(
     Ok(())
 }
 
+/// A lock on the index that a panicking holder left poisoned, as an error.
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Database("graph index poisoned".into())
+}
+
 #[derive(Deserialize)]
 struct MetaRow {
     id: NodeId,
@@ -204,10 +209,8 @@ impl Store {
             edges.extend(take::<Vec<Edge>>(&mut resp, 1 + i)?);
         }
         {
-            let poisoned = |_| StoreError::Database("graph index poisoned".into());
             let mut index = self.graph.index.write().map_err(poisoned)?;
-            let mut records =
-                self.graph.records.write().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+            let mut records = self.graph.records.write().map_err(poisoned)?;
             read_nodes(&mut resp, 1 + edge_statements, &mut index, &mut records)?;
             for e in &edges {
                 index.upsert_edge(e);
@@ -242,8 +245,8 @@ impl Store {
                 .map_err(|e| StoreError::Database(format!("an edge the graph index cannot read: {e}")))?;
             index.upsert_edge(&edge);
         }
-        *self.graph.index.write().map_err(|_| StoreError::Database("graph index poisoned".into()))? = index;
-        *self.graph.records.write().map_err(|_| StoreError::Database("graph index poisoned".into()))? = records;
+        *self.graph.index.write().map_err(poisoned)? = index;
+        *self.graph.records.write().map_err(poisoned)? = records;
         synced.to = Some(now);
         synced.at = Some(started);
         Ok(())
@@ -260,7 +263,7 @@ impl Store {
         at: Option<DateTime<Utc>>,
     ) -> Result<Option<Traversal>> {
         self.refresh_graph().await?;
-        let index = self.graph.index.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+        let index = self.graph.index.read().map_err(poisoned)?;
         Ok(index.traverse(origin, direction, max_hops, node_cap, at.unwrap_or_else(Utc::now)))
     }
 
@@ -273,14 +276,14 @@ impl Store {
         at: Option<DateTime<Utc>>,
     ) -> Result<Option<Vec<Step>>> {
         self.refresh_graph().await?;
-        let index = self.graph.index.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+        let index = self.graph.index.read().map_err(poisoned)?;
         Ok(index.shortest_path(from, to, max_hops, at.unwrap_or_else(Utc::now)))
     }
 
     /// Read the index (refreshed when it needs it) with `f`.
     pub(crate) async fn with_graph<R>(&self, f: impl FnOnce(&GraphIndex) -> R) -> Result<R> {
         self.refresh_graph().await?;
-        let index = self.graph.index.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+        let index = self.graph.index.read().map_err(poisoned)?;
         Ok(f(&index))
     }
 
@@ -315,7 +318,7 @@ impl Store {
         let mut missing: Vec<NodeId> = read.into_iter().cloned().collect();
         if !kept.is_empty() {
             self.refresh_graph().await?;
-            let records = self.graph.records.read().map_err(|_| StoreError::Database("graph index poisoned".into()))?;
+            let records = self.graph.records.read().map_err(poisoned)?;
             for id in kept {
                 match records.get(id) {
                     Some(node) => {
