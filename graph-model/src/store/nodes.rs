@@ -159,7 +159,9 @@ impl Store {
         }
         let sql: String = tables
             .iter()
-            .map(|t| format!("SELECT * FROM {t} WHERE name_key >= $low AND name_key < $high LIMIT $limit;"))
+            .map(|t| {
+                format!("SELECT * FROM {t} WHERE page_set = 0 AND name_key >= $low AND name_key < $high LIMIT $limit;")
+            })
             .collect();
         let vars = Vars::new().set("low", low).set("high", high).set("limit", limit as i64);
         let mut resp = self.read(&sql, &vars).await?;

@@ -3,9 +3,11 @@
 //! Every order a list offers is one indexed string field whose value ends with the
 //! record's key (`name_key`, `created_key`, `used_key`, `severity_key`, `due_key`,
 //! `review_key`; see "sorting" in `schema.surql`), so the order is total and a cursor is
-//! that one value: the page after it is `WHERE key > $cursor ORDER BY key LIMIT n`,
-//! which SurrealDB 3.3 reads as an index scan from the cursor, forward or backward,
-//! stopping at the limit, however long the list and wherever the cursor is. Filters
+//! that one value: the page after it is `WHERE page_set = 0 AND key > $cursor ORDER BY
+//! key LIMIT n`, which SurrealDB 3.3 reads as an index scan from the cursor, forward or
+//! backward, stopping at the limit, however long the list and wherever the cursor is
+//! (each index leads with `page_set`, 0 on every record: without an equal prefix the
+//! engine reads an index range 1,000 records at a time, whatever the limit). Filters
 //! that no index answers are checked on the rows the scan reads.
 //!
 //! Without an order, a list pages by id (its creation order for generated ids).
@@ -208,8 +210,8 @@ impl Store {
         if cursor.is_some() {
             page_conds.push(&from_cursor);
         }
-        if key.column == "page_key" {
-            // The page key's index leads with the page set (see "paging" in
+        if key.column != "id" {
+            // Every order's index leads with the page set (see "paging" in
             // `schema.surql`): named, the read stops at the limit.
             page_conds.push("page_set = 0");
         }
