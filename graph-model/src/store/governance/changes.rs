@@ -17,8 +17,8 @@
 use chrono::Utc;
 use serde_json::json;
 
-pub use super::guards::Actor;
 use super::guards::Guards;
+pub use super::guards::{Actor, SERVER_PRINCIPAL};
 use super::requests::request_content;
 use super::{Plan, dt};
 use crate::domain::*;
@@ -52,12 +52,7 @@ impl Store {
     /// refused when the person is gone or inactive. The server's own principal (inactive,
     /// so nobody signs in as it) acts with no role, for what the server does itself.
     pub(crate) async fn acting(&self, actor: &Actor) -> Result<(PersonFacts, Vec<Role>)> {
-        let person = self.person(&actor.id).await?;
-        if !person.active && actor.id.to_string() != SERVER_PRINCIPAL {
-            return Err(ValueError::new("actor", format!("{} is not active", person.email)).into());
-        }
-        let roles = actor.roles.iter().copied().filter(|r| person.has_role(*r)).collect();
-        Ok((PersonFacts { roles: person.roles, active: person.active, machine: person.machine }, roles))
+        actor.standing(self.person(&actor.id).await?)
     }
 
     /// Read what `change` is assessed on, and the guards that check it again at commit.
@@ -750,12 +745,6 @@ fn baseline_statements(
         vars,
     )
 }
-
-/// The server's own principal: the actor of what the server does by itself (closing
-/// emergency access nobody approved in time, recording a command-line import). It is a
-/// person record that cannot sign in (inactive, no roles), so the chain names the
-/// server plainly instead of borrowing someone's name.
-pub const SERVER_PRINCIPAL: &str = "person:nhigov";
 
 impl Store {
     /// The server's principal ([`SERVER_PRINCIPAL`]), created the first time it acts.

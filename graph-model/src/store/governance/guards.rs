@@ -5,7 +5,7 @@
 use super::OwnerFacts;
 use crate::domain::*;
 use crate::store::STALE;
-use crate::store::{Vars, rid};
+use crate::store::{Result, Vars, rid};
 
 /// Who acts, and with which roles: a signed-in person's roles, or an API token's scopes.
 /// The store acts with the roles given that the person still holds.
@@ -13,6 +13,25 @@ use crate::store::{Vars, rid};
 pub struct Actor {
     pub id: NodeId,
     pub roles: Vec<Role>,
+}
+
+/// The server's own principal: the actor of what the server does by itself (closing
+/// emergency access nobody approved in time, recording a command-line import). It is a
+/// person record that cannot sign in (inactive, no roles), so the chain names the
+/// server plainly instead of borrowing someone's name.
+pub const SERVER_PRINCIPAL: &str = "person:nhigov";
+
+impl Actor {
+    /// The actor's standing, `person` being its record as read now: the roles given
+    /// that the person still holds; refused when the person is inactive (but for the
+    /// server's own principal, which acts with no role).
+    pub(crate) fn standing(&self, person: Person) -> Result<(PersonFacts, Vec<Role>)> {
+        if !person.active && self.id.to_string() != SERVER_PRINCIPAL {
+            return Err(ValueError::new("actor", format!("{} is not active", person.email)).into());
+        }
+        let roles = self.roles.iter().copied().filter(|r| person.has_role(*r)).collect();
+        Ok((PersonFacts { roles: person.roles, active: person.active, machine: person.machine }, roles))
+    }
 }
 
 /// Fact checks that run inside a decision's transaction, before its effects: each

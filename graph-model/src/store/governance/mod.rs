@@ -278,19 +278,8 @@ impl Store {
 
     /// Who owns `node`, in force now.
     pub(crate) async fn owner_facts(&self, node: &NodeId) -> Result<OwnerFacts> {
-        let in_force = super::nodes::IN_FORCE;
-        let sql = format!(
-            "LET $owners = (SELECT VALUE in FROM $node<-owns WHERE {in_force});
-             LET $members = array::flatten(SELECT VALUE (SELECT VALUE in FROM $parent.in<-member_of WHERE {in_force})
-                 FROM $node<-owns WHERE {in_force} AND record::tb(in) = 'team');
-             LET $people = array::distinct(array::concat(array::filter($owners, |$v| record::tb($v) = 'person'), $members));
-             RETURN $owners;
-             SELECT id, active FROM $people;"
-        );
-        let mut resp = self.read(&sql, &Vars::new().set("node", rid(node))).await?;
-        let owners: Vec<NodeId> = take(&mut resp, 3)?;
-        let people: Vec<PersonActive> = take(&mut resp, 4)?;
-        Ok(OwnerFacts { owners, people: people.into_iter().map(|p| (p.id, p.active)).collect() })
+        let mut resp = self.read(&owner_facts_sql(), &Vars::new().set("node", rid(node))).await?;
+        owner_facts_at(&mut resp, 0)
     }
 
     /// A person, or `NOT_FOUND`.
@@ -315,6 +304,28 @@ impl Store {
         }
         Ok(p)
     }
+}
+
+/// The statements that read who owns `$node` ([`Store::owner_facts`]); their answer is
+/// read by [`owner_facts_at`] from the response's statement `first` on.
+pub(crate) fn owner_facts_sql() -> String {
+    let in_force = super::nodes::IN_FORCE;
+    format!(
+        "LET $owners = (SELECT VALUE in FROM $node<-owns WHERE {in_force});
+         LET $members = array::flatten(SELECT VALUE (SELECT VALUE in FROM $parent.in<-member_of WHERE {in_force})
+             FROM $node<-owns WHERE {in_force} AND record::tb(in) = 'team');
+         LET $people = array::distinct(array::concat(array::filter($owners, |$v| record::tb($v) = 'person'), $members));
+         RETURN $owners;
+         SELECT id, active FROM $people;\n"
+    )
+}
+
+/// The statements of [`owner_facts_sql`] in a response, from statement `first` on; the
+/// next statement after them is `first + 5`.
+pub(crate) fn owner_facts_at(resp: &mut surrealdb::IndexedResults, first: usize) -> Result<OwnerFacts> {
+    let owners: Vec<NodeId> = take(resp, first + 3)?;
+    let people: Vec<PersonActive> = take(resp, first + 4)?;
+    Ok(OwnerFacts { owners, people: people.into_iter().map(|p| (p.id, p.active)).collect() })
 }
 
 /// One sealed decision's statements (its effects, its record, its event) and their

@@ -86,6 +86,52 @@ impl Store {
         Ok(Stakes { owners, target })
     }
 
+    /// What a decision on `request` is judged on besides the request itself: the policy
+    /// in force, the actor's standing, and the subject's owners and target, read in one
+    /// query. Read one by one they were four transactions, and SurrealDB 3.3 compiles the
+    /// field definitions of each table a transaction reads (a tenth of the server's CPU
+    /// under a burst of approvals at 100,000 NHIs).
+    async fn approval_context(
+        &self,
+        actor: &Actor,
+        request: &Request,
+    ) -> Result<(Policy, (PersonFacts, Vec<Role>), Stakes)> {
+        if actor.id.table() != Table::Person {
+            return Err(StoreError::Invalid(ValueError::new("id", format!("{} is not a person", actor.id))));
+        }
+        let target = request.target.as_ref().filter(|t| t.table() == Table::System);
+        let sql = format!(
+            "{owners}
+             SELECT * FROM (SELECT VALUE current FROM meta:policy);
+             SELECT * FROM $actor;
+             {target}",
+            owners = super::owner_facts_sql(),
+            target = if target.is_some() { "SELECT * FROM $target;" } else { "RETURN [];" },
+        );
+        let mut vars = Vars::new().set("node", rid(&request.subject)).set("actor", rid(&actor.id));
+        if let Some(t) = target {
+            vars = vars.set("target", rid(t));
+        }
+        let mut resp = self.read(&sql, &vars).await?;
+        let owners = super::owner_facts_at(&mut resp, 0)?;
+        let policy: Vec<Policy> = take(&mut resp, 5)?;
+        let person: Vec<Person> = take(&mut resp, 6)?;
+        let system: Vec<System> = take(&mut resp, 7)?;
+        let policy =
+            policy.into_iter().next().ok_or_else(|| StoreError::Database("no policy has been published".into()))?;
+        let person = person.into_iter().next().ok_or_else(|| StoreError::NotFound(actor.id.to_string()))?;
+        let target = match &request.target {
+            None => None,
+            Some(t) => {
+                let s = system
+                    .first()
+                    .ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {t}"))))?;
+                Some(TargetFacts { criticality: s.criticality, environment: s.environment })
+            }
+        };
+        Ok((policy, actor.standing(person)?, Stakes { owners, target }))
+    }
+
     /// A reduction names access in force with a higher privilege than the one it asks.
     pub(super) async fn check_reduction(&self, new: &NewRequest) -> Result<()> {
         let (Some(target), Some(privilege)) = (&new.target, new.privilege) else { return Ok(()) };
@@ -329,12 +375,7 @@ impl Store {
         if request.kind == RequestKind::Change {
             return self.plan_change_decision(actor, request, outcome, escalate_to, rationale, signals.to_vec()).await;
         }
-        // Independent reads, at once: this runs while other decisions wait.
-        let (policy, (actor_facts, actor_roles), stakes) = futures::try_join!(
-            self.current_policy(),
-            self.acting(actor),
-            self.stakes(&request.subject, request.target.as_ref())
-        )?;
+        let (policy, (actor_facts, actor_roles), stakes) = self.approval_context(actor, &request).await?;
         let actor = &actor.id;
         let facts = approval_facts(&request, actor, &actor_roles, &stakes, outcome);
         let case_alerts: Vec<NodeId> = match &request.case {
