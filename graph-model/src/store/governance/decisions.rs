@@ -197,8 +197,7 @@ impl Store {
     pub async fn current_policy(&self) -> Result<Policy> {
         let sql = "SELECT * FROM (SELECT VALUE current FROM meta:policy)";
         let mut resp = self.read(sql, &Vars::new()).await?;
-        let mut rows: Vec<Policy> = take(&mut resp, 0)?;
-        rows.pop().ok_or_else(|| StoreError::Database("no policy has been published".into()))
+        in_force(take(&mut resp, 0)?)
     }
 
     pub async fn policies(&self) -> Result<Vec<Policy>> {
@@ -244,4 +243,10 @@ fn links_of(records: &[Decision]) -> Vec<crate::domain::checkpoint::Link> {
         .iter()
         .map(|d| crate::domain::checkpoint::Link { seq: d.seq, id: d.id.clone(), hash: d.hash.clone() })
         .collect()
+}
+
+/// The policy in force from the rows of `SELECT * FROM (SELECT VALUE current FROM
+/// meta:policy)`.
+pub(super) fn in_force(rows: Vec<Policy>) -> Result<Policy> {
+    rows.into_iter().next().ok_or_else(|| StoreError::Database("no policy has been published".into()))
 }

@@ -34,6 +34,12 @@ pub struct RequestFilter {
     pub post_approval_overdue: bool,
 }
 
+/// What rules look at of a request's target, `system` being its record if there is one.
+fn target_facts(target: &NodeId, system: Option<&System>) -> Result<TargetFacts> {
+    let s = system.ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {target}"))))?;
+    Ok(TargetFacts { criticality: s.criticality, environment: s.environment })
+}
+
 /// The facts about a request's subject and target that rules look at.
 struct Stakes {
     owners: super::OwnerFacts,
@@ -77,10 +83,7 @@ impl Store {
         let target_facts = async {
             let Some(t) = target else { return Ok(None) };
             let systems = self.nodes_by_id::<System>(std::slice::from_ref(t)).await?;
-            let s = systems
-                .get(t)
-                .ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {t}"))))?;
-            Ok(Some(TargetFacts { criticality: s.criticality, environment: s.environment }))
+            target_facts(t, systems.get(t)).map(Some)
         };
         let (owners, target) = futures::try_join!(self.owner_facts(subject), target_facts)?;
         Ok(Stakes { owners, target })
@@ -117,18 +120,9 @@ impl Store {
         let policy: Vec<Policy> = take(&mut resp, 5)?;
         let person: Vec<Person> = take(&mut resp, 6)?;
         let system: Vec<System> = take(&mut resp, 7)?;
-        let policy =
-            policy.into_iter().next().ok_or_else(|| StoreError::Database("no policy has been published".into()))?;
+        let policy = super::decisions::in_force(policy)?;
         let person = person.into_iter().next().ok_or_else(|| StoreError::NotFound(actor.id.to_string()))?;
-        let target = match &request.target {
-            None => None,
-            Some(t) => {
-                let s = system
-                    .first()
-                    .ok_or_else(|| StoreError::Invalid(ValueError::new("target", format!("no system {t}"))))?;
-                Some(TargetFacts { criticality: s.criticality, environment: s.environment })
-            }
-        };
+        let target = request.target.as_ref().map(|t| target_facts(t, system.first())).transpose()?;
         Ok((policy, actor.standing(person)?, Stakes { owners, target }))
     }
 
