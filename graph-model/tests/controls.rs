@@ -707,3 +707,74 @@ async fn an_owner_lists_the_findings_on_what_they_own_directly_or_through_a_team
     assert_eq!(of("owner").await, vec![w.id("orphan")], "through the team");
     assert_eq!(of("a1").await, Vec::<NodeId>::new(), "owning nothing, seeing nothing");
 }
+
+#[tokio::test]
+async fn a_secret_keeps_the_scope_its_untouched_holders_give_it() {
+    // A pass after a change to one holder of a shared secret judges the secret again,
+    // and reads what its other holders give its scope (environment, kind, owning team,
+    // the systems they reach) from the graph index, not the database: each of these
+    // four scopes reaches the secret only through the holder the change leaves alone.
+    let w = world_with(StoreConfig { change_margin: std::time::Duration::ZERO, ..StoreConfig::for_tests() }).await;
+    let s = &w.store;
+    let feed = json!({
+        "source": "cloud",
+        "nodes": [
+            {"type": "team", "ref": "ops", "name": "Ops"},
+            {"type": "nhi", "ref": "keeper", "kind": "token", "name": "keeper", "environment": "development", "last_used_at": "now-1d"},
+            {"type": "nhi", "ref": "passer", "kind": "service_account", "name": "passer", "environment": "production", "last_used_at": "now-1d"},
+            {"type": "secret", "ref": "shared", "kind": "api_key", "name": "shared", "fingerprint": "fp-shared-0001", "issued_at": "now-200d"}
+        ],
+        "edges": [
+            {"type": "owns", "from": "ops", "to": "keeper"},
+            {"type": "holds", "from": "keeper", "to": "shared"},
+            {"type": "holds", "from": "passer", "to": "shared"},
+            {"type": "can_access", "from": "keeper", "to": w.id("vault").to_string(), "privilege": "write"}
+        ]
+    });
+    let imported = s.import(&graph_model::inventory::Inventory::parse(&feed, Utc::now()).unwrap()).await.unwrap();
+    let found = |r: &str| imported.ids.iter().find(|(x, _)| x == r).unwrap().1.clone();
+    let (ops, passer, shared) = (found("ops"), found("passer"), found("shared"));
+    let rotated = Check::SecretRotated { max_age_days: 90 };
+    let scopes = [
+        ("ROT-DEV", ControlScope { environments: vec![Environment::Development], ..Default::default() }),
+        ("ROT-TOKEN", ControlScope { nhi_kinds: vec![NhiKind::Token], ..Default::default() }),
+        ("ROT-OPS", ControlScope { team: Some(ops), ..Default::default() }),
+        ("ROT-TIER0", ControlScope { criticalities: vec![Criticality::Tier0], ..Default::default() }),
+    ];
+    for (key, scope) in &scopes {
+        w.publish(key, rotated.clone(), scope.clone()).await;
+    }
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    let shared_status = |key: &'static str| {
+        let shared = shared.clone();
+        async move {
+            let rows = s.control_results(key, None, None).await.unwrap();
+            rows.into_iter().find(|r| r.subject == shared).map(|r| r.status)
+        }
+    };
+    for (key, _) in &scopes {
+        assert_eq!(shared_status(key).await, Some(ControlStatus::Fail), "{key}: issued 200 days ago, never rotated");
+    }
+
+    // The other holder is decommissioned: the secret is judged again, still in reach.
+    apply(&w, Change::NhiStatus { nhi: passer, status: NhiStatus::Decommissioned }).await;
+    let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(r.touched, 2, "the decommissioned NHI and the secret, not its other holder: {r:?}");
+    for (key, _) in &scopes {
+        assert_eq!(shared_status(key).await, Some(ControlStatus::Fail), "{key} after the other holder left");
+    }
+    agrees_with_a_full_evaluation(s, Utc::now(), "a shared secret's other holder was decommissioned").await;
+
+    // The secret is rotated: it passes each control, judged with the same scope.
+    let feed = json!({
+        "source": "cloud",
+        "nodes": [{"type": "secret", "ref": "shared", "kind": "api_key", "name": "shared", "fingerprint": "fp-shared-0001", "issued_at": "now-200d", "last_rotated_at": "now-1d"}]
+    });
+    s.import(&graph_model::inventory::Inventory::parse(&feed, Utc::now()).unwrap()).await.unwrap();
+    let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(r.changes, 4, "{r:?}");
+    for (key, _) in &scopes {
+        assert_eq!(shared_status(key).await, Some(ControlStatus::Pass), "{key} after the rotation");
+    }
+    agrees_with_a_full_evaluation(s, Utc::now(), "a shared secret was rotated").await;
+}

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::edges::{Edge, EdgeId, EdgeKind};
 use super::ids::{NodeId, Table};
-use super::values::{Criticality, Environment, Privilege};
+use super::values::{Criticality, Environment, NhiKind, Privilege};
 
 /// The edge kinds a blast radius follows: identities to their secrets, secrets and
 /// identities to systems, identities to the identities they assume, systems to the
@@ -51,6 +51,8 @@ pub struct NodeMeta {
     pub table: Table,
     pub environment: Option<Environment>,
     pub criticality: Option<Criticality>,
+    /// An NHI's kind (a control's scope reads it for the secrets the NHI holds).
+    pub nhi_kind: Option<NhiKind>,
     /// An NHI that is disabled, revoked or decommissioned: it acts for no one, so a
     /// walk shows it as an end point and does not pass through it.
     pub inactive: bool,
@@ -344,6 +346,7 @@ impl GraphIndex {
             table: self.ids[n as usize].table(),
             environment: None,
             criticality: None,
+            nhi_kind: None,
             inactive: false,
         })
     }

@@ -74,7 +74,7 @@ const RECORDED: [Table; 4] = [Table::Secret, Table::System, Table::Person, Table
 /// The statements that read the meta and records of the nodes updated since `$since`
 /// (all of them with `WHERE` left out), in the order [`read_nodes`] takes them.
 fn node_statements(filter: &str) -> String {
-    let mut sql = format!("SELECT id, environment, status FROM nhi{filter};\n");
+    let mut sql = format!("SELECT id, environment, status, kind FROM nhi{filter};\n");
     for t in RECORDED {
         sql.push_str(&format!("SELECT * FROM {t}{filter};\n"));
     }
@@ -89,8 +89,8 @@ fn read_nodes(
     index: &mut GraphIndex,
     records: &mut HashMap<NodeId, InventoryNode>,
 ) -> Result<()> {
-    for m in take::<Vec<MetaRow>>(resp, first)? {
-        index.set_meta(&m.id, m.meta());
+    for m in take::<Vec<NhiMetaRow>>(resp, first)? {
+        index.set_meta(&m.row.id, NodeMeta { nhi_kind: Some(m.kind), ..m.row.meta() });
     }
     for (i, table) in RECORDED.iter().enumerate() {
         for row in take::<Vec<serde_json::Value>>(resp, first + 1 + i)? {
@@ -119,12 +119,21 @@ struct MetaRow {
     status: Option<NhiStatus>,
 }
 
+/// An NHI's meta, with its kind (a secret's or a system's `kind` is of another type).
+#[derive(Deserialize)]
+struct NhiMetaRow {
+    #[serde(flatten)]
+    row: MetaRow,
+    kind: NhiKind,
+}
+
 impl MetaRow {
     fn meta(&self) -> NodeMeta {
         NodeMeta {
             table: self.id.table(),
             environment: self.environment,
             criticality: self.criticality,
+            nhi_kind: None,
             inactive: self.status.is_some_and(|s| s != NhiStatus::Active),
         }
     }

@@ -25,8 +25,9 @@
 //! | a request | its subject, and a break-glass request itself |
 //! | a review answer | the NHI reviewed |
 //!
-//! A secret's scope reads its holders, so they are read with it (for scope only: they
-//! are not judged). What only the clock changes (an age passing its limit, an edge
+//! A secret's scope reads its holders; those the write did not touch are not judged,
+//! and what the scope reads of them comes from the graph index (a node's environment
+//! and kind, its owning teams, the systems it reaches). What only the clock changes (an age passing its limit, an edge
 //! expiring) is left to the scheduled full pass.
 
 use std::collections::{BTreeSet, HashMap};
@@ -227,9 +228,10 @@ impl Store {
 
     /// The complete facts of `touched` at `now`, and every subject they judge: the
     /// touched ones too, so that a subject gone from a check's reach is seen to go. A
-    /// touched secret's scope reads its holders, so those are read as well, but only
-    /// for scope (kind, environment, owning teams, access) and not judged: nothing of
-    /// theirs changed.
+    /// touched secret's scope reads its holders (kind, environment, owning teams,
+    /// access); those not touched are not judged (nothing of theirs changed) and what
+    /// the scope reads of them comes from the graph index (a secret held by thousands of
+    /// NHIs cost 300 ms a pass read from the database).
     pub(crate) async fn compliance_facts_of(
         &self,
         touched: &BTreeSet<NodeId>,
@@ -237,22 +239,14 @@ impl Store {
     ) -> Result<(ComplianceFacts, BTreeSet<NodeId>)> {
         let of = |t: Table| -> Vec<NodeId> { touched.iter().filter(|n| n.table() == t).cloned().collect() };
         let (judged_nhis, secrets, systems) = (of(Table::Nhi), of(Table::Secret), of(Table::System));
-        let (graph, holders) = self
+        let (graph, beyond) = self
             .with_graph(|g| {
-                let mut holders: BTreeSet<NodeId> = BTreeSet::new();
-                for s in &secrets {
-                    holders.extend(
-                        g.edges_at(s, Direction::Reverse, now)
-                            .filter(|e| e.id.kind == EdgeKind::Holds && !touched.contains(e.from))
-                            .map(|e| e.from.clone()),
-                    );
-                }
-                let nhis: Vec<NodeId> = judged_nhis.iter().chain(&holders).cloned().collect();
-                (GraphRows::of(g, &nhis, &systems, now), holders)
+                let beyond: HashMap<NodeId, ScopeFacts> =
+                    secrets.iter().map(|s| (s.clone(), holders_scope(g, s, touched, now))).collect();
+                (GraphRows::of(g, &judged_nhis, &systems, now), beyond)
             })
             .await?;
         let judged: Vec<RecordId> = judged_nhis.iter().chain(&secrets).chain(&systems).map(rid).collect();
-        let nodes: Vec<RecordId> = judged.iter().cloned().chain(holders.iter().map(rid)).collect();
         let sql = facts_of_sql(&judged);
         let held: Vec<RecordId> =
             graph.held.iter().filter(|h| h.to.table() == Table::Secret).map(|h| rid(&h.to)).collect();
@@ -260,13 +254,12 @@ impl Store {
         let chunks = chunk_vars("judged", &judged);
         let vars = Vars::new()
             .set("held", held)
-            .set("nhis", judged_nhis.iter().chain(&holders).map(rid).collect::<Vec<_>>())
+            .set("nhis", judged_nhis.iter().map(rid).collect::<Vec<_>>())
             .set("secrets", secrets.iter().map(rid).collect::<Vec<_>>())
-            .set("nodes", nodes)
             .set("judged", judged)
             .merge(chunks);
         let mut resp = self.read(&sql, &vars).await?;
-        let rows = FactRows::take(
+        let mut rows = FactRows::take(
             &mut resp,
             Slots {
                 nhis: 0,
@@ -281,8 +274,8 @@ impl Store {
             },
             graph,
         )?;
-        let mut facts = rows.join(now);
-        facts.nhis.retain(|n| !holders.contains(&n.id));
+        rows.holders_beyond = beyond;
+        let facts = rows.join(now);
         let mut judged: BTreeSet<NodeId> = touched.iter().filter(|n| n.table() != Table::System).cloned().collect();
         judged.extend(facts.nhis.iter().map(|n| n.id.clone()));
         judged.extend(facts.secrets.iter().map(|s| s.id.clone()));
@@ -492,16 +485,18 @@ struct FactRows {
     exceptions: Vec<ExceptionRow>,
     emergencies: Vec<EmergencyRow>,
     approvals: Vec<ApprovalRow>,
+    /// By touched secret, the scope its holders outside the facts read give it (from
+    /// the graph index; empty over the whole graph, where every holder is read).
+    holders_beyond: HashMap<NodeId, ScopeFacts>,
 }
 
-/// Where each kind of row is in a response.
 /// What a pass after changes reads of the subjects it judges (`$judged`, and its chunks
 /// `$judged_0`, ... for the reads by index; see `in_chunks`).
 fn facts_of_sql(judged: &[RecordId]) -> String {
     format!(
             "SELECT id, name, kind, environment, status, last_used_at, created_at FROM $nhis;
              SELECT id, name, kind, last_rotated_at, issued_at, created_at FROM $secrets;
-             LET $own_edges = array::flatten(SELECT VALUE <-owns FROM $nodes);
+             LET $own_edges = array::flatten(SELECT VALUE <-owns FROM $judged);
              LET $owns = (SELECT in, out FROM $own_edges WHERE {IN_FORCE});
              RETURN $owns;
              LET $teams = array::distinct($owns[WHERE record::tb(in) = 'team' AND out IN $judged].in);
@@ -530,6 +525,7 @@ fn facts_of_sql(judged: &[RecordId]) -> String {
         )
 }
 
+/// Where each kind of row is in a response.
 struct Slots {
     nhis: usize,
     secrets: usize,
@@ -565,6 +561,7 @@ impl FactRows {
             systems: graph.systems,
             access: graph.access,
             held: graph.held,
+            holders_beyond: HashMap::new(),
         })
     }
 
@@ -605,6 +602,7 @@ impl FactRows {
             holders: &held.holders,
             systems: &self.systems,
             secret_kinds: &self.secret_kinds,
+            holders_beyond: &self.holders_beyond,
         };
         let secrets = self
             .secrets
@@ -747,16 +745,23 @@ struct Scopes<'a> {
     holders: &'a HashMap<&'a NodeId, Vec<&'a NodeId>>,
     systems: &'a HashMap<NodeId, TargetFacts>,
     secret_kinds: &'a HashMap<NodeId, SecretKind>,
+    holders_beyond: &'a HashMap<NodeId, ScopeFacts>,
 }
 
 impl Scopes<'_> {
     fn of(&self, subject: &NodeId) -> ScopeFacts {
         match subject.table() {
             Table::Nhi => self.nhis(&[subject], subject),
-            Table::Secret => ScopeFacts {
-                secret_kinds: self.secret_kinds.get(subject).into_iter().copied().collect(),
-                ..self.nhis(self.holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject)
-            },
+            Table::Secret => {
+                let mut s = ScopeFacts {
+                    secret_kinds: self.secret_kinds.get(subject).into_iter().copied().collect(),
+                    ..self.nhis(self.holders.get(subject).map(Vec::as_slice).unwrap_or_default(), subject)
+                };
+                if let Some(beyond) = self.holders_beyond.get(subject) {
+                    widen_scope(&mut s, beyond);
+                }
+                s
+            }
             Table::System => {
                 let s = self.systems.get(subject);
                 ScopeFacts {
@@ -778,12 +783,52 @@ impl Scopes<'_> {
             s.nhi_kinds.push(n.kind);
             s.secret_kinds.extend(n.secret_kinds.iter().filter(|k| !s.secret_kinds.contains(k)).collect::<Vec<_>>());
             s.teams.extend(n.teams.iter().cloned());
-            let c = n.access.iter().map(|a| a.target.criticality).min();
-            s.criticality = match (s.criticality, c) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            s.criticality = most_critical(s.criticality, n.access.iter().map(|a| a.target.criticality).min());
         }
         s
     }
+}
+
+fn most_critical(a: Option<Criticality>, b: Option<Criticality>) -> Option<Criticality> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `s` widened by what `more` adds: the scope of a subject reached through more NHIs.
+fn widen_scope(s: &mut ScopeFacts, more: &ScopeFacts) {
+    s.environments.extend(&more.environments);
+    s.nhi_kinds.extend(&more.nhi_kinds);
+    s.teams.extend(more.teams.iter().cloned());
+    s.criticality = most_critical(s.criticality, more.criticality);
+}
+
+/// The scope that the holders of `secret` other than `skip` give it at `now`, from the
+/// graph index alone: their environments and kinds, the teams owning them, the most
+/// critical system they can access (what [`Scopes::nhis`] reads of each, without reading
+/// every holder of a widely held secret from the database).
+fn holders_scope(g: &GraphIndex, secret: &NodeId, skip: &BTreeSet<NodeId>, now: DateTime<Utc>) -> ScopeFacts {
+    let mut s = ScopeFacts::default();
+    let holders =
+        g.edges_at(secret, Direction::Reverse, now).filter(|e| e.id.kind == EdgeKind::Holds && !skip.contains(e.from));
+    for h in holders.map(|e| e.from) {
+        let Some(meta) = g.meta(h) else { continue };
+        s.environments.extend(meta.environment);
+        s.nhi_kinds.extend(meta.nhi_kind);
+        s.teams.extend(
+            g.edges_of_kind_at(h, EdgeKind::Owns, Direction::Reverse, now)
+                .filter(|o| o.from.table() == Table::Team)
+                .map(|o| o.from.clone()),
+        );
+        let reach = g
+            .edges_at(h, Direction::Forward, now)
+            .filter(|e| e.id.kind == EdgeKind::CanAccess && e.privilege.is_some())
+            .filter_map(|e| g.meta(e.to))
+            .filter(|m| m.environment.is_some())
+            .filter_map(|m| m.criticality)
+            .min();
+        s.criticality = most_critical(s.criticality, reach);
+    }
+    s
 }
