@@ -778,3 +778,39 @@ async fn a_secret_keeps_the_scope_its_untouched_holders_give_it() {
     }
     agrees_with_a_full_evaluation(s, Utc::now(), "a shared secret was rotated").await;
 }
+
+#[tokio::test]
+async fn a_pass_reads_late_commits_again_but_judges_each_change_once() {
+    // The store's margin (10 s): each pass re-reads the changes stamped in the last
+    // 10 s before the previous one, for a transaction that committed after a pass read
+    // though it was stamped before; a change judged once is not judged again.
+    let w = world().await;
+    let s = &w.store;
+    let prod = ControlScope { environments: vec![Environment::Production], ..Default::default() };
+    w.publish("NHI-STALE-01", Check::UnusedAccess { days: 30 }, prod).await;
+    s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!(w.status("NHI-STALE-01", "gone").await, Some(ControlStatus::Fail), "unused for 100 days");
+
+    // One change, judged by the pass after it; the next pass reads it again and leaves
+    // it out.
+    apply(&w, Change::NhiStatus { nhi: w.id("owned"), status: NhiStatus::Disabled }).await;
+    let r = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert!(r.touched >= 1, "{r:?}");
+    let again = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!((again.touched, again.changes), (0, 0), "judged already: {again:?}");
+
+    // A use of the stale NHI committed now but stamped 2 s ago, before the last pass
+    // read: the next pass finds it in the margin and judges it.
+    s.execute_raw(&format!(
+        "UPDATE {} SET last_used_at = time::now(), updated_at = time::now() - 2s RETURN NONE;",
+        w.id("gone")
+    ))
+    .await
+    .unwrap();
+    let late = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert!(late.touched >= 1 && late.changes == 1, "{late:?}");
+    assert_eq!(w.status("NHI-STALE-01", "gone").await, Some(ControlStatus::Pass), "used now");
+    let again = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!((again.touched, again.changes), (0, 0), "judged already: {again:?}");
+    agrees_with_a_full_evaluation(s, Utc::now(), "a late commit").await;
+}

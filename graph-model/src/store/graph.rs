@@ -182,6 +182,13 @@ impl Store {
         self.sync_locked(&mut synced).await
     }
 
+    /// Bring the index up to date unless its last look began at or after `at` (the
+    /// database's clock): then it has read every change committed before `at`.
+    pub(crate) async fn sync_graph_to(&self, at: DateTime<Utc>) -> Result<()> {
+        let mut synced = self.graph.synced_to.lock().await;
+        if synced.to.is_some_and(|to| to >= at) { Ok(()) } else { self.sync_locked(&mut synced).await }
+    }
+
     /// Bring the index up to date if this process wrote since the last look or the last
     /// look is older than the refresh interval.
     async fn refresh_graph(&self) -> Result<()> {

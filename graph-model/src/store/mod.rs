@@ -292,8 +292,8 @@ pub struct Store {
     /// Woken by every write except the control evaluator's own (see `governance::controls`).
     controls_wake: Arc<tokio::sync::Notify>,
     /// Control evaluations of this process take turns (the lease orders replicas); it
-    /// holds the database's clock up to which they have judged every change.
-    controls_turn: Arc<tokio::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
+    /// holds how far they have judged the changes (see `governance::control_facts`).
+    controls_turn: Arc<tokio::sync::Mutex<governance::Seen>>,
     /// Subjects per part of a control version's first evaluation.
     evaluation_part: usize,
 }
@@ -320,7 +320,7 @@ impl Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             chain_queue: Arc::default(),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
-            controls_turn: Arc::new(tokio::sync::Mutex::new(None)),
+            controls_turn: Arc::default(),
             graph: Store::new_live_graph(cfg.graph_refresh, cfg.change_margin),
             feed: Arc::default(),
             feeds: Arc::new(cfg.feed_freshness.clone()),
@@ -365,7 +365,7 @@ impl Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             chain_queue: Arc::default(),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
-            controls_turn: Arc::new(tokio::sync::Mutex::new(None)),
+            controls_turn: Arc::default(),
             graph: Store::new_live_graph(self.graph.refresh, self.graph.margin),
             feed: Arc::default(),
             ..self.clone()

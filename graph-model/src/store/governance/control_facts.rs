@@ -30,7 +30,7 @@
 //! and kind, its owning teams, the systems it reaches). What only the clock changes (an age passing its limit, an edge
 //! expiring) is left to the scheduled full pass.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -48,6 +48,26 @@ pub(crate) struct Touched {
     /// The database's clock before the changes were read: the next look starts there.
     pub at: DateTime<Utc>,
     pub subjects: BTreeSet<NodeId>,
+    /// Every stamp read, judged before or now: what the next pass leaves out.
+    pub stamps: HashSet<StampKey>,
+}
+
+/// One stamp a change left: the statement of [`Store::touched_since`] that read it, the
+/// record, and the time it carries.
+pub(crate) type StampKey = (u8, String, String);
+
+/// How far this process's passes have judged the changes: the database's clock up to
+/// which every change is judged, and the stamps already judged among those a pass reads
+/// again. Each pass re-reads the store's margin (`StoreConfig::change_margin`) of
+/// changes before that clock, as the graph index does, for a transaction that committed
+/// a little after the time it wrote; a stamp judged before is left out, since its
+/// subject was judged on facts read after it had committed (a later write leaves a
+/// stamp of its own). Under a burst of writes the margin held thousands of subjects a
+/// pass, all judged again for nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub to: Option<DateTime<Utc>>,
+    pub stamps: HashSet<StampKey>,
 }
 
 /// What one `touched_since` round trip names, before it is widened.
@@ -66,6 +86,49 @@ struct Stamps {
     exceptions: Vec<Subjected>,
     requests: Vec<Subjected>,
     reviewed: Vec<NodeId>,
+}
+
+/// The rows of `touched_since`'s statements whose stamps a pass has not judged yet, and
+/// every stamp read.
+struct Fresh<'a> {
+    judged: &'a HashSet<StampKey>,
+    stamps: HashSet<StampKey>,
+}
+
+impl Fresh<'_> {
+    fn take<T: serde::de::DeserializeOwned>(
+        &mut self,
+        resp: &mut surrealdb::IndexedResults,
+        i: usize,
+    ) -> Result<Vec<T>> {
+        let mut fresh = Vec::new();
+        for row in take::<Vec<serde_json::Value>>(resp, i)? {
+            let key = (i as u8, row["id"].to_string(), row["at"].to_string());
+            if !self.judged.contains(&key) {
+                fresh.push(
+                    serde_json::from_value(row)
+                        .map_err(|e| crate::store::StoreError::Database(format!("unexpected change stamp: {e}")))?,
+                );
+            }
+            self.stamps.insert(key);
+        }
+        Ok(fresh)
+    }
+}
+
+#[derive(Deserialize)]
+struct IdRow {
+    id: NodeId,
+}
+
+#[derive(Deserialize)]
+struct OutRow {
+    out: NodeId,
+}
+
+#[derive(Deserialize)]
+struct ReviewedRow {
+    nhi: NodeId,
 }
 
 #[derive(Deserialize)]
@@ -116,50 +179,56 @@ impl Store {
     }
 
     /// The subjects whose results a write at or after `since` may have changed (see the
-    /// module's table), read in one round trip over indexed stamps and widened in a
-    /// second.
-    pub(crate) async fn touched_since(&self, since: DateTime<Utc>) -> Result<Touched> {
+    /// module's table), leaving out the stamps in `judged`, read in one round trip over
+    /// indexed stamps and widened in a second.
+    pub(crate) async fn touched_since(&self, since: DateTime<Utc>, judged: &HashSet<StampKey>) -> Result<Touched> {
         let mut sql = String::from(
             "RETURN time::now();
-             SELECT VALUE id FROM nhi WHERE updated_at >= $since;
-             SELECT VALUE id FROM secret WHERE updated_at >= $since;
-             SELECT VALUE id FROM system WHERE updated_at >= $since;
-             SELECT VALUE id FROM person WHERE updated_at >= $since;
-             SELECT VALUE out FROM owns WHERE created_at >= $since;
-             SELECT VALUE out FROM owns WHERE valid_to >= $since;
-             SELECT VALUE out FROM member_of WHERE created_at >= $since;
-             SELECT VALUE out FROM member_of WHERE valid_to >= $since;
-             SELECT id, subject FROM exception WHERE changed_at >= $since;
-             SELECT id, subject, kind = 'emergency_access' AS judged FROM request WHERE changed_at >= $since AND record::tb(subject) IN ['nhi', 'secret', 'system'];
-             SELECT VALUE nhi FROM review_item WHERE changed_at >= $since;\n",
+             SELECT id, updated_at AS at FROM nhi WHERE updated_at >= $since;
+             SELECT id, updated_at AS at FROM secret WHERE updated_at >= $since;
+             SELECT id, updated_at AS at FROM system WHERE updated_at >= $since;
+             SELECT id, updated_at AS at FROM person WHERE updated_at >= $since;
+             SELECT id, out, created_at AS at FROM owns WHERE created_at >= $since;
+             SELECT id, out, valid_to AS at FROM owns WHERE valid_to >= $since;
+             SELECT id, out, created_at AS at FROM member_of WHERE created_at >= $since;
+             SELECT id, out, valid_to AS at FROM member_of WHERE valid_to >= $since;
+             SELECT id, subject, changed_at AS at FROM exception WHERE changed_at >= $since;
+             SELECT id, subject, kind = 'emergency_access' AS judged, changed_at AS at FROM request WHERE changed_at >= $since AND record::tb(subject) IN ['nhi', 'secret', 'system'];
+             SELECT id, nhi, changed_at AS at FROM review_item WHERE changed_at >= $since;\n",
         );
         for kind in [EdgeKind::CanAccess, EdgeKind::Holds, EdgeKind::Assumes] {
             for field in ["created_at", "valid_to", "granted_at"] {
-                sql.push_str(&format!("SELECT in, out FROM {} WHERE {field} >= $since;\n", kind.as_str()));
+                sql.push_str(&format!(
+                    "SELECT id, in, out, {field} AS at FROM {} WHERE {field} >= $since;\n",
+                    kind.as_str()
+                ));
             }
         }
         let vars = Vars::new().set("since", surrealdb::types::Datetime::from(since));
         let mut resp = self.read(&sql, &vars).await?;
         let at: DateTime<Utc> = take(&mut resp, 0)?;
+        let mut read = Fresh { judged, stamps: HashSet::new() };
+        let ids = |rows: Vec<IdRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let outs = |rows: Vec<OutRow>| rows.into_iter().map(|r| r.out).collect::<Vec<_>>();
         let mut stamps = Stamps {
-            nhis: take(&mut resp, 1)?,
-            secrets: take(&mut resp, 2)?,
-            systems: take(&mut resp, 3)?,
-            people: take(&mut resp, 4)?,
-            owned: take(&mut resp, 5)?,
-            teams: take(&mut resp, 7)?,
-            exceptions: take::<Vec<Subjected>>(&mut resp, 9)?,
-            requests: take(&mut resp, 10)?,
-            reviewed: take(&mut resp, 11)?,
+            nhis: ids(read.take(&mut resp, 1)?),
+            secrets: ids(read.take(&mut resp, 2)?),
+            systems: ids(read.take(&mut resp, 3)?),
+            people: ids(read.take(&mut resp, 4)?),
+            owned: outs(read.take(&mut resp, 5)?),
+            teams: outs(read.take(&mut resp, 7)?),
+            exceptions: read.take(&mut resp, 9)?,
+            requests: read.take(&mut resp, 10)?,
+            reviewed: read.take::<ReviewedRow>(&mut resp, 11)?.into_iter().map(|r| r.nhi).collect(),
             edge_ends: Vec::new(),
         };
-        stamps.owned.extend(take::<Vec<NodeId>>(&mut resp, 6)?);
-        stamps.teams.extend(take::<Vec<NodeId>>(&mut resp, 8)?);
+        stamps.owned.extend(outs(read.take(&mut resp, 6)?));
+        stamps.teams.extend(outs(read.take(&mut resp, 8)?));
         for i in 12..21 {
-            stamps.edge_ends.extend(take::<Vec<Pair>>(&mut resp, i)?);
+            stamps.edge_ends.extend(read.take::<Pair>(&mut resp, i)?);
         }
         let subjects = self.widen(stamps, at).await?;
-        Ok(Touched { at, subjects })
+        Ok(Touched { at, subjects, stamps: read.stamps })
     }
 
     /// From what was stamped to the subjects it touches.

@@ -289,13 +289,13 @@ impl Store {
         }
     }
 
-    /// One pass; `seen` is the database's clock up to which this process has judged
-    /// every change.
+    /// One pass; `seen` is how far this process has judged the changes (the database's
+    /// clock, and the stamps judged in the margin before it).
     async fn evaluate_controls_leased(
         &self,
         now: DateTime<Utc>,
         pass: Pass,
-        seen: &mut Option<DateTime<Utc>>,
+        seen: &mut super::Seen,
     ) -> Result<EvaluationReport> {
         let controls = self.controls().await?;
         let mut report = EvaluationReport::default();
@@ -306,13 +306,15 @@ impl Store {
         let all_evaluated = controls.iter().all(|c| evaluated.contains(&c.id));
         if pass == Pass::Changes
             && all_evaluated
-            && let Some(since) = *seen
+            && let Some(since) = seen.to
         {
-            // Re-read with the store's margin (`StoreConfig::change_margin`), as the graph
-            // index does: judging a subject twice records nothing the second time.
-            let touched = self.touched_since(self.graph.look_back(since)).await?;
+            let touched = self.touched_since(self.graph.look_back(since), &seen.stamps).await?;
             report.touched = touched.subjects.len();
             if !touched.subjects.is_empty() {
+                // The index as fresh as the changes read: what a subject is judged on
+                // includes the write that touched it (a write of this process has made
+                // it so already; another replica's may not have).
+                self.sync_graph_to(touched.at).await?;
                 let (facts, judged) = self.compliance_facts_of(&touched.subjects, now).await?;
                 let mut stored = self.stored_results_of(&controls, &judged).await?;
                 for c in &controls {
@@ -321,7 +323,7 @@ impl Store {
                     report.changes += self.record_changes(c, &results, &stored).await?;
                 }
             }
-            *seen = Some(touched.at);
+            *seen = super::Seen { to: Some(touched.at), stamps: touched.stamps };
             return Ok(report);
         }
         // Read before the snapshot: what commits while it is read is judged next time.
@@ -337,7 +339,7 @@ impl Store {
                 report.full.push(c.key.clone());
             }
         }
-        *seen = Some(at);
+        *seen = super::Seen { to: Some(at), stamps: Default::default() };
         Ok(report)
     }
 

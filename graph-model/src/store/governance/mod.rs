@@ -40,6 +40,7 @@ pub(crate) use super::dt;
 use super::events::{EventDraft, RECORD_EVENT};
 use super::{Result, Store, StoreError, Vars, rid, take};
 use crate::domain::*;
+pub(crate) use control_facts::Seen;
 
 pub use alerts::{AlertFilter, IngestOutcome, ScanSummary};
 pub use baseline::Ungoverned;
