@@ -767,7 +767,7 @@ async fn controls(
         clients: 1,
         wall: wall.elapsed(),
         note: format!(
-            "{changes} result changes recorded, one decision each; {:.1} subjects judged per pass (changes of the last 10 s are read again)",
+            "{changes} result changes recorded, one decision each; {:.1} subjects judged per pass (the last 10 s of changes are read again; those judged before are left out)",
             touched as f64 / times.len() as f64
         ),
         times,
