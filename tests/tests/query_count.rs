@@ -41,14 +41,7 @@ async fn store_with(n: usize) -> (Store, Principal) {
 
 async fn round_trips_for_page(n: usize) -> u64 {
     let (store, principal) = store_with(n).await;
-    let schema = build_schema(Deps {
-        store: store.clone(),
-        events: EventBus::default(),
-        limits: QueryLimits::default(),
-        sla: graph_model::SlaHours::default(),
-        graph: Default::default(),
-        batch_window: WINDOW,
-    });
+    let schema = schema_over(&store);
     let before = store.round_trips();
     let resp = schema
         .execute(Request::new(PAGE).variables(async_graphql::Variables::from_json(json!({ "n": n }))).data(principal))
@@ -64,6 +57,17 @@ async fn round_trips_for_page(n: usize) -> u64 {
         assert_eq!(e["node"]["access"][0]["system"]["name"], "db");
     }
     used
+}
+
+fn schema_over(store: &Store) -> nhigov_schema::NhigovSchema {
+    build_schema(Deps {
+        store: store.clone(),
+        events: EventBus::default(),
+        limits: QueryLimits::default(),
+        sla: graph_model::SlaHours::default(),
+        graph: Default::default(),
+        batch_window: WINDOW,
+    })
 }
 
 /// The loaders' batch window in this test. The server's is a few milliseconds, which a
@@ -82,4 +86,60 @@ async fn a_page_of_nhis_with_relations_costs_constant_round_trips() {
     println!("round trips: page of 5 = {small}, page of 100 = {large}");
     assert!(small <= BOUND && large <= BOUND, "small {small}, large {large}");
     assert_eq!(small, large, "a page 20 times longer may not cost more queries");
+}
+
+#[tokio::test]
+async fn a_decision_asked_for_alone_leaves_the_request_unread() {
+    // A burst of approvals that asks for the decision alone saves the read of the request
+    // after each; a caller that asks for the request reads it as it stands after.
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    let doc = json!({
+        "nodes": [
+            { "type": "person", "ref": "req", "name": "Requester", "email": "req@test.example", "roles": ["investigator"] },
+            { "type": "person", "ref": "ap", "name": "Approver", "email": "ap@test.example", "roles": ["approver"] },
+            { "type": "person", "ref": "own", "name": "Owner", "email": "own@test.example" },
+            { "type": "nhi", "ref": "bot", "kind": "token", "name": "bot", "environment": "production" },
+            { "type": "system", "ref": "wiki", "kind": "saas", "name": "wiki", "environment": "production", "criticality": "tier3" }
+        ],
+        "edges": [{ "type": "owns", "from": "own", "to": "bot" }]
+    });
+    let why = graph_model::Text::parse("first roles").unwrap();
+    let (summary, _) = store.bootstrap(&doc, Utc::now(), &why).await.unwrap();
+    let ids: std::collections::HashMap<String, graph_model::NodeId> = summary.ids.into_iter().collect();
+    let approver =
+        store.person_by_email(&graph_model::Email::parse("ap@test.example").unwrap()).await.unwrap().unwrap();
+    let schema = schema_over(&store);
+    let decide = |selection: &'static str| {
+        let (store, schema, principal, ids) =
+            (store.clone(), schema.clone(), Principal::person(approver.clone()), ids.clone());
+        async move {
+            let new = graph_model::NewRequest {
+                target: Some(ids["wiki"].clone()),
+                privilege: Some(graph_model::Privilege::Read),
+                duration_days: Some(30),
+                ..graph_model::NewRequest::new(
+                    graph_model::RequestKind::GrantAccess,
+                    ids["bot"].clone(),
+                    graph_model::Text::parse("the wiki's search").unwrap(),
+                )
+            };
+            let filed = store.create_request(&ids["req"], &new).await.unwrap();
+            let query = format!(
+                "mutation($r: ID!) {{ decideRequest(id: $r, outcome: APPROVE, rationale: \"ok\") {{ {selection} }} }}"
+            );
+            let vars = async_graphql::Variables::from_json(json!({ "r": filed.id.to_string() }));
+            let before = store.round_trips();
+            let resp = schema.execute(Request::new(query).variables(vars).data(principal)).await;
+            let used = store.round_trips() - before;
+            assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+            let data = resp.data.into_json().unwrap();
+            assert_eq!(data["decideRequest"]["decision"]["outcome"], "APPROVED", "{data}");
+            (used, data, store.request(&filed.id).await.unwrap())
+        }
+    };
+    let (alone, _, _) = decide("decision { outcome }").await;
+    let (with_request, data, stored) = decide("decision { outcome } request { status }").await;
+    println!("round trips: the decision alone {alone}, with the request {with_request}");
+    assert_eq!(with_request, alone + 1, "the request is read once, and only when asked for");
+    assert_eq!(data["decideRequest"]["request"]["status"], stored.status.as_str().to_uppercase(), "{data}");
 }

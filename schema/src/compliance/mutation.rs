@@ -8,7 +8,7 @@ use graph_model::{NodeId, Table};
 
 use crate::cases::mutation::{framework_refs, node_id, node_ids, text};
 use crate::decisions::mutation::RequestDecision;
-use crate::decisions::types::{Decision, Request};
+use crate::decisions::types::Decision;
 use crate::enums::{CheckKind, Criticality, Environment, NhiKind, SecretKind};
 use crate::error::{ApiError, ApiResult};
 use crate::governance::mutation::{actor, govern};
@@ -117,7 +117,7 @@ impl ComplianceMutation {
         let change = gm::Change::Control { id: NodeId::generate(Table::Control), draft };
         let g = govern(ctx, change, Some(rationale)).await?;
         let request = g.request.ok_or_else(|| ApiError::internal("a control was published without a request"))?;
-        Ok(RequestDecision { decision: Decision(g.decision), request: Request(request) })
+        Ok(RequestDecision::new(g.decision, request))
     }
 
     /// Link a case, request or decision to a finding as part of its remediation.

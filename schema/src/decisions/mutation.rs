@@ -1,7 +1,7 @@
 //! Requests and their decisions, risk acceptances, policy versions and API tokens.
 //! No mutation takes "who approved" as an argument: the actor is the caller.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object};
 use graph_model as gm;
 use graph_model::store::Store;
 
@@ -35,11 +35,43 @@ pub struct RequestInput {
     pub waives: Option<Vec<String>>,
 }
 
-/// A decision and the request as it stands after it.
-#[derive(SimpleObject)]
+/// A decision and the request as it stands after it. A decision on a request leaves the
+/// request to be read only if the caller asks for it (a portal that files approvals in a
+/// burst asks for the decision alone, and saves the read).
 pub struct RequestDecision {
-    pub decision: Decision,
-    pub request: Request,
+    decision: Decision,
+    request: RequestAfter,
+}
+
+enum RequestAfter {
+    Read(Box<gm::Request>),
+    Unread(gm::NodeId),
+}
+
+impl RequestDecision {
+    pub fn new(decision: gm::Decision, request: gm::Request) -> RequestDecision {
+        RequestDecision { decision: Decision(decision), request: RequestAfter::Read(Box::new(request)) }
+    }
+
+    /// The request `id` is read after the decision, when the caller asks for it.
+    fn unread(decision: gm::Decision, id: gm::NodeId) -> RequestDecision {
+        RequestDecision { decision: Decision(decision), request: RequestAfter::Unread(id) }
+    }
+}
+
+/// A decision and the request as it stands after it.
+#[Object]
+impl RequestDecision {
+    async fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    async fn request(&self, ctx: &Context<'_>) -> ApiResult<Request> {
+        match &self.request {
+            RequestAfter::Read(r) => Ok(Request(r.as_ref().clone())),
+            RequestAfter::Unread(id) => Ok(Request(ctx.data::<Store>()?.request(id).await.map_err(ApiError::from)?)),
+        }
+    }
 }
 
 /// One rule of a policy to publish. Parameters: `count` for DISTINCT_APPROVERS,
@@ -165,7 +197,9 @@ impl DecisionMutation {
         let actor = gm::store::Actor { id: p.id().clone(), roles: p.roles.clone() };
         let store = ctx.data::<Store>()?;
         let decided = match (outcome, target) {
-            (DecideOutcome::Escalate, Some(to)) => store.escalate_request(&actor, &id, &to, &rationale, &signals).await,
+            (DecideOutcome::Escalate, Some(to)) => {
+                store.escalate_request(&actor, &id, &to, &rationale, &signals).await.map(|(d, _)| d)
+            }
             (DecideOutcome::Escalate, None) => {
                 return Err(ApiError::bad_input(
                     "escalateToId",
@@ -175,10 +209,9 @@ impl DecisionMutation {
             (_, Some(_)) => {
                 return Err(ApiError::bad_input("escalateToId", "only an escalation names whom it goes to"));
             }
-            (outcome, None) => store.decide_request(&actor, &id, outcome.into(), &rationale, &signals).await,
+            (outcome, None) => store.decide_request_alone(&actor, &id, outcome.into(), &rationale, &signals).await,
         };
-        let (d, r) = decided.map_err(ApiError::from)?;
-        Ok(RequestDecision { decision: Decision(d), request: Request(r) })
+        Ok(RequestDecision::unread(decided.map_err(ApiError::from)?, id))
     }
 
     /// The control owner accepts the risk of a request an automated check denied, so
@@ -189,7 +222,7 @@ impl DecisionMutation {
         let rationale = text(&rationale, "rationale")?;
         let (d, r) =
             ctx.data::<Store>()?.accept_risk(principal(ctx)?.id(), &id, &rationale).await.map_err(ApiError::from)?;
-        Ok(RequestDecision { decision: Decision(d), request: Request(r) })
+        Ok(RequestDecision::new(d, r))
     }
 
     /// End an active exception before its expiry (approvers and admins), with a

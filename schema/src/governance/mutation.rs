@@ -379,7 +379,7 @@ impl GovernanceMutation {
         let change = gm::Change::AdoptBaseline { id, source, edges: now.total, digest };
         let g = govern(ctx, change, Some(rationale)).await?;
         let request = g.request.ok_or_else(|| ApiError::internal("a baseline was adopted without a request"))?;
-        Ok(RequestDecision { decision: Decision(g.decision), request: Request(request) })
+        Ok(RequestDecision::new(g.decision, request))
     }
 
     /// Propose a new, immutable policy version. Publishing always waits for a second
@@ -397,6 +397,6 @@ impl GovernanceMutation {
         let change = gm::Change::Policy { id: NodeId::generate(Table::Policy), draft };
         let g = govern(ctx, change, Some(rationale)).await?;
         let request = g.request.ok_or_else(|| ApiError::internal("a policy change was applied without a request"))?;
-        Ok(RequestDecision { decision: Decision(g.decision), request: Request(request) })
+        Ok(RequestDecision::new(g.decision, request))
     }
 }

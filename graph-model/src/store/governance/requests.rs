@@ -309,6 +309,20 @@ impl Store {
         rationale: &Text,
         signals: &[NodeId],
     ) -> Result<(Decision, Request)> {
+        let decision = self.decide_request_alone(actor, id, outcome, rationale, signals).await?;
+        Ok((decision, self.request(id).await?))
+    }
+
+    /// [`Store::decide_request`], answering the decision alone: for a caller that may
+    /// not need the request again (reading it is a transaction of its own).
+    pub async fn decide_request_alone(
+        &self,
+        actor: &Actor,
+        id: &NodeId,
+        outcome: DecideOutcome,
+        rationale: &Text,
+        signals: &[NodeId],
+    ) -> Result<Decision> {
         if outcome == DecideOutcome::Escalate {
             return Err(ValueError::new("escalateTo", "an escalation names whom it goes to").into());
         }
@@ -328,7 +342,8 @@ impl Store {
         if let EscalationTarget::Person(p) = to {
             self.active_person(p, "escalateTo").await?;
         }
-        self.decide_request_as(actor, id, DecideOutcome::Escalate, Some(to), rationale, signals).await
+        let decision = self.decide_request_as(actor, id, DecideOutcome::Escalate, Some(to), rationale, signals).await?;
+        Ok((decision, self.request(id).await?))
     }
 
     async fn decide_request_as(
@@ -339,15 +354,12 @@ impl Store {
         escalate_to: Option<&EscalationTarget>,
         rationale: &Text,
         signals: &[NodeId],
-    ) -> Result<(Decision, Request)> {
+    ) -> Result<Decision> {
         if id.table() != Table::Request {
             return Err(ValueError::new("id", format!("{id} is not a request")).into());
         }
         self.check_signals(signals).await?;
-        let decision = self
-            .decide(|| Box::pin(self.plan_request_decision(actor, id, outcome, escalate_to, rationale, signals)))
-            .await?;
-        Ok((decision, self.request(id).await?))
+        self.decide(|| Box::pin(self.plan_request_decision(actor, id, outcome, escalate_to, rationale, signals))).await
     }
 
     /// Plan one decision on a request from what the store holds now: the rules' facts,
