@@ -1,11 +1,11 @@
-//! Bulk loads: batched, checked before anything is written, and resumable exactly after
-//! the last committed batch.
+//! Bulk loads: batched, several batches side by side, checked before anything is
+//! written, and resumable with exactly the batches not stored.
 
 use std::ops::ControlFlow;
 
 use chrono::Utc;
 use graph_model::inventory::Inventory;
-use graph_model::store::{Store, StoreConfig, StoreError};
+use graph_model::store::{BulkLoad, Store, StoreConfig, StoreError};
 use serde_json::{Value, json};
 
 /// People, NHIs, secrets, a system, and edges between them: `n` of each node kind.
@@ -29,6 +29,11 @@ fn document(n: usize) -> Value {
     json!({ "nodes": nodes, "edges": edges })
 }
 
+/// Batches of `batch`, `parallel` side by side.
+fn load(batch: usize, parallel: usize) -> BulkLoad {
+    BulkLoad { batch, parallel }
+}
+
 async fn count(store: &Store, table: &str) -> u64 {
     let v = store.execute_raw(&format!("RETURN count(SELECT VALUE id FROM {table});")).await.unwrap();
     v.as_u64().unwrap()
@@ -43,10 +48,10 @@ async fn a_stopped_load_resumes_after_its_last_batch_with_the_same_ids() {
     let inv = Inventory::parse_keyed(&doc, parsed_at, Some(&digest)).unwrap();
     assert_eq!((inv.nodes.len(), inv.edges.len()), (31, 30));
 
-    // Stop after two batches of 8.
+    // Stop after two batches of 8, one at a time.
     let mut seen = Vec::new();
     let first = store
-        .import_bulk(&digest, "doc.json", parsed_at, &inv, 8, |p| {
+        .import_bulk(&digest, "doc.json", parsed_at, &inv, load(8, 1), |p| {
             seen.push((p.batch, p.batches, p.nodes, p.edges));
             if p.batch == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         })
@@ -70,7 +75,7 @@ async fn a_stopped_load_resumes_after_its_last_batch_with_the_same_ids() {
         inv.nodes.iter().map(|n| &n.id).collect::<Vec<_>>()
     );
     let rest = store
-        .import_bulk(&digest, "doc.json", run.parsed_at, &again, 100, |_| ControlFlow::Continue(()))
+        .import_bulk(&digest, "doc.json", run.parsed_at, &again, load(100, 2), |_| ControlFlow::Continue(()))
         .await
         .unwrap();
     assert_eq!((rest.resumed_at, rest.done, rest.nodes, rest.edges, rest.stopped), (2, 8, 15, 30, false));
@@ -100,7 +105,7 @@ async fn a_load_that_fails_its_checks_writes_nothing_and_names_the_item() {
     let d1 = graph_model::sha256_hex(first.to_string().as_bytes());
     let now = Utc::now();
     let inv = Inventory::parse_keyed(&first, now, Some(&d1)).unwrap();
-    store.import_bulk(&d1, "a.json", now, &inv, 4, |_| ControlFlow::Continue(())).await.unwrap();
+    store.import_bulk(&d1, "a.json", now, &inv, load(4, 2), |_| ControlFlow::Continue(())).await.unwrap();
 
     // A second document reusing an e-mail deep in its last batch.
     let mut second = document(6);
@@ -116,10 +121,115 @@ async fn a_load_that_fails_its_checks_writes_nothing_and_names_the_item() {
     let d2 = graph_model::sha256_hex(second.to_string().as_bytes());
     let inv2 = Inventory::parse_keyed(&second, now, Some(&d2)).unwrap();
     let before = count(&store, "person").await;
-    let err = store.import_bulk(&d2, "b.json", now, &inv2, 4, |_| ControlFlow::Continue(())).await.unwrap_err();
+    let err =
+        store.import_bulk(&d2, "b.json", now, &inv2, load(4, 2), |_| ControlFlow::Continue(())).await.unwrap_err();
     let StoreError::Import(items) = err else { panic!("expected item errors, got {err:?}") };
     assert_eq!(items.len(), 1);
     assert_eq!((items[0].item.as_str(), items[0].field.as_deref()), ("nodes[16]", Some("email")));
     assert_eq!(count(&store, "person").await, before, "nothing written");
     assert!(store.import_run(&d2).await.unwrap().is_none(), "no run begun");
+}
+
+/// Every table a document of `document(n)` fills, with its count.
+async fn counts(store: &Store) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for table in ["person", "nhi", "secret", "system", "owns", "holds", "authenticates_to"] {
+        out.push((table.to_owned(), count(store, table).await));
+    }
+    out
+}
+
+#[tokio::test]
+async fn batches_side_by_side_store_every_edge_after_its_ends_and_a_stop_resumes_with_the_rest() {
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    // 121 nodes, 120 edges: 25 batches of 10, 13 holding nodes (the last edges too).
+    // The edges come last node first, so the first batches of edges need the last
+    // batches of nodes.
+    let mut doc = document(40);
+    doc["edges"].as_array_mut().unwrap().reverse();
+    let digest = graph_model::sha256_hex(doc.to_string().as_bytes());
+    let parsed_at = Utc::now();
+    let inv = Inventory::parse_keyed(&doc, parsed_at, Some(&digest)).unwrap();
+
+    // Four side by side, stopped at the first stored batch: those in flight are stored
+    // too, and nothing else.
+    let mut heard = Vec::new();
+    let first = store
+        .import_bulk(&digest, "doc.json", parsed_at, &inv, load(10, 4), |p| {
+            heard.push(p.batch);
+            ControlFlow::Break(())
+        })
+        .await
+        .unwrap();
+    assert!(first.stopped);
+    assert!((1..=4).contains(&first.done), "at most the four batches begun are stored: {}", first.done);
+    assert_eq!(heard, (1..=first.done).collect::<Vec<_>>(), "told of each stored batch");
+    let stored: u64 = counts(&store).await.iter().map(|(_, n)| n).sum();
+    assert_eq!(stored as usize, first.nodes + first.edges, "the store holds exactly the batches reported");
+    let run = store.import_run(&digest).await.unwrap().expect("run recorded");
+    assert_eq!((run.done, run.batches), (first.done, 25));
+    assert!(run.finished_at.is_none());
+
+    // Resumed with every batch allowed at once: the edge batches wait for the node
+    // batches, so none fails on a missing end; the result is the whole document, each
+    // item once.
+    let again = Inventory::parse_keyed(&doc, run.parsed_at, Some(&digest)).unwrap();
+    let rest = store
+        .import_bulk(&digest, "doc.json", run.parsed_at, &again, load(10, 25), |_| ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    assert_eq!((rest.resumed_at, rest.done, rest.stopped), (first.done, 25, false));
+    assert_eq!((first.nodes + rest.nodes, first.edges + rest.edges), (121, 120));
+    let expected: Vec<(String, u64)> = [
+        ("person", 40),
+        ("nhi", 40),
+        ("secret", 40),
+        ("system", 1),
+        ("owns", 40),
+        ("holds", 40),
+        ("authenticates_to", 40),
+    ]
+    .into_iter()
+    .map(|(t, n)| (t.to_owned(), n))
+    .collect();
+    assert_eq!(counts(&store).await, expected);
+    let run = store.import_run(&digest).await.unwrap().unwrap();
+    assert_eq!(run.done, 25);
+    assert!(run.finished_at.is_some());
+
+    // Loading it again writes nothing.
+    let third = store
+        .import_bulk(&digest, "doc.json", run.parsed_at, &again, load(10, 4), |_| ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    assert_eq!((third.nodes, third.edges, third.done), (0, 0, 25));
+    assert_eq!(counts(&store).await, expected);
+}
+
+#[tokio::test]
+async fn a_load_begun_by_a_version_that_counted_its_batches_resumes_after_them() {
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    let doc = document(10);
+    let digest = graph_model::sha256_hex(doc.to_string().as_bytes());
+    let parsed_at = Utc::now();
+    let inv = Inventory::parse_keyed(&doc, parsed_at, Some(&digest)).unwrap();
+    let first = store
+        .import_bulk(&digest, "doc.json", parsed_at, &inv, load(8, 1), |p| {
+            if p.batch == 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.done, 3);
+    // As an earlier version left it: the run counts three batches, no batch is marked.
+    store
+        .execute_raw(&format!("DELETE import_batch; UPDATE import_run:`{digest}` SET done = 3 RETURN NONE;"))
+        .await
+        .unwrap();
+    assert_eq!(store.import_run(&digest).await.unwrap().unwrap().done, 3);
+    let rest = store
+        .import_bulk(&digest, "doc.json", parsed_at, &inv, load(8, 2), |_| ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    assert_eq!((rest.resumed_at, rest.done, first.nodes + rest.nodes, first.edges + rest.edges), (3, 8, 31, 30));
+    assert_eq!(count(&store, "holds").await, 10);
 }

@@ -1,6 +1,7 @@
 //! `import`: an inventory document into the store (the workflow is
-//! `Store::import_document`), with progress on a terminal, Ctrl-C stopping after the
-//! batch in flight, and a summary at the end; every fault names the file and the item.
+//! `Store::import_document`), with progress on a terminal, Ctrl-C stopping once the
+//! batches in flight are stored, and a summary at the end; every fault names the file
+//! and the item.
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use graph_model::store::{ImportFailure, ImportKind, ImportReport, ImportStep};
+use graph_model::store::{BulkLoad, ImportFailure, ImportKind, ImportReport, ImportStep};
 
 use super::{open_store, progress};
 use crate::config::Config;
@@ -17,14 +18,15 @@ use crate::config::Config;
 pub type Imported = ImportReport;
 
 /// Import the document at `file` into the configured store; see [`Command::Import`].
-pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Result<Imported> {
+pub async fn import(cfg: &Config, file: &std::path::Path, load: BulkLoad) -> Result<Imported> {
     let started = std::time::Instant::now();
     let shown = file.display().to_string();
     progress(&format!("reading {shown}"));
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {shown}"))?;
     let store = open_store(cfg).await?;
     let live = std::io::stderr().is_terminal();
-    // Ctrl-C stops the load after the batch in flight; running it again resumes there.
+    // Ctrl-C stops the load once the batches in flight are stored; running it again
+    // writes the rest.
     let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = {
         let interrupted = interrupted.clone();
@@ -39,7 +41,7 @@ pub async fn import(cfg: &Config, file: &std::path::Path, batch: usize) -> Resul
         show(&s, live, &mut writing);
         if interrupted.load(Ordering::SeqCst) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
-    let result = store.import_document(&shown, &bytes, batch, &mut step).await;
+    let result = store.import_document(&shown, &bytes, load, &mut step).await;
     watcher.abort();
     if live {
         eprintln!();
@@ -72,9 +74,9 @@ fn show(step: &ImportStep<'_>, live: bool, writing: &mut std::time::Instant) {
             *writing = std::time::Instant::now();
             progress(&format!("resuming the load begun at {started_at}: {done} of {batches} batches are stored"))
         }
-        ImportStep::Writing { nodes, edges, batch } => {
+        ImportStep::Writing { nodes, edges, batch, parallel } => {
             *writing = std::time::Instant::now();
-            progress(&format!("writing {nodes} nodes and {edges} edges in batches of {batch}"))
+            progress(&format!("writing {nodes} nodes and {edges} edges in batches of {batch}, {parallel} side by side"))
         }
         ImportStep::Batch { progress: p, resumed_from } if live => {
             let secs = writing.elapsed().as_secs_f64().max(1e-9);

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use graph_model::store::{Store, StoreError};
+use graph_model::store::{BulkLoad, Store, StoreError};
 
 use crate::auth::Authenticator;
 use crate::config::{Config, LogFormat, Mode};
@@ -68,16 +68,19 @@ pub enum Command {
     },
     /// Import an inventory document (JSON nodes and edges). Every item is checked first
     /// and nothing is written when one fails; then the document is written in batches,
-    /// one transaction each (a document smaller than a batch is one transaction). A load
-    /// that stopped resumes after its last committed batch when run again on the same
-    /// file. Stop a server using the same embedded store first, or use the
-    /// importInventory mutation.
+    /// one transaction each, several side by side (a document smaller than a batch is one
+    /// transaction). A load that stopped resumes with the batches it did not store when
+    /// run again on the same file. Stop a server using the same embedded store first, or
+    /// use the importInventory mutation.
     Import {
         /// The document to import.
         file: PathBuf,
         /// Items (nodes and edges) per transaction.
         #[arg(long, default_value_t = 5000)]
         batch: usize,
+        /// Batches written side by side (default: the machine's cores, at most 4).
+        #[arg(long)]
+        parallel: Option<usize>,
         #[arg(long)]
         db: Option<String>,
     },
@@ -268,12 +271,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             let cfg = with_db(cfg, db);
             admin::db_user(&cfg, &user, apply).await
         }
-        Command::Import { file, batch, db } => {
+        Command::Import { file, batch, parallel, db } => {
             let cfg = with_db(cfg, db);
             if batch == 0 {
                 bail!("--batch: at least 1");
             }
-            import::import(&cfg, &file, batch).await.map(|_| ())
+            if parallel == Some(0) {
+                bail!("--parallel: at least 1");
+            }
+            let mut load = BulkLoad::new(batch);
+            load.parallel = parallel.unwrap_or(load.parallel);
+            import::import(&cfg, &file, load).await.map(|_| ())
         }
         Command::Serve { bind, db, demo, production } => {
             let mut cfg = with_db(cfg, db);

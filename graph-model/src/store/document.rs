@@ -4,8 +4,9 @@
 //! A document already imported (by its SHA-256) is not read again. One that matches what
 //! is stored (a collector's refresh) is written in one transaction, and the people its
 //! source reports gone leave, as the server's decisions. Anything else is a first load,
-//! written in resumable batches (`Store::import_bulk`): a run stopped half-way resumes
-//! from its last stored batch, with the first attempt's clock. Once the chain has begun,
+//! written in resumable batches, several side by side (`Store::import_bulk`): a run
+//! stopped half-way resumes with the batches it did not store, with the first attempt's
+//! clock. Once the chain has begun,
 //! a run is recorded in it (a decision when it starts, one when it completes or fails,
 //! the server as actor), and the access the source reported that no decision granted
 //! raises its alerts, unless the source was stale when the document arrived.
@@ -14,7 +15,7 @@ use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 
-use super::{BulkProgress, ImportPlan, ImportSummary, Store, StoreError};
+use super::{BulkLoad, BulkProgress, ImportPlan, ImportSummary, Store, StoreError};
 use crate::domain::inventory::{Inventory, ItemError};
 use crate::domain::{Outcome, sha256_hex};
 
@@ -28,7 +29,7 @@ pub enum ImportStep<'a> {
     /// Resuming a load stopped half-way.
     Resuming { started_at: DateTime<Utc>, done: usize, batches: usize },
     /// Beginning a first load.
-    Writing { nodes: usize, edges: usize, batch: usize },
+    Writing { nodes: usize, edges: usize, batch: usize, parallel: usize },
     /// A batch of a load is stored; `resumed_from` items were stored before this run.
     Batch { progress: &'a BulkProgress, resumed_from: usize },
 }
@@ -96,13 +97,13 @@ type Step<'f> = dyn FnMut(ImportStep<'_>) -> ControlFlow<()> + Send + 'f;
 
 impl Store {
     /// Import the document `bytes` (named `name` in the run's record), writing a first
-    /// load in batches of `batch`. `step` is told what is happening; answering `Break` to
-    /// a batch stops the load after it.
+    /// load in batches as `load` says. `step` is told what is happening; answering
+    /// `Break` to a batch stops the load once the batches in flight are stored.
     pub async fn import_document(
         &self,
         name: &str,
         bytes: &[u8],
-        batch: usize,
+        load: BulkLoad,
         step: &mut Step<'_>,
     ) -> Result<ImportReport, ImportFailure> {
         let digest = sha256_hex(bytes);
@@ -114,7 +115,7 @@ impl Store {
             let started = serde_json::json!({ "file": name, "digest": digest, "bytes": bytes.len() });
             self.record_import(server, &digest, Outcome::Started, started).await?;
         }
-        let result = self.import_unrecorded(&digest, name, bytes, batch, step).await;
+        let result = self.import_unrecorded(&digest, name, bytes, load, step).await;
         let mut record_failed = None;
         if let Some(server) = &recorder {
             let (outcome, inputs) = match &result {
@@ -145,7 +146,7 @@ impl Store {
         digest: &str,
         name: &str,
         bytes: &[u8],
-        batch: usize,
+        load: BulkLoad,
         step: &mut Step<'_>,
     ) -> Result<ImportReport, ImportFailure> {
         let run = self.import_run(digest).await?;
@@ -177,13 +178,18 @@ impl Store {
         }
         let _ = step(match &run {
             Some(run) => ImportStep::Resuming { started_at: run.started_at, done: run.done, batches: run.batches },
-            None => ImportStep::Writing { nodes: inv.nodes.len(), edges: inv.edges.len(), batch },
+            None => ImportStep::Writing {
+                nodes: inv.nodes.len(),
+                edges: inv.edges.len(),
+                batch: load.batch,
+                parallel: load.parallel,
+            },
         });
         let writing = std::time::Instant::now();
         let total = inv.nodes.len() + inv.edges.len();
         let resumed_from = run.as_ref().map_or(0, |r| (r.done * r.batch_size).min(total));
         let s = self
-            .import_bulk(digest, name, parsed_at, &inv, batch, |progress| {
+            .import_bulk(digest, name, parsed_at, &inv, load, |progress| {
                 step(ImportStep::Batch { progress, resumed_from })
             })
             .await?;

@@ -2,8 +2,10 @@
 //! `reconcile`: stored nodes matched by natural key, open edges kept, a complete run's
 //! absent edges closed), every item is checked and reported by item when it fails, and
 //! then everything is written in one transaction, so a document lands whole or not at
-//! all. A bulk load (`import_bulk`) writes a first load of a large document in batches.
+//! all. A bulk load (`import_bulk`) writes a first load of a large document in batches,
+//! several side by side, each marked done in its own transaction.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -25,7 +27,7 @@ pub struct ImportRun {
     pub parsed_at: DateTime<Utc>,
     pub batch_size: usize,
     pub batches: usize,
-    /// Batches committed.
+    /// Batches committed (each leaves its marker, `import_batch:<digest>_<k>`).
     pub done: usize,
     pub nodes: usize,
     pub edges: usize,
@@ -34,6 +36,8 @@ pub struct ImportRun {
 }
 
 /// Where a bulk load stands after a batch; counts include batches of earlier attempts.
+/// Batches side by side finish in any order: `batch` counts the batches stored, and
+/// `nodes` and `edges` what they hold.
 #[derive(Debug, Clone, Copy)]
 pub struct BulkProgress {
     pub batch: usize,
@@ -44,11 +48,28 @@ pub struct BulkProgress {
     pub total_edges: usize,
 }
 
+/// How a bulk load writes: `batch` items (nodes and edges) per transaction, `parallel`
+/// transactions side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkLoad {
+    pub batch: usize,
+    pub parallel: usize,
+}
+
+impl BulkLoad {
+    /// Batches of `batch` items, as many side by side as the machine has cores, at most
+    /// four: the engine's commits take turns, so more would only hold more in memory.
+    pub fn new(batch: usize) -> BulkLoad {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        BulkLoad { batch, parallel: cores.clamp(1, 4) }
+    }
+}
+
 /// What one call of [`Store::import_bulk`] wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BulkSummary {
     pub batches: usize,
-    /// The batch this call started at (0 for a fresh load).
+    /// Batches stored by earlier attempts when this call began (0 for a fresh load).
     pub resumed_at: usize,
     /// Batches stored once this call returned, earlier attempts' included.
     pub done: usize,
@@ -217,33 +238,67 @@ impl Store {
         })
     }
 
-    /// The record of a bulk load of the document with this SHA-256, if one began.
+    /// The record of a bulk load of the document with this SHA-256, if one began, with
+    /// the batches stored so far.
     pub async fn import_run(&self, digest: &str) -> Result<Option<ImportRun>> {
+        let Some(mut run) = self.run_record(digest).await? else { return Ok(None) };
+        if run.finished_at.is_none() {
+            run.done = self.batches_done(digest, &run).await?.len();
+        }
+        Ok(Some(run))
+    }
+
+    async fn run_record(&self, digest: &str) -> Result<Option<ImportRun>> {
         let mut resp = self.read("SELECT * OMIT id FROM ONLY $run;", &Vars::new().set("run", run_id(digest))).await?;
         take(&mut resp, 0)
     }
 
-    /// Load a large document in batches of `batch_size` items (nodes, then edges),
-    /// each batch one transaction that also advances the run record
-    /// `import_run:<digest>`. `inv` must have been parsed with
-    /// [`Inventory::parse_keyed`] under the same digest and, when resuming, the run's
-    /// `parsed_at`: then the ids are the same as in the first attempt and the load goes on
-    /// after the last batch that committed. Everything still to be written is checked
-    /// against the store before the first batch; nothing is written when it fails.
-    /// `progress` hears of each committed batch and may stop the load there.
+    /// The batches of an unfinished load that are stored: those whose marker is, and
+    /// those a run record counts in `done` (a load begun by a version that wrote its
+    /// batches in order advanced it with each one).
+    async fn batches_done(&self, digest: &str, run: &ImportRun) -> Result<HashSet<usize>> {
+        let markers: Vec<RecordId> = (0..run.batches).map(|k| batch_marker(digest, k)).collect();
+        let mut resp = self.read("SELECT VALUE k FROM $markers;", &Vars::new().set("markers", markers)).await?;
+        let marked: Vec<i64> = take(&mut resp, 0)?;
+        let mut done: HashSet<usize> = marked.into_iter().filter_map(|k| usize::try_from(k).ok()).collect();
+        done.extend(0..run.done.min(run.batches));
+        Ok(done)
+    }
+
+    /// Load a large document in batches of `load.batch` items (nodes, then edges), each
+    /// batch one transaction that leaves its marker (`import_batch:<digest>_<k>`), up to
+    /// `load.parallel` of them side by side; a batch with edges waits until every batch
+    /// of nodes before it is stored, so each edge finds its ends. When every batch is
+    /// stored, one more transaction completes the run record `import_run:<digest>` (and
+    /// the feed's run). `inv` must have been parsed with [`Inventory::parse_keyed`]
+    /// under the same digest and, when resuming, the run's `parsed_at`: then the ids are
+    /// the same as in the first attempt and the load writes the batches that are not
+    /// stored. Everything still to be written is checked against the store before the
+    /// first batch; nothing is written when it fails. `progress` hears of each stored
+    /// batch and may stop the load there: the batches in flight are stored, and no more
+    /// begin.
     pub async fn import_bulk(
         &self,
         digest: &str,
         source: &str,
         parsed_at: DateTime<Utc>,
         inv: &Inventory,
-        batch_size: usize,
+        load: BulkLoad,
         mut progress: impl FnMut(&BulkProgress) -> std::ops::ControlFlow<()>,
     ) -> Result<BulkSummary> {
-        let previous = self.import_run(digest).await?;
-        let batch_size = previous.as_ref().map_or(batch_size, |r| r.batch_size).max(1);
+        let previous = self.run_record(digest).await?;
+        if let Some(r) = &previous
+            && r.finished_at.is_some()
+        {
+            return Ok(BulkSummary {
+                batches: r.batches,
+                resumed_at: r.batches,
+                done: r.batches,
+                ..Default::default()
+            });
+        }
+        let batch_size = previous.as_ref().map_or(load.batch, |r| r.batch_size).max(1);
         let cut = Cut::of(inv, batch_size);
-        let start = previous.as_ref().map_or(0, |r| r.done);
         if let Some(r) = &previous
             && (r.batches != cut.batches || r.nodes != inv.nodes.len() || r.edges != inv.edges.len())
         {
@@ -252,9 +307,15 @@ impl Store {
                 r.batches, r.batch_size
             )));
         }
-        // What the batches from `start` on will write.
-        let (nodes, edges) = cut.slice(inv, start, cut.batches);
-        self.check_against_store(nodes, edges, &inv.external_ids, true).await?;
+        let mut done = match &previous {
+            Some(r) => self.batches_done(digest, r).await?,
+            None => HashSet::new(),
+        };
+        let todo: Vec<usize> = (0..cut.batches).filter(|k| !done.contains(k)).collect();
+        {
+            let (nodes, edges) = cut.items(inv, &todo);
+            self.check_against_store(&nodes, &edges, &inv.external_ids, true).await?;
+        }
         if previous.is_none() {
             let content = Content::new()
                 .set("source", source)
@@ -272,59 +333,110 @@ impl Store {
             .await?;
         }
         let mut summary =
-            BulkSummary { batches: cut.batches, resumed_at: start, done: start, ..BulkSummary::default() };
-        for k in start..cut.batches {
-            let (nodes, edges) = cut.slice(inv, k, k + 1);
-            self.write_batch(digest, inv, &cut, k).await?;
-            summary.done = k + 1;
-            summary.nodes += nodes.len();
-            summary.edges += edges.len();
-            let (done_nodes, done_edges) = cut.slice(inv, 0, k + 1);
-            let next = progress(&BulkProgress {
-                batch: k + 1,
-                batches: cut.batches,
-                nodes: done_nodes.len(),
-                edges: done_edges.len(),
-                total_nodes: inv.nodes.len(),
-                total_edges: inv.edges.len(),
-            });
-            if next.is_break() && k + 1 < cut.batches {
-                summary.stopped = true;
-                break;
+            BulkSummary { batches: cut.batches, resumed_at: done.len(), done: done.len(), ..BulkSummary::default() };
+        let mut queue = todo.into_iter().peekable();
+        let mut running = tokio::task::JoinSet::new();
+        let mut failed: Option<String> = None;
+        loop {
+            while failed.is_none()
+                && !summary.stopped
+                && running.len() < load.parallel.max(1)
+                && let Some(&k) = queue.peek()
+                && cut.ready(inv, k, &done)
+            {
+                queue.next();
+                running.spawn(self.batch(digest, inv, &cut, k));
+            }
+            let Some(joined) = running.join_next().await else { break };
+            match joined {
+                Ok(Ok(k)) => {
+                    done.insert(k);
+                    let (nodes, edges) = cut.slice(inv, k, k + 1);
+                    summary.done = done.len();
+                    summary.nodes += nodes.len();
+                    summary.edges += edges.len();
+                    let (done_nodes, done_edges) = cut.counts(inv, &done);
+                    let next = progress(&BulkProgress {
+                        batch: done.len(),
+                        batches: cut.batches,
+                        nodes: done_nodes,
+                        edges: done_edges,
+                        total_nodes: inv.nodes.len(),
+                        total_edges: inv.edges.len(),
+                    });
+                    summary.stopped |= next.is_break() && done.len() < cut.batches;
+                }
+                Ok(Err(e)) => {
+                    failed.get_or_insert(e.to_string());
+                }
+                Err(e) => {
+                    failed.get_or_insert(format!("a batch's task ended: {e}"));
+                }
             }
         }
+        if let Some(e) = failed {
+            return Err(StoreError::Database(format!(
+                "{e}; {} of {} batches are stored, and running the same import again writes the rest",
+                done.len(),
+                cut.batches
+            )));
+        }
+        if done.len() < cut.batches {
+            summary.stopped = true;
+            return Ok(summary);
+        }
+        self.finish_run(digest, inv, cut.batches).await?;
         Ok(summary)
     }
 
-    /// Write batch `k` of a bulk load in one transaction that advances the run record;
-    /// the last batch also records the feed's run.
-    async fn write_batch(&self, digest: &str, inv: &Inventory, cut: &Cut, k: usize) -> Result<()> {
+    /// Batch `k` of a bulk load as a task of its own (so batches side by side run on
+    /// every core): one transaction that writes its items and its marker, refused when
+    /// the marker is there already (another load of the same document wrote it).
+    fn batch(
+        &self,
+        digest: &str,
+        inv: &Inventory,
+        cut: &Cut,
+        k: usize,
+    ) -> impl std::future::Future<Output = Result<usize>> + Send + 'static {
         let (nodes, edges) = cut.slice(inv, k, k + 1);
-        let batches = cut.batches;
         let source = inv.source.as_ref().map(|s| s.as_str());
         let (body, vars) =
             insert_statements(nodes, edges, Utc::now(), source, |e| EdgeId::derived(e.edge.kind, digest, &e.item));
-        // The last batch completes the run: the source's record advances with it.
-        let (feed, vars) = match source {
-            Some(s) if k + 1 == batches => super::feeds::run_statement(vars, s, inv.complete),
-            _ => ("", vars),
-        };
         let sql = format!(
             "BEGIN;
-             IF $run.done != $k {{ THROW 'CONFLICT: another load of this document is running' }};
+             IF $marker.k != NONE {{ THROW 'CONFLICT: another load of this document is running' }};
+             CREATE $marker SET k = $k, at = time::now() RETURN NONE;
              {body}
-             {feed}
-             UPDATE $run SET done = $k + 1, finished_at = IF $k + 1 = $batches {{ time::now() }} ELSE {{ NONE }} RETURN NONE;
              COMMIT;"
         );
-        let vars = vars.set("run", run_id(digest)).set("k", k as i64).set("batches", batches as i64);
-        self.write(&sql, &vars).await.map_err(|e| {
-            StoreError::Database(format!(
-                "batch {} of {batches} ({}) failed: {e}; the {k} batches before it are stored, and running the same import again resumes at this batch",
-                k + 1,
-                batch_items(nodes, edges)
-            ))
-        })?;
+        let vars = vars.set("marker", batch_marker(digest, k)).set("k", k as i64);
+        let what = format!("batch {} of {} ({})", k + 1, cut.batches, batch_items(nodes, edges));
+        let store = self.clone();
+        async move {
+            store.write(&sql, &vars).await.map_err(|e| StoreError::Database(format!("{what} failed: {e}")))?;
+            Ok(k)
+        }
+    }
+
+    /// Complete a load whose batches are all stored: the run record says so, and the
+    /// document's source records its run.
+    async fn finish_run(&self, digest: &str, inv: &Inventory, batches: usize) -> Result<()> {
+        let (feed, vars) = match inv.source.as_ref() {
+            Some(s) => super::feeds::run_statement(Vars::new(), s.as_str(), inv.complete),
+            None => ("", Vars::new()),
+        };
+        let markers: Vec<RecordId> = (0..batches).map(|k| batch_marker(digest, k)).collect();
+        let sql = format!(
+            "BEGIN;
+             IF $run.finished_at != NONE {{ THROW 'CONFLICT: another load of this document completed it' }};
+             IF array::len(SELECT VALUE id FROM $markers) + $run.done < $batches {{ THROW 'CONFLICT: a batch of this load is not stored' }};
+             {feed}
+             UPDATE $run SET done = $batches, finished_at = time::now() RETURN NONE;
+             COMMIT;"
+        );
+        let vars = vars.set("run", run_id(digest)).set("markers", markers).set("batches", batches as i64);
+        self.write(&sql, &vars).await?;
         Ok(())
     }
 
@@ -478,11 +590,53 @@ impl Cut {
         let (from, to) = (from * self.batch_size, to * self.batch_size);
         (&inv.nodes[from.min(n)..to.min(n)], &inv.edges[from.saturating_sub(n).min(e)..to.saturating_sub(n).min(e)])
     }
+
+    /// The nodes and edges of the batches `ks` (ascending), borrowed when they follow
+    /// each other to the last batch (a fresh load, or one stopped in order).
+    fn items<'i>(&self, inv: &'i Inventory, ks: &[usize]) -> (Cow<'i, [ImportNode]>, Cow<'i, [ImportEdge]>) {
+        match ks.first() {
+            None => (Cow::Borrowed(&[][..]), Cow::Borrowed(&[][..])),
+            Some(&first) if ks.len() == self.batches - first => {
+                let (nodes, edges) = self.slice(inv, first, self.batches);
+                (Cow::Borrowed(nodes), Cow::Borrowed(edges))
+            }
+            Some(_) => {
+                let (mut nodes, mut edges) = (Vec::new(), Vec::new());
+                for &k in ks {
+                    let (n, e) = self.slice(inv, k, k + 1);
+                    nodes.extend_from_slice(n);
+                    edges.extend_from_slice(e);
+                }
+                (Cow::Owned(nodes), Cow::Owned(edges))
+            }
+        }
+    }
+
+    /// How many nodes and edges the batches `ks` hold.
+    fn counts(&self, inv: &Inventory, ks: &HashSet<usize>) -> (usize, usize) {
+        ks.iter().fold((0, 0), |(n, e), &k| {
+            let (nodes, edges) = self.slice(inv, k, k + 1);
+            (n + nodes.len(), e + edges.len())
+        })
+    }
+
+    /// May batch `k` begin once the batches `done` are stored? A batch of nodes may at
+    /// any time; one with edges once every batch holding nodes before it is stored.
+    fn ready(&self, inv: &Inventory, k: usize, done: &HashSet<usize>) -> bool {
+        let (_, edges) = self.slice(inv, k, k + 1);
+        let node_batches = inv.nodes.len().div_ceil(self.batch_size);
+        edges.is_empty() || (0..k.min(node_batches)).all(|j| done.contains(&j))
+    }
 }
 
 /// The id of the run record of a bulk load.
 fn run_id(digest: &str) -> RecordId {
     RecordId::new("import_run", digest)
+}
+
+/// The id of the marker batch `k` of a bulk load leaves when it is stored.
+fn batch_marker(digest: &str, k: usize) -> RecordId {
+    RecordId::new("import_batch", format!("{digest}_{k}"))
 }
 
 /// `INSERT` statements (no transaction around them) for nodes and edges, grouped by table.

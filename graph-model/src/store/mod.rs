@@ -46,7 +46,7 @@ pub use edges::EdgeDirection;
 pub use feeds::FeedStatus;
 pub use governance::*;
 pub use graph::TraversalRecord;
-pub use import::{BulkProgress, BulkSummary, ImportPlan, ImportRun, ImportSummary};
+pub use import::{BulkLoad, BulkProgress, BulkSummary, ImportPlan, ImportRun, ImportSummary};
 pub use nodes::{NodeFilter, NodeRecord};
 pub use paging::{Cursor, Order, OrderBy, Page, PageRequest};
 pub use retention::{PruneReport, Retention};
