@@ -343,14 +343,15 @@ async fn generate_and_import(report: &mut Report, args: &Args, dir: &Path, data:
     let load = graph_model::store::BulkLoad::new(5000);
     let imported = nhigov::cli::import(&cfg, &graph, load).await?;
     report.say(format!(
-        "import: {} nodes and {} edges written in {:.2}s: {:.0} edges/s, {:.0} items/s (batches of {}, {} side by side, SurrealKV, fsync per batch)",
+        "import: {} nodes and {} edges written in {:.2}s: {:.0} edges/s, {:.0} items/s (batches of {}, {} side by side, memtable {} MiB, SurrealKV, fsync per batch)",
         imported.nodes,
         imported.edges,
         imported.write_secs,
         imported.edges as f64 / imported.write_secs,
         (imported.nodes + imported.edges) as f64 / imported.write_secs,
         load.batch,
-        load.parallel
+        load.parallel,
+        cfg.db.memtable_mb
     ));
     Ok(())
 }
