@@ -297,40 +297,9 @@ impl Store {
                 ..Default::default()
             });
         }
-        let batch_size = previous.as_ref().map_or(load.batch, |r| r.batch_size).max(1);
-        let cut = Cut::of(inv, batch_size);
-        if let Some(r) = &previous
-            && (r.batches != cut.batches || r.nodes != inv.nodes.len() || r.edges != inv.edges.len())
-        {
-            return Err(StoreError::Conflict(format!(
-                "a load of this document began with a different plan ({} batches of {}); it cannot be resumed",
-                r.batches, r.batch_size
-            )));
-        }
-        let mut done = match &previous {
-            Some(r) => self.batches_done(digest, r).await?,
-            None => HashSet::new(),
-        };
-        let todo: Vec<usize> = (0..cut.batches).filter(|k| !done.contains(k)).collect();
-        {
-            let (nodes, edges) = cut.items(inv, &todo);
-            self.check_against_store(&nodes, &edges, &inv.external_ids, true).await?;
-        }
+        let (cut, mut done, todo) = self.plan_load(digest, inv, load, previous.as_ref()).await?;
         if previous.is_none() {
-            let content = Content::new()
-                .set("source", source)
-                .set("parsed_at", surrealdb::types::Datetime::from(parsed_at))
-                .set("batch_size", batch_size as i64)
-                .set("batches", cut.batches as i64)
-                .set("done", 0_i64)
-                .set("nodes", inv.nodes.len() as i64)
-                .set("edges", inv.edges.len() as i64)
-                .set("started_at", surrealdb::types::Datetime::from(Utc::now()));
-            self.write(
-                "CREATE $run CONTENT $content RETURN NONE;",
-                &Vars::new().set("run", run_id(digest)).set("content", content.into_value()),
-            )
-            .await?;
+            self.begin_run(digest, source, parsed_at, inv, &cut).await?;
         }
         let mut summary =
             BulkSummary { batches: cut.batches, resumed_at: done.len(), done: done.len(), ..BulkSummary::default() };
@@ -387,6 +356,60 @@ impl Store {
         }
         self.finish_run(digest, inv, cut.batches).await?;
         Ok(summary)
+    }
+
+    /// How a bulk load cuts `inv` (as the run `previous` did, when there is one), the
+    /// batches stored already and those to write, checked against the store.
+    async fn plan_load(
+        &self,
+        digest: &str,
+        inv: &Inventory,
+        load: BulkLoad,
+        previous: Option<&ImportRun>,
+    ) -> Result<(Cut, HashSet<usize>, Vec<usize>)> {
+        let cut = Cut::of(inv, previous.map_or(load.batch, |r| r.batch_size).max(1));
+        if let Some(r) = previous
+            && (r.batches != cut.batches || r.nodes != inv.nodes.len() || r.edges != inv.edges.len())
+        {
+            return Err(StoreError::Conflict(format!(
+                "a load of this document began with a different plan ({} batches of {}); it cannot be resumed",
+                r.batches, r.batch_size
+            )));
+        }
+        let done = match previous {
+            Some(r) => self.batches_done(digest, r).await?,
+            None => HashSet::new(),
+        };
+        let todo: Vec<usize> = (0..cut.batches).filter(|k| !done.contains(k)).collect();
+        let (nodes, edges) = cut.items(inv, &todo);
+        self.check_against_store(&nodes, &edges, &inv.external_ids, true).await?;
+        Ok((cut, done, todo))
+    }
+
+    /// The run record of a fresh bulk load: its plan, nothing stored yet.
+    async fn begin_run(
+        &self,
+        digest: &str,
+        source: &str,
+        parsed_at: DateTime<Utc>,
+        inv: &Inventory,
+        cut: &Cut,
+    ) -> Result<()> {
+        let content = Content::new()
+            .set("source", source)
+            .set("parsed_at", surrealdb::types::Datetime::from(parsed_at))
+            .set("batch_size", cut.batch_size as i64)
+            .set("batches", cut.batches as i64)
+            .set("done", 0_i64)
+            .set("nodes", inv.nodes.len() as i64)
+            .set("edges", inv.edges.len() as i64)
+            .set("started_at", surrealdb::types::Datetime::from(Utc::now()));
+        self.write(
+            "CREATE $run CONTENT $content RETURN NONE;",
+            &Vars::new().set("run", run_id(digest)).set("content", content.into_value()),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Batch `k` of a bulk load as a task of its own (so batches side by side run on
