@@ -43,6 +43,7 @@ pub struct Query(
     graph::GraphQuery,
     compliance::ComplianceQuery,
     compliance::CampaignQuery,
+    compliance::WorkQuery,
 );
 
 /// The mutation root.

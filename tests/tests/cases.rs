@@ -240,3 +240,79 @@ async fn cases_fall_due_by_severity_and_show_overdue() {
     let d = s.ok(&s.as_("ines"), "{ myQueue { totalCount } }", json!({})).await;
     assert_eq!(d["myQueue"]["totalCount"], 1);
 }
+
+const MY_WORK: &str = "query($n: Int) { myWork(first: $n) {
+    counts { cases tasks reviewItems findings alerts overdue total }
+    items { kind overdue dueAt subjectId record { __typename ... on Case { id } ... on Task { id }
+        ... on Alert { id status } } } } }";
+
+/// The (kind, id) of each row of a `myWork` answer.
+fn work_rows(d: &Value) -> Vec<(String, String)> {
+    d["myWork"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["kind"].as_str().unwrap().to_owned(), i["record"]["id"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_owners_work_is_one_listing_overdue_first_with_alerts_on_what_they_own() {
+    let s = TestServer::start().await;
+    let w = s.world().await;
+    // Two cases for ines, the first past its due time, and a task on the second.
+    let late = open_case(&s, &w).await;
+    s.store.execute_raw(&format!("UPDATE {late} SET due_at = time::now() - 1h")).await.unwrap();
+    let a = alert(&s, "second", json!({ "fingerprint": "fp-nobody-knows-this" })).await;
+    let d = s
+        .ok(
+            &s.as_("ines"),
+            "mutation($a: ID!, $me: ID!) { openCase(input: { title: \"second\", alertIds: [$a], assigneeId: $me }) { id } }",
+            json!({ "a": a, "me": w.id("ines") }),
+        )
+        .await;
+    let fresh = d["openCase"]["id"].as_str().unwrap().to_owned();
+    let d = s
+        .ok(
+            &s.as_("ines"),
+            "mutation($c: ID!, $me: ID!) { addTask(caseId: $c, input: { kind: ROTATE, title: \"rotate\", assigneeId: $me }) { id } }",
+            json!({ "c": fresh, "me": w.id("ines") }),
+        )
+        .await;
+    let task = d["addTask"]["id"].as_str().unwrap().to_owned();
+
+    // Overdue first; then the newest first: the task came after its case.
+    let d = s.ok(&s.as_("ines"), MY_WORK, json!({})).await;
+    let rows = work_rows(&d);
+    let expected = [("CASE", late.as_str()), ("TASK", task.as_str()), ("CASE", fresh.as_str())];
+    assert_eq!(rows, expected.map(|(k, i)| (k.to_owned(), i.to_owned())), "{d}");
+    let overdue: Vec<&Value> = d["myWork"]["items"].as_array().unwrap().iter().map(|i| &i["overdue"]).collect();
+    assert_eq!(overdue, [&json!(true), &json!(false), &json!(false)]);
+    let items = d["myWork"]["items"].as_array().unwrap();
+    assert_eq!(items[1]["dueAt"], items[2]["dueAt"], "a task is due when its case is");
+    assert_eq!(
+        d["myWork"]["counts"],
+        json!({ "cases": 2, "tasks": 1, "reviewItems": 0, "findings": 0, "alerts": 0, "overdue": 1, "total": 3 })
+    );
+    // A shorter page keeps the order, and the counts are of everything.
+    let d = s.ok(&s.as_("ines"), MY_WORK, json!({ "n": 1 })).await;
+    assert_eq!(work_rows(&d), [("CASE".to_owned(), late.clone())]);
+    assert_eq!(d["myWork"]["counts"]["total"], 3);
+
+    // An alert about what olga owns through her team reaches her until it is dismissed.
+    let stale = alert(&s, "stale", json!({ "externalId": "bot-1" })).await;
+    let d = s.ok(&s.as_("olga"), MY_WORK, json!({})).await;
+    assert_eq!(work_rows(&d), [("ALERT".to_owned(), stale.clone())]);
+    assert_eq!(d["myWork"]["items"][0]["subjectId"], w.id("bot"));
+    assert_eq!(d["myWork"]["counts"]["alerts"], 1);
+    // Not in the work of someone who does not own it.
+    let d = s.ok(&s.as_("jules"), MY_WORK, json!({})).await;
+    assert_eq!(d["myWork"]["counts"]["total"], 0, "{d}");
+    s.ok(&s.as_("ines"), "mutation($a: ID!) { dismissAlert(id: $a, reason: \"noise\") { id } }", json!({ "a": stale }))
+        .await;
+    let d = s.ok(&s.as_("olga"), MY_WORK, json!({})).await;
+    assert_eq!(d["myWork"]["counts"]["total"], 0, "{d}");
+
+    let (_, body) = s.gql(&s.as_("ines"), MY_WORK, json!({ "n": 0 })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+}

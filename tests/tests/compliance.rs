@@ -321,3 +321,53 @@ async fn each_owner_finds_the_failing_controls_on_what_they_own_in_their_finding
     }
     assert!(owners_with_findings > 0, "the demo has a failing control on something a person owns");
 }
+
+#[tokio::test]
+async fn an_owners_work_holds_their_findings_and_review_items_in_one_listing() {
+    let s = TestServer::start().await;
+    nhigov::demo::load(&s.store).await.unwrap();
+    let admin = s.token(nhigov::demo::DEMO_ADMIN);
+    let d = s.ok(&admin, "{ people(first: 100) { nodes { email active roles } } }", json!({})).await;
+    let ids = |v: &Value| -> Vec<Value> { v.as_array().unwrap().iter().map(|x| x["id"].clone()).collect() };
+    let (mut with_findings, mut with_items) = (0, 0);
+    for p in d["people"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["active"] == true && p["roles"].as_array().unwrap().iter().any(|r| r != "INGEST"))
+    {
+        let me = s.token(p["email"].as_str().unwrap());
+        let listed = s.ok(&me, "{ myFindings(first: 100) { id } myReviewItems { id } }", json!({})).await;
+        let work = s
+            .ok(
+                &me,
+                "{ myWork { counts { findings reviewItems total }
+                     items { kind record { ... on Finding { id } ... on ReviewItem { id } } } } }",
+                json!({}),
+            )
+            .await;
+        let w = &work["myWork"];
+        assert!(w["counts"]["total"].as_u64().unwrap() <= 100, "one page holds a demo person's work");
+        let of = |kind: &str| -> Vec<Value> {
+            w["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["kind"] == kind)
+                .map(|i| i["record"]["id"].clone())
+                .collect()
+        };
+        // Findings keep their own order (newest first) inside the merged listing.
+        assert_eq!(of("FINDING"), ids(&listed["myFindings"]), "{}", p["email"]);
+        let mut items = of("REVIEW_ITEM");
+        let mut expected = ids(&listed["myReviewItems"]);
+        items.sort_by_key(|v| v.to_string());
+        expected.sort_by_key(|v| v.to_string());
+        assert_eq!(items, expected, "{}", p["email"]);
+        assert_eq!(w["counts"]["findings"], of("FINDING").len());
+        assert_eq!(w["counts"]["reviewItems"], items.len());
+        with_findings += usize::from(!expected.is_empty() || !of("FINDING").is_empty());
+        with_items += usize::from(!items.is_empty());
+    }
+    assert!(with_findings > 0 && with_items > 0, "the demo gives someone findings and review items");
+}

@@ -174,6 +174,7 @@ fn call(op: &str, role: &str) -> (String, Value) {
         }
         "campaign" => ("query($i: ID!) { campaign(id: $i) { id } }", json!({ "i": x("campaign") })),
         "myReviewItems" => ("{ myReviewItems { id } }", json!({})),
+        "myWork" => ("{ myWork { counts { total } } }", json!({})),
         "answerReviewItem" => (
             "mutation($i: ID!) { answerReviewItem(id: $i, answer: CERTIFY, rationale: \"r\") { id } }",
             json!({ "i": x("review_item") }),

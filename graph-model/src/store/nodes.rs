@@ -70,6 +70,16 @@ macro_rules! over_privileged {
 /// An open edge, in force now: not closed and not expired.
 pub(crate) const IN_FORCE: &str = "valid_to = NONE AND (expires_at = NONE OR expires_at > time::now())";
 
+/// The records of what `$person` owns, directly or through a team in force: `$teams`,
+/// then `$owned`. Two statements.
+pub(crate) fn owned_by_person() -> String {
+    format!(
+        "LET $teams = (SELECT VALUE out FROM $person->member_of WHERE {IN_FORCE});
+         LET $owned = array::distinct((SELECT VALUE out FROM array::flatten(
+             SELECT VALUE ->owns FROM array::concat([$person], $teams)) WHERE {IN_FORCE}));\n"
+    )
+}
+
 impl Store {
     /// Fetch nodes of one table by id; missing ids are simply absent from the map.
     pub async fn nodes_by_id<T: NodeRecord>(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, T>> {

@@ -7,7 +7,9 @@ pub mod campaigns;
 pub mod mutation;
 pub mod query;
 pub mod types;
+pub mod work;
 
 pub use campaigns::{CampaignMutation, CampaignQuery};
 pub use mutation::ComplianceMutation;
 pub use query::ComplianceQuery;
+pub use work::WorkQuery;

@@ -34,7 +34,6 @@ use surrealdb::types::{RecordId, Value};
 use super::{Actor, Plan, PlanFuture, distinct, dt, refs_text};
 use crate::domain::control::{self, *};
 use crate::domain::*;
-use crate::store::nodes::IN_FORCE;
 use crate::store::{Content, Result, STALE, Store, StoreError, Vars, json_value, rid, take};
 
 /// One subject's result row: the latest standing against a control.
@@ -703,12 +702,7 @@ impl Store {
         }
         let mut sql = String::new();
         if f.owned_by.is_some() {
-            sql = format!(
-                "LET $member_edges = array::flatten(SELECT VALUE ->member_of FROM [$owner]);
-                 LET $owners = array::concat([$owner], (SELECT VALUE out FROM $member_edges WHERE {IN_FORCE}));
-                 LET $own_edges = array::flatten(SELECT VALUE ->owns FROM $owners);
-                 LET $owned = array::distinct((SELECT VALUE out FROM $own_edges WHERE {IN_FORCE}));\n"
-            );
+            sql = crate::store::nodes::owned_by_person();
             cond.push("subject IN $owned");
         }
         let at = sql.matches(';').count();
@@ -722,7 +716,7 @@ impl Store {
             .set("control", f.control.clone())
             .set("status", f.status.map(|s| s.as_str()))
             .set("subject", f.subject.as_ref().map(rid))
-            .set("owner", f.owned_by.as_ref().map(rid))
+            .set("person", f.owned_by.as_ref().map(rid))
             .set("limit", limit as i64);
         let mut resp = self.read(&sql, &vars).await?;
         take(&mut resp, at)

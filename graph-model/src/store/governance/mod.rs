@@ -29,6 +29,7 @@ mod decisions;
 mod guards;
 mod requests;
 mod tokens;
+mod work;
 
 use std::collections::HashSet;
 
@@ -52,6 +53,7 @@ pub use controls::{ControlResult, EvaluationReport, Finding, FindingFilter};
 pub use decisions::{DecisionFilter, DigestReport};
 pub use requests::RequestFilter;
 pub use tokens::{ApiToken, TOKEN_PREFIX, TokenPrincipal, new_token};
+pub use work::{Work, WorkItem, WorkKind, WorkRecord};
 
 /// A decision ready to commit: the record to seal, and the statements that carry out
 /// its effect in the same transaction (empty for a refused attempt).

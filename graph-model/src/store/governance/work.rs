@@ -1,0 +1,245 @@
+//! An owner's work in one listing ([`Store::work_of`]): the open cases assigned or
+//! escalated to them, their open tasks, the review items they may answer, the open findings on
+//! what they own and the new alerts about it, ownership counted directly or through a
+//! team they are a member of (both in force now).
+//!
+//! The order is the one a person works in: what is overdue first, the longest overdue
+//! first; then the rest, newest first. A case is due at its `due_at`, a task at its
+//! case's, a review item at its campaign's; findings and alerts carry no due date.
+//! Each kind is read in that same order and cut at the limit, so the merged first `n`
+//! are exact; the counts are of everything open, not only of the rows returned.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::controls::Finding;
+use crate::domain::campaign::ReviewItem;
+use crate::domain::*;
+use crate::store::nodes::owned_by_person;
+use crate::store::{Result, Store, Vars, dt, rid, take};
+
+/// Which listing a row of an owner's work comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkKind {
+    Case,
+    Task,
+    ReviewItem,
+    Finding,
+    Alert,
+}
+
+/// The record a row of an owner's work is.
+#[derive(Debug, Clone)]
+pub enum WorkRecord {
+    Case(Case),
+    Task(Task),
+    ReviewItem(ReviewItem),
+    Finding(Finding),
+    Alert(Alert),
+}
+
+/// Where a row sorts: not overdue, when it was due (if overdue), when it arrived, its id.
+type OrderKey = (bool, Option<DateTime<Utc>>, Reverse<DateTime<Utc>>, Reverse<String>);
+
+/// One row of an owner's work.
+#[derive(Debug, Clone)]
+pub struct WorkItem {
+    pub record: WorkRecord,
+    /// When it reached them: a case's opening, a task's creation, a campaign's start
+    /// (or the item's escalation), a finding's opening, an alert's last sighting.
+    pub at: DateTime<Utc>,
+    pub due: Option<DateTime<Utc>>,
+    /// The identity it is about, when it is about one.
+    pub subject: Option<NodeId>,
+}
+
+impl WorkItem {
+    pub fn kind(&self) -> WorkKind {
+        match self.record {
+            WorkRecord::Case(_) => WorkKind::Case,
+            WorkRecord::Task(_) => WorkKind::Task,
+            WorkRecord::ReviewItem(_) => WorkKind::ReviewItem,
+            WorkRecord::Finding(_) => WorkKind::Finding,
+            WorkRecord::Alert(_) => WorkKind::Alert,
+        }
+    }
+
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        self.due.is_some_and(|d| d < now)
+    }
+
+    /// The listing's order: overdue first (the earliest due first), then newest first;
+    /// ties go to the greater record id (ids grow with time), so the order is total.
+    fn order_key(&self, now: DateTime<Utc>) -> OrderKey {
+        let overdue = self.overdue(now);
+        (!overdue, if overdue { self.due } else { None }, Reverse(self.at), Reverse(self.id().to_string()))
+    }
+
+    fn id(&self) -> &NodeId {
+        match &self.record {
+            WorkRecord::Case(c) => &c.id,
+            WorkRecord::Task(t) => &t.id,
+            WorkRecord::ReviewItem(i) => &i.id,
+            WorkRecord::Finding(f) => &f.id,
+            WorkRecord::Alert(a) => &a.id,
+        }
+    }
+}
+
+/// An owner's work: the first rows in order, and how much is open of each kind.
+#[derive(Debug, Clone, Default)]
+pub struct Work {
+    pub items: Vec<WorkItem>,
+    pub counts: HashMap<WorkKind, u64>,
+    /// How many of all of it (not only the rows returned) are past their due date.
+    pub overdue: u64,
+}
+
+/// The counts of what is open, read beside the rows.
+#[derive(Deserialize)]
+struct Counts {
+    cases: u64,
+    overdue_cases: u64,
+    findings: u64,
+    alerts: u64,
+}
+
+/// The largest number of open tasks and review items read for one person: both are
+/// read whole to be ordered by the due date of their case or campaign.
+const WHOLE_LIMIT: i64 = 5000;
+
+impl Store {
+    /// The work of `person` at `now`, its first `limit` rows (see the module's docs).
+    pub async fn work_of(&self, person: &NodeId, limit: usize, now: DateTime<Utc>) -> Result<Work> {
+        let mine = "(assignee = $person OR escalated_to = $person) AND status != 'closed'";
+        let owned = "subject IN $owned";
+        let sql = format!(
+            "{owners}
+             SELECT * FROM case WHERE {mine} AND due_at < $now ORDER BY due_at LIMIT $limit;
+             SELECT * FROM case WHERE {mine} AND due_at >= $now ORDER BY opened_at DESC LIMIT $limit;
+             SELECT * FROM task WHERE assignee = $person AND status = 'open' LIMIT $whole;
+             SELECT * FROM review_item WHERE status = 'pending'
+                 AND (reviewer = $person OR escalated_to = $person OR team IN $teams) LIMIT $whole;
+             SELECT * FROM finding WITH INDEX finding_subject WHERE {owned} AND status = 'open'
+                 ORDER BY id DESC LIMIT $limit;
+             SELECT * FROM alert WITH INDEX alert_subject WHERE {owned} AND status = 'new'
+                 ORDER BY last_seen DESC LIMIT $limit;
+             RETURN {{
+                 cases: array::len(SELECT VALUE id FROM case WHERE {mine}),
+                 overdue_cases: array::len(SELECT VALUE id FROM case WHERE {mine} AND due_at < $now),
+                 findings: array::len(SELECT VALUE id FROM finding WITH INDEX finding_subject
+                     WHERE {owned} AND status = 'open'),
+                 alerts: array::len(SELECT VALUE id FROM alert WITH INDEX alert_subject
+                     WHERE {owned} AND status = 'new'),
+             }};",
+            owners = owned_by_person(),
+        );
+        let vars = Vars::new()
+            .set("person", rid(person))
+            .set("now", dt(now))
+            .set("limit", limit as i64)
+            .set("whole", WHOLE_LIMIT);
+        let mut resp = self.read(&sql, &vars).await?;
+        let mut cases: Vec<Case> = take(&mut resp, 2)?;
+        cases.extend(take::<Vec<Case>>(&mut resp, 3)?);
+        let open = Open {
+            cases,
+            tasks: take(&mut resp, 4)?,
+            items: take(&mut resp, 5)?,
+            findings: take(&mut resp, 6)?,
+            alerts: take(&mut resp, 7)?,
+            counts: take(&mut resp, 8)?,
+        };
+        let task_due = self.due_of_cases(&open.tasks).await?;
+        let campaigns = self.campaigns_of(&open.items).await?;
+        Ok(open.merge(&task_due, &campaigns, limit, now))
+    }
+
+    /// The due time of each case the tasks belong to.
+    async fn due_of_cases(&self, tasks: &[Task]) -> Result<HashMap<NodeId, DateTime<Utc>>> {
+        let ids: Vec<NodeId> = tasks.iter().map(|t| t.case.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(self.cases_by_id(&ids).await?.into_iter().map(|c| (c.id, c.due_at)).collect())
+    }
+
+    /// The due and start times of each campaign the items belong to.
+    async fn campaigns_of(&self, items: &[ReviewItem]) -> Result<HashMap<NodeId, (DateTime<Utc>, DateTime<Utc>)>> {
+        let ids: Vec<NodeId> = items.iter().map(|i| i.campaign.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(self.campaigns_by_id(&ids).await?.into_iter().map(|c| (c.id, (c.due_at, c.started_at))).collect())
+    }
+}
+
+/// What [`Store::work_of`] read, before it is merged.
+struct Open {
+    cases: Vec<Case>,
+    tasks: Vec<Task>,
+    items: Vec<ReviewItem>,
+    findings: Vec<Finding>,
+    alerts: Vec<Alert>,
+    counts: Counts,
+}
+
+impl Open {
+    /// The rows in the listing's order, the first `limit` of them, and the counts.
+    fn merge(
+        self,
+        task_due: &HashMap<NodeId, DateTime<Utc>>,
+        campaigns: &HashMap<NodeId, (DateTime<Utc>, DateTime<Utc>)>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Work {
+        let Open { cases, tasks, items, findings, alerts, counts } = self;
+        let (task_count, item_count) = (tasks.len() as u64, items.len() as u64);
+        let mut rows = Vec::with_capacity(cases.len() + tasks.len() + items.len() + findings.len() + alerts.len());
+        rows.extend(cases.into_iter().map(|c| WorkItem {
+            at: c.opened_at,
+            due: Some(c.due_at),
+            subject: c.subjects.first().cloned(),
+            record: WorkRecord::Case(c),
+        }));
+        rows.extend(tasks.into_iter().map(|t| WorkItem {
+            at: t.created_at,
+            due: task_due.get(&t.case).copied(),
+            subject: None,
+            record: WorkRecord::Task(t),
+        }));
+        rows.extend(items.into_iter().map(|i| WorkItem {
+            at: i.escalated_at.or_else(|| campaigns.get(&i.campaign).map(|c| c.1)).unwrap_or(now),
+            due: campaigns.get(&i.campaign).map(|c| c.0),
+            subject: Some(i.nhi.clone()),
+            record: WorkRecord::ReviewItem(i),
+        }));
+        rows.extend(findings.into_iter().map(|f| WorkItem {
+            at: f.opened_at,
+            due: None,
+            subject: Some(f.subject.clone()),
+            record: WorkRecord::Finding(f),
+        }));
+        rows.extend(alerts.into_iter().map(|a| WorkItem {
+            at: a.last_seen,
+            due: None,
+            subject: a.subject.clone(),
+            record: WorkRecord::Alert(a),
+        }));
+        let overdue =
+            counts.overdue_cases + rows.iter().filter(|r| r.kind() != WorkKind::Case && r.overdue(now)).count() as u64;
+        rows.sort_by_cached_key(|r| r.order_key(now));
+        rows.truncate(limit);
+        let counts = HashMap::from([
+            (WorkKind::Case, counts.cases),
+            (WorkKind::Task, task_count),
+            (WorkKind::ReviewItem, item_count),
+            (WorkKind::Finding, counts.findings),
+            (WorkKind::Alert, counts.alerts),
+        ]);
+        Work { items: rows, counts, overdue }
+    }
+}
