@@ -467,24 +467,18 @@ impl Store {
              IF array::len($rows) > 0 { INSERT INTO control_result $rows RETURN NONE };
              IF array::len($changes) > 0 { INSERT INTO control_change $changes RETURN NONE };
              IF array::len($opened) > 0 {
-                 INSERT INTO finding $opened RETURN NONE;
-                 UPDATE $opened_ids SET opened_by = $decision_id RETURN NONE;
+                 INSERT INTO finding array::map($opened, |$f| object::extend($f, { opened_by: $decision_id }))
+                     RETURN NONE;
              };
              UPDATE $recurred SET remediated_at = NONE, remediated_by = NONE, recurrences += 1, rev += 1 RETURN NONE;
              UPDATE $remediated SET remediated_at = time::now(), remediated_by = $decision_id, rev += 1 RETURN NONE;"
             .to_owned();
-        let opened_ids: Vec<Value> = writes
-            .opened
-            .iter()
-            .filter_map(|v| if let Value::Object(o) = v { o.get("id").cloned() } else { None })
-            .collect();
         let row_ids: Vec<RecordId> = part.iter().map(|j| result_rid(&c.key, j.subject)).collect();
         let mut vars = Vars::new()
             .set("row_ids", row_ids)
             .set("rows", writes.rows)
             .set("changes", writes.changes)
             .set("opened", writes.opened)
-            .set("opened_ids", opened_ids)
             .set("recurred", writes.recurred)
             .set("remediated", writes.remediated);
         if let Some(whole) = whole {
