@@ -119,6 +119,16 @@ async fn a_first_evaluation_larger_than_a_part_is_a_decision_per_part_and_judges
     let results = by_ref(&parted, parted.store.control_results("NHI-OWN-01", None, None).await.unwrap());
     assert_eq!(results.len(), 4);
     assert_eq!(results, by_ref(&whole, whole.store.control_results("NHI-OWN-01", None, None).await.unwrap()));
+    // The history keeps what each part changed (one record a part): as of now, it reads
+    // as the results do.
+    let now = parted.store.control_results("NHI-OWN-01", None, Some(Utc::now())).await.unwrap();
+    assert_eq!(by_ref(&parted, now), results);
+    let packed = parted
+        .store
+        .execute_raw("RETURN array::sort(SELECT VALUE array::len(changes) FROM control_change_part)")
+        .await
+        .unwrap();
+    assert_eq!(packed.to_string(), "[1,3]", "three subjects in one part, one in the other");
 
     let s = &parted.store;
     let evaluations = DecisionFilter { kind: Some(DecisionKind::EvaluateControl), ..Default::default() };

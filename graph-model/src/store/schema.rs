@@ -23,7 +23,7 @@ use tracing::{debug, info};
 use super::{Result, Store, StoreError, Vars, take};
 
 /// The version of `schema.surql`. Raise it with every change to the definitions.
-pub const SCHEMA_VERSION: u32 = 21;
+pub const SCHEMA_VERSION: u32 = 22;
 
 const SCHEMA: &str = include_str!("schema.surql");
 const BACKFILL: &str = include_str!("backfill.surql");

@@ -61,6 +61,22 @@ struct StatusChange {
     at: DateTime<Utc>,
 }
 
+/// What one part of a full evaluation changed (a `control_change_part`).
+#[derive(Deserialize)]
+struct ChangePart {
+    version: u32,
+    at: DateTime<Utc>,
+    changes: Vec<PartChange>,
+}
+
+/// One entry of a [`ChangePart`].
+#[derive(Deserialize)]
+struct PartChange {
+    subject: NodeId,
+    after: ControlStatus,
+    facts: String,
+}
+
 /// A control failure followed to remediation and closure.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Finding {
@@ -465,7 +481,10 @@ impl Store {
     ) -> Result<()> {
         let mut effects = "DELETE $row_ids RETURN NONE;
              IF array::len($rows) > 0 { INSERT INTO control_result $rows RETURN NONE };
-             IF array::len($changes) > 0 { INSERT INTO control_change $changes RETURN NONE };
+             IF array::len($changes) > 0 {
+                 CREATE control_change_part CONTENT { control: $part_key, version: $part_version, at: $part_at,
+                     changes: $changes, decision: $decision_id } RETURN NONE;
+             };
              IF array::len($opened) > 0 {
                  INSERT INTO finding array::map($opened, |$f| object::extend($f, { opened_by: $decision_id }))
                      RETURN NONE;
@@ -478,6 +497,9 @@ impl Store {
             .set("row_ids", row_ids)
             .set("rows", writes.rows)
             .set("changes", writes.changes)
+            .set("part_key", c.key.as_str())
+            .set("part_version", i64::from(c.version))
+            .set("part_at", dt(now))
             .set("opened", writes.opened)
             .set("recurred", writes.recurred)
             .set("remediated", writes.remediated);
@@ -636,6 +658,31 @@ impl Store {
         Ok(rows.pop())
     }
 
+    /// Every change of standing of control `key` up to `as_of`, oldest first: the rows
+    /// of single changes and the entries of full evaluations' parts.
+    async fn status_changes(&self, key: &str, as_of: DateTime<Utc>) -> Result<Vec<StatusChange>> {
+        let sql = "SELECT subject, version, after, facts, at FROM control_change
+                       WHERE control = $key AND at <= $as_of ORDER BY at;
+                   SELECT version, at, changes FROM control_change_part
+                       WHERE control = $key AND at <= $as_of ORDER BY at;";
+        let mut resp = self.read(sql, &Vars::new().set("key", key).set("as_of", dt(as_of))).await?;
+        let mut changes: Vec<StatusChange> = take(&mut resp, 0)?;
+        let parts: Vec<ChangePart> = take(&mut resp, 1)?;
+        changes.extend(parts.into_iter().flat_map(|p| {
+            let (version, at) = (p.version, p.at);
+            p.changes.into_iter().map(move |e| StatusChange {
+                subject: e.subject,
+                version,
+                after: e.after,
+                facts: e.facts,
+                at,
+            })
+        }));
+        // Stable: changes recorded at one instant keep the order they were read in.
+        changes.sort_by_key(|c| c.at);
+        Ok(changes)
+    }
+
     /// Results of control `key` in subject order: now, or as they stood at `as_of`
     /// (folded from the history of changes; a subject first judged later is absent).
     pub async fn control_results(
@@ -651,10 +698,7 @@ impl Store {
                 take(&mut resp, 0)?
             }
             Some(t) => {
-                let sql = "SELECT subject, version, after, facts, at FROM control_change
-                           WHERE control = $key AND at <= $as_of ORDER BY at";
-                let mut resp = self.read(sql, &Vars::new().set("key", key).set("as_of", dt(t))).await?;
-                let changes: Vec<StatusChange> = take(&mut resp, 0)?;
+                let changes = self.status_changes(key, t).await?;
                 let mut then: HashMap<NodeId, ControlResult> = HashMap::new();
                 for ch in changes {
                     let first_at = then.get(&ch.subject).map_or(ch.at, |r| r.first_at);
@@ -905,13 +949,10 @@ impl FullWrites {
         if changed {
             self.changes.push(
                 Content::new()
-                    .set("control", c.key.as_str())
-                    .set("version", i64::from(c.version))
                     .set("subject", rid(subject))
                     .opt("before", before.map(|b| b.status.as_str()))
                     .set("after", status.as_str())
                     .set("facts", facts)
-                    .set("at", dt(now))
                     .into_value(),
             );
         }
