@@ -10,12 +10,13 @@
 //! are exact; the counts are of everything open, not only of the rows returned.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::controls::Finding;
+use super::distinct;
 use crate::domain::campaign::ReviewItem;
 use crate::domain::*;
 use crate::store::nodes::owned_by_person;
@@ -103,12 +104,15 @@ pub struct Work {
 struct Counts {
     cases: u64,
     overdue_cases: u64,
+    tasks: u64,
+    items: u64,
     findings: u64,
     alerts: u64,
 }
 
 /// The largest number of open tasks and review items read for one person: both are
-/// read whole to be ordered by the due date of their case or campaign.
+/// read whole to be ordered by the due date of their case or campaign (their counts
+/// are counted apart, past this too; their overdue ones among those read).
 const WHOLE_LIMIT: i64 = 5000;
 
 impl Store {
@@ -116,13 +120,14 @@ impl Store {
     pub async fn work_of(&self, person: &NodeId, limit: usize, now: DateTime<Utc>) -> Result<Work> {
         let mine = "(assignee = $person OR escalated_to = $person) AND status != 'closed'";
         let owned = "subject IN $owned";
+        let tasks = "assignee = $person AND status = 'open'";
+        let items = "status = 'pending' AND (reviewer = $person OR escalated_to = $person OR team IN $teams)";
         let sql = format!(
             "{owners}
              SELECT * FROM case WHERE {mine} AND due_at < $now ORDER BY due_at LIMIT $limit;
              SELECT * FROM case WHERE {mine} AND due_at >= $now ORDER BY opened_at DESC LIMIT $limit;
-             SELECT * FROM task WHERE assignee = $person AND status = 'open' LIMIT $whole;
-             SELECT * FROM review_item WHERE status = 'pending'
-                 AND (reviewer = $person OR escalated_to = $person OR team IN $teams) LIMIT $whole;
+             SELECT * FROM task WHERE {tasks} LIMIT $whole;
+             SELECT * FROM review_item WHERE {items} LIMIT $whole;
              SELECT * FROM finding WITH INDEX finding_subject WHERE {owned} AND status = 'open'
                  ORDER BY id DESC LIMIT $limit;
              SELECT * FROM alert WITH INDEX alert_subject WHERE {owned} AND status = 'new'
@@ -130,6 +135,8 @@ impl Store {
              RETURN {{
                  cases: array::len(SELECT VALUE id FROM case WHERE {mine}),
                  overdue_cases: array::len(SELECT VALUE id FROM case WHERE {mine} AND due_at < $now),
+                 tasks: array::len(SELECT VALUE id FROM task WHERE {tasks}),
+                 items: array::len(SELECT VALUE id FROM review_item WHERE {items}),
                  findings: array::len(SELECT VALUE id FROM finding WITH INDEX finding_subject
                      WHERE {owned} AND status = 'open'),
                  alerts: array::len(SELECT VALUE id FROM alert WITH INDEX alert_subject
@@ -160,7 +167,7 @@ impl Store {
 
     /// The due time of each case the tasks belong to.
     async fn due_of_cases(&self, tasks: &[Task]) -> Result<HashMap<NodeId, DateTime<Utc>>> {
-        let ids: Vec<NodeId> = tasks.iter().map(|t| t.case.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let ids = distinct(tasks.iter().map(|t| t.case.clone()));
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -169,7 +176,7 @@ impl Store {
 
     /// The due and start times of each campaign the items belong to.
     async fn campaigns_of(&self, items: &[ReviewItem]) -> Result<HashMap<NodeId, (DateTime<Utc>, DateTime<Utc>)>> {
-        let ids: Vec<NodeId> = items.iter().map(|i| i.campaign.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let ids = distinct(items.iter().map(|i| i.campaign.clone()));
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -197,7 +204,6 @@ impl Open {
         now: DateTime<Utc>,
     ) -> Work {
         let Open { cases, tasks, items, findings, alerts, counts } = self;
-        let (task_count, item_count) = (tasks.len() as u64, items.len() as u64);
         let mut rows = Vec::with_capacity(cases.len() + tasks.len() + items.len() + findings.len() + alerts.len());
         rows.extend(cases.into_iter().map(|c| WorkItem {
             at: c.opened_at,
@@ -235,8 +241,8 @@ impl Open {
         rows.truncate(limit);
         let counts = HashMap::from([
             (WorkKind::Case, counts.cases),
-            (WorkKind::Task, task_count),
-            (WorkKind::ReviewItem, item_count),
+            (WorkKind::Task, counts.tasks),
+            (WorkKind::ReviewItem, counts.items),
             (WorkKind::Finding, counts.findings),
             (WorkKind::Alert, counts.alerts),
         ]);
