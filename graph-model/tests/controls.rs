@@ -123,36 +123,50 @@ async fn a_first_evaluation_larger_than_a_part_is_a_decision_per_part_and_judges
     // as the results do.
     let now = parted.store.control_results("NHI-OWN-01", None, Some(Utc::now())).await.unwrap();
     assert_eq!(by_ref(&parted, now), results);
+    // A part is whole blocks of results (a subject's block: the first byte of SHA-256
+    // over its id), in block order, up to three subjects unless one block holds more.
+    let mut subjects: Vec<NodeId> =
+        parted.store.control_results("NHI-OWN-01", None, None).await.unwrap().into_iter().map(|r| r.subject).collect();
+    subjects.sort_by_key(block_of);
+    let mut expected: Vec<Vec<NodeId>> = Vec::new();
+    for chunk in subjects.chunk_by(|a, b| block_of(a) == block_of(b)) {
+        match expected.last_mut() {
+            Some(p) if p.len() + chunk.len() <= 3 => p.extend_from_slice(chunk),
+            _ => expected.push(chunk.to_vec()),
+        }
+    }
     let packed = parted
         .store
-        .execute_raw("RETURN array::sort(SELECT VALUE array::len(changes) FROM control_change_part)")
+        .execute_raw("SELECT VALUE changes.subject FROM control_change_part ORDER BY decision")
         .await
         .unwrap();
-    assert_eq!(packed.to_string(), "[1,3]", "three subjects in one part, one in the other");
+    let packed: Vec<Vec<NodeId>> = serde_json::from_value(packed).unwrap();
+    assert_eq!(packed, expected, "the parts as the blocks pack them, in order");
+    assert_eq!(expected.iter().map(Vec::len).sum::<usize>(), 4);
 
     let s = &parted.store;
     let evaluations = DecisionFilter { kind: Some(DecisionKind::EvaluateControl), ..Default::default() };
     let decisions = s.decisions(&evaluations, &page(10)).await.unwrap().items;
-    assert_eq!(s.chain_head().await.unwrap().seq, head.seq + 2, "one decision per part");
-    assert_eq!(decisions.len(), 2);
+    let n = expected.len();
+    assert!(n >= 2, "four subjects in parts of three: {expected:?}");
+    assert_eq!(s.chain_head().await.unwrap().seq, head.seq + n as u64, "one decision per part");
+    assert_eq!(decisions.len(), n);
     let inputs: Vec<serde_json::Value> = decisions.iter().map(|d| serde_json::from_str(&d.inputs).unwrap()).collect();
     assert_eq!(
         (inputs[0]["part"].as_u64(), inputs[0]["parts"].as_u64(), inputs[0]["subjects"].as_u64()),
-        (Some(1), Some(2), Some(3))
+        (Some(1), Some(n as u64), Some(expected[0].len() as u64))
     );
-    assert_eq!(inputs[1]["parts"].as_u64(), Some(2), "the last names how many parts there were");
-    let total: u64 = inputs[1]["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
-    assert_eq!(total, 4, "the last holds the counts of every result: {}", inputs[1]);
-    assert!(decisions[1].rationale.ends_with("(in 2 parts)"), "{}", decisions[1].rationale);
-    // Each failure's finding names the part that recorded it: the first three subjects
-    // (in id order) the first part.
+    let last = &inputs[n - 1];
+    assert_eq!(last["parts"].as_u64(), Some(n as u64), "the last names how many parts there were");
+    let total: u64 = last["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 4, "the last holds the counts of every result: {last}");
+    assert!(decisions[n - 1].rationale.ends_with(&format!("(in {n} parts)")), "{}", decisions[n - 1].rationale);
+    // Each failure's finding names the part that recorded it.
     let open =
         s.findings(&FindingFilter { status: Some(FindingStatus::Open), ..Default::default() }, 10).await.unwrap();
-    let mut subjects: Vec<NodeId> =
-        s.control_results("NHI-OWN-01", None, None).await.unwrap().into_iter().map(|r| r.subject).collect();
-    subjects.sort();
+    assert!(!open.is_empty());
     for f in &open {
-        let part = if subjects.iter().position(|x| *x == f.subject).unwrap() < 3 { 0 } else { 1 };
+        let part = expected.iter().position(|p| p.contains(&f.subject)).unwrap();
         assert_eq!(f.opened_by.as_ref(), Some(&decisions[part].id), "{}", f.subject);
     }
 
@@ -169,6 +183,52 @@ async fn a_first_evaluation_larger_than_a_part_is_a_decision_per_part_and_judges
     // Nothing changed since: nothing is recorded.
     let quiet = s.evaluate_controls(Utc::now()).await.unwrap();
     assert_eq!((quiet.full.len(), quiet.changes), (0, 0));
+}
+
+#[tokio::test]
+async fn results_stored_a_row_a_subject_move_into_blocks_at_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { url: dir.path().join("db").display().to_string(), ..StoreConfig::memory() };
+    let w = world_with(cfg.clone()).await;
+    w.publish("NHI-OWN-01", Check::ActiveOwner, ControlScope::default()).await;
+    w.store.evaluate_controls(Utc::now()).await.unwrap();
+    let before = w.store.control_results("NHI-OWN-01", None, None).await.unwrap();
+    assert_eq!(before.len(), 4);
+    assert!(before.iter().any(|r| r.finding.is_some()), "a failure names its finding");
+    // As the store was at schema version 22: a row a subject, no blocks.
+    w.store
+        .execute_raw(
+            "FOR $b IN (SELECT * FROM control_block) {
+                 FOR $e IN object::entries($b.results) {
+                     CREATE type::record('control_result', $b.control + '|' + $e[0])
+                         CONTENT object::extend($e[1], { control: $b.control, subject: <record> $e[0] }) RETURN NONE;
+                 };
+             };
+             DELETE control_block;
+             UPDATE meta:schema SET version = 22, backfilled = NONE;",
+        )
+        .await
+        .unwrap();
+    let rows = w.store.execute_raw("RETURN count(SELECT id FROM control_result)").await.unwrap();
+    assert_eq!(rows, json!(4));
+    let head = w.store.chain_head().await.unwrap();
+    w.store.close().await;
+
+    let s = Store::open(&cfg).await.unwrap();
+    assert_eq!(s.control_results("NHI-OWN-01", None, None).await.unwrap(), before, "every result as it was");
+    let tables = s.execute_raw("RETURN (INFO FOR DB).tables.control_result").await.unwrap();
+    assert_eq!(tables, serde_json::Value::Null, "the old table is gone");
+    // Nothing changed: an evaluation records nothing, and the chain is as it was.
+    let quiet = s.evaluate_controls(Utc::now()).await.unwrap();
+    assert_eq!((quiet.full.len(), quiet.changes), (0, 0));
+    assert_eq!(s.chain_head().await.unwrap().seq, head.seq);
+}
+
+/// The block of a control's results that holds `subject`, as the store lays them out:
+/// the first byte of SHA-256 over the subject's id.
+fn block_of(subject: &NodeId) -> u8 {
+    use sha2::Digest;
+    sha2::Sha256::digest(subject.to_string().as_bytes())[0]
 }
 
 fn page(first: usize) -> graph_model::store::PageRequest {

@@ -23,7 +23,7 @@ use tracing::{debug, info};
 use super::{Result, Store, StoreError, Vars, take};
 
 /// The version of `schema.surql`. Raise it with every change to the definitions.
-pub const SCHEMA_VERSION: u32 = 22;
+pub const SCHEMA_VERSION: u32 = 23;
 
 const SCHEMA: &str = include_str!("schema.surql");
 const BACKFILL: &str = include_str!("backfill.surql");
@@ -67,6 +67,10 @@ pub(super) async fn migrate(store: &Store) -> Result<()> {
     // A new store has nothing to fill in, but the statements cost little on it.
     if backfilled != Some(SCHEMA_VERSION) {
         fill_in_parts(store, FILL_PART).await?;
+        let moved = store.move_result_rows(FILL_PART).await?;
+        if moved > 0 {
+            info!(results = moved, "control results moved into blocks");
+        }
         let sql = format!("BEGIN;\n{BACKFILL}\nUPDATE meta:schema SET backfilled = $version;\nCOMMIT;");
         store.write(&sql, &Vars::new().set("version", i64::from(SCHEMA_VERSION))).await?;
         debug!(version = SCHEMA_VERSION, "stored records filled in");

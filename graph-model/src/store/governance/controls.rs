@@ -5,16 +5,22 @@
 //! handful of flat scans joined here, not a query per subject), evaluates each control's
 //! latest version ([`control::evaluate`]) and writes what changed:
 //!
+//! Each subject's latest standing is an entry of a block (`control_block`): the results
+//! of one control whose subjects share the first byte of SHA-256 over their id, 256
+//! blocks a control at most. A full evaluation writes blocks whole; a single change
+//! edits one entry in place. (A row a subject, each with an index entry, was most of
+//! what a full evaluation wrote; stores from before are moved at the upgrade.)
+//!
 //! - The first evaluation of a version is one decision (`evaluate_control`) naming the
-//!   digest and counts of all its results, written with every result row, the history
-//!   rows of the subjects whose status changed and the findings opened, in one
+//!   digest and counts of all its results, written with every block of results, a
+//!   record of the subjects whose status changed and the findings opened, in one
 //!   transaction; over more subjects than `StoreConfig::evaluation_part`, one such
-//!   decision per part (in subject order), the last naming the whole. A transaction
-//!   must fit in the embedded store's memtable, and at 100,000 NHIs one holding every
-//!   result did not fit in 128 MiB.
+//!   decision per part (whole blocks, in block order), the last naming the whole. A
+//!   transaction must fit in the embedded store's memtable, and at 100,000 NHIs one
+//!   holding every result did not fit in 128 MiB.
 //! - After that, each subject whose status changed is one decision (`control_result`:
-//!   the version, the subject, before, after, the facts), with its result row, history
-//!   row and finding in the same transaction. Guards re-read the row, so two evaluators
+//!   the version, the subject, before, after, the facts), with its entry, history row
+//!   and finding in the same transaction. Guards re-read the entry, so two evaluators
 //!   that raced would record a change once.
 //!
 //! A failure opens a finding, or joins the open one of the same control and subject
@@ -168,9 +174,60 @@ fn evaluation_rid(control: &NodeId) -> RecordId {
     RecordId::new("control_evaluation", control.key().to_owned())
 }
 
-/// The result row of `subject` under control `key`.
-fn result_rid(key: &str, subject: &NodeId) -> RecordId {
-    RecordId::new("control_result", format!("{key}|{subject}"))
+/// The block of a control's results that holds `subject`: the first byte of SHA-256 over
+/// the subject's id, in hex (256 blocks a control at most, whatever the graph's size).
+pub(crate) fn block_of(subject: &NodeId) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(subject.to_string().as_bytes())[..1])
+}
+
+/// The record of block `block` of control `key`'s results.
+pub(crate) fn block_rid(key: &str, block: &str) -> RecordId {
+    RecordId::new("control_block", format!("{key}|{block}"))
+}
+
+/// One result as a block holds it, under its subject's id.
+#[derive(Deserialize)]
+pub(crate) struct Entry {
+    version: u32,
+    status: ControlStatus,
+    facts: String,
+    since: DateTime<Utc>,
+    first_at: DateTime<Utc>,
+    finding: Option<NodeId>,
+}
+
+impl Entry {
+    fn into_result(self, control: &str, subject: NodeId) -> ControlResult {
+        let Entry { version, status, facts, since, first_at, finding } = self;
+        ControlResult { control: control.to_owned(), version, subject, status, facts, since, first_at, finding }
+    }
+}
+
+/// The stored form of an [`Entry`].
+pub(crate) fn entry_value(r: &ControlResult) -> Value {
+    Content::new()
+        .set("version", i64::from(r.version))
+        .set("status", r.status.as_str())
+        .set("facts", r.facts.as_str())
+        .set("since", dt(r.since))
+        .set("first_at", dt(r.first_at))
+        .opt("finding", r.finding.as_ref().map(rid))
+        .into_value()
+}
+
+/// A block of results, as read.
+#[derive(Deserialize)]
+pub(crate) struct Block {
+    pub control: String,
+    pub results: HashMap<NodeId, Entry>,
+}
+
+impl Block {
+    fn into_results(self) -> impl Iterator<Item = ControlResult> {
+        let control = self.control;
+        self.results.into_iter().map(move |(subject, e)| e.into_result(&control, subject))
+    }
 }
 
 /// The record a control version is stored as.
@@ -369,29 +426,99 @@ impl Store {
         take(&mut resp, 0)
     }
 
+    /// Every stored result of control `key`, by subject: its blocks, read by the index.
     async fn stored_results(&self, key: &str) -> Result<HashMap<NodeId, ControlResult>> {
         let mut resp = self
-            .read("SELECT * OMIT id FROM control_result WHERE control = $key", &Vars::new().set("key", key))
+            .read("SELECT control, results FROM control_block WHERE control = $key", &Vars::new().set("key", key))
             .await?;
-        let rows: Vec<ControlResult> = take(&mut resp, 0)?;
-        Ok(rows.into_iter().map(|r| (r.subject.clone(), r)).collect())
+        let blocks: Vec<Block> = take(&mut resp, 0)?;
+        Ok(blocks.into_iter().flat_map(Block::into_results).map(|r| (r.subject.clone(), r)).collect())
     }
 
-    /// The stored results of `controls` for `subjects`, by control key, read by record
-    /// id in one round trip.
+    /// The stored results of control `key` for `subject`.
+    async fn stored_result(&self, key: &str, subject: &NodeId) -> Result<Option<ControlResult>> {
+        let mut found = self.results_of(&[(key, subject)]).await?;
+        Ok(found.pop().flatten())
+    }
+
+    /// The stored result of each (control key, subject), in order: only the entries
+    /// asked for leave the database, each looked up in its block by record id.
+    async fn results_of(&self, wanted: &[(&str, &NodeId)]) -> Result<Vec<Option<ControlResult>>> {
+        let asked: Vec<Value> = wanted
+            .iter()
+            .map(|(key, s)| {
+                Content::new().set("block", block_rid(key, &block_of(s))).set("subject", s.to_string()).into_value()
+            })
+            .collect();
+        let mut resp = self
+            .read("RETURN array::map($wanted, |$w| $w.block.results[$w.subject])", &Vars::new().set("wanted", asked))
+            .await?;
+        let entries: Vec<Option<Entry>> = take(&mut resp, 0)?;
+        Ok(entries.into_iter().zip(wanted).map(|(e, (key, s))| e.map(|e| e.into_result(key, (*s).clone()))).collect())
+    }
+
+    /// The stored results of `controls` for `subjects`, by control key, in one round
+    /// trip.
     async fn stored_results_of(
         &self,
         controls: &[Control],
         subjects: &std::collections::BTreeSet<NodeId>,
     ) -> Result<HashMap<String, HashMap<NodeId, ControlResult>>> {
-        let ids: Vec<RecordId> = controls.iter().flat_map(|c| subjects.iter().map(|s| result_rid(&c.key, s))).collect();
-        let mut resp = self.read("SELECT * OMIT id FROM $ids", &Vars::new().set("ids", ids)).await?;
-        let rows: Vec<ControlResult> = take(&mut resp, 0)?;
+        let wanted: Vec<(&str, &NodeId)> =
+            controls.iter().flat_map(|c| subjects.iter().map(|s| (c.key.as_str(), s))).collect();
         let mut out: HashMap<String, HashMap<NodeId, ControlResult>> = HashMap::new();
-        for r in rows {
+        for r in self.results_of(&wanted).await?.into_iter().flatten() {
             out.entry(r.control.clone()).or_default().insert(r.subject.clone(), r);
         }
         Ok(out)
+    }
+
+    /// Results stored a row a subject (schema versions 11 to 22) moved into their
+    /// blocks, `part` rows a transaction, and the old table removed once empty: the
+    /// entries as they were, so an upgrade records no change of standing. Returns how
+    /// many rows were moved.
+    pub(crate) async fn move_result_rows(&self, part: usize) -> Result<usize> {
+        let mut resp = self.read("RETURN (INFO FOR DB).tables.control_result != NONE", &Vars::new()).await?;
+        if !take::<bool>(&mut resp, 0)? {
+            return Ok(0);
+        }
+        let mut moved = 0;
+        loop {
+            let mut resp =
+                self.read(&format!("SELECT * OMIT id FROM control_result LIMIT {part}"), &Vars::new()).await?;
+            let rows: Vec<ControlResult> = take(&mut resp, 0)?;
+            if rows.is_empty() {
+                break;
+            }
+            let ids: Vec<RecordId> =
+                rows.iter().map(|r| RecordId::new("control_result", format!("{}|{}", r.control, r.subject))).collect();
+            let mut blocks: BTreeMap<(String, String), Content> = BTreeMap::new();
+            for r in &rows {
+                let block = blocks.entry((r.control.clone(), block_of(&r.subject))).or_default();
+                *block = std::mem::take(block).set(&r.subject.to_string(), entry_value(r));
+            }
+            let blocks: Vec<Value> = blocks
+                .into_iter()
+                .map(|((key, block), results)| {
+                    Content::new()
+                        .set("id", block_rid(&key, &block))
+                        .set("control", key)
+                        .set("results", results.into_value())
+                        .into_value()
+                })
+                .collect();
+            let sql = "BEGIN;
+                 FOR $b IN $blocks {
+                     UPSERT $b.id SET control = $b.control, results = object::extend(results ?? {}, $b.results)
+                         RETURN NONE;
+                 };
+                 DELETE $ids RETURN NONE;
+                 COMMIT;";
+            self.write(sql, &Vars::new().set("blocks", blocks).set("ids", ids)).await?;
+            moved += rows.len();
+        }
+        self.write("REMOVE TABLE IF EXISTS control_result;", &Vars::new()).await?;
+        Ok(moved)
     }
 
     /// The first evaluation of a version: one decision for all of its results, or, over
@@ -417,15 +544,21 @@ impl Store {
                 judged.push(Judged { subject, status: ControlStatus::NotApplicable, facts: OUT_OF_REACH });
             }
         }
-        let parts: Vec<&[Judged<'_>]> =
-            if judged.is_empty() { vec![&[]] } else { judged.chunks(self.evaluation_part).collect() };
+        let parts = parts_of(judged, self.evaluation_part);
         let of = parts.len();
         let (mut changed, mut opened) = (0, 0);
         for (i, part) in parts.into_iter().enumerate() {
             let mut writes = FullWrites::default();
-            for j in part {
-                writes.add(c, *j, stored.get(j.subject), open.get(j.subject), now);
+            for (block, judged) in &part.blocks {
+                let entries: Vec<(String, Value)> = judged
+                    .iter()
+                    .map(|j| {
+                        (j.subject.to_string(), writes.add(c, *j, stored.get(j.subject), open.get(j.subject), now))
+                    })
+                    .collect();
+                writes.block(c, block, entries);
             }
+            let part = part.subjects();
             changed += writes.changes.len();
             opened += writes.opened.len();
             let (rationale, inputs, whole) = if i + 1 == of {
@@ -458,7 +591,7 @@ impl Store {
             };
             let draft =
                 DecisionDraft { refs: c.refs.clone(), inputs, ..self.evaluation_draft(c, &server, rationale).await? };
-            self.record_full_part(c, part, writes, draft, whole, now).await?;
+            self.record_full_part(c, writes, draft, whole, now).await?;
         }
         Ok(())
     }
@@ -473,14 +606,13 @@ impl Store {
     async fn record_full_part(
         &self,
         c: &Control,
-        part: &[Judged<'_>],
         writes: FullWrites,
         draft: DecisionDraft,
         whole: Option<Whole>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut effects = "DELETE $row_ids RETURN NONE;
-             IF array::len($rows) > 0 { INSERT INTO control_result $rows RETURN NONE };
+        let mut effects = "DELETE $block_ids RETURN NONE;
+             IF array::len($blocks) > 0 { INSERT INTO control_block $blocks RETURN NONE };
              IF array::len($changes) > 0 {
                  CREATE control_change_part CONTENT { control: $part_key, version: $part_version, at: $part_at,
                      changes: $changes, decision: $decision_id } RETURN NONE;
@@ -492,10 +624,9 @@ impl Store {
              UPDATE $recurred SET remediated_at = NONE, remediated_by = NONE, recurrences += 1, rev += 1 RETURN NONE;
              UPDATE $remediated SET remediated_at = time::now(), remediated_by = $decision_id, rev += 1 RETURN NONE;"
             .to_owned();
-        let row_ids: Vec<RecordId> = part.iter().map(|j| result_rid(&c.key, j.subject)).collect();
         let mut vars = Vars::new()
-            .set("row_ids", row_ids)
-            .set("rows", writes.rows)
+            .set("block_ids", writes.block_ids)
+            .set("blocks", writes.blocks)
             .set("changes", writes.changes)
             .set("part_key", c.key.as_str())
             .set("part_version", i64::from(c.version))
@@ -565,8 +696,8 @@ impl Store {
         // transactions rather than one each.
         let mut changes: Vec<PlanFuture<'_, ()>> = Vec::with_capacity(changed.len());
         for (subject, outcome) in changed {
-            let before = stored.get(subject).map(|r| r.status);
-            if before != Some(outcome.status) {
+            let before = stored.get(subject);
+            if before.map(|r| r.status) != Some(outcome.status) {
                 changes.push(Box::pin(self.record_change(c, by, subject, before, outcome)));
             }
         }
@@ -588,9 +719,10 @@ impl Store {
         c: &Control,
         (server, policy): (&NodeId, &Policy),
         subject: &NodeId,
-        before: Option<ControlStatus>,
+        stored: Option<&ControlResult>,
         outcome: &ControlOutcome,
     ) -> Result<()> {
+        let (before, first_at) = (stored.map(|r| r.status), stored.map(|r| r.first_at));
         let open = self.open_findings_of(&c.key, subject).await?;
         let from = before.map_or("unjudged", |b| b.as_str());
         let draft = DecisionDraft {
@@ -608,13 +740,23 @@ impl Store {
                 format!("{} v{}: {from} → {}: {}", c.key, c.version, outcome.status, outcome.facts),
             )
         };
-        let (finding_sql, finding, vars) = finding_effect(c, subject, outcome, open.as_ref(), Utc::now());
+        let now = Utc::now();
+        let (finding_sql, finding, vars) = finding_effect(c, subject, outcome, open.as_ref(), now);
+        // The guard re-reads the entry; its first judgement stands while its status does.
+        let entry = entry_value(&ControlResult {
+            control: c.key.clone(),
+            version: c.version,
+            subject: subject.clone(),
+            status: outcome.status,
+            facts: outcome.facts.clone(),
+            since: now,
+            first_at: first_at.unwrap_or(now),
+            finding: finding.clone(),
+        });
         let effects = format!(
-            "IF ($result.status ?? 'unjudged') != $before {{ THROW '{STALE}' }};
+            "IF ($result_block.results[$result_subject].status ?? 'unjudged') != $before {{ THROW '{STALE}' }};
              {finding_sql}
-             UPSERT $result SET control = $key, version = $version, subject = $subject, status = $after,
-                 facts = $facts, since = time::now(), first_at = first_at ?? time::now(),
-                 finding = $result_finding RETURN NONE;
+             UPSERT $result_block SET control = $key, results[$result_subject] = $entry RETURN NONE;
              CREATE control_change CONTENT {{ control: $key, version: $version, subject: $subject,
                  before: $before_status, after: $after, facts: $facts, at: time::now(), decision: $decision_id }} RETURN NONE;"
         );
@@ -622,15 +764,16 @@ impl Store {
         let owners: Vec<RecordId> = self.owner_facts(subject).await?.people.iter().map(|(p, _)| rid(p)).collect();
         let vars = vars
             .set("ev_owners", owners)
-            .set("result", result_rid(&c.key, subject))
+            .set("result_block", block_rid(&c.key, &block_of(subject)))
+            .set("result_subject", subject.to_string())
+            .set("entry", entry)
             .set("before", from)
             .set("before_status", before.map(|b| b.as_str()))
             .set("key", c.key.as_str())
             .set("version", i64::from(c.version))
             .set("subject", rid(subject))
             .set("after", outcome.status.as_str())
-            .set("facts", outcome.facts.as_str())
-            .set("result_finding", finding.as_ref().map(rid));
+            .set("facts", outcome.facts.as_str());
         // A plan that went stale is not made again: the next pass reads afresh.
         self.decide_once(Plan { draft, effects, vars }, || {
             StoreError::Stale("the result changed while it was recorded".into())
@@ -692,11 +835,7 @@ impl Store {
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Vec<ControlResult>> {
         let mut rows: Vec<ControlResult> = match as_of {
-            None => {
-                let sql = "SELECT * OMIT id FROM control_result WHERE control = $key";
-                let mut resp = self.read(sql, &Vars::new().set("key", key)).await?;
-                take(&mut resp, 0)?
-            }
+            None => self.stored_results(key).await?.into_values().collect(),
             Some(t) => {
                 let changes = self.status_changes(key, t).await?;
                 let mut then: HashMap<NodeId, ControlResult> = HashMap::new();
@@ -834,7 +973,7 @@ impl Store {
                 if let Some(missing) = evidence.iter().find(|e| !found.iter().any(|x| &x.id == *e)) {
                     return Err(ValueError::new("evidenceIds", format!("no evidence {missing}")).into());
                 }
-                let current = self.stored_results(&f.control).await?.remove(&f.subject);
+                let current = self.stored_result(&f.control, &f.subject).await?;
                 if current.as_ref().is_some_and(|r| r.status.failing()) {
                     return Err(ValueError::new(
                         "id",
@@ -907,11 +1046,49 @@ struct Judged<'a> {
     facts: &'a str,
 }
 
-/// What a full evaluation writes: every result row, the changes of status, findings
-/// opened, recurred and remediated.
+/// A part of a full evaluation: whole blocks of results, in block order.
+struct Part<'a> {
+    blocks: Vec<(String, Vec<Judged<'a>>)>,
+}
+
+impl<'a> Part<'a> {
+    fn len(&self) -> usize {
+        self.blocks.iter().map(|(_, j)| j.len()).sum()
+    }
+
+    /// Its subjects' judgements, in block order.
+    fn subjects(&self) -> Vec<Judged<'a>> {
+        self.blocks.iter().flat_map(|(_, j)| j.iter().copied()).collect()
+    }
+}
+
+/// The parts a full evaluation is written in: whole blocks, in block order, up to
+/// `size` subjects a part (a block larger than that is a part alone); one empty part
+/// when nothing was judged.
+fn parts_of(judged: Vec<Judged<'_>>, size: usize) -> Vec<Part<'_>> {
+    let mut blocks: BTreeMap<String, Vec<Judged<'_>>> = BTreeMap::new();
+    for j in judged {
+        blocks.entry(block_of(j.subject)).or_default().push(j);
+    }
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    for (block, judged) in blocks {
+        match parts.last_mut() {
+            Some(p) if p.len() + judged.len() <= size => p.blocks.push((block, judged)),
+            _ => parts.push(Part { blocks: vec![(block, judged)] }),
+        }
+    }
+    if parts.is_empty() {
+        parts.push(Part { blocks: Vec::new() });
+    }
+    parts
+}
+
+/// What a full evaluation writes: every block of results whole, the changes of status,
+/// findings opened, recurred and remediated.
 #[derive(Default)]
 struct FullWrites {
-    rows: Vec<Value>,
+    block_ids: Vec<RecordId>,
+    blocks: Vec<Value>,
     changes: Vec<Value>,
     opened: Vec<Value>,
     recurred: Vec<RecordId>,
@@ -919,7 +1096,22 @@ struct FullWrites {
 }
 
 impl FullWrites {
-    /// Add one subject's result, given its stored result and its open finding.
+    /// One block of results, written whole.
+    fn block(&mut self, c: &Control, block: &str, entries: Vec<(String, Value)>) {
+        let id = block_rid(&c.key, block);
+        let results = entries.into_iter().fold(Content::new(), |o, (subject, e)| o.set(&subject, e));
+        self.block_ids.push(id.clone());
+        self.blocks.push(
+            Content::new()
+                .set("id", id)
+                .set("control", c.key.as_str())
+                .set("results", results.into_value())
+                .into_value(),
+        );
+    }
+
+    /// Add one subject's judgement, given its stored result and its open finding: the
+    /// entry of its block.
     fn add(
         &mut self,
         c: &Control,
@@ -927,7 +1119,7 @@ impl FullWrites {
         before: Option<&ControlResult>,
         open: Option<&Finding>,
         now: DateTime<Utc>,
-    ) {
+    ) -> Value {
         let Judged { subject, status, facts } = j;
         let changed = before.is_none_or(|b| b.status != status);
         let mut finding = before.and_then(|b| b.finding.clone());
@@ -956,19 +1148,16 @@ impl FullWrites {
                     .into_value(),
             );
         }
-        self.rows.push(
-            Content::new()
-                .set("id", result_rid(&c.key, subject))
-                .set("control", c.key.as_str())
-                .set("version", i64::from(c.version))
-                .set("subject", rid(subject))
-                .set("status", status.as_str())
-                .set("facts", if changed { facts } else { before.map_or(facts, |b| b.facts.as_str()) })
-                .set("since", dt(if changed { now } else { before.map_or(now, |b| b.since) }))
-                .set("first_at", dt(before.map_or(now, |b| b.first_at)))
-                .opt("finding", finding.as_ref().map(rid))
-                .into_value(),
-        );
+        entry_value(&ControlResult {
+            control: c.key.clone(),
+            version: c.version,
+            subject: subject.clone(),
+            status,
+            facts: if changed { facts } else { before.map_or(facts, |b| b.facts.as_str()) }.to_owned(),
+            since: if changed { now } else { before.map_or(now, |b| b.since) },
+            first_at: before.map_or(now, |b| b.first_at),
+            finding,
+        })
     }
 }
 
