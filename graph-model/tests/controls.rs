@@ -349,6 +349,15 @@ async fn a_failure_opens_a_finding_that_is_remediated_then_closed_on_evidence() 
     assert_eq!(f.status, FindingStatus::Closed);
     assert_eq!((f.links.clone(), f.evidence.clone()), (vec![case.id.clone()], vec![ev.id.clone()]));
     assert_eq!(f.closing_decision, Some(closed.id.clone()));
+    // A control's findings in any status: the closed one with the open ones, newest
+    // first, and a limit cuts the merged list.
+    let of_control = FindingFilter { control: Some("NHI-OWN-01".into()), ..Default::default() };
+    let listed = s.findings(&of_control, 10).await.unwrap();
+    let mut expected: Vec<NodeId> = open.iter().map(|f| f.id.clone()).collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(listed.iter().map(|f| f.id.clone()).collect::<Vec<_>>(), expected);
+    assert!(listed.iter().any(|f| f.status == FindingStatus::Closed));
+    assert_eq!(s.findings(&of_control, 1).await.unwrap()[0].id, expected[0]);
 
     // A finding whose check still fails does not close.
     let gone = open.iter().find(|f| f.subject == w.id("gone")).unwrap();

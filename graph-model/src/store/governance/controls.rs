@@ -793,7 +793,8 @@ impl Store {
     async fn open_findings_of(&self, key: &str, subject: &NodeId) -> Result<Option<Finding>> {
         let mut resp = self
             .read(
-                "SELECT * FROM finding WHERE control = $key AND subject = $subject AND status = 'open' LIMIT 1",
+                "SELECT * FROM finding WITH INDEX finding_subject
+                     WHERE subject = $subject AND control = $key AND status = 'open' LIMIT 1",
                 &Vars::new().set("key", key).set("subject", rid(subject)),
             )
             .await?;
@@ -867,6 +868,18 @@ impl Store {
 
     /// Findings, newest first.
     pub async fn findings(&self, f: &FindingFilter, limit: usize) -> Result<Vec<Finding>> {
+        // A control's findings in any status: its open ones and its closed ones, each
+        // read by the (status, control) index, merged (the index has no control alone).
+        if f.control.is_some() && f.status.is_none() && f.subject.is_none() && f.owned_by.is_none() {
+            let mut all = Vec::new();
+            for status in [FindingStatus::Open, FindingStatus::Closed] {
+                let one = FindingFilter { status: Some(status), ..f.clone() };
+                all.extend(Box::pin(self.findings(&one, limit)).await?);
+            }
+            all.sort_by(|a, b| b.id.cmp(&a.id));
+            all.truncate(limit);
+            return Ok(all);
+        }
         let mut cond = vec!["true"];
         if f.control.is_some() {
             cond.push("control = $control");
