@@ -892,4 +892,20 @@ async fn a_pass_reads_late_commits_again_but_judges_each_change_once() {
     let again = s.evaluate_control_changes(Utc::now()).await.unwrap();
     assert_eq!((again.touched, again.changes), (0, 0), "judged already: {again:?}");
     agrees_with_a_full_evaluation(s, Utc::now(), "a late commit").await;
+
+    // A full pass judges what was written in the margin before it: the pass after it
+    // leaves that out, and still finds a commit stamped before the full pass read.
+    apply(&w, Change::NhiStatus { nhi: w.id("orphan"), status: NhiStatus::Disabled }).await;
+    s.evaluate_controls(Utc::now()).await.unwrap();
+    let after_full = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert_eq!((after_full.touched, after_full.changes), (0, 0), "judged by the full pass: {after_full:?}");
+    s.execute_raw(&format!(
+        "UPDATE {} SET last_used_at = time::now() - 100d, updated_at = time::now() - 2s RETURN NONE;",
+        w.id("gone")
+    ))
+    .await
+    .unwrap();
+    let late = s.evaluate_control_changes(Utc::now()).await.unwrap();
+    assert!(late.touched >= 1 && late.changes == 1, "{late:?}");
+    assert_eq!(w.status("NHI-STALE-01", "gone").await, Some(ControlStatus::Fail), "unused again");
 }

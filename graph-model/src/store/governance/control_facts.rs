@@ -72,7 +72,7 @@ pub(crate) struct Seen {
 
 /// What one `touched_since` round trip names, before it is widened.
 #[derive(Default)]
-struct Stamps {
+pub(crate) struct Stamps {
     nhis: Vec<NodeId>,
     secrets: Vec<NodeId>,
     systems: Vec<NodeId>,
@@ -182,6 +182,19 @@ impl Store {
     /// module's table), leaving out the stamps in `judged`, read in one round trip over
     /// indexed stamps and widened in a second.
     pub(crate) async fn touched_since(&self, since: DateTime<Utc>, judged: &HashSet<StampKey>) -> Result<Touched> {
+        let (at, stamps, seen) = self.stamps_since(since, judged).await?;
+        let subjects = self.widen(stamps, at).await?;
+        Ok(Touched { at, subjects, stamps: seen })
+    }
+
+    /// The stamps of writes at or after `since`, leaving out those in `judged`, in one
+    /// round trip: the database's clock before they were read, what they name, and
+    /// every stamp read.
+    pub(crate) async fn stamps_since(
+        &self,
+        since: DateTime<Utc>,
+        judged: &HashSet<StampKey>,
+    ) -> Result<(DateTime<Utc>, Stamps, HashSet<StampKey>)> {
         let mut sql = String::from(
             "RETURN time::now();
              SELECT id, updated_at AS at FROM nhi WHERE updated_at >= $since;
@@ -227,8 +240,7 @@ impl Store {
         for i in 12..21 {
             stamps.edge_ends.extend(read.take::<Pair>(&mut resp, i)?);
         }
-        let subjects = self.widen(stamps, at).await?;
-        Ok(Touched { at, subjects, stamps: read.stamps })
+        Ok((at, stamps, read.stamps))
     }
 
     /// From what was stamped to the subjects it touches.
