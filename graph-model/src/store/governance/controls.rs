@@ -5,12 +5,6 @@
 //! handful of flat scans joined here, not a query per subject), evaluates each control's
 //! latest version ([`control::evaluate`]) and writes what changed:
 //!
-//! Each subject's latest standing is an entry of a block (`control_block`): the results
-//! of one control whose subjects share the first byte of SHA-256 over their id, 256
-//! blocks a control at most. A full evaluation writes blocks whole; a single change
-//! edits one entry in place. (A row a subject, each with an index entry, was most of
-//! what a full evaluation wrote; stores from before are moved at the upgrade.)
-//!
 //! - The first evaluation of a version is one decision (`evaluate_control`) naming the
 //!   digest and counts of all its results, written with every block of results, a
 //!   record of the subjects whose status changed and the findings opened, in one
@@ -22,6 +16,12 @@
 //!   the version, the subject, before, after, the facts), with its entry, history row
 //!   and finding in the same transaction. Guards re-read the entry, so two evaluators
 //!   that raced would record a change once.
+//!
+//! Each subject's latest standing is an entry of a block (`control_block`): the results
+//! of one control whose subjects share the first byte of SHA-256 over their id, 256
+//! blocks a control at most. A full evaluation writes blocks whole; a single change
+//! edits one entry in place. (A row a subject, each with an index entry, was most of
+//! what a full evaluation wrote; stores from before are moved at the upgrade.)
 //!
 //! A failure opens a finding, or joins the open one of the same control and subject
 //! (a recurrence). When the subject stops failing, the finding records the remediation
@@ -176,19 +176,19 @@ fn evaluation_rid(control: &NodeId) -> RecordId {
 
 /// The block of a control's results that holds `subject`: the first byte of SHA-256 over
 /// the subject's id, in hex (256 blocks a control at most, whatever the graph's size).
-pub(crate) fn block_of(subject: &NodeId) -> String {
+fn block_of(subject: &NodeId) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(subject.to_string().as_bytes())[..1])
 }
 
 /// The record of block `block` of control `key`'s results.
-pub(crate) fn block_rid(key: &str, block: &str) -> RecordId {
+fn block_rid(key: &str, block: &str) -> RecordId {
     RecordId::new("control_block", format!("{key}|{block}"))
 }
 
 /// One result as a block holds it, under its subject's id.
 #[derive(Deserialize)]
-pub(crate) struct Entry {
+struct Entry {
     version: u32,
     status: ControlStatus,
     facts: String,
@@ -205,7 +205,7 @@ impl Entry {
 }
 
 /// The stored form of an [`Entry`].
-pub(crate) fn entry_value(r: &ControlResult) -> Value {
+fn entry_value(r: &ControlResult) -> Value {
     Content::new()
         .set("version", i64::from(r.version))
         .set("status", r.status.as_str())
@@ -218,9 +218,9 @@ pub(crate) fn entry_value(r: &ControlResult) -> Value {
 
 /// A block of results, as read.
 #[derive(Deserialize)]
-pub(crate) struct Block {
-    pub control: String,
-    pub results: HashMap<NodeId, Entry>,
+struct Block {
+    control: String,
+    results: HashMap<NodeId, Entry>,
 }
 
 impl Block {
@@ -399,10 +399,9 @@ impl Store {
             return Ok(report);
         }
         // Read before the snapshot: what commits while it is read is judged next time.
-        // The stamps in the margin before it are judged by this pass: the next pass
-        // leaves them out, where it would judge again every subject written in the
-        // margin before a full pass.
-        // (Which stamps are read changes only how much the next pass judges again.)
+        // So are the stamps of the margin before it: the next pass leaves them out,
+        // where it would judge again every subject written in that margin. (Reading
+        // more or fewer of them changes only how much the next pass judges again.)
         let (at, _, judged) = self.stamps_since(self.graph.look_back(Utc::now()), &Default::default()).await?;
         let facts = self.compliance_facts(now).await?;
         for c in &controls {
@@ -434,7 +433,7 @@ impl Store {
         Ok(blocks.into_iter().flat_map(Block::into_results).map(|r| (r.subject.clone(), r)).collect())
     }
 
-    /// The stored results of control `key` for `subject`.
+    /// The stored result of control `key` for `subject`.
     async fn stored_result(&self, key: &str, subject: &NodeId) -> Result<Option<ControlResult>> {
         let mut found = self.results_of(&[(key, subject)]).await?;
         Ok(found.pop().flatten())
@@ -522,8 +521,8 @@ impl Store {
 
     /// The first evaluation of a version: one decision for all of its results, or, over
     /// more subjects than a part holds (`StoreConfig::evaluation_part`), one decision per
-    /// part in subject order, the last holding the digest and counts of them all and
-    /// marking the version evaluated. A pass stopped between parts leaves the version
+    /// part (whole blocks, in block order), the last holding the digest and counts of
+    /// them all and marking the version evaluated. A pass stopped between parts leaves the version
     /// unmarked, and the next full pass judges every subject again: the parts already
     /// written are then unchanged, and their findings are joined, not opened twice.
     async fn record_full_evaluation(
