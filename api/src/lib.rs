@@ -2,6 +2,7 @@
 //! line. `main.rs` only parses arguments, sets up logging and the runtime, and calls
 //! [`cli::run`].
 
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod checkpoints;

@@ -15,11 +15,12 @@ const DEFAULT_LOG: &str = "info,surrealdb=warn,surrealkv=warn";
 
 /// mimalloc rather than glibc's malloc: the query engine allocates and frees many small
 /// values per record, where glibc spent as much time as the queries themselves
-/// (BENCHMARKS.md, "The allocator").
+/// (BENCHMARKS.md, "The allocator"). It keeps what it frees ([`nhigov::allocator`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    nhigov::allocator::keep_freed_memory();
     let cli = Cli::parse();
     // Embedded SurrealDB runs queries on the runtime's threads and recurses deeply.
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(16 << 20).build() {

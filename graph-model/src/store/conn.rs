@@ -5,10 +5,11 @@
 //! memory for its block cache and a memtable of up to 1 GiB, with no way to set
 //! either (URL parameters reach the datastore renamed `datastore_*`, which SurrealKV
 //! does not read). So the datastore is built here, with the sizes of
-//! [`EmbeddedMemory`], exactly as the SDK's local engine builds it otherwise (version
-//! check, bootstrap, then the maintenance tasks), and handed to the SDK. Both handles
-//! answer queries alike; the two arms differ only in the engine type the SDK is
-//! generic over, so every use dispatches through [`on_conn`].
+//! [`EmbeddedMemory`] and blocks of [`BLOCK_BYTES`], exactly as the SDK's local engine
+//! builds it otherwise (version check, bootstrap, then the maintenance tasks), and
+//! handed to the SDK. Both handles answer queries alike; the two arms differ only in
+//! the engine type the SDK is generic over, so every use dispatches through
+//! [`on_conn`].
 
 use std::path::Path;
 
@@ -21,6 +22,14 @@ use surrealdb::types::Value;
 use surrealdb_engine_local::Datastore;
 
 use super::{Result, StoreError};
+
+/// The size of a table file's blocks: 4 KiB, where SurrealKV's default is 64 KiB.
+/// SurrealKV 0.21 copies a whole block, and the index block that points to it, for
+/// every read of one key that misses the memtable (`Block::iter` clones the block's
+/// bytes), and nhigov's writes read keys all the time: an edge checks its two ends, its
+/// unique key, the table's definition. With 64 KiB blocks that copying was the largest
+/// single cost of a bulk import (BENCHMARKS.md, "Bulk import, smaller blocks").
+const BLOCK_BYTES: usize = 4096;
 
 /// How much memory an embedded SurrealKV store may keep: its block cache (blocks read
 /// from disk) and its memtable (writes not yet flushed to a table file).
@@ -85,7 +94,7 @@ impl Conn {
     /// Open the embedded SurrealKV store at `url` (`surrealkv://PATH?...`).
     pub(crate) async fn embedded(url: &str, memory: EmbeddedMemory) -> Result<Conn> {
         let config = surrealdb_cnf::ConfigMap::from_config_string(&format!(
-            "surrealkv_block_cache_capacity={}&surrealkv_max_memtable_size={}",
+            "surrealkv_block_cache_capacity={}&surrealkv_max_memtable_size={}&surrealkv_block_size={BLOCK_BYTES}",
             memory.block_cache_bytes, memory.memtable_bytes
         ));
         let engine = |e: &dyn std::fmt::Display| StoreError::Database(format!("opening {url}: {e}"));

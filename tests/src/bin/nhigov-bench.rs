@@ -81,6 +81,7 @@ fn args() -> Result<Args> {
 }
 
 fn main() -> Result<()> {
+    nhigov::allocator::keep_freed_memory();
     let args = args()?;
     tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(16 << 20).build()?.block_on(run(args))
 }
