@@ -523,6 +523,14 @@ async fn apply(w: &World, change: Change) {
     }
 }
 
+/// A use of `nhi` at `used` (SurrealQL), committed now but with its change stamped 2 s
+/// ago: a commit that lands after the time it wrote, as a slow transaction's does.
+async fn commit_stamped_2s_ago(s: &Store, nhi: &NodeId, used: &str) {
+    s.execute_raw(&format!("UPDATE {nhi} SET last_used_at = {used}, updated_at = time::now() - 2s RETURN NONE;"))
+        .await
+        .unwrap();
+}
+
 /// The stored results agree with what a full evaluation over the whole graph finds at
 /// `now`: every subject it judges has its status, and every other stored result says
 /// the subject left the control's reach.
@@ -880,12 +888,7 @@ async fn a_pass_reads_late_commits_again_but_judges_each_change_once() {
 
     // A use of the stale NHI committed now but stamped 2 s ago, before the last pass
     // read: the next pass finds it in the margin and judges it.
-    s.execute_raw(&format!(
-        "UPDATE {} SET last_used_at = time::now(), updated_at = time::now() - 2s RETURN NONE;",
-        w.id("gone")
-    ))
-    .await
-    .unwrap();
+    commit_stamped_2s_ago(s, &w.id("gone"), "time::now()").await;
     let late = s.evaluate_control_changes(Utc::now()).await.unwrap();
     assert!(late.touched >= 1 && late.changes == 1, "{late:?}");
     assert_eq!(w.status("NHI-STALE-01", "gone").await, Some(ControlStatus::Pass), "used now");
@@ -899,12 +902,7 @@ async fn a_pass_reads_late_commits_again_but_judges_each_change_once() {
     s.evaluate_controls(Utc::now()).await.unwrap();
     let after_full = s.evaluate_control_changes(Utc::now()).await.unwrap();
     assert_eq!((after_full.touched, after_full.changes), (0, 0), "judged by the full pass: {after_full:?}");
-    s.execute_raw(&format!(
-        "UPDATE {} SET last_used_at = time::now() - 100d, updated_at = time::now() - 2s RETURN NONE;",
-        w.id("gone")
-    ))
-    .await
-    .unwrap();
+    commit_stamped_2s_ago(s, &w.id("gone"), "time::now() - 100d").await;
     let late = s.evaluate_control_changes(Utc::now()).await.unwrap();
     assert!(late.touched >= 1 && late.changes == 1, "{late:?}");
     assert_eq!(w.status("NHI-STALE-01", "gone").await, Some(ControlStatus::Fail), "unused again");

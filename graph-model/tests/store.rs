@@ -2,7 +2,7 @@
 
 use chrono::{Duration, Utc};
 use graph_model::inventory::{Inventory, NodeSpec};
-use graph_model::store::{EdgeDirection, NodeFilter, PageRequest, Store, StoreConfig, StoreError};
+use graph_model::store::{EdgeDirection, EmbeddedMemory, NodeFilter, PageRequest, Store, StoreConfig, StoreError};
 use graph_model::*;
 use serde_json::json;
 
@@ -46,6 +46,31 @@ async fn the_schema_applies_twice_without_harm() {
     s.close().await;
     let s = Store::open(&cfg).await.unwrap();
     assert!(s.node(&id).await.unwrap().is_some(), "data survives a reopen and a schema re-apply");
+}
+
+#[tokio::test]
+async fn a_store_written_in_64_kib_blocks_reads_and_grows_with_the_default_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("db").display().to_string();
+    // SurrealKV's own block size, which stores written before 4 KiB blocks have.
+    let old = EmbeddedMemory { block_bytes: 64 * 1024, ..EmbeddedMemory::DEFAULT };
+    let s = Store::open(&StoreConfig { url: url.clone(), memory: old, ..StoreConfig::memory() }).await.unwrap();
+    let mut made = Vec::new();
+    for i in 0..40 {
+        made.push(create(&s, nhi_spec(&format!("old{i}"))).await);
+    }
+    // Closing flushes the memtable into a table file of 64 KiB blocks.
+    s.close().await;
+    assert_eq!(EmbeddedMemory::DEFAULT.block_bytes, 4096);
+    let cfg = StoreConfig { url, ..StoreConfig::memory() };
+    for round in 0..2 {
+        let s = Store::open(&cfg).await.unwrap();
+        for id in &made {
+            assert!(s.node(id).await.unwrap().is_some(), "{id} reads back (round {round})");
+        }
+        made.push(create(&s, nhi_spec(&format!("new{round}"))).await);
+        s.close().await;
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! memory for its block cache and a memtable of up to 1 GiB, with no way to set
 //! either (URL parameters reach the datastore renamed `datastore_*`, which SurrealKV
 //! does not read). So the datastore is built here, with the sizes of
-//! [`EmbeddedMemory`] and blocks of [`BLOCK_BYTES`], exactly as the SDK's local engine
+//! [`EmbeddedMemory`] (and its block size), exactly as the SDK's local engine
 //! builds it otherwise (version check, bootstrap, then the maintenance tasks), and
 //! handed to the SDK. Both handles answer queries alike; the two arms differ only in
 //! the engine type the SDK is generic over, so every use dispatches through
@@ -23,20 +23,21 @@ use surrealdb_engine_local::Datastore;
 
 use super::{Result, StoreError};
 
-/// The size of a table file's blocks: 4 KiB, where SurrealKV's default is 64 KiB.
-/// SurrealKV 0.21 copies a whole block, and the index block that points to it, for
-/// every read of one key that misses the memtable (`Block::iter` clones the block's
-/// bytes), and nhigov's writes read keys all the time: an edge checks its two ends, its
-/// unique key, the table's definition. With 64 KiB blocks that copying was the largest
-/// single cost of a bulk import (BENCHMARKS.md, "Bulk import, smaller blocks").
-const BLOCK_BYTES: usize = 4096;
-
 /// How much memory an embedded SurrealKV store may keep: its block cache (blocks read
-/// from disk) and its memtable (writes not yet flushed to a table file).
+/// from disk) and its memtable (writes not yet flushed to a table file); and the size
+/// of the blocks it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbeddedMemory {
     pub block_cache_bytes: u64,
     pub memtable_bytes: u64,
+    /// 4 KiB by default, where SurrealKV's is 64 KiB. SurrealKV 0.21 copies a whole
+    /// block, and the index block that points to it, for every read of one key that
+    /// misses the memtable (`Block::iter` clones the block's bytes), and nhigov's
+    /// writes read keys all the time: an edge checks its two ends, its unique key, the
+    /// table's definition. With 64 KiB blocks that copying was the largest single cost
+    /// of a bulk import (BENCHMARKS.md, "Bulk import, smaller blocks"). A store written
+    /// with other blocks reads as well: each table file records its own.
+    pub block_bytes: u64,
 }
 
 impl EmbeddedMemory {
@@ -49,7 +50,7 @@ impl EmbeddedMemory {
     /// costs memory as it fills and, in SurrealKV 0.21, time: a reverse range read walks
     /// back over its keys from the end.
     pub const DEFAULT: EmbeddedMemory =
-        EmbeddedMemory { block_cache_bytes: 256 * Self::MIB, memtable_bytes: 128 * Self::MIB };
+        EmbeddedMemory { block_cache_bytes: 256 * Self::MIB, memtable_bytes: 128 * Self::MIB, block_bytes: 4096 };
 
     /// The most either may be: 1 TiB.
     const MAX_MIB: u64 = 1024 * 1024;
@@ -62,7 +63,11 @@ impl EmbeddedMemory {
                 "the block cache and the memtable take 16 MiB to 1 TiB each (given {block_cache} and {memtable})"
             ));
         }
-        Ok(EmbeddedMemory { block_cache_bytes: block_cache * Self::MIB, memtable_bytes: memtable * Self::MIB })
+        Ok(EmbeddedMemory {
+            block_cache_bytes: block_cache * Self::MIB,
+            memtable_bytes: memtable * Self::MIB,
+            ..Self::DEFAULT
+        })
     }
 }
 
@@ -94,8 +99,8 @@ impl Conn {
     /// Open the embedded SurrealKV store at `url` (`surrealkv://PATH?...`).
     pub(crate) async fn embedded(url: &str, memory: EmbeddedMemory) -> Result<Conn> {
         let config = surrealdb_cnf::ConfigMap::from_config_string(&format!(
-            "surrealkv_block_cache_capacity={}&surrealkv_max_memtable_size={}&surrealkv_block_size={BLOCK_BYTES}",
-            memory.block_cache_bytes, memory.memtable_bytes
+            "surrealkv_block_cache_capacity={}&surrealkv_max_memtable_size={}&surrealkv_block_size={}",
+            memory.block_cache_bytes, memory.memtable_bytes, memory.block_bytes
         ));
         let engine = |e: &dyn std::fmt::Display| StoreError::Database(format!("opening {url}: {e}"));
         // The maintenance tasks start after the version check and the bootstrap, as
