@@ -243,6 +243,15 @@ impl EdgeId {
         Ok(EdgeId { kind, key: key.to_owned() })
     }
 
+    /// An id from parts read back from the store.
+    pub fn new(kind: EdgeKind, key: impl Into<String>) -> Result<EdgeId, ValueError> {
+        let key = key.into();
+        if !valid_key(&key) {
+            return Err(ValueError::new("id", "the key of an id is 1 to 64 letters, digits or _"));
+        }
+        Ok(EdgeId { kind, key })
+    }
+
     pub fn generate(kind: EdgeKind) -> EdgeId {
         EdgeId { kind, key: uuid::Uuid::now_v7().simple().to_string() }
     }

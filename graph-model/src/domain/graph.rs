@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use super::edges::{Edge, EdgeId, EdgeKind};
+use super::edges::{Edge, EdgeId, EdgeKind, GOVERNED_EDGES};
 use super::ids::{NodeId, Table};
 use super::values::{Criticality, Environment, NhiKind, Privilege};
 
@@ -129,6 +129,37 @@ impl From<&Edge> for EdgeFact {
             valid_from: e.valid_from,
             expires_at: e.expires_at,
             governed: e.governed(),
+        }
+    }
+}
+
+/// What the index keeps of an edge: its ends, what it grants, when it is in force, and
+/// whether a decision stands behind it. The store reads just this much of every edge
+/// when it loads the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldEdge {
+    pub id: EdgeId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub privilege: Option<Privilege>,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A decision is recorded as the edge's `granted_by`.
+    pub granted: bool,
+}
+
+impl From<&Edge> for HeldEdge {
+    fn from(e: &Edge) -> HeldEdge {
+        HeldEdge {
+            id: e.id.clone(),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            privilege: e.privilege,
+            valid_from: e.valid_from,
+            valid_to: e.valid_to,
+            expires_at: e.expires_at,
+            granted: e.granted_by.is_some(),
         }
     }
 }
@@ -311,28 +342,35 @@ impl GraphIndex {
     /// Add an edge, or refresh one already known (it was closed, say). Edges of kinds
     /// the index does not hold ([`HELD`]) are ignored.
     pub fn upsert_edge(&mut self, e: &Edge) {
+        self.upsert(HeldEdge::from(e));
+    }
+
+    /// [`GraphIndex::upsert_edge`] from what the index keeps of an edge.
+    pub fn upsert(&mut self, e: HeldEdge) {
         if !HELD.contains(&e.id.kind) {
             return;
         }
         let walked = TRAVERSED.contains(&e.id.kind);
         let (from, to) = (self.intern(&e.from), self.intern(&e.to));
+        let governed = GOVERNED_EDGES.contains(&e.id.kind).then_some(e.granted);
+        let number = self.edge_number.get(&e.id).copied();
         let edge = IndexedEdge {
-            id: e.id.clone(),
+            id: e.id,
             from,
             to,
             privilege: e.privilege,
             valid_from: e.valid_from,
             valid_to: e.valid_to,
             expires_at: e.expires_at,
-            governed: e.governed(),
+            governed,
             walked,
         };
-        match self.edge_number.get(&e.id) {
-            Some(&n) => self.edges[n as usize] = edge,
+        match number {
+            Some(n) => self.edges[n as usize] = edge,
             None => {
                 let n = self.edges.len() as u32;
+                self.edge_number.insert(edge.id.clone(), n);
                 self.edges.push(edge);
-                self.edge_number.insert(e.id.clone(), n);
                 let (out, inn) =
                     if walked { (&mut self.out, &mut self.inn) } else { (&mut self.side_out, &mut self.side_inn) };
                 out[from as usize].push(n);
