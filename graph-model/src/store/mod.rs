@@ -729,11 +729,23 @@ impl Vars {
 
     /// These variables with `prefix` before each name, and `sql` with every `$name` they
     /// bind renamed to match, so that the statements of several plans can share one
-    /// batch without seeing each other's bindings. Names `sql` defines itself (`LET`)
-    /// or does not bind are left as they are.
+    /// batch without seeing each other's bindings; the names `sql` declares itself
+    /// (`LET`) are renamed as well. Other names are left as they are.
     pub fn prefixed(self, sql: &str, prefix: &str) -> (String, Vars) {
         let bound = self.0.into_inner();
-        let out = rename_params(sql, |name| bound.contains_key(name).then(|| format!("{prefix}{name}")));
+        // The names the statements bind themselves (`LET $name`) are theirs too: left
+        // alone, one plan's value would be what the next plan in a batch reads where it
+        // expects a name it did not bind.
+        let declared: std::collections::HashSet<&str> = sql
+            .match_indices("LET $")
+            .map(|(at, _)| {
+                let rest = &sql[at + 5..];
+                &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())]
+            })
+            .collect();
+        let out = rename_params(sql, |name| {
+            (bound.contains_key(name) || declared.contains(name)).then(|| format!("{prefix}{name}"))
+        });
         let mut vars = Object::new();
         for (k, v) in bound {
             vars.insert(format!("{prefix}{k}"), v);
@@ -853,10 +865,10 @@ mod tests {
     }
 
     #[test]
-    fn prefixed_variables_rename_what_they_bind_and_nothing_else() {
+    fn prefixed_variables_rename_what_they_bind_or_declare_and_nothing_else() {
         let vars = Vars::new().set("a", 1).set("ab", 2);
-        let (sql, vars) = vars.prefixed("LET $x = $a + $ab; RETURN [$x, $abc, $a_b, $a];", "d3_");
-        assert_eq!(sql, "LET $x = $d3_a + $d3_ab; RETURN [$x, $abc, $a_b, $d3_a];");
+        let (sql, vars) = vars.prefixed("LET $x = $a + $ab; RETURN [$x, $abc, $a_b, $a, $xy];", "d3_");
+        assert_eq!(sql, "LET $d3_x = $d3_a + $d3_ab; RETURN [$d3_x, $abc, $a_b, $d3_a, $xy];");
         let names: Vec<&String> = vars.0.keys().collect();
         assert_eq!(names, ["d3_a", "d3_ab"]);
     }

@@ -276,7 +276,7 @@ async fn run(args: Args) -> Result<()> {
     );
     http_reads(&mut report, &client, &origins, &hubs, work, &pairs).await?;
     page_walk(&mut report, &client, (args.samples / 3).max(10)).await?;
-    approvals(&mut report, &client, &auth, requests).await?;
+    approvals(&mut report, &client, &server, &auth, requests).await?;
     let peak = server.peak_rss()?;
     report.say(format!("server peak memory (VmHWM): {:.0} MiB", peak as f64 / 1024.0 / 1024.0));
     server.stop()?;
@@ -575,9 +575,20 @@ async fn page_walk(report: &mut Report, client: &Client, pages: usize) -> Result
     Ok(())
 }
 
-/// Approvals of `requests` by concurrent writers, each a distinct approver.
-async fn approvals(report: &mut Report, client: &Client, auth: &Authenticator, requests: Vec<String>) -> Result<()> {
+/// Approvals of `requests` by concurrent writers, each a distinct approver. The note
+/// says how many decisions each commit carried and the CPU the server and this process
+/// spent per decision: whether the rate is bound by the server's CPU, by the client, or
+/// by waiting.
+async fn approvals(
+    report: &mut Report,
+    client: &Client,
+    server: &Server,
+    auth: &Authenticator,
+    requests: Vec<String>,
+) -> Result<()> {
     let requests = Arc::new(requests);
+    let commits = server.decision_commits().await?;
+    let (server_cpu, own_cpu) = (server.cpu_ticks()?, own_cpu_ticks()?);
     let wall = Instant::now();
     let mut handles = Vec::new();
     for w in 0..WRITERS {
@@ -601,12 +612,23 @@ async fn approvals(report: &mut Report, client: &Client, auth: &Authenticator, r
     }
     let wall = wall.elapsed();
     let decisions = times.len();
+    let commits = server.decision_commits().await? - commits;
+    let per_decision = |ticks: u64| ticks as f64 / clock_ticks_per_s() * 1000.0 / decisions.max(1) as f64;
+    let note = format!(
+        "{decisions} decisions in {commits} commits ({:.1} a commit); CPU per decision: server {:.2} ms, \
+         clients {:.2} ms, of {:.2} ms of wall time for {} cores",
+        decisions as f64 / commits.max(1) as f64,
+        per_decision(server.cpu_ticks()? - server_cpu),
+        per_decision(own_cpu_ticks()? - own_cpu),
+        wall.as_secs_f64() * 1000.0 / decisions.max(1) as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     report.add(Sample {
         name: "http: decideRequest (approve a grant: SoD checks, chain, new edge)".into(),
         clients: WRITERS,
         times,
         wall,
-        note: format!("{decisions} decisions"),
+        note,
     });
     Ok(())
 }
@@ -871,10 +893,7 @@ impl Server {
     /// every few seconds). Gives up after 120 s, saying so. The line to report.
     async fn settle(&self, data: &Path) -> Result<String> {
         const QUIET: usize = 10;
-        let ticks_per_s: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
-            .trim()
-            .parse()
-            .context("getconf CLK_TCK")?;
+        let ticks_per_s = clock_ticks_per_s();
         let started = Instant::now();
         let (mut cpu, mut dir) = (self.cpu_ticks()?, dir_state(data)?);
         let mut quiet = 0;
@@ -903,14 +922,17 @@ impl Server {
 
     /// User and system CPU the server has used, in clock ticks (Linux).
     fn cpu_ticks(&self) -> Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // The fields after the command name, which is in parentheses and may hold spaces.
-        let rest = stat.rsplit_once(')').ok_or_else(|| anyhow!("/proc stat: {stat}"))?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field =
-            |i: usize| -> Result<u64> { Ok(fields.get(i).ok_or_else(|| anyhow!("/proc stat: {stat}"))?.parse()?) };
-        // utime and stime are the 14th and 15th fields; `rest` starts at the 3rd.
-        Ok(field(11)? + field(12)?)
+        proc_cpu_ticks(&self.child.id().to_string())
+    }
+
+    /// `nhigov_decision_commits_total` from the server's metrics.
+    async fn decision_commits(&self) -> Result<u64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr)).await?.error_for_status()?.text().await?;
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("nhigov_decision_commits_total "))
+            .ok_or_else(|| anyhow!("no nhigov_decision_commits_total in /metrics"))?;
+        Ok(line.trim().parse()?)
     }
 
     /// The resident set's high-water mark, in bytes (Linux).
@@ -997,6 +1019,32 @@ async fn person(store: &Store, name: &str, email: &str) -> Result<NodeId> {
         InventoryNode::Person(p) => Ok(p.id),
         other => bail!("expected a person, got {other:?}"),
     }
+}
+
+/// User and system CPU a process has used, in clock ticks (Linux): `pid` a number or
+/// `self`.
+fn proc_cpu_ticks(pid: &str) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').ok_or_else(|| anyhow!("/proc stat: {stat}"))?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64> { Ok(fields.get(i).ok_or_else(|| anyhow!("/proc stat: {stat}"))?.parse()?) };
+    // utime and stime are the 14th and 15th fields; `rest` starts at the 3rd.
+    Ok(field(11)? + field(12)?)
+}
+
+fn own_cpu_ticks() -> Result<u64> {
+    proc_cpu_ticks("self")
+}
+
+/// The kernel's clock ticks a second (`getconf CLK_TCK`; 100 where it cannot be read).
+fn clock_ticks_per_s() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// CPU model, cores and memory, from /proc.

@@ -22,7 +22,6 @@ pub use super::guards::{Actor, SERVER_PRINCIPAL};
 use super::requests::request_content;
 use super::{Plan, dt};
 use crate::domain::*;
-use crate::store::STALE;
 use crate::store::edges::{open_edge_conflict, relate_statements};
 use crate::store::{Content, Result, Store, StoreError, Vars, edge_rid, json_value, rid, take};
 
@@ -97,7 +96,7 @@ impl Store {
                 let cond = super::baseline::ungoverned_where(source.as_deref());
                 let count = super::baseline::count_expression(cond);
                 let (total, source) = (now.total as i64, source.clone());
-                guards = guards.add(format!("IF {count} != $guard_ungoverned {{ THROW '{STALE}' }};"), |v| {
+                guards = guards.check(format!("{count} != $guard_ungoverned"), |v| {
                     let v = v.set("guard_ungoverned", total);
                     match source {
                         Some(s) => v.set("source", s),
@@ -115,10 +114,8 @@ impl Store {
                 }
                 let latest = self.latest_control_version(&draft.key).await?;
                 let key = draft.key.clone();
-                guards = guards.add(
-                    format!(
-                        "IF ((SELECT VALUE version FROM control WHERE key = $guard_control_key ORDER BY version DESC LIMIT 1)[0] ?? 0) != $guard_control_version {{ THROW '{STALE}' }};"
-                    ),
+                guards = guards.check(
+                    "((SELECT VALUE version FROM control WHERE key = $guard_control_key ORDER BY version DESC LIMIT 1)[0] ?? 0) != $guard_control_version".into(),
                     |v| v.set("guard_control_key", key).set("guard_control_version", i64::from(latest)),
                 );
                 facts.control_version = Some(latest);
@@ -321,12 +318,11 @@ impl Store {
                 Err(v) => return Ok(Plan::refused(draft, v)),
             },
         };
-        let (checks, vars) = guards.finish(vars);
+        let (checks, vars) = guards.check("$request.rev != $rev".into(), |v| v).finish(vars);
         Ok(Plan {
             draft,
             effects: format!(
-                "IF $request.rev != $rev {{ THROW '{STALE}' }};
-                 {checks}{apply}
+                "{checks}{apply}
                  UPDATE $request SET {set}, rev += 1;"
             ),
             vars,

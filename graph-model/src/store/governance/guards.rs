@@ -34,11 +34,16 @@ impl Actor {
     }
 }
 
-/// Fact checks that run inside a decision's transaction, before its effects: each
-/// throws the stale-plan signal when the fact is no longer what the plan read.
+/// Fact checks that run inside a decision's transaction, before its effects: the
+/// stale-plan signal is thrown when any fact is no longer what the plan read. The checks
+/// are one statement (with the reads some of them need before it): a decision's commit
+/// runs on the chain's single committer, so each statement saved there is throughput.
 #[derive(Default)]
 pub(crate) struct Guards {
-    sql: String,
+    /// Statements that read what a condition compares (`LET`s).
+    reads: String,
+    /// Conditions, each true when its fact changed.
+    changed: Vec<String>,
     vars: Vars,
     n: usize,
 }
@@ -49,9 +54,9 @@ impl Guards {
         format!("guard{}", self.n)
     }
 
-    pub(super) fn add(mut self, sql: String, vars: impl FnOnce(Vars) -> Vars) -> Guards {
-        self.sql.push_str(&sql);
-        self.sql.push('\n');
+    /// A condition that is true when a fact the plan read has changed, and its bindings.
+    pub(super) fn check(mut self, changed: String, vars: impl FnOnce(Vars) -> Vars) -> Guards {
+        self.changed.push(changed);
         self.vars = vars(std::mem::take(&mut self.vars));
         self
     }
@@ -61,10 +66,8 @@ impl Guards {
         let k = self.key();
         let roles: Vec<&str> = facts.roles.iter().map(|r| r.as_str()).collect();
         let (id, active) = (rid(id), facts.active);
-        self.add(
-            format!(
-                "IF ${k}.active != ${k}_active OR array::sort(${k}.roles ?? []) != array::sort(${k}_roles) {{ THROW '{STALE}' }};"
-            ),
+        self.check(
+            format!("${k}.active != ${k}_active OR array::sort(${k}.roles ?? []) != array::sort(${k}_roles)"),
             |v| v.set(&k, id).set(&format!("{k}_active"), active).set(&format!("{k}_roles"), roles),
         )
     }
@@ -73,16 +76,14 @@ impl Guards {
     pub fn policy(mut self, policy: &Policy) -> Guards {
         let k = self.key();
         let id = rid(&policy.id);
-        self.add(format!("IF (SELECT VALUE current FROM ONLY meta:policy) != ${k} {{ THROW '{STALE}' }};"), |v| {
-            v.set(&k, id)
-        })
+        self.check(format!("(SELECT VALUE current FROM ONLY meta:policy) != ${k}"), |v| v.set(&k, id))
     }
 
     /// A system's criticality and environment are still as read.
     pub fn system(mut self, id: &NodeId, facts: &TargetFacts) -> Guards {
         let k = self.key();
         let (id, c, e) = (rid(id), facts.criticality.as_str(), facts.environment.as_str());
-        self.add(format!("IF ${k}.criticality != ${k}_c OR ${k}.environment != ${k}_e {{ THROW '{STALE}' }};"), |v| {
+        self.check(format!("${k}.criticality != ${k}_c OR ${k}.environment != ${k}_e"), |v| {
             v.set(&k, id).set(&format!("{k}_c"), c).set(&format!("{k}_e"), e)
         })
     }
@@ -91,9 +92,7 @@ impl Guards {
     pub fn nhi_status(mut self, id: &NodeId, status: NhiStatus) -> Guards {
         let k = self.key();
         let id = rid(id);
-        self.add(format!("IF ${k}.status != ${k}_s {{ THROW '{STALE}' }};"), |v| {
-            v.set(&k, id).set(&format!("{k}_s"), status.as_str())
-        })
+        self.check(format!("${k}.status != ${k}_s"), |v| v.set(&k, id).set(&format!("{k}_s"), status.as_str()))
     }
 
     /// Who owns a node (the owners in force and the people behind them, with their
@@ -106,17 +105,18 @@ impl Guards {
             facts.people.iter().filter(|(_, a)| *a).map(|(p, _)| rid(p)).collect();
         let people: Vec<surrealdb::types::RecordId> = facts.people.iter().map(|(p, _)| rid(p)).collect();
         let node = rid(node);
-        self.add(
+        self.reads.push_str(&format!(
+            "LET ${k}_owners_now = (SELECT VALUE in FROM ${k}<-owns WHERE {in_force});
+             LET ${k}_people_now = array::distinct(array::concat(
+                 array::filter(${k}_owners_now, |$v| record::tb($v) = 'person'),
+                 array::flatten(SELECT VALUE (SELECT VALUE in FROM $parent.in<-member_of WHERE {in_force})
+                     FROM ${k}<-owns WHERE {in_force} AND record::tb(in) = 'team')));\n"
+        ));
+        self.check(
             format!(
-                "LET ${k}_owners_now = (SELECT VALUE in FROM ${k}<-owns WHERE {in_force});
-                 LET ${k}_people_now = array::distinct(array::concat(
-                     array::filter(${k}_owners_now, |$v| record::tb($v) = 'person'),
-                     array::flatten(SELECT VALUE (SELECT VALUE in FROM $parent.in<-member_of WHERE {in_force})
-                         FROM ${k}<-owns WHERE {in_force} AND record::tb(in) = 'team')));
-                 LET ${k}_active_now = (SELECT VALUE id FROM ${k}_people_now WHERE active = true);
-                 IF array::sort(${k}_owners_now) != array::sort(${k}_owners)
-                     OR array::sort(${k}_people_now) != array::sort(${k}_people)
-                     OR array::sort(${k}_active_now) != array::sort(${k}_active) {{ THROW '{STALE}' }};"
+                "array::sort(${k}_owners_now) != array::sort(${k}_owners)
+                 OR array::sort(${k}_people_now) != array::sort(${k}_people)
+                 OR array::sort((SELECT VALUE id FROM ${k}_people_now WHERE active = true)) != array::sort(${k}_active)"
             ),
             |v| {
                 v.set(&k, node)
@@ -127,7 +127,13 @@ impl Guards {
         )
     }
 
+    /// The guard's statements, and `vars` with their bindings.
     pub fn finish(self, vars: Vars) -> (String, Vars) {
-        (self.sql, vars.merge(self.vars))
+        let mut sql = self.reads;
+        if !self.changed.is_empty() {
+            let changed: Vec<String> = self.changed.iter().map(|c| format!("({c})")).collect();
+            sql.push_str(&format!("IF {} {{ THROW '{STALE}' }};\n", changed.join("\n OR ")));
+        }
+        (sql, vars.merge(self.vars))
     }
 }

@@ -419,8 +419,11 @@ impl Store {
             request_change(&request, &policy, outcome, escalate_to, actor, vars)?;
         // Every fact the rules read, checked again at commit: the actor's roles
         // and activity, the policy version, the target, the subject's owners.
-        let mut guards =
-            Guards::default().person(actor, &actor_facts).policy(&policy).owners(&request.subject, &stakes.owners);
+        let mut guards = Guards::default()
+            .check("$request.rev != $rev".into(), |v| v)
+            .person(actor, &actor_facts)
+            .policy(&policy)
+            .owners(&request.subject, &stakes.owners);
         if let (Some(t), Some(facts)) = (&request.target, &stakes.target) {
             guards = guards.system(t, facts);
         }
@@ -428,8 +431,7 @@ impl Store {
         Ok(Plan {
             draft,
             effects: format!(
-                "IF $request.rev != $rev {{ THROW '{STALE}' }};
-                 {checks}
+                "{checks}
                  {before}
                  UPDATE $request SET {}, rev += 1;",
                 set.join(", ")
@@ -1032,12 +1034,10 @@ fn open_granted_access(
 /// sealed as the one that granted it.
 fn grant_statements(edge: &NewEdge, id: &EdgeId, now: DateTime<Utc>, vars: &mut Vars) -> String {
     let content = edge_content(id, edge, now, None, now).into_value();
-    *vars =
-        std::mem::take(vars).set("grant_open_key", open_key(edge)).set("grant", content).set("grant_id", edge_rid(id));
-    "LET $replaced = (SELECT VALUE id FROM can_access WHERE open_key = $grant_open_key)[0];
-     UPDATE can_access SET valid_to = time::now(), open_key = NONE WHERE open_key = $grant_open_key;
-     INSERT RELATION INTO can_access $grant;
-     UPDATE $grant_id SET granted_by = $decision_id, granted_at = time::now() RETURN NONE;"
+    *vars = std::mem::take(vars).set("grant_open_key", open_key(edge)).set("grant", content);
+    "LET $replaced = (UPDATE can_access SET valid_to = time::now(), open_key = NONE
+         WHERE open_key = $grant_open_key RETURN id)[0].id;
+     INSERT RELATION INTO can_access object::extend($grant, { granted_by: $decision_id, granted_at: time::now() });"
         .into()
 }
 
