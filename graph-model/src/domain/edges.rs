@@ -203,6 +203,12 @@ pub struct Edge {
     pub granted_by: Option<NodeId>,
 }
 
+/// Whether a decision stands behind an edge of `kind` that has (`granted`) or lacks
+/// one: `None` for kinds that carry no governed fact.
+pub fn governed(kind: EdgeKind, granted: bool) -> Option<bool> {
+    GOVERNED_EDGES.contains(&kind).then_some(granted)
+}
+
 impl Edge {
     pub fn kind(&self) -> EdgeKind {
         self.id.kind
@@ -211,7 +217,7 @@ impl Edge {
     /// Does a decision stand behind the edge? `None` for kinds that carry no governed
     /// fact (`authenticates_to`, `stored_in`, `depends_on`).
     pub fn governed(&self) -> Option<bool> {
-        GOVERNED_EDGES.contains(&self.kind()).then_some(self.granted_by.is_some())
+        governed(self.kind(), self.granted_by.is_some())
     }
 
     /// Whether the edge was in force at `at`: opened by then, not yet closed, not expired.

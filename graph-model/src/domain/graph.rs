@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use super::edges::{Edge, EdgeId, EdgeKind, GOVERNED_EDGES};
+use super::edges::{Edge, EdgeId, EdgeKind, governed};
 use super::ids::{NodeId, Table};
 use super::values::{Criticality, Environment, NhiKind, Privilege};
 
@@ -352,7 +352,7 @@ impl GraphIndex {
         }
         let walked = TRAVERSED.contains(&e.id.kind);
         let (from, to) = (self.intern(&e.from), self.intern(&e.to));
-        let governed = GOVERNED_EDGES.contains(&e.id.kind).then_some(e.granted);
+        let governed = governed(e.id.kind, e.granted);
         let number = self.edge_number.get(&e.id).copied();
         let edge = IndexedEdge {
             id: e.id,

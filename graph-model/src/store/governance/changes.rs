@@ -318,7 +318,7 @@ impl Store {
                 Err(v) => return Ok(Plan::refused(draft, v)),
             },
         };
-        let (checks, vars) = guards.check("$request.rev != $rev".into(), |v| v).finish(vars);
+        let (checks, vars) = guards.request_rev().finish(vars);
         Ok(Plan {
             draft,
             effects: format!(

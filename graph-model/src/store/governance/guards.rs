@@ -61,6 +61,12 @@ impl Guards {
         self
     }
 
+    /// The request being decided is still at the revision read (`$request` and `$rev`,
+    /// bound by the plan).
+    pub fn request_rev(self) -> Guards {
+        self.check("$request.rev != $rev".into(), |v| v)
+    }
+
     /// A person's roles and active flag are still as read.
     pub fn person(mut self, id: &NodeId, facts: &PersonFacts) -> Guards {
         let k = self.key();

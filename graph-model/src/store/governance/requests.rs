@@ -420,7 +420,7 @@ impl Store {
         // Every fact the rules read, checked again at commit: the actor's roles
         // and activity, the policy version, the target, the subject's owners.
         let mut guards = Guards::default()
-            .check("$request.rev != $rev".into(), |v| v)
+            .request_rev()
             .person(actor, &actor_facts)
             .policy(&policy)
             .owners(&request.subject, &stakes.owners);
