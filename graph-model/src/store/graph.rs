@@ -259,17 +259,14 @@ impl Store {
         };
         let mut sql = String::from("RETURN time::now();\n");
         for kind in HELD {
-            sql.push_str(&format!(
-                "SELECT * FROM {k} WHERE created_at >= $since;\nSELECT * FROM {k} WHERE valid_to >= $since;\n\
-                 SELECT * FROM {k} WHERE granted_at >= $since;\n",
-                k = kind.as_str()
-            ));
+            // Opened, closed or granted: each write stamps the edge's `changed_at`.
+            sql.push_str(&format!("SELECT * FROM {} WHERE changed_at >= $since;\n", kind.as_str()));
         }
         sql.push_str(&node_statements(" WHERE updated_at >= $since"));
         let vars = Vars::new().set("since", surrealdb::types::Datetime::from(since));
         let mut resp = self.read(&sql, &vars).await?;
         let now: DateTime<Utc> = take(&mut resp, 0)?;
-        let edge_statements = HELD.len() * 3;
+        let edge_statements = HELD.len();
         let mut edges: Vec<Edge> = Vec::new();
         for i in 0..edge_statements {
             edges.extend(take::<Vec<Edge>>(&mut resp, 1 + i)?);

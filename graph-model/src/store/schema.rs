@@ -21,9 +21,11 @@ use std::collections::HashSet;
 use tracing::{debug, info};
 
 use super::{Result, Store, StoreError, Vars, take};
+use crate::domain::EdgeKind;
+use crate::domain::graph::HELD;
 
 /// The version of `schema.surql`. Raise it with every change to the definitions.
-pub const SCHEMA_VERSION: u32 = 23;
+pub const SCHEMA_VERSION: u32 = 24;
 
 const SCHEMA: &str = include_str!("schema.surql");
 const BACKFILL: &str = include_str!("backfill.surql");
@@ -66,6 +68,7 @@ pub(super) async fn migrate(store: &Store) -> Result<()> {
     }
     // A new store has nothing to fill in, but the statements cost little on it.
     if backfilled != Some(SCHEMA_VERSION) {
+        stamp_edges(store, FILL_PART).await?;
         fill_in_parts(store, FILL_PART).await?;
         let moved = store.move_result_rows(FILL_PART).await?;
         if moved > 0 {
@@ -135,22 +138,61 @@ const FILL_PART: usize = 10_000;
 /// between two parts goes on at its next open.
 async fn fill_in_parts(store: &Store, part: usize) -> Result<()> {
     for table in PAGED {
-        let mut filled = 0;
-        loop {
-            let sql = format!(
-                "LET $ids = (SELECT VALUE id FROM {table} WHERE page_set = NONE LIMIT {part});
-                 UPDATE $ids SET page_set = 0 RETURN NONE;
-                 RETURN array::len($ids);"
-            );
-            let mut resp = store.write(&sql, &Vars::new()).await?;
-            let n: usize = take(&mut resp, 2)?;
-            filled += n;
-            if n < part {
-                break;
-            }
-        }
+        let filled = fill_in(store, table, "page_set", "0", part).await?;
         if filled > 0 {
             info!(table, records = filled, "page set filled in");
+        }
+    }
+    Ok(())
+}
+
+/// Set `field` to `value` (an expression over the record) on every record of `table`
+/// that lacks it, `part` records a transaction; how many were filled in.
+async fn fill_in(store: &Store, table: &str, field: &str, value: &str, part: usize) -> Result<usize> {
+    let mut filled = 0;
+    loop {
+        let sql = format!(
+            "LET $ids = (SELECT VALUE id FROM {table} WHERE {field} = NONE LIMIT {part});
+             UPDATE $ids SET {field} = {value} RETURN NONE;
+             RETURN array::len($ids);"
+        );
+        let mut resp = store.write(&sql, &Vars::new()).await?;
+        let n: usize = take(&mut resp, 2)?;
+        filled += n;
+        if n < part {
+            return Ok(filled);
+        }
+    }
+}
+
+/// The definition of an edge table's `changed_at` in `schema.surql`: every write stamps
+/// it with the time of the write.
+fn changed_at_definition(kind: EdgeKind) -> String {
+    format!("DEFINE FIELD OVERWRITE changed_at ON {} TYPE option<datetime> VALUE time::now();", kind.as_str())
+}
+
+/// Edges stored before version 24 get `changed_at`: the latest of the times they were
+/// opened, closed and granted, as the three indexes it replaces read them, so that no
+/// look for changes after the upgrade finds every edge changed at once (a full re-read
+/// of 900,000 edges by the graph index and the control evaluator). The field is defined
+/// without its `VALUE` clause while the stored edges are filled in, which would stamp
+/// them with the time of the fill-in, and with it again after; a store that stops in
+/// between is filled in, and the clause restored, at its next open (the fill-in runs
+/// until `meta:schema.backfilled` records the version). Transactions of `part` edges,
+/// each read through the `changed_at` index, where the edges without one come first.
+/// The kinds the graph index holds: nothing reads the stamps of `stored_in` edges, which
+/// have no index on them (their next write stamps them).
+async fn stamp_edges(store: &Store, part: usize) -> Result<()> {
+    for kind in HELD {
+        let table = kind.as_str();
+        store
+            .write(&format!("DEFINE FIELD OVERWRITE changed_at ON {table} TYPE option<datetime>;"), &Vars::new())
+            .await?;
+        let last = "array::max([created_at, valid_to ?? created_at, granted_at ?? created_at])";
+        let filled = fill_in(store, table, "changed_at", last, part).await?;
+        store.write(&changed_at_definition(kind), &Vars::new()).await?;
+        if filled > 0 {
+            info!(table, edges = filled, "edges stamped with their last change");
         }
     }
     Ok(())
@@ -189,6 +231,51 @@ mod tests {
             "the changed index is defined again"
         );
         assert_eq!(unchanged_indexes(&store, SCHEMA).await.unwrap().len(), defined);
+    }
+
+    /// Edges stored before `changed_at` existed get the latest of the times they were
+    /// opened, closed and granted, not the time of the upgrade; the field stamps every
+    /// write again after.
+    #[tokio::test]
+    async fn edges_stored_before_the_change_stamp_get_their_last_change() {
+        let store = Store::open(&StoreConfig::memory()).await.unwrap();
+        store
+            .execute_raw(
+                "CREATE nhi:a SET name = 'a', kind = 'service_account', environment = 'production', provider = 'aws', external_id = 'a';
+                 CREATE system:s SET name = 's', kind = 'database', environment = 'production';
+                 DEFINE FIELD OVERWRITE changed_at ON can_access TYPE option<datetime>;
+                 INSERT RELATION INTO can_access [
+                     { id: can_access:open, in: nhi:a, out: system:s, valid_from: d'2026-01-01T00:00:00Z', created_at: d'2026-01-01T00:00:00Z' },
+                     { id: can_access:closed, in: nhi:a, out: system:s, valid_from: d'2026-01-01T00:00:00Z', created_at: d'2026-01-01T00:00:00Z', valid_to: d'2026-02-01T00:00:00Z' },
+                     { id: can_access:granted, in: nhi:a, out: system:s, valid_from: d'2026-01-01T00:00:00Z', created_at: d'2026-01-01T00:00:00Z', valid_to: d'2026-02-01T00:00:00Z', granted_at: d'2026-03-01T00:00:00Z' }
+                 ] RETURN NONE;",
+            )
+            .await
+            .unwrap();
+        let stamps = || {
+            let store = store.clone();
+            async move {
+                store
+                    .execute_raw("RETURN (SELECT VALUE <string>changed_at FROM can_access ORDER BY id);")
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(stamps().await, serde_json::json!(["NONE", "NONE", "NONE"]));
+        stamp_edges(&store, 2).await.unwrap();
+        assert_eq!(
+            stamps().await,
+            serde_json::json!(["2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-01-01T00:00:00Z"]),
+            "closed, granted, open: each at its last change"
+        );
+        let def = store.execute_raw("RETURN (INFO FOR TABLE can_access).fields.changed_at;").await.unwrap();
+        assert!(def.as_str().is_some_and(|d| d.contains("VALUE time::now()")), "the clause restored: {def}");
+        store.execute_raw("UPDATE can_access:open SET valid_to = time::now() RETURN NONE;").await.unwrap();
+        let after = store
+            .execute_raw("RETURN (SELECT VALUE changed_at > d'2026-06-01T00:00:00Z' FROM ONLY can_access:open);")
+            .await
+            .unwrap();
+        assert_eq!(after, serde_json::json!(true), "a write after the fill-in stamps its time");
     }
 
     /// Records written before the page set existed get it, a few at a time, and every

@@ -201,21 +201,18 @@ impl Store {
              SELECT id, updated_at AS at FROM secret WHERE updated_at >= $since;
              SELECT id, updated_at AS at FROM system WHERE updated_at >= $since;
              SELECT id, updated_at AS at FROM person WHERE updated_at >= $since;
-             SELECT id, out, created_at AS at FROM owns WHERE created_at >= $since;
-             SELECT id, out, valid_to AS at FROM owns WHERE valid_to >= $since;
-             SELECT id, out, created_at AS at FROM member_of WHERE created_at >= $since;
-             SELECT id, out, valid_to AS at FROM member_of WHERE valid_to >= $since;
+             SELECT id, out, changed_at AS at FROM owns WHERE changed_at >= $since;
+             SELECT id, out, changed_at AS at FROM member_of WHERE changed_at >= $since;
              SELECT id, subject, changed_at AS at FROM exception WHERE changed_at >= $since;
              SELECT id, subject, kind = 'emergency_access' AS judged, changed_at AS at FROM request WHERE changed_at >= $since AND record::tb(subject) IN ['nhi', 'secret', 'system'];
              SELECT id, nhi, changed_at AS at FROM review_item WHERE changed_at >= $since;\n",
         );
+        // Opened, closed or granted: each write stamps the edge's `changed_at`.
         for kind in [EdgeKind::CanAccess, EdgeKind::Holds, EdgeKind::Assumes] {
-            for field in ["created_at", "valid_to", "granted_at"] {
-                sql.push_str(&format!(
-                    "SELECT id, in, out, {field} AS at FROM {} WHERE {field} >= $since;\n",
-                    kind.as_str()
-                ));
-            }
+            sql.push_str(&format!(
+                "SELECT id, in, out, changed_at AS at FROM {} WHERE changed_at >= $since;\n",
+                kind.as_str()
+            ));
         }
         let vars = Vars::new().set("since", surrealdb::types::Datetime::from(since));
         let mut resp = self.read(&sql, &vars).await?;
@@ -229,15 +226,13 @@ impl Store {
             systems: ids(read.take(&mut resp, 3)?),
             people: ids(read.take(&mut resp, 4)?),
             owned: outs(read.take(&mut resp, 5)?),
-            teams: outs(read.take(&mut resp, 7)?),
-            exceptions: read.take(&mut resp, 9)?,
-            requests: read.take(&mut resp, 10)?,
-            reviewed: read.take::<ReviewedRow>(&mut resp, 11)?.into_iter().map(|r| r.nhi).collect(),
+            teams: outs(read.take(&mut resp, 6)?),
+            exceptions: read.take(&mut resp, 7)?,
+            requests: read.take(&mut resp, 8)?,
+            reviewed: read.take::<ReviewedRow>(&mut resp, 9)?.into_iter().map(|r| r.nhi).collect(),
             edge_ends: Vec::new(),
         };
-        stamps.owned.extend(outs(read.take(&mut resp, 6)?));
-        stamps.teams.extend(outs(read.take(&mut resp, 8)?));
-        for i in 12..21 {
+        for i in 10..13 {
             stamps.edge_ends.extend(read.take::<Pair>(&mut resp, i)?);
         }
         Ok((at, stamps, read.stamps))
