@@ -176,6 +176,24 @@ pub struct PersonFacts {
     pub machine: bool,
 }
 
+/// Who owns a node: the owning people and teams in force, and the people behind them
+/// (direct owners and the members of owning teams) with whether each is active.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerFacts {
+    pub owners: Vec<NodeId>,
+    pub people: Vec<(NodeId, bool)>,
+}
+
+impl OwnerFacts {
+    pub fn includes(&self, person: &NodeId) -> bool {
+        self.people.iter().any(|(p, _)| p == person)
+    }
+
+    pub fn has_active_owner(&self) -> bool {
+        self.people.iter().any(|(_, active)| *active)
+    }
+}
+
 /// What the store reads before a change is assessed. Each field is filled for the
 /// changes that need it; the store re-checks each inside the transaction that applies
 /// the change.

@@ -44,6 +44,8 @@ pub(crate) struct LiveGraph {
     dirty: AtomicBool,
     /// A load started by [`Store::warm_graph`] is running.
     warming: AtomicBool,
+    /// The index has loaded once (see [`Store::indexed_owners`]).
+    loaded: AtomicBool,
     pub(crate) refresh: std::time::Duration,
     /// How far back each look re-reads changes (`StoreConfig::change_margin`).
     pub(crate) margin: std::time::Duration,
@@ -197,6 +199,7 @@ impl Store {
             synced_to: tokio::sync::Mutex::default(),
             dirty: AtomicBool::new(true),
             warming: AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
             refresh,
             margin,
         })
@@ -310,6 +313,7 @@ impl Store {
         }
         *self.graph.index.write().map_err(poisoned)? = index;
         *self.graph.records.write().map_err(poisoned)? = records;
+        self.graph.loaded.store(true, Ordering::Release);
         synced.to = Some(now);
         synced.at = Some(started);
         Ok(())
@@ -368,6 +372,41 @@ impl Store {
             self.with_graph(|g| g.edges_of_kind_at(node, kind, direction, now).map(EdgeFact::from).collect()).await?;
         found.sort_by(|a, b| a.id.key.cmp(&b.id.key));
         Ok(Some(found))
+    }
+
+    /// Who owns `node` as the graph index last read it, without a look for changes
+    /// first: the owners in force, and the people behind them (direct owners and the
+    /// members of owning teams) with their active flags. `None` until the index has
+    /// loaded, or when a person behind the node is not among its records. For a
+    /// decision's first plan, whose commit checks the same facts against the store.
+    pub(crate) fn indexed_owners(&self, node: &NodeId) -> Result<Option<OwnerFacts>> {
+        if !self.graph.loaded.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let index = self.graph.index.read().map_err(poisoned)?;
+        let records = self.graph.records.read().map_err(poisoned)?;
+        let owners: Vec<NodeId> =
+            index.edges_of_kind_at(node, EdgeKind::Owns, Direction::Reverse, now).map(|e| e.from.clone()).collect();
+        let mut behind: Vec<&NodeId> = Vec::new();
+        for owner in &owners {
+            match owner.table() {
+                Table::Person => behind.push(owner),
+                _ => behind
+                    .extend(index.edges_of_kind_at(owner, EdgeKind::MemberOf, Direction::Reverse, now).map(|e| e.from)),
+            }
+        }
+        let mut people: Vec<(NodeId, bool)> = Vec::with_capacity(behind.len());
+        for p in behind {
+            if people.iter().any(|(q, _)| q == p) {
+                continue;
+            }
+            match records.get(p) {
+                Some(InventoryNode::Person(person)) => people.push((p.clone(), person.active)),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(OwnerFacts { owners, people }))
     }
 
     /// Inventory nodes by id, as fresh as the graph index (this process's own writes,

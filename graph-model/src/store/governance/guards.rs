@@ -2,7 +2,6 @@
 //! the facts a plan relied on inside the transaction that seals it ([`Guards`]). Below
 //! both `requests` and `changes`, so neither imports the other for them.
 
-use super::OwnerFacts;
 use crate::domain::*;
 use crate::store::STALE;
 use crate::store::{Result, Vars, rid};

@@ -42,7 +42,7 @@ fn target_facts(target: &NodeId, system: Option<&System>) -> Result<TargetFacts>
 
 /// The facts about a request's subject and target that rules look at.
 struct Stakes {
-    owners: super::OwnerFacts,
+    owners: OwnerFacts,
     target: Option<TargetFacts>,
 }
 
@@ -103,12 +103,15 @@ impl Store {
             return Err(StoreError::Invalid(ValueError::new("id", format!("{} is not a person", actor.id))));
         }
         let target = request.target.as_ref().filter(|t| t.table() == Table::System);
+        // Who owns the subject from the graph index when a first plan may (the commit
+        // checks it against the store); else from the store, in the same round trip.
+        let indexed = self.indexed_owner_facts(&request.subject)?;
         let sql = format!(
             "{owners}
              SELECT * FROM (SELECT VALUE current FROM meta:policy);
              SELECT * FROM $actor;
              {target}",
-            owners = super::owner_facts_sql(),
+            owners = if indexed.is_some() { String::new() } else { super::owner_facts_sql() },
             target = if target.is_some() { "SELECT * FROM $target;" } else { "RETURN [];" },
         );
         let mut vars = Vars::new().set("node", rid(&request.subject)).set("actor", rid(&actor.id));
@@ -116,10 +119,13 @@ impl Store {
             vars = vars.set("target", rid(t));
         }
         let mut resp = self.read(&sql, &vars).await?;
-        let owners = super::owner_facts_at(&mut resp, 0)?;
-        let policy: Vec<Policy> = take(&mut resp, 5)?;
-        let person: Vec<Person> = take(&mut resp, 6)?;
-        let system: Vec<System> = take(&mut resp, 7)?;
+        let (owners, first) = match indexed {
+            Some(owners) => (owners, 0),
+            None => (super::owner_facts_at(&mut resp, 0)?, super::OWNER_FACTS_STATEMENTS),
+        };
+        let policy: Vec<Policy> = take(&mut resp, first)?;
+        let person: Vec<Person> = take(&mut resp, first + 1)?;
+        let system: Vec<System> = take(&mut resp, first + 2)?;
         let policy = super::decisions::in_force(policy)?;
         let person = person.into_iter().next().ok_or_else(|| StoreError::NotFound(actor.id.to_string()))?;
         let target = request.target.as_ref().map(|t| target_facts(t, system.first())).transpose()?;
@@ -411,14 +417,9 @@ impl Store {
                 "policy_text": policy.text(),
             }),
         };
-        if let Err(violation) = policy.check_decision(&facts) {
-            return Ok(Plan::refused(draft, violation));
-        }
-        let vars = Vars::new().set("request", rid(id)).set("rev", request.rev as i64);
-        let (RequestChange { set, before }, vars) =
-            request_change(&request, &policy, outcome, escalate_to, actor, vars)?;
         // Every fact the rules read, checked again at commit: the actor's roles
-        // and activity, the policy version, the target, the subject's owners.
+        // and activity, the policy version, the target, the subject's owners. A refusal
+        // is checked too: it may rest on owners read from the graph index.
         let mut guards = Guards::default()
             .request_rev()
             .person(actor, &actor_facts)
@@ -427,6 +428,13 @@ impl Store {
         if let (Some(t), Some(facts)) = (&request.target, &stakes.target) {
             guards = guards.system(t, facts);
         }
+        let vars = Vars::new().set("request", rid(id)).set("rev", request.rev as i64);
+        if let Err(violation) = policy.check_decision(&facts) {
+            let (checks, vars) = guards.finish(vars);
+            return Ok(Plan::refused(draft, violation).guarded(checks, vars));
+        }
+        let (RequestChange { set, before }, vars) =
+            request_change(&request, &policy, outcome, escalate_to, actor, vars)?;
         let (checks, vars) = guards.finish(vars);
         Ok(Plan {
             draft,
