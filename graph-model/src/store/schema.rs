@@ -21,7 +21,6 @@ use std::collections::HashSet;
 use tracing::{debug, info};
 
 use super::{Result, Store, StoreError, Vars, take};
-use crate::domain::EdgeKind;
 use crate::domain::graph::HELD;
 
 /// The version of `schema.surql`. Raise it with every change to the definitions.
@@ -165,10 +164,16 @@ async fn fill_in(store: &Store, table: &str, field: &str, value: &str, part: usi
     }
 }
 
-/// The definition of an edge table's `changed_at` in `schema.surql`: every write stamps
-/// it with the time of the write.
-fn changed_at_definition(kind: EdgeKind) -> String {
-    format!("DEFINE FIELD OVERWRITE changed_at ON {} TYPE option<datetime> VALUE time::now();", kind.as_str())
+/// The definition of `table`'s `changed_at` as `schema.surql` has it (every write stamps
+/// it with the time of the write), and the same without its `VALUE` clause.
+fn changed_at_definitions(table: &str) -> Result<(&'static str, String)> {
+    let prefix = format!("DEFINE FIELD OVERWRITE changed_at ON {table} ");
+    let line = SCHEMA.lines().find(|l| l.starts_with(&prefix)).map(str::trim_end);
+    let bare = line.and_then(|l| l.split_once(" VALUE ")).map(|(head, _)| format!("{head};"));
+    match (line, bare) {
+        (Some(line), Some(bare)) => Ok((line, bare)),
+        _ => Err(StoreError::Database(format!("schema.surql defines no stamped changed_at on {table}"))),
+    }
 }
 
 /// Edges stored before version 24 get `changed_at`: the latest of the times they were
@@ -185,12 +190,11 @@ fn changed_at_definition(kind: EdgeKind) -> String {
 async fn stamp_edges(store: &Store, part: usize) -> Result<()> {
     for kind in HELD {
         let table = kind.as_str();
-        store
-            .write(&format!("DEFINE FIELD OVERWRITE changed_at ON {table} TYPE option<datetime>;"), &Vars::new())
-            .await?;
+        let (stamped, bare) = changed_at_definitions(table)?;
+        store.write(&bare, &Vars::new()).await?;
         let last = "array::max([created_at, valid_to ?? created_at, granted_at ?? created_at])";
         let filled = fill_in(store, table, "changed_at", last, part).await?;
-        store.write(&changed_at_definition(kind), &Vars::new()).await?;
+        store.write(stamped, &Vars::new()).await?;
         if filled > 0 {
             info!(table, edges = filled, "edges stamped with their last change");
         }
