@@ -16,7 +16,9 @@
 //! plans are committed one by one, and only a stale plan (or every plan, when the chain
 //! moved) is thrown away and made again on fresh facts. Each plan's variables are
 //! renamed apart in a batch (`Vars::prefixed`). The commit runs as a task of its own,
-//! so a caller that goes away cannot cut short a batch that holds others' decisions.
+//! so a caller that goes away cannot cut short a batch that holds others' decisions, on
+//! a thread of its own (`committer`), so that the serial part of every decision is not
+//! queued behind the requests being planned and answered.
 
 mod alerts;
 mod baseline;
@@ -120,6 +122,34 @@ pub(crate) struct Pending {
 /// The most decisions sealed in one transaction.
 const GROUP_MAX: usize = 64;
 
+/// Where decision commits run: a thread of their own, with its own runtime.
+///
+/// An embedded engine executes a query on whichever task awaits it. The commits are
+/// serial (one chain), so every decision waits for each commit before it; on the
+/// server's runtime a commit's task queued behind the requests being planned and
+/// answered at each of its awaits, and its turn stretched with the load. On its own
+/// thread it is scheduled by the kernel beside them. A remote server's commits only
+/// wait here. Falls back to the caller's runtime if the thread cannot be started.
+fn committer() -> tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("nhigov-commit")
+            // The embedded engine runs on this thread: it needs the stack its queries
+            // need on the server's own threads.
+            .thread_stack_size(16 << 20)
+            .enable_all()
+            .build()
+            .inspect_err(|e| warn!(error = %e, "no thread for decision commits; they run on the caller's runtime"))
+            .ok()
+    });
+    match runtime {
+        Some(rt) => rt.handle().clone(),
+        None => tokio::runtime::Handle::current(),
+    }
+}
+
 impl Store {
     /// Plan and commit one decision. `plan` reads the facts and returns the decision
     /// with its effects; it is called again if another process committed a decision
@@ -166,7 +196,7 @@ impl Store {
     /// so a caller that goes away cannot cut short a batch holding others' decisions.
     async fn commit_queued(&self) {
         let store = self.clone();
-        let turn = tokio::spawn(async move {
+        let turn = committer().spawn(async move {
             let mut known_head = store.chain_lock.lock().await;
             loop {
                 let batch: Vec<Pending> = {
