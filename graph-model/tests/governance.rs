@@ -628,28 +628,41 @@ async fn an_owner_change_racing_an_approval_never_lets_an_owner_approve_a_privil
     let mut people = vec![person("admin", &["admin"]), person("req", &["investigator"]), person("owner", &[])];
     people.extend((0..RACES).map(|i| person(&format!("a{i}"), &["approver"])));
     let (store, ids) = race_world(people, "production", ("vault", "tier0"), RACES).await;
+    let (before, refused) = approvals_racing_an_edge(&store, &ids, RACES, EdgeKind::Owns, "bot").await;
+    let report = store.verify_decision_chain().await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(report.length, 1 + 2 * RACES as u64, "the genesis and two decisions a race, no gap");
+    println!("{before} approvals committed before the owner change, {refused} refused after it");
+}
+
+/// `races` approvals of privileged grants to the NHI `bot` (to the systems `s0`..), the
+/// `i`th by approver `a{i}`, each raced by an admin's edge of `kind` from that approver
+/// to `to`, which makes them an owner of `bot`: how many approvals committed before
+/// the edge, and how many were refused after it; never one committed after it.
+async fn approvals_racing_an_edge(
+    store: &Store,
+    ids: &HashMap<String, NodeId>,
+    races: usize,
+    kind: EdgeKind,
+    to: &str,
+) -> (usize, usize) {
     let replica = store.as_replica();
     let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
     let (mut before, mut refused) = (0, 0);
-    for i in 0..RACES {
+    for i in 0..races {
         let approver = Actor { id: ids[&format!("a{i}")].clone(), roles: vec![Role::Approver] };
         let system = ids[&format!("s{i}")].clone();
-        let r = store.create_request(&ids["req"], &grant_to(&ids, &system, Privilege::Admin)).await.unwrap();
-        let owns = Change::Relate {
-            edge: NewEdge {
-                kind: EdgeKind::Owns,
-                from: approver.id.clone(),
-                to: ids["bot"].clone(),
-                attrs: Default::default(),
-            },
+        let r = store.create_request(&ids["req"], &grant_to(ids, &system, Privilege::Admin)).await.unwrap();
+        let edge = Change::Relate {
+            edge: NewEdge { kind, from: approver.id.clone(), to: ids[to].clone(), attrs: Default::default() },
         };
         let (replica, id) = (replica.clone(), r.id.clone());
         let approval =
             async move { replica.decide_request(&approver, &id, DecideOutcome::Approve, &text("approve"), &[]).await };
         let (store, admin) = (store.clone(), admin.clone());
         let change = async move {
-            let g = store.govern(&admin, &owns, &text("takes over the bot")).await.unwrap();
-            assert!(g.applied(), "ownership applies at once");
+            let g = store.govern(&admin, &edge, &text("becomes an owner")).await.unwrap();
+            assert!(g.applied(), "{kind} applies at once");
             g.decision.seq
         };
         match race(i, RuleKind::OwnerCannotApprove, lag(i), approval, change).await {
@@ -657,10 +670,40 @@ async fn an_owner_change_racing_an_approval_never_lets_an_owner_approve_a_privil
             Raced::Refused(_) => refused += 1,
         }
     }
+    (before, refused)
+}
+
+/// A membership change racing an approval, 300 times over two replicas: an approver who
+/// joins the team that owns the NHI while approving a privileged grant to it either
+/// approved before they joined, or is refused after it (`owner_cannot_approve`); never
+/// committed after it on the team's members read before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_membership_racing_an_approval_never_lets_an_owner_approve_a_privileged_grant() {
+    const RACES: usize = 300;
+    let mut people = vec![
+        person("admin", &["admin"]),
+        person("req", &["investigator"]),
+        person("lead", &[]),
+        json!({"type": "team", "ref": "owner", "name": "ops"}),
+    ];
+    people.extend((0..RACES).map(|i| person(&format!("a{i}"), &["approver"])));
+    let (store, ids) = race_world(people, "production", ("vault", "tier0"), RACES).await;
+    // The team has an active member, so the grant is not denied for want of an owner.
+    let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
+    let lead = Change::Relate {
+        edge: NewEdge {
+            kind: EdgeKind::MemberOf,
+            from: ids["lead"].clone(),
+            to: ids["owner"].clone(),
+            attrs: Default::default(),
+        },
+    };
+    assert!(store.govern(&admin, &lead, &text("leads ops")).await.unwrap().applied());
+    let (before, refused) = approvals_racing_an_edge(&store, &ids, RACES, EdgeKind::MemberOf, "owner").await;
     let report = store.verify_decision_chain().await.unwrap();
     assert!(report.first_broken.is_none(), "{report:?}");
-    assert_eq!(report.length, 1 + 2 * RACES as u64, "the genesis and two decisions a race, no gap");
-    println!("{before} approvals committed before the owner change, {refused} refused after it");
+    assert_eq!(report.length, 2 + 2 * RACES as u64, "the genesis, the lead's membership and two decisions a race");
+    println!("{before} approvals committed before the membership, {refused} refused after it");
 }
 
 /// A policy publication racing an approval, 300 times over two replicas: the owner of

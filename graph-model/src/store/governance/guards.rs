@@ -4,6 +4,8 @@
 
 use crate::domain::*;
 use crate::store::STALE;
+use surrealdb::types::RecordId;
+
 use crate::store::{Result, Vars, rid};
 
 /// Who acts, and with which roles: a signed-in person's roles, or an API token's scopes.
@@ -35,12 +37,10 @@ impl Actor {
 
 /// Fact checks that run inside a decision's transaction, before its effects: the
 /// stale-plan signal is thrown when any fact is no longer what the plan read. The checks
-/// are one statement (with the reads some of them need before it): a decision's commit
-/// runs on the chain's single committer, so each statement saved there is throughput.
+/// are one statement: a decision's commit runs on the chain's single committer, so each
+/// statement saved there is throughput.
 #[derive(Default)]
 pub(crate) struct Guards {
-    /// Statements that read what a condition compares (`LET`s).
-    reads: String,
     /// Conditions, each true when its fact changed.
     changed: Vec<String>,
     vars: Vars,
@@ -101,44 +101,50 @@ impl Guards {
     }
 
     /// Who owns a node (the owners in force and the people behind them, with their
-    /// active flags) is still as read.
+    /// active flags) is still as read. One condition, with no statement of its own:
+    /// when the owners are the same, the owning teams are the plan's, so who is behind
+    /// them is read from those teams alone, and the people's flags from the plan's
+    /// people; when they are not, the plan is stale whatever the rest says.
     pub fn owners(mut self, node: &NodeId, facts: &OwnerFacts) -> Guards {
         let k = self.key();
         let in_force = crate::store::nodes::IN_FORCE;
-        let owners: Vec<surrealdb::types::RecordId> = facts.owners.iter().map(rid).collect();
-        let active: Vec<surrealdb::types::RecordId> =
-            facts.people.iter().filter(|(_, a)| *a).map(|(p, _)| rid(p)).collect();
-        let people: Vec<surrealdb::types::RecordId> = facts.people.iter().map(|(p, _)| rid(p)).collect();
+        let ids =
+            |f: &dyn Fn(&NodeId) -> bool| -> Vec<RecordId> { facts.owners.iter().filter(|o| f(o)).map(rid).collect() };
+        let (teams, direct) = (ids(&|o| o.table() == Table::Team), ids(&|o| o.table() != Table::Team));
+        let active: Vec<RecordId> = facts.people.iter().filter(|(_, a)| *a).map(|(p, _)| rid(p)).collect();
+        let people: Vec<RecordId> = facts.people.iter().map(|(p, _)| rid(p)).collect();
+        let mut changed =
+            format!("array::sort((SELECT VALUE in FROM ${k}<-owns WHERE {in_force})) != array::sort(${k}_owners)");
+        if !teams.is_empty() {
+            changed.push_str(&format!(
+                "\n OR array::sort(array::distinct(array::concat(${k}_direct, array::flatten(
+                     SELECT VALUE (SELECT VALUE in FROM $parent.id<-member_of WHERE {in_force}) FROM ${k}_teams))))
+                     != array::sort(${k}_people)"
+            ));
+        }
+        if !people.is_empty() {
+            changed.push_str(&format!(
+                "\n OR array::sort((SELECT VALUE id FROM ${k}_people WHERE active = true)) != array::sort(${k}_active)"
+            ));
+        }
+        let owners: Vec<RecordId> = facts.owners.iter().map(rid).collect();
         let node = rid(node);
-        self.reads.push_str(&format!(
-            "LET ${k}_owners_now = (SELECT VALUE in FROM ${k}<-owns WHERE {in_force});
-             LET ${k}_people_now = array::distinct(array::concat(
-                 array::filter(${k}_owners_now, |$v| record::tb($v) = 'person'),
-                 array::flatten(SELECT VALUE (SELECT VALUE in FROM $parent.in<-member_of WHERE {in_force})
-                     FROM ${k}<-owns WHERE {in_force} AND record::tb(in) = 'team')));\n"
-        ));
-        self.check(
-            format!(
-                "array::sort(${k}_owners_now) != array::sort(${k}_owners)
-                 OR array::sort(${k}_people_now) != array::sort(${k}_people)
-                 OR array::sort((SELECT VALUE id FROM ${k}_people_now WHERE active = true)) != array::sort(${k}_active)"
-            ),
-            |v| {
-                v.set(&k, node)
-                    .set(&format!("{k}_owners"), owners)
-                    .set(&format!("{k}_people"), people)
-                    .set(&format!("{k}_active"), active)
-            },
-        )
+        self.check(changed, |v| {
+            v.set(&k, node)
+                .set(&format!("{k}_owners"), owners)
+                .set(&format!("{k}_direct"), direct)
+                .set(&format!("{k}_teams"), teams)
+                .set(&format!("{k}_people"), people)
+                .set(&format!("{k}_active"), active)
+        })
     }
 
-    /// The guard's statements, and `vars` with their bindings.
+    /// The guard's statement, and `vars` with its bindings.
     pub fn finish(self, vars: Vars) -> (String, Vars) {
-        let mut sql = self.reads;
-        if !self.changed.is_empty() {
-            let changed: Vec<String> = self.changed.iter().map(|c| format!("({c})")).collect();
-            sql.push_str(&format!("IF {} {{ THROW '{STALE}' }};\n", changed.join("\n OR ")));
+        if self.changed.is_empty() {
+            return (String::new(), vars.merge(self.vars));
         }
-        (sql, vars.merge(self.vars))
+        let changed: Vec<String> = self.changed.iter().map(|c| format!("({c})")).collect();
+        (format!("IF {} {{ THROW '{STALE}' }};\n", changed.join("\n OR ")), vars.merge(self.vars))
     }
 }
