@@ -57,9 +57,12 @@ pub(crate) struct EventDraft {
 }
 
 impl EventDraft {
-    /// Add the values [`RECORD_EVENT`] reads.
+    /// Add the values [`RECORD_EVENT`] reads. `$ev_owners` is bound (to `NONE`) when the
+    /// plan has not bound it: SurrealDB looks a name no query binds up in the database's
+    /// `DEFINE PARAM`s, a read of the catalog and an error made and dropped each time.
     pub fn bind(&self, vars: Vars) -> Vars {
-        vars.set("ev_id", RecordId::new("event", uuid::Uuid::now_v7().simple().to_string()))
+        vars.or_set("ev_owners", None::<Vec<RecordId>>)
+            .set("ev_id", RecordId::new("event", uuid::Uuid::now_v7().simple().to_string()))
             .set("ev_kind", self.kind.as_str())
             .set("ev_case", self.case.as_ref().map(rid))
             .set("ev_record", rid(&self.record))

@@ -717,6 +717,14 @@ impl Vars {
         self
     }
 
+    /// These variables, with `key` bound to `value` unless it is bound already.
+    pub fn or_set(mut self, key: &str, value: impl SurrealValue) -> Vars {
+        if !self.0.contains_key(key) {
+            self.0.insert(key.to_owned(), value.into_value());
+        }
+        self
+    }
+
     /// These variables and `other`'s; `other` wins where both bind a name.
     pub fn merge(mut self, other: Vars) -> Vars {
         self.0.extend(other.0);
