@@ -19,7 +19,20 @@ const DEFAULT_LOG: &str = "info,surrealdb=warn,surrealkv=warn";
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Errors capture no backtrace unless `RUST_LIB_BACKTRACE` asks for one; panics keep
+/// theirs (`RUST_BACKTRACE`). SurrealDB makes error values in its normal course (a name
+/// no query binds looked up in the catalog, a key found present) and, with
+/// `RUST_BACKTRACE=1` in the environment, each captured a backtrace: 2% of the decision
+/// committer's CPU where it was measured (BENCHMARKS.md).
+fn errors_without_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: first thing in `main`, before any other thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") }
+    }
+}
+
 fn main() -> ExitCode {
+    errors_without_backtraces();
     nhigov::allocator::keep_freed_memory();
     let cli = Cli::parse();
     // Embedded SurrealDB runs queries on the runtime's threads and recurses deeply.
