@@ -40,7 +40,7 @@ pub(crate) const RECORD_EVENT: &str = "CREATE ONLY $ev_id CONTENT {
     summary: $ev_summary, detail: $ev_detail, at: time::now(),
     queue: array::distinct(array::filter(
         array::concat([$ev_case.assignee, $ev_case.escalated_to, $ev_also], $ev_owners ?? []), |$p| $p != NONE)),
-};";
+} RETURN NONE;";
 
 /// An event about to be written with the change it reports. A plan may also bind
 /// `$ev_owners` (people): the owners of what the change concerns, whose queues it

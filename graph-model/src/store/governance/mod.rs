@@ -276,7 +276,7 @@ impl Store {
             head = ChainHead { seq: decision.seq, hash: decision.hash.clone() };
             decisions.push(decision);
         }
-        sql.push_str("UPSERT meta:chain SET seq = $seq, hash = $hash;\nCOMMIT;");
+        sql.push_str("UPSERT meta:chain SET seq = $seq, hash = $hash RETURN NONE;\nCOMMIT;");
         let vars = vars.set("seq", head.seq as i64).set("hash", head.hash.as_str());
         let wake = plans.iter().any(|(_, evaluating)| !evaluating);
         match self.write_waking(&sql, &vars, wake).await {
@@ -405,7 +405,7 @@ fn decision_statements(plan: &Plan, decision: &Decision) -> Result<(String, Vars
         .bind(plan.vars.clone())
         .set("decision_id", rid(&decision.id))
         .set("decision", decisions::content(decision)?);
-    let sql = format!("{}\nCREATE ONLY $decision_id CONTENT $decision;\n{RECORD_EVENT}\n", plan.effects);
+    let sql = format!("{}\nCREATE ONLY $decision_id CONTENT $decision RETURN NONE;\n{RECORD_EVENT}\n", plan.effects);
     Ok((sql, vars))
 }
 

@@ -441,7 +441,7 @@ impl Store {
             effects: format!(
                 "{checks}
                  {before}
-                 UPDATE $request SET {}, rev += 1;",
+                 UPDATE $request SET {}, rev += 1 RETURN NONE;",
                 set.join(", ")
             ),
             vars,
@@ -1045,7 +1045,7 @@ fn grant_statements(edge: &NewEdge, id: &EdgeId, now: DateTime<Utc>, vars: &mut 
     *vars = std::mem::take(vars).set("grant_open_key", open_key(edge)).set("grant", content);
     "LET $replaced = (UPDATE can_access SET valid_to = time::now(), open_key = NONE
          WHERE open_key = $grant_open_key RETURN id)[0].id;
-     INSERT RELATION INTO can_access object::extend($grant, { granted_by: $decision_id, granted_at: time::now() });"
+     INSERT RELATION INTO can_access object::extend($grant, { granted_by: $decision_id, granted_at: time::now() }) RETURN NONE;"
         .into()
 }
 
