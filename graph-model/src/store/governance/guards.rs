@@ -2,10 +2,10 @@
 //! the facts a plan relied on inside the transaction that seals it ([`Guards`]). Below
 //! both `requests` and `changes`, so neither imports the other for them.
 
-use crate::domain::*;
-use crate::store::STALE;
 use surrealdb::types::RecordId;
 
+use crate::domain::*;
+use crate::store::STALE;
 use crate::store::{Result, Vars, rid};
 
 /// Who acts, and with which roles: a signed-in person's roles, or an API token's scopes.
@@ -108,9 +108,9 @@ impl Guards {
     pub fn owners(mut self, node: &NodeId, facts: &OwnerFacts) -> Guards {
         let k = self.key();
         let in_force = crate::store::nodes::IN_FORCE;
-        let ids =
-            |f: &dyn Fn(&NodeId) -> bool| -> Vec<RecordId> { facts.owners.iter().filter(|o| f(o)).map(rid).collect() };
-        let (teams, direct) = (ids(&|o| o.table() == Table::Team), ids(&|o| o.table() != Table::Team));
+        let (teams, direct): (Vec<&NodeId>, Vec<&NodeId>) = facts.owners.iter().partition(|o| o.table() == Table::Team);
+        let (teams, direct): (Vec<RecordId>, Vec<RecordId>) =
+            (teams.into_iter().map(rid).collect(), direct.into_iter().map(rid).collect());
         let active: Vec<RecordId> = facts.people.iter().filter(|(_, a)| *a).map(|(p, _)| rid(p)).collect();
         let people: Vec<RecordId> = facts.people.iter().map(|(p, _)| rid(p)).collect();
         let mut changed =
