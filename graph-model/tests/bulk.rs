@@ -233,3 +233,55 @@ async fn a_load_begun_by_a_version_that_counted_its_batches_resumes_after_them()
     assert_eq!((rest.resumed_at, rest.done, first.nodes + rest.nodes, first.edges + rest.edges), (3, 8, 31, 30));
     assert_eq!(count(&store, "holds").await, 10);
 }
+
+/// A bulk load writes its edges without the engine's own checks (see `Ends::Checked`):
+/// what those checks and the fields' clauses would have given must be there all the
+/// same, and the indexes must be kept, the unique open key first.
+#[tokio::test]
+async fn bulk_edges_carry_their_stamps_and_keep_their_indexes() {
+    use graph_model::domain::{EdgeAttrs, EdgeKind, NewEdge};
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    let doc = document(6); // 19 nodes, 18 edges
+    let digest = graph_model::sha256_hex(doc.to_string().as_bytes());
+    let before = Utc::now();
+    let inv = Inventory::parse_keyed(&doc, before, Some(&digest)).unwrap();
+    store.import_bulk(&digest, "doc.json", before, &inv, load(5, 2), |_| ControlFlow::Continue(())).await.unwrap();
+    let after = Utc::now();
+
+    for table in ["owns", "holds", "authenticates_to"] {
+        let unstamped = store
+            .execute_raw(&format!(
+                "RETURN count(SELECT VALUE id FROM {table} WHERE changed_at = NONE OR created_at = NONE OR valid_from = NONE);"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(unstamped.as_u64(), Some(0), "{table}: every edge stamped");
+        // Read through the change index, as the graph index and the controls look for
+        // what changed.
+        let since = store
+            .execute_raw(&format!(
+                "RETURN count(SELECT VALUE id FROM {table} WITH INDEX {table}_changed WHERE changed_at >= d'{}' AND changed_at <= d'{}');",
+                before.to_rfc3339(),
+                after.to_rfc3339()
+            ))
+            .await
+            .unwrap();
+        assert_eq!(since.as_u64(), Some(6), "{table}: every edge found by its change stamp");
+    }
+
+    // The open key's unique index holds the bulk edges: a second open edge between the
+    // same two nodes is refused.
+    let id = |r: &str| inv.nodes.iter().find(|n| n.reference == r).unwrap().id.clone();
+    let again = NewEdge::parse(EdgeKind::Owns, id("p3"), id("n3"), EdgeAttrs::default()).unwrap();
+    let err = store.relate(&again).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "expected a conflict, got {err:?}");
+    let unique = store
+        .execute_raw(&format!(
+            "INSERT RELATION INTO owns {{ in: {}, out: {}, open_key: (SELECT VALUE open_key FROM owns LIMIT 1)[0] }};",
+            id("p4"),
+            id("n4")
+        ))
+        .await
+        .unwrap_err();
+    assert!(unique.to_string().contains("owns_open"), "the unique index refuses a copy: {unique}");
+}

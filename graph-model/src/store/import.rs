@@ -184,7 +184,8 @@ impl Store {
         self.check_against_store(&plan.create, &plan.open, &stored, false).await?;
         let now = Utc::now();
         let source = inv.source.as_ref().map(|s| s.as_str());
-        let (body, vars) = insert_statements(&plan.create, &plan.open, now, source, |e| EdgeId::generate(e.edge.kind));
+        let (body, vars) =
+            insert_statements(&plan.create, &plan.open, now, source, |e| EdgeId::generate(e.edge.kind), Ends::Engine);
         let updates: Vec<Value> = plan
             .update
             .iter()
@@ -424,8 +425,14 @@ impl Store {
     ) -> impl std::future::Future<Output = Result<usize>> + Send + 'static {
         let (nodes, edges) = cut.slice(inv, k, k + 1);
         let source = inv.source.as_ref().map(|s| s.as_str());
-        let (body, vars) =
-            insert_statements(nodes, edges, Utc::now(), source, |e| EdgeId::derived(e.edge.kind, digest, &e.item));
+        let (body, vars) = insert_statements(
+            nodes,
+            edges,
+            Utc::now(),
+            source,
+            |e| EdgeId::derived(e.edge.kind, digest, &e.item),
+            Ends::Checked,
+        );
         let sql = format!(
             "BEGIN;
              IF $marker.k != NONE {{ THROW 'CONFLICT: another load of this document is running' }};
@@ -662,6 +669,21 @@ fn batch_marker(digest: &str, k: usize) -> RecordId {
     RecordId::new("import_batch", format!("{digest}_{k}"))
 }
 
+/// Who makes sure the edges a write opens are sound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// The engine, as for any write: both ends exist (`ENFORCED`), and the fields'
+    /// clauses fill in the stamps and check the types.
+    Engine,
+    /// A bulk load, before its first batch: every end was found in the document or
+    /// the store (nodes are never deleted, and a batch of edges waits for the batches
+    /// of nodes before it), and every field is set here. The engine writes the edges
+    /// as it restores a backup (`OPTION IMPORT`): no end lookups, no field clauses,
+    /// about a tenth of a first load's time. Indexes are kept as always, the
+    /// unique open key included.
+    Checked,
+}
+
 /// `INSERT` statements (no transaction around them) for nodes and edges, grouped by table.
 fn insert_statements(
     nodes: &[ImportNode],
@@ -669,6 +691,7 @@ fn insert_statements(
     now: DateTime<Utc>,
     source: Option<&str>,
     edge_id: impl Fn(&ImportEdge) -> EdgeId,
+    ends: Ends,
 ) -> (String, Vars) {
     let mut by_table: HashMap<Table, Vec<Value>> = HashMap::new();
     for node in nodes {
@@ -677,8 +700,12 @@ fn insert_statements(
     }
     let mut by_kind: HashMap<EdgeKind, Vec<Value>> = HashMap::new();
     for e in edges {
-        let content =
+        let mut content =
             edge_content(&edge_id(e), &e.edge, e.valid_from.unwrap_or(now), e.valid_to, now).opt("source", source);
+        if ends == Ends::Checked {
+            // What the field's `VALUE time::now()` would have set.
+            content = content.set("changed_at", surrealdb::types::Datetime::from(now));
+        }
         by_kind.entry(e.edge.kind).or_default().push(content.into_value());
     }
     let mut sql = String::new();
@@ -689,11 +716,18 @@ fn insert_statements(
             vars = vars.set(&format!("n_{table}"), rows);
         }
     }
+    let unchecked = ends == Ends::Checked && !by_kind.is_empty();
+    if unchecked {
+        sql.push_str("OPTION IMPORT;\n");
+    }
     for kind in EdgeKind::ALL {
         if let Some(rows) = by_kind.remove(&kind) {
             sql.push_str(&format!("INSERT RELATION INTO {kind} $e_{kind} RETURN NONE;\n"));
             vars = vars.set(&format!("e_{kind}"), rows);
         }
+    }
+    if unchecked {
+        sql.push_str("OPTION IMPORT = false;\n");
     }
     (sql, vars)
 }
