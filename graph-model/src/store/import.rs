@@ -716,8 +716,8 @@ fn insert_statements(
             vars = vars.set(&format!("n_{table}"), rows);
         }
     }
-    let unchecked = ends == Ends::Checked && !by_kind.is_empty();
-    if unchecked {
+    let as_restore = ends == Ends::Checked && !by_kind.is_empty();
+    if as_restore {
         sql.push_str("OPTION IMPORT;\n");
     }
     for kind in EdgeKind::ALL {
@@ -726,7 +726,7 @@ fn insert_statements(
             vars = vars.set(&format!("e_{kind}"), rows);
         }
     }
-    if unchecked {
+    if as_restore {
         sql.push_str("OPTION IMPORT = false;\n");
     }
     (sql, vars)
