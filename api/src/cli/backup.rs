@@ -154,6 +154,7 @@ pub(super) async fn restore(cfg: &Config, file: &Path) -> Result<()> {
         cfg.db.url,
         started.elapsed().as_secs_f64()
     );
+    super::settle(cfg).await;
     super::verify::verify(cfg, None, None).await
 }
 

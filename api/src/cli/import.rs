@@ -9,13 +9,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use graph_model::store::{BulkLoad, ImportFailure, ImportKind, ImportReport, ImportStep};
+use graph_model::store::{BulkLoad, ImportFailure, ImportKind, ImportReport, ImportStep, Settled};
 
-use super::{open_store, progress};
+use super::{open_store, progress, settle};
 use crate::config::Config;
 
 /// What `nhigov import` did, for the benchmark's report.
-pub type Imported = ImportReport;
+pub struct Imported {
+    pub report: ImportReport,
+    /// How the store settled after a bulk load into an embedded store.
+    pub settled: Option<Settled>,
+}
 
 /// Import the document at `file` into the configured store; see [`Command::Import`].
 pub async fn import(cfg: &Config, file: &std::path::Path, load: BulkLoad) -> Result<Imported> {
@@ -47,6 +51,10 @@ pub async fn import(cfg: &Config, file: &std::path::Path, load: BulkLoad) -> Res
         eprintln!();
     }
     store.close().await;
+    let settled = match &result {
+        Ok(r) if matches!(r.kind, ImportKind::Loaded) => settle(cfg).await,
+        _ => None,
+    };
     let report = match result {
         Ok(r) => r,
         Err(ImportFailure::Faults(errors)) => {
@@ -59,7 +67,7 @@ pub async fn import(cfg: &Config, file: &std::path::Path, load: BulkLoad) -> Res
         Err(e) => bail!("{shown}: {e}"),
     };
     summarise(&shown, &report, started.elapsed().as_secs_f64());
-    Ok(report)
+    Ok(Imported { report, settled })
 }
 
 /// A step as a progress line (on a terminal, batches overwrite each other).

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use graph_model::store::{BulkLoad, Store, StoreError};
+use graph_model::store::{BulkLoad, SettlePass, Settled, Store, StoreError};
 
 use crate::auth::Authenticator;
 use crate::config::{Config, LogFormat, Mode};
@@ -328,6 +328,53 @@ async fn open_store(cfg: &Config) -> Result<Store> {
         StoreError::SchemaTooNew { .. } => anyhow!("{e}"),
         e => anyhow!("cannot open the store at {}: {e}", cfg.db.url),
     })
+}
+
+/// After a bulk write into an embedded store (a bulk load, a restore), let the engine
+/// run the merges the write left it owing (see `Store::settle`), so the server's first
+/// start does not. The data is stored already: a failure here is reported, not fatal.
+async fn settle(cfg: &Config) -> Option<Settled> {
+    let live = std::io::stderr().is_terminal();
+    let mut on_pass = |p: SettlePass| {
+        if live {
+            eprint!(
+                "\rsettling the store: pass {}, {} MiB of files changed in {:.1}s   ",
+                p.pass,
+                p.bytes >> 20,
+                p.secs
+            );
+        }
+    };
+    match Store::settle(&cfg.store_config(), &mut on_pass).await {
+        Ok(Some(s)) => {
+            if live {
+                eprintln!();
+            }
+            if s.done {
+                println!(
+                    "the store settled: {} merge(s), {} MiB of files changed, in {:.2}s",
+                    s.merges,
+                    s.bytes >> 20,
+                    s.secs
+                );
+            } else {
+                println!(
+                    "the store had not settled after {} merges ({} MiB, {:.2}s); the server's first start runs the rest",
+                    s.merges,
+                    s.bytes >> 20,
+                    s.secs
+                );
+            }
+            Some(s)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!(
+                "settling the store after the load failed (the data is stored; the server's first start merges instead): {e}"
+            );
+            None
+        }
+    }
 }
 
 /// One line of progress on a terminal; nothing when piped.

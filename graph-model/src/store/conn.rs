@@ -77,6 +77,14 @@ impl Default for EmbeddedMemory {
     }
 }
 
+/// SurrealKV's settings for `memory`.
+pub(crate) fn engine_config(memory: EmbeddedMemory) -> surrealdb_cnf::ConfigMap {
+    surrealdb_cnf::ConfigMap::from_config_string(&format!(
+        "surrealkv_block_cache_capacity={}&surrealkv_max_memtable_size={}&surrealkv_block_size={}",
+        memory.block_cache_bytes, memory.memtable_bytes, memory.block_bytes
+    ))
+}
+
 /// An open SDK handle.
 pub(crate) enum Conn {
     /// A remote server, or the in-memory engine.
@@ -98,10 +106,7 @@ macro_rules! on_conn {
 impl Conn {
     /// Open the embedded SurrealKV store at `url` (`surrealkv://PATH?...`).
     pub(crate) async fn embedded(url: &str, memory: EmbeddedMemory) -> Result<Conn> {
-        let config = surrealdb_cnf::ConfigMap::from_config_string(&format!(
-            "surrealkv_block_cache_capacity={}&surrealkv_max_memtable_size={}&surrealkv_block_size={}",
-            memory.block_cache_bytes, memory.memtable_bytes, memory.block_bytes
-        ));
+        let config = engine_config(memory);
         let engine = |e: &dyn std::fmt::Display| StoreError::Database(format!("opening {url}: {e}"));
         // The maintenance tasks start after the version check and the bootstrap, as
         // the SDK's own local engine starts them: a task that writes first would make

@@ -25,6 +25,7 @@ mod paging;
 mod reconcile;
 mod retention;
 mod schema;
+mod settle;
 mod webhooks;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub use nodes::{NodeFilter, NodeRecord};
 pub use paging::{Cursor, Order, OrderBy, Page, PageRequest};
 pub use retention::{PruneReport, Retention};
 pub use schema::SCHEMA_VERSION;
+pub use settle::{DirState, SettlePass, Settled};
 pub use webhooks::{Attempt, Delivery, DeliveryCounts};
 
 /// Where the store lives and how to reach it.
@@ -414,6 +416,20 @@ impl Store {
             released(&lock).await;
         }
         info!("store closed");
+    }
+
+    /// Let the embedded store `cfg` names finish the merges a bulk write left it owing,
+    /// so that the next process to open it (a server) does not run them beside its own
+    /// start (see `settle`); `on_pass` hears of each time it is opened. `None` for
+    /// other engines, whose compaction is the server's. The store must be closed.
+    pub async fn settle(cfg: &StoreConfig, on_pass: &mut (dyn FnMut(SettlePass) + Send)) -> Result<Option<Settled>> {
+        let url = cfg.engine_url();
+        if !url.starts_with("surrealkv://") {
+            return Ok(None);
+        }
+        let Some(lock) = embedded_lock(cfg)? else { return Ok(None) };
+        let dir = lock.parent().unwrap_or(std::path::Path::new("."));
+        settle::settle(&url, dir, cfg.memory, on_pass).await.map(Some)
     }
 
     /// Run SurrealQL as it is and return the last statement's result, for tests that

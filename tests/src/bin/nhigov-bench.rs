@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use graph_model::graph::Direction;
 use graph_model::inventory::NodeSpec;
-use graph_model::store::{Store, StoreConfig};
+use graph_model::store::{DirState, Store, StoreConfig};
 use graph_model::{Email, InventoryNode, Name, NewPerson, NewRequest, NodeId, Privilege, RequestKind, Role, Text};
 use nhigov::auth::Authenticator;
 use nhigov::config::Config;
@@ -342,7 +342,7 @@ async fn generate_and_import(report: &mut Report, args: &Args, dir: &Path, data:
     let mut cfg = Config::default();
     cfg.db.url = data.display().to_string();
     let load = graph_model::store::BulkLoad::new(5000);
-    let imported = nhigov::cli::import(&cfg, &graph, load).await?;
+    let nhigov::cli::Imported { report: imported, settled } = nhigov::cli::import(&cfg, &graph, load).await?;
     report.say(format!(
         "import: {} nodes and {} edges written in {:.2}s: {:.0} edges/s, {:.0} items/s (batches of {}, {} side by side, memtable {} MiB, SurrealKV, fsync per batch)",
         imported.nodes,
@@ -354,6 +354,15 @@ async fn generate_and_import(report: &mut Report, args: &Args, dir: &Path, data:
         load.parallel,
         cfg.db.memtable_mb
     ));
+    if let Some(s) = settled {
+        report.say(format!(
+            "import: the store settled after the load in {:.2}s: {} merge(s), {} MiB rewritten{}",
+            s.secs,
+            s.merges,
+            s.bytes >> 20,
+            if s.done { "" } else { ", merges still owed at the bound" }
+        ));
+    }
     Ok(())
 }
 
@@ -895,7 +904,7 @@ impl Server {
         const QUIET: usize = 10;
         let ticks_per_s = clock_ticks_per_s();
         let started = Instant::now();
-        let (mut cpu, mut dir) = (self.cpu_ticks()?, dir_state(data)?);
+        let (mut cpu, mut dir) = (self.cpu_ticks()?, DirState::read(data)?);
         let mut quiet = 0;
         let (mut share, mut written) = (0.0, 0);
         while quiet < QUIET {
@@ -908,9 +917,9 @@ impl Server {
                 ));
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let (now_cpu, now_dir) = (self.cpu_ticks()?, dir_state(data)?);
+            let (now_cpu, now_dir) = (self.cpu_ticks()?, DirState::read(data)?);
             share = (now_cpu - cpu) as f64 / ticks_per_s;
-            written = bytes_changed(&dir, &now_dir);
+            written = dir.bytes_changed(&now_dir);
             quiet = if share < 0.05 && written < 64 * 1024 { quiet + 1 } else { 0 };
             (cpu, dir) = (now_cpu, now_dir);
         }
@@ -949,48 +958,6 @@ impl Server {
         ensure!(status.success(), "nhigov serve exited with {status}");
         Ok(())
     }
-}
-
-/// How many bytes the files of `before` and `after` differ by: a file's growth or
-/// shrinking, a new file's size, a removed file's size.
-fn bytes_changed(
-    before: &std::collections::BTreeMap<PathBuf, u64>,
-    after: &std::collections::BTreeMap<PathBuf, u64>,
-) -> u64 {
-    let mut n = 0;
-    for (path, size) in after {
-        n += size.abs_diff(before.get(path).copied().unwrap_or(0));
-    }
-    for (path, size) in before {
-        if !after.contains_key(path) {
-            n += size;
-        }
-    }
-    n
-}
-
-/// The size of every file under `dir`.
-fn dir_state(dir: &Path) -> Result<std::collections::BTreeMap<PathBuf, u64>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(entries) => entries,
-            // Removed since it was listed (a compaction): that is a change too.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", d.display())),
-        };
-        for entry in entries {
-            let Ok(entry) = entry else { continue };
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                todo.push(entry.path());
-            } else {
-                out.insert(entry.path(), meta.len());
-            }
-        }
-    }
-    Ok(out)
 }
 
 async fn ids(store: &Store, sql: &str) -> Result<Vec<NodeId>> {
