@@ -356,7 +356,7 @@ async fn generate_and_import(report: &mut Report, args: &Args, dir: &Path, data:
     ));
     if let Some(s) = settled {
         report.say(format!(
-            "import: the store settled after the load in {:.2}s: {} merge(s), {} MiB rewritten{}",
+            "import: the store settled after the load in {:.2}s: {} merge(s), {} MiB of files changed{}",
             s.secs,
             s.merges,
             s.bytes >> 20,
