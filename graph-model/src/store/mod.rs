@@ -423,13 +423,8 @@ impl Store {
     /// start (see `settle`); `on_pass` hears of each time it is opened. `None` for
     /// other engines, whose compaction is the server's. The store must be closed.
     pub async fn settle(cfg: &StoreConfig, on_pass: &mut (dyn FnMut(SettlePass) + Send)) -> Result<Option<Settled>> {
-        let url = cfg.engine_url();
-        if !url.starts_with("surrealkv://") {
-            return Ok(None);
-        }
         let Some(lock) = embedded_lock(cfg)? else { return Ok(None) };
-        let dir = lock.parent().unwrap_or(std::path::Path::new("."));
-        settle::settle(&url, dir, cfg.memory, on_pass).await.map(Some)
+        settle::settle(&cfg.engine_url(), &lock, cfg.memory, on_pass).await.map(Some)
     }
 
     /// Run SurrealQL as it is and return the last statement's result, for tests that

@@ -107,15 +107,17 @@ const POLL: Duration = Duration::from_millis(250);
 /// settles (something else writing to it) to a finite wait.
 const MAX_PASSES: u32 = 12;
 
-/// Open the embedded store at `dir` (`url` its engine URL) until it has no merge left
-/// to run; `on_pass` hears of each pass. The store must not be open elsewhere.
+/// Open the embedded store whose lock file is `lock` (`url` its engine URL) until it
+/// has no merge left to run; `on_pass` hears of each pass. The store must not be open
+/// elsewhere (if it is, opening fails on the lock).
 pub(crate) async fn settle(
     url: &str,
-    dir: &Path,
+    lock: &Path,
     memory: EmbeddedMemory,
     on_pass: &mut (dyn FnMut(SettlePass) + Send),
 ) -> Result<Settled> {
     let started = Instant::now();
+    let dir = lock.parent().unwrap_or(Path::new("."));
     let io = |e: std::io::Error| StoreError::Database(format!("watching {}: {e}", dir.display()));
     let mut total = 0;
     for pass in 1..=MAX_PASSES {
@@ -139,7 +141,7 @@ pub(crate) async fn settle(
         }
         kvs.shutdown().await.map_err(|e| StoreError::Database(format!("closing {url}: {e}")))?;
         drop(kvs);
-        super::released(&dir.join("LOCK")).await;
+        super::released(lock).await;
         let bytes = before.bytes_changed(&DirState::read(dir).map_err(io)?);
         on_pass(SettlePass { pass, bytes, secs: pass_started.elapsed().as_secs_f64() });
         if bytes < IDLE_BYTES {
