@@ -598,6 +598,8 @@ async fn approvals(
     let requests = Arc::new(requests);
     let commits = server.decision_commits().await?;
     let (server_cpu, own_cpu) = (server.cpu_ticks()?, own_cpu_ticks()?);
+    // The thread starts with the server's first commit, which may come within the phase.
+    let committer = server.committer_schedstat().unwrap_or((0, 0));
     let wall = Instant::now();
     let mut handles = Vec::new();
     for w in 0..WRITERS {
@@ -623,7 +625,7 @@ async fn approvals(
     let decisions = times.len();
     let commits = server.decision_commits().await? - commits;
     let per_decision = |ticks: u64| ticks as f64 / clock_ticks_per_s() * 1000.0 / decisions.max(1) as f64;
-    let note = format!(
+    let mut note = format!(
         "{decisions} decisions in {commits} commits ({:.1} a commit); CPU per decision: server {:.2} ms, \
          clients {:.2} ms, of {:.2} ms of wall time for {} cores",
         decisions as f64 / commits.max(1) as f64,
@@ -632,6 +634,17 @@ async fn approvals(
         wall.as_secs_f64() * 1000.0 / decisions.max(1) as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
+    // The chain's single committer is the serial part of every decision: how busy it
+    // was says whether the rate is bound by it.
+    if let (Some((run, wait)), (run0, wait0)) = (server.committer_schedstat(), committer) {
+        let share = |ns: u64| ns as f64 / 1e9 / wall.as_secs_f64() * 100.0;
+        note.push_str(&format!(
+            "; the committer on a CPU {:.0}% of the time ({:.2} ms a decision), waiting for one {:.0}%",
+            share(run - run0),
+            (run - run0) as f64 / 1e6 / decisions.max(1) as f64,
+            share(wait - wait0),
+        ));
+    }
     report.add(Sample {
         name: "http: decideRequest (approve a grant: SoD checks, chain, new edge)".into(),
         clients: WRITERS,
@@ -932,6 +945,18 @@ impl Server {
     /// User and system CPU the server has used, in clock ticks (Linux).
     fn cpu_ticks(&self) -> Result<u64> {
         proc_cpu_ticks(&self.child.id().to_string())
+    }
+
+    /// The decision committer thread's time on a CPU and time runnable but waiting for
+    /// one, in ns (`/proc/PID/task/TID/schedstat`, Linux); `None` where it cannot be read.
+    fn committer_schedstat(&self) -> Option<(u64, u64)> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let task = tasks
+            .flatten()
+            .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "nhigov-commit"))?;
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+        Some((fields.next()??, fields.next()??))
     }
 
     /// `nhigov_decision_commits_total` from the server's metrics.
