@@ -636,13 +636,14 @@ async fn approvals(
     );
     // The chain's single committer is the serial part of every decision: how busy it
     // was says whether the rate is bound by it.
-    if let (Some((run, wait)), (run0, wait0)) = (server.committer_schedstat(), committer) {
+    if let Some((run, wait)) = server.committer_schedstat() {
+        let (run, wait) = (run.saturating_sub(committer.0), wait.saturating_sub(committer.1));
         let share = |ns: u64| ns as f64 / 1e9 / wall.as_secs_f64() * 100.0;
         note.push_str(&format!(
             "; the committer on a CPU {:.0}% of the time ({:.2} ms a decision), waiting for one {:.0}%",
-            share(run - run0),
-            (run - run0) as f64 / 1e6 / decisions.max(1) as f64,
-            share(wait - wait0),
+            share(run),
+            run as f64 / 1e6 / decisions.max(1) as f64,
+            share(wait),
         ));
     }
     report.add(Sample {
