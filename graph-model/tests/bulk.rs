@@ -328,3 +328,36 @@ async fn a_bulk_load_into_an_embedded_store_settles_and_keeps_every_record() {
     // Other engines compact on their own: nothing to do.
     assert!(Store::settle(&StoreConfig::memory(), &mut |_| {}).await.unwrap().is_none());
 }
+
+/// A bulk load writes its edges with the schema's events off (`OPTION IMPORT`), so it
+/// moves the ownership revisions itself: a decision's commit that saw a node's owners
+/// before the load must not take them for its owners after it.
+#[tokio::test]
+async fn a_bulk_load_moves_the_ownership_revisions_of_what_its_edges_own() {
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    let doc = document(10); // 31 nodes, then 30 edges
+    let digest = graph_model::sha256_hex(doc.to_string().as_bytes());
+    let parsed_at = Utc::now();
+    let inv = Inventory::parse_keyed(&doc, parsed_at, Some(&digest)).unwrap();
+    let stop = |p: &graph_model::store::BulkProgress| {
+        if p.nodes == 31 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    let first = store.import_bulk(&digest, "doc.json", parsed_at, &inv, load(31, 1), stop).await.unwrap();
+    assert_eq!((first.stopped, first.nodes, first.edges), (true, 31, 0));
+    let revs = "RETURN SELECT id, owners_rev FROM nhi ORDER BY id;";
+    let before = store.execute_raw(revs).await.unwrap();
+    let before = before.as_array().unwrap();
+    assert_eq!(before.len(), 10);
+    assert!(before.iter().all(|n| n["owners_rev"].is_string()), "a node has a revision from its creation: {before:?}");
+
+    let rest = store
+        .import_bulk(&digest, "doc.json", parsed_at, &inv, load(31, 1), |_| ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    assert_eq!((rest.stopped, rest.edges), (false, 30));
+    let after = store.execute_raw(revs).await.unwrap();
+    for (b, a) in before.iter().zip(after.as_array().unwrap()) {
+        assert_eq!(a["id"], b["id"]);
+        assert!(a["owners_rev"].is_string() && a["owners_rev"] != b["owners_rev"], "{}: its owner came in", a["id"]);
+    }
+}

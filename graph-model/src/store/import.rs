@@ -728,6 +728,14 @@ fn insert_statements(
     }
     if as_restore {
         sql.push_str("OPTION IMPORT = false;\n");
+        // What the schema's events would have written (`owners_rev`, `members_rev`):
+        // under `OPTION IMPORT` they do not run, and a decision's owner check would
+        // otherwise take owners it saw before these edges for the owners now.
+        for (kind, rev) in [(EdgeKind::Owns, "owners_rev"), (EdgeKind::MemberOf, "members_rev")] {
+            if vars.has(&format!("e_{kind}")) {
+                sql.push_str(&format!("UPDATE array::distinct($e_{kind}.out) SET {rev} = rand::ulid() RETURN NONE;\n"));
+            }
+        }
     }
     (sql, vars)
 }

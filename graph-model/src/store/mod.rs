@@ -285,6 +285,8 @@ pub struct Store {
     /// Decisions planned and waiting for the committer, which seals all that are ready
     /// in one transaction (see `governance`).
     chain_queue: Arc<std::sync::Mutex<Vec<governance::Pending>>>,
+    /// The owners the committer last checked in full, by node (see `governance::guards`).
+    owners_seen: Arc<std::sync::Mutex<governance::OwnersSeen>>,
     /// The in-process adjacency index (see `graph`).
     graph: Arc<graph::LiveGraph>,
     /// Events for this process's subscribers (see `events`).
@@ -321,6 +323,7 @@ impl Store {
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             chain_queue: Arc::default(),
+            owners_seen: Arc::default(),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
             controls_turn: Arc::default(),
             graph: Store::new_live_graph(cfg.graph_refresh, cfg.change_margin),
@@ -366,6 +369,7 @@ impl Store {
         Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             chain_queue: Arc::default(),
+            owners_seen: Arc::default(),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
             controls_turn: Arc::default(),
             graph: Store::new_live_graph(self.graph.refresh, self.graph.margin),
@@ -714,13 +718,30 @@ impl Where {
     }
 }
 
-/// Bound variables for a statement batch.
+/// Bound variables for a statement batch, and the owner checks among them that a
+/// decision's committer may answer from what it has seen (`governance::guards`).
 #[derive(Default, Clone)]
-pub(crate) struct Vars(Object);
+pub(crate) struct Vars(Object, Vec<governance::OwnerCheck>);
 
 impl Vars {
     pub fn new() -> Vars {
-        Vars(Object::new())
+        Vars::default()
+    }
+
+    /// These variables, with an owner check (`Guards::owners`) whose bindings they hold.
+    pub(crate) fn with_owner_check(mut self, check: governance::OwnerCheck) -> Vars {
+        self.1.push(check);
+        self
+    }
+
+    /// Is `key` bound?
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// The owner checks these variables hold bindings for.
+    pub(crate) fn owner_checks(&self) -> &[governance::OwnerCheck] {
+        &self.1
     }
 
     pub fn set(mut self, key: &str, value: impl SurrealValue) -> Vars {
@@ -739,6 +760,7 @@ impl Vars {
     /// These variables and `other`'s; `other` wins where both bind a name.
     pub fn merge(mut self, other: Vars) -> Vars {
         self.0.extend(other.0);
+        self.1.extend(other.1);
         self
     }
 
@@ -769,7 +791,8 @@ impl Vars {
         for (k, v) in bound {
             vars.insert(format!("{prefix}{k}"), v);
         }
-        (out, Vars(vars))
+        let checks = self.1.into_iter().map(|c| c.prefixed(prefix)).collect();
+        (out, Vars(vars, checks))
     }
 }
 

@@ -28,7 +28,7 @@ mod changes;
 mod control_facts;
 mod controls;
 mod decisions;
-mod guards;
+pub(crate) mod guards;
 mod requests;
 mod tokens;
 mod work;
@@ -44,6 +44,7 @@ use super::events::{EventDraft, RECORD_EVENT};
 use super::{Result, Store, StoreError, Vars, rid, take};
 use crate::domain::*;
 pub(crate) use control_facts::Seen;
+pub(crate) use guards::{OwnerCheck, OwnersSeen};
 
 pub use alerts::{AlertFilter, IngestOutcome, ScanSummary};
 pub use baseline::Ungoverned;
@@ -268,6 +269,7 @@ impl Store {
         for (i, (plan, _)) in plans.iter().enumerate() {
             let decision = plan.draft.clone().seal(NodeId::generate(Table::Decision), &head, Utc::now());
             let (statements, bound) = decision_statements(plan, &decision)?;
+            let bound = self.answer_owner_checks(bound);
             // One plan alone keeps its names; in a group each plan's are its own.
             let (statements, bound) =
                 if plans.len() == 1 { (statements, bound) } else { bound.prefixed(&statements, &format!("d{i}_")) };
@@ -276,11 +278,16 @@ impl Store {
             head = ChainHead { seq: decision.seq, hash: decision.hash.clone() };
             decisions.push(decision);
         }
-        sql.push_str("UPSERT meta:chain SET seq = $seq, hash = $hash RETURN NONE;\nCOMMIT;");
+        sql.push_str("UPSERT meta:chain SET seq = $seq, hash = $hash RETURN NONE;\n");
+        // What the owner checks that ran in full saw, for the next decisions' checks.
+        let checks = vars.owner_checks().to_vec();
+        let seen: Vec<String> = checks.iter().map(|c| format!("${}_seen", c.key)).collect();
+        sql.push_str(&format!("RETURN {{ owners_seen: [{}] }};\nCOMMIT;", seen.join(", ")));
         let vars = vars.set("seq", head.seq as i64).set("hash", head.hash.as_str());
         let wake = plans.iter().any(|(_, evaluating)| !evaluating);
         match self.write_waking(&sql, &vars, wake).await {
-            Ok(_) => {
+            Ok(mut resp) => {
+                self.remember_owners(&checks, &mut resp);
                 *known_head = Some(head);
                 self.metrics.commit();
                 for d in &decisions {
@@ -293,6 +300,42 @@ impl Store {
                     *known_head = Some(start);
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// `vars` with the quick path of each owner check opened where this committer has
+    /// seen the very owners it relies on (`Guards::owners`).
+    fn answer_owner_checks(&self, vars: Vars) -> Vars {
+        if vars.owner_checks().is_empty() {
+            return vars;
+        }
+        let seen = self.owners_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let checks = vars.owner_checks().to_vec();
+        checks.iter().fold(vars, |v, c| c.answered(&seen, v))
+    }
+
+    /// Remember what the owner checks of a committed transaction read in full (its
+    /// statement `RETURN { owners_seen }`, the last before `COMMIT`). A reply that does
+    /// not read as expected is logged and forgotten: the next checks run in full.
+    fn remember_owners(&self, checks: &[guards::OwnerCheck], resp: &mut surrealdb::IndexedResults) {
+        if checks.is_empty() {
+            return;
+        }
+        #[derive(Deserialize)]
+        struct Returned {
+            owners_seen: Vec<Option<guards::SeenRow>>,
+        }
+        let n = resp.num_statements();
+        let returned = (n.saturating_sub(3)..n).rev().find_map(|i| take::<Returned>(resp, i).ok());
+        let Some(Returned { owners_seen }) = returned.filter(|r| r.owners_seen.len() == checks.len()) else {
+            warn!("a decision commit's owner readings did not come back; the next checks run in full");
+            return;
+        };
+        let mut seen = self.owners_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (check, row) in checks.iter().zip(owners_seen) {
+            if let Some(row) = row {
+                seen.remember(check, row);
             }
         }
     }
@@ -439,6 +482,7 @@ mod tests {
                 {"type": "person", "ref": "a1", "name": "Approver One", "email": "a1@x.example", "roles": ["approver"]},
                 {"type": "person", "ref": "a2", "name": "Approver Two", "email": "a2@x.example", "roles": ["approver"]},
                 {"type": "person", "ref": "owner", "name": "Owner", "email": "owner@x.example"},
+                {"type": "team", "ref": "ops", "name": "ops"},
                 {"type": "nhi", "ref": "bot", "kind": "service_account", "name": "bot", "environment": "production"},
                 {"type": "system", "ref": "db0", "kind": "database", "name": "ledger", "environment": "production", "criticality": "tier2"},
                 {"type": "system", "ref": "db1", "kind": "database", "name": "billing", "environment": "production", "criticality": "tier2"},
@@ -589,6 +633,109 @@ mod tests {
             let r = store.request(&r.id).await.unwrap();
             assert_eq!((r.status, r.approvals.len()), (RequestStatus::Approved, 1), "round {round}");
         }
+        let report = store.verify_decision_chain().await.unwrap();
+        assert!(report.ok(), "{report:?}");
+    }
+
+    /// Commit a decision on `node` whose one check is that its owners are `stale` on
+    /// its first plan, and as the store has them on any plan after; how many plans it
+    /// took (2: the first one's facts had changed).
+    async fn commit_checked(store: &Store, actor: &NodeId, node: &NodeId, stale: &OwnerFacts) -> usize {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let attempts = AtomicUsize::new(0);
+        let attempts = &attempts;
+        store
+            .decide(move || {
+                Box::pin(async move {
+                    let facts = match attempts.fetch_add(1, SeqCst) {
+                        0 => stale.clone(),
+                        _ => store.owner_facts(node).await?,
+                    };
+                    let draft = DecisionDraft {
+                        kind: DecisionKind::DecideRequest,
+                        outcome: Outcome::Approved,
+                        actor: actor.clone(),
+                        subject: node.clone(),
+                        case: None,
+                        rationale: "owners checked".into(),
+                        signals: vec![],
+                        policy: None,
+                        violation: None,
+                        refs: vec![],
+                        inputs: serde_json::json!({ "owners": facts.owners }),
+                    };
+                    let (effects, vars) = guards::Guards::default().owners(node, &facts).finish(Vars::new());
+                    Ok(Plan { draft, effects, vars })
+                })
+            })
+            .await
+            .unwrap();
+        attempts.load(SeqCst)
+    }
+
+    /// Has the committer seen `facts` as `node`'s owners in a full check?
+    fn knows(store: &Store, node: &NodeId, facts: &OwnerFacts) -> bool {
+        store.owners_seen.lock().unwrap().knows(node, facts)
+    }
+
+    /// An owner check the committer answers from the revisions it saw still catches
+    /// every change of the owners, from any write path and by time: an owner added, a
+    /// team given ownership, a member added to it, a member deactivated, an ownership
+    /// closed, and an ownership that expired with no write at all. Each change is made
+    /// after the committer saw the owners in full (so the plan's facts are the ones it
+    /// knows, and its quick path is open), by a plain write that no decision made.
+    #[tokio::test]
+    async fn owner_checks_answered_from_revisions_still_catch_every_change() {
+        let (store, ids) = world().await;
+        let (bot, me) = (&ids["bot"], &ids["req"]);
+        let owns = |from: &str, expires_at| {
+            let attrs = EdgeAttrs { expires_at, ..EdgeAttrs::default() };
+            NewEdge::parse(EdgeKind::Owns, ids[from].clone(), bot.clone(), attrs).unwrap()
+        };
+        let mut facts = store.owner_facts(bot).await.unwrap();
+        assert_eq!(commit_checked(&store, me, bot, &facts).await, 1, "the owners as read");
+        assert!(knows(&store, bot, &facts), "a full check that committed is remembered");
+        assert_eq!(commit_checked(&store, me, bot, &facts).await, 1, "nothing changed: the quick path holds");
+
+        let ops = NewEdge::parse(EdgeKind::Owns, ids["ops"].clone(), bot.clone(), EdgeAttrs::default()).unwrap();
+        let joins = NewEdge::parse(EdgeKind::MemberOf, ids["a2"].clone(), ids["ops"].clone(), EdgeAttrs::default());
+        let mut a1_owns = None;
+        let steps = [
+            "an owner added",
+            "a team given ownership",
+            "a member added",
+            "a member deactivated",
+            "an ownership closed",
+        ];
+        for change in steps {
+            match change {
+                "an owner added" => a1_owns = Some(store.relate(&owns("a1", None)).await.unwrap()),
+                "a team given ownership" => drop(store.relate(&ops).await.unwrap()),
+                "a member added" => drop(store.relate(joins.as_ref().unwrap()).await.unwrap()),
+                "a member deactivated" => {
+                    let vars = Vars::new().set("p", rid(&ids["a2"]));
+                    store.write("UPDATE $p SET active = false RETURN NONE", &vars).await.unwrap();
+                }
+                _ => drop(store.close_edge(&a1_owns.as_ref().unwrap().id).await.unwrap()),
+            }
+            assert!(knows(&store, bot, &facts), "{change}: the plan's facts are the ones the committer saw");
+            assert_eq!(commit_checked(&store, me, bot, &facts).await, 2, "{change}: the first plan was stale");
+            let now = store.owner_facts(bot).await.unwrap();
+            assert!(knows(&store, bot, &now), "{change}: the second plan's full check is remembered");
+            facts = now;
+        }
+
+        // An ownership that ends by itself: nothing is written when it does.
+        let until = Utc::now() + chrono::Duration::milliseconds(1500);
+        store.relate(&owns("a2", Some(until))).await.unwrap();
+        assert_eq!(commit_checked(&store, me, bot, &facts).await, 2, "an expiring owner added");
+        facts = store.owner_facts(bot).await.unwrap();
+        assert!(facts.owners.contains(&ids["a2"]) && knows(&store, bot, &facts));
+        assert_eq!(commit_checked(&store, me, bot, &facts).await, 1, "before the expiry the quick path holds");
+        tokio::time::sleep((until - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(200))
+            .await;
+        assert_eq!(commit_checked(&store, me, bot, &facts).await, 2, "after the expiry the first plan was stale");
+        assert!(!store.owner_facts(bot).await.unwrap().owners.contains(&ids["a2"]));
         let report = store.verify_decision_chain().await.unwrap();
         assert!(report.ok(), "{report:?}");
     }
