@@ -253,7 +253,7 @@ async fn run(args: Args) -> Result<()> {
     in_process(&mut report, &store, &origins, &hubs).await?;
     let pairs = path_pairs(&store, &origins, &systems, &mut rng).await?;
     let (requester, admins) = people(&store).await?;
-    let requests = file_requests(&mut report, &store, &requester, &nhis, args.requests, &mut rng).await?;
+    let (requests, later) = file_requests(&mut report, &store, &requester, &nhis, args.requests, &mut rng).await?;
     store.close().await;
 
     // ---- through HTTP
@@ -276,7 +276,9 @@ async fn run(args: Args) -> Result<()> {
     );
     http_reads(&mut report, &client, &origins, &hubs, work, &pairs).await?;
     page_walk(&mut report, &client, (args.samples / 3).max(10)).await?;
-    approvals(&mut report, &client, &server, &auth, requests).await?;
+    approvals(&mut report, &client, &server, &auth, requests, APPROVALS).await?;
+    let filed = file_through_server(&mut report, &client, later).await?;
+    approvals(&mut report, &client, &server, &auth, filed, APPROVALS_AGAIN).await?;
     let peak = server.peak_rss()?;
     report.say(format!("server peak memory (VmHWM): {:.0} MiB", peak as f64 / 1024.0 / 1024.0));
     server.stop()?;
@@ -477,9 +479,9 @@ async fn file_requests(
     nhis: &[NodeId],
     wanted: usize,
     rng: &mut StdRng,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<(NodeId, NodeId)>)> {
     let targets = ids(store, "SELECT VALUE id FROM system WHERE criticality != 'tier0' AND kind != 'vault'").await?;
-    let mut requests = Vec::new();
+    let (mut requests, mut subjects) = (Vec::new(), Vec::new());
     let mut used = HashSet::new();
     let t = Instant::now();
     while requests.len() < wanted {
@@ -497,7 +499,7 @@ async fn file_requests(
                     duration_days: Some(30),
                     ..NewRequest::new(
                         RequestKind::GrantAccess,
-                        subject,
+                        subject.clone(),
                         Text::parse("benchmark grant").map_err(|e| anyhow!(e.message))?,
                     )
                 },
@@ -505,11 +507,67 @@ async fn file_requests(
             .await?;
         if r.status == graph_model::RequestStatus::Pending {
             requests.push(r.id.to_string());
+            subjects.push(subject);
         }
         ensure!(t.elapsed() < Duration::from_secs(600), "could not file {wanted} pending requests");
     }
     report.say(format!("filed {} pending requests in {:.2}s", requests.len(), t.elapsed().as_secs_f64()));
-    Ok(requests)
+    // As many grants again, to be filed through the server later, for the same NHIs
+    // on other systems: a second grant for an NHI already decided on.
+    let mut later = Vec::new();
+    while later.len() < wanted && used.len() < subjects.len() * targets.len() {
+        let subject = subjects.choose(rng).ok_or_else(|| anyhow!("no request is pending"))?.clone();
+        let target = targets.choose(rng).ok_or_else(|| anyhow!("no system below tier0 to grant access to"))?.clone();
+        if used.insert((subject.clone(), target.clone())) {
+            later.push((subject, target));
+        }
+    }
+    Ok((requests, later))
+}
+
+/// File grants of read access through the server, by `WRITERS` clients as the
+/// requester: the pending requests' ids. Their subjects are those of the requests
+/// approved before, so the server's decision committer has seen each one's owners.
+async fn file_through_server(
+    report: &mut Report,
+    client: &Client,
+    grants: Vec<(NodeId, NodeId)>,
+) -> Result<Vec<String>> {
+    let grants = Arc::new(grants);
+    let wall = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..WRITERS {
+        let (c, grants) = (client.clone(), grants.clone());
+        handles.push(tokio::spawn(async move {
+            let (mut times, mut pending) = (Vec::new(), Vec::new());
+            for (subject, target) in grants.iter().skip(w).step_by(WRITERS) {
+                let t = Instant::now();
+                let input = json!({ "kind": "GRANT_ACCESS", "subjectId": subject.to_string(), "targetId": target.to_string(),
+                    "privilege": "READ", "durationDays": 30, "justification": "benchmark grant" });
+                let r = c.post(FILE, json!({ "i": input })).await?;
+                times.push(t.elapsed());
+                if r["createRequest"]["status"] == "PENDING" {
+                    pending.push(r["createRequest"]["id"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            Ok::<_, anyhow::Error>((times, pending))
+        }));
+    }
+    let (mut times, mut pending) = (Vec::new(), Vec::new());
+    for h in handles {
+        let (t, p) = h.await??;
+        times.extend(t);
+        pending.extend(p);
+    }
+    let note = format!("{} of {} pending (the rest denied: no active owner)", pending.len(), times.len());
+    report.add(Sample {
+        name: "http: createRequest (file a grant: subject, owners, policy)".into(),
+        clients: WRITERS,
+        times,
+        wall: wall.elapsed(),
+        note,
+    });
+    Ok(pending)
 }
 
 /// Traversals through HTTP, with one client and with several: blast radius from
@@ -594,8 +652,12 @@ async fn approvals(
     server: &Server,
     auth: &Authenticator,
     requests: Vec<String>,
+    name: &str,
 ) -> Result<()> {
     let requests = Arc::new(requests);
+    // The machine's speed just before the phase: two phases of one run compare only
+    // as far as it held.
+    let cal = calibrate();
     let commits = server.decision_commits().await?;
     let (server_cpu, own_cpu) = (server.cpu_ticks()?, own_cpu_ticks()?);
     // The thread starts with the server's first commit, which may come within the phase.
@@ -627,12 +689,13 @@ async fn approvals(
     let per_decision = |ticks: u64| ticks as f64 / clock_ticks_per_s() * 1000.0 / decisions.max(1) as f64;
     let mut note = format!(
         "{decisions} decisions in {commits} commits ({:.1} a commit); CPU per decision: server {:.2} ms, \
-         clients {:.2} ms, of {:.2} ms of wall time for {} cores",
+         clients {:.2} ms, of {:.2} ms of wall time for {} cores; calibration just before {:.2} ms",
         decisions as f64 / commits.max(1) as f64,
         per_decision(server.cpu_ticks()? - server_cpu),
         per_decision(own_cpu_ticks()? - own_cpu),
         wall.as_secs_f64() * 1000.0 / decisions.max(1) as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cal.as_secs_f64() * 1000.0,
     );
     // The chain's single committer is the serial part of every decision: how busy it
     // was says whether the rate is bound by it.
@@ -646,13 +709,7 @@ async fn approvals(
             share(wait),
         ));
     }
-    report.add(Sample {
-        name: "http: decideRequest (approve a grant: SoD checks, chain, new edge)".into(),
-        clients: WRITERS,
-        times,
-        wall,
-        note,
-    });
+    report.add(Sample { name: name.into(), clients: WRITERS, times, wall, note });
     Ok(())
 }
 
@@ -677,6 +734,15 @@ const PAGE: &str = "query($after: String) { nhis(first: 100, after: $after) {
     secrets { id name kind }
     access { privilege system { id name criticality } } } }
 } }";
+
+/// The approvals of requests filed before the server started (as after a restart):
+/// its decision committer has seen none of their subjects' owners.
+const APPROVALS: &str = "http: decideRequest (approve a grant: SoD checks, chain, new edge)";
+/// The approvals of requests filed through the server for NHIs it approved grants for
+/// before: its committer saw each subject's owners then, and checks their revisions.
+const APPROVALS_AGAIN: &str = "http: decideRequest, second grants to NHIs approved before";
+
+const FILE: &str = "mutation($i: RequestInput!) { createRequest(input: $i) { id status } }";
 
 const DECIDE: &str = "mutation($r: ID!) { decideRequest(id: $r, outcome: APPROVE, rationale: \"benchmark\") {
   decision { id outcome } } }";
