@@ -130,6 +130,12 @@ const PAGED: [&str; 9] = ["person", "team", "nhi", "secret", "system", "alert", 
 /// Records per transaction of [`fill_in_parts`]: about 10 MB written each.
 const FILL_PART: usize = 10_000;
 
+/// The revisions the schema's events move when what decides a node's owners (or a
+/// team's members) changes (version 25). A decision whose owner check has seen a
+/// revision before skips reading the owners again while it holds.
+const REVISIONS: [(&str, &str); 4] =
+    [("nhi", "owners_rev"), ("secret", "owners_rev"), ("system", "owners_rev"), ("team", "members_rev")];
+
 /// The fill-ins that touch every record of a table, in transactions of `part` records
 /// each, before the rest of `backfill.surql` (which then finds nothing left of them): at
 /// 100,000 NHIs, one transaction writing them all (125 MB, 390,000 keys) is more than the
@@ -140,6 +146,13 @@ async fn fill_in_parts(store: &Store, part: usize) -> Result<()> {
         let filled = fill_in(store, table, "page_set", "0", part).await?;
         if filled > 0 {
             info!(table, records = filled, "page set filled in");
+        }
+    }
+    // Without a revision, every owner check reads the owners in full.
+    for (table, field) in REVISIONS {
+        let filled = fill_in(store, table, field, "rand::ulid()", part).await?;
+        if filled > 0 {
+            info!(table, records = filled, field, "revisions filled in");
         }
     }
     Ok(())
@@ -308,5 +321,43 @@ mod tests {
         fill_in_parts(&store, 3).await.unwrap();
         assert_eq!(count("page_set = NONE").await, 0);
         assert_eq!(count("page_set = 0 AND page_key > ''").await, 7, "every team on the index");
+    }
+
+    /// Nodes and teams stored before the ownership revisions existed get one each, so
+    /// that their owner checks can be answered from it; a change moves it after.
+    #[tokio::test]
+    async fn nodes_stored_before_the_revisions_get_one() {
+        let store = Store::open(&StoreConfig::memory()).await.unwrap();
+        store
+            .execute_raw(
+                "CREATE nhi:a SET name = 'a', kind = 'service_account', environment = 'production', provider = 'aws', external_id = 'a';
+                 CREATE nhi:b SET name = 'b', kind = 'service_account', environment = 'production', provider = 'aws', external_id = 'b';
+                 CREATE team:t SET name = 't';
+                 UPDATE nhi, team UNSET owners_rev, members_rev RETURN NONE;",
+            )
+            .await
+            .unwrap();
+        let revs = || {
+            let store = store.clone();
+            async move {
+                store
+                    .execute_raw("RETURN array::concat((SELECT VALUE owners_rev FROM nhi ORDER BY id), (SELECT VALUE members_rev FROM team));")
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(revs().await, serde_json::json!([null, null, null]), "stored before the revisions");
+        fill_in_parts(&store, 1).await.unwrap();
+        let filled = revs().await;
+        let filled: Vec<&str> = filled.as_array().unwrap().iter().map(|v| v.as_str().expect("a revision")).collect();
+        assert_eq!(filled.len(), 3);
+        fill_in_parts(&store, 1).await.unwrap();
+        assert_eq!(revs().await, serde_json::json!(filled), "a second pass leaves them");
+        store
+            .execute_raw("CREATE person:p SET name = 'p', email = 'p@x.example'; RELATE person:p->owns->nhi:a;")
+            .await
+            .unwrap();
+        let after = store.execute_raw("RETURN (SELECT VALUE owners_rev FROM ONLY nhi:a);").await.unwrap();
+        assert_ne!(after.as_str(), Some(filled[0]), "a new owner moves it");
     }
 }
