@@ -44,13 +44,23 @@ struct Args {
     dir: Option<PathBuf>,
     /// Import, then measure control evaluation alone.
     controls_only: bool,
+    /// Import, then measure the decisions (both phases) and nothing else.
+    decisions_only: bool,
     /// A previous run's output, whose p50 is printed beside each row.
     previous: Option<PathBuf>,
 }
 
 fn args() -> Result<Args> {
-    let mut a =
-        Args { nhis: 100_000, seed: 1, samples: 300, requests: 800, dir: None, controls_only: false, previous: None };
+    let mut a = Args {
+        nhis: 100_000,
+        seed: 1,
+        samples: 300,
+        requests: 800,
+        dir: None,
+        controls_only: false,
+        decisions_only: false,
+        previous: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| anyhow!("{flag} needs a value"));
@@ -61,13 +71,16 @@ fn args() -> Result<Args> {
             "--requests" => a.requests = value()?.parse().context("--requests")?,
             "--dir" => a.dir = Some(PathBuf::from(value()?)),
             "--controls-only" => a.controls_only = true,
+            "--decisions-only" => a.decisions_only = true,
             "--previous" => a.previous = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!(
-                    "nhigov-bench [--nhis 100000] [--seed 1] [--samples 300] [--requests 800] [--dir DIR] [--controls-only] [--previous FILE]\n\
+                    "nhigov-bench [--nhis 100000] [--seed 1] [--samples 300] [--requests 800] [--dir DIR] [--controls-only] [--decisions-only] [--previous FILE]\n\
                      Generates, imports and measures; see BENCHMARKS.md. DIR (default: a temporary\n\
                      directory) must be empty or absent; it keeps the graph, the store and the server log.\n\
                      --controls-only: after the import, measure control evaluation and nothing else.\n\
+                     --decisions-only: after the import, measure the approvals and nothing else.\n\
+                     Either reuses the store a run left in DIR.\n\
                      --previous FILE: an earlier run's output; its p50 is printed beside each row."
                 );
                 std::process::exit(0);
@@ -77,6 +90,7 @@ fn args() -> Result<Args> {
     }
     ensure!(a.nhis >= 100, "--nhis: at least 100");
     ensure!(a.samples >= 10, "--samples: at least 10");
+    ensure!(!(a.controls_only && a.decisions_only), "--controls-only and --decisions-only: one or the other");
     Ok(a)
 }
 
@@ -242,6 +256,26 @@ async fn run(args: Args) -> Result<()> {
         summary(&mut report);
         return Ok(());
     }
+    if args.decisions_only {
+        let (requester, _) = people(&store).await?;
+        let (requests, later) = file_requests(&mut report, &store, &requester, &nhis, args.requests, &mut rng).await?;
+        store.close().await;
+        let server = Server::start(&dir, &data).await?;
+        let auth = Authenticator::with_secret(SECRET);
+        let client = Client {
+            http: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
+            url: format!("http://{}/graphql", server.addr),
+            token: token(&auth, "requester@bench.example")?,
+        };
+        report.say(server.settle(&data).await?);
+        approvals(&mut report, &client, &server, &auth, requests, APPROVALS).await?;
+        let filed = file_through_server(&mut report, &client, later).await?;
+        approvals(&mut report, &client, &server, &auth, filed, APPROVALS_AGAIN).await?;
+        server.stop()?;
+        verify_chain(&mut report, &data)?;
+        summary(&mut report);
+        return Ok(());
+    }
     let hubs = ids(
         &store,
         "SELECT VALUE id FROM (SELECT id, count(<-can_access) + count(<-authenticates_to) + count(<-depends_on) AS degree
@@ -296,9 +330,11 @@ async fn run(args: Args) -> Result<()> {
 }
 
 /// The benchmark's directory (a temporary one unless `--dir`, kept until the handle
-/// drops), and whether it holds a store to measure again (`--controls-only`).
+/// drops), and whether it holds a store to measure again (`--controls-only`,
+/// `--decisions-only`).
 fn bench_dir(args: &Args) -> Result<(PathBuf, bool, Option<tempfile::TempDir>)> {
-    let reuse = args.controls_only && args.dir.as_ref().is_some_and(|d| d.join("data").exists());
+    let reuse =
+        (args.controls_only || args.decisions_only) && args.dir.as_ref().is_some_and(|d| d.join("data").exists());
     match &args.dir {
         Some(d) => {
             std::fs::create_dir_all(d)?;
