@@ -123,6 +123,25 @@ pub(crate) struct Pending {
 /// The most decisions sealed in one transaction.
 const GROUP_MAX: usize = 64;
 
+/// The most reads of the chain head while a group's transaction runs (see
+/// [`Store::commit_batch`]).
+const HEAD_READS: u32 = 64;
+
+/// A group of decisions sealed into the transaction that writes them
+/// ([`Store::seal`]).
+struct Sealed {
+    sql: String,
+    vars: Vars,
+    decisions: Vec<Decision>,
+    /// The head the group follows, and the head it writes.
+    start: ChainHead,
+    head: ChainHead,
+    /// The owner checks among its guards, whose readings it returns.
+    checks: Vec<OwnerCheck>,
+    /// Whether it wakes the control evaluator.
+    wake: bool,
+}
+
 /// Where decision commits run: a thread of their own, with its own runtime.
 ///
 /// An embedded engine executes a query on whichever task awaits it. The commits are
@@ -219,7 +238,79 @@ impl Store {
     /// Commit `batch` in one transaction, in order, the chain linear through it; if the
     /// transaction fails (one plan's facts went stale, the chain moved), each is
     /// committed alone, so that only the plans at fault are made again.
+    ///
+    /// On an embedded store the next batch does not wait for this one's fsync. The
+    /// engine applies a commit (makes it visible to transactions that start after) and
+    /// then waits for the grouped fsync of its write-ahead log; the transaction runs as a
+    /// task of its own, and as soon as the chain head it writes can be read, the next
+    /// batch is sealed and run while this one's fsync goes on. Nothing is acknowledged
+    /// before its own fsync: each batch's task answers its callers when its write
+    /// returns. The next batch starts from a snapshot that holds this one, so it checks
+    /// its facts against everything sealed before it, as when batches ran one after the
+    /// other; a batch that fails is seen to finish before anything follows it.
     async fn commit_batch(&self, known_head: &mut Option<ChainHead>, batch: Vec<Pending>) {
+        if self.remote {
+            return self.commit_batch_waiting(known_head, batch).await;
+        }
+        let plans: Vec<(&Plan, bool)> = batch.iter().map(|p| (&p.plan, p.evaluating)).collect();
+        let sealed = match self.seal(known_head, &plans).await {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                debug!(error = %e, decisions = batch.len(), "a group of decisions could not be sealed; committing each alone");
+                return self.commit_each(known_head, batch).await;
+            }
+        };
+        let (start, head) = (sealed.start.clone(), sealed.head.clone());
+        let store = self.clone();
+        let mut task = tokio::spawn(async move {
+            match store.write_sealed(&sealed).await {
+                Ok(decisions) => {
+                    for (p, d) in batch.into_iter().zip(decisions) {
+                        let _ = p.done.send(Ok(d));
+                    }
+                    Ok(())
+                }
+                Err(e) => Err((e, batch)),
+            }
+        });
+        // Until the transaction is applied, or over: each time its task yields, the
+        // head is read (about as much as one record's fetch). A task that yields that
+        // often without its head in sight is waiting on something else (a retry's
+        // pause), and is waited for.
+        let mut reads = 0;
+        let outcome = loop {
+            if reads == HEAD_READS {
+                break (&mut task).await;
+            }
+            tokio::select! {
+                biased;
+                out = &mut task => break out,
+                _ = tokio::task::yield_now() => {}
+            }
+            reads += 1;
+            if self.chain_head().await.is_ok_and(|h| h == head) {
+                *known_head = Some(head);
+                return;
+            }
+        };
+        match outcome {
+            Ok(Ok(())) => *known_head = Some(head),
+            Ok(Err((e, batch))) => {
+                // Stale: nothing was written, and the head is as it was.
+                *known_head = matches!(e, StoreError::Stale(_)).then_some(start);
+                if batch.len() > 1 {
+                    debug!(error = %e, decisions = batch.len(), "a group of decisions did not commit; committing each alone");
+                    self.commit_each(known_head, batch).await;
+                } else if let Some(p) = batch.into_iter().next() {
+                    let _ = p.done.send(Err(e));
+                }
+            }
+            Err(e) => warn!(error = %e, "a decision commit task failed"),
+        }
+    }
+
+    /// [`Store::commit_batch`] for a remote server: each transaction waited for.
+    async fn commit_batch_waiting(&self, known_head: &mut Option<ChainHead>, batch: Vec<Pending>) {
         if batch.len() > 1 {
             let plans: Vec<(&Plan, bool)> = batch.iter().map(|p| (&p.plan, p.evaluating)).collect();
             match self.commit_group(known_head, &plans).await {
@@ -235,6 +326,11 @@ impl Store {
                 }
             }
         }
+        self.commit_each(known_head, batch).await;
+    }
+
+    /// Commit each plan of `batch` alone, one after the other.
+    async fn commit_each(&self, known_head: &mut Option<ChainHead>, batch: Vec<Pending>) {
         for p in batch {
             let outcome = self.commit_group(known_head, &[(&p.plan, p.evaluating)]).await.map(|mut d| d.remove(0));
             let _ = p.done.send(outcome);
@@ -246,6 +342,24 @@ impl Store {
     /// plan went stale it is the head as it was (nothing was written); otherwise it is
     /// unknown and read again next time.
     async fn commit_group(&self, known_head: &mut Option<ChainHead>, plans: &[(&Plan, bool)]) -> Result<Vec<Decision>> {
+        let sealed = self.seal(known_head, plans).await?;
+        match self.write_sealed(&sealed).await {
+            Ok(decisions) => {
+                *known_head = Some(sealed.head);
+                Ok(decisions)
+            }
+            Err(e) => {
+                if matches!(e, StoreError::Stale(_)) {
+                    *known_head = Some(sealed.start);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Seal `plans` after the head (`known_head`, taken, or read when unknown) into the
+    /// one transaction that writes them, with their effects and events and the new head.
+    async fn seal(&self, known_head: &mut Option<ChainHead>, plans: &[(&Plan, bool)]) -> Result<Sealed> {
         // The head this process committed last saves a round trip; if another process
         // has moved the chain since, the compare-and-set below fails and the head is
         // read afresh.
@@ -285,23 +399,18 @@ impl Store {
         sql.push_str(&format!("RETURN {{ owners_seen: [{}] }};\nCOMMIT;", seen.join(", ")));
         let vars = vars.set("seq", head.seq as i64).set("hash", head.hash.as_str());
         let wake = plans.iter().any(|(_, evaluating)| !evaluating);
-        match self.write_waking(&sql, &vars, wake).await {
-            Ok(mut resp) => {
-                self.remember_owners(&checks, &mut resp);
-                *known_head = Some(head);
-                self.metrics.commit();
-                for d in &decisions {
-                    self.metrics.decision(d.outcome.as_str(), d.violation.as_ref().map(|v| v.rule.as_str()));
-                }
-                Ok(decisions)
-            }
-            Err(e) => {
-                if matches!(e, StoreError::Stale(_)) {
-                    *known_head = Some(start);
-                }
-                Err(e)
-            }
+        Ok(Sealed { sql, vars, decisions, start, head, checks, wake })
+    }
+
+    /// Write a sealed group: its decisions once it committed.
+    async fn write_sealed(&self, sealed: &Sealed) -> Result<Vec<Decision>> {
+        let mut resp = self.write_waking(&sealed.sql, &sealed.vars, sealed.wake).await?;
+        self.remember_owners(&sealed.checks, &mut resp);
+        self.metrics.commit();
+        for d in &sealed.decisions {
+            self.metrics.decision(d.outcome.as_str(), d.violation.as_ref().map(|v| v.rule.as_str()));
         }
+        Ok(sealed.decisions.clone())
     }
 
     /// `vars` with the quick path of each owner check opened where this committer has
@@ -475,7 +584,11 @@ mod tests {
     }
 
     async fn world() -> (Store, HashMap<String, NodeId>) {
-        let store = Store::open(&StoreConfig::memory()).await.unwrap();
+        world_at(&StoreConfig::memory()).await
+    }
+
+    async fn world_at(cfg: &StoreConfig) -> (Store, HashMap<String, NodeId>) {
+        let store = Store::open(cfg).await.unwrap();
         let doc = serde_json::json!({
             "nodes": [
                 {"type": "person", "ref": "req", "name": "Requester", "email": "req@x.example", "roles": ["investigator", "approver"]},
@@ -544,6 +657,56 @@ mod tests {
         assert_eq!(seqs, (head.seq + 1..=head.seq + 8).collect::<Vec<_>>(), "each in its own place in the chain");
         let report = store.verify_decision_chain().await.unwrap();
         assert!(report.ok() && report.length == head.seq + 8, "{report:?}");
+    }
+
+    /// On an embedded store each group is sealed as soon as the one before it is
+    /// applied, while that one still waits for its fsync (`commit_batch`). Two approvers
+    /// racing over each of a dozen requests: each request approved once, the other
+    /// approval refused as too late; the chain whole, with nothing but the approvals in
+    /// it; every answered approval stored, and its access opened.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn groups_sealed_while_the_one_before_is_synced_keep_every_guarantee() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig { url: dir.path().join("db").display().to_string(), ..StoreConfig::memory() };
+        let (store, ids) = world_at(&cfg).await;
+        let mut requests = Vec::new();
+        for i in 0..12 {
+            requests.push(grant(&store, &ids, &format!("db{}", i % 3)).await.id);
+        }
+        let head = store.chain_head().await.unwrap();
+        let tasks: Vec<_> = requests
+            .iter()
+            .flat_map(|r| ["a1", "a2"].map(|who| (r.clone(), who)))
+            .map(|(id, who)| {
+                let (s, a) = (store.clone(), actor(&ids, who));
+                tokio::spawn(async move { s.decide_request(&a, &id, DecideOutcome::Approve, &text("ok"), &[]).await })
+            })
+            .collect();
+        let mut approved = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok((d, r)) => {
+                    assert_eq!((d.outcome, r.status), (Outcome::Approved, RequestStatus::Approved));
+                    approved.push(d);
+                }
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let mut subjects: Vec<&NodeId> = approved.iter().map(|d| &d.subject).collect();
+        subjects.sort();
+        subjects.dedup();
+        assert_eq!((approved.len(), subjects.len()), (12, 12), "each request approved once");
+        let report = store.verify_decision_chain().await.unwrap();
+        assert!(report.ok() && report.length == head.seq + 12, "{report:?}");
+        let ids: Vec<NodeId> = approved.iter().map(|d| d.id.clone()).collect();
+        assert_eq!(store.decisions_by_id(&ids).await.unwrap().len(), 12, "every answered approval stored");
+        for r in &requests {
+            let r = store.request(r).await.unwrap();
+            assert_eq!(r.status, RequestStatus::Approved);
+            assert!(r.granted_edge.is_some(), "{}: its access opened", r.id);
+        }
+        store.close().await;
     }
 
     /// A grant of admin access, which an owner of its subject may not approve.
