@@ -18,6 +18,7 @@
 
 use std::collections::HashSet;
 
+use futures::StreamExt;
 use tracing::{debug, info};
 
 use super::{Result, Store, StoreError, Vars, take};
@@ -160,18 +161,26 @@ async fn fill_in_parts(store: &Store, part: usize) -> Result<()> {
 
 /// Set `field` to `value` (an expression over the record) on every record of `table`
 /// that lacks it, `part` records a transaction; how many were filled in.
+///
+/// The records are found in one streamed pass over the table, and each part is written
+/// by id as soon as it is whole: a `LIMIT` read again for each part scans the table
+/// from its start past every record filled in before (about 550,000 record reads for
+/// the 100,000 NHIs of a large graph, in parts of 10,000), where one pass reads each once.
 async fn fill_in(store: &Store, table: &str, field: &str, value: &str, part: usize) -> Result<usize> {
+    let mut rows = store.stream_rows(format!("SELECT VALUE id FROM {table} WHERE {field} = NONE;"))?;
+    let mut ids: Vec<surrealdb::types::Value> = Vec::with_capacity(part);
     let mut filled = 0;
     loop {
-        let sql = format!(
-            "LET $ids = (SELECT VALUE id FROM {table} WHERE {field} = NONE LIMIT {part});
-             UPDATE $ids SET {field} = {value} RETURN NONE;
-             RETURN array::len($ids);"
-        );
-        let mut resp = store.write(&sql, &Vars::new()).await?;
-        let n: usize = take(&mut resp, 2)?;
-        filled += n;
-        if n < part {
+        let row = rows.next().await.transpose()?;
+        let done = row.is_none();
+        ids.extend(row.map(|(_, id)| id));
+        if ids.len() == part || (done && !ids.is_empty()) {
+            // A record written since the pass began may have the field already.
+            let sql = format!("UPDATE $ids SET {field} = {value} WHERE {field} = NONE RETURN NONE;");
+            filled += ids.len();
+            store.write(&sql, &Vars::new().set("ids", std::mem::take(&mut ids))).await?;
+        }
+        if done {
             return Ok(filled);
         }
     }
