@@ -257,24 +257,7 @@ async fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     if args.decisions_only {
-        let (requester, _) = people(&store).await?;
-        let (requests, later) = file_requests(&mut report, &store, &requester, &nhis, args.requests, &mut rng).await?;
-        store.close().await;
-        let server = Server::start(&dir, &data).await?;
-        let auth = Authenticator::with_secret(SECRET);
-        let client = Client {
-            http: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
-            url: format!("http://{}/graphql", server.addr),
-            token: token(&auth, "requester@bench.example")?,
-        };
-        report.say(server.settle(&data).await?);
-        approvals(&mut report, &client, &server, &auth, requests, APPROVALS).await?;
-        let filed = file_through_server(&mut report, &client, later).await?;
-        approvals(&mut report, &client, &server, &auth, filed, APPROVALS_AGAIN).await?;
-        server.stop()?;
-        verify_chain(&mut report, &data)?;
-        summary(&mut report);
-        return Ok(());
+        return decisions_only(&mut report, store, &dir, &data, &nhis, &args, &mut rng).await;
     }
     let hubs = ids(
         &store,
@@ -326,6 +309,37 @@ async fn run(args: Args) -> Result<()> {
     store.close().await;
 
     summary(&mut report);
+    Ok(())
+}
+
+/// `--decisions-only`: requests filed in-process, then both approvals phases through the
+/// server, and the chain verified.
+async fn decisions_only(
+    report: &mut Report,
+    store: Store,
+    dir: &Path,
+    data: &Path,
+    nhis: &[NodeId],
+    args: &Args,
+    rng: &mut StdRng,
+) -> Result<()> {
+    let (requester, _) = people(&store).await?;
+    let (requests, later) = file_requests(report, &store, &requester, nhis, args.requests, rng).await?;
+    store.close().await;
+    let server = Server::start(dir, data).await?;
+    let auth = Authenticator::with_secret(SECRET);
+    let client = Client {
+        http: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
+        url: format!("http://{}/graphql", server.addr),
+        token: token(&auth, "requester@bench.example")?,
+    };
+    report.say(server.settle(data).await?);
+    approvals(report, &client, &server, &auth, requests, APPROVALS).await?;
+    let filed = file_through_server(report, &client, later).await?;
+    approvals(report, &client, &server, &auth, filed, APPROVALS_AGAIN).await?;
+    server.stop()?;
+    verify_chain(report, data)?;
+    summary(report);
     Ok(())
 }
 
