@@ -285,6 +285,8 @@ pub struct Store {
     /// Decisions planned and waiting for the committer, which seals all that are ready
     /// in one transaction (see `governance`).
     chain_queue: Arc<std::sync::Mutex<Vec<governance::Pending>>>,
+    /// Told of each plan that joins the queue (see `governance`).
+    chain_queued: Arc<tokio::sync::Notify>,
     /// The owners the committer last checked in full, by node (see `governance::guards`).
     owners_seen: Arc<std::sync::Mutex<governance::OwnersSeen>>,
     /// The in-process adjacency index (see `graph`).
@@ -323,6 +325,7 @@ impl Store {
             lock_file,
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             chain_queue: Arc::default(),
+            chain_queued: Arc::default(),
             owners_seen: Arc::default(),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
             controls_turn: Arc::default(),
@@ -369,6 +372,7 @@ impl Store {
         Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             chain_queue: Arc::default(),
+            chain_queued: Arc::default(),
             owners_seen: Arc::default(),
             controls_wake: Arc::new(tokio::sync::Notify::new()),
             controls_turn: Arc::default(),

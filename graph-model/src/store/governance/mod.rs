@@ -189,6 +189,7 @@ impl Store {
             let (done, outcome) = tokio::sync::oneshot::channel();
             let pending = Pending { plan: planned, evaluating: controls::evaluating(), done };
             self.chain_queue.lock().unwrap_or_else(|e| e.into_inner()).push(pending);
+            self.chain_queued.notify_waiters();
             self.commit_queued().await;
             let decision = match outcome.await {
                 Ok(outcome) => outcome,
@@ -260,7 +261,7 @@ impl Store {
                 return self.commit_each(known_head, batch).await;
             }
         };
-        let (start, head) = (sealed.start.clone(), sealed.head.clone());
+        let (start, head, size) = (sealed.start.clone(), sealed.head.clone(), batch.len());
         let store = self.clone();
         let mut task = tokio::spawn(async move {
             match store.write_sealed(&sealed).await {
@@ -290,7 +291,7 @@ impl Store {
             reads += 1;
             if self.chain_head().await.is_ok_and(|h| h == head) {
                 *known_head = Some(head);
-                return;
+                return self.gather(size, task).await;
             }
         };
         match outcome {
@@ -306,6 +307,26 @@ impl Store {
                 }
             }
             Err(e) => warn!(error = %e, "a decision commit task failed"),
+        }
+    }
+
+    /// Once a group of `size` decisions is applied, wait until as many plans are queued
+    /// as it held, or until its write (`task`) returns, whichever comes first: a group
+    /// started with fewer would share its fixed cost (the chain's compare-and-set, the
+    /// head's write, the commit) among fewer decisions.
+    async fn gather<T>(&self, size: usize, mut task: tokio::task::JoinHandle<T>) {
+        loop {
+            let queued = self.chain_queued.notified();
+            tokio::pin!(queued);
+            // Listening before looking: a plan queued in between still wakes it.
+            queued.as_mut().enable();
+            if self.chain_queue.lock().unwrap_or_else(|e| e.into_inner()).len() >= size {
+                return;
+            }
+            tokio::select! {
+                _ = &mut task => return,
+                _ = queued => {}
+            }
         }
     }
 
