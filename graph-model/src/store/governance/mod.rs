@@ -243,8 +243,9 @@ impl Store {
     /// On an embedded store the next batch does not wait for this one's fsync. The
     /// engine applies a commit (makes it visible to transactions that start after) and
     /// then waits for the grouped fsync of its write-ahead log; the transaction runs as a
-    /// task of its own, and as soon as the chain head it writes can be read, the next
-    /// batch is sealed and run while this one's fsync goes on. Nothing is acknowledged
+    /// task of its own, and once the chain head it writes can be read, the next batch
+    /// is sealed and run while this one's fsync goes on, as soon as as many plans wait
+    /// as this batch held ([`Store::gather`]). Nothing is acknowledged
     /// before its own fsync: each batch's task answers its callers when its write
     /// returns. The next batch starts from a snapshot that holds this one, so it checks
     /// its facts against everything sealed before it, as when batches ran one after the
