@@ -368,6 +368,47 @@ async fn a_browser_signs_in_through_the_provider_with_pkce_and_nothing_else_gets
     assert_eq!(code(&body), "SIGN_IN_FAILED", "{body}");
 }
 
+/// The whole chain in Chromium (`node-clients/signin.mjs`): the console's sign-in button
+/// to the provider and back signed in; GraphiQL sent to sign-in and back, its HTTP
+/// requests and its WebSocket client's `connection_init` carrying the token, a live
+/// subscription among them.
+#[tokio::test]
+async fn in_chromium_the_console_and_graphiql_sign_in_through_the_provider_and_graphiqls_subscriptions_carry_the_token()
+{
+    let dir = crate::node_clients::node_clients();
+    let a = key("key-a", 7);
+    let p = serve_provider(&[&a]).await;
+    let s = start(&p, 30).await;
+    let (url, origin) = (s.url(""), REDIRECT.trim_end_matches("/auth/callback").to_owned());
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node").arg("signin.mjs").arg(url).arg(origin).current_dir(dir).output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "signin.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("signin.mjs printed no summary ({e}):\n{stdout}"));
+    assert_eq!(seen["problems"], json!([]), "{seen:#}");
+
+    // The console: signed in as the provider's person, the token out of the address bar.
+    assert!(seen["console"]["who"].as_str().unwrap().contains("Ines"), "{seen:#}");
+    assert_eq!(seen["console"]["stored"], true, "{seen:#}");
+    assert_eq!(seen["console"]["url"], s.url("/console/#/search"), "{seen:#}");
+
+    // GraphiQL: back without the token in the address bar; over HTTP and over the
+    // WebSocket, Ines.
+    let g = &seen["graphiql"];
+    assert_eq!(g["url"], s.url("/"), "{seen:#}");
+    assert_eq!(g["options"]["subscriptionUrl"], format!("ws://{}/graphql/ws", s.addr), "{seen:#}");
+    assert_eq!(g["options"]["wsConnectionParams"], Value::Null, "the page names no token: the script adds it");
+    assert_eq!(g["http"]["data"]["me"]["email"], INES, "{seen:#}");
+    assert_eq!(g["wsQuery"]["results"][0]["data"]["me"]["email"], INES, "{seen:#}");
+    assert!(g["caseId"].as_str().is_some_and(|c| c.starts_with("case:")), "{seen:#}");
+    assert_eq!(g["event"]["data"]["caseEvents"]["actor"]["email"], INES, "{seen:#}");
+}
+
 #[tokio::test]
 async fn without_a_redirect_url_there_is_no_browser_sign_in() {
     let a = key("key-a", 7);

@@ -29,7 +29,9 @@ pub(super) async fn serve(cfg: Config, demo: bool) -> Result<()> {
         );
         println!("Console:  http://{}/console  (paste the token to sign in)", cfg.bind);
         if cfg.mode == Mode::Development {
-            println!("GraphiQL: http://{}/  (headers: {{\"Authorization\": \"Bearer <token>\"}})", cfg.bind);
+            // The fragment stays in the browser; the page keeps the token for its tab and
+            // sends it with queries and subscriptions.
+            println!("GraphiQL: http://{}/#token={token}", cfg.bind);
         }
     }
     let listener = TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;

@@ -406,8 +406,9 @@ pub async fn method_not_allowed() -> Response {
 }
 
 /// GraphiQL, development only. Add `{"Authorization": "Bearer <token>"}` in its headers
-/// tab, or, with browser sign-in configured, sign in through the provider: the page is
-/// sent there when it holds no token, and its requests carry the token it came back with.
+/// tab, open it as `/#token=<token>`, or, with browser sign-in configured, sign in through
+/// the provider: the page is sent there when it holds no token, and its requests and its
+/// subscriptions' `connection_init` carry the token it came back with.
 pub async fn graphiql(sso: bool) -> impl IntoResponse {
     let page = async_graphql::http::GraphiQLSource::build()
         .endpoint("/graphql")
@@ -420,7 +421,9 @@ pub async fn graphiql(sso: bool) -> impl IntoResponse {
 
 /// Run before GraphiQL: a token the sign-in returned in the fragment moves into this
 /// tab's storage (the console's key, so one sign-in serves both), and every request
-/// GraphiQL makes carries it unless the headers tab sets its own.
+/// GraphiQL makes carries it unless the headers tab sets its own. GraphiQL's WebSocket
+/// client sends no headers and its `connection_init` no payload, so the token goes
+/// into that message's payload as `{"token": ...}` unless it names one already.
 const GRAPHIQL_SIGN_IN: &str = r#"
 (() => {
   const KEY = 'nhigov.console.token';
@@ -440,6 +443,21 @@ const GRAPHIQL_SIGN_IN: &str = r#"
     const headers = new Headers(opts.headers || {});
     if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
     return send(url, { ...opts, headers });
+  };
+  const sendWs = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === 'string' && data.includes('connection_init')) {
+      try {
+        const msg = JSON.parse(data);
+        const p = msg.payload || {};
+        if (msg.type === 'connection_init' && !p.token && !p.Authorization && !p.authorization) {
+          data = JSON.stringify({ ...msg, payload: { ...p, token } });
+        }
+      } catch (_) {
+        // Not JSON: sent as it is.
+      }
+    }
+    return sendWs.call(this, data);
   };
 })();
 "#;
