@@ -796,6 +796,59 @@ async fn an_owner_lists_the_findings_on_what_they_own_directly_or_through_a_team
 }
 
 #[tokio::test]
+async fn an_owner_of_more_than_one_index_read_sees_and_counts_every_finding_on_what_they_own() {
+    // SurrealDB 3.3 reads `subject IN $list` from the index for at most 32 values: the
+    // leaver owns 41 NHIs directly and 30 through a team, every one failing.
+    let w = world().await;
+    let s = &w.store;
+    let mut nodes = vec![json!({"type": "team", "ref": "legacy", "name": "legacy"})];
+    let mut edges = Vec::new();
+    for i in 0..70 {
+        let r = format!("n{i}");
+        nodes.push(json!({"type": "nhi", "ref": r, "kind": "token", "name": r, "environment": "production"}));
+        let from = if i < 40 { w.id("leaver").to_string() } else { "legacy".into() };
+        edges.push(json!({"type": "owns", "from": from, "to": r}));
+    }
+    let feed = json!({ "source": "hr", "nodes": nodes, "edges": edges });
+    let imported = s.import(&graph_model::inventory::Inventory::parse(&feed, Utc::now()).unwrap()).await.unwrap();
+    let legacy = imported.ids.iter().find(|(r, _)| r == "legacy").unwrap().1.clone();
+    let edge = NewEdge::parse(EdgeKind::MemberOf, w.id("leaver"), legacy, EdgeAttrs::default()).unwrap();
+    apply(&w, Change::Relate { edge }).await;
+    w.publish("NHI-OWN-01", Check::ActiveOwner, ControlScope::default()).await;
+    s.evaluate_controls(Utc::now()).await.unwrap();
+
+    let mut theirs: Vec<NodeId> =
+        imported.ids.iter().filter(|(r, _)| r.starts_with('n')).map(|(_, id)| id.clone()).collect();
+    theirs.push(w.id("gone"));
+    let open = FindingFilter { status: Some(FindingStatus::Open), ..Default::default() };
+    let mut expected: Vec<(NodeId, NodeId)> = s
+        .findings(&open, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| theirs.contains(&f.subject))
+        .map(|f| (f.id, f.subject))
+        .collect();
+    assert_eq!(expected.len(), 71, "every NHI of theirs fails: {expected:?}");
+    expected.sort_by(|a, b| b.0.cmp(&a.0));
+
+    let mine = FindingFilter { owned_by: Some(w.id("leaver")), ..Default::default() };
+    let listed: Vec<(NodeId, NodeId)> =
+        s.findings(&mine, 100).await.unwrap().into_iter().map(|f| (f.id, f.subject)).collect();
+    assert_eq!(listed, expected, "all 71, newest first");
+    let first: Vec<NodeId> = s.findings(&mine, 10).await.unwrap().into_iter().map(|f| f.id).collect();
+    assert_eq!(first, expected[..10].iter().map(|f| f.0.clone()).collect::<Vec<_>>(), "the newest 10");
+
+    let work = s.work_of(&w.id("leaver"), 50, Utc::now()).await.unwrap();
+    assert_eq!(work.counts[&graph_model::store::WorkKind::Finding], 71, "counted past the rows returned");
+    assert_eq!(work.items.len(), 50);
+    for item in &work.items {
+        let graph_model::store::WorkRecord::Finding(f) = &item.record else { panic!("only findings: {item:?}") };
+        assert!(expected.iter().any(|(id, _)| id == &f.id), "{f:?} is one of theirs");
+    }
+}
+
+#[tokio::test]
 async fn a_secret_keeps_the_scope_its_untouched_holders_give_it() {
     // A pass after a change to one holder of a shared secret judges the secret again,
     // and reads what its other holders give its scope (environment, kind, owning team,

@@ -807,10 +807,17 @@ pub(crate) const IN_LIST: usize = 32;
 /// One statement returning the rows of `select` (which reads `$list`) for every chunk of
 /// `values` of at most [`IN_LIST`], and the chunks bound as `$list_0`, `$list_1`, ...
 pub(crate) fn in_chunks<V: SurrealValue + Clone>(select: &str, list: &str, values: &[V]) -> (String, Vars) {
+    let (rows, vars) = in_chunks_expr(select, list, values);
+    (format!("RETURN {rows};"), vars)
+}
+
+/// [`in_chunks`]'s rows as an expression (`array::flatten([...])`, the empty array for
+/// no values), for a statement that goes on to order, cut or count them.
+pub(crate) fn in_chunks_expr<V: SurrealValue + Clone>(select: &str, list: &str, values: &[V]) -> (String, Vars) {
     let parts: Vec<String> = (0..values.len().div_ceil(IN_LIST))
         .map(|i| format!("({})", rename_params(select, |p| (p == list).then(|| format!("{list}_{i}")))))
         .collect();
-    (format!("RETURN array::flatten([{}]);", parts.join(", ")), chunk_vars(list, values))
+    (format!("array::flatten([{}])", parts.join(", ")), chunk_vars(list, values))
 }
 
 /// `values` in chunks of at most [`IN_LIST`], bound as `$list_0`, `$list_1`, ...: what

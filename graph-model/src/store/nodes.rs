@@ -71,8 +71,10 @@ macro_rules! over_privileged {
 pub(crate) const IN_FORCE: &str = "valid_to = NONE AND (expires_at = NONE OR expires_at > time::now())";
 
 /// The records of what `$person` owns, directly or through a team in force: `$teams`,
-/// then `$owned`. Two statements.
-pub(crate) fn owned_by_person() -> String {
+/// then `$owned`. Two statements. A statement that reads `subject IN $owned` from an
+/// index reads it from [`Store::ownership_of`] instead, in chunks ([`in_chunks_expr`](super::in_chunks_expr)):
+/// past 32 values SurrealDB 3.3 reads the whole table for it.
+fn owned_by_person() -> String {
     format!(
         "LET $teams = (SELECT VALUE out FROM $person->member_of WHERE {IN_FORCE});
          LET $owned = array::distinct((SELECT VALUE out FROM array::flatten(
@@ -81,6 +83,14 @@ pub(crate) fn owned_by_person() -> String {
 }
 
 impl Store {
+    /// The teams `person` is a member of and everything they own, directly or through
+    /// those teams (memberships and ownership in force now).
+    pub(crate) async fn ownership_of(&self, person: &NodeId) -> Result<(Vec<NodeId>, Vec<NodeId>)> {
+        let sql = format!("{}RETURN [$teams, $owned];", owned_by_person());
+        let mut resp = self.read(&sql, &Vars::new().set("person", rid(person))).await?;
+        take(&mut resp, 2)
+    }
+
     /// Fetch nodes of one table by id; missing ids are simply absent from the map.
     pub async fn nodes_by_id<T: NodeRecord>(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, T>> {
         let rids: Vec<RecordId> = ids.iter().filter(|id| id.table() == T::TABLE).map(rid).collect();

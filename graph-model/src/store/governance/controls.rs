@@ -40,7 +40,7 @@ use surrealdb::types::{RecordId, Value};
 use super::{Actor, Plan, PlanFuture, distinct, dt, refs_text};
 use crate::domain::control::{self, *};
 use crate::domain::*;
-use crate::store::{Content, Result, STALE, Store, StoreError, Vars, json_value, rid, take};
+use crate::store::{Content, Result, STALE, Store, StoreError, Vars, in_chunks_expr, json_value, rid, take};
 
 /// One subject's result row: the latest standing against a control.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -888,26 +888,27 @@ impl Store {
         if f.subject.is_some() {
             cond.push("subject = $subject");
         }
-        let mut sql = String::new();
-        if f.owned_by.is_some() {
-            sql = crate::store::nodes::owned_by_person();
-            cond.push("subject IN $owned");
-        }
-        let at = sql.matches(';').count();
         // By subject, the planner would rather walk every open finding by status.
         let hint = if f.owned_by.is_some() || f.subject.is_some() { "WITH INDEX finding_subject" } else { "" };
-        sql.push_str(&format!(
-            "SELECT * FROM finding {hint} WHERE {} ORDER BY id DESC LIMIT $limit;",
-            cond.join(" AND ")
-        ));
-        let vars = Vars::new()
+        let mut vars = Vars::new()
             .set("control", f.control.clone())
             .set("status", f.status.map(|s| s.as_str()))
             .set("subject", f.subject.as_ref().map(rid))
-            .set("person", f.owned_by.as_ref().map(rid))
             .set("limit", limit as i64);
+        let sql = match &f.owned_by {
+            // What they own, read by subject 32 at a time, then ordered and cut.
+            Some(person) => {
+                let owned: Vec<RecordId> = self.ownership_of(person).await?.1.iter().map(rid).collect();
+                cond.push("subject IN $owned");
+                let select = format!("SELECT * FROM finding {hint} WHERE {}", cond.join(" AND "));
+                let (rows, chunks) = in_chunks_expr(&select, "owned", &owned);
+                vars = vars.merge(chunks);
+                format!("LET $rows = {rows}; SELECT * FROM $rows ORDER BY id DESC LIMIT $limit;")
+            }
+            None => format!("SELECT * FROM finding {hint} WHERE {} ORDER BY id DESC LIMIT $limit;", cond.join(" AND ")),
+        };
         let mut resp = self.read(&sql, &vars).await?;
-        take(&mut resp, at)
+        take(&mut resp, sql.matches(';').count() - 1)
     }
 
     pub async fn findings_by_id(&self, ids: &[NodeId]) -> Result<Vec<Finding>> {
