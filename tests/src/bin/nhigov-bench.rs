@@ -78,7 +78,7 @@ fn args() -> Result<Args> {
                     "nhigov-bench [--nhis 100000] [--seed 1] [--samples 300] [--requests 800] [--dir DIR] [--controls-only] [--decisions-only] [--previous FILE]\n\
                      Generates, imports and measures; see BENCHMARKS.md. DIR (default: a temporary\n\
                      directory) must be empty or absent; it keeps the graph, the store and the server log.\n\
-                     --controls-only: after the import, measure control evaluation and nothing else.\n\
+                     --controls-only: after the import, measure control evaluation and myWork, nothing else.\n\
                      --decisions-only: after the import, measure the approvals and nothing else.\n\
                      Either reuses the store a run left in DIR.\n\
                      --previous FILE: an earlier run's output; its p50 is printed beside each row."
@@ -252,6 +252,7 @@ async fn run(args: Args) -> Result<()> {
         let origins: Vec<NodeId> = nhis.choose_multiple(&mut rng, args.samples).cloned().collect();
         let (requester, admins) = people(&store).await?;
         controls(&mut report, &store, &requester, &admins, &origins).await?;
+        my_work(&mut report, &store).await?;
         store.close().await;
         summary(&mut report);
         return Ok(());
@@ -306,6 +307,7 @@ async fn run(args: Args) -> Result<()> {
     // comparable with earlier runs (the server evaluates controls after its writes).
     let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
     controls(&mut report, &store, &requester, &admins, &origins).await?;
+    my_work(&mut report, &store).await?;
     store.close().await;
 
     summary(&mut report);
@@ -924,9 +926,16 @@ async fn controls(
     let why = Text::parse("retired by the benchmark").map_err(|e| anyhow!(e.message))?;
     let (mut times, mut changes, mut touched) = (Vec::new(), 0, 0);
     let wall = Instant::now();
-    // Those still active (a reused store has the earlier runs' decommissioned).
+    // Those still active (a reused store has the earlier runs' decommissioned), and
+    // others when fewer than 20 of them are.
     let list: Vec<String> = origins.iter().map(ToString::to_string).collect();
-    let active = ids(store, &format!("SELECT VALUE id FROM [{}] WHERE status = 'active'", list.join(", "))).await?;
+    let mut active = ids(store, &format!("SELECT VALUE id FROM [{}] WHERE status = 'active'", list.join(", "))).await?;
+    if active.len() < 20 {
+        active.extend(ids(store, "SELECT VALUE id FROM nhi WHERE status = 'active' LIMIT 40").await?);
+        let mut seen = HashSet::new();
+        active.retain(|id| seen.insert(id.clone()));
+    }
+    ensure!(!active.is_empty(), "no active NHI left to decommission");
     for nhi in active.iter().take(20) {
         let off = graph_model::Change::NhiStatus { nhi: nhi.clone(), status: graph_model::NhiStatus::Decommissioned };
         store.govern(&admin, &off, &why).await?;
@@ -952,6 +961,45 @@ async fn controls(
     ensure!(full.changes == 0, "a full pass found {} changes the passes after each change missed", full.changes);
     report
         .say(format!("controls: a full pass after them found nothing they missed ({:.2}s)", t.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// `myWork`'s listing for the ten people with the most to answer for (what they own
+/// directly and through their teams), its first 50 rows, five times each; after the
+/// controls, so their findings are in it.
+async fn my_work(report: &mut Report, store: &Store) -> Result<()> {
+    use graph_model::store::WorkKind;
+    let people = ids(
+        store,
+        "SELECT VALUE id FROM (SELECT id, count(->owns) + math::sum((SELECT VALUE count(->owns) FROM ->member_of->team)) AS n
+           FROM person ORDER BY n DESC LIMIT 10)",
+    )
+    .await?;
+    let (mut times, mut rows, mut most) = (Vec::new(), 0, (0, 0));
+    let wall = Instant::now();
+    for _ in 0..5 {
+        for person in &people {
+            let t = Instant::now();
+            let work = store.work_of(person, 50, chrono::Utc::now()).await?;
+            times.push(t.elapsed());
+            rows += work.items.len();
+            let count = |k| work.counts.get(&k).copied().unwrap_or(0);
+            most = most.max((count(WorkKind::Finding), count(WorkKind::Alert)));
+        }
+    }
+    ensure!(rows > 0, "none of the ten people has any work");
+    report.add(Sample {
+        name: "in-process: myWork, first 50, the ten people with the most to own".into(),
+        clients: 1,
+        wall: wall.elapsed(),
+        note: format!(
+            "{:.1} rows a listing; the largest: {} open findings, {} new alerts on what they own",
+            rows as f64 / times.len() as f64,
+            most.0,
+            most.1
+        ),
+        times,
+    });
     Ok(())
 }
 
