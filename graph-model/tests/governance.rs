@@ -212,6 +212,29 @@ async fn approvals_follow_the_policy_and_change_the_graph() {
     assert_eq!(report.length, 8, "genesis, 2 refused, 2 approvals, 1 refused, deny, refused acceptance");
 }
 
+#[tokio::test]
+async fn the_trail_of_a_node_with_more_requests_than_one_index_read_holds_has_every_decision() {
+    // SurrealDB 3.3 reads `subject IN $list` from an index for at most 32 values: 40
+    // requests for the orphan, on the ledger, each denied at once (a decision each).
+    let w = world().await;
+    let s = &w.store;
+    let mut denied = Vec::new();
+    for _ in 0..40 {
+        let r = s.create_request(&w.id("req"), &grant(&w, "orphan", "db", Privilege::Read)).await.unwrap();
+        assert_eq!(r.status, RequestStatus::Denied);
+        denied.push(r.id);
+    }
+    let all = s.decisions_about(&w.id("orphan")).await.unwrap();
+    for node in ["orphan", "db"] {
+        let trail = s.decisions_about(&w.id(node)).await.unwrap();
+        for r in &denied {
+            assert_eq!(trail.iter().filter(|d| &d.subject == r).count(), 1, "{node}: the denial of {r}, once");
+        }
+        assert!(trail.windows(2).all(|p| p[0].seq < p[1].seq), "{node}: in chain order, each once");
+    }
+    assert_eq!(all.len(), 40, "the orphan's trail is its 40 denials");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_chain_verifies_while_decisions_are_being_recorded() {
     let w = world().await;
