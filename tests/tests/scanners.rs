@@ -86,6 +86,34 @@ async fn gitleaks_and_trufflehog_reports_become_alerts_once() {
     }
 }
 
+/// A report of 40 leaked keys, each registered: every one is matched to its secret
+/// (the inventory is asked about their fingerprints 32 at a time, each read by index).
+#[tokio::test]
+async fn a_report_of_many_known_keys_matches_each_to_its_secret() {
+    let (s, token) = setup(&sha256(AWS_KEY)).await;
+    let admin = s.as_("sam");
+    let keys: Vec<String> = (0..40).map(|i| format!("AKIAQ7X3EXAMPLE{i:04}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        s.ok(
+            &admin,
+            "mutation($n: String!, $f: String!) { createSecret(input: { kind: API_KEY, name: $n, fingerprint: $f }) { id } }",
+            json!({ "n": format!("key {i}"), "f": sha256(key) }),
+        )
+        .await;
+    }
+    let report: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            json!({ "RuleID": "aws-access-token", "Description": "AWS", "StartLine": i + 1, "EndLine": i + 1,
+                    "Match": key, "Secret": key, "File": "keys.txt", "Commit": "0f0f", "Date": "2026-10-02T09:14:27Z",
+                    "Fingerprint": format!("0f0f:keys.txt:aws-access-token:{}", i + 1) })
+        })
+        .collect();
+    let r = ingest(&s, &token, "GITLEAKS", &serde_json::to_string(&report).unwrap()).await;
+    assert_eq!(r, json!({ "findings": 40, "created": 40, "repeated": 0, "matched": 40 }));
+}
+
 #[tokio::test]
 async fn a_malformed_report_names_the_finding_and_takes_in_nothing() {
     let (s, token) = setup(&sha256(AWS_KEY)).await;

@@ -502,11 +502,11 @@ impl Store {
     /// at a time ([`IN_LIST`]) in one statement, so that `field IN $list` is read from
     /// the field's index whatever the number of values; rows come in order within each
     /// chunk.
-    pub(crate) async fn read_in<T: DeserializeOwned>(
+    pub(crate) async fn read_in<T: DeserializeOwned, V: SurrealValue + Clone>(
         &self,
         select: &str,
         list: &str,
-        values: Vec<RecordId>,
+        values: Vec<V>,
     ) -> Result<Vec<T>> {
         if values.is_empty() {
             return Ok(vec![]);

@@ -158,13 +158,16 @@ impl Store {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut resp = self
-            .read(
+        // 32 at a time: past that SurrealDB 3.3 reads `IN $list` from no index.
+        let known: std::collections::HashSet<String> = self
+            .read_in::<String, _>(
                 "SELECT VALUE fingerprint FROM secret WHERE fingerprint IN $fps",
-                &Vars::new().set("fps", candidates.iter().map(|c| c.to_string()).collect::<Vec<String>>()),
+                "fps",
+                candidates.iter().map(|c| c.to_string()).collect::<Vec<String>>(),
             )
-            .await?;
-        let known: std::collections::HashSet<String> = take::<Vec<String>>(&mut resp, 0)?.into_iter().collect();
+            .await?
+            .into_iter()
+            .collect();
         let now = Utc::now();
         let mut summary = ScanSummary { findings: findings.len(), ..Default::default() };
         for f in findings {

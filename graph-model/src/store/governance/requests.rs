@@ -514,10 +514,8 @@ impl Store {
             .await?
             .items;
         let keys: Vec<String> = overdue.iter().map(|r| format!("emergency-overdue:{}", r.id)).collect();
-        let mut resp = self
-            .read("SELECT VALUE dedupe_key FROM alert WHERE dedupe_key IN $keys", &Vars::new().set("keys", keys))
-            .await?;
-        let known: Vec<String> = take(&mut resp, 0)?;
+        let known: Vec<String> =
+            self.read_in("SELECT VALUE dedupe_key FROM alert WHERE dedupe_key IN $keys", "keys", keys).await?;
         let mut raised = 0;
         for r in overdue {
             let key = format!("emergency-overdue:{}", r.id);
