@@ -895,7 +895,9 @@ impl Store {
             .set("status", f.status.map(|s| s.as_str()))
             .set("subject", f.subject.as_ref().map(rid))
             .set("limit", limit as i64);
-        let sql = match &f.owned_by {
+        // The statement whose rows are the answer: the second when what they own is
+        // gathered first.
+        let (sql, at) = match &f.owned_by {
             // What they own, read by subject 32 at a time, then ordered and cut.
             Some(person) => {
                 let owned: Vec<RecordId> = self.ownership_of(person).await?.1.iter().map(rid).collect();
@@ -903,12 +905,14 @@ impl Store {
                 let select = format!("SELECT * FROM finding {hint} WHERE {}", cond.join(" AND "));
                 let (rows, chunks) = in_chunks_expr(&select, "owned", &owned);
                 vars = vars.merge(chunks);
-                format!("LET $rows = {rows}; SELECT * FROM $rows ORDER BY id DESC LIMIT $limit;")
+                (format!("LET $rows = {rows}; SELECT * FROM $rows ORDER BY id DESC LIMIT $limit;"), 1)
             }
-            None => format!("SELECT * FROM finding {hint} WHERE {} ORDER BY id DESC LIMIT $limit;", cond.join(" AND ")),
+            None => {
+                (format!("SELECT * FROM finding {hint} WHERE {} ORDER BY id DESC LIMIT $limit;", cond.join(" AND ")), 0)
+            }
         };
         let mut resp = self.read(&sql, &vars).await?;
-        take(&mut resp, sql.matches(';').count() - 1)
+        take(&mut resp, at)
     }
 
     pub async fn findings_by_id(&self, ids: &[NodeId]) -> Result<Vec<Finding>> {
