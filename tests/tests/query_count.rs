@@ -128,9 +128,12 @@ async fn a_decision_asked_for_alone_leaves_the_request_unread() {
                 "mutation($r: ID!) {{ decideRequest(id: $r, outcome: APPROVE, rationale: \"ok\") {{ {selection} }} }}"
             );
             let vars = async_graphql::Variables::from_json(json!({ "r": filed.id.to_string() }));
-            let before = store.round_trips();
+            // The commit's probes of the chain head are left out: how many it makes
+            // follows how the threads were scheduled (a loaded machine makes more).
+            let count = |s: &Store| s.round_trips() - s.commit_probes();
+            let before = count(&store);
             let resp = schema.execute(Request::new(query).variables(vars).data(principal)).await;
-            let used = store.round_trips() - before;
+            let used = count(&store) - before;
             assert!(resp.errors.is_empty(), "{:?}", resp.errors);
             let data = resp.data.into_json().unwrap();
             assert_eq!(data["decideRequest"]["decision"]["outcome"], "APPROVED", "{data}");

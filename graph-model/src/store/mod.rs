@@ -273,6 +273,9 @@ pub struct Store {
     /// trip per clone over `ws://` that can also fail under load.
     db: Arc<Conn>,
     round_trips: Arc<AtomicU64>,
+    /// Of those, the chain-head reads a decision commit makes while its write is applied
+    /// (see `commit_batch`): their number follows the scheduler, not the request.
+    commit_probes: Arc<AtomicU64>,
     metrics: Arc<metrics::StoreMetrics>,
     remote: bool,
     /// A remote server's HTTP routes, for backups (see `backup`).
@@ -319,6 +322,7 @@ impl Store {
         let store = Store {
             db: Arc::new(db),
             round_trips: Arc::new(AtomicU64::new(0)),
+            commit_probes: Arc::new(AtomicU64::new(0)),
             metrics: Arc::default(),
             remote: cfg.is_remote(),
             remote_http: backup::RemoteHttp::of(cfg).map(Arc::new),
@@ -391,6 +395,18 @@ impl Store {
     /// How many statement batches this store has sent to the database.
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// How many of [`Store::round_trips`] were a decision commit looking whether its
+    /// write has been applied yet, so that the next group can be sealed behind it. The
+    /// number depends on how the threads were scheduled: a test that counts the queries
+    /// a request costs leaves these out.
+    pub fn commit_probes(&self) -> u64 {
+        self.commit_probes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_commit_probe(&self) {
+        self.commit_probes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Database latency and decisions recorded, for `/metrics`.

@@ -290,6 +290,7 @@ impl Store {
                 _ = tokio::task::yield_now() => {}
             }
             reads += 1;
+            self.count_commit_probe();
             if self.chain_head().await.is_ok_and(|h| h == head) {
                 *known_head = Some(head);
                 return self.gather(size, task).await;
