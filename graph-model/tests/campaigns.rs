@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{Duration, Utc};
 use graph_model::domain::campaign::{CampaignDraft, ItemStatus, ReviewAnswer};
 use graph_model::domain::control::{Check, ControlDraft, ControlScope, ControlStatus};
-use graph_model::store::{Actor, ItemFilter, Store, StoreConfig, StoreError};
+use graph_model::store::{Actor, ItemFilter, Store, StoreConfig, StoreError, WorkKind};
 use graph_model::*;
 use serde_json::json;
 
@@ -133,6 +133,14 @@ async fn a_campaign_runs_from_start_to_report_with_answers_carried_out_and_an_ov
     assert_eq!(facts["access"][0]["privilege"], "admin", "{facts}");
     let mine = ItemFilter { answerable_by: Some(w.id("member")), ..Default::default() };
     assert_eq!(s.review_items(&mine).await.unwrap().len(), 1, "a team member sees the team's item");
+    // And in their work, as the owner has theirs; each once.
+    for (who, nhi) in [("member", "teamed"), ("owner", "owned")] {
+        let work = s.work_of(&w.id(who), 50, now).await.unwrap();
+        let items: Vec<&NodeId> =
+            work.items.iter().filter(|i| i.kind() == WorkKind::ReviewItem).map(|i| i.id()).collect();
+        assert_eq!(items, [&w.item_of(nhi).await.id], "{who}");
+        assert_eq!(work.counts.get(&WorkKind::ReviewItem), Some(&1), "{who}");
+    }
 
     // Only whom an item is for answers it.
     let stranger = s.answer_review(&w.actor("a1"), &owned.id, ReviewAnswer::Certify, &text("fine"), None).await;
@@ -174,6 +182,13 @@ async fn a_campaign_runs_from_start_to_report_with_answers_carried_out_and_an_ov
     assert_eq!(sweep.escalated, 1);
     let orphan = w.item_of("orphan").await;
     assert_eq!(orphan.escalated_to, Some(w.id("grc")));
+    let to_grc =
+        ItemFilter { answerable_by: Some(w.id("grc")), status: Some(ItemStatus::Pending), ..Default::default() };
+    let listed: Vec<NodeId> = s.review_items(&to_grc).await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(listed, std::slice::from_ref(&orphan.id), "an escalated item is listed for whom it went to");
+    let work = s.work_of(&w.id("grc"), 50, now + Duration::days(2)).await.unwrap();
+    assert_eq!(work.counts.get(&WorkKind::ReviewItem), Some(&1));
+    assert_eq!(work.overdue, 1, "and is overdue");
     let report = s.campaign_report(&campaign.id, now + Duration::days(2)).await.unwrap();
     assert_eq!((report.all.overdue, report.all.escalated, report.complete), (1, 1, false));
     s.answer_review(&w.actor("grc"), &orphan.id, ReviewAnswer::Revoke, &text("nobody owns it"), None).await.unwrap();

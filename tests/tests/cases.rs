@@ -313,6 +313,24 @@ async fn an_owners_work_is_one_listing_overdue_first_with_alerts_on_what_they_ow
     let d = s.ok(&s.as_("olga"), MY_WORK, json!({})).await;
     assert_eq!(d["myWork"]["counts"]["total"], 0, "{d}");
 
+    // A case escalated to priya is in her work, overdue as it was, and stays in ines's
+    // while she is its assignee.
+    s.ok(
+        &s.as_("ines"),
+        "mutation($c: ID!, $to: ID!) { escalateCase(id: $c, toId: $to, reason: \"needs a lead\") { status } }",
+        json!({ "c": late, "to": w.id("priya") }),
+    )
+    .await;
+    let d = s.ok(&s.as_("priya"), MY_WORK, json!({})).await;
+    assert_eq!(work_rows(&d), [("CASE".to_owned(), late.clone())], "{d}");
+    assert_eq!(d["myWork"]["items"][0]["overdue"], true);
+    assert_eq!(
+        (d["myWork"]["counts"]["cases"].clone(), d["myWork"]["counts"]["overdue"].clone()),
+        (json!(1), json!(1))
+    );
+    let d = s.ok(&s.as_("ines"), MY_WORK, json!({})).await;
+    assert_eq!(d["myWork"]["counts"]["cases"], 2, "assigned and escalated are one case each: {d}");
+
     let (_, body) = s.gql(&s.as_("ines"), MY_WORK, json!({ "n": 0 })).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
 }

@@ -33,6 +33,25 @@ pub struct ItemFilter {
     pub answerable_by: Option<NodeId>,
 }
 
+/// The review items `$person` may answer (theirs, escalated to them, or for one of
+/// `teams`) that meet `and` (a condition on an item), each once: an expression, and the
+/// teams bound as `$team_0`, `$team_1`, ... Each way an item can be theirs is read
+/// through its own index, a team at a time, each read by whom and status together
+/// (`team IN $list` would read a team's answered items of every past campaign too); one
+/// statement with `OR` between them reads every item of the status asked for.
+pub(crate) fn answerable_items(teams: &[RecordId], and: &str) -> (String, Vars) {
+    let by =
+        |index: &str, whose: &str| format!("(SELECT * FROM review_item WITH INDEX {index} WHERE {whose} AND {and})");
+    let mut parts =
+        vec![by("review_item_reviewer", "reviewer = $person"), by("review_item_escalated", "escalated_to = $person")];
+    let mut vars = Vars::new();
+    for (i, team) in teams.iter().enumerate() {
+        parts.push(by("review_item_team", &format!("team = $team_{i}")));
+        vars = vars.set(&format!("team_{i}"), team.clone());
+    }
+    (format!("array::distinct(array::flatten([{}]))", parts.join(", ")), vars)
+}
+
 /// What a sweep of the campaigns did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReviewSweep {
@@ -159,16 +178,19 @@ impl Store {
             conditions.push("status = $status".into());
             vars = vars.set("status", s.as_str());
         }
-        let mut sql = String::new();
-        if let Some(p) = &f.answerable_by {
-            sql.push_str(&format!("LET $teams = (SELECT VALUE out FROM $person->member_of WHERE {IN_FORCE});"));
-            conditions.push("(reviewer = $person OR escalated_to = $person OR team IN $teams)".into());
-            vars = vars.set("person", rid(p));
-        }
-        sql.push_str(&format!("SELECT * FROM review_item WHERE {} ORDER BY campaign, id;", conditions.join(" AND ")));
-        let last = usize::from(f.answerable_by.is_some());
+        let conditions = conditions.join(" AND ");
+        // The statement that returns the rows: after the items' `LET` when there is one.
+        let (sql, rows) = match &f.answerable_by {
+            Some(p) => {
+                let teams: Vec<RecordId> = self.teams_of(p).await?.iter().map(rid).collect();
+                let (items, by) = answerable_items(&teams, &conditions);
+                vars = vars.set("person", rid(p)).merge(by);
+                (format!("LET $items = {items}; SELECT * FROM $items ORDER BY campaign, id;"), 1)
+            }
+            None => (format!("SELECT * FROM review_item WHERE {conditions} ORDER BY campaign, id;"), 0),
+        };
         let mut resp = self.read(&sql, &vars).await?;
-        take(&mut resp, last)
+        take(&mut resp, rows)
     }
 
     /// Answer a review item: one decision of `actor`. A revoke files a `revoke_nhi`
@@ -277,7 +299,7 @@ impl Store {
     }
 
     /// The teams `person` belongs to now.
-    async fn teams_of(&self, person: &NodeId) -> Result<Vec<NodeId>> {
+    pub(crate) async fn teams_of(&self, person: &NodeId) -> Result<Vec<NodeId>> {
         let sql = format!("SELECT VALUE out FROM $p->member_of WHERE {IN_FORCE}");
         let mut resp = self.read(&sql, &Vars::new().set("p", rid(person))).await?;
         take(&mut resp, 0)

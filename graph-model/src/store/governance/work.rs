@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use surrealdb::types::RecordId;
 
+use super::campaigns::answerable_items;
 use super::controls::Finding;
 use super::distinct;
 use crate::domain::campaign::ReviewItem;
@@ -79,7 +80,8 @@ impl WorkItem {
         (!overdue, if overdue { self.due } else { None }, Reverse(self.at), Reverse(self.id().to_string()))
     }
 
-    fn id(&self) -> &NodeId {
+    /// The id of the record the row is.
+    pub fn id(&self) -> &NodeId {
         match &self.record {
             WorkRecord::Case(c) => &c.id,
             WorkRecord::Task(t) => &t.id,
@@ -120,9 +122,19 @@ impl Store {
     pub async fn work_of(&self, person: &NodeId, limit: usize, now: DateTime<Utc>) -> Result<Work> {
         let (teams, owned) = self.ownership_of(person).await?;
         let owned: Vec<RecordId> = owned.iter().map(rid).collect();
-        let mine = "(assignee = $person OR escalated_to = $person) AND status != 'closed'";
+        // The open cases assigned or escalated to them, each read through its index (one
+        // statement with `OR` between them would read every case).
+        let mine = |index: &str, whose: &str| {
+            format!("(SELECT * FROM case WITH INDEX {index} WHERE {whose} = $person AND status != 'closed')")
+        };
+        let cases = format!(
+            "array::distinct(array::concat({}, {}))",
+            mine("case_assignee", "assignee"),
+            mine("case_escalated_to", "escalated_to")
+        );
         let tasks = "assignee = $person AND status = 'open'";
-        let items = "status = 'pending' AND (reviewer = $person OR escalated_to = $person OR team IN $teams)";
+        let team_ids: Vec<RecordId> = teams.iter().map(rid).collect();
+        let (items, item_vars) = answerable_items(&team_ids, "status = 'pending'");
         // Every open finding and new alert on what they own, read by subject 32 at a
         // time (the hint: by status the planner would walk every open one), then
         // ordered, cut and counted.
@@ -140,38 +152,40 @@ impl Store {
         let sql = format!(
             "LET $findings = {findings};
              LET $alerts = {alerts};
-             SELECT * FROM case WHERE {mine} AND due_at < $now ORDER BY due_at LIMIT $limit;
-             SELECT * FROM case WHERE {mine} AND due_at >= $now ORDER BY opened_at DESC LIMIT $limit;
+             LET $cases = {cases};
+             LET $items = {items};
+             SELECT * FROM $cases WHERE due_at < $now ORDER BY due_at LIMIT $limit;
+             SELECT * FROM $cases WHERE due_at >= $now ORDER BY opened_at DESC LIMIT $limit;
              SELECT * FROM task WHERE {tasks} LIMIT $whole;
-             SELECT * FROM review_item WHERE {items} LIMIT $whole;
+             SELECT * FROM $items LIMIT $whole;
              SELECT * FROM $findings ORDER BY id DESC LIMIT $limit;
              SELECT * FROM $alerts ORDER BY last_seen DESC LIMIT $limit;
              RETURN {{
-                 cases: array::len(SELECT VALUE id FROM case WHERE {mine}),
-                 overdue_cases: array::len(SELECT VALUE id FROM case WHERE {mine} AND due_at < $now),
+                 cases: array::len($cases),
+                 overdue_cases: array::len(SELECT VALUE id FROM $cases WHERE due_at < $now),
                  tasks: array::len(SELECT VALUE id FROM task WHERE {tasks}),
-                 items: array::len(SELECT VALUE id FROM review_item WHERE {items}),
+                 items: array::len($items),
                  findings: array::len($findings),
                  alerts: array::len($alerts),
              }};"
         );
         let vars = Vars::new()
             .set("person", rid(person))
-            .set("teams", teams.iter().map(rid).collect::<Vec<_>>())
             .set("now", dt(now))
             .set("limit", limit as i64)
             .set("whole", WHOLE_LIMIT)
-            .merge(finding_vars);
+            .merge(finding_vars)
+            .merge(item_vars);
         let mut resp = self.read(&sql, &vars).await?;
-        let mut cases: Vec<Case> = take(&mut resp, 2)?;
-        cases.extend(take::<Vec<Case>>(&mut resp, 3)?);
+        let mut cases: Vec<Case> = take(&mut resp, 4)?;
+        cases.extend(take::<Vec<Case>>(&mut resp, 5)?);
         let open = Open {
             cases,
-            tasks: take(&mut resp, 4)?,
-            items: take(&mut resp, 5)?,
-            findings: take(&mut resp, 6)?,
-            alerts: take(&mut resp, 7)?,
-            counts: take(&mut resp, 8)?,
+            tasks: take(&mut resp, 6)?,
+            items: take(&mut resp, 7)?,
+            findings: take(&mut resp, 8)?,
+            alerts: take(&mut resp, 9)?,
+            counts: take(&mut resp, 10)?,
         };
         let task_due = self.due_of_cases(&open.tasks).await?;
         let campaigns = self.campaigns_of(&open.items).await?;
