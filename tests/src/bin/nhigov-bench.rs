@@ -252,7 +252,7 @@ async fn run(args: Args) -> Result<()> {
         let origins: Vec<NodeId> = nhis.choose_multiple(&mut rng, args.samples).cloned().collect();
         let (requester, admins) = people(&store).await?;
         controls(&mut report, &store, &requester, &admins, &origins).await?;
-        my_work(&mut report, &store).await?;
+        work_and_campaign(&mut report, &store, &admins[0]).await?;
         store.close().await;
         summary(&mut report);
         return Ok(());
@@ -307,7 +307,7 @@ async fn run(args: Args) -> Result<()> {
     // comparable with earlier runs (the server evaluates controls after its writes).
     let store = Store::open(&StoreConfig { url: data.display().to_string(), ..StoreConfig::memory() }).await?;
     controls(&mut report, &store, &requester, &admins, &origins).await?;
-    my_work(&mut report, &store).await?;
+    work_and_campaign(&mut report, &store, &admins[0]).await?;
     store.close().await;
 
     summary(&mut report);
@@ -964,10 +964,42 @@ async fn controls(
     Ok(())
 }
 
+/// `myWork` as it is after the controls, then a certification campaign over every
+/// active production NHI started (one decision), and `myWork` again with its review
+/// items pending. A store reused from an earlier run keeps its campaign, and no other
+/// is started.
+async fn work_and_campaign(report: &mut Report, store: &Store, admin: &NodeId) -> Result<()> {
+    use graph_model::domain::campaign::CampaignDraft;
+    use graph_model::domain::control::ControlScope;
+    my_work(report, store, "").await?;
+    let open = store.campaigns().await?.into_iter().find(|c| c.due_at > chrono::Utc::now());
+    match open {
+        Some(c) => report.say(format!("campaign: reusing {} ({} items)", c.id, c.items)),
+        None => {
+            let admin = graph_model::store::Actor { id: admin.clone(), roles: vec![Role::Admin] };
+            let draft = CampaignDraft {
+                name: "Benchmark certification".into(),
+                scope: ControlScope { environments: vec![graph_model::Environment::Production], ..Default::default() },
+                due_at: chrono::Utc::now() + chrono::Duration::days(3650),
+                control: None,
+            };
+            let why = Text::parse("the benchmark's campaign").map_err(|e| anyhow!(e.message))?;
+            let t = Instant::now();
+            let (c, _) = store.start_campaign(&admin, &draft, &why, chrono::Utc::now()).await?;
+            report.say(format!(
+                "campaign: started over {} production NHIs (one decision, every item written) in {:.2}s",
+                c.items,
+                t.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    my_work(report, store, ", a campaign over every production NHI open").await
+}
+
 /// `myWork`'s listing for the ten people with the most to answer for (what they own
 /// directly and through their teams), its first 50 rows, five times each; after the
-/// controls, so their findings are in it.
-async fn my_work(report: &mut Report, store: &Store) -> Result<()> {
+/// controls, so their findings are in it. `when` ends the row's name.
+async fn my_work(report: &mut Report, store: &Store, when: &str) -> Result<()> {
     use graph_model::store::WorkKind;
     let people = ids(
         store,
@@ -975,7 +1007,7 @@ async fn my_work(report: &mut Report, store: &Store) -> Result<()> {
            FROM person ORDER BY n DESC LIMIT 10)",
     )
     .await?;
-    let (mut times, mut rows, mut most) = (Vec::new(), 0, (0, 0));
+    let (mut times, mut rows, mut most, mut items) = (Vec::new(), 0, (0, 0), 0);
     let wall = Instant::now();
     for _ in 0..5 {
         for person in &people {
@@ -985,15 +1017,16 @@ async fn my_work(report: &mut Report, store: &Store) -> Result<()> {
             rows += work.items.len();
             let count = |k| work.counts.get(&k).copied().unwrap_or(0);
             most = most.max((count(WorkKind::Finding), count(WorkKind::Alert)));
+            items = items.max(count(WorkKind::ReviewItem));
         }
     }
     ensure!(rows > 0, "none of the ten people has any work");
     report.add(Sample {
-        name: "in-process: myWork, first 50, the ten people with the most to own".into(),
+        name: format!("in-process: myWork, first 50, the ten people with the most to own{when}"),
         clients: 1,
         wall: wall.elapsed(),
         note: format!(
-            "{:.1} rows a listing; the largest: {} open findings, {} new alerts on what they own",
+            "{:.1} rows a listing; the largest: {} open findings, {} new alerts on what they own; at most {items} review items",
             rows as f64 / times.len() as f64,
             most.0,
             most.1
