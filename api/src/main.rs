@@ -33,7 +33,7 @@ fn errors_without_backtraces() {
 
 fn main() -> ExitCode {
     errors_without_backtraces();
-    nhigov::allocator::keep_freed_memory();
+    nhigov::allocator::configure();
     let cli = Cli::parse();
     // Embedded SurrealDB runs queries on the runtime's threads and recurses deeply.
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(16 << 20).build() {

@@ -95,7 +95,7 @@ fn args() -> Result<Args> {
 }
 
 fn main() -> Result<()> {
-    nhigov::allocator::keep_freed_memory();
+    nhigov::allocator::configure();
     let args = args()?;
     tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(16 << 20).build()?.block_on(run(args))
 }
