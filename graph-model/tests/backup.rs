@@ -6,7 +6,9 @@
 
 use chrono::Utc;
 use futures::StreamExt;
-use graph_model::store::{Actor, EdgeDirection, Store, StoreConfig, StoreError, check_backup, restore};
+use graph_model::store::{
+    Actor, EdgeDirection, Store, StoreConfig, StoreError, check_backup, check_backup_file, restore,
+};
 use graph_model::*;
 use serde_json::json;
 
@@ -174,4 +176,47 @@ async fn a_backup_cut_short_or_altered_is_refused_before_anything_is_written() {
     // Nothing was written: the same target still takes the whole backup.
     std::fs::write(&file, &bytes).unwrap();
     restore(&target, &file).await.unwrap();
+}
+
+/// The check of a file, read a piece at a time, gives the verdict the check of the same
+/// bytes in memory gives: on the whole backup (with its size and digest), on a backup cut
+/// at each of many points, and on one with a byte changed anywhere.
+#[tokio::test]
+async fn a_backup_file_is_checked_in_pieces_as_the_whole_dump_is() {
+    let (store, _) = governed_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.surql");
+    let bytes = write_backup(&store, &file).await;
+    store.close().await;
+
+    let whole = check_backup_file(&file).unwrap();
+    assert_eq!(whole.bytes, bytes.len() as u64);
+    assert_eq!(whole.sha256, sha256_hex(&bytes));
+
+    let other = dir.path().join("other.surql");
+    let step = (bytes.len() / 97).max(1);
+    for cut in (0..bytes.len()).step_by(step).chain([bytes.len() - 1]) {
+        std::fs::write(&other, &bytes[..cut]).unwrap();
+        let in_memory = check_backup(&bytes[..cut]).unwrap_err();
+        assert_eq!(check_backup_file(&other).unwrap_err(), in_memory, "cut at {cut} of {}", bytes.len());
+    }
+    for at in (0..bytes.len()).step_by(step) {
+        let mut changed = bytes.clone();
+        changed[at] ^= 0x20;
+        std::fs::write(&other, &changed).unwrap();
+        let in_memory = check_backup(&changed);
+        assert_eq!(check_backup_file(&other).map(|_| ()), in_memory, "a byte changed at {at} of {}", bytes.len());
+        assert!(in_memory.is_err(), "a byte changed at {at} went unnoticed");
+    }
+
+    // A last line longer than any closing line, past where the closing line is looked for.
+    let mut long = bytes[..bytes.len() / 2].to_vec();
+    long.extend(std::iter::repeat_n(b'x', 10_000));
+    std::fs::write(&other, &long).unwrap();
+    assert!(check_backup_file(&other).unwrap_err().contains("cut short"));
+    // A file shorter than the header, and no file at all.
+    std::fs::write(&other, b"--").unwrap();
+    assert!(check_backup_file(&other).unwrap_err().contains("not an nhigov backup"));
+    let missing = check_backup_file(&dir.path().join("missing.surql")).unwrap_err();
+    assert!(missing.contains("cannot be read"), "{missing}");
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
-use graph_model::store::{check_backup, restore as restore_store};
+use graph_model::store::{check_backup_file, restore as restore_store};
 
 use super::{open_store, progress};
 use crate::config::Config;
@@ -117,12 +117,13 @@ pub(super) async fn backup(source: Source<'_>, out: &Path) -> Result<Saved> {
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
-    let bytes = std::fs::read(&partial).with_context(|| format!("reading {}", partial.display()))?;
-    if let Err(problem) = check_backup(&bytes) {
-        bail!("{}: {problem}; kept for inspection, not renamed", partial.display());
-    }
+    // Checked as `restore` will check it, a piece at a time.
+    let checked = match check_backup_file(&partial) {
+        Ok(checked) => checked,
+        Err(problem) => bail!("{}: {problem}; kept for inspection, not renamed", partial.display()),
+    };
     std::fs::rename(&partial, out).with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
-    Ok(Saved { bytes: written, sha256: graph_model::domain::sha256_hex(&bytes), secs: started.elapsed().as_secs_f64() })
+    Ok(Saved { bytes: written, sha256: checked.sha256, secs: started.elapsed().as_secs_f64() })
 }
 
 /// Append one chunk, showing the running size on a terminal.

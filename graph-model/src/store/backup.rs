@@ -10,8 +10,11 @@
 //! user `nhigov db-user` makes on the new server.
 //!
 //! The dump is framed by a header line and a trailer holding the size and SHA-256 of all
-//! before it (both SurrealQL comments): [`check_backup`] refuses a file cut short or
-//! altered before anything is written.
+//! before it (both SurrealQL comments): [`check_backup_file`] refuses a file cut short
+//! or altered before anything is written. Neither the check nor the restore holds the
+//! dump in memory: the check reads the file a piece at a time, an embedded restore
+//! applies it from the file, and a remote one streams it to the server's `/import`
+//! route, which applies it as it arrives.
 //!
 //! A restore goes into an empty database only (no tables): it never merges with what a
 //! store holds. Statements apply one by one, as SurrealDB imports do; the first that
@@ -68,18 +71,23 @@ impl RemoteHttp {
 
     /// A request to `route`, in the store's database, signed in as its user.
     fn request(&self, client: &reqwest::Client, route: &str) -> reqwest::RequestBuilder {
-        let req = client
-            .post(format!("{}/{route}", self.base))
-            .basic_auth(&self.username, Some(&self.password))
-            .header("surreal-ns", &self.namespace)
-            .header("surreal-db", &self.database)
-            .header(reqwest::header::ACCEPT, "application/octet-stream");
-        match self.level {
-            UserLevel::Database => {
-                req.header("surreal-auth-ns", &self.namespace).header("surreal-auth-db", &self.database)
-            }
-            UserLevel::Root => req,
+        let req = client.post(format!("{}/{route}", self.base)).basic_auth(&self.username, Some(&self.password));
+        self.headers().into_iter().fold(req, |req, (name, value)| req.header(name, value))
+    }
+
+    /// The headers of every request: the store's database, and the level its user
+    /// signs in at.
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("surreal-ns", self.namespace.clone()),
+            ("surreal-db", self.database.clone()),
+            ("accept", "application/octet-stream".to_owned()),
+        ];
+        if self.level == UserLevel::Database {
+            headers.push(("surreal-auth-ns", self.namespace.clone()));
+            headers.push(("surreal-auth-db", self.database.clone()));
         }
+        headers
     }
 
     async fn export(&self) -> Result<BoxStream<'static, Result<Vec<u8>>>> {
@@ -103,15 +111,37 @@ impl RemoteHttp {
         Ok(chunks.boxed())
     }
 
-    async fn import(&self, dump: Vec<u8>) -> Result<()> {
-        let client = reqwest::Client::new();
-        let resp = self
-            .request(&client, "import")
-            .body(dump)
-            .send()
+    /// Send the dump at `file` (`bytes` long) to the server's import route, streamed
+    /// from the file. The blocking client streams a reader as a body; the async one
+    /// would need reqwest's `stream` feature, which SurrealDB's own reqwest would then
+    /// be built with too.
+    async fn import(&self, file: &Path, bytes: u64) -> Result<()> {
+        let remote = self.clone();
+        let file = file.to_owned();
+        tokio::task::spawn_blocking(move || remote.import_blocking(&file, bytes))
             .await
-            .map_err(|e| StoreError::Database(format!("import into {}: {e}", self.base)))?;
-        refused("import", resp).await.map(drop)
+            .map_err(|e| StoreError::Database(format!("import into {}: {e}", self.base)))?
+    }
+
+    fn import_blocking(&self, file: &Path, bytes: u64) -> Result<()> {
+        let failed = |e: &dyn std::fmt::Display| StoreError::Database(format!("import into {}: {e}", self.base));
+        let dump =
+            std::fs::File::open(file).map_err(|e| StoreError::Database(format!("reading {}: {e}", file.display())))?;
+        // No time limit: a large dump takes the server as long as it takes.
+        let client = reqwest::blocking::Client::builder().timeout(None).build().map_err(|e| failed(&e))?;
+        let mut req = client
+            .post(format!("{}/import", self.base))
+            .basic_auth(&self.username, Some(&self.password))
+            .body(reqwest::blocking::Body::sized(dump, bytes));
+        for (name, value) in self.headers() {
+            req = req.header(name, value);
+        }
+        let resp = req.send().map_err(|e| failed(&e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(refusal("import", status, &resp.text().unwrap_or_default()))
     }
 }
 
@@ -121,9 +151,13 @@ async fn refused(route: &str, resp: reqwest::Response) -> Result<reqwest::Respon
     if status.is_success() {
         return Ok(resp);
     }
-    let body = resp.text().await.unwrap_or_default();
+    Err(refusal(route, status, &resp.text().await.unwrap_or_default()))
+}
+
+/// The server's refusal of `route`, with the first line of what it said.
+fn refusal(route: &str, status: reqwest::StatusCode, body: &str) -> StoreError {
     let first = body.lines().next().unwrap_or("").chars().take(400).collect::<String>();
-    Err(StoreError::Database(format!("the server refused the {route} ({status}): {first}")))
+    StoreError::Database(format!("the server refused the {route} ({status}): {first}"))
 }
 
 /// The first line of every backup.
@@ -199,23 +233,92 @@ fn trailer(size: u64, sha256: &str) -> String {
 /// that matches what precedes it. The error says what is wrong.
 pub fn check_backup(dump: &[u8]) -> std::result::Result<(), String> {
     if !dump.starts_with(HEADER.as_bytes()) {
-        return Err("not an nhigov backup: it does not open with its header line".into());
+        return Err(NOT_A_BACKUP.into());
     }
-    let body = dump.strip_suffix(b"\n").unwrap_or(dump);
-    let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let start = last_line(dump, true).ok_or(CUT_SHORT)?;
     let (before, last) = dump.split_at(start);
+    closing(last, before.len() as u64, || Sha256::digest(before).into())
+}
+
+/// [`check_backup`] of a file, read a piece at a time: a dump of any size is checked
+/// without being held in memory. Gives the file's size and its SHA-256 (trailer
+/// included), as a backup reports them.
+pub fn check_backup_file(path: &Path) -> std::result::Result<BackupFile, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let unreadable = |e: std::io::Error| format!("cannot be read: {e}");
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    let mut head = vec![0; HEADER.len()];
+    if len < HEADER.len() as u64 {
+        return Err(NOT_A_BACKUP.into());
+    }
+    file.read_exact(&mut head).map_err(unreadable)?;
+    if head != HEADER.as_bytes() {
+        return Err(NOT_A_BACKUP.into());
+    }
+    // The closing line is short: it is looked for in the file's last few KiB.
+    let tail_len = len.min(TRAILER_SEARCH);
+    let mut tail = vec![0; tail_len as usize];
+    file.seek(SeekFrom::End(-(tail_len as i64))).map_err(unreadable)?;
+    file.read_exact(&mut tail).map_err(unreadable)?;
+    let start = last_line(&tail, tail_len == len).ok_or(CUT_SHORT)?;
+    let last = &tail[start..];
+    let before = len - last.len() as u64;
+    file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+    let mut digest = Sha256::new();
+    let mut piece = vec![0; 1 << 20];
+    let mut left = before;
+    while left > 0 {
+        let n = piece.len().min(left as usize);
+        file.read_exact(&mut piece[..n]).map_err(unreadable)?;
+        digest.update(&piece[..n]);
+        left -= n as u64;
+    }
+    let mut whole = digest.clone();
+    closing(last, before, || digest.finalize().into())?;
+    whole.update(last);
+    Ok(BackupFile { bytes: len, sha256: hex::encode(whole.finalize()) })
+}
+
+/// A whole backup file, as [`check_backup_file`] found it.
+#[derive(Debug, Clone)]
+pub struct BackupFile {
+    /// Its size.
+    pub bytes: u64,
+    /// SHA-256 of the whole file, its closing line included.
+    pub sha256: String,
+}
+
+const NOT_A_BACKUP: &str = "not an nhigov backup: it does not open with its header line";
+const CUT_SHORT: &str = "cut short: the backup has no closing line (the transfer or the disk stopped before its end)";
+
+/// How far from a file's end its closing line is looked for. A closing line is under
+/// 120 bytes; a last line longer than this is not one.
+const TRAILER_SEARCH: u64 = 4096;
+
+/// Where the last line of `end` (a dump's end) starts, a final newline aside; `None`
+/// when it starts before `end` does (`whole` says `end` is all of the dump).
+fn last_line(end: &[u8], whole: bool) -> Option<usize> {
+    let body = end.strip_suffix(b"\n").unwrap_or(end);
+    match body.iter().rposition(|b| *b == b'\n') {
+        Some(i) => Some(i + 1),
+        None => whole.then_some(0),
+    }
+}
+
+/// The verdict on a dump's closing line `last`, which must give the size (`before`) and
+/// SHA-256 (`digest`, computed only for a line that reads as a closing line) of the
+/// bytes before it.
+fn closing(last: &[u8], before: u64, digest: impl FnOnce() -> [u8; 32]) -> std::result::Result<(), String> {
     let last = String::from_utf8_lossy(last);
     let Some(rest) = last.strip_prefix(TRAILER) else {
-        return Err(
-            "cut short: the backup has no closing line (the transfer or the disk stopped before its end)".into()
-        );
+        return Err(CUT_SHORT.into());
     };
-    let expected = trailer(before.len() as u64, &hex::encode(Sha256::digest(before)));
+    let expected = trailer(before, &hex::encode(digest()));
     if last != expected {
         return Err(format!(
-            "damaged: its closing line says {}, and the {} bytes before it do not match",
-            rest.trim_end(),
-            before.len()
+            "damaged: its closing line says {}, and the {before} bytes before it do not match",
+            rest.trim_end()
         ));
     }
     Ok(())
@@ -229,23 +332,28 @@ pub struct Restored {
 }
 
 /// Rebuild the store `cfg` names from the dump at `file`: into an empty database only.
-/// Open it with [`Store::open`] afterwards, which checks its schema version.
+/// Open it with [`Store::open`] afterwards, which checks its schema version. The dump
+/// is checked, then applied, from the file: it is never held in memory whole.
 pub async fn restore(cfg: &StoreConfig, file: &Path) -> Result<Restored> {
-    let dump = std::fs::read(file).map_err(|e| StoreError::Database(format!("reading {}: {e}", file.display())))?;
-    check_backup(&dump).map_err(|problem| StoreError::Database(format!("{}: {problem}", file.display())))?;
+    let checked = {
+        let file = file.to_owned();
+        tokio::task::spawn_blocking(move || check_backup_file(&file))
+            .await
+            .map_err(|e| StoreError::Database(format!("checking the backup: {e}")))?
+    };
+    let checked = checked.map_err(|problem| StoreError::Database(format!("{}: {problem}", file.display())))?;
     let lock = super::embedded_lock(cfg)?;
     let db = super::connect(cfg).await?;
-    let bytes = dump.len() as u64;
-    let result = restore_into(&db, cfg, file, dump).await;
+    let result = restore_into(&db, cfg, file, checked.bytes).await;
     let _ = db.invalidate().await;
     drop(db);
     if let Some(lock) = lock {
         super::released(&lock).await;
     }
-    result.map(|()| Restored { bytes })
+    result.map(|()| Restored { bytes: checked.bytes })
 }
 
-async fn restore_into(db: &Conn, cfg: &StoreConfig, file: &Path, dump: Vec<u8>) -> Result<()> {
+async fn restore_into(db: &Conn, cfg: &StoreConfig, file: &Path, bytes: u64) -> Result<()> {
     if !(cfg.is_remote() && cfg.user_level == UserLevel::Database) {
         let define = format!(
             "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db};",
@@ -265,16 +373,9 @@ async fn restore_into(db: &Conn, cfg: &StoreConfig, file: &Path, dump: Vec<u8>) 
         )));
     }
     match RemoteHttp::of(cfg) {
-        Some(remote) => {
-            // The HTTP route takes the dump as one body, as the server reads it.
-            remote.import(dump).await?;
-        }
-        None => {
-            drop(dump);
-            db.import(file).await?
-        }
+        Some(remote) => remote.import(file, bytes).await,
+        None => Ok(db.import(file).await?),
     }
-    Ok(())
 }
 
 /// How many tables the session's database defines.

@@ -41,7 +41,7 @@ use crate::domain::{EdgeId, NodeId, ValueError};
 use conn::Conn;
 pub use conn::EmbeddedMemory;
 
-pub use backup::{Restored, check_backup, restore};
+pub use backup::{BackupFile, Restored, check_backup, check_backup_file, restore};
 pub use document::{ImportFailure, ImportKind, ImportReport, ImportStep};
 pub use edges::EdgeDirection;
 pub use feeds::FeedStatus;
