@@ -98,14 +98,16 @@ impl RemoteHttp {
             .body(EXPORT_CONFIG)
             .send()
             .await
-            .map_err(|e| StoreError::Database(format!("export from {}: {e}", self.base)))?;
+            .map_err(|e| StoreError::Database(format!("export from {}: {}", self.base, with_causes(&e))))?;
         let resp = refused("export", resp).await?;
         let chunks = futures::stream::unfold(Some(resp), |resp| async move {
             let mut resp = resp?;
             match resp.chunk().await {
                 Ok(Some(bytes)) => Some((Ok(bytes.to_vec()), Some(resp))),
                 Ok(None) => None,
-                Err(e) => Some((Err(StoreError::Database(format!("the export stream broke: {e}"))), None)),
+                Err(e) => {
+                    Some((Err(StoreError::Database(format!("the export stream broke: {}", with_causes(&e)))), None))
+                }
             }
         });
         Ok(chunks.boxed())
@@ -124,11 +126,20 @@ impl RemoteHttp {
     }
 
     fn import_blocking(&self, file: &Path, bytes: u64) -> Result<()> {
-        let failed = |e: &dyn std::fmt::Display| StoreError::Database(format!("import into {}: {e}", self.base));
+        let failed =
+            |e: &dyn std::error::Error| StoreError::Database(format!("import into {}: {}", self.base, with_causes(e)));
         let dump =
             std::fs::File::open(file).map_err(|e| StoreError::Database(format!("reading {}: {e}", file.display())))?;
-        // No time limit: a large dump takes the server as long as it takes.
-        let client = reqwest::blocking::Client::builder().timeout(None).build().map_err(|e| failed(&e))?;
+        // No time limit: a large dump takes the server as long as it takes. That holds
+        // for the socket too: the server reads the dump only as fast as it applies it,
+        // and one large statement can leave the connection's window shut for minutes.
+        // reqwest sets `TCP_USER_TIMEOUT` to 30 s by default, and the kernel drops a
+        // connection whose window stays shut that long (`ETIMEDOUT`).
+        let client = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .tcp_user_timeout(None)
+            .build()
+            .map_err(|e| failed(&e))?;
         let mut req = client
             .post(format!("{}/import", self.base))
             .basic_auth(&self.username, Some(&self.password))
@@ -143,6 +154,21 @@ impl RemoteHttp {
         }
         Err(refusal("import", status, &resp.text().unwrap_or_default()))
     }
+}
+
+/// An error and every cause beneath it, `outer: inner: ...`: reqwest's own message
+/// ("request or response body error") says nothing of what the socket reported.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.ends_with(&inner_text) {
+            text = format!("{text}: {inner_text}");
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// The response, or the server's refusal as an error naming the route.
@@ -388,4 +414,102 @@ async fn table_count(db: &Conn) -> Result<usize> {
         },
         _ => 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Longer than the `TCP_USER_TIMEOUT` reqwest sets by default (30 s).
+    const STALL: Duration = Duration::from_secs(40);
+
+    /// A SurrealDB server applying one slow statement of a dump stops reading it, and
+    /// the connection's window shuts. The restore waits for it, however long.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_remote_restore_waits_out_a_server_that_stops_reading_the_dump() {
+        let mut dump = tempfile::NamedTempFile::new().unwrap();
+        let piece = vec![b'-'; 1 << 20];
+        for _ in 0..16 {
+            dump.write_all(&piece).unwrap();
+        }
+        dump.flush().unwrap();
+        let bytes = 16u64 << 20;
+
+        // A small receive buffer, so a few hundred KiB fill the window (loopback's
+        // buffers otherwise grow to tens of MiB).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                conn.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            tokio::time::sleep(STALL).await;
+            let mut read = 0u64;
+            let mut buf = vec![0u8; 1 << 16];
+            while read < bytes {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n as u64,
+                }
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+            (String::from_utf8_lossy(&head).into_owned(), read)
+        });
+
+        let remote = RemoteHttp {
+            base: format!("http://127.0.0.1:{port}"),
+            namespace: "nhigov".into(),
+            database: "nhigov".into(),
+            username: "root".into(),
+            password: "not-a-secret".into(),
+            level: UserLevel::Root,
+        };
+        let started = std::time::Instant::now();
+        let imported = remote.import(dump.path(), bytes).await;
+        let (head, read) = server.await.unwrap();
+        imported.unwrap_or_else(|e| panic!("after {:?}: {e}", started.elapsed()));
+        assert!(head.starts_with("POST /import HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("surreal-ns: nhigov\r\n"), "{head}");
+        assert_eq!(read, bytes, "the server read the whole dump");
+        assert!(started.elapsed() >= STALL);
+    }
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("request or response body error")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_is_named_with_its_causes() {
+        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "Connection timed out (os error 110)");
+        assert_eq!(
+            with_causes(&Outer(timed_out)),
+            "request or response body error: Connection timed out (os error 110)"
+        );
+        // `io::Error::other` displays as its cause, which is then not repeated.
+        let wrapped = std::io::Error::other(std::io::Error::other("broken pipe"));
+        assert_eq!(with_causes(&Outer(wrapped)), "request or response body error: broken pipe");
+    }
 }
