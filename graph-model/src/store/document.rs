@@ -16,7 +16,7 @@ use std::ops::ControlFlow;
 use chrono::{DateTime, Utc};
 
 use super::{BulkLoad, BulkProgress, ImportPlan, ImportSummary, Store, StoreError};
-use crate::domain::inventory::{Inventory, ItemError};
+use crate::domain::inventory::{DocumentError, Inventory, ItemError};
 use crate::domain::{Outcome, sha256_hex};
 
 /// What the workflow is doing, for its caller to show.
@@ -153,17 +153,16 @@ impl Store {
         if let Some(at) = run.as_ref().and_then(|r| r.finished_at) {
             return Ok(report(digest, ImportKind::AlreadyImported { at }, None, false));
         }
-        let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ImportFailure::NotJson {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
         let _ = step(ImportStep::Validating);
         // A resumed load parses relative times against the first attempt's clock, so every
         // item comes out as it did then.
         let parsed_at = run.as_ref().map_or_else(Utc::now, |r| r.parsed_at);
-        let inv = Inventory::parse_keyed(&doc, parsed_at, Some(digest)).map_err(ImportFailure::Faults)?;
-        drop(doc);
+        let inv = Inventory::parse_text(bytes, parsed_at, Some(digest)).map_err(|e| match e {
+            DocumentError::NotJson(e) => {
+                ImportFailure::NotJson { line: e.line(), column: e.column(), message: e.to_string() }
+            }
+            DocumentError::Faults(faults) => ImportFailure::Faults(faults),
+        })?;
         // Judged before the run commits: the run that ends a gap repairs its source.
         let source_stale = match &inv.source {
             Some(s) => self.feed_freshness(s.as_str(), Utc::now()).await?.is_stale(),
