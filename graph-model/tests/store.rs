@@ -120,6 +120,41 @@ async fn every_record_is_found_by_id_across_many_flushed_and_merged_tables() {
     s.close().await;
 }
 
+/// A sign-in is read from the database once, then again only after this process wrote
+/// anything; a replica's handle on the same database reads it every time.
+#[tokio::test]
+async fn a_sign_in_is_read_again_after_every_write_and_always_once_the_database_is_shared() {
+    let store = store().await;
+    let email = Email::parse("ada@test.example").unwrap();
+    let spec = NodeSpec::Person(NewPerson {
+        name: Name::parse("Ada").unwrap(),
+        email: email.clone(),
+        active: true,
+        machine: false,
+    });
+    let ada = create(&store, spec).await;
+    let read = |store: &Store| {
+        let (store, email) = (store.clone(), email.clone());
+        async move {
+            let before = store.round_trips();
+            let person = store.person_by_email(&email).await.unwrap().expect("found");
+            (person, store.round_trips() - before)
+        }
+    };
+    assert_eq!(read(&store).await.1, 1);
+    assert_eq!(read(&store).await.1, 0, "no write since: remembered");
+    store.execute_raw(&format!("UPDATE {ada} SET active = false")).await.unwrap();
+    let (person, trips) = read(&store).await;
+    assert_eq!((person.active, trips), (false, 1), "any write of this process: read again");
+
+    let replica = store.as_replica();
+    replica.execute_raw(&format!("UPDATE {ada} SET active = true")).await.unwrap();
+    let (person, trips) = read(&store).await;
+    assert_eq!((person.active, trips), (true, 1), "another writer: read every time");
+    assert_eq!(read(&store).await.1, 1);
+    assert_eq!(read(&replica).await.1, 1);
+}
+
 #[tokio::test]
 async fn a_database_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();

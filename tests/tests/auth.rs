@@ -74,6 +74,34 @@ async fn a_person_who_left_loses_access_at_once() {
 }
 
 #[tokio::test]
+async fn a_role_taken_away_is_gone_at_the_next_request() {
+    let s = TestServer::start().await;
+    let ids = s
+        .people(&[
+            ("Admin", "admin@test.example", &[Role::Admin]),
+            ("Ines", "ines@test.example", &[Role::Investigator, Role::Viewer]),
+        ])
+        .await;
+    let (admin, ines) = (s.token("admin@test.example"), s.token("ines@test.example"));
+    const EVIDENCE: &str = "{ evidence { totalCount } }";
+    // Signed in several times first, so that whatever the server keeps of her is warm.
+    for _ in 0..3 {
+        s.ok(&ines, EVIDENCE, json!({})).await;
+    }
+    let d = s
+        .ok(
+            &admin,
+            "mutation($id: ID!) { updatePerson(id: $id, input: { roles: [VIEWER] }) { person { roles } decision { outcome } } }",
+            json!({ "id": ids[1].to_string() }),
+        )
+        .await;
+    assert_eq!(d["updatePerson"]["decision"]["outcome"], "APPLIED", "{d}");
+    let (_, body) = s.gql(&ines, EVIDENCE, json!({})).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    s.ok(&ines, ME, json!({})).await;
+}
+
+#[tokio::test]
 async fn garbage_in_the_authorization_header_is_unauthenticated() {
     let s = TestServer::start().await;
     for header in ["Bearer not.a.jwt", "Basic dXNlcjpwdw==", "Bearer"] {

@@ -26,6 +26,7 @@ mod reconcile;
 mod retention;
 mod schema;
 mod settle;
+mod signins;
 mod webhooks;
 
 use std::sync::Arc;
@@ -305,6 +306,8 @@ pub struct Store {
     controls_turn: Arc<tokio::sync::Mutex<governance::Seen>>,
     /// Subjects per part of a control version's first evaluation.
     evaluation_part: usize,
+    /// Who requests sign in as, remembered until this process writes (see `signins`).
+    signins: Arc<signins::SignIns>,
 }
 
 impl std::fmt::Debug for Store {
@@ -337,6 +340,7 @@ impl Store {
             feed: Arc::default(),
             feeds: Arc::new(cfg.feed_freshness.clone()),
             evaluation_part: cfg.evaluation_part.max(1),
+            signins: Arc::new(if cfg.is_remote() { signins::SignIns::shared() } else { signins::SignIns::default() }),
         };
         // Retried on conflict: stores opening side by side on one server race to define
         // the namespace they share. A database user cannot, and needs not: its database
@@ -373,6 +377,9 @@ impl Store {
     /// exactly that.
     #[doc(hidden)]
     pub fn as_replica(&self) -> Store {
+        // Two handles now write the one database: neither may trust its own writes alone
+        // to tell it when a person changed.
+        self.signins.share();
         Store {
             chain_lock: Arc::new(tokio::sync::Mutex::new(None)),
             chain_queue: Arc::default(),
@@ -457,7 +464,7 @@ impl Store {
     #[cfg(feature = "test-support")]
     pub async fn execute_raw(&self, sql: &str) -> Result<serde_json::Value> {
         let mut resp = self.send(sql.to_owned(), None).await?;
-        self.graph.mark_dirty();
+        self.wrote();
         check(&mut resp)?;
         let last = resp.num_statements().saturating_sub(1);
         take(&mut resp, last)
@@ -478,6 +485,13 @@ impl Store {
         self.db.stream_rows(sql)
     }
 
+    /// What this process must do once it has sent a write, before anyone hears of it:
+    /// the graph index and the sign-ins read before it are no longer fresh.
+    fn wrote(&self) {
+        self.graph.mark_dirty();
+        self.signins.wrote();
+    }
+
     /// Run a statement batch that writes, retrying the whole batch when the database
     /// reports a transaction conflict (snapshot isolation: the loser must start over).
     pub(crate) async fn write(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
@@ -496,9 +510,10 @@ impl Store {
             let sent = self.send(sql.to_owned(), Some(vars.value())).instrument(span).await;
             self.metrics.db_latency.observe(started.elapsed());
             let mut resp = sent?;
-            // Whatever it wrote, the next traversal from this process must see it, and
-            // this process's subscribers should hear of it without waiting for a tick.
-            self.graph.mark_dirty();
+            // Whatever it wrote, the next traversal and sign-in from this process must
+            // see it, and this process's subscribers should hear of it without waiting
+            // for a tick.
+            self.wrote();
             self.feed.poke();
             if wake {
                 self.controls_wake.notify_one();

@@ -131,13 +131,22 @@ impl Store {
         })
     }
 
-    /// The person with this e-mail address.
+    /// The person with this e-mail address: as read since this process last wrote,
+    /// where no other process writes the database (see `signins`), or read now.
     pub async fn person_by_email(&self, email: &Email) -> Result<Option<Person>> {
+        if let Some(person) = self.signins.person(email.as_str()) {
+            return Ok(Some(person));
+        }
+        let seen = self.signins.before_read();
         let mut resp = self
             .read("SELECT * FROM person WHERE email = $email LIMIT 1", &Vars::new().set("email", email.as_str()))
             .await?;
         let mut rows: Vec<Person> = take(&mut resp, 0)?;
-        Ok(rows.pop())
+        let person = rows.pop();
+        if let (Some(seen), Some(p)) = (seen, &person) {
+            self.signins.remember_person(seen, email.as_str(), p);
+        }
+        Ok(person)
     }
 
     /// The secret stored under any of these fingerprints (the forms of one digest, see

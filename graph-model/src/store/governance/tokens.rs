@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::*;
+use crate::store::signins::TokenStanding;
 use crate::store::{Result, Store, Vars, take};
 
 /// The prefix every token starts with, so they are recognisable (and scannable) in
@@ -68,30 +69,46 @@ impl Store {
         take(&mut resp, 0)
     }
 
-    /// The principal a presented token acts for, if it is valid now.
+    /// The principal a presented token acts for, if it is valid now. Its standing is
+    /// remembered until this process writes (see `signins`); its expiry is judged at
+    /// each use.
     pub async fn authenticate_token(&self, token: &str) -> Result<Option<TokenPrincipal>> {
         if !token.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
+        let hash = token_hash(token);
+        let standing = match self.signins.token(&hash) {
+            Some(standing) => standing,
+            None => {
+                let seen = self.signins.before_read();
+                let Some(standing) = self.token_standing(&hash).await? else { return Ok(None) };
+                if let Some(seen) = seen {
+                    self.signins.remember_token(seen, &hash, &standing);
+                }
+                standing
+            }
+        };
+        Ok(standing.principal(Utc::now()))
+    }
+
+    /// A token's scopes, principal and expiry, while it is neither revoked nor expired.
+    async fn token_standing(&self, hash: &str) -> Result<Option<TokenStanding>> {
         let mut resp = self
             .read(
-                "SELECT scopes, principal FROM api_token WHERE token_sha256 = $h AND revoked_at = NONE
+                "SELECT scopes, principal, expires_at FROM api_token WHERE token_sha256 = $h AND revoked_at = NONE
                    AND (expires_at = NONE OR expires_at > time::now()) LIMIT 1",
-                &Vars::new().set("h", token_hash(token)),
+                &Vars::new().set("h", hash),
             )
             .await?;
         #[derive(Deserialize)]
         struct Row {
             scopes: Vec<Role>,
             principal: NodeId,
+            expires_at: Option<DateTime<Utc>>,
         }
         let rows: Vec<Row> = take(&mut resp, 0)?;
         let Some(row) = rows.into_iter().next() else { return Ok(None) };
-        let person = match self.person(&row.principal).await {
-            Ok(p) if p.active => p,
-            _ => return Ok(None),
-        };
-        let roles = row.scopes.into_iter().filter(|r| person.has_role(*r)).collect();
-        Ok(Some(TokenPrincipal { person, roles }))
+        let Ok(person) = self.person(&row.principal).await else { return Ok(None) };
+        Ok(Some(TokenStanding { scopes: row.scopes, person, expires_at: row.expires_at }))
     }
 }
