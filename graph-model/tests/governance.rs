@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use graph_model::inventory::Inventory;
+use graph_model::inventory::{Inventory, NodeSpec};
 use graph_model::store::{Actor, Store, StoreConfig, StoreError};
 use graph_model::*;
 use serde_json::json;
@@ -783,4 +783,67 @@ async fn a_policy_publication_racing_an_approval_never_lets_the_old_policy_appro
     assert!(report.first_broken.is_none(), "{report:?}");
     assert_eq!(report.length, 1 + 5 * RACES as u64, "the genesis and five decisions a race, no gap");
     println!("{before} approvals committed under the old policy, {refused} refused by the new one");
+}
+
+/// Filing a grant and deciding it leave the sign-ins this process remembers; a decision
+/// that takes a role away, and any other write, make it read them again (see the
+/// store's `signins`).
+#[tokio::test]
+async fn deciding_access_keeps_the_remembered_sign_ins_and_a_role_taken_away_does_not() {
+    let store = Store::open(&StoreConfig::for_tests()).await.unwrap();
+    let doc = json!({
+        "nodes": [
+            {"type": "person", "ref": "admin", "name": "Admin", "email": "admin@x.example", "roles": ["admin"]},
+            {"type": "person", "ref": "req", "name": "Requester", "email": "req@x.example", "roles": ["investigator"]},
+            {"type": "person", "ref": "a1", "name": "Approver One", "email": "a1@x.example", "roles": ["approver"]},
+            {"type": "person", "ref": "owner", "name": "Owner", "email": "owner@x.example"},
+            {"type": "nhi", "ref": "bot", "kind": "service_account", "name": "bot", "environment": "production"},
+            {"type": "system", "ref": "db", "kind": "database", "name": "ledger", "environment": "production", "criticality": "tier2"}
+        ],
+        "edges": [{"type": "owns", "from": "owner", "to": "bot"}]
+    });
+    let (summary, _) = store.bootstrap(&doc, Utc::now(), &text("first roles")).await.unwrap();
+    let ids: HashMap<String, NodeId> = summary.ids.into_iter().collect();
+    let email = Email::parse("a1@x.example").unwrap();
+    let sign_in = || async {
+        let before = store.round_trips();
+        let person = store.person_by_email(&email).await.unwrap().expect("a1 is stored");
+        (person.roles, store.round_trips() - before)
+    };
+    sign_in().await;
+    assert_eq!(sign_in().await.1, 0, "remembered");
+
+    let new = NewRequest {
+        target: Some(ids["db"].clone()),
+        privilege: Some(Privilege::Read),
+        duration_days: Some(30),
+        ..NewRequest::new(RequestKind::GrantAccess, ids["bot"].clone(), text("reports need it"))
+    };
+    let r = store.create_request(&ids["req"], &new).await.unwrap();
+    assert_eq!(sign_in().await.1, 0, "filing a grant");
+    let a1 = Actor { id: ids["a1"].clone(), roles: vec![Role::Approver] };
+    let (d, r) = store.decide_request(&a1, &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
+    assert_eq!((d.outcome, r.status), (Outcome::Approved, RequestStatus::Approved));
+    assert_eq!(sign_in().await.1, 0, "approving it, its access opened");
+
+    let admin = Actor { id: ids["admin"].clone(), roles: vec![Role::Admin] };
+    let removal = Change::Roles { person: ids["a1"].clone(), grant: vec![], revoke: vec![Role::Approver] };
+    assert!(store.govern(&admin, &removal, &text("leaves the approvers")).await.unwrap().applied());
+    let (roles, trips) = sign_in().await;
+    assert_eq!((roles, trips), (vec![], 1), "a role taken away: read again");
+    assert_eq!(sign_in().await.1, 0);
+    store
+        .create_node(&NodeSpec::Nhi(NewNhi {
+            kind: NhiKind::Token,
+            name: Name::parse("another").unwrap(),
+            provider: None,
+            external_id: None,
+            environment: Environment::Production,
+            status: NhiStatus::Active,
+            description: None,
+            last_used_at: None,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(sign_in().await.1, 1, "any other write: read again");
 }

@@ -498,9 +498,29 @@ impl Store {
         self.write_waking(sql, vars, !governance::evaluating()).await
     }
 
+    /// [`Store::write`] of statements that write no person and no API token: the sign-ins
+    /// this process remembers stay (see `signins`).
+    pub(crate) async fn write_beside_signins(&self, sql: &str, vars: &Vars) -> Result<surrealdb::IndexedResults> {
+        self.write_with(sql, vars, !governance::evaluating(), false).await
+    }
+
     /// [`Store::write`], saying whether the write wakes the control evaluator (the
     /// evaluator's own writes do not): for a batch written on behalf of other tasks.
     pub(crate) async fn write_waking(&self, sql: &str, vars: &Vars, wake: bool) -> Result<surrealdb::IndexedResults> {
+        self.write_with(sql, vars, wake, true).await
+    }
+
+    /// [`Store::write_waking`], saying whether the write may change a person or an API
+    /// token; when it cannot, the sign-ins this process remembers stay (see `signins`).
+    /// False only where the statements are known: a wrong false lets a changed person
+    /// sign in as they were until this process next writes.
+    pub(crate) async fn write_with(
+        &self,
+        sql: &str,
+        vars: &Vars,
+        wake: bool,
+        signins: bool,
+    ) -> Result<surrealdb::IndexedResults> {
         const ATTEMPTS: u32 = 8;
         let mut attempt = 0;
         loop {
@@ -513,7 +533,10 @@ impl Store {
             // Whatever it wrote, the next traversal and sign-in from this process must
             // see it, and this process's subscribers should hear of it without waiting
             // for a tick.
-            self.wrote();
+            self.graph.mark_dirty();
+            if signins {
+                self.signins.wrote();
+            }
             self.feed.poke();
             if wake {
                 self.controls_wake.notify_one();

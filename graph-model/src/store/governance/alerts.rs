@@ -320,6 +320,7 @@ impl Store {
                     )));
                 }
                 Ok(Plan {
+                    leaves_signins: false,
                     draft: DecisionDraft {
                         kind: DecisionKind::DismissAlert,
                         outcome: Outcome::Dismissed,

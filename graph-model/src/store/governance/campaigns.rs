@@ -135,7 +135,7 @@ impl Store {
             .set("campaign_content", content)
             .set("items", items)
             .set("ev_owners", reviewers.iter().map(rid).collect::<Vec<_>>());
-        Ok(Plan { draft: draft_decision, effects, vars })
+        Ok(Plan { leaves_signins: false, draft: draft_decision, effects, vars })
     }
 
     /// Open alerts (not dismissed) about each NHI.
@@ -272,7 +272,7 @@ impl Store {
             effects.insert_str(0, "CREATE ONLY $request CONTENT $request_content RETURN NONE;");
             vars = vars.set("request_content", content);
         }
-        Ok(Plan { draft, effects, vars })
+        Ok(Plan { leaves_signins: false, draft, effects, vars })
     }
 
     /// The request a revoke (or, with `reduce`, a reduction) files: its id and record.
@@ -424,7 +424,7 @@ impl Store {
                     .set("stale", STALE)
                     .set("to", owner.as_ref().map(rid))
                     .set("ev_owners", owner.as_ref().map_or(admins, |o| vec![rid(o)]));
-                Ok(Plan { draft, effects, vars })
+                Ok(Plan { leaves_signins: false, draft, effects, vars })
             })
         })
         .await?;

@@ -137,7 +137,7 @@ impl Store {
                 .set("rev", 0i64)
                 .set("updated_at", dt(now))
                 .into_value();
-            Ok(Plan {
+            Ok(Plan { leaves_signins: false,
                 draft: DecisionDraft {
                     kind: DecisionKind::OpenCase,
                     outcome: Outcome::Opened,
@@ -185,6 +185,7 @@ impl Store {
                 let alerts: Vec<NodeId> =
                     self.alerts_of_cases(std::slice::from_ref(id)).await?.into_iter().map(|a| a.id).collect();
                 Ok(Plan {
+                    leaves_signins: false,
                     draft: DecisionDraft {
                         kind,
                         outcome,

@@ -167,7 +167,7 @@ impl Store {
                         Ok(Route::Apply) => {
                             let (apply, vars) = apply_statements(change, &read.facts, &actor.id, &policy, Vars::new())?;
                             let (checks, vars) = guards.finish(vars);
-                            Ok(Plan { draft, effects: format!("{checks}{apply}"), vars })
+                            Ok(Plan { leaves_signins: false, draft, effects: format!("{checks}{apply}"), vars })
                         }
                         Ok(Route::SecondPerson { reason, decider }) => {
                             draft.outcome = Outcome::Requested;
@@ -177,6 +177,7 @@ impl Store {
                             let vars = Vars::new().set("filed", rid(request_id)).set("filed_content", content);
                             let (checks, vars) = guards.finish(vars);
                             Ok(Plan {
+                                leaves_signins: false,
                                 draft,
                                 effects: format!("{checks}CREATE ONLY $filed CONTENT $filed_content;"),
                                 vars,
@@ -320,6 +321,7 @@ impl Store {
         };
         let (checks, vars) = guards.request_rev().finish(vars);
         Ok(Plan {
+            leaves_signins: false,
             draft,
             effects: format!(
                 "{checks}{apply}
@@ -384,7 +386,7 @@ impl Store {
         self.decide(|| {
             Box::pin(async move {
                 let policy = self.current_policy().await?;
-                Ok(Plan {
+                Ok(Plan { leaves_signins: false,
                     draft: DecisionDraft {
                         inputs: json!({ "grants": listed, "policy_version": policy.version }),
                         ..DecisionDraft::under(&policy, DecisionKind::Genesis, Outcome::Granted, actor, actor, rationale.as_str())
@@ -464,7 +466,7 @@ impl Store {
                 Box::pin(async move {
                     let policy = self.current_policy().await?;
                     let why = "roles held before roles were governed, adopted as they stood at the upgrade";
-                    Ok(Plan {
+                    Ok(Plan { leaves_signins: false,
                         draft: DecisionDraft {
                             inputs: json!({ "adopted": listed, "policy_version": policy.version }),
                             ..DecisionDraft::under(&policy, DecisionKind::Genesis, Outcome::Accepted, actor, actor, why)
@@ -501,7 +503,7 @@ impl Store {
                 Box::pin(async move {
                     let policy = self.current_policy().await?;
                     let why = "tokens one person held for another, revoked at the upgrade: a person's tokens are made by that person";
-                    Ok(Plan {
+                    Ok(Plan { leaves_signins: false,
                         draft: DecisionDraft {
                             inputs: json!({ "revoked_tokens": keys, "policy_version": policy.version }),
                             ..DecisionDraft::under(&policy, DecisionKind::Change, Outcome::Applied, server, server, why)
@@ -780,6 +782,7 @@ impl Store {
             Box::pin(async move {
                 let policy = self.current_policy().await?;
                 Ok(Plan {
+                    leaves_signins: false,
                     draft: DecisionDraft {
                         inputs: inputs.clone(),
                         ..DecisionDraft::under(&policy, DecisionKind::ImportRun, outcome, actor, run, summary)

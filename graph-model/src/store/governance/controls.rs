@@ -647,7 +647,7 @@ impl Store {
                 .into_value();
             vars = vars.set("evaluation", evaluation_rid(&c.id)).set("evaluation_content", evaluation);
         }
-        self.decide_once(Plan { draft, effects, vars }, || {
+        self.decide_once(Plan { leaves_signins: false, draft, effects, vars }, || {
             StoreError::Conflict("the evaluation changed while it was recorded".into())
         })
         .await
@@ -773,7 +773,7 @@ impl Store {
             .set("after", outcome.status.as_str())
             .set("facts", outcome.facts.as_str());
         // A plan that went stale is not made again: the next pass reads afresh.
-        self.decide_once(Plan { draft, effects, vars }, || {
+        self.decide_once(Plan { leaves_signins: false, draft, effects, vars }, || {
             StoreError::Stale("the result changed while it was recorded".into())
         })
         .await
@@ -958,7 +958,7 @@ impl Store {
                      UPDATE $finding SET links += $to, rev += 1 RETURN NONE;"
                 );
                 let vars = Vars::new().set("finding", rid(id)).set("rev", f.rev as i64).set("to", rid(to));
-                Ok(Plan { draft, effects, vars })
+                Ok(Plan { leaves_signins: false, draft, effects, vars })
             })
         })
         .await
@@ -1027,7 +1027,7 @@ impl Store {
                     .set("rev", f.rev as i64)
                     .set("actor", rid(&actor.id))
                     .set("evidence", evidence.iter().map(rid).collect::<Vec<_>>());
-                Ok(Plan { draft, effects, vars })
+                Ok(Plan { leaves_signins: false, draft, effects, vars })
             })
         })
         .await

@@ -64,6 +64,10 @@ pub(crate) struct Plan {
     pub draft: DecisionDraft,
     pub effects: String,
     pub vars: Vars,
+    /// Its effects write no person and no API token, so the sign-ins this process
+    /// remembers stay fresh when it commits (see `signins`). False unless the planner
+    /// knows: a plan that might change who signs in as what must leave it false.
+    pub leaves_signins: bool,
 }
 
 impl Plan {
@@ -71,7 +75,8 @@ impl Plan {
     pub fn refused(mut draft: DecisionDraft, violation: Violation) -> Plan {
         draft.outcome = Outcome::Refused;
         draft.violation = Some(violation);
-        Plan { draft, effects: String::new(), vars: Vars::new() }
+        // Only its guards' checks, which read, join the record and its event.
+        Plan { leaves_signins: true, draft, effects: String::new(), vars: Vars::new() }
     }
 
     /// The plan, with checks of the facts it rests on run first at its commit.
@@ -140,6 +145,8 @@ struct Sealed {
     checks: Vec<OwnerCheck>,
     /// Whether it wakes the control evaluator.
     wake: bool,
+    /// Whether it may change who signs in as what (see [`Plan::leaves_signins`]).
+    signins: bool,
 }
 
 /// Where decision commits run: a thread of their own, with its own runtime.
@@ -422,12 +429,13 @@ impl Store {
         sql.push_str(&format!("RETURN {{ owners_seen: [{}] }};\nCOMMIT;", seen.join(", ")));
         let vars = vars.set("seq", head.seq as i64).set("hash", head.hash.as_str());
         let wake = plans.iter().any(|(_, evaluating)| !evaluating);
-        Ok(Sealed { sql, vars, decisions, start, head, checks, wake })
+        let signins = plans.iter().any(|(plan, _)| !plan.leaves_signins);
+        Ok(Sealed { sql, vars, decisions, start, head, checks, wake, signins })
     }
 
     /// Write a sealed group: its decisions once it committed.
     async fn write_sealed(&self, sealed: &Sealed) -> Result<Vec<Decision>> {
-        let mut resp = self.write_waking(&sealed.sql, &sealed.vars, sealed.wake).await?;
+        let mut resp = self.write_with(&sealed.sql, &sealed.vars, sealed.wake, sealed.signins).await?;
         self.remember_owners(&sealed.checks, &mut resp);
         self.metrics.commit();
         for d in &sealed.decisions {
@@ -851,7 +859,7 @@ mod tests {
                         inputs: serde_json::json!({ "owners": facts.owners }),
                     };
                     let (effects, vars) = guards::Guards::default().owners(node, &facts).finish(Vars::new());
-                    Ok(Plan { draft, effects, vars })
+                    Ok(Plan { leaves_signins: false, draft, effects, vars })
                 })
             })
             .await

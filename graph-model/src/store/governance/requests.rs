@@ -188,7 +188,7 @@ impl Store {
         match deny {
             None => {
                 let sql = "CREATE ONLY $id CONTENT $content;";
-                self.write(sql, &Vars::new().set("id", rid(id)).set("content", content)).await?;
+                self.write_beside_signins(sql, &Vars::new().set("id", rid(id)).set("content", content)).await?;
             }
             Some(ref violation) => {
                 let (policy, stakes) = (&policy, &stakes);
@@ -198,6 +198,7 @@ impl Store {
                 self.decide(|| {
                     Box::pin(async move {
                         Ok(Plan {
+                            leaves_signins: false,
                             draft: DecisionDraft {
                                 kind: DecisionKind::AutomatedDeny,
                                 outcome: Outcome::Denied,
@@ -273,6 +274,7 @@ impl Store {
                 let (checks, vars) = guards.finish(vars);
                 let effects = format!("{checks}{grant}");
                 Ok(Plan {
+                    leaves_signins: false,
                     draft: DecisionDraft {
                         kind: DecisionKind::EmergencyAccess,
                         outcome: Outcome::Granted,
@@ -436,7 +438,10 @@ impl Store {
         let (RequestChange { set, before }, vars) =
             request_change(&request, &policy, outcome, escalate_to, actor, vars)?;
         let (checks, vars) = guards.finish(vars);
+        // A request other than a change writes itself and the access it grants or
+        // closes (`request_change`): no person, no token.
         Ok(Plan {
+            leaves_signins: true,
             draft,
             effects: format!(
                 "{checks}
@@ -487,6 +492,7 @@ impl Store {
                         return Ok(Plan::refused(draft, v));
                     }
                     Ok(Plan {
+                        leaves_signins: false,
                         draft,
                         effects: format!(
                             "IF $request.rev != $rev {{ THROW '{STALE}' }};
@@ -571,6 +577,7 @@ impl Store {
                         };
                         let why = "break-glass access not approved within its window: closed by the server";
                         Ok(Plan {
+                            leaves_signins: false,
                             draft: DecisionDraft {
                                 case: request.case.clone(),
                                 refs: distinct_refs(&request.refs, &policy.refs),
@@ -636,6 +643,7 @@ impl Store {
                         let policy = self.current_policy().await?;
                         let approval = request.approvals.last().map(|a| a.decision.clone());
                         Ok(Plan {
+                            leaves_signins: false,
                             draft: DecisionDraft {
                                 case: request.case.clone(),
                                 refs: distinct_refs(&request.refs, &policy.refs),
@@ -710,6 +718,7 @@ impl Store {
                         return Err(StoreError::Conflict(format!("{id} is already {}", exception.status)));
                     }
                     Ok(Plan {
+                        leaves_signins: false,
                         draft: DecisionDraft {
                             kind: DecisionKind::RevokeException,
                             outcome: Outcome::Revoked,
