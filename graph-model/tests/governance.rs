@@ -803,7 +803,8 @@ async fn deciding_access_keeps_the_remembered_sign_ins_and_a_role_taken_away_doe
         "edges": [{"type": "owns", "from": "owner", "to": "bot"}]
     });
     let (summary, _) = store.bootstrap(&doc, Utc::now(), &text("first roles")).await.unwrap();
-    let ids: HashMap<String, NodeId> = summary.ids.into_iter().collect();
+    let w = World { store, ids: summary.ids.into_iter().collect() };
+    let (store, ids) = (&w.store, &w.ids);
     let email = Email::parse("a1@x.example").unwrap();
     let sign_in = || async {
         let before = store.round_trips();
@@ -813,13 +814,7 @@ async fn deciding_access_keeps_the_remembered_sign_ins_and_a_role_taken_away_doe
     sign_in().await;
     assert_eq!(sign_in().await.1, 0, "remembered");
 
-    let new = NewRequest {
-        target: Some(ids["db"].clone()),
-        privilege: Some(Privilege::Read),
-        duration_days: Some(30),
-        ..NewRequest::new(RequestKind::GrantAccess, ids["bot"].clone(), text("reports need it"))
-    };
-    let r = store.create_request(&ids["req"], &new).await.unwrap();
+    let r = store.create_request(&ids["req"], &grant(&w, "bot", "db", Privilege::Read)).await.unwrap();
     assert_eq!(sign_in().await.1, 0, "filing a grant");
     let a1 = Actor { id: ids["a1"].clone(), roles: vec![Role::Approver] };
     let (d, r) = store.decide_request(&a1, &r.id, DecideOutcome::Approve, &text("ok"), &[]).await.unwrap();
