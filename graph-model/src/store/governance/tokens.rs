@@ -112,3 +112,50 @@ impl Store {
         Ok(Some(TokenStanding { scopes: row.scopes, person, expires_at: row.expires_at }))
     }
 }
+
+impl TokenStanding {
+    /// Whom the token acts for at `now`, with its scopes' roles that the person holds:
+    /// none once it has expired or its principal is inactive. Judged at each use, as a
+    /// remembered standing sees no write when a token expires.
+    pub(crate) fn principal(self, now: DateTime<Utc>) -> Option<TokenPrincipal> {
+        if !self.person.active || self.expires_at.is_some_and(|t| t <= now) {
+            return None;
+        }
+        let roles = self.scopes.into_iter().filter(|r| self.person.has_role(*r)).collect();
+        Some(TokenPrincipal { person: self.person, roles })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn someone() -> Person {
+        Person {
+            id: NodeId::generate(Table::Person),
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            roles: vec![Role::Viewer],
+            active: true,
+            machine: false,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_stops_when_it_expires_or_its_principal_is_inactive() {
+        let now = Utc::now();
+        let standing = |expires_at, active| TokenStanding {
+            scopes: vec![Role::Viewer, Role::Admin],
+            person: Person { active, ..someone() },
+            expires_at,
+        };
+        let p = standing(Some(now + chrono::Duration::seconds(1)), true).principal(now).unwrap();
+        assert_eq!(p.roles, vec![Role::Viewer], "only the scopes the principal holds");
+        assert!(standing(None, true).principal(now).is_some());
+        assert!(standing(Some(now), true).principal(now).is_none(), "expired at this instant");
+        assert!(standing(Some(now - chrono::Duration::seconds(1)), true).principal(now).is_none());
+        assert!(standing(None, false).principal(now).is_none());
+    }
+}
