@@ -134,11 +134,12 @@ impl SignIns {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{NodeId, Table};
 
-    fn someone() -> Person {
+    /// An active viewer, for tests of what is remembered of a person.
+    pub(crate) fn someone() -> Person {
         Person {
             id: NodeId::generate(Table::Person),
             name: "Ada".into(),

@@ -129,19 +129,7 @@ impl TokenStanding {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn someone() -> Person {
-        Person {
-            id: NodeId::generate(Table::Person),
-            name: "Ada".into(),
-            email: "ada@example.com".into(),
-            roles: vec![Role::Viewer],
-            active: true,
-            machine: false,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
-    }
+    use crate::store::signins::tests::someone;
 
     #[test]
     fn a_remembered_token_stops_when_it_expires_or_its_principal_is_inactive() {
